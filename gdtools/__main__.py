@@ -1,0 +1,5 @@
+import sys
+
+from gdtools.cli import main
+
+sys.exit(main())

@@ -1,0 +1,54 @@
+"""The ``gdtools`` command line: parse, call the library, print.
+
+Each subcommand lives in its own module of this package and exposes ``add_parser(subparsers)``,
+which registers an ``argparse`` sub-parser whose ``func(args) -> int`` does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from gdtools._version import __version__
+from gdtools.errors import InputError
+
+SUBCOMMANDS = ("tune", "plot", "dream", "layers")
+
+
+class UsageError(InputError):
+    """A command-line argument that cannot be used."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gdtools",
+        description="Gradient descent for JAX programs, black boxes, real program tuning and DeepDream.",
+    )
+    parser.add_argument("--version", action="version", version=f"gdtools {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"gdtools.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"gdtools.cli.{name}":
+                continue
+            raise
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"gdtools {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gdtools {args.command}: interrupted", file=sys.stderr)
+        return 130
