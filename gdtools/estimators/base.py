@@ -1,0 +1,92 @@
+"""The one small interface every gradient estimator implements.
+
+An estimator turns an objective into a gradient at a point. The engine hands it
+
+* ``fun``: the objective on a flat parameter vector (``x -> scalar``), for estimators that call or
+  differentiate it directly (autodiff);
+* ``evaluate``: a function that measures a batch of flat points, ``evaluate(points) -> values``
+  with ``points`` of shape ``(m, n)``, through the executor, with repeats and common random numbers,
+  recording each evaluation in the history. Black-box estimators ask for all their probes at once so
+  that they can run in parallel.
+
+and gets back an :class:`Estimate`. Write a new estimator by subclassing :class:`GradientEstimator`.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """What an estimator returns for one point.
+
+    Attributes:
+      value: the best available estimate of ``fun(x)`` (exact for autodiff and forward differences,
+        the mean of the probes for symmetric schemes); ``nan`` if the scheme gives none.
+      grad: the gradient estimate, a flat array shaped like ``x``.
+      nfev: how many objective evaluations the estimate cost (repeats not counted).
+    """
+
+    value: Any
+    grad: Any
+    nfev: int
+
+
+Evaluate = Callable[[np.ndarray], np.ndarray]
+
+
+class GradientEstimator(abc.ABC):
+    """Base class: ``estimate(fun, x, *, key, iteration, evaluate, noise, scale) -> Estimate``.
+
+    Attributes:
+      name: short label used in histories and plots.
+      stochastic: True when the estimate is random even for a deterministic objective (SPSA,
+        smoothing); the engine then defaults to a decaying-gain optimizer instead of a line search.
+      traceable: True when ``estimate`` can run inside ``jax.jit`` on a traceable objective.
+    """
+
+    name: str = "estimator"
+    stochastic: bool = False
+    traceable: bool = False
+
+    @abc.abstractmethod
+    def estimate(
+        self,
+        fun: Callable,
+        x,
+        *,
+        key,
+        iteration: int,
+        evaluate: Evaluate,
+        noise: float = 0.0,
+        scale=None,
+        bounds=None,
+    ) -> Estimate:
+        """Estimate the gradient of ``fun`` at the flat point ``x``.
+
+        Args:
+          fun: objective on flat vectors.
+          x: flat point, a NumPy array (host engine) or a JAX array (compiled engine, device mode).
+          key: a JAX PRNG key for this iteration; use it for every random choice.
+          iteration: the iteration number, from 0, for gain schedules.
+          evaluate: batch evaluator of flat points (see module docstring).
+          noise: the current estimate of the objective's noise level (standard deviation of one
+            evaluation, in the objective's units); 0 for a deterministic objective.
+          scale: flat array, the typical size of a move per coordinate (from bounds or ``x0``).
+          bounds: ``(lo, hi)`` flat arrays or ``None``; probes should stay inside them.
+        """
+
+    def describe(self) -> dict:
+        """Settings of this estimator, as recorded in histories."""
+        fields = {}
+        for k, v in vars(self).items():
+            if k.startswith("_"):
+                continue
+            if isinstance(v, (int, float, str, bool)) or v is None:
+                fields[k] = v
+        return {"name": self.name, **fields}

@@ -1,0 +1,213 @@
+"""What was measured: one record per iteration and, for black-box runs, one per evaluation.
+
+A :class:`History` lives in memory and, when given a path, is also appended to a JSON Lines file
+as it grows, one record a line, flushed after each line, so that a crash or ``kill -9`` loses at
+most the record in flight. ``History.save(path)`` / ``History.load(path)`` round-trip exactly
+(floats are written with ``repr`` precision; NaN and infinities survive).
+
+File layout (JSON Lines)::
+
+    {"kind": "meta", ...}                     # first line: version, estimator, optimizer, seed, ...
+    {"kind": "evaluation", "eval": 0, ...}    # black-box runs: every evaluation as it finishes
+    {"kind": "iteration", "iteration": 0, ...}
+
+Iteration records hold ``iteration, nfev, time, loss, grad_norm, x`` (``x`` the flat parameter
+vector, or ``None`` for vectors longer than :data:`MAX_RECORDED_X`). Evaluation records hold
+``eval, iteration, x, value, samples, statistic, spread, status`` and, where the objective gives
+them, ``params`` (user units), ``error``, ``t_start``, ``t_end``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Iterable
+
+import numpy as np
+
+from gdtools.errors import InputError
+
+#: Parameter vectors longer than this are not stored in iteration records (an image would be).
+MAX_RECORDED_X = 10_000
+
+FORMAT_VERSION = 1
+
+
+def _plain(value: Any) -> Any:
+    """Convert NumPy/JAX scalars and arrays to JSON-ready Python values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, bool)) or value is None:
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        arr = np.asarray(value)
+        if arr.ndim == 0:
+            return _plain(arr.item())
+        return [_plain(v) for v in arr.tolist()]
+    return value
+
+
+class History:
+    """Records of one run, optionally mirrored to an append-only JSON Lines file.
+
+    Args:
+      path: file to append records to as they arrive (``None``: memory only).
+      meta: run description stored as the first line (estimator, optimizer, seed, space, ...).
+      append: if True and ``path`` exists, keep its records (used by resume) instead of replacing it.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, meta: dict | None = None,
+                 append: bool = False):
+        self.meta: dict = {"format": FORMAT_VERSION, **_plain(meta or {})}
+        self.iterations: list[dict] = []
+        self.evaluations: list[dict] = []
+        self.path = None if path is None else os.fspath(path)
+        self._file = None
+        if self.path is not None:
+            if append and os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+                old = History.load(self.path)
+                self.meta = {**old.meta, **self.meta}
+                self.iterations, self.evaluations = old.iterations, old.evaluations
+                self._file = open(self.path, "a", encoding="utf-8")
+            else:
+                self._file = open(self.path, "w", encoding="utf-8")
+                self._write({"kind": "meta", **self.meta})
+
+    # -- writing -------------------------------------------------------------------------------
+    def _write(self, record: dict) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+
+    def record_iteration(self, **fields) -> dict:
+        """Append an iteration record (``iteration, nfev, time, loss, grad_norm, x``...)."""
+        x = fields.get("x")
+        if x is not None and np.size(x) > MAX_RECORDED_X:
+            fields["x"] = None
+        record = {"kind": "iteration", **_plain(fields)}
+        self.iterations.append(record)
+        self._write(record)
+        return record
+
+    def record_evaluation(self, **fields) -> dict:
+        """Append an evaluation record (``x, value, samples, status``...); numbered in order."""
+        record = {"kind": "evaluation", "eval": len(self.evaluations), **_plain(fields)}
+        self.evaluations.append(record)
+        self._write(record)
+        return record
+
+    def update_meta(self, **fields) -> None:
+        """Add run facts to ``meta`` (kept in memory; written by ``save``)."""
+        self.meta.update(_plain(fields))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # -- reading -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.iterations)
+
+    def __repr__(self) -> str:
+        return (f"History({len(self.iterations)} iterations, {len(self.evaluations)} evaluations"
+                + (f", path={self.path!r})" if self.path else ")"))
+
+    def column(self, name: str, *, records: str = "iterations") -> np.ndarray:
+        """One field of every iteration (or evaluation) record as a float array (missing: nan)."""
+        rows = self.iterations if records == "iterations" else self.evaluations
+        return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
+
+    @property
+    def loss(self) -> np.ndarray:
+        return self.column("loss")
+
+    @property
+    def best_loss(self) -> np.ndarray:
+        """Running minimum of the loss (nan where nothing finite was seen yet)."""
+        loss = self.loss
+        out = np.full_like(loss, np.nan)
+        best = math.inf
+        for i, v in enumerate(loss):
+            if np.isfinite(v) and v < best:
+                best = v
+            out[i] = best if best < math.inf else np.nan
+        return out
+
+    @property
+    def x(self) -> np.ndarray | None:
+        """Iteration-by-parameter array of recorded points, or None when none were recorded."""
+        xs = [r.get("x") for r in self.iterations]
+        if not xs or any(v is None for v in xs):
+            return None
+        return np.array(xs, dtype=float)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, History):
+            return NotImplemented
+        dump = lambda h: json.dumps([h.meta, h.iterations, h.evaluations], sort_keys=True)
+        return dump(self) == dump(other)
+
+    # -- files ---------------------------------------------------------------------------------
+    def records(self) -> Iterable[dict]:
+        yield {"kind": "meta", **self.meta}
+        # Interleave by arrival is not kept in memory; evaluations first keeps files loadable.
+        yield from self.evaluations
+        yield from self.iterations
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write all records to ``path`` (JSON Lines), replacing it."""
+        with open(path, "w", encoding="utf-8") as f:
+            for record in self.records():
+                f.write(json.dumps(record) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "History":
+        """Read a history file written by ``save`` or by a run with ``history=path``.
+
+        A last line cut short by a crash is ignored; any other unreadable line is an error.
+        """
+        path = os.fspath(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read history file {path!r}: {exc}") from None
+        history = cls()
+        seen_meta = False
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if number == len(lines):
+                    break  # a record cut short by a crash
+                raise InputError(f"history file {path!r}, line {number}: not a JSON record") from None
+            kind = record.pop("kind", None) if isinstance(record, dict) else None
+            if kind == "meta":
+                history.meta = record
+                seen_meta = True
+            elif kind == "iteration":
+                history.iterations.append({"kind": kind, **record})
+            elif kind == "evaluation":
+                history.evaluations.append({"kind": kind, **record})
+            else:
+                raise InputError(f"history file {path!r}, line {number}: unknown record kind {kind!r}")
+        if not seen_meta:
+            raise InputError(f"{path!r} is not a gdtools history file (no meta record on its first line)")
+        history.path = path
+        return history
