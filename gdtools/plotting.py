@@ -1,0 +1,479 @@
+"""Loss curves and run reports: :func:`plot_history`.
+
+One figure shows one run or several side by side: the raw loss of each iteration (thin, faint), the
+running best (solid), a shaded band where the objective was measured with repeats (noise made
+visible), markers for failed evaluations, and optional panels for the parameter trajectories and
+the gradient norm. Matplotlib is imported inside the function, so ``import gdtools`` never loads it,
+and the figure is drawn on the headless Agg canvas; nothing is shown, the figure is returned::
+
+    fig = gd.plot_history([run_spsa.history, run_central.history], x="evals", log=True)
+    fig.savefig("loss.png", dpi=150)
+
+Reading the band: at each iteration, the evaluation records of that iteration that hold two or
+more ``samples`` each give the standard deviation of one measurement (the sample standard
+deviation of their repeats); the band is ``y ± the median of those``. It is the noise of a single
+evaluation, not an error bar on the mean, so a curve that moves by less than the band's width has
+not clearly moved at all.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from gdtools.errors import InputError
+from gdtools.history import History
+
+X_AXES = ("iteration", "evals", "time")
+#: ``y`` may also name any other numeric field of the iteration records (e.g. one added by a callback).
+Y_BUILTIN = ("loss", "value")
+
+_X_LABELS = {"iteration": "iteration", "evals": "objective evaluations", "time": "time (s)"}
+#: With more coordinates than this, an unnamed parameter vector is drawn without a legend.
+_MAX_LEGEND_COORDS = 10
+#: Named parameters get one panel each, up to this many; beyond it, the first ones are shown.
+_MAX_PARAM_PANELS = 8
+
+
+def plot_history(
+    histories: History | Sequence[History],
+    *,
+    x: str = "iteration",
+    y: str = "loss",
+    best: bool = True,
+    band: bool = True,
+    log: bool = False,
+    params: bool = False,
+    grad_norm: bool = False,
+    labels: Sequence[str] | None = None,
+    ax=None,
+):
+    """Draw the loss curve of one run, or of several runs in one figure.
+
+    Args:
+      histories: a :class:`~gdtools.History` or a sequence of them (one curve each, one colour each).
+      x: the horizontal axis: ``"iteration"``; ``"evals"``, the cumulative number of objective
+        evaluations (``nfev``), the honest axis for comparing estimators since an SPSA step costs 2
+        evaluations and a central-difference step ``2n``; or ``"time"``, seconds since the start.
+      y: ``"loss"``, the loss of each iteration; ``"value"``, every evaluation record's value as a
+        point (black-box runs, like Optuna's optimisation history); or the name of another numeric
+        field of the iteration records, such as a noise-free loss added after the run.
+      best: also draw the running best (minimum so far) as a solid line; the raw values go faint.
+      band: shade ``y ± the typical standard deviation of one evaluation`` where evaluations were
+        repeated (see the module docstring); with ``y="value"``, error bars on each point instead.
+      log: logarithmic vertical axis (every plotted value must then be positive).
+      params: add panels of the parameter trajectories: the iteration records' ``params`` (user
+        units) when present, else their ``x`` vector, with the evaluated points as faint dots when
+        evaluation records hold ``params``; a parameter that ``meta["space"]`` marks as ``log``
+        gets a logarithmic axis.
+      grad_norm: add a panel of the gradient norm (log axis when every norm is positive).
+      labels: one legend label per history; by default the estimator and optimizer named in each
+        history's ``meta``, else the file name.
+      ax: a Matplotlib ``Axes`` to draw the loss panel into (only without extra panels).
+
+    Returns:
+      the ``matplotlib.figure.Figure`` (save it with ``fig.savefig("loss.png")``).
+
+    Raises:
+      InputError: an unknown ``x`` or ``y``, ``labels`` of the wrong length, ``ax`` with extra
+        panels, ``log=True`` with non-positive values, or a history without the records asked for.
+    """
+    runs = _as_list(histories)
+    if x not in X_AXES:
+        raise InputError(f"`x` must be one of {', '.join(map(repr, X_AXES))}; got {x!r}")
+    _check_y(runs, y)
+    names = _labels(runs, labels)
+    if ax is not None and (params or grad_norm):
+        raise InputError("`ax` holds only the loss panel; leave `ax=None` to get the "
+                         "`params`/`grad_norm` panels in a new figure")
+    series = [_main_series(run, name, x=x, y=y) for run, name in zip(runs, names)]
+    if log:
+        _check_positive(series, y)
+    param_names = _param_names(runs) if params else []
+
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    if ax is None:
+        n_param_panels = max(1, len(param_names)) if params else 0
+        n_panels = 1 + n_param_panels + int(grad_norm)
+        ratios = [2.2] + [1.0] * (n_panels - 1)
+        # A Figure not registered with pyplot: headless, no GUI backend, freed with its last reference.
+        fig = Figure(figsize=(8, 3.6 + 1.9 * (n_panels - 1)), layout="constrained")
+        axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False,
+                            gridspec_kw={"height_ratios": ratios})[:, 0]
+        main_ax = axes[0]
+    else:
+        fig, main_ax, axes = ax.figure, ax, [ax]
+
+    style = {"raw": False, "band": False, "failed": 0}
+    for i, s in enumerate(series):
+        color = colors[i % len(colors)]
+        _draw_main(main_ax, s, color=color, best=best, band=band, y=y, style=style)
+
+    main_ax.set_ylabel(_y_label(y))
+    if log:
+        main_ax.set_yscale("log")
+    main_ax.grid(True, which="major", alpha=0.3)
+
+    handles = [Line2D([], [], color=colors[i % len(colors)], lw=2, label=s["label"])
+               for i, s in enumerate(series)]
+    gray = "0.35"
+    if style["raw"]:
+        handles.append(Line2D([], [], color=gray, lw=1, alpha=0.45,
+                              marker="." if y == "value" else None,
+                              ls="none" if y == "value" else "-",
+                              label="each evaluation" if y == "value" else "raw"))
+        handles.append(Line2D([], [], color=gray, lw=2, label="best so far"))
+    if style["band"]:
+        handles.append(Patch(color=gray, alpha=0.2, label="± sd of one evaluation"))
+    if style["failed"]:
+        handles.append(Line2D([], [], color="red", marker="x", ls="none",
+                              label=f"failed evaluation ({style['failed']})"))
+    main_ax.legend(handles=handles, fontsize="small", loc="best")
+
+    panel = 1
+    if params:
+        panel_axes = axes[panel:panel + max(1, len(param_names))]
+        _draw_params(panel_axes, runs, series, param_names, x=x, colors=colors)
+        panel += len(panel_axes)
+    if grad_norm:
+        _draw_grad_norm(axes[panel], runs, series, x=x, colors=colors)
+    axes[-1].set_xlabel(_X_LABELS[x])
+    if ax is None and x == "iteration":
+        from matplotlib.ticker import MaxNLocator
+        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
+
+
+# -- validation and labels -------------------------------------------------------------------------
+
+def _as_list(histories) -> list[History]:
+    runs = [histories] if isinstance(histories, History) else histories
+    try:
+        runs = list(runs)
+    except TypeError:
+        raise InputError(f"`histories` must be a History or a list of them; got "
+                         f"{type(histories).__name__}") from None
+    if not runs:
+        raise InputError("`histories` is empty: pass at least one History")
+    for i, run in enumerate(runs):
+        if not isinstance(run, History):
+            raise InputError(f"`histories[{i}]` is a {type(run).__name__}, not a History "
+                             "(load a file with gd.History.load(path))")
+    return runs
+
+
+def _numeric_fields(run: History) -> set[str]:
+    fields = set()
+    for record in run.iterations:
+        for key, value in record.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                fields.add(key)
+    return fields
+
+
+def _check_y(runs: list[History], y: str) -> None:
+    if y in Y_BUILTIN:
+        return
+    available = set.intersection(*(_numeric_fields(run) for run in runs))
+    if isinstance(y, str) and y in available:
+        return
+    extra = sorted(available - {"loss", "iteration", "nfev", "time"})
+    allowed = ", ".join(map(repr, Y_BUILTIN + tuple(extra)))
+    raise InputError(f"`y` must be one of {allowed} (a numeric field of the iteration records); "
+                     f"got {y!r}")
+
+
+def _describe(value) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("name")
+    return str(value) if value else None
+
+
+def default_label(run: History, index: int = 0) -> str:
+    """The label a run gets by default: its estimator and optimizer, else its file name."""
+    parts = [_describe(run.meta.get("estimator")), _describe(run.meta.get("optimizer"))]
+    parts = [p for p in parts if p]
+    if parts:
+        return " + ".join(parts)
+    if run.path:
+        return os.path.basename(run.path)
+    return f"run {index + 1}"
+
+
+def _labels(runs: list[History], labels) -> list[str]:
+    if labels is None:
+        names = [default_label(run, i) for i, run in enumerate(runs)]
+        # Two runs of the same method (a seed study, a resumed run) still need telling apart.
+        for i, name in enumerate(names):
+            if names.count(name) > 1:
+                suffix = os.path.basename(runs[i].path) if runs[i].path else f"#{i + 1}"
+                names[i] = f"{name} ({suffix})"
+        return names
+    if isinstance(labels, str):
+        labels = [labels]
+    labels = [str(label) for label in labels]
+    if len(labels) != len(runs):
+        raise InputError(f"`labels` has {len(labels)} entries for {len(runs)} histories; "
+                         "give one label per history")
+    return labels
+
+
+def _y_label(y: str) -> str:
+    return {"loss": "loss", "value": "evaluated value"}.get(y, y.replace("_", " "))
+
+
+# -- the data behind each curve -------------------------------------------------------------------
+
+def _iteration_x(run: History, label: str, x: str) -> np.ndarray:
+    if x == "iteration":
+        xs = run.column("iteration")
+        return np.where(np.isnan(xs), np.arange(len(xs), dtype=float), xs)
+    if x == "evals":
+        xs = run.column("nfev")
+        if np.isnan(xs).any():
+            raise InputError(f"x='evals': history {label!r} has iteration records without `nfev`")
+        return xs
+    xs = run.column("time")
+    if np.isnan(xs).any():
+        raise InputError(f"x='time': history {label!r} has iteration records without `time`")
+    return xs
+
+
+def _evaluation_sd(records: list[dict]) -> float:
+    """Median over records with repeats of the sample sd of their samples (nan if none)."""
+    sds = []
+    for record in records:
+        samples = record.get("samples")
+        if isinstance(samples, list) and len(samples) >= 2:
+            values = np.asarray([np.nan if v is None else v for v in samples], dtype=float)
+            values = values[np.isfinite(values)]
+            if len(values) >= 2:
+                sds.append(float(np.std(values, ddof=1)))
+    return float(np.median(sds)) if sds else np.nan
+
+
+def _failed(record: dict) -> bool:
+    return record.get("status", "ok") != "ok"
+
+
+def _eval_x(run: History, record: dict, x: str, it_x: np.ndarray, it_numbers: np.ndarray):
+    """Where an evaluation record sits on the horizontal axis (nan when it cannot be placed)."""
+    if x == "evals":
+        return float(record["eval"]) + 1.0
+    iteration = record.get("iteration")
+    if iteration is None:
+        return np.nan
+    if x == "iteration":
+        return float(iteration)
+    hits = np.flatnonzero(it_numbers == iteration)
+    if len(hits):
+        return float(it_x[hits[0]])
+    return float(it_x[-1]) if len(it_x) else np.nan
+
+
+def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
+    series = {"label": label}
+    if y == "value":
+        if not run.evaluations:
+            raise InputError(f"y='value': history {label!r} has no evaluation records "
+                             "(only black-box runs record evaluations; use y='loss')")
+        if x == "time":
+            starts = [r.get("t_start") for r in run.evaluations]
+            ends = [r.get("t_end") for r in run.evaluations]
+            if any(v is None for v in ends) or all(v is None for v in starts):
+                raise InputError(f"x='time', y='value': history {label!r} has evaluation "
+                                 "records without `t_start`/`t_end`")
+            t0 = min(v for v in starts if v is not None)
+            xs = np.asarray(ends, dtype=float) - t0
+        elif x == "evals":
+            xs = run.column("eval", records="evaluations") + 1.0
+        else:
+            xs = run.column("iteration", records="evaluations")
+        values = run.column("value", records="evaluations")
+        failed = np.array([_failed(r) for r in run.evaluations])
+        values = np.where(failed, np.nan, values)
+        sd = np.array([_evaluation_sd([r]) for r in run.evaluations])
+        order = np.argsort(xs, kind="stable")
+        try:
+            it_x = _iteration_x(run, label, x) if run.iterations else None
+        except InputError:
+            it_x = None
+        series.update(x=xs, y=values, sd=sd, failed_x=xs[failed], order=order, it_x=it_x)
+        return series
+
+    if not run.iterations:
+        hint = (" (it has evaluation records: plot them with y='value')" if run.evaluations else "")
+        raise InputError(f"history {label!r} has no iteration records to plot{hint}")
+    xs = _iteration_x(run, label, x)
+    values = run.column(y)
+    it_numbers = run.column("iteration")
+    by_iteration: dict[int, list[dict]] = {}
+    for record in run.evaluations:
+        if record.get("iteration") is not None:
+            by_iteration.setdefault(int(record["iteration"]), []).append(record)
+    sd = np.array([_evaluation_sd(by_iteration.get(int(n), [])) if np.isfinite(n) else np.nan
+                   for n in it_numbers])
+    failed_x = np.array([_eval_x(run, r, x, xs, it_numbers) for r in run.evaluations if _failed(r)])
+    series.update(x=xs, y=values, sd=sd, failed_x=failed_x, order=None, it_x=xs)
+    return series
+
+
+def _running_min(values: np.ndarray) -> np.ndarray:
+    filled = np.where(np.isfinite(values), values, np.inf)
+    best = np.minimum.accumulate(filled) if len(filled) else filled
+    return np.where(np.isfinite(best), best, np.nan)
+
+
+def _check_positive(series: list[dict], y: str) -> None:
+    for s in series:
+        values = s["y"][np.isfinite(s["y"])]
+        if len(values) and values.min() <= 0:
+            raise InputError(f"log=True needs positive values, but {y!r} of {s['label']!r} "
+                             f"reaches {values.min():.6g}; use log=False")
+
+
+# -- drawing ---------------------------------------------------------------------------------------
+
+def _draw_main(ax, s: dict, *, color, best: bool, band: bool, y: str, style: dict) -> None:
+    xs, values, sd = s["x"], s["y"], s["sd"]
+    if s["order"] is not None:
+        xs, values, sd = xs[s["order"]], values[s["order"]], sd[s["order"]]
+    if y == "value":
+        # Every evaluation is a point; the best-so-far line is what the search achieved.
+        ax.plot(xs, values, ls="none", marker=".", ms=4, color=color, alpha=0.45 if best else 0.9)
+        if band and np.isfinite(sd).any():
+            ax.errorbar(xs, values, yerr=np.where(np.isfinite(sd), sd, 0.0), ls="none",
+                        color=color, alpha=0.3, lw=0.8)
+            style["band"] = True
+        style["raw"] = style["raw"] or best
+        if best:
+            ax.plot(xs, _running_min(values), color=color, lw=2, drawstyle="steps-post")
+    else:
+        ax.plot(xs, values, color=color, lw=1 if best else 2, alpha=0.45 if best else 1.0)
+        if band and np.isfinite(sd).any():
+            ax.fill_between(xs, values - sd, values + sd, where=np.isfinite(sd), color=color,
+                            alpha=0.2, lw=0, interpolate=False)
+            style["band"] = True
+        if best:
+            ax.plot(xs, _running_min(values), color=color, lw=2)
+            style["raw"] = True
+    failed_x = s["failed_x"][np.isfinite(s["failed_x"])] if len(s["failed_x"]) else s["failed_x"]
+    if len(failed_x):
+        # Failures have no value: mark where they happened along the bottom edge of the panel.
+        ax.plot(failed_x, np.full(len(failed_x), 0.03), ls="none", marker="x", color="red",
+                ms=6, transform=ax.get_xaxis_transform(), clip_on=False)
+        style["failed"] += len(failed_x)
+
+
+def _space(run: History) -> dict:
+    space = run.meta.get("space")
+    return space if isinstance(space, dict) else {}
+
+
+def _param_names(runs: list[History]) -> list[str]:
+    names: list[str] = []
+    for run in runs:
+        for record in list(run.iterations) + list(run.evaluations):
+            params = record.get("params")
+            if isinstance(params, dict):
+                names.extend(k for k in params if k not in names)
+        names.extend(k for k in _space(run) if k not in names)
+    return names[:_MAX_PARAM_PANELS]
+
+
+def _is_log_param(runs: list[History], name: str) -> bool:
+    return any(bool((_space(run).get(name) or {}).get("log")) for run in runs)
+
+
+def _is_int_param(runs: list[History], name: str) -> bool:
+    return any(bool((_space(run).get(name) or {}).get("int")) for run in runs)
+
+
+def _draw_params(axes, runs, series, names, *, x: str, colors) -> None:
+    if not names:
+        # Unnamed parameters: the coordinates of the flat vector x, all in one panel.
+        ax = axes[0]
+        drawn = 0
+        for i, (run, s) in enumerate(zip(runs, series)):
+            xs = run.x
+            if xs is None or s["it_x"] is None:
+                continue
+            style_cycle = ["-", "--", ":", "-."]
+            for j in range(xs.shape[1]):
+                ax.plot(s["it_x"], xs[:, j], color=colors[i % len(colors)], lw=1,
+                        ls=style_cycle[j % len(style_cycle)] if xs.shape[1] <= 4 else "-",
+                        alpha=1.0 if xs.shape[1] <= 4 else 0.5,
+                        label=f"x[{j}]" if len(runs) == 1 and xs.shape[1] <= _MAX_LEGEND_COORDS
+                        else None)
+            drawn += 1
+        if not drawn:
+            ax.text(0.5, 0.5, "no parameter vectors recorded", transform=ax.transAxes,
+                    ha="center", va="center", color="0.4")
+        elif ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small", ncol=min(5, len(ax.get_legend_handles_labels()[0])))
+        ax.set_ylabel("x")
+        ax.grid(True, alpha=0.3)
+        return
+
+    for ax, name in zip(axes, names):
+        for i, (run, s) in enumerate(zip(runs, series)):
+            color = colors[i % len(colors)]
+            it_values = [(r.get("params") or {}).get(name) if isinstance(r.get("params"), dict)
+                         else None for r in run.iterations]
+            if s["it_x"] is not None and any(v is not None for v in it_values):
+                ys = np.array([np.nan if v is None else v for v in it_values], dtype=float)
+                ax.plot(s["it_x"], ys, color=color, lw=1.5)
+            evals = [r for r in run.evaluations if isinstance(r.get("params"), dict)
+                     and r["params"].get(name) is not None]
+            if evals:
+                ex = _probe_x(run, evals, s, x)
+                ey = np.array([r["params"][name] for r in evals], dtype=float)
+                failed = np.array([_failed(r) for r in evals])
+                ax.plot(ex[~failed], ey[~failed], ls="none", marker=".", ms=3, color=color,
+                        alpha=0.35)
+                if failed.any():
+                    ax.plot(ex[failed], ey[failed], ls="none", marker="x", ms=5, color="red")
+        if _is_log_param(runs, name):
+            ax.set_yscale("log")
+        elif _is_int_param(runs, name):
+            from matplotlib.ticker import MaxNLocator
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(name)
+        ax.grid(True, alpha=0.3)
+
+
+def _probe_x(run: History, evals: list[dict], s: dict, x: str) -> np.ndarray:
+    if s["order"] is not None:  # y="value": the main panel already places every evaluation
+        lookup = {int(r["eval"]): xv for r, xv in zip(run.evaluations, s["x"])}
+        return np.array([lookup.get(int(r["eval"]), np.nan) for r in evals], dtype=float)
+    it_numbers = run.column("iteration")
+    return np.array([_eval_x(run, r, x, s["x"], it_numbers) for r in evals], dtype=float)
+
+
+def _draw_grad_norm(ax, runs, series, *, x: str, colors) -> None:
+    positive = True
+    drawn = False
+    for i, (run, s) in enumerate(zip(runs, series)):
+        if s["it_x"] is None:
+            continue
+        norms = run.column("grad_norm")
+        if not np.isfinite(norms).any():
+            continue
+        finite = norms[np.isfinite(norms)]
+        positive = positive and bool((finite > 0).all())
+        ax.plot(s["it_x"], norms, color=colors[i % len(colors)], lw=1.2)
+        drawn = True
+    if not drawn:
+        ax.text(0.5, 0.5, "no gradient norms recorded", transform=ax.transAxes,
+                ha="center", va="center", color="0.4")
+    elif positive:
+        ax.set_yscale("log")
+    ax.set_ylabel("gradient norm")
+    ax.grid(True, alpha=0.3)
