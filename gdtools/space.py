@@ -1,0 +1,236 @@
+"""Named parameter spaces and the normalised vector the optimiser works on.
+
+A :class:`Space` maps named, bounded parameters (``Real`` or ``Int``, each optionally on a log
+scale) to a point ``u`` of the unit cube ``[0, 1]^n`` and back::
+
+    space = Space(rate=Int(10, 1000, log=True), alpha=Real(0.0, 1.0))
+    u = space.to_unit({"rate": 100, "alpha": 0.25})    # array([0.5, 0.25])
+    space.from_unit(u)                                 # {"rate": 100, "alpha": 0.25}
+
+Coordinate ``i`` of ``u`` is ``(v - low) / (high - low)``, or on a log scale
+``(log v - log low) / (log high - log low)``. The optimiser only ever sees ``u``; the objective only
+ever sees user values (integers as Python ``int``).
+
+Integer rule. A gradient estimated from two evaluations of the same rounded point is zero and stalls
+the run, so :meth:`Space.min_step` gives, per coordinate, the smallest move of ``u`` that changes the
+rounded integer by at least one unit, in either direction, at the current point; finite-difference
+and SPSA probes use ``max(their own step, min_step)``. On a linear scale that is ``1 / (high - low)``;
+on a log scale it is ``log(v / (v - 1)) / log(high / low)`` at value ``v`` (the downward move is
+the longer one), or ``log((v + 1) / v) / log(high / low)`` where ``v - 1`` falls below ``low``.
+Real parameters have ``min_step`` 0.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Mapping
+
+import numpy as np
+
+from gdtools.errors import InputError
+
+# Moves are lengthened by this factor so that floating-point rounding can never leave a probe a
+# hair short of the next integer.
+_STEP_SAFETY = 1.0 + 1e-9
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+class _Param:
+    """A bounded scalar parameter; see :class:`Real` and :class:`Int`."""
+
+    is_int = False
+    kind = "Real"
+
+    def __init__(self, low, high, *, log: bool = False):
+        for label, value in (("low", low), ("high", high)):
+            if not _is_number(value) or not math.isfinite(float(value)):
+                raise InputError(f"{self.kind}: `{label}` must be a finite number, got {value!r}")
+        if self.is_int:
+            for label, value in (("low", low), ("high", high)):
+                if float(value) != int(value):
+                    raise InputError(f"{self.kind}: `{label}` must be a whole number, got {value!r}")
+            low, high = int(low), int(high)
+        else:
+            low, high = float(low), float(high)
+        if not isinstance(log, bool):
+            raise InputError(f"{self.kind}: `log` must be True or False, got {log!r}")
+        if low >= high:
+            raise InputError(f"{self.kind}: `low` must be below `high`, got low={low!r}, high={high!r}")
+        if log and low <= 0:
+            raise InputError(f"{self.kind}: a log scale needs `low` > 0, got low={low!r}")
+        self.low, self.high, self.log = low, high, log
+
+    def __repr__(self) -> str:
+        return f"{self.kind}({self.low!r}, {self.high!r}" + (", log=True)" if self.log else ")")
+
+    def __eq__(self, other) -> bool:
+        return (type(self) is type(other)
+                and (self.low, self.high, self.log) == (other.low, other.high, other.log))
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.low, self.high, self.log))
+
+    # -- scale ---------------------------------------------------------------------------------
+    def _span(self) -> float:
+        return math.log(self.high / self.low) if self.log else float(self.high - self.low)
+
+    def unit(self, value: float) -> float:
+        """Position of ``value`` (already checked to lie within bounds) in [0, 1]."""
+        if self.log:
+            return math.log(value / self.low) / self._span()
+        return (value - self.low) / self._span()
+
+    def continuous(self, u: float) -> float:
+        """User value at unit position ``u`` (not rounded), kept inside the bounds."""
+        if self.log:
+            v = self.low * math.exp(u * self._span())
+        else:
+            v = self.low + u * self._span()
+        return min(max(v, self.low), self.high)
+
+    def value(self, u: float):
+        """User value at unit position ``u``: a Python int (rounded) or float."""
+        v = self.continuous(u)
+        if self.is_int:
+            return int(min(max(round(v), self.low), self.high))
+        return float(v)
+
+    def min_step(self, u: float) -> float:
+        if not self.is_int:
+            return 0.0
+        if not self.log:
+            return min(1.0, _STEP_SAFETY / self._span())
+        v = self.continuous(u)
+        up = math.log((v + 1.0) / v)
+        down = math.log(v / (v - 1.0)) if v - 1.0 >= self.low else up
+        return min(1.0, _STEP_SAFETY * max(up, down) / self._span())
+
+    def describe(self) -> dict:
+        return {"low": self.low, "high": self.high, "log": self.log, "int": self.is_int}
+
+
+class Real(_Param):
+    """A real parameter in ``[low, high]``; ``log=True`` explores it on a log scale (needs low > 0)."""
+
+    kind = "Real"
+
+
+class Int(_Param):
+    """An integer parameter in ``[low, high]`` (inclusive); ``log=True`` for a log scale (low > 0).
+
+    The optimiser moves continuously; the objective receives the rounded value as a Python ``int``.
+    """
+
+    kind = "Int"
+    is_int = True
+
+
+class Space:
+    """Named bounded parameters <-> points of the unit cube.
+
+    Args:
+      **params: ``name=Real(...)`` or ``name=Int(...)``, in the order the vector uses.
+
+    Example::
+
+        space = Space(rate=Int(10, 1000, log=True), batch=Int(1, 512, log=True))
+        space.center()            # {"rate": 100, "batch": 23}
+    """
+
+    def __init__(self, **params: _Param):
+        if not params:
+            raise InputError("Space: give at least one parameter, e.g. Space(rate=Int(10, 1000))")
+        for name, param in params.items():
+            if not isinstance(param, _Param):
+                raise InputError(f"Space: parameter {name!r} must be Real(...) or Int(...), "
+                                 f"got {param!r}")
+        self.params: dict[str, _Param] = dict(params)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={param!r}" for name, param in self.params.items())
+        return f"Space({inner})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Space) and list(self.params.items()) == list(other.params.items())
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.params.items()))
+
+    # -- conversions ---------------------------------------------------------------------------
+    def check(self, params: Mapping) -> None:
+        """Raise :class:`InputError` unless ``params`` names every parameter with a value in bounds."""
+        if not isinstance(params, Mapping):
+            raise InputError(f"parameters must be a dict of name -> value, got {params!r}")
+        unknown = [name for name in params if name not in self.params]
+        if unknown:
+            raise InputError(f"unknown parameter {unknown[0]!r}; the space has {list(self.names)}")
+        missing = [name for name in self.params if name not in params]
+        if missing:
+            raise InputError(f"missing value for parameter {missing[0]!r}; "
+                             f"give all of {list(self.names)}")
+        for name, param in self.params.items():
+            value = params[name]
+            bounds = f"[{param.low!r}, {param.high!r}]"
+            if not _is_number(value) or not math.isfinite(float(value)):
+                raise InputError(f"parameter {name!r}: value must be a finite number within {bounds}, "
+                                 f"got {value!r}")
+            if param.is_int and float(value) != round(float(value)):
+                raise InputError(f"parameter {name!r} is an integer within {bounds}, got {value!r}")
+            if not param.low <= value <= param.high:
+                raise InputError(f"parameter {name!r} = {value!r} is outside its bounds {bounds}")
+
+    def to_unit(self, params: Mapping) -> np.ndarray:
+        """The unit-cube point (float64, shape ``(n,)``) of a dict of user values."""
+        self.check(params)
+        return np.array([param.unit(float(params[name])) for name, param in self.params.items()],
+                        dtype=np.float64)
+
+    def _unit_array(self, u) -> np.ndarray:
+        arr = np.asarray(u, dtype=np.float64).reshape(-1)
+        if arr.shape != (len(self),):
+            raise InputError(f"unit vector must have {len(self)} entries ({list(self.names)}), "
+                             f"got shape {np.shape(u)}")
+        return np.clip(np.nan_to_num(arr, nan=0.5), 0.0, 1.0)
+
+    def from_unit(self, u) -> dict:
+        """User values at unit point ``u`` (clipped to [0, 1]; integers rounded to Python ints)."""
+        arr = self._unit_array(u)
+        return {name: param.value(float(x)) for (name, param), x in zip(self.params.items(), arr)}
+
+    def round_unit(self, u) -> np.ndarray:
+        """``u`` moved to the unit position of the user point it stands for (integers rounded)."""
+        return self.to_unit(self.from_unit(u))
+
+    def center(self) -> dict:
+        """The middle of each parameter's range, in its own scale (geometric mean for log)."""
+        return self.from_unit(np.full(len(self), 0.5))
+
+    def min_step(self, u) -> np.ndarray:
+        """Per coordinate, the smallest move of ``u`` that changes a rounded integer by one unit."""
+        arr = self._unit_array(u)
+        return np.array([param.min_step(float(x)) for param, x in zip(self.params.values(), arr)],
+                        dtype=np.float64)
+
+    def describe(self) -> dict:
+        """``name -> {"low", "high", "log", "int"}``, as stored in history meta."""
+        return {name: param.describe() for name, param in self.params.items()}
+
+    @classmethod
+    def from_description(cls, description: Mapping) -> "Space":
+        """Rebuild a space from :meth:`describe` output (e.g. a history file's meta)."""
+        params = {}
+        for name, d in description.items():
+            kind = Int if d.get("int") else Real
+            params[name] = kind(d["low"], d["high"], log=bool(d.get("log", False)))
+        return cls(**params)

@@ -1,0 +1,141 @@
+import math
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from gdtools.errors import InputError
+from gdtools.space import Int, Real, Space
+
+
+def imu_space():
+    return Space(rate=Int(10, 1000, log=True), batch=Int(1, 512, log=True), alpha=Real(0.0, 1.0),
+                 gain=Real(1e-3, 10.0, log=True))
+
+
+def test_names_keep_order_and_describe():
+    space = imu_space()
+    assert space.names == ("rate", "batch", "alpha", "gain")
+    assert space.describe()["rate"] == {"low": 10, "high": 1000, "log": True, "int": True}
+    assert space.describe()["alpha"] == {"low": 0.0, "high": 1.0, "log": False, "int": False}
+    assert Space.from_description(space.describe()) == space
+
+
+def test_center_is_middle_of_own_scale_and_ints_are_python_ints():
+    c = imu_space().center()
+    assert c["rate"] == 100 and type(c["rate"]) is int
+    assert c["batch"] == round(math.sqrt(512)) and type(c["batch"]) is int
+    assert c["alpha"] == pytest.approx(0.5) and type(c["alpha"]) is float
+    assert c["gain"] == pytest.approx(math.sqrt(1e-3 * 10.0))
+
+
+def test_to_unit_linear_and_log():
+    space = imu_space()
+    u = space.to_unit({"rate": 100, "batch": 1, "alpha": 0.25, "gain": 10.0})
+    assert u.dtype == np.float64
+    np.testing.assert_allclose(u, [0.5, 0.0, 0.25, 1.0], atol=1e-12)
+
+
+def test_from_unit_clips_and_rounds():
+    space = imu_space()
+    p = space.from_unit([-3.0, 7.0, 1.5, -0.1])
+    assert p == {"rate": 10, "batch": 512, "alpha": 1.0, "gain": pytest.approx(1e-3)}
+    p = space.from_unit([0.5004, 0.5, 0.5, 0.5])
+    assert p["rate"] == 100
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"rate": 100, "batch": 4, "alpha": 0.5, "gain": 1.0, "speed": 3}, ["unknown", "'speed'"]),
+    ({"rate": 100, "batch": 4, "alpha": 0.5}, ["missing", "'gain'"]),
+    ({"rate": 5, "batch": 4, "alpha": 0.5, "gain": 1.0}, ["'rate'", "5", "[10, 1000]"]),
+    ({"rate": 100, "batch": 4, "alpha": 1.5, "gain": 1.0}, ["'alpha'", "1.5", "[0.0, 1.0]"]),
+    ({"rate": 100.5, "batch": 4, "alpha": 0.5, "gain": 1.0}, ["'rate'", "integer", "100.5"]),
+    ({"rate": "100", "batch": 4, "alpha": 0.5, "gain": 1.0}, ["'rate'", "number", "'100'"]),
+    ({"rate": 100, "batch": 4, "alpha": float("nan"), "gain": 1.0}, ["'alpha'", "nan"]),
+])
+def test_to_unit_errors_name_parameter_value_and_bounds(params, words):
+    with pytest.raises(InputError) as info:
+        imu_space().to_unit(params)
+    for word in words:
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: Real(1.0, 1.0), ["low", "high", "1.0"]),
+    (lambda: Int(5, 2), ["low", "high", "5", "2"]),
+    (lambda: Real(0.0, 1.0, log=True), ["log", "low", "0.0"]),
+    (lambda: Int(-3, 10, log=True), ["log", "-3"]),
+    (lambda: Real("a", 1.0), ["low", "'a'"]),
+    (lambda: Real(0.0, float("inf")), ["high", "inf"]),
+    (lambda: Int(1.5, 4), ["low", "whole", "1.5"]),
+    (lambda: Space(), ["at least one"]),
+    (lambda: Space(rate=(1, 10)), ["'rate'", "Real", "Int", "(1, 10)"]),
+])
+def test_construction_errors(make, words):
+    with pytest.raises(InputError) as info:
+        make()
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_round_unit_snaps_to_the_rounded_point():
+    space = Space(n=Int(0, 10), x=Real(0.0, 1.0))
+    r = space.round_unit([0.33, 0.123])
+    np.testing.assert_allclose(r, [0.3, 0.123])
+    assert space.from_unit(r) == space.from_unit([0.33, 0.123])
+
+
+def test_min_step_linear_int_is_one_unit_and_real_is_zero():
+    space = Space(n=Int(0, 10), x=Real(0.0, 1.0))
+    step = space.min_step([0.5, 0.5])
+    assert step[0] == pytest.approx(0.1, rel=1e-6) and step[0] >= 0.1
+    assert step[1] == 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(u=st.floats(0.0, 1.0), low=st.integers(1, 50), width=st.integers(1, 5000),
+       log=st.booleans())
+def test_min_step_always_moves_the_rounded_integer(u, low, width, log):
+    """The integer rule: a probe of at least min_step, either way, never lands on the same int."""
+    space = Space(n=Int(low, low + width, log=log))
+    h = space.min_step([u])[0]
+    assert 0.0 < h <= 1.0
+    here = space.from_unit([u])["n"]
+    up, down = space.from_unit([u + h])["n"], space.from_unit([u - h])["n"]
+    if u + h <= 1.0:
+        assert up >= here + 1 or up == low + width
+    if u - h >= 0.0:
+        assert down <= here - 1 or down == low
+    # at least one side always moves (a central difference is never 0/0)
+    assert up != down
+
+
+def test_min_step_log_int_is_largest_at_small_values():
+    space = Space(n=Int(1, 1000, log=True))
+    small, large = space.min_step([0.1])[0], space.min_step([0.9])[0]
+    assert small > 10 * large
+
+
+@settings(max_examples=200, deadline=None)
+@given(rate=st.integers(10, 1000), batch=st.integers(1, 512), alpha=st.floats(0.0, 1.0),
+       gain=st.floats(1e-3, 10.0))
+def test_round_trip_user_unit_user(rate, batch, alpha, gain):
+    space = imu_space()
+    params = {"rate": rate, "batch": batch, "alpha": alpha, "gain": gain}
+    u = space.to_unit(params)
+    assert np.all((u >= 0) & (u <= 1))
+    back = space.from_unit(u)
+    assert back["rate"] == rate and back["batch"] == batch
+    assert back["alpha"] == pytest.approx(alpha, abs=1e-12)
+    assert back["gain"] == pytest.approx(gain, rel=1e-9)
+
+
+def test_from_unit_wrong_length_is_an_error():
+    with pytest.raises(InputError, match="4 entries"):
+        imu_space().from_unit([0.5, 0.5])
+
+
+def test_space_pickles():
+    space = imu_space()
+    assert pickle.loads(pickle.dumps(space)) == space
