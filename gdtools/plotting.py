@@ -88,7 +88,7 @@ def plot_history(
     if ax is not None and (params or grad_norm):
         raise InputError("`ax` holds only the loss panel; leave `ax=None` to get the "
                          "`params`/`grad_norm` panels in a new figure")
-    series = [_main_series(run, name, x=x, y=y) for run, name in zip(runs, names)]
+    series = [_series_or_error(run, name, x=x, y=y) for run, name in zip(runs, names)]
     if log:
         _check_positive(series, y)
     param_names = _param_names(runs) if params else []
@@ -211,8 +211,9 @@ def _labels(runs: list[History], labels) -> list[str]:
     if labels is None:
         names = [default_label(run, i) for i, run in enumerate(runs)]
         # Two runs of the same method (a seed study, a resumed run) still need telling apart.
-        for i, name in enumerate(names):
-            if names.count(name) > 1:
+        original = list(names)
+        for i, name in enumerate(original):
+            if original.count(name) > 1:
                 suffix = os.path.basename(runs[i].path) if runs[i].path else f"#{i + 1}"
                 names[i] = f"{name} ({suffix})"
         return names
@@ -325,6 +326,17 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
     return series
 
 
+def _series_or_error(run: History, label: str, *, x: str, y: str) -> dict:
+    try:
+        return _main_series(run, label, x=x, y=y)
+    except InputError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        # A hand-edited or foreign file: valid JSON, but not the numbers a history holds.
+        raise InputError(f"history {label!r} has a record that cannot be plotted "
+                         f"({type(exc).__name__}: {exc})") from None
+
+
 def _running_min(values: np.ndarray) -> np.ndarray:
     filled = np.where(np.isfinite(values), values, np.inf)
     best = np.minimum.accumulate(filled) if len(filled) else filled
@@ -349,8 +361,8 @@ def _draw_main(ax, s: dict, *, color, best: bool, band: bool, y: str, style: dic
         # Every evaluation is a point; the best-so-far line is what the search achieved.
         ax.plot(xs, values, ls="none", marker=".", ms=4, color=color, alpha=0.45 if best else 0.9)
         if band and np.isfinite(sd).any():
-            ax.errorbar(xs, values, yerr=np.where(np.isfinite(sd), sd, 0.0), ls="none",
-                        color=color, alpha=0.3, lw=0.8)
+            ax.errorbar(xs, values, yerr=np.where(np.isfinite(sd), sd, 0.0), fmt="none",
+                        ecolor=color, alpha=0.3, lw=0.8)
             style["band"] = True
         style["raw"] = style["raw"] or best
         if best:

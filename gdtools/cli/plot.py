@@ -1,0 +1,73 @@
+"""``gdtools plot``: loss curves of one or more history files, written to an image.
+
+    gdtools plot run.jsonl [other.jsonl ...] -o loss.png [--x evals] [--log] [--params] [--grad-norm]
+                 [--y value] [--labels a,b] [--no-best] [--no-band]
+
+The format follows the extension of ``-o`` (PNG, SVG, PDF, ...). A file that cannot be read, or a
+figure that cannot be drawn from it, is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from gdtools.errors import InputError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "plot",
+        help="draw the loss curves of history files",
+        description="Draw the loss curves of one or more history files (JSON Lines written by "
+                    "gd.minimize(history=...) or gdtools tune) into one figure.",
+    )
+    parser.add_argument("histories", nargs="+", metavar="HISTORY", help="history files (.jsonl)")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="image to write; the format follows the extension (png, svg, pdf)")
+    parser.add_argument("--x", default="iteration", choices=("iteration", "evals", "time"),
+                        help="horizontal axis (default: iteration; evals compares estimators fairly)")
+    parser.add_argument("--y", default="loss", metavar="FIELD",
+                        help="'loss' (default), 'value' (every evaluation) or another numeric "
+                             "field of the iteration records")
+    parser.add_argument("--log", action="store_true", help="logarithmic vertical axis")
+    parser.add_argument("--params", action="store_true", help="add parameter trajectory panels")
+    parser.add_argument("--grad-norm", action="store_true", help="add a gradient norm panel")
+    parser.add_argument("--labels", metavar="A,B,...",
+                        help="comma-separated legend labels, one per history file")
+    parser.add_argument("--no-best", dest="best", action="store_false",
+                        help="do not draw the best-so-far curve")
+    parser.add_argument("--no-band", dest="band", action="store_false",
+                        help="do not shade the noise band of repeated evaluations")
+    parser.add_argument("--dpi", type=int, default=150, help="resolution of raster output (150)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args) -> int:
+    from gdtools.history import History
+    from gdtools.plotting import plot_history
+
+    labels = None
+    if args.labels is not None:
+        labels = [label.strip() for label in args.labels.split(",")]
+        if len(labels) != len(args.histories):
+            raise InputError(f"--labels has {len(labels)} labels for {len(args.histories)} "
+                             "history files; give one per file")
+    if args.dpi <= 0:
+        raise InputError(f"--dpi must be positive; got {args.dpi}")
+    histories = [History.load(path) for path in args.histories]
+    fig = plot_history(histories, x=args.x, y=args.y, log=args.log, params=args.params,
+                       grad_norm=args.grad_norm, labels=labels, best=args.best, band=args.band)
+    directory = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(directory):
+        raise InputError(f"-o {args.output!r}: directory {directory!r} does not exist")
+    try:
+        fig.savefig(args.output, dpi=args.dpi)
+    except ValueError as exc:  # an extension Matplotlib has no writer for
+        raise InputError(f"-o {args.output!r}: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"-o {args.output!r}: cannot write: {exc.strerror or exc}") from None
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0

@@ -1,0 +1,77 @@
+"""`gdtools plot`: history files in, a figure out; unreadable input is one line and exit code 2."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gdtools.cli import main
+from gdtools.history import History
+
+
+def write_history(path, *, estimator="spsa", n=8):
+    h = History(path, meta={"estimator": estimator, "optimizer": "adam"})
+    for i in range(n):
+        h.record_iteration(iteration=i, nfev=2 * (i + 1), time=0.1 * i, loss=1.0 / (i + 1),
+                           grad_norm=1.0 / (i + 1), x=[float(i), 1.0])
+    h.close()
+    return str(path)
+
+
+def test_plot_writes_a_png(tmp_path, capsys):
+    a = write_history(tmp_path / "a.jsonl")
+    b = write_history(tmp_path / "b.jsonl", estimator="central")
+    out = tmp_path / "loss.png"
+    rc = main(["plot", a, b, "-o", str(out), "--x", "evals", "--log", "--params", "--grad-norm",
+               "--labels", "SPSA, central"])
+    assert rc == 0
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+    assert str(out) in capsys.readouterr().err
+
+
+def test_plot_writes_svg_by_extension(tmp_path):
+    out = tmp_path / "loss.svg"
+    assert main(["plot", write_history(tmp_path / "a.jsonl"), "-o", str(out)]) == 0
+    assert out.read_text().lstrip().startswith("<?xml")
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"kind": "meta"}\nnot json\n{"kind": "iteration"}\n', "line 2: not a JSON record"),
+    ('{"kind": "iteration", "iteration": 0}\n', "not a gdtools history file"),
+    ('{"kind": "meta"}\n{"kind": "iteration", "iteration": 0, "loss": "abc"}\n', "cannot be plotted"),
+    ('{"kind": "meta"}\n', "no iteration records"),
+])
+def test_unreadable_history_is_one_line_and_exit_2(tmp_path, capsys, content, message):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content)
+    out = tmp_path / "x.png"
+    assert main(["plot", str(bad), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gdtools plot: error: ") and message in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--labels", "a,b"], "--labels has 2 labels for 1 history files"),
+    (["--y", "nope"], "`y` must be one of"),
+])
+def test_bad_options_exit_2(tmp_path, capsys, extra, message):
+    rc = main(["plot", write_history(tmp_path / "a.jsonl"), "-o", str(tmp_path / "x.png"), *extra])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_file_and_bad_output(tmp_path, capsys):
+    assert main(["plot", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "x.png")]) == 2
+    assert "cannot read history file" in capsys.readouterr().err
+    good = write_history(tmp_path / "a.jsonl")
+    assert main(["plot", good, "-o", str(tmp_path / "no" / "dir" / "x.png")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["plot", good, "-o", str(tmp_path / "x.unknownformat")]) == 2
+    assert "not supported" in capsys.readouterr().err
+
+
+def test_unknown_x_is_an_argparse_error(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["plot", write_history(tmp_path / "a.jsonl"), "-o", "x.png", "--x", "nfev"])
+    assert exc.value.code == 2

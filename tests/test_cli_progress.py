@@ -1,0 +1,50 @@
+"""progress_bar: quiet means silent; a log gets whole lines, a terminal the redrawn bar."""
+
+import io
+
+from gdtools.cli import progress
+from gdtools.cli.progress import progress_bar
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_quiet_prints_nothing_and_still_counts():
+    out = io.StringIO()
+    with progress_bar(5, desc="tune", quiet=True, unit="eval", file=out) as bar:
+        for _ in range(5):
+            bar.update()
+    assert out.getvalue() == ""
+    assert bar.disable
+
+
+def test_log_output_is_whole_lines_without_carriage_returns(monkeypatch):
+    monkeypatch.setattr(progress, "LOG_INTERVAL", 0.0)
+    out = io.StringIO()
+    with progress_bar(4, desc="tune", unit="eval", file=out) as bar:
+        for _ in range(4):
+            bar.update()
+    text = out.getvalue()
+    assert "\r" not in text and text.endswith("\n")
+    lines = text.splitlines()
+    assert all(line.startswith("tune:") for line in lines)
+    assert "4/4" in lines[-1] and "100%" in lines[-1] and "eval" in lines[-1]
+    assert len(lines) == len(set(lines))
+
+
+def test_log_output_is_rate_limited():
+    out = io.StringIO()
+    with progress_bar(1000, desc="dream", file=out) as bar:
+        for _ in range(1000):
+            bar.update()
+    # Default interval: the first line, then only the final ones, not a line per step.
+    assert len(out.getvalue().splitlines()) <= 3
+
+
+def test_terminal_gets_the_redrawn_bar():
+    out = Terminal()
+    with progress_bar(3, desc="tune", file=out) as bar:
+        bar.update(3)
+    assert "\r" in out.getvalue() and "3/3" in out.getvalue()

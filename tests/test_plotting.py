@@ -1,0 +1,260 @@
+"""plot_history draws headless figures whose axes, lines and legends say what the history holds."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.collections import LineCollection, PolyCollection
+from PIL import Image
+
+from gdtools.errors import InputError
+from gdtools.history import History
+from gdtools.plotting import plot_history
+
+
+def smooth_history(n=12, *, meta=None, path=None, dim=2):
+    """A deterministic run: loss halves each iteration, 4 evaluations an iteration."""
+    h = History(path, meta={"estimator": {"name": "central"}, "optimizer": "adam"}
+                if meta is None else meta)
+    for i in range(n):
+        h.record_iteration(iteration=i, nfev=4 * (i + 1), time=0.5 * i, loss=2.0 ** -i,
+                           grad_norm=3.0 * 2.0 ** -i, x=np.full(dim, float(i)))
+    return h
+
+
+def noisy_history(n=10, *, repeats=3, failed_at=(), seed=0):
+    """A black-box run: two probes an iteration with `repeats` samples, named log/int params."""
+    rng = np.random.default_rng(seed)
+    h = History(meta={"estimator": "spsa", "optimizer": "sgd",
+                      "space": {"rate": {"low": 1e-4, "high": 1.0, "log": True, "int": False},
+                                "threads": {"low": 1, "high": 16, "log": False, "int": True}}})
+    nfev = 0
+    for i in range(n):
+        rate = 0.5 * 0.8 ** i
+        for probe in range(2):
+            failed = (i, probe) in failed_at
+            samples = [] if failed else list(1.0 + 0.1 * rng.standard_normal(repeats))
+            h.record_evaluation(iteration=i, x=[0.0, 0.0],
+                                value=None if failed else float(np.mean(samples)),
+                                samples=samples, statistic="mean",
+                                spread=None if failed else float(np.std(samples)),
+                                status="failed" if failed else "ok",
+                                params={"rate": rate * (1.1 if probe else 0.9), "threads": 4 + probe},
+                                error="exit code 1" if failed else None)
+            nfev += 1
+        h.record_iteration(iteration=i, nfev=nfev, time=float(i), loss=1.0 + 1.0 / (i + 1),
+                           grad_norm=1.0 / (i + 1), x=[np.log(rate), 4.0],
+                           params={"rate": rate, "threads": 4})
+    return h
+
+
+def legend_texts(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_single_history_raw_and_best_lines_with_labels():
+    h = smooth_history()
+    h.iterations[5]["loss"] = 10.0  # a step that made things worse: best must not follow it
+    fig = plot_history(h)
+    [ax] = fig.axes
+    assert ax.get_xlabel() == "iteration" and ax.get_ylabel() == "loss"
+    assert ax.get_yscale() == "linear"
+    raw, best = ax.get_lines()
+    np.testing.assert_array_equal(raw.get_ydata(), h.loss)
+    np.testing.assert_array_equal(best.get_ydata(), h.best_loss)
+    assert best.get_ydata()[5] == 2.0 ** -4
+    assert legend_texts(ax) == ["central + adam", "raw", "best so far"]
+
+
+def test_best_false_draws_only_the_raw_curve():
+    fig = plot_history(smooth_history(), best=False)
+    [ax] = fig.axes
+    assert len(ax.get_lines()) == 1
+    assert "best so far" not in legend_texts(ax)
+
+
+@pytest.mark.parametrize("x, field, label", [("evals", "nfev", "objective evaluations"),
+                                             ("time", "time", "time (s)"),
+                                             ("iteration", "iteration", "iteration")])
+def test_x_axis_uses_the_named_field(x, field, label):
+    h = smooth_history()
+    ax = plot_history(h, x=x).axes[0]
+    assert ax.get_xlabel() == label
+    np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), h.column(field))
+
+
+def test_log_axis_and_its_validation():
+    ax = plot_history(smooth_history(), log=True).axes[0]
+    assert ax.get_yscale() == "log"
+    h = smooth_history()
+    h.iterations[3]["loss"] = -1.0
+    with pytest.raises(InputError, match=r"log=True.*-1"):
+        plot_history(h, log=True)
+
+
+def test_band_is_loss_plus_minus_median_sd_of_repeated_evaluations():
+    h = noisy_history(repeats=4)
+    ax = plot_history(h).axes[0]
+    [band] = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    expected_sd = []
+    for i in range(len(h)):
+        sds = [np.std(r["samples"], ddof=1) for r in h.evaluations if r["iteration"] == i]
+        expected_sd.append(np.median(sds))
+    vertices = np.concatenate([p.vertices for p in band.get_paths()])
+    assert vertices[:, 1].max() == pytest.approx(np.max(h.loss + expected_sd))
+    assert vertices[:, 1].min() == pytest.approx(np.min(h.loss - expected_sd))
+    assert "± sd of one evaluation" in legend_texts(ax)
+
+
+def test_no_band_without_repeats_or_when_switched_off():
+    for h, band in [(noisy_history(repeats=1), True), (noisy_history(repeats=3), False)]:
+        ax = plot_history(h, band=band).axes[0]
+        assert not [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert "± sd of one evaluation" not in legend_texts(ax)
+
+
+@pytest.mark.parametrize("x, expected", [("iteration", [2.0, 7.0]), ("evals", [6.0, 15.0])])
+def test_failed_evaluations_are_marked_where_they_happened(x, expected):
+    h = noisy_history(failed_at=[(2, 1), (7, 0)])
+    ax = plot_history(h, x=x).axes[0]
+    [marks] = [line for line in ax.get_lines() if line.get_marker() == "x"]
+    assert marks.get_color() == "red"
+    np.testing.assert_array_equal(marks.get_xdata(), expected)
+    assert "failed evaluation (2)" in legend_texts(ax)
+
+
+def test_several_histories_one_colour_and_label_each(tmp_path):
+    a = smooth_history()
+    b = smooth_history(meta={})
+    c = smooth_history(meta={}, path=tmp_path / "third.jsonl")
+    ax = plot_history([a, b, c], x="evals").axes[0]
+    assert len(ax.get_lines()) == 6
+    assert legend_texts(ax)[:3] == ["central + adam", "run 2", "third.jsonl"]
+    colours = {line.get_color() for line in ax.get_lines()}
+    assert len(colours) == 3
+
+
+def test_same_method_twice_gets_told_apart_and_labels_override():
+    ax = plot_history([smooth_history(), smooth_history()]).axes[0]
+    assert legend_texts(ax)[:2] == ["central + adam (#1)", "central + adam (#2)"]
+    ax = plot_history([smooth_history(), smooth_history()], labels=["seed 0", "seed 1"]).axes[0]
+    assert legend_texts(ax)[:2] == ["seed 0", "seed 1"]
+    with pytest.raises(InputError, match="`labels` has 1 entries for 2 histories"):
+        plot_history([smooth_history(), smooth_history()], labels=["one"])
+
+
+def test_named_params_get_one_panel_each_with_log_axis_from_space():
+    h = noisy_history(failed_at=[(3, 0)])
+    fig = plot_history(h, params=True)
+    loss_ax, rate_ax, threads_ax = fig.axes
+    assert (rate_ax.get_ylabel(), threads_ax.get_ylabel()) == ("rate", "threads")
+    assert rate_ax.get_yscale() == "log" and threads_ax.get_yscale() == "linear"
+    trajectory, probes, failed = rate_ax.get_lines()
+    np.testing.assert_allclose(trajectory.get_ydata(), [r["params"]["rate"] for r in h.iterations])
+    assert len(probes.get_xdata()) == len(h.evaluations) - 1
+    assert failed.get_marker() == "x" and len(failed.get_xdata()) == 1
+    assert threads_ax.get_xlabel() == "iteration" and loss_ax.get_xlabel() == ""
+
+
+def test_unnamed_params_are_the_coordinates_of_x():
+    h = smooth_history(dim=3)
+    fig = plot_history(h, params=True)
+    assert len(fig.axes) == 2
+    x_ax = fig.axes[1]
+    assert len(x_ax.get_lines()) == 3
+    assert legend_texts(x_ax) == ["x[0]", "x[1]", "x[2]"]
+
+
+def test_grad_norm_panel_log_scaled():
+    h = smooth_history()
+    fig = plot_history(h, grad_norm=True, params=True)
+    assert len(fig.axes) == 3
+    g = fig.axes[2]
+    assert g.get_ylabel() == "gradient norm" and g.get_yscale() == "log"
+    np.testing.assert_array_equal(g.get_lines()[0].get_ydata(), h.column("grad_norm"))
+
+
+def test_value_view_plots_every_evaluation_and_its_running_best():
+    h = noisy_history(failed_at=[(1, 1)])
+    ax = plot_history(h, y="value", x="evals").axes[0]
+    points, best = [line for line in ax.get_lines() if line.get_marker() != "x"]
+    assert len(points.get_xdata()) == len(h.evaluations)
+    values = np.array([np.nan if r["value"] is None else r["value"] for r in h.evaluations])
+    assert best.get_ydata()[-1] == pytest.approx(np.nanmin(values))
+    assert ax.get_ylabel() == "evaluated value"
+    [bars] = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(bars.get_segments()) == len(h.evaluations)
+
+
+def test_y_may_name_another_iteration_field():
+    h = smooth_history()
+    for record in h.iterations:
+        record["true_loss"] = record["loss"] / 2
+    ax = plot_history(h, y="true_loss").axes[0]
+    assert ax.get_ylabel() == "true loss"
+    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), h.loss / 2)
+
+
+def test_draws_into_a_given_axes():
+    from matplotlib.figure import Figure
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plot_history(smooth_history(), ax=ax) is fig
+    assert len(ax.get_lines()) == 2
+    with pytest.raises(InputError, match="`ax` holds only the loss panel"):
+        plot_history(smooth_history(), ax=ax, params=True)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"x": "nfev"}, r"`x` must be one of 'iteration', 'evals', 'time'; got 'nfev'"),
+    ({"y": "nope"}, r"`y` must be one of 'loss', 'value', 'grad_norm'.*got 'nope'"),
+])
+def test_unknown_axes_name_the_argument_and_the_choices(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        plot_history(smooth_history(), **kwargs)
+
+
+def test_empty_and_wrong_inputs_say_what_is_missing():
+    with pytest.raises(InputError, match="no iteration records"):
+        plot_history(History())
+    evaluations_only = noisy_history()
+    evaluations_only.iterations.clear()
+    with pytest.raises(InputError, match="plot them with y='value'"):
+        plot_history(evaluations_only)
+    with pytest.raises(InputError, match="`histories` is empty"):
+        plot_history([])
+    with pytest.raises(InputError, match=r"`histories\[1\]` is a dict"):
+        plot_history([smooth_history(), {}])
+    no_nfev = smooth_history()
+    del no_nfev.iterations[0]["nfev"]
+    with pytest.raises(InputError, match="without `nfev`"):
+        plot_history(no_nfev, x="evals")
+    with pytest.raises(InputError, match="no evaluation records"):
+        plot_history(smooth_history(), y="value")
+
+
+def test_loaded_file_plots_and_saves_a_valid_png(tmp_path):
+    smooth_history(path=tmp_path / "run.jsonl").close()
+    fig = plot_history(History.load(tmp_path / "run.jsonl"), x="evals", log=True, grad_norm=True)
+    out = tmp_path / "loss.png"
+    fig.savefig(out)
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size[0] > 100
+
+
+def test_headless_and_lazy(tmp_path):
+    # A fresh interpreter: importing gdtools.plotting loads no matplotlib; plotting uses no pyplot.
+    code = (
+        "import sys, gdtools.history, gdtools.plotting\n"
+        "assert 'matplotlib' not in sys.modules\n"
+        "h = gdtools.history.History(meta={})\n"
+        "h.record_iteration(iteration=0, nfev=1, time=0.0, loss=1.0)\n"
+        f"gdtools.plotting.plot_history(h).savefig({str(tmp_path / 'a.png')!r})\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    env = {**os.environ, "MPLBACKEND": "TkAgg", "DISPLAY": ""}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__))))
+    assert (tmp_path / "a.png").stat().st_size > 0
