@@ -65,9 +65,10 @@ def plot_history(
         repeated (see the module docstring); with ``y="value"``, error bars on each point instead.
       log: logarithmic vertical axis (every plotted value must then be positive).
       params: add panels of the parameter trajectories: the iteration records' ``params`` (user
-        units) when present, else their ``x`` vector, with the evaluated points as faint dots when
-        evaluation records hold ``params``; a parameter that ``meta["space"]`` marks as ``log``
-        gets a logarithmic axis.
+        units) when present, else their ``x`` mapped to user units through ``meta["space"]`` (the
+        unit-cube point of a :class:`~gdtools.space.Space`), else the raw coordinates of ``x``;
+        the evaluated points are faint dots when evaluation records hold ``params``; a parameter
+        that ``meta["space"]`` marks as ``log`` gets a logarithmic axis.
       grad_norm: add a panel of the gradient norm (log axis when every norm is positive).
       labels: one legend label per history; by default the estimator and optimizer named in each
         history's ``meta``, else the file name.
@@ -437,10 +438,8 @@ def _draw_params(axes, runs, series, names, *, x: str, colors) -> None:
     for ax, name in zip(axes, names):
         for i, (run, s) in enumerate(zip(runs, series)):
             color = colors[i % len(colors)]
-            it_values = [(r.get("params") or {}).get(name) if isinstance(r.get("params"), dict)
-                         else None for r in run.iterations]
-            if s["it_x"] is not None and any(v is not None for v in it_values):
-                ys = np.array([np.nan if v is None else v for v in it_values], dtype=float)
+            ys = _iterate_params(run).get(name)
+            if s["it_x"] is not None and ys is not None:
                 ax.plot(s["it_x"], ys, color=color, lw=1.5)
             evals = [r for r in run.evaluations if isinstance(r.get("params"), dict)
                      and r["params"].get(name) is not None]
@@ -459,6 +458,30 @@ def _draw_params(axes, runs, series, names, *, x: str, colors) -> None:
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(name)
         ax.grid(True, alpha=0.3)
+
+
+def _iterate_params(run: History) -> dict[str, np.ndarray]:
+    """The iterate of each iteration in user units: its ``params``, else ``x`` mapped by the space."""
+    names = []
+    for record in run.iterations:
+        if isinstance(record.get("params"), dict):
+            names.extend(k for k in record["params"] if k not in names)
+    if names:
+        return {name: np.array([np.nan if (r.get("params") or {}).get(name) is None
+                                else r["params"][name] for r in run.iterations], dtype=float)
+                for name in names}
+    space, xs = _space(run), run.x
+    if not space or xs is None or xs.ndim != 2 or xs.shape[1] != len(space):
+        return {}
+    from gdtools.space import Space
+
+    try:
+        user = Space.from_description(space)
+    except (InputError, KeyError, TypeError):
+        return {}
+    # x is the optimiser's unit-cube point; show the user value the objective was given.
+    rows = [user.from_unit(u) for u in xs]
+    return {name: np.array([row[name] for row in rows], dtype=float) for name in space}
 
 
 def _probe_x(run: History, evals: list[dict], s: dict, x: str) -> np.ndarray:

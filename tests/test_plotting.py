@@ -158,6 +158,17 @@ def test_named_params_get_one_panel_each_with_log_axis_from_space():
     assert threads_ax.get_xlabel() == "iteration" and loss_ax.get_xlabel() == ""
 
 
+def test_unit_cube_x_is_mapped_to_user_units_through_the_space():
+    h = History(meta={"space": {"rate": {"low": 0.01, "high": 100.0, "log": True, "int": False},
+                                "threads": {"low": 1, "high": 9, "log": False, "int": True}}})
+    for i, u in enumerate([[0.0, 0.0], [0.5, 0.5], [1.0, 0.8]]):
+        h.record_iteration(iteration=i, nfev=2 * (i + 1), time=float(i), loss=1.0, x=u)
+    _, rate_ax, threads_ax = plot_history(h, params=True).axes
+    np.testing.assert_allclose(rate_ax.get_lines()[0].get_ydata(), [0.01, 1.0, 100.0])
+    np.testing.assert_allclose(threads_ax.get_lines()[0].get_ydata(), [1, 5, 7])
+    assert rate_ax.get_yscale() == "log"
+
+
 def test_unnamed_params_are_the_coordinates_of_x():
     h = smooth_history(dim=3)
     fig = plot_history(h, params=True)
