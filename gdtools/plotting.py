@@ -200,7 +200,8 @@ def _describe(value) -> str | None:
 def default_label(run: History, index: int = 0) -> str:
     """The label a run gets by default: its estimator and optimizer, else its file name."""
     parts = [_describe(run.meta.get("estimator")), _describe(run.meta.get("optimizer"))]
-    parts = [p for p in parts if p]
+    # "default" says only that the engine picked the optimizer; the estimator then says it all.
+    parts = [p for p in parts if p and p != "default"]
     if parts:
         return " + ".join(parts)
     if run.path:

@@ -1,0 +1,141 @@
+"""Images in and out of the dream: load (any mode Pillow reads), resize, save with metadata.
+
+Inside gdtools an image is a float32 array (height, width, 3) of RGB values in [0, 255].
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from gdtools.errors import InputError
+
+#: images smaller than this on either side are refused: the network sees nothing in them
+MIN_SIDE = 16
+#: the metadata key under which the dream's parameters are stored in a PNG
+METADATA_KEY = "gdtools"
+
+
+def to_rgb_array(picture: Image.Image) -> np.ndarray:
+    """A Pillow image of any mode as float32 RGB in [0, 255] (16-bit scaled down, alpha over white)."""
+    mode = picture.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(picture, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        gray = np.clip(values / top * 255.0, 0, 255)
+        return np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
+    if mode == "F":
+        gray = np.clip(np.asarray(picture, dtype=np.float64), 0, 255)
+        return np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
+    has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in picture.info)
+    if has_alpha:
+        rgba = np.asarray(picture.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[..., 3:] / 255.0
+        return (rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.float32)
+    return np.asarray(picture.convert("RGB"), dtype=np.float32)
+
+
+def load_image(path: str | os.PathLike, *, max_side: int | None = None) -> np.ndarray:
+    """Read an image file as float32 RGB (height, width, 3) in [0, 255].
+
+    Grayscale, palette, RGBA (composited over white) and 16-bit images are converted. With
+    ``max_side`` the image is shrunk (never enlarged) so that its longer side is at most that.
+
+    Raises:
+      InputError: the file is missing, is not an image Pillow can decode, is truncated, or is
+        smaller than :data:`MIN_SIDE` pixels on a side.
+    """
+    if max_side is not None and (not isinstance(max_side, int) or max_side < MIN_SIDE):
+        raise InputError(f"max_side must be an integer >= {MIN_SIDE}, got {max_side!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image {str(path)!r} does not exist or is not a file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as picture:
+                if max_side is not None and max(picture.size) > max_side:
+                    # draft() lets JPEG decode at a fraction of its size: a 20,000 px photo never
+                    # has to exist in memory at full size
+                    picture.draft("RGB", _fitted(picture.size[::-1], max_side)[::-1])
+                picture.load()
+                array = to_rgb_array(picture)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"image {str(path)!r} is too large to decode safely ({exc}); shrink it first") from None
+    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as exc:
+        raise InputError(f"cannot read image {str(path)!r}: {exc}") from None
+    height, width = array.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise InputError(
+            f"image {str(path)!r} is {width}x{height} pixels; DeepDream needs at least {MIN_SIDE} on each side"
+        )
+    if max_side is not None and max(height, width) > max_side:
+        array = resize(array, _fitted((height, width), max_side))
+    return array
+
+
+def _fitted(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
+    height, width = shape
+    scale = max_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize float RGB ``image`` to ``shape`` (height, width) with a Lanczos filter, per channel."""
+    height, width = shape
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32), mode="F").resize(
+            (width, height), Image.LANCZOS))
+        for c in range(image.shape[-1])
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.float32)
+
+
+def fit_max_side(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``image`` shrunk so that its longer side is at most ``max_side`` (unchanged if it already is)."""
+    if max(image.shape[:2]) <= max_side:
+        return image
+    return resize(image, _fitted(image.shape[:2], max_side))
+
+
+def to_uint8(image) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(image, dtype=np.float32)), 0, 255).astype(np.uint8)
+
+
+def save_image(path: str | os.PathLike, image, *, metadata: dict | None = None) -> Path:
+    """Write ``image`` (float RGB in [0, 255]); a PNG carries ``metadata`` as JSON text.
+
+    The metadata is stored under the key :data:`METADATA_KEY` and the version under ``Software``;
+    :func:`read_metadata` reads it back.
+    """
+    path = Path(path)
+    picture = Image.fromarray(to_uint8(image), mode="RGB")
+    if path.suffix.lower() == ".png":
+        info = PngImagePlugin.PngInfo()
+        from gdtools._version import __version__
+
+        info.add_text("Software", f"gdtools {__version__}")
+        if metadata is not None:
+            info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
+        picture.save(path, pnginfo=info)
+    else:
+        try:
+            picture.save(path)
+        except (KeyError, ValueError) as exc:
+            raise InputError(f"cannot write {str(path)!r}: unknown image format ({exc})") from None
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The parameters a PNG written by :func:`save_image` carries (empty dict if none)."""
+    try:
+        with Image.open(path) as picture:
+            text = picture.text.get(METADATA_KEY) if hasattr(picture, "text") else None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"cannot read image {str(path)!r}: {exc}") from None
+    return json.loads(text) if text else {}

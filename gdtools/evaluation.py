@@ -1,0 +1,210 @@
+"""How points get measured: batches, executors, common random numbers, failures, noise, replay.
+
+The engine never calls a black-box objective itself: it hands a batch of flat points to an
+:class:`Evaluator`, which converts each to the user's argument, submits them together (to a
+``concurrent.futures.Executor`` when one is given: a process pool, or a dask cluster through
+``client.get_executor()``), records each result in the history as it arrives, applies the failure
+policy and keeps a running estimate of the noise level. On resume it replays recorded evaluations
+instead of measuring them again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from concurrent.futures import as_completed
+from typing import Any, Callable
+
+import numpy as np
+
+from gdtools.errors import EvaluationFailed, InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """One evaluation of an objective, with what is known about its noise.
+
+    Attributes:
+      value: the number the optimizer sees (a statistic of ``samples`` when there are several).
+      samples: every repeat's raw value.
+      statistic: how ``value`` was made from ``samples`` ("median", "mean", "min", "value").
+      spread: standard deviation of the samples (nan with fewer than two).
+      status: "ok" or "failed".
+      error: what went wrong, for a failed evaluation.
+      params: the point in the user's units, when the objective knows them.
+      t_start, t_end: wall-clock timestamps (``time.time()``) of the evaluation.
+    """
+
+    value: float
+    samples: tuple = ()
+    statistic: str = "value"
+    spread: float = math.nan
+    status: str = "ok"
+    error: str | None = None
+    params: dict | None = None
+    t_start: float | None = None
+    t_end: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and math.isfinite(self.value)
+
+    @property
+    def noise(self) -> float:
+        """Estimated standard deviation of ``value`` (nan when the samples cannot tell)."""
+        n = len(self.samples)
+        if n < 2 or not math.isfinite(self.spread):
+            return math.nan
+        factor = 1.2533 if self.statistic == "median" else 1.0  # efficiency of the median
+        return factor * self.spread / math.sqrt(n) if self.statistic in ("median", "mean") else self.spread
+
+
+def as_measurement(result: Any) -> Measurement:
+    """Accept what an objective may return: a Measurement, or a real scalar."""
+    if isinstance(result, Measurement):
+        return result
+    try:
+        arr = np.asarray(result)
+    except Exception:
+        raise InputError(f"the objective returned {type(result).__name__}, expected a real scalar") from None
+    if arr.shape != ():
+        if arr.size == 1:
+            arr = arr.reshape(())
+        else:
+            raise InputError(f"the objective returned an array of shape {arr.shape}, expected a scalar")
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise InputError(f"the objective returned {arr.dtype} values, expected a real scalar")
+    return Measurement(value=float(arr))
+
+
+class _Call:
+    """Picklable ``fun(arg)`` or ``fun(arg, key)`` with timing and exception capture."""
+
+    def __init__(self, fun: Callable, stochastic: bool):
+        self.fun = fun
+        self.stochastic = stochastic
+
+    def __call__(self, arg, key=None):
+        t0 = time.time()
+        try:
+            out = self.fun(arg, key) if self.stochastic else self.fun(arg)
+            m = as_measurement(out)
+        except InputError:
+            raise
+        except Exception as exc:  # a failing evaluation is data, not a crash
+            return Measurement(value=math.nan, status="failed", error=f"{type(exc).__name__}: {exc}",
+                               t_start=t0, t_end=time.time())
+        if m.t_start is None:
+            m = dataclasses.replace(m, t_start=t0, t_end=time.time())
+        return m
+
+
+class Evaluator:
+    """Measures batches of flat points and records them.
+
+    Args:
+      fun: the user's objective, called with ``to_arg(x)`` (and a key when ``stochastic``).
+      to_arg: converts a flat NumPy point to the user's argument (a dict of params, a pytree).
+      history: where each evaluation is recorded (``None``: not recorded).
+      executor: a ``concurrent.futures.Executor`` or ``None`` to evaluate in this process.
+      stochastic: whether ``fun`` takes a PRNG key.
+      on_failure: "stop" or a float penalty used as the value of a failed evaluation.
+      max_failures: consecutive failures after which "stop" ends the run.
+      noise: a known noise level (std of one evaluation); None to estimate it from measurements.
+      replay: evaluation records from an interrupted run, used instead of measuring again.
+    """
+
+    def __init__(self, fun, *, to_arg, history=None, executor=None, stochastic=False,
+                 on_failure="stop", max_failures=3, noise=None, replay=()):
+        if not (on_failure == "stop" or isinstance(on_failure, (int, float))):
+            raise InputError(f"on_failure must be 'stop' or a number (a penalty value), got {on_failure!r}")
+        if not isinstance(max_failures, int) or max_failures < 1:
+            raise InputError(f"max_failures must be a positive integer, got {max_failures!r}")
+        self._call = _Call(fun, stochastic)
+        self.to_arg = to_arg
+        self.history = history
+        self.executor = executor
+        self.stochastic = stochastic
+        self.on_failure = on_failure
+        self.max_failures = max_failures
+        self.known_noise = noise
+        self.nfev = 0
+        self.consecutive_failures = 0
+        self.iteration = 0
+        self._noises: list[float] = []
+        self._replay = {int(r.get("index", r["eval"])): r for r in replay}
+
+    @property
+    def noise(self) -> float:
+        """Noise level: as given, else the median over recent measurements' noise, else 0."""
+        if self.known_noise is not None:
+            return float(self.known_noise)
+        recent = [v for v in self._noises[-20:] if math.isfinite(v)]
+        return float(np.median(recent)) if recent else 0.0
+
+    def _replayed(self, index: int, x: np.ndarray) -> Measurement | None:
+        record = self._replay.get(index)
+        if record is None or record.get("x") is None:
+            return None
+        if not np.allclose(np.asarray(record["x"], dtype=float), x, rtol=1e-12, atol=1e-12):
+            self._replay.clear()  # the run has diverged from the recording: measure from here on
+            return None
+        value = record.get("value")
+        return Measurement(
+            value=math.nan if value is None else float(value), samples=tuple(record.get("samples") or ()),
+            statistic=record.get("statistic", "value"),
+            spread=math.nan if record.get("spread") is None else float(record["spread"]),
+            status=record.get("status", "ok"), error=record.get("error"), params=record.get("params"),
+            t_start=record.get("t_start"), t_end=record.get("t_end"))
+
+    def __call__(self, points, key=None) -> np.ndarray:
+        """Measure each row of ``points``; returns the values the optimizer should use."""
+        points = np.atleast_2d(np.asarray(points, dtype=float))
+        first = self.nfev
+        self.nfev += len(points)
+        results: dict[int, Measurement] = {}
+        pending = {}
+        for i, x in enumerate(points):
+            replayed = self._replayed(first + i, x)
+            if replayed is not None:
+                results[i] = replayed
+                continue
+            arg = self.to_arg(x)
+            args = (arg, key) if self.stochastic else (arg,)
+            if self.executor is None:
+                results[i] = self._record(first + i, x, self._call(*args))
+            else:
+                pending[self.executor.submit(self._call, *args)] = i
+        for future in as_completed(pending):
+            i = pending[future]
+            try:
+                m = future.result()
+            except InputError:
+                raise
+            except Exception as exc:
+                m = Measurement(value=math.nan, status="failed", error=f"{type(exc).__name__}: {exc}")
+            results[i] = self._record(first + i, points[i], m)
+        return np.array([self._value(results[i]) for i in range(len(points))])
+
+    def _record(self, index, x, m: Measurement) -> Measurement:
+        if self.history is not None:
+            self.history.record_evaluation(
+                iteration=self.iteration, x=x, params=m.params if m.params is not None else None,
+                value=m.value, samples=list(m.samples), statistic=m.statistic, spread=m.spread,
+                status=m.status, error=m.error, t_start=m.t_start, t_end=m.t_end, index=index)
+        return m
+
+    def _value(self, m: Measurement) -> float:
+        if m.ok:
+            self.consecutive_failures = 0
+            self._noises.append(m.noise)
+            return m.value
+        self.consecutive_failures += 1
+        if self.on_failure == "stop":
+            if self.consecutive_failures >= self.max_failures:
+                raise EvaluationFailed(
+                    f"{self.consecutive_failures} consecutive evaluations failed (max_failures="
+                    f"{self.max_failures}); the last one: {m.error or 'non-finite value'}")
+            return math.nan
+        return float(self.on_failure)

@@ -1,0 +1,202 @@
+"""The optimisation loop that runs on the host, one gradient estimate per iteration.
+
+Used for black-box estimators (their probes are measured by an :class:`~gdtools.evaluation.Evaluator`,
+possibly on an executor) and for traceable objectives whenever the host is needed between steps
+(a callback, a time budget, a custom estimator such as DeepDream's tiled one). The optax update and
+the projection onto the bounds are one jitted function, so the per-iteration overhead is a few
+dispatches. NumPy problems run in float64 (``jax.enable_x64`` around the update); device problems
+keep ``x`` as a JAX array.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gdtools.errors import EvaluationFailed
+from gdtools.result import State
+from gdtools.transforms import needs_value_fn, scale_by_array, spall_gain
+
+#: Fraction of each coordinate's scale that the first step of a decaying-gain run moves.
+FIRST_STEP = 0.1
+ALPHA = 0.602
+
+
+def calibrated_gain(grad, scale, *, iterations: int) -> optax.GradientTransformation:
+    """SGD with Spall's gain, preconditioned by scale², calibrated on the first gradient estimate.
+
+    ``a`` is set so that the first step moves a coordinate by ``FIRST_STEP * scale`` on average:
+    ``a = FIRST_STEP * (A + 1)**alpha / mean(|g| * scale)``, with ``A = 10%`` of the iterations
+    (Spall 1998, "Implementation of the simultaneous perturbation algorithm").
+    """
+    g = np.asarray(grad, dtype=float)
+    s = np.asarray(scale, dtype=float)
+    size = float(np.mean(np.abs(g) * s))
+    A = max(1.0, 0.1 * iterations)
+    a = FIRST_STEP * (A + 1.0) ** ALPHA / size if size > 0 and np.isfinite(size) else 1e-3
+    return optax.chain(scale_by_array(s * s), optax.scale_by_learning_rate(spall_gain(a, A=A, alpha=ALPHA)))
+
+
+class HostLoop:
+    """One run of the host loop; ``run()`` returns the raw outcome for ``minimize`` to package."""
+
+    def __init__(self, *, problem, estimator, optimizer, fun_flat, evaluator, history, key,
+                 max_iters, max_evals, max_time, tol, callback, calibrate, skip_records=0,
+                 resumed_time=0.0):
+        self.problem = problem
+        self.estimator = estimator
+        self.optimizer = optimizer
+        self.fun_flat = fun_flat
+        self.evaluator = evaluator
+        self.history = history
+        self.key = key
+        self.max_iters = max_iters
+        self.max_evals = max_evals
+        self.max_time = max_time
+        self.tol = tol
+        self.callback = callback
+        self.calibrate = calibrate
+        self.skip_records = skip_records
+        self.resumed_time = resumed_time
+
+    # -- the jitted update -----------------------------------------------------------------------
+    def _make_step(self, optimizer):
+        lower, upper = self.problem.lower, self.problem.upper
+        extra = needs_value_fn(optimizer)
+        value_fn = self._value_fn() if extra else None
+
+        def step(grad, state, x, value):
+            if extra:
+                updates, state = optimizer.update(grad, state, x, value=value, grad=grad, value_fn=value_fn)
+            else:
+                updates, state = optimizer.update(grad, state, x)
+            x = optax.apply_updates(x, updates)
+            if lower is not None:
+                x = jnp.clip(x, lower, upper)
+            return x, state
+
+        return jax.jit(step)
+
+    def _value_fn(self):
+        """The objective as a JAX function, for optimizers with a line search."""
+        if self.estimator.traceable:
+            return self.fun_flat
+        evaluator = self.evaluator
+
+        def host_value(x):
+            return np.asarray(evaluator(np.asarray(x, dtype=float)[None])[0], dtype=np.float64)
+
+        def value_fn(x):
+            return jax.pure_callback(host_value, jax.ShapeDtypeStruct((), jnp.float64), x)
+
+        return value_fn
+
+    def _precision(self):
+        return jax.enable_x64(not self.problem.device)
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def nfev(self, extra=0):
+        return (self.evaluator.nfev if self.evaluator is not None else self._nfev) + extra
+
+    def run(self) -> dict:
+        problem, estimator = self.problem, self.estimator
+        x = problem.x0
+        self._nfev = 0
+        t0 = time.perf_counter()
+        elapsed = lambda: self.resumed_time + time.perf_counter() - t0
+        kwargs = dict(scale=problem.scale, bounds=problem.bounds)
+        optimizer, step, state = None, None, None
+        if not self.calibrate:
+            optimizer = self.optimizer
+            with self._precision():
+                state = optimizer.init(jnp.asarray(x))
+                step = self._make_step(optimizer)
+        f_start = math.nan
+        if self.evaluator is not None:
+            f_start = float(self.evaluator(np.asarray(x, dtype=float)[None])[0])
+        best_x, best_f = x, f_start
+        last_grad, reason, detail, cost, k = None, None, "", 0, 0
+        recent: list[float] = []
+        try:
+            for k in range(self.max_iters + 1):
+                if k == self.max_iters:
+                    reason = "max_iters"
+                    break
+                if self.max_evals is not None and self.nfev(cost + 1) > self.max_evals:
+                    reason = "max_evals"
+                    break
+                if self.max_time is not None and elapsed() >= self.max_time:
+                    reason = "max_time"
+                    break
+                if self.evaluator is not None:
+                    self.evaluator.iteration = k
+                key = jax.random.fold_in(self.key, k)
+                extra = {}
+                if problem.space is not None:
+                    extra["min_step"] = problem.min_step(x)
+                evaluate = (lambda pts, _key=key: self.evaluator(pts, key=_key)) if self.evaluator else None
+                noise = self.evaluator.noise if self.evaluator is not None else 0.0
+                est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
+                                         noise=noise, **kwargs, **extra)
+                cost = est.nfev
+                if self.evaluator is None:
+                    self._nfev += est.nfev
+                value = float(est.value)
+                if k == 0 and self.evaluator is not None:
+                    value = f_start
+                grad = est.grad
+                finite = bool(jnp.all(jnp.isfinite(grad)))
+                gnorm = float(jnp.max(jnp.abs(grad))) if finite else math.nan
+                if k >= self.skip_records:
+                    self.history.record_iteration(iteration=k, nfev=self.nfev(), time=elapsed(), loss=value,
+                                                  grad_norm=gnorm, x=x)
+                if math.isfinite(value) and (not math.isfinite(best_f) or value < best_f):
+                    best_x, best_f = x, value
+                if not finite:
+                    if estimator.traceable or self.evaluator is None:
+                        reason, detail = "nonfinite", k
+                        break
+                    continue  # a failed probe: measure again next iteration rather than step blindly
+                last_grad = grad
+                if not estimator.stochastic and self.evaluator is None and gnorm <= self.tol:
+                    reason = "converged"
+                    break
+                if not estimator.stochastic and self.evaluator is not None and gnorm <= self.tol \
+                        and noise == 0.0:
+                    reason = "converged"
+                    break
+                with self._precision():
+                    if optimizer is None:
+                        budget = self.max_iters
+                        if self.max_evals is not None:
+                            budget = min(budget, max(1, (self.max_evals - self.nfev()) // max(cost, 1)))
+                        optimizer = calibrated_gain(grad, problem.scale, iterations=budget)
+                        state = optimizer.init(jnp.asarray(x))
+                        step = self._make_step(optimizer)
+                    new_x, state = step(grad, state, jnp.asarray(x), jnp.asarray(value))
+                new_x = new_x if problem.device else np.asarray(new_x, dtype=float)
+                if self.callback is not None:
+                    stop = self.callback(State(iteration=k, x=problem.to_user(x) if not problem.device else x,
+                                               fun=value, grad_norm=gnorm, nfev=self.nfev(),
+                                               elapsed=elapsed(), history=self.history))
+                    if stop:
+                        x = new_x
+                        reason = "callback"
+                        k += 1
+                        break
+                recent.append(float(jnp.max(jnp.abs(new_x - x))))
+                x = new_x
+                if len(recent) >= 3 and max(recent[-3:]) == 0.0 and not estimator.stochastic:
+                    reason = "no_progress"
+                    k += 1
+                    break
+        except EvaluationFailed as exc:
+            reason, detail = "failed", str(exc)
+        return dict(x=x, best_x=best_x, best_f=best_f, f_start=f_start, nit=k, reason=reason, detail=detail,
+                    grad=last_grad, elapsed=elapsed(), optimizer=optimizer)

@@ -1,0 +1,332 @@
+"""``minimize``: one entry point for JAX programs, black boxes and tuned programs.
+
+Picks the engine: a traceable objective with autodiff and nothing that needs the host between
+steps runs as one compiled XLA program (:mod:`gdtools.compiled_loop`); everything else runs the
+host loop (:mod:`gdtools.host_loop`), which asks the estimator for a gradient each iteration and has
+black-box probes measured in batches by an :class:`~gdtools.evaluation.Evaluator`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gdtools import estimators as _estimators
+from gdtools._version import __version__
+from gdtools.compiled_loop import CODES, MAX_TRAJECTORY, make_solver
+from gdtools.errors import InputError
+from gdtools.evaluation import Evaluator
+from gdtools.history import History
+from gdtools.host_loop import HostLoop
+from gdtools.problem import Problem, build_problem
+from gdtools.result import Result, stop_message
+from gdtools.transforms import resolve_optimizer
+
+DEFAULT_MAX_ITERS = 1000
+DEFAULT_TOL = 1e-6
+
+
+def _check_positive(name, value, kind=int, allow_none=True):
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, (int, np.integer)) if kind is int else isinstance(value, (int, float, np.number))
+    if not ok or isinstance(value, bool) or not value > 0 or (kind is float and not math.isfinite(value)):
+        raise InputError(f"{name} must be a positive {'integer' if kind is int else 'number'}, got {value!r}")
+    return value
+
+
+def _default_optimizer(estimator, *, noisy: bool):
+    """L-BFGS with a line search for exact or noise-free gradients, Spall's decaying gain otherwise."""
+    if estimator.traceable:
+        return optax.lbfgs(), False
+    if not estimator.stochastic and not noisy:
+        return optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=30)), False
+    return None, True  # calibrated after the first gradient estimate
+
+
+def _traceable_flat(problem: Problem, fun: Callable, estimator) -> Callable:
+    """The objective on a flat JAX vector; checks that it traces and returns a real scalar."""
+    unravel = problem.jax_unravel
+
+    def fun_flat(x):
+        return fun(unravel(x))
+
+    try:
+        out = jax.eval_shape(fun_flat, jax.ShapeDtypeStruct(jnp.shape(problem.x0), jnp.result_type(problem.x0)))
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+            jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError) as exc:
+        raise InputError(f"gradient={estimator.name!r} needs a JAX-traceable objective (jax.numpy "
+                         f"operations only), but tracing it failed: {type(exc).__name__}. For a "
+                         f"black box, use gradient='central', 'forward', 'spsa' or 'smoothing'.") from None
+    if getattr(out, "shape", None) != ():
+        raise InputError(f"the objective must return a scalar, got shape {getattr(out, 'shape', out)}")
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise InputError(f"the objective must return a real floating-point scalar, got {out.dtype}")
+    return fun_flat
+
+
+def minimize(
+    fun: Callable,
+    x0: Any = None,
+    *,
+    gradient="autodiff",
+    optimizer=None,
+    bounds=None,
+    space=None,
+    max_iters: int | None = None,
+    max_evals: int | None = None,
+    max_time: float | None = None,
+    tol: float = DEFAULT_TOL,
+    seed: int = 0,
+    callback: Callable | None = None,
+    executor=None,
+    history=None,
+    resume: bool = False,
+    noise: float | None = None,
+    on_failure="stop",
+    max_failures: int = 3,
+    batch: bool = False,
+) -> Result:
+    """Minimise ``fun`` from ``x0`` by gradient descent with an exact or estimated gradient.
+
+    Args:
+      fun: the objective, ``fun(x) -> scalar`` or, stochastic, ``fun(x, key) -> scalar`` with a JAX
+        PRNG key (paired probes get the same key: common random numbers). It may return a
+        :class:`gdtools.Measurement` (repeats, spread, failure) instead of a number.
+      x0: start point, a flat array or a pytree (dict of arrays); ``res.x`` has its structure.
+        With ``space``, a dict in user units (default: the centre of the space).
+      gradient: ``"autodiff"`` (``jax.grad``), ``"forward"``, ``"central"`` (finite differences),
+        ``"spsa"``, ``"smoothing"``, or a :class:`gdtools.estimators.GradientEstimator`.
+      optimizer: an optax ``GradientTransformation`` or a name (``"adam"``, ``"lbfgs"``, ...).
+        Default: L-BFGS with a line search for autodiff and noise-free finite differences; for SPSA,
+        smoothing and noisy objectives, SGD with Spall's gain ``a/(k+1+A)**0.602`` calibrated so
+        the first step moves about a tenth of each coordinate's scale.
+      bounds: ``(lower, upper)``, scalars or pytrees like ``x0``; iterates are projected onto them.
+      space: a :class:`gdtools.Space` of named parameters; the optimiser then works on the unit cube.
+      max_iters: iterations (default 1000, or unlimited when ``max_evals`` is given for a black box).
+      max_evals: evaluation budget for black-box estimators (one more is spent measuring ``res.x``).
+      max_time: wall-clock budget in seconds.
+      tol: stop when the gradient's largest component is at most ``tol`` (deterministic gradients).
+      seed: seeds every random choice (perturbations, keys passed to ``fun``).
+      callback: ``callback(state) -> bool | None`` after each iteration; True stops the run.
+      executor: a ``concurrent.futures.Executor`` (process pool, dask ``client.get_executor()``)
+        that evaluates each batch of probes in parallel.
+      history: a path to append every record to as it happens, a :class:`History`, or None.
+      resume: continue the run recorded in ``history`` (a path): recorded evaluations are replayed
+        instead of measured, so the resumed run reaches the uninterrupted run's result.
+      noise: the objective's noise level (std of one evaluation), if known; else estimated from
+        the measurements' repeats (0 when there are none).
+      on_failure: ``"stop"`` (after ``max_failures`` consecutive failed evaluations) or a number used
+        as the value of a failed evaluation.
+      max_failures: see ``on_failure``.
+      batch: ``x0`` has a leading axis of independent starting points, solved together in one
+        compiled program (autodiff on traceable objectives only).
+
+    Returns:
+      A :class:`gdtools.Result`: ``x, fun, nit, nfev, success, message, status, grad, history``.
+
+    Example:
+      >>> import jax.numpy as jnp, gdtools as gd
+      >>> res = gd.minimize(lambda x: jnp.sum((x - 3.0) ** 2), jnp.zeros(2))
+      >>> bool(jnp.allclose(res.x, 3.0, atol=1e-4))
+      True
+    """
+    estimator = _estimators.resolve(gradient)
+    max_iters = _check_positive("max_iters", max_iters)
+    max_evals = _check_positive("max_evals", max_evals)
+    max_time = _check_positive("max_time", max_time, kind=float)
+    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or tol < 0 or math.isnan(tol):
+        raise InputError(f"tol must be a non-negative number, got {tol!r}")
+    if noise is not None and not (isinstance(noise, (int, float)) and noise >= 0 and math.isfinite(noise)):
+        raise InputError(f"noise must be a non-negative number, got {noise!r}")
+    if not isinstance(seed, (int, np.integer)):
+        raise InputError(f"seed must be an integer, got {seed!r}")
+    if callback is not None and not callable(callback):
+        raise InputError("callback must be callable")
+    if executor is not None and not hasattr(executor, "submit"):
+        raise InputError(f"executor must have a submit() method (concurrent.futures.Executor), got "
+                         f"{type(executor).__name__}")
+    if optimizer is not None:
+        optimizer = resolve_optimizer(optimizer)
+    if max_iters is None:
+        max_iters = 10**9 if (max_evals is not None or max_time is not None) else DEFAULT_MAX_ITERS
+
+    if batch:
+        return _minimize_batch(fun, x0, estimator=estimator, optimizer=optimizer, bounds=bounds,
+                               max_iters=max_iters, tol=tol, history=history)
+
+    problem = build_problem(fun, x0, bounds=bounds, space=space)
+    if resume and not isinstance(history, (str, bytes)) and not hasattr(history, "__fspath__"):
+        raise InputError("resume=True needs history= the path of the run to continue")
+
+    fun_flat = None
+    if estimator.traceable:
+        if problem.space is not None:
+            raise InputError("gradient='autodiff' cannot differentiate through a Space (integers, "
+                             "rounding); use gradient='spsa' or 'central'")
+        if problem.stochastic:
+            raise InputError("gradient='autodiff' needs a deterministic fun(x); for fun(x, key) use a "
+                             "black-box estimator ('spsa', 'smoothing', 'central')")
+        fun_flat = _traceable_flat(problem, fun, estimator)
+
+    meta = dict(version=__version__, estimator=estimator.describe(),
+                optimizer="default" if optimizer is None else _describe(optimizer), seed=int(seed),
+                n=int(np.size(problem.x0)))
+    if problem.space is not None and hasattr(problem.space, "describe"):
+        meta["space"] = problem.space.describe()
+    replay, skip, resumed_time = (), 0, 0.0
+    if isinstance(history, History):
+        hist = history
+        hist.update_meta(**meta)
+    elif history is None:
+        hist = History(meta=meta)
+    else:
+        hist = History(history, meta=meta, append=resume)
+        if resume:
+            replay = list(hist.evaluations)
+            skip = len(hist.iterations)
+            if hist.iterations:
+                resumed_time = float(hist.iterations[-1].get("time") or 0.0)
+
+    compiled = (estimator.traceable and type(estimator) is _estimators.AutoDiff and callback is None
+                and max_time is None and max_evals is None)
+    if compiled:
+        return _run_compiled(problem, fun_flat, optimizer, max_iters=max_iters, tol=tol, history=hist)
+
+    evaluator = None
+    if not estimator.traceable:
+        evaluator = Evaluator(fun, to_arg=problem.to_user, history=hist, executor=executor,
+                              stochastic=problem.stochastic, on_failure=on_failure,
+                              max_failures=max_failures, noise=noise, replay=replay)
+    noisy = bool(problem.stochastic or (noise or 0) > 0)
+    calibrate = False
+    if optimizer is None:
+        optimizer, calibrate = _default_optimizer(estimator, noisy=noisy)
+    loop = HostLoop(problem=problem, estimator=estimator, optimizer=optimizer, fun_flat=fun_flat,
+                    evaluator=evaluator, history=hist, key=jax.random.PRNGKey(int(seed)),
+                    max_iters=max_iters, max_evals=max_evals, max_time=max_time, tol=tol,
+                    callback=callback, calibrate=calibrate, skip_records=skip, resumed_time=resumed_time)
+    try:
+        out = loop.run()
+        return _package_host(problem, estimator, out, evaluator, hist, fun_flat,
+                             max_iters=max_iters, max_evals=max_evals, max_time=max_time, tol=tol)
+    finally:
+        if history is not None and not isinstance(history, History):
+            hist.close()
+
+
+def _describe(optimizer) -> str:
+    return getattr(optimizer, "__name__", None) or type(optimizer).__name__
+
+
+def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) -> Result:
+    reason = out["reason"]
+    x = out["x"]
+    fun_value = math.nan
+    if evaluator is not None:
+        if out["nit"] == 0 and not math.isfinite(out["f_start"]):
+            raise InputError(f"the objective did not return a finite value at x0 "
+                             f"({out['detail'] or 'nan or inf'}); nothing to optimise from there")
+        if reason != "failed":
+            try:
+                fun_value = float(evaluator(np.asarray(x, dtype=float)[None])[0])
+            except Exception:  # a failure while re-measuring: keep what we have
+                fun_value = math.nan
+        if not math.isfinite(fun_value) and math.isfinite(out["best_f"]):
+            x, fun_value = out["best_x"], out["best_f"]
+    else:
+        value, _ = estimator.value_and_grad(fun_flat)(x) if estimator.traceable and hasattr(
+            estimator, "value_and_grad") else (out["best_f"], None)
+        fun_value = float(value)
+        if not math.isfinite(fun_value) and out["nit"] == 0:
+            raise InputError("the objective returned a non-finite value (nan or inf) at x0")
+    nfev = evaluator.nfev if evaluator is not None else out["nit"] + 1
+    if reason == "max_iters" and estimator.stochastic:
+        success, message = True, f"The iteration budget (max_iters={limits['max_iters']}) was spent."
+    else:
+        success, message = stop_message(reason or "max_iters", iteration=out["detail"], detail=out["detail"],
+                                        **limits)
+    hist.record_iteration(iteration=out["nit"], nfev=nfev, time=out["elapsed"], loss=fun_value,
+                          grad_norm=None, x=x, final=True)
+    user_x = problem.to_user(x) if not problem.device else problem.jax_unravel(x)
+    grad = out["grad"]
+    if grad is not None and problem.space is None:
+        grad = problem.to_user(np.asarray(grad, dtype=float)) if not problem.device else problem.jax_unravel(grad)
+    return Result(x=user_x, fun=fun_value, nit=out["nit"], nfev=nfev, success=success, message=message,
+                  status=reason or "max_iters", history=hist, grad=grad)
+
+
+def _run_compiled(problem, fun_flat, optimizer, *, max_iters, tol, history) -> Result:
+    optimizer = optimizer if optimizer is not None else optax.lbfgs()
+    x0 = jnp.asarray(problem.x0)
+    n = int(x0.size)
+    record_x = n * (max_iters + 1) <= MAX_TRAJECTORY
+    lower = None if problem.lower is None else jnp.asarray(problem.lower, x0.dtype)
+    upper = None if problem.upper is None else jnp.asarray(problem.upper, x0.dtype)
+    solver = make_solver(fun_flat, optimizer, n=n, max_iters=max_iters, tol=tol, lower=lower, upper=upper,
+                         record_x=record_x)
+    t0 = time.perf_counter()
+    trace = jax.jit(solver)(x0)
+    jax.block_until_ready(trace)
+    elapsed = time.perf_counter() - t0
+    return _package_trace(problem, trace, history, elapsed=elapsed, max_iters=max_iters, tol=tol)
+
+
+def _package_trace(problem, trace, history, *, elapsed, max_iters, tol) -> Result:
+    nit = int(trace.nit)
+    loss = np.asarray(trace.loss)
+    if not np.isfinite(loss[0]):
+        raise InputError("the objective returned a non-finite value (nan or inf) at x0")
+    gnorm = np.asarray(trace.grad_norm)
+    evals = np.asarray(trace.evals)
+    xs = np.asarray(trace.xs) if trace.xs.shape[0] else None
+    history.update_meta(engine="compiled", time_resolution="run (per-iteration times are interpolated)")
+    for i in range(nit + 1):
+        history.record_iteration(iteration=i, nfev=int(evals[i]), time=elapsed * i / max(nit, 1),
+                                 loss=float(loss[i]), grad_norm=float(gnorm[i]),
+                                 x=None if xs is None else xs[i])
+    reason = CODES[int(trace.status)]
+    success, message = stop_message(reason, tol=tol, max_iters=max_iters, iteration=nit)
+    unravel = problem.jax_unravel if problem.device else (lambda v: problem.to_user(np.asarray(v, dtype=float)))
+    return Result(x=unravel(trace.x), fun=float(trace.fun), nit=nit, nfev=int(trace.nfev), success=success,
+                  message=message, status=reason, history=history, grad=unravel(trace.grad))
+
+
+def _minimize_batch(fun, x0, *, estimator, optimizer, bounds, max_iters, tol, history) -> list[Result]:
+    """Independent starts along x0's leading axis, solved in one compiled (vmapped) program."""
+    if type(estimator) is not _estimators.AutoDiff:
+        raise InputError("batch=True runs one compiled program and needs gradient='autodiff'")
+    if history is not None:
+        raise InputError("batch=True returns one History per start in each result; history= is not supported")
+    leaves = jax.tree_util.tree_leaves(x0)
+    if not leaves or any(np.ndim(leaf) < 1 for leaf in leaves):
+        raise InputError("batch=True needs x0 with a leading axis of starting points")
+    count = np.shape(leaves[0])[0]
+    first = jax.tree_util.tree_map(lambda a: a[0], x0)
+    problem = build_problem(fun, first, bounds=bounds, space=None)
+    fun_flat = _traceable_flat(problem, fun, estimator)
+    optimizer = optimizer if optimizer is not None else optax.lbfgs()
+    starts = jnp.stack([jax.flatten_util.ravel_pytree(jax.tree_util.tree_map(lambda a: a[i], x0))[0]
+                        for i in range(count)])
+    n = starts.shape[1]
+    lower = None if problem.lower is None else jnp.asarray(problem.lower, starts.dtype)
+    upper = None if problem.upper is None else jnp.asarray(problem.upper, starts.dtype)
+    solver = make_solver(fun_flat, optimizer, n=n, max_iters=max_iters, tol=tol, lower=lower, upper=upper,
+                         record_x=False)
+    t0 = time.perf_counter()
+    traces = jax.jit(jax.vmap(solver))(starts)
+    jax.block_until_ready(traces)
+    elapsed = time.perf_counter() - t0
+    results = []
+    for i in range(count):
+        trace = jax.tree_util.tree_map(lambda a: a[i], traces)
+        results.append(_package_trace(problem, trace, History(meta={"estimator": estimator.describe(),
+                                                                      "batch_index": i}),
+                                      elapsed=elapsed, max_iters=max_iters, tol=tol))
+    return results

@@ -1,0 +1,185 @@
+"""A user's problem made flat: objective, start point, bounds and scale on one parameter vector.
+
+``minimize`` accepts a flat array or any pytree (a dict of named arrays), bounds as scalars or
+pytrees shaped like ``x0``, or a :class:`gdtools.Space` of named, bounded, log-scaled or integer
+parameters. Everything downstream (estimators, optimizers, history) sees one flat vector; this
+module converts in both directions and validates the input once, with messages that name it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from gdtools.errors import InputError
+
+
+def takes_key(fun: Callable) -> bool:
+    """Whether ``fun`` is written ``fun(x, key)`` (a stochastic objective)."""
+    try:
+        sig = inspect.signature(fun)
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in sig.parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values()):
+        return False
+    required = [p for p in positional if p.default is p.empty]
+    return len(required) >= 2 or (len(positional) >= 2 and positional[1].name == "key")
+
+
+class _Unravel:
+    """Picklable flat-NumPy-vector -> pytree of NumPy arrays (for executors in other processes)."""
+
+    def __init__(self, treedef, shapes, dtypes):
+        self.treedef, self.shapes, self.dtypes = treedef, shapes, dtypes
+
+    def __call__(self, flat):
+        flat = np.asarray(flat)
+        leaves, start = [], 0
+        for shape, dtype in zip(self.shapes, self.dtypes):
+            size = int(np.prod(shape, dtype=int))
+            leaf = flat[start:start + size].reshape(shape)
+            leaves.append(leaf.astype(dtype) if np.issubdtype(dtype, np.floating) else leaf)
+            start += size
+        if self.treedef is None:
+            return leaves[0]
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+
+@dataclasses.dataclass
+class Problem:
+    """The flat view of a problem.
+
+    Attributes:
+      x0: flat start point (NumPy float64, or a JAX array in device mode).
+      to_user: flat vector -> the user's argument (pytree, or a dict in user units for a space).
+      jax_unravel: flat JAX vector -> pytree of JAX arrays (for traceable objectives).
+      lower, upper: flat bounds or None.
+      scale: flat typical size of a move per coordinate.
+      space: the Space, if any.
+      device: True when x0 was a JAX array: the loop keeps x on the device.
+      stochastic: whether the objective takes a key.
+    """
+
+    x0: Any
+    to_user: Callable
+    jax_unravel: Callable
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+    scale: np.ndarray
+    space: Any
+    device: bool
+    stochastic: bool
+
+    @property
+    def bounds(self):
+        return None if self.lower is None else (self.lower, self.upper)
+
+    def min_step(self, x):
+        if self.space is None:
+            return None
+        return np.asarray(self.space.min_step(np.asarray(x, dtype=float)), dtype=float)
+
+
+def _as_float_array(name, value):
+    try:
+        arr = np.asarray(value)
+    except Exception:
+        raise InputError(f"{name} must be numbers, got {type(value).__name__}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InputError(f"{name} must be numbers, got {arr.dtype} values")
+    return arr
+
+
+def _flatten_bound(name, bound, x0_tree, n):
+    if bound is None:
+        return None
+    if np.ndim(bound) == 0 and not isinstance(bound, dict):
+        return np.full(n, float(_as_float_array(name, bound)), dtype=float)
+    try:
+        flat, _ = ravel_pytree(jax.tree_util.tree_map(lambda b, x: np.broadcast_to(b, np.shape(x)),
+                                                      bound, x0_tree))
+    except Exception:
+        raise InputError(f"{name} must be a scalar or have the structure and shapes of x0") from None
+    return np.asarray(flat, dtype=float)
+
+
+def build_problem(fun, x0, *, bounds, space) -> Problem:
+    """Validate ``fun``, ``x0``, ``bounds`` and ``space`` and make the flat problem."""
+    if not callable(fun):
+        raise InputError(f"fun must be callable, got {type(fun).__name__}")
+    stochastic = takes_key(fun)
+    if space is not None:
+        return _space_problem(x0, bounds=bounds, space=space, stochastic=stochastic)
+    if x0 is None:
+        raise InputError("x0 is required (a flat array or a pytree of arrays), unless a space is given")
+    leaves = jax.tree_util.tree_leaves(x0)
+    if not leaves:
+        raise InputError("x0 is empty: it must hold at least one number")
+    for leaf in leaves:
+        arr = _as_float_array("x0", leaf)
+        if np.iscomplexobj(arr):
+            raise InputError("x0 must be real, got complex values")
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"x0 contains non-finite values (nan or inf): {np.asarray(arr).ravel()[:8]}")
+    device = all(isinstance(leaf, jax.Array) for leaf in leaves)
+    flat_jax, jax_unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, x0))
+    n = flat_jax.size
+    treedef = jax.tree_util.tree_structure(x0)
+    is_single = treedef.num_leaves == 1 and jax.tree_util.treedef_is_leaf(treedef)
+    shapes = [np.shape(leaf) for leaf in leaves]
+    dtypes = [np.result_type(np.asarray(leaf).dtype, np.float64) if not device else np.asarray(leaf).dtype
+              for leaf in leaves]
+    to_user = _Unravel(None if is_single else treedef, shapes, dtypes)
+    if device:
+        x_flat = flat_jax
+    else:
+        x_flat = np.concatenate([np.asarray(leaf, dtype=float).ravel() for leaf in leaves])
+    lower = upper = None
+    if bounds is not None:
+        if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2):
+            raise InputError("bounds must be a pair (lower, upper) of scalars or pytrees like x0")
+        lower = _flatten_bound("bounds[0] (lower)", bounds[0], x0, n)
+        upper = _flatten_bound("bounds[1] (upper)", bounds[1], x0, n)
+        if np.any(np.isnan(lower)) or np.any(np.isnan(upper)):
+            raise InputError("bounds contain nan")
+        if np.any(lower >= upper):
+            i = int(np.argmax(lower >= upper))
+            raise InputError(f"bounds need lower < upper; coordinate {i} has lower={lower[i]} >= upper={upper[i]}")
+        xh = np.asarray(x_flat, dtype=float)
+        outside = (xh < lower) | (xh > upper)
+        if np.any(outside):
+            i = int(np.argmax(outside))
+            raise InputError(f"x0 violates the bounds: coordinate {i} is {xh[i]}, outside "
+                             f"[{lower[i]}, {upper[i]}]")
+    x_host = np.asarray(x_flat, dtype=float)
+    if lower is not None:
+        width = upper - lower
+        scale = np.where(np.isfinite(width), width, np.maximum(1.0, np.abs(x_host)))
+    else:
+        scale = np.maximum(1.0, np.abs(x_host))
+    return Problem(x0=x_flat, to_user=to_user, jax_unravel=jax_unravel, lower=lower, upper=upper,
+                   scale=scale, space=None, device=device, stochastic=stochastic)
+
+
+def _space_problem(x0, *, bounds, space, stochastic) -> Problem:
+    for attr in ("names", "to_unit", "from_unit", "center", "min_step"):
+        if not hasattr(space, attr):
+            raise InputError(f"space must be a gdtools.Space, got {type(space).__name__}")
+    if bounds is not None:
+        raise InputError("give bounds inside the space (gd.Real(low, high) ...), not as bounds=")
+    start = space.center() if x0 is None else x0
+    if not isinstance(start, dict):
+        raise InputError(f"with a space, x0 must be a dict of parameter values, got {type(start).__name__}")
+    u0 = np.asarray(space.to_unit(start), dtype=float)
+    n = u0.size
+    return Problem(x0=u0, to_user=space.from_unit, jax_unravel=None, lower=np.zeros(n),
+                   upper=np.ones(n), scale=np.ones(n), space=space, device=False,
+                   stochastic=stochastic)

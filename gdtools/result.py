@@ -1,0 +1,79 @@
+"""What ``minimize`` returns, and why a run stopped, in words a user can act on."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from gdtools.history import History
+
+#: Why a run ended: (success, message). ``{...}`` fields are filled in by the engine.
+STOP_REASONS = {
+    "converged": (True, "Converged: the gradient's largest component fell below tol={tol}."),
+    "no_progress": (True, "Stopped: the last step did not change x; the optimizer can make no further "
+                          "progress at this precision."),
+    "max_iters": (False, "The maximum number of iterations (max_iters={max_iters}) was reached; "
+                         "increase max_iters if the loss was still falling."),
+    "max_evals": (True, "The evaluation budget (max_evals={max_evals}) was spent."),
+    "max_time": (True, "The time budget (max_time={max_time} s) was spent."),
+    "callback": (True, "Stopped by the callback."),
+    "nonfinite": (False, "The objective or its gradient became non-finite (nan or inf) at iteration "
+                         "{iteration}; the last finite point is returned. Lower the step size or "
+                         "add bounds."),
+    "failed": (False, "Stopped after failed evaluations: {detail}. Everything measured so far is in "
+                      "the history."),
+}
+
+
+def stop_message(reason: str, **fields) -> tuple[bool, str]:
+    success, template = STOP_REASONS[reason]
+    return success, template.format_map(_Defaulting(fields))
+
+
+class _Defaulting(dict):
+    def __missing__(self, key):
+        return "?"
+
+
+@dataclasses.dataclass
+class Result:
+    """The outcome of :func:`gdtools.minimize`, in scipy.optimize's vocabulary.
+
+    Attributes:
+      x: the solution, with the structure of ``x0`` (a dict in user units when a space was given).
+      fun: the objective at ``x`` (measured again at the end for black-box runs).
+      nit: iterations (optimizer updates) performed.
+      nfev: objective evaluations spent (gradient evaluations for autodiff; repeats not counted).
+      success: whether the run ended for a reason that counts as success (see ``message``).
+      message: why it ended.
+      status: a short code for the reason (``"converged"``, ``"max_iters"``, ...).
+      grad: the last gradient estimate, shaped like ``x`` (None where not available).
+      history: every iteration (and, for black-box runs, every evaluation).
+    """
+
+    x: Any
+    fun: float
+    nit: int
+    nfev: int
+    success: bool
+    message: str
+    status: str
+    history: History
+    grad: Any = None
+
+    def __repr__(self) -> str:
+        return (f"Result(success={self.success}, status={self.status!r}, fun={self.fun!r}, "
+                f"nit={self.nit}, nfev={self.nfev},\n       message={self.message!r},\n       x={self.x!r})")
+
+
+@dataclasses.dataclass
+class State:
+    """What a ``callback(state)`` sees after each iteration; return True to stop the run."""
+
+    iteration: int
+    x: Any
+    fun: float
+    grad_norm: float
+    nfev: int
+    elapsed: float
+    history: History

@@ -1,0 +1,104 @@
+"""Optax gradient transformations gdtools adds, and the optimizer shorthands it accepts.
+
+Every optimizer is an ``optax.GradientTransformation``; these are the few pieces optax lacks:
+
+* :func:`scale_by_mean_abs` and :func:`normalized_sgd`: steps of a fixed size whatever the
+  gradient's magnitude (``u = -lr * g / mean(|g|)``), the DeepDream update.
+* :func:`spall_gain`: SPSA's gain sequence ``a_k = a / (k + 1 + A)**alpha`` as an optax schedule.
+* :func:`scale_by_array`: a fixed per-coordinate preconditioner (``u = s * g``).
+* :func:`resolve_optimizer`: the string shorthands accepted by ``minimize(optimizer=...)``.
+"""
+
+from __future__ import annotations
+
+
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gdtools.errors import InputError
+
+
+def scale_by_mean_abs(eps: float = 1e-8) -> optax.GradientTransformation:
+    """Divide the update by the mean absolute value of its entries (over the whole pytree).
+
+    ``u = g / (mean(|g|) + eps)``: every step then has the same average size per coordinate.
+    """
+
+    def init_fn(params):
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params=None):
+        del params
+        leaves = jax.tree_util.tree_leaves(updates)
+        total = sum(jnp.sum(jnp.abs(leaf)) for leaf in leaves)
+        count = sum(leaf.size for leaf in leaves)
+        mean = total / count
+        return jax.tree_util.tree_map(lambda g: g / (mean + eps), updates), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def normalized_sgd(learning_rate) -> optax.GradientTransformation:
+    """Descent with steps normalised by the gradient's mean absolute value.
+
+    ``x <- x - lr * g / mean(|g|)``. Minimising ``-objective`` with it is the normalised gradient
+    ascent of DeepDream (Mordvintsev et al., 2015).
+    """
+    return optax.chain(scale_by_mean_abs(), optax.scale_by_learning_rate(learning_rate))
+
+
+def spall_gain(a: float, *, A: float = 0.0, alpha: float = 0.602):
+    """SPSA gain ``a_k = a / (k + 1 + A)**alpha`` (Spall 1998, "Implementation of SPSA")."""
+
+    def schedule(count):
+        return a / (count + 1.0 + A) ** alpha
+
+    return schedule
+
+
+
+def scale_by_array(scale) -> optax.GradientTransformation:
+    """Multiply the update element-wise by a fixed array (same shape as the flat parameters)."""
+
+    def init_fn(params):
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params=None):
+        del params
+        return jax.tree_util.tree_map(lambda g: g * jnp.asarray(scale, g.dtype), updates), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+#: ``minimize(optimizer="name")`` shorthands and their default settings.
+SHORTHANDS = {
+    "adam": lambda: optax.adam(1e-2),
+    "adamw": lambda: optax.adamw(1e-2),
+    "sgd": lambda: optax.sgd(1e-2),
+    "momentum": lambda: optax.sgd(1e-2, momentum=0.9),
+    "rmsprop": lambda: optax.rmsprop(1e-2),
+    "lbfgs": lambda: optax.lbfgs(),
+}
+
+
+def resolve_optimizer(optimizer):
+    """An optax transformation from a transformation or a shorthand name."""
+    if isinstance(optimizer, str):
+        try:
+            return SHORTHANDS[optimizer.lower()]()
+        except KeyError:
+            raise InputError(f"unknown optimizer {optimizer!r}; use an optax GradientTransformation "
+                             f"or one of {sorted(SHORTHANDS)}") from None
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise InputError(f"optimizer must be an optax GradientTransformation or a name, got "
+                         f"{type(optimizer).__name__}")
+    return optimizer
+
+
+def needs_value_fn(optimizer) -> bool:
+    """Whether the transformation's update wants ``value``/``value_fn`` (a line search)."""
+    return isinstance(optimizer, optax.GradientTransformationExtraArgs)
