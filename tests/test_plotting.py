@@ -136,6 +136,11 @@ def test_several_histories_one_colour_and_label_each(tmp_path):
     assert len(colours) == 3
 
 
+def test_default_label_leaves_out_an_optimizer_the_engine_chose():
+    h = smooth_history(meta={"estimator": {"name": "spsa", "c": None}, "optimizer": "default"})
+    assert legend_texts(plot_history(h).axes[0])[0] == "spsa"
+
+
 def test_same_method_twice_gets_told_apart_and_labels_override():
     ax = plot_history([smooth_history(), smooth_history()]).axes[0]
     assert legend_texts(ax)[:2] == ["central + adam (#1)", "central + adam (#2)"]
