@@ -1,0 +1,349 @@
+"""Timing objectives: the measured cost of a real run, as a function of named parameters.
+
+:func:`time_callable` times a Python function; :func:`time_command` times a program. Both return a
+picklable callable ``objective(params) -> Measurement`` that an executor (a process pool, a dask
+cluster) can ship to a worker, and that :func:`gdtools.minimize` accepts with ``space=``::
+
+    space = gd.Space(rate=gd.Int(10, 1000, log=True), batch=gd.Int(1, 512, log=True))
+    objective = gd.timing.time_command(["./prog", "--rate", "{rate}", "--batch={batch}"], space)
+    res = gd.minimize(objective, space=space, gradient="spsa", max_evals=100)
+
+One evaluation runs ``warmup`` discarded runs, then ``repeats`` timed runs, and returns every
+repeat's time (``samples``), the ``statistic`` of them used as the value (median by default: robust
+to the occasional run disturbed by something else on the machine) and their standard deviation
+(``spread``), from which the engine estimates the noise level that sets finite-difference steps and
+SPSA's perturbation size.
+
+Commands are argv lists, never a shell string. ``{name}`` placeholders are replaced inside each
+element by the parameter's value (``{{`` and ``}}`` are literal braces), so whatever a value holds
+(spaces, ``;``, ``$(...)``, quotes) it stays inside the one argument it was written in and no shell
+ever reads it. Placeholders also work in ``env`` values (``env={"OMP_NUM_THREADS": "{threads}"}``).
+
+A run that raises (callable), exits with a non-zero code or exceeds ``timeout`` (command) makes the
+evaluation ``status="failed"`` with ``value=nan`` and an ``error`` such as
+``"exit code 3: <the tail of its stderr>"``; the timed repeats that finished before it are kept in
+``samples``. What happens next is the engine's failure policy (``on_failure``, ``max_failures``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from gdtools.errors import InputError
+from gdtools.evaluation import Measurement
+from gdtools.space import Space
+
+STATISTICS = ("median", "mean", "min")
+OBJECTIVES = ("time", "stdout")
+#: Characters of a failed run's stderr kept in its error message.
+STDERR_TAIL = 400
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:inf(?:inity)?|nan)\b",
+                     re.IGNORECASE)
+
+
+# -- argv templates ------------------------------------------------------------------------------
+
+def _parse_template(text: str, where: str) -> list[tuple[str, str]]:
+    """Split ``text`` into ("text", s) and ("param", name) pieces; ``{{``/``}}`` are literal."""
+    pieces: list[tuple[str, str]] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c in "{}" and text[i + 1:i + 2] == c:
+            literal.append(c)
+            i += 2
+        elif c == "{":
+            end = text.find("}", i + 1)
+            if end < 0:
+                raise InputError(f"{where}: unclosed '{{' in {text!r}; write '{{{{' for a literal brace")
+            name = text[i + 1:end]
+            if not name:
+                raise InputError(f"{where}: empty placeholder '{{}}' in {text!r}; "
+                                 f"write '{{name}}' with a parameter name")
+            if literal:
+                pieces.append(("text", "".join(literal)))
+                literal = []
+            pieces.append(("param", name))
+            i = end + 1
+        elif c == "}":
+            raise InputError(f"{where}: unmatched '}}' in {text!r}; write '}}}}' for a literal brace")
+        else:
+            literal.append(c)
+            i += 1
+    if literal or not pieces:
+        pieces.append(("text", "".join(literal)))
+    return pieces
+
+
+def format_value(value) -> str:
+    """How a parameter value is written into a command: ints plainly, floats round-trip exactly."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(int(value))
+    return repr(float(value))
+
+
+def _fill(pieces: list[tuple[str, str]], params: Mapping) -> str:
+    return "".join(text if kind == "text" else format_value(params[text]) for kind, text in pieces)
+
+
+def _check_space(space) -> Space:
+    if not isinstance(space, Space):
+        raise InputError(f"space must be a gdtools Space, got {type(space).__name__}")
+    return space
+
+
+def _check_options(repeats, warmup, statistic) -> None:
+    if not isinstance(repeats, (int, np.integer)) or isinstance(repeats, bool) or repeats < 1:
+        raise InputError(f"repeats must be an integer >= 1, got {repeats!r}")
+    if not isinstance(warmup, (int, np.integer)) or isinstance(warmup, bool) or warmup < 0:
+        raise InputError(f"warmup must be an integer >= 0, got {warmup!r}")
+    if statistic not in STATISTICS:
+        raise InputError(f"statistic must be one of {list(STATISTICS)}, got {statistic!r}")
+
+
+def _summarise(samples: list[float], statistic: str, params: dict, t_start: float) -> Measurement:
+    arr = np.asarray(samples, dtype=float)
+    value = {"median": np.median, "mean": np.mean, "min": np.min}[statistic](arr)
+    spread = float(np.std(arr, ddof=1)) if len(arr) >= 2 else math.nan
+    return Measurement(value=float(value), samples=tuple(float(s) for s in samples),
+                       statistic=statistic, spread=spread, params=dict(params),
+                       t_start=t_start, t_end=time.time())
+
+
+def _failed(samples: list[float], statistic: str, params: dict, t_start: float,
+            error: str) -> Measurement:
+    return Measurement(value=math.nan, samples=tuple(float(s) for s in samples), statistic=statistic,
+                       status="failed", error=error, params=dict(params), t_start=t_start,
+                       t_end=time.time())
+
+
+# -- Python callables ----------------------------------------------------------------------------
+
+class TimedCallable:
+    """``objective(params) -> Measurement``: the wall time of ``fn(**params)``; see :func:`time_callable`."""
+
+    def __init__(self, fn: Callable, space: Space, *, repeats: int, warmup: int, statistic: str):
+        self.fn = fn
+        self.space = space
+        self.repeats = int(repeats)
+        self.warmup = int(warmup)
+        self.statistic = statistic
+
+    def __repr__(self) -> str:
+        name = getattr(self.fn, "__qualname__", repr(self.fn))
+        return f"time_callable({name}, repeats={self.repeats}, warmup={self.warmup})"
+
+    def __call__(self, params: Mapping) -> Measurement:
+        self.space.check(params)
+        t_start = time.time()
+        samples: list[float] = []
+        for run in range(self.warmup + self.repeats):
+            t0 = time.perf_counter()
+            try:
+                self.fn(**params)
+            except Exception as exc:  # a failing run is a measurement, the engine decides
+                return _failed(samples, self.statistic, params, t_start,
+                               f"{type(exc).__name__}: {exc}")
+            if run >= self.warmup:
+                samples.append(time.perf_counter() - t0)
+        return _summarise(samples, self.statistic, params, t_start)
+
+
+def time_callable(fn: Callable, space: Space, *, repeats: int = 5, warmup: int = 1,
+                  statistic: str = "median") -> TimedCallable:
+    """The wall-clock time of ``fn(**params)`` as an objective over ``space``.
+
+    Args:
+      fn: called with the parameters as keyword arguments (user units, integers as ``int``). Use a
+        module-level function when the objective is sent to a process pool or a dask cluster.
+      space: the :class:`~gdtools.space.Space` of the parameters.
+      repeats: timed calls per evaluation.
+      warmup: untimed calls before them (caches, JIT compilation, lazy imports).
+      statistic: ``"median"``, ``"mean"`` or ``"min"`` of the repeats, the value minimised.
+
+    Returns:
+      a picklable ``objective(params) -> Measurement``; an exception raised by ``fn`` gives a
+      failed measurement (``error="ValueError: ..."``).
+    """
+    if not callable(fn):
+        raise InputError(f"fn must be callable, got {type(fn).__name__}")
+    _check_options(repeats, warmup, statistic)
+    return TimedCallable(fn, _check_space(space), repeats=repeats, warmup=warmup, statistic=statistic)
+
+
+# -- programs --------------------------------------------------------------------------------------
+
+def _check_program(program: str, *, cwd: str | None, env: Mapping | None) -> None:
+    """InputError unless ``program`` can be started (a path, or a name found on PATH)."""
+    if os.sep in program or (os.altsep and os.altsep in program):
+        path = program if os.path.isabs(program) or cwd is None else os.path.join(cwd, program)
+        if not os.path.isfile(path):
+            raise InputError(f"program {program!r} does not exist"
+                             + (f" (looked in cwd {cwd!r})" if cwd and not os.path.isabs(program) else ""))
+        if not os.access(path, os.X_OK):
+            raise InputError(f"program {program!r} is not executable (chmod +x it, or run it "
+                             f"through its interpreter: ['python3', {program!r}, ...])")
+        return
+    search = (env or {}).get("PATH", os.environ.get("PATH", os.defpath))
+    if shutil.which(program, path=search) is None:
+        raise InputError(f"program {program!r} was not found on PATH")
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill a timed-out run and everything it started (its own process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, AttributeError):
+        proc.kill()
+
+
+class TimedCommand:
+    """``objective(params) -> Measurement`` for a program; see :func:`time_command`."""
+
+    def __init__(self, argv, space, *, repeats, warmup, timeout, env, cwd, objective, statistic):
+        self.argv_template = list(argv)
+        self.space = space
+        self.repeats = int(repeats)
+        self.warmup = int(warmup)
+        self.timeout = timeout
+        self.env = None if env is None else dict(env)
+        self.cwd = cwd
+        self.objective = objective
+        self.statistic = statistic
+        self._argv = [_parse_template(a, f"argv[{i}]") for i, a in enumerate(self.argv_template)]
+        self._env = {k: _parse_template(v, f"env[{k!r}]") for k, v in (self.env or {}).items()}
+        used = {name for pieces in [*self._argv, *self._env.values()]
+                for kind, name in pieces if kind == "param"}
+        unknown = sorted(used - set(space.names))
+        if unknown:
+            raise InputError(f"placeholder {{{unknown[0]}}} names no parameter; the space has "
+                             f"{list(space.names)}")
+        unused = [name for name in space.names if name not in used]
+        if unused:
+            raise InputError(f"parameter {unused[0]!r} appears in no placeholder of the command, so "
+                             f"it cannot change the run; add '{{{unused[0]}}}' to the command")
+        if all(kind == "text" for kind, _ in self._argv[0]):
+            _check_program(self.argv_template[0], cwd=cwd, env=self.env)
+
+    def __repr__(self) -> str:
+        return f"time_command({self.argv_template!r}, repeats={self.repeats}, objective={self.objective!r})"
+
+    def command(self, params: Mapping) -> list[str]:
+        """The argv this objective runs for ``params`` (one element per template element)."""
+        return [_fill(pieces, params) for pieces in self._argv]
+
+    def environment(self, params: Mapping) -> dict | None:
+        """The environment of a run: this process's, updated with ``env`` (placeholders filled)."""
+        if not self._env:
+            return None
+        return {**os.environ, **{k: _fill(p, params) for k, p in self._env.items()}}
+
+    def _run_once(self, argv, env) -> tuple[float, str | None, str | None]:
+        """One run: (seconds or number, error or None, stdout)."""
+        capture = subprocess.PIPE if self.objective == "stdout" else subprocess.DEVNULL
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=capture,
+                                    stderr=subprocess.PIPE, env=env, cwd=self.cwd,
+                                    start_new_session=True)
+        except OSError as exc:
+            return math.nan, f"cannot start {argv[0]!r}: {exc.strerror or exc}", None
+        try:
+            out, err = proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            proc.communicate()
+            return math.nan, f"timed out after {self.timeout:g} s", None
+        elapsed = time.perf_counter() - t0
+        if proc.returncode != 0:
+            tail = (err or b"").decode("utf-8", "replace").strip()[-STDERR_TAIL:]
+            return math.nan, f"exit code {proc.returncode}: {tail}", None
+        if self.objective == "time":
+            return elapsed, None, None
+        text = (out or b"").decode("utf-8", "replace")
+        numbers = _NUMBER.findall(text)
+        if not numbers:
+            return math.nan, f"no number in the program's output: {text.strip()[-STDERR_TAIL:]!r}", None
+        value = float(numbers[-1])
+        if not math.isfinite(value):
+            return math.nan, f"the last number the program printed is {numbers[-1]!r}", None
+        return value, None, text
+
+    def __call__(self, params: Mapping) -> Measurement:
+        self.space.check(params)
+        argv, env = self.command(params), self.environment(params)
+        t_start = time.time()
+        samples: list[float] = []
+        for run in range(self.warmup + self.repeats):
+            value, error, _ = self._run_once(argv, env)
+            if error is not None:
+                return _failed(samples, self.statistic, params, t_start, error)
+            if run >= self.warmup:
+                samples.append(value)
+        return _summarise(samples, self.statistic, params, t_start)
+
+
+def time_command(argv: Sequence[str], space: Space, *, repeats: int = 5, warmup: int = 1,
+                 timeout: float | None = None, env: Mapping[str, str] | None = None,
+                 cwd: str | os.PathLike | None = None, objective: str = "time",
+                 statistic: str = "median") -> TimedCommand:
+    """The wall-clock time of a program run (or the last number it prints) as an objective.
+
+    Args:
+      argv: the command as a list, e.g. ``["./prog", "--rate", "{rate}"]``; each ``{name}`` is
+        replaced by the value of parameter ``name`` within its own element (never through a
+        shell). Every placeholder must name a parameter of ``space`` and every parameter must
+        appear in some placeholder (of ``argv`` or ``env``).
+      space: the :class:`~gdtools.space.Space` of the parameters.
+      repeats: timed runs per evaluation.
+      warmup: untimed runs before them (file cache, CPU frequency).
+      timeout: seconds after which a run is killed (with everything it started) and the
+        evaluation fails; None for no limit.
+      env: variables added to (or replacing in) this process's environment for the runs; values
+        may hold placeholders.
+      cwd: working directory of the runs (a relative program path is looked up from it).
+      objective: ``"time"``, the wall time of each run; or ``"stdout"``, the last number the
+        program prints on stdout (for objectives that are not timings).
+      statistic: ``"median"``, ``"mean"`` or ``"min"`` of the repeats, the value minimised.
+
+    Returns:
+      a picklable ``objective(params) -> Measurement``. A run that exits non-zero or times out
+      gives a failed measurement with ``error="exit code N: <stderr tail>"`` or ``"timed out ..."``.
+
+    Raises:
+      InputError: a malformed template, a placeholder naming no parameter, a parameter no
+        placeholder uses, or a program that does not exist.
+    """
+    if isinstance(argv, (str, bytes)) or not isinstance(argv, Sequence) or not argv:
+        raise InputError(f"argv must be a non-empty list of strings such as ['./prog', '--rate', "
+                         f"'{{rate}}'] (never a shell string), got {argv!r}")
+    if not all(isinstance(a, str) for a in argv):
+        raise InputError(f"every element of argv must be a string, got {argv!r}")
+    _check_options(repeats, warmup, statistic)
+    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                                or not timeout > 0 or not math.isfinite(timeout)):
+        raise InputError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    if env is not None and (not isinstance(env, Mapping)
+                            or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
+        raise InputError(f"env must be a dict of str -> str, got {env!r}")
+    if cwd is not None:
+        cwd = os.fspath(cwd)
+        if not os.path.isdir(cwd):
+            raise InputError(f"cwd {cwd!r} is not a directory")
+    if objective not in OBJECTIVES:
+        raise InputError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
+    return TimedCommand(argv, _check_space(space), repeats=repeats, warmup=warmup, timeout=timeout,
+                        env=env, cwd=cwd, objective=objective, statistic=statistic)

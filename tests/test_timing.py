@@ -1,0 +1,251 @@
+import json
+import math
+import os
+import pickle
+import stat
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from gdtools.errors import InputError
+from gdtools.evaluation import Measurement
+from gdtools.space import Int, Real, Space
+from gdtools.timing import format_value, time_callable, time_command
+
+PY = sys.executable
+
+# Writes its arguments (after the output path) as JSON, so a test can see the exact argv it got.
+ECHO_ARGV = "import json, sys; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))"
+
+
+def sleepy(n, t):
+    time.sleep(n * t)
+
+
+def failing(n, t):
+    if n > 2:
+        raise ValueError(f"n={n} is too large")
+
+
+@pytest.fixture
+def space():
+    return Space(n=Int(1, 5), t=Real(0.0, 0.01))
+
+
+# -- time_callable --------------------------------------------------------------------------------
+
+def test_time_callable_measures_every_repeat(space):
+    objective = time_callable(sleepy, space, repeats=3, warmup=1)
+    m = objective({"n": 2, "t": 0.01})
+    assert isinstance(m, Measurement) and m.status == "ok"
+    assert len(m.samples) == 3 and all(s >= 0.02 for s in m.samples)
+    assert m.value == pytest.approx(np.median(m.samples))
+    assert m.statistic == "median"
+    assert m.spread == pytest.approx(np.std(m.samples, ddof=1))
+    assert m.params == {"n": 2, "t": 0.01}
+    assert m.t_start <= m.t_end
+
+
+@pytest.mark.parametrize("statistic, reduce", [("mean", np.mean), ("min", np.min)])
+def test_time_callable_statistics(space, statistic, reduce):
+    m = time_callable(sleepy, space, repeats=4, warmup=0, statistic=statistic)({"n": 1, "t": 0.002})
+    assert m.value == pytest.approx(reduce(m.samples)) and m.statistic == statistic
+
+
+def test_time_callable_single_repeat_has_no_spread(space):
+    m = time_callable(sleepy, space, repeats=1, warmup=0)({"n": 1, "t": 0.0})
+    assert len(m.samples) == 1 and math.isnan(m.spread)
+
+
+def test_time_callable_exception_is_a_failed_measurement(space):
+    objective = time_callable(failing, space, repeats=2, warmup=0)
+    assert objective({"n": 1, "t": 0.0}).status == "ok"
+    m = objective({"n": 4, "t": 0.0})
+    assert m.status == "failed" and math.isnan(m.value)
+    assert m.error == "ValueError: n=4 is too large"
+
+
+def test_time_callable_pickles_and_checks_params(space):
+    objective = pickle.loads(pickle.dumps(time_callable(sleepy, space, repeats=1)))
+    assert objective({"n": 1, "t": 0.0}).status == "ok"
+    with pytest.raises(InputError, match="'n' = 9 is outside"):
+        objective({"n": 9, "t": 0.0})
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"repeats": 0}, ["repeats", "0"]),
+    ({"warmup": -1}, ["warmup", "-1"]),
+    ({"statistic": "mode"}, ["statistic", "'mode'", "median"]),
+])
+def test_time_callable_validation(space, kwargs, words):
+    with pytest.raises(InputError) as info:
+        time_callable(sleepy, space, **kwargs)
+    assert all(w in str(info.value) for w in words)
+
+
+# -- argv substitution safety --------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["two words", "a;b", "$(touch pwned)", "`id`", "'quoted'",
+                                   '"dq"', "x && y", "--flag", "", "{n}", "a\nb"])
+def test_values_never_split_or_escape_their_element(value, space):
+    objective = time_command([PY, "-c", "pass", "--v={n}",
+                              "{t}"], space)
+    argv = objective.command({"n": value, "t": value})
+    assert argv == [PY, "-c", "pass", f"--v={value}", value]
+
+
+def test_hostile_names_and_template_text_reach_the_program_verbatim(tmp_path):
+    names = {"two words": Int(1, 3), "a;b": Int(1, 3), "$(touch pwned)": Real(0.0, 1.0),
+             "'q\"": Int(1, 3)}
+    space = Space(**names)
+    out = tmp_path / "argv.json"
+    argv = [PY, "-c", ECHO_ARGV, str(out), "{two words}", "--x={a;b}", "{$(touch pwned)}",
+            "{'q\"}", "; echo hacked", "$(touch pwned2)", "{{literal}}", "|", ">", "x"]
+    objective = time_command(argv, space, repeats=1, warmup=0, cwd=tmp_path)
+    m = objective({"two words": 2, "a;b": 3, "$(touch pwned)": 0.25, "'q\"": 1})
+    assert m.status == "ok", m.error
+    got = json.loads(out.read_text())
+    assert got == ["2", "--x=3", "0.25", "1", "; echo hacked", "$(touch pwned2)", "{literal}", "|",
+                   ">", "x"]
+    assert sorted(os.listdir(tmp_path)) == ["argv.json"]  # no shell ran, nothing was created
+
+
+def test_placeholders_in_env(tmp_path):
+    space = Space(threads=Int(1, 8))
+    out = tmp_path / "env.txt"
+    code = "import os, sys; open(sys.argv[1], 'w').write(os.environ['THREADS'] + '|' + os.environ['PATH'])"
+    objective = time_command([PY, "-c", code, str(out)], space, repeats=1, warmup=0,
+                             env={"THREADS": "{threads}"})
+    assert objective({"threads": 3}).status == "ok"
+    threads, path = out.read_text().split("|", 1)
+    assert threads == "3" and path == os.environ["PATH"]  # env adds to the environment
+
+
+def test_format_value():
+    assert format_value(3) == "3" and format_value(np.int64(7)) == "7"
+    assert format_value(0.1) == "0.1" and float(format_value(1 / 3)) == 1 / 3
+
+
+@pytest.mark.parametrize("argv, words", [
+    ([PY, "--rate", "{rate}"], ["{rate}", "no parameter", "'n'"]),
+    ([PY, "--n={n", "{t}"], ["argv[1]", "unclosed", "--n={n"]),
+    ([PY, "--n=n}", "{n}", "{t}"], ["argv[1]", "unmatched"]),
+    ([PY, "--n={}", "{n}", "{t}"], ["argv[1]", "empty placeholder"]),
+    ([PY, "{n}"], ["'t'", "no placeholder"]),
+    (["./definitely-not-here", "{n}", "{t}"], ["'./definitely-not-here'", "does not exist"]),
+    (["no-such-program-gdtools", "{n}", "{t}"], ["'no-such-program-gdtools'", "not found on PATH"]),
+    ("prog {n} {t}", ["list", "never a shell string"]),
+    ([], ["non-empty"]),
+    ([PY, 3], ["string"]),
+])
+def test_time_command_construction_errors(space, argv, words):
+    with pytest.raises(InputError) as info:
+        time_command(argv, space)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_program_not_executable(tmp_path, space):
+    script = tmp_path / "prog.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    with pytest.raises(InputError, match="not executable"):
+        time_command([str(script), "{n}", "{t}"], space)
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    assert time_command(["./prog.sh", "{n}", "{t}"], space, cwd=tmp_path, repeats=1,
+                        warmup=0)({"n": 1, "t": 0.0}).status == "ok"
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"timeout": 0}, ["timeout", "0"]),
+    ({"objective": "memory"}, ["objective", "'memory'", "stdout"]),
+    ({"env": {"A": 1}}, ["env", "str"]),
+    ({"cwd": "/no/such/dir"}, ["cwd", "/no/such/dir"]),
+])
+def test_time_command_option_errors(space, kwargs, words):
+    with pytest.raises(InputError) as info:
+        time_command([PY, "{n}", "{t}"], space, **kwargs)
+    assert all(w in str(info.value) for w in words)
+
+
+# -- running programs ----------------------------------------------------------------------------
+
+def test_time_command_times_each_repeat_and_warmup_is_not_timed(tmp_path):
+    space = Space(ms=Int(0, 100))
+    log = tmp_path / "runs.txt"
+    code = ("import sys, time; open(sys.argv[1], 'a').write('x'); "
+            "time.sleep(int(sys.argv[2]) / 1000)")
+    objective = time_command([PY, "-c", code, str(log), "{ms}"], space, repeats=3, warmup=2)
+    m = objective({"ms": 60})
+    assert m.status == "ok" and len(m.samples) == 3
+    assert log.read_text() == "x" * 5
+    assert all(s >= 0.06 for s in m.samples)
+    assert m.value == pytest.approx(np.median(m.samples))
+    fast = objective({"ms": 0})
+    assert fast.value < m.value
+
+
+def test_nonzero_exit_is_failed_with_code_and_stderr_tail():
+    space = Space(code=Int(0, 5))
+    code = ("import sys; c = int(sys.argv[1]); "
+            "sys.stderr.write('x' * 1000 + 'disk full\\n') if c else None; sys.exit(c)")
+    objective = time_command([PY, "-c", code, "{code}"], space, repeats=3, warmup=0)
+    m = objective({"code": 3})
+    assert m.status == "failed" and math.isnan(m.value)
+    assert m.error.startswith("exit code 3: ") and m.error.endswith("disk full")
+    assert len(m.error) < 500
+    assert objective({"code": 0}).status == "ok"
+
+
+def test_failure_after_some_repeats_keeps_the_samples(tmp_path):
+    space = Space(k=Int(1, 5))
+    counter = tmp_path / "count"
+    code = ("import sys, os; p = sys.argv[1]; n = int(open(p).read()) if os.path.exists(p) else 0; "
+            "open(p, 'w').write(str(n + 1)); sys.exit(1 if n >= 2 else 0)")
+    m = time_command([PY, "-c", code, str(counter), "{k}"], space, repeats=4, warmup=0)({"k": 1})
+    assert m.status == "failed" and len(m.samples) == 2 and m.error.startswith("exit code 1")
+
+
+def test_timeout_kills_the_run_and_its_children(tmp_path):
+    space = Space(s=Int(1, 100))
+    marker = tmp_path / "child-finished"
+    # The child spawns a grandchild that would write the marker after the timeout.
+    code = ("import subprocess, sys, time; "
+            "subprocess.Popen([sys.executable, '-c', "
+            "'import time, sys; time.sleep(1.5); open(sys.argv[1], \"w\").write(\"x\")', sys.argv[2]]); "
+            "time.sleep(int(sys.argv[1]))")
+    objective = time_command([PY, "-c", code, "{s}", str(marker)], space, repeats=1, warmup=0,
+                             timeout=0.5)
+    t0 = time.perf_counter()
+    m = objective({"s": 30})
+    assert time.perf_counter() - t0 < 5
+    assert m.status == "failed" and m.error == "timed out after 0.5 s"
+    time.sleep(2.0)
+    assert not marker.exists()
+
+
+def test_stdout_objective_takes_the_last_number():
+    space = Space(x=Real(-5.0, 5.0))
+    code = "import sys; x = float(sys.argv[1]); print('iteration 12 of 40'); print('loss: %.6e (done)' % ((x - 1) ** 2))"
+    objective = time_command([PY, "-c", code, "{x}"], space, objective="stdout", repeats=2, warmup=0)
+    m = objective({"x": 3.0})
+    assert m.status == "ok" and m.value == pytest.approx(4.0) and m.samples == (4.0, 4.0)
+    assert m.spread == 0.0
+
+
+@pytest.mark.parametrize("printed, error", [("no numbers here", "no number"),
+                                            ("value nan", "'nan'")])
+def test_stdout_objective_without_a_usable_number_fails(printed, error):
+    space = Space(x=Real(0.0, 1.0))
+    objective = time_command([PY, "-c", f"print({printed!r})", "{x}"], space, objective="stdout",
+                             repeats=1, warmup=0)
+    m = objective({"x": 0.5})
+    assert m.status == "failed" and error in m.error
+
+
+def test_time_command_pickles(space):
+    objective = time_command([PY, "-c", "pass", "{n}", "{t}"], space, repeats=1, warmup=0)
+    clone = pickle.loads(pickle.dumps(objective))
+    assert clone.command({"n": 2, "t": 0.005}) == [PY, "-c", "pass", "2", "0.005"]
+    assert clone({"n": 2, "t": 0.005}).status == "ok"
