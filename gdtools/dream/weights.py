@@ -298,3 +298,16 @@ def params_from_state_dict(state: dict[str, np.ndarray]) -> dict:
 def load_params(*, path: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None) -> dict:
     """EfficientNet-Lite0's parameters as a pytree of NumPy arrays (see :func:`params_from_state_dict`)."""
     return params_from_state_dict(load_state_dict(path=path, cache_dir=cache_dir))
+
+
+_PRETRAINED = None
+
+
+def pretrained_params() -> dict:
+    """The pretrained parameters as JAX arrays on the default device, loaded once per process."""
+    global _PRETRAINED
+    if _PRETRAINED is None:
+        import jax
+
+        _PRETRAINED = jax.tree_util.tree_map(jax.numpy.asarray, load_params())
+    return _PRETRAINED

@@ -1,0 +1,150 @@
+"""``gdtools dream``: DeepDream an image, a layer gallery, or a zoom animation.
+
+    gdtools dream IN.jpg -o OUT.png [--layer block8] [--channels 3,17] [--guide G.jpg]
+                  [--octaves 4] [--octave-scale 1.4] [--steps 10] [--step-size 1.5] [--jitter 32]
+                  [--tile 512] [--max-side 1024] [--normalize mean_abs|laplacian] [--seed 0] [--quiet]
+    gdtools dream IN.jpg --gallery -o gallery.png [--gallery-layers stem,block4,block9]
+    gdtools dream IN.jpg --zoom-frames 60 -o frames/      (PNG frames and frames/zoom.gif)
+
+The PNG written carries every parameter and the gdtools version in its metadata. Bad input (an
+unreadable image, an unknown layer, a channel out of range) is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from gdtools.errors import InputError
+
+
+def _channel_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"--channels must be comma-separated integers such as 3,17, got {text!r}") from None
+    if not values:
+        raise InputError("--channels is empty; give channel numbers such as 3,17")
+    return values
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "dream",
+        help="DeepDream an image with a pretrained network",
+        description="Change an image by gradient ascent so that a layer of EfficientNet-Lite0 sees "
+                    "more of what it already sees. Low layers paint strokes, middle layers patterns "
+                    "and eyes, high layers parts of animals and objects (see `gdtools layers`).",
+    )
+    parser.add_argument("image", metavar="IN", help="input image (JPEG, PNG, ...)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="output image (PNG keeps the parameters), or a directory with --zoom-frames")
+    parser.add_argument("--layer", default="block8", help="layer to dream on (default block8)")
+    parser.add_argument("--channels", metavar="C1,C2", help="only these channels of the layer")
+    parser.add_argument("--guide", metavar="IMAGE", help="pull the image's features towards this image's")
+    parser.add_argument("--octaves", type=int, default=4, help="number of scales (default 4)")
+    parser.add_argument("--octave-scale", type=float, default=1.4, help="size ratio between octaves (1.4)")
+    parser.add_argument("--steps", type=int, default=10, help="gradient steps per octave (default 10)")
+    parser.add_argument("--step-size", type=float, default=1.5,
+                        help="mean change of a pixel value (0..255) per step (default 1.5)")
+    parser.add_argument("--jitter", type=int, default=32, help="largest random roll in pixels (default 32)")
+    parser.add_argument("--tile", type=int, default=512, help="tile side; one compilation per size (512)")
+    parser.add_argument("--max-side", type=int, default=1024,
+                        help="shrink the input so its longer side is at most this (default 1024)")
+    parser.add_argument("--normalize", default="mean_abs", choices=("mean_abs", "laplacian"),
+                        help="gradient normalisation (default mean_abs)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the jitter (default 0)")
+    parser.add_argument("--gallery", action="store_true", help="dream at a range of layers, one labelled grid")
+    parser.add_argument("--gallery-layers", metavar="L1,L2", help="layers of the gallery (default: stem..block15)")
+    parser.add_argument("--zoom-frames", type=int, metavar="N", help="write N zoom frames and a GIF into OUT/")
+    parser.add_argument("--zoom", type=float, default=1.05, help="zoom factor between frames (1.05)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _objective(args, guide_image):
+    from gdtools.dream import objectives
+
+    if args.channels is not None and guide_image is not None:
+        raise InputError("--channels and --guide cannot be combined; choose one")
+    if args.channels is not None:
+        return objectives.channels(args.layer, _channel_list(args.channels))
+    if guide_image is not None:
+        return objectives.guide(args.layer, guide_image, label=Path(args.guide).name)
+    return objectives.layer(args.layer)
+
+
+def run(args) -> int:
+    from gdtools.cli.progress import progress_bar
+    from gdtools.dream import images
+    from gdtools.dream.compilation_cache import enable_compilation_cache
+    from gdtools.dream.deepdream import DreamSettings, Dreamer
+    from gdtools.dream.gallery import GALLERY_LAYERS, gallery
+    from gdtools.dream.zoom import save_gif, zoom_frames
+
+    if args.gallery and args.zoom_frames is not None:
+        raise InputError("--gallery and --zoom-frames cannot be combined; choose one")
+    if args.zoom_frames is not None and args.zoom_frames < 1:
+        raise InputError(f"--zoom-frames must be a positive integer, got {args.zoom_frames}")
+    settings = DreamSettings(octaves=args.octaves, octave_scale=args.octave_scale, steps=args.steps,
+                             step_size=args.step_size, jitter=args.jitter, tile=args.tile,
+                             normalize=args.normalize, seed=args.seed)
+    image = images.load_image(args.image, max_side=args.max_side)
+    guide_image = images.load_image(args.guide, max_side=args.max_side) if args.guide else None
+    objective = _objective(args, guide_image)
+    output = Path(args.output)
+    if args.zoom_frames is None and output.parent and not output.parent.exists():
+        raise InputError(f"output directory {str(output.parent)!r} does not exist")
+    enable_compilation_cache()
+    started = time.perf_counter()
+    steps_per_dream = settings.octaves * settings.steps
+
+    if args.gallery:
+        names = GALLERY_LAYERS if args.gallery_layers is None else [
+            name.strip() for name in args.gallery_layers.split(",") if name.strip()]
+        with progress_bar(len(names) * steps_per_dream, desc="gallery", quiet=args.quiet, unit="step") as bar:
+            def on_step(name, progress):
+                bar.set_description(f"gallery {name}", refresh=False)
+                bar.update()
+
+            grid = gallery(image, layers=names, settings=settings, callback=on_step)
+        metadata = {**Dreamer.describe_settings(settings), "gallery_layers": list(names), "input": args.image}
+        images.save_image(output, grid, metadata=metadata)
+        written = str(output)
+    elif args.zoom_frames is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        frames = []
+        with progress_bar(args.zoom_frames * steps_per_dream, desc="zoom", quiet=args.quiet, unit="step") as bar:
+            def on_step(frame, progress):
+                bar.set_description(f"frame {frame + 1}/{args.zoom_frames}", refresh=False)
+                bar.update()
+
+            dreamer_metadata = None
+            for k, frame in enumerate(zoom_frames(image, objective, frames=args.zoom_frames, zoom=args.zoom,
+                                                  settings=settings, callback=on_step)):
+                if dreamer_metadata is None:
+                    dreamer_metadata = {**Dreamer.describe_settings(settings), "objective": objective.describe()}
+                images.save_image(output / f"frame_{k:04d}.png", frame,
+                                  metadata={**dreamer_metadata, "frame": k, "zoom": args.zoom,
+                                            "seed": settings.seed + k, "input": args.image})
+                frames.append(images.to_uint8(frame))
+        save_gif(output / "zoom.gif", frames)
+        written = f"{args.zoom_frames} frames and zoom.gif in {output}"
+    else:
+        dreamer = Dreamer(objective, settings=settings)
+        with progress_bar(steps_per_dream, desc="dream", quiet=args.quiet, unit="step") as bar:
+            def on_step(progress):
+                bar.set_description(f"octave {progress.octave + 1}/{progress.octaves}", refresh=False)
+                bar.update()
+
+            result = dreamer(image, callback=on_step)
+        images.save_image(output, result, metadata={**dreamer.metadata(), "input": args.image,
+                                                    "max_side": args.max_side})
+        written = str(output)
+    if not args.quiet:
+        height, width = image.shape[:2]
+        print(f"wrote {written} ({width}x{height}, {time.perf_counter() - started:.1f} s)")
+    return 0

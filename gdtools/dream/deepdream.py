@@ -1,0 +1,257 @@
+"""DeepDream: octaves of normalised gradient ascent on a layer objective, run by ``gd.minimize``.
+
+For each octave, coarse to fine (each ``octave_scale`` times larger than the last): the image is the
+octave's base plus the detail the previous octaves dreamed (detail reinjection), and ``steps``
+iterations of ``gd.minimize`` move it, with
+
+* ``fun``: minus the objective on the whole image,
+* ``gradient``: a :class:`~gdtools.dream.tiling.TiledGradient` (random roll, fixed-shape tiles,
+  the network's autodiff gradient on each),
+* ``optimizer``: normalised ascent, ``x <- x + step_size * g / mean(|g|)``
+  (:func:`gdtools.transforms.normalized_sgd` on ``-objective``), optionally after a Laplacian
+  pyramid normalisation of ``g``,
+* ``bounds``: the valid pixel range [0, 255].
+
+A :class:`Dreamer` holds the compiled tile objective, so dreaming many images or frames with the
+same objective and tile size compiles once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gdtools.dream import efficientnet, images, weights
+from gdtools.dream.compilation_cache import enable_compilation_cache
+from gdtools.dream.laplacian import scale_by_laplacian_pyramid
+from gdtools.dream.objectives import Objective, as_objective
+from gdtools.dream.tiling import TiledGradient, TileObjective
+from gdtools.errors import InputError
+
+DEFAULT_LAYER = "block8"
+NORMALIZATIONS = ("mean_abs", "laplacian")
+PIXEL_RANGE = (0.0, 255.0)
+#: the guide image is shrunk to at most this size before its features are taken
+GUIDE_MAX_SIDE = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class DreamSettings:
+    """How to dream; validated when built (see :func:`dream` for the meaning of each field)."""
+
+    octaves: int = 4
+    octave_scale: float = 1.4
+    steps: int = 10
+    step_size: float = 1.5
+    jitter: int = 32
+    tile: int = 512
+    normalize: str = "mean_abs"
+    seed: int = 0
+    depthwise: str = "auto"
+
+    def __post_init__(self):
+        def positive_int(name, value, minimum=1):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+                raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+        positive_int("octaves", self.octaves)
+        positive_int("steps", self.steps)
+        positive_int("tile", self.tile, minimum=32)
+        positive_int("jitter", self.jitter, minimum=0)
+        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool):
+            raise InputError(f"seed must be an integer, got {self.seed!r}")
+        for name in ("octave_scale", "step_size"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
+                raise InputError(f"{name} must be a positive number, got {value!r}")
+        if self.octave_scale <= 1.0 and self.octaves > 1:
+            raise InputError(f"octave_scale must be > 1 when octaves > 1, got {self.octave_scale!r}")
+        if self.normalize not in NORMALIZATIONS:
+            raise InputError(f"normalize={self.normalize!r}; choose one of {', '.join(NORMALIZATIONS)}")
+        if self.depthwise not in efficientnet.DEPTHWISE_METHODS:
+            raise InputError(f"depthwise={self.depthwise!r}; choose one of {', '.join(efficientnet.DEPTHWISE_METHODS)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """What a dream's callback is told after each step."""
+
+    octave: int       # from 0, coarse to fine
+    octaves: int
+    step: int         # from 0 within the octave
+    steps: int
+    objective: float  # the objective's value on the (jittered) image before this step
+    shape: tuple      # this octave's image shape
+
+
+def octave_shapes(shape: tuple[int, int], *, octaves: int, octave_scale: float) -> list[tuple[int, int]]:
+    """Image sizes from coarse to fine; the finest is ``shape``, none smaller than 16 px a side."""
+    height, width = shape
+    sizes = []
+    for i in reversed(range(octaves)):
+        factor = octave_scale**i
+        sizes.append((max(images.MIN_SIDE, round(height / factor)), max(images.MIN_SIDE, round(width / factor))))
+    return sizes
+
+
+def _resize(image, shape):
+    return jax.image.resize(image, (shape[0], shape[1], image.shape[2]), "linear")
+
+
+def _check_image(image) -> np.ndarray:
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise InputError(f"image must be an RGB array (height, width, 3), got shape {array.shape}")
+    if min(array.shape[:2]) < images.MIN_SIDE:
+        raise InputError(f"image is {array.shape[1]}x{array.shape[0]} pixels; DeepDream needs at least "
+                         f"{images.MIN_SIDE} on each side")
+    if not np.all(np.isfinite(array)):
+        raise InputError("image contains non-finite values")
+    return array
+
+
+class Dreamer:
+    """An objective compiled for one tile size, ready to dream any number of images.
+
+    Args:
+      objective: an :class:`~gdtools.dream.objectives.Objective` or a layer name.
+      settings: :class:`DreamSettings` (or keyword arguments for one).
+      params: the network's parameters (default: the pretrained EfficientNet-Lite0).
+    """
+
+    def __init__(self, objective: Objective | str = DEFAULT_LAYER, *, settings: DreamSettings | None = None,
+                 params=None, **setting_overrides):
+        if settings is None:
+            settings = DreamSettings(**setting_overrides)
+        elif setting_overrides:
+            settings = dataclasses.replace(settings, **setting_overrides)
+        self.settings = settings
+        self.params = params if params is not None else weights.pretrained_params()
+        objective = as_objective(objective)
+        objective.check(efficientnet.layer_table(self.params))
+        self.objective = objective.resolve(self._guide_features)
+        self.tile_objective = TileObjective(self.objective, params=self.params, tile=settings.tile,
+                                            depthwise=settings.depthwise)
+
+    def _guide_features(self, layer: str, guide_image) -> np.ndarray:
+        guide_image = images.fit_max_side(_check_image(guide_image).astype(np.float32), GUIDE_MAX_SIDE)
+        x = efficientnet.preprocess(jnp.asarray(guide_image))[None]
+        return np.asarray(efficientnet.features(self.params, x, layer=layer, depthwise=self.settings.depthwise)[0])
+
+    def with_seed(self, seed: int) -> "Dreamer":
+        """The same compiled objective with another seed (no recompilation)."""
+        twin = object.__new__(Dreamer)
+        twin.__dict__.update(self.__dict__)
+        twin.settings = dataclasses.replace(self.settings, seed=int(seed))
+        return twin
+
+    @staticmethod
+    def describe_settings(settings: DreamSettings) -> dict:
+        """The settings, the gdtools version, the network and the backend, as plain data."""
+        from gdtools._version import __version__
+
+        return {"gdtools_version": __version__, "network": "efficientnet-lite0",
+                **dataclasses.asdict(settings), "backend": jax.default_backend()}
+
+    def metadata(self) -> dict:
+        """Everything needed to reproduce a dream, for the PNG metadata."""
+        return {**self.describe_settings(self.settings), "objective": self.objective.describe()}
+
+    def optimizer(self, shape) -> optax.GradientTransformation:
+        from gdtools.transforms import normalized_sgd
+
+        ascent = normalized_sgd(self.settings.step_size)
+        if self.settings.normalize == "laplacian":
+            return optax.chain(scale_by_laplacian_pyramid(shape), ascent)
+        return ascent
+
+    def run_octave(self, image, *, seed: int, callback: Callable | None = None, steps: int | None = None):
+        """``steps`` iterations of ``gd.minimize`` on ``image`` (a JAX array); returns the new image."""
+        import gdtools as gd
+
+        estimator = TiledGradient(self.tile_objective, shape=image.shape, jitter=self.settings.jitter)
+
+        def fun(x):
+            return -estimator.value(x)
+
+        def on_step(state):
+            if callback is not None:
+                return callback(state)
+            return None
+
+        result = gd.minimize(fun, image, gradient=estimator, optimizer=self.optimizer(image.shape),
+                             bounds=PIXEL_RANGE, max_iters=steps or self.settings.steps, seed=int(seed),
+                             callback=on_step if callback is not None else None)
+        return result.x
+
+    def __call__(self, image, *, callback: Callable[[Progress], bool | None] | None = None) -> np.ndarray:
+        """Dream ``image`` (float RGB in [0, 255], (H, W, 3)); returns the dreamed image, same shape.
+
+        ``callback(progress)`` is called after every step with a :class:`Progress`; returning True
+        stops the dream early (the image so far is returned).
+        """
+        s = self.settings
+        base = jnp.asarray(_check_image(image), dtype=jnp.float32)
+        shapes = octave_shapes(base.shape[:2], octaves=s.octaves, octave_scale=s.octave_scale)
+        bases = [base if shape == base.shape[:2] else _resize(base, shape) for shape in shapes]
+        seeds = np.random.SeedSequence(s.seed).generate_state(len(shapes))
+        detail = None
+        stopped = False
+        for octave, octave_base in enumerate(bases):
+            current = octave_base if detail is None else octave_base + _resize(detail, octave_base.shape[:2])
+            current = jnp.clip(current, *PIXEL_RANGE)
+
+            def on_step(state, octave=octave, shape=octave_base.shape):
+                nonlocal stopped
+                stop = callback(Progress(octave=octave, octaves=len(shapes), step=state.iteration, steps=s.steps,
+                                         objective=-float(state.fun), shape=tuple(shape)))
+                stopped = stopped or bool(stop)
+                return stop
+
+            dreamed = self.run_octave(current, seed=int(seeds[octave]),
+                                      callback=on_step if callback is not None else None)
+            detail = dreamed - octave_base
+            if stopped:
+                result = dreamed if octave == len(bases) - 1 else _resize(dreamed, base.shape[:2])
+                return np.asarray(jnp.clip(result, *PIXEL_RANGE))
+        return np.asarray(dreamed)
+
+
+def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4, octave_scale: float = 1.4,
+          steps: int = 10, step_size: float = 1.5, jitter: int = 32, tile: int = 512,
+          normalize: str = "mean_abs", seed: int = 0, depthwise: str = "auto", params=None,
+          callback: Callable[[Progress], bool | None] | None = None, compilation_cache: bool = True) -> np.ndarray:
+    """Dream on ``image``: make what ``objective`` sees in it stronger.
+
+    Args:
+      image: float or uint8 RGB array (height, width, 3) with values in [0, 255].
+      objective: a layer name (``"stem"``, ``"block0"``..``"block15"``, ``"head"``; its energy is
+        maximised) or an objective from :mod:`gdtools.dream.objectives`.
+      octaves: number of scales, coarse to fine; each is ``octave_scale`` times the previous.
+      steps: gradient steps per octave.
+      step_size: mean change of a pixel value per step (on the 0..255 scale).
+      jitter: largest random roll in pixels per step (hides tile seams, smooths the result).
+      tile: side of the square tiles the network sees; one compilation per tile size.
+      normalize: ``"mean_abs"`` (g / mean |g|) or ``"laplacian"`` (Laplacian pyramid bands, then mean |g|).
+      seed: seeds the jitter; the same seed gives the same image on the same backend.
+      depthwise: how depthwise convolutions are computed (``auto`` picks per backend).
+      params: network parameters (default: pretrained EfficientNet-Lite0).
+      callback: ``callback(progress) -> bool | None`` after every step; True stops.
+      compilation_cache: use the persistent JAX compilation cache in the user's cache directory,
+        so that a second run skips compilation (only if no cache directory is configured yet).
+
+    Returns:
+      the dreamed image, float32 (height, width, 3) in [0, 255].
+    """
+    if compilation_cache:
+        enable_compilation_cache()
+    dreamer = Dreamer(objective, params=params, octaves=octaves, octave_scale=octave_scale, steps=steps,
+                      step_size=step_size, jitter=jitter, tile=tile, normalize=normalize, seed=seed,
+                      depthwise=depthwise)
+    return dreamer(image, callback=callback)

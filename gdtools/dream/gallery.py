@@ -1,0 +1,57 @@
+"""A layer gallery: the same image dreamed at a range of depths, in one labelled grid.
+
+Low layers paint strokes and textures, middle layers patterns and eyes, high layers parts of
+animals and objects: the picture that explains what each depth of the network sees.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
+from gdtools.dream.images import to_uint8
+from gdtools.errors import InputError
+
+#: from low to high; stride 2, 4, 8, 16, 16, 32, 32
+GALLERY_LAYERS = ("stem", "block2", "block4", "block6", "block9", "block12", "block15")
+
+
+def labelled_grid(cells: Sequence[np.ndarray], labels: Sequence[str], *, columns: int | None = None) -> np.ndarray:
+    """Tile equally sized RGB images into a grid with a caption strip under each."""
+    if not cells or len(cells) != len(labels):
+        raise InputError("labelled_grid needs as many labels as images, and at least one image")
+    height, width = cells[0].shape[:2]
+    columns = columns or math.ceil(math.sqrt(len(cells)))
+    rows = math.ceil(len(cells) / columns)
+    font = ImageFont.load_default(size=max(12, height // 16))
+    caption = int(font.size * 1.6)
+    sheet = Image.new("RGB", (columns * width, rows * (height + caption)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (cell, label) in enumerate(zip(cells, labels)):
+        top, left = (i // columns) * (height + caption), (i % columns) * width
+        sheet.paste(Image.fromarray(to_uint8(cell)), (left, top))
+        draw.text((left + width // 2, top + height + caption // 2), label, fill="black", font=font, anchor="mm")
+    return np.asarray(sheet, dtype=np.float32)
+
+
+def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | None = None,
+            settings: DreamSettings | None = None, params=None,
+            callback: Callable[[str, Progress], bool | None] | None = None, **setting_overrides) -> np.ndarray:
+    """Dream ``image`` once per layer and return the labelled grid (input first) as float RGB.
+
+    ``callback(layer, progress)`` is called after every step of every dream.
+    """
+    if isinstance(layers, str) or not layers:
+        raise InputError(f"layers must be a non-empty list of layer names, got {layers!r}")
+    image = np.asarray(image, dtype=np.float32)
+    cells, labels = [image], ["input"]
+    for name in layers:
+        dreamer = Dreamer(name, settings=settings, params=params, **setting_overrides)
+        hook = None if callback is None else (lambda progress, name=name: callback(name, progress))
+        cells.append(dreamer(image, callback=hook))
+        labels.append(name)
+    return labelled_grid(cells, labels, columns=columns)

@@ -1,0 +1,149 @@
+"""The dream's gradient: a gdtools gradient estimator that works in fixed-shape tiles.
+
+Each estimate rolls the image by a random shift (the jitter, which also moves the tile borders from
+step to step, so no seam can build up), cuts it into ``tile x tile`` pieces, asks the one jitted
+``value_and_grad`` of the objective for each piece, puts the gradients back together and rolls them
+back. Images smaller than a tile are reflect-padded up to it; larger ones are covered by evenly
+spaced, overlapping tiles whose gradients are averaged where they overlap. Because every call of the
+network has the same shape, a whole multi-octave dream compiles the network once, whatever the
+image size or the number of octaves, and memory stays flat as images grow.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from gdtools.dream import efficientnet
+from gdtools.estimators.base import Estimate, GradientEstimator
+
+
+class TileObjective:
+    """``objective`` on one preprocessed ``tile x tile`` RGB piece, as one jitted ``value_and_grad``.
+
+    Attributes:
+      traces: how many times the network was traced (= compiled) for this objective; a whole dream
+        should leave it at 1.
+    """
+
+    def __init__(self, objective, *, params, tile: int, depthwise: str = "auto"):
+        self.objective = objective
+        self.params = params
+        self.tile = int(tile)
+        self.traces = 0
+        method = efficientnet.resolve_depthwise(depthwise)
+
+        def value(params, piece):
+            self.traces += 1
+            acts = efficientnet.activations(params, efficientnet.preprocess(piece)[None],
+                                            layers=objective.layers, depthwise=method)
+            return objective(acts)
+
+        self._value_and_grad = jax.jit(jax.value_and_grad(value, argnums=1))
+
+    def __call__(self, piece):
+        """``(value, grad)`` of the objective on one ``(tile, tile, 3)`` piece."""
+        return self._value_and_grad(self.params, piece)
+
+
+def tile_starts(size: int, tile: int) -> list[int]:
+    """Offsets of the tiles along an axis of ``size`` pixels: one tile if it fits, else
+    ``ceil(size / tile)`` evenly spaced, overlapping tiles that end exactly at the border."""
+    if size <= tile:
+        return [0]
+    count = math.ceil(size / tile)
+    return [int(round(s)) for s in np.linspace(0, size - tile, count)]
+
+
+@functools.partial(jax.jit, static_argnames=("tile",))
+def _take(image, start_y, start_x, *, tile):
+    return lax.dynamic_slice(image, (start_y, start_x, 0), (tile, tile, image.shape[2]))
+
+
+@jax.jit
+def _accumulate(total, piece, start_y, start_x):
+    current = lax.dynamic_slice(total, (start_y, start_x, 0), piece.shape)
+    return lax.dynamic_update_slice(total, current + piece, (start_y, start_x, 0))
+
+
+@jax.jit
+def _roll(image, shift):
+    return jnp.roll(image, (shift[0], shift[1]), axis=(0, 1))
+
+
+class Tiling:
+    """How an image of a given shape is cut into tiles, and the map back."""
+
+    def __init__(self, shape: tuple[int, int, int], tile: int):
+        self.shape = tuple(int(s) for s in shape)
+        self.tile = int(tile)
+        height, width = self.shape[:2]
+        self.pad = (max(self.tile - height, 0), max(self.tile - width, 0))
+        padded = (height + self.pad[0], width + self.pad[1])
+        self.starts = [(y, x) for y in tile_starts(padded[0], self.tile) for x in tile_starts(padded[1], self.tile)]
+        coverage = np.zeros(padded, dtype=np.float32)
+        for y, x in self.starts:
+            coverage[y : y + self.tile, x : x + self.tile] += 1.0
+        self.overlapping = bool(coverage.max() > 1)
+        self._inverse_coverage = jnp.asarray(1.0 / coverage[:height, :width, None]) if self.overlapping else None
+
+    def value_and_grad(self, tile_objective: TileObjective, image):
+        """Mean objective over the tiles and the gradient on ``image`` (same shape)."""
+        height, width = self.shape[:2]
+        padded = image
+        if self.pad != (0, 0):
+            padded = jnp.pad(image, ((0, self.pad[0]), (0, self.pad[1]), (0, 0)), mode="reflect")
+        grad = jnp.zeros_like(padded)
+        total = 0.0
+        for y, x in self.starts:
+            value, piece_grad = tile_objective(_take(padded, y, x, tile=self.tile))
+            grad = _accumulate(grad, piece_grad, y, x)
+            total = total + value
+        grad = grad[:height, :width] if self.pad != (0, 0) else grad
+        if self._inverse_coverage is not None:
+            grad = grad * self._inverse_coverage
+        return total / len(self.starts), grad
+
+
+class TiledGradient(GradientEstimator):
+    """Gradient of ``-objective`` (minimize minimises) on a flat image, by jittered tiles.
+
+    ``fun`` and ``evaluate`` from the engine are not used: the estimator differentiates the
+    objective it was built with, tile by tile, through its :class:`TileObjective`.
+
+    Args:
+      tile_objective: the compiled objective on one tile, shared by every octave.
+      shape: the image's (height, width, 3) in this octave.
+      jitter: the largest random roll, in pixels, along each axis.
+    """
+
+    name = "tiled_autodiff"
+    stochastic = True  # the random roll makes each estimate random
+    traceable = True   # a JAX objective: no host evaluator, x stays on the device
+
+    def __init__(self, tile_objective: TileObjective, *, shape, jitter: int):
+        self.tile_objective = tile_objective
+        self.shape = tuple(int(s) for s in shape)
+        self.jitter = int(jitter)
+        self.tile = tile_objective.tile
+        self._tiling = Tiling(self.shape, tile_objective.tile)
+
+    def estimate(self, fun, x, *, key, iteration, evaluate=None, noise=0.0, scale=None, bounds=None) -> Estimate:
+        image = jnp.reshape(x, self.shape)
+        if self.jitter > 0:
+            shift = jax.random.randint(key, (2,), -self.jitter, self.jitter + 1)
+            image = _roll(image, shift)
+        value, grad = self._tiling.value_and_grad(self.tile_objective, image)
+        if self.jitter > 0:
+            grad = _roll(grad, -shift)
+        return Estimate(value=-value, grad=-jnp.reshape(grad, (-1,)), nfev=1)
+
+    def value(self, x):
+        """The objective (not negated) on the whole image, without jitter."""
+        value, _ = self._tiling.value_and_grad(self.tile_objective, jnp.reshape(x, self.shape))
+        return value

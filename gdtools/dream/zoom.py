@@ -1,0 +1,54 @@
+"""Zoom frames: each frame dreams on a slightly zoomed-in copy of the previous one."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
+from gdtools.dream.images import resize, to_uint8
+from gdtools.errors import InputError
+
+
+def zoom_in(image: np.ndarray, factor: float) -> np.ndarray:
+    """The central 1/``factor`` of ``image`` scaled back up to the full size."""
+    height, width = image.shape[:2]
+    crop_h, crop_w = max(1, round(height / factor)), max(1, round(width / factor))
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    return resize(image[top : top + crop_h, left : left + crop_w], (height, width))
+
+
+def zoom_frames(image, objective="block8", *, frames: int = 60, zoom: float = 1.05,
+                settings: DreamSettings | None = None, params=None,
+                callback: Callable[[int, Progress], bool | None] | None = None,
+                **setting_overrides) -> Iterator[np.ndarray]:
+    """Yield ``frames`` dreamed frames (float RGB); frame k+1 dreams on frame k zoomed by ``zoom``.
+
+    Every frame has the image's shape, so the network compiles once for the whole sequence. Each
+    frame uses its own seed (``settings.seed + k``). ``callback(frame, progress)`` after every step.
+    """
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
+        raise InputError(f"frames must be a positive integer, got {frames!r}")
+    if not isinstance(zoom, (int, float)) or not 1.0 <= zoom <= 2.0:
+        raise InputError(f"zoom must be a number from 1 to 2, got {zoom!r}")
+    dreamer = Dreamer(objective, settings=settings, params=params, **setting_overrides)
+    base_seed = dreamer.settings.seed
+    current = np.asarray(image, dtype=np.float32)
+    for k in range(frames):
+        if k > 0:
+            current = zoom_in(current, zoom)
+        frame_dreamer = dreamer.with_seed(base_seed + k)
+        hook = None if callback is None else (lambda progress, k=k: callback(k, progress))
+        current = frame_dreamer(current, callback=hook)
+        yield current
+
+
+def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], *, frame_ms: int = 80) -> None:
+    """Write ``frames`` (float or uint8 RGB) as a looping animated GIF."""
+    pictures = [Image.fromarray(to_uint8(frame)) for frame in frames]
+    if not pictures:
+        raise InputError("save_gif needs at least one frame")
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0, optimize=True)
