@@ -113,10 +113,11 @@ class Evaluator:
       max_failures: consecutive failures after which "stop" ends the run.
       noise: a known noise level (std of one evaluation); None to estimate it from measurements.
       replay: evaluation records from an interrupted run, used instead of measuring again.
+      key: PRNG key from which batches evaluated without a key of their own get one.
     """
 
     def __init__(self, fun, *, to_arg, history=None, executor=None, stochastic=False,
-                 on_failure="stop", max_failures=3, noise=None, replay=()):
+                 on_failure="stop", max_failures=3, noise=None, replay=(), key=None):
         if not (on_failure == "stop" or isinstance(on_failure, (int, float))):
             raise InputError(f"on_failure must be 'stop' or a number (a penalty value), got {on_failure!r}")
         if not isinstance(max_failures, int) or max_failures < 1:
@@ -134,6 +135,8 @@ class Evaluator:
         self.iteration = 0
         self._noises: list[float] = []
         self._replay = {int(r.get("index", r["eval"])): r for r in replay}
+        # Keys for batches asked for without one (the start point, line searches, the final check).
+        self._key = key
 
     @property
     def noise(self) -> float:
@@ -162,6 +165,11 @@ class Evaluator:
         """Measure each row of ``points``; returns the values the optimizer should use."""
         points = np.atleast_2d(np.asarray(points, dtype=float))
         first = self.nfev
+        if self.stochastic and key is None:
+            import jax
+
+            base = self._key if self._key is not None else jax.random.PRNGKey(0)
+            key = jax.random.fold_in(base, first)
         self.nfev += len(points)
         results: dict[int, Measurement] = {}
         pending = {}

@@ -28,19 +28,32 @@ FIRST_STEP = 0.1
 ALPHA = 0.602
 
 
-def calibrated_gain(grad, scale, *, iterations: int) -> optax.GradientTransformation:
-    """SGD with Spall's gain, preconditioned by scale², calibrated on the first gradient estimate.
+#: Extra gradient estimates at x0 averaged into the gain calibration of stochastic estimators.
+CALIBRATION_ESTIMATES = 4
+#: No single step moves a coordinate by more than this many first steps (a guard against divergence).
+MAX_STEP = 2.0
+
+
+def calibrated_gain(grads, scale, *, iterations: int) -> optax.GradientTransformation:
+    """SGD with Spall's gain, preconditioned by scale², calibrated on the first gradient estimates.
 
     ``a`` is set so that the first step moves a coordinate by ``FIRST_STEP * scale`` on average:
-    ``a = FIRST_STEP * (A + 1)**alpha / mean(|g| * scale)``, with ``A = 10%`` of the iterations
-    (Spall 1998, "Implementation of the simultaneous perturbation algorithm").
+    ``a = FIRST_STEP * (A + 1)**alpha / mean(|g| * scale)`` over the estimates in ``grads``, with
+    ``A = 10%`` of the iterations (Spall 1998, "Implementation of the simultaneous perturbation
+    algorithm"). Each step is clipped to ``MAX_STEP * FIRST_STEP * scale`` per coordinate, so an
+    unlucky calibration oscillates instead of diverging while the gain decays.
     """
-    g = np.asarray(grad, dtype=float)
+    g = np.atleast_2d(np.asarray(grads, dtype=float))
     s = np.asarray(scale, dtype=float)
     size = float(np.mean(np.abs(g) * s))
     A = max(1.0, 0.1 * iterations)
     a = FIRST_STEP * (A + 1.0) ** ALPHA / size if size > 0 and np.isfinite(size) else 1e-3
-    return optax.chain(scale_by_array(s * s), optax.scale_by_learning_rate(spall_gain(a, A=A, alpha=ALPHA)))
+    limit = MAX_STEP * FIRST_STEP * s
+    clip = optax.GradientTransformation(
+        lambda params: optax.EmptyState(),
+        lambda updates, state, params=None: (jnp.clip(updates, -limit, limit), state))
+    return optax.chain(scale_by_array(s * s), optax.scale_by_learning_rate(spall_gain(a, A=A, alpha=ALPHA)),
+                       clip)
 
 
 class HostLoop:
@@ -120,6 +133,8 @@ class HostLoop:
         f_start = math.nan
         if self.evaluator is not None:
             f_start = float(self.evaluator(np.asarray(x, dtype=float)[None])[0])
+            if math.isfinite(f_start):
+                estimator.observe(f_start)
         best_x, best_f = x, f_start
         last_grad, reason, detail, cost, k = None, None, "", 0, 0
         recent: list[float] = []
@@ -176,7 +191,17 @@ class HostLoop:
                         budget = self.max_iters
                         if self.max_evals is not None:
                             budget = min(budget, max(1, (self.max_evals - self.nfev()) // max(cost, 1)))
-                        optimizer = calibrated_gain(grad, problem.scale, iterations=budget)
+                        grads = [np.asarray(grad, dtype=float)]
+                        if estimator.stochastic:
+                            for j in range(CALIBRATION_ESTIMATES):
+                                ckey = jax.random.fold_in(key, 1 + j)
+                                extra_est = estimator.estimate(
+                                    self.fun_flat, x, key=ckey, iteration=0, noise=noise,
+                                    evaluate=lambda pts, _key=ckey: self.evaluator(pts, key=_key),
+                                    **kwargs, **extra)
+                                grads.append(np.asarray(extra_est.grad, dtype=float))
+                        grads = [g for g in grads if np.all(np.isfinite(g))]
+                        optimizer = calibrated_gain(grads, problem.scale, iterations=budget)
                         state = optimizer.init(jnp.asarray(x))
                         step = self._make_step(optimizer)
                     new_x, state = step(grad, state, jnp.asarray(x), jnp.asarray(value))

@@ -81,6 +81,12 @@ class GradientEstimator(abc.ABC):
           bounds: ``(lo, hi)`` flat arrays or ``None``; probes should stay inside them.
         """
 
+    def observe(self, value) -> None:
+        """Learn the objective's level from a value measured by the engine (e.g. at ``x0``).
+
+        Noise-aware step rules compare the noise level with ``|f|``; the default does nothing.
+        """
+
     def describe(self) -> dict:
         """Settings of this estimator, as recorded in histories."""
         fields = {}

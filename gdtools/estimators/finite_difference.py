@@ -74,6 +74,9 @@ class Forward(_FiniteDifference):
         super().__init__(step=step)
         self._last_value = None
 
+    def observe(self, value) -> None:
+        self._last_value = float(value)
+
     def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
                  min_step=None) -> Estimate:
         x = np.asarray(x, dtype=float)

@@ -41,6 +41,9 @@ class Smoothing(GradientEstimator):
         self.gamma = gamma
         self._last_value = None
 
+    def observe(self, value) -> None:
+        self._last_value = float(value)
+
     def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
                  min_step=None) -> Estimate:
         x = np.asarray(x, dtype=float)

@@ -65,6 +65,9 @@ class SPSA(GradientEstimator):
         return np.asarray(jax.random.rademacher(key, (self.n_perturbations, n), dtype=np.float32),
                           dtype=float)
 
+    def observe(self, value) -> None:
+        self._last_value = float(value)
+
     def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
                  min_step=None) -> Estimate:
         x = np.asarray(x, dtype=float)

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings, strategies as st
+
+import gdtools as gd
+from gdtools.estimators import Central, Forward
+from gdtools.evaluation import Evaluator
+from problems import NumpyQuadratic, smooth_1d_family
+
+
+def _evaluate(fun):
+    return lambda points: np.array([fun(p) for p in points])
+
+
+def _grad(estimator, fun, x, **kw):
+    est = estimator.estimate(fun, np.asarray(x, float), key=None, iteration=0, evaluate=_evaluate(fun), **kw)
+    return est
+
+
+def test_central_matches_analytic_gradient_of_numpy_quadratic_to_1e6():
+    q = NumpyQuadratic(n=5)
+    x = np.linspace(-1, 2, 5)
+    est = _grad(Central(), q, x)
+    np.testing.assert_allclose(est.grad, q.grad(x), atol=1e-6, rtol=0)
+    assert est.nfev == 10
+
+
+def test_forward_costs_n_plus_one_and_is_close():
+    q = NumpyQuadratic(n=5)
+    x = np.linspace(-1, 2, 5)
+    est = _grad(Forward(), q, x)
+    assert est.nfev == 6 and est.value == pytest.approx(q(x))
+    np.testing.assert_allclose(est.grad, q.grad(x), atol=1e-6 * 50)
+
+
+def test_default_steps_follow_scipys_rule():
+    x = np.array([0.0, 10.0, -1e3])
+    eps = np.finfo(float).eps
+    np.testing.assert_allclose(Forward().steps(x), eps ** 0.5 * np.array([1.0, 10.0, 1e3]))
+    np.testing.assert_allclose(Central().steps(x), eps ** (1 / 3) * np.array([1.0, 10.0, 1e3]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(a=st.floats(0.2, 2.0), b=st.floats(0.5, 3.0), x=st.floats(-1.0, 1.0))
+def test_errors_shrink_at_their_theoretical_order(a, b, x):
+    """Halving h halves the forward error (O(h)) and quarters the central one (O(h^2))."""
+    f, df, d2, d3 = smooth_1d_family(a, b)
+    # Keep the leading error terms (h f2/2 forward, h^2 f3/6 central) away from zero.
+    assume(abs(d2(x)) > 0.1 and abs(d3(x)) > 0.1)
+    exact = df(x)
+    for cls, order in ((Forward, 1), (Central, 2)):
+        errors = []
+        for h in (1e-2, 5e-3, 2.5e-3):
+            g = _grad(cls(step=h), f, [x]).grad[0]
+            errors.append(abs(g - exact))
+        ratios = [errors[i] / errors[i + 1] for i in range(2)]
+        for r in ratios:
+            assert 2 ** order * 0.8 < r < 2 ** order * 1.25, (cls.name, errors)
+
+
+def test_noise_aware_step_beats_the_noise_free_rule_on_a_noisy_function():
+    rng = np.random.default_rng(0)
+    noise = 1e-3
+    f = lambda x: float(np.sum(np.sin(x)) + 5.0) + noise * rng.normal()
+    x = np.array([0.3, -0.2, 1.0])
+    exact = np.cos(x)
+    plain = [np.max(np.abs(_grad(Central(), f, x).grad - exact)) for _ in range(20)]
+    aware_estimator = Central()
+    aware_estimator.observe(f(x))  # the engine tells estimators the level of f at x0
+    aware = [np.max(np.abs(_grad(aware_estimator, f, x, noise=noise, scale=np.ones(3)).grad - exact))
+             for _ in range(20)]
+    assert np.median(aware) < 0.1 * np.median(plain)
+    assert np.median(aware) < 0.1
+
+
+def test_probes_stay_inside_bounds():
+    seen = []
+
+    def f(x):
+        seen.append(np.array(x))
+        return float(np.sum(x ** 2))
+
+    lo, hi = np.zeros(3), np.ones(3)
+    x = np.array([0.0, 0.5, 1.0])
+    for est in (Central(step=0.1), Forward(step=0.1)):
+        g = _grad(est, f, x, bounds=(lo, hi)).grad
+        np.testing.assert_allclose(g, 2 * x, atol=0.21)
+    pts = np.array(seen)
+    assert np.all(pts >= 0) and np.all(pts <= 1)
+
+
+def test_min_step_moves_integer_coordinates_by_a_unit():
+    h = Central().steps(np.array([0.5, 0.5]), min_step=np.array([0.0, 0.1]))
+    assert h[1] == pytest.approx(0.1) and h[0] < 1e-4
+
+
+def test_bad_step_is_refused():
+    with pytest.raises(gd.InputError, match="step must be positive"):
+        Central(step=-1.0)

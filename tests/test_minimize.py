@@ -1,0 +1,191 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gdtools as gd
+from problems import NumpyQuadratic, bowl, rosenbrock
+
+
+def test_autodiff_solves_rosenbrock_10d():
+    res = gd.minimize(rosenbrock, jnp.zeros(10))
+    assert res.success, res.message
+    assert float(jnp.max(jnp.abs(res.x - 1.0))) < 1e-4
+    assert res.fun < 1e-6
+    assert res.nit > 5 and res.nfev >= res.nit
+
+
+def test_compiled_history_has_a_record_per_iteration_and_falling_loss():
+    res = gd.minimize(bowl, jnp.zeros(4), optimizer=optax.adam(0.1), max_iters=50, tol=0.0)
+    h = res.history
+    assert len(h) == res.nit + 1 == 51
+    assert h.loss[-1] < 1e-2 * h.loss[0]
+    assert h.x.shape == (51, 4)
+    assert res.status == "max_iters" and not res.success
+
+
+def test_pytree_x0_keeps_structure_with_autodiff():
+    def fun(p):
+        return jnp.sum((p["w"] - 2.0) ** 2) + (p["b"] + 1.0) ** 2
+
+    res = gd.minimize(fun, {"w": jnp.zeros((2, 3)), "b": jnp.float32(0.0)})
+    assert set(res.x) == {"w", "b"} and res.x["w"].shape == (2, 3)
+    np.testing.assert_allclose(res.x["w"], 2.0, atol=1e-4)
+    np.testing.assert_allclose(res.x["b"], -1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("gradient", ["forward", "central", "spsa", "smoothing"])
+def test_pytree_x0_round_trips_through_every_black_box_estimator(gradient):
+    seen = []
+
+    def fun(p):
+        seen.append(p)
+        return float(np.sum((p["w"] - 1.0) ** 2) + (p["b"] - 0.5) ** 2)
+
+    x0 = {"w": np.zeros((2, 2)), "b": np.float64(0.0)}
+    res = gd.minimize(fun, x0, gradient=gradient, max_evals=400, seed=0)
+    assert isinstance(seen[0], dict) and seen[0]["w"].shape == (2, 2) and np.shape(seen[0]["b"]) == ()
+    assert set(res.x) == {"w", "b"} and np.shape(res.x["w"]) == (2, 2)
+    assert res.fun < 0.25 * fun(x0)
+
+
+def test_central_differences_solve_a_numpy_quadratic():
+    q = NumpyQuadratic(n=5)
+    res = gd.minimize(q, np.zeros(5), gradient="central")
+    assert res.success, res.message
+    np.testing.assert_allclose(res.x, q.c, atol=1e-5)
+    assert res.nfev == q.calls
+
+
+def test_bounds_are_respected_and_active_bound_is_found():
+    res = gd.minimize(bowl, jnp.zeros(3), bounds=(-0.5, 0.5), optimizer=optax.adam(0.05), max_iters=300)
+    assert float(jnp.max(res.x)) <= 0.5 + 1e-7
+    np.testing.assert_allclose(res.x, 0.5, atol=1e-3)
+
+
+def test_batch_of_starts_runs_in_one_program():
+    starts = jnp.array([[0.0, 0.0], [-1.5, 2.0], [2.0, 2.0]])
+    results = gd.minimize(rosenbrock, starts, batch=True, max_iters=500)
+    assert len(results) == 3
+    for res in results:
+        np.testing.assert_allclose(res.x, 1.0, atol=1e-3)
+
+
+def test_callback_stops_the_run_and_sees_state():
+    states = []
+
+    def callback(state):
+        states.append(state)
+        return state.iteration >= 4
+
+    res = gd.minimize(bowl, jnp.zeros(3), optimizer="adam", callback=callback, max_iters=100)
+    assert res.status == "callback" and res.nit == 5
+    assert [s.iteration for s in states] == [0, 1, 2, 3, 4]
+    assert states[-1].fun < states[0].fun
+
+
+def test_max_evals_is_never_exceeded():
+    q = NumpyQuadratic(n=4, f_min=1.0)
+    res = gd.minimize(q, np.zeros(4), gradient="central", max_evals=50, tol=0.0)
+    assert res.nfev <= 50 and q.calls == res.nfev
+    assert res.status in ("max_evals", "converged", "no_progress")
+
+
+def test_max_time_stops_a_host_run():
+    res = gd.minimize(lambda x: float(np.sum(x ** 2)), np.ones(3), gradient="spsa", max_time=0.5,
+                      max_iters=10**9)
+    assert res.status == "max_time"
+    assert res.history.iterations[-1]["time"] < 5
+
+
+def test_stochastic_objective_gets_common_random_numbers_within_a_pair():
+    keys = []
+
+    def fun(x, key):
+        keys.append(np.asarray(jax.random.key_data(key)).tolist())
+        return float(np.sum(x ** 2))
+
+    gd.minimize(fun, np.ones(3), gradient="spsa", max_iters=3)
+    # first call is x0; then each SPSA iteration evaluates a pair sharing one key
+    pairs = keys[1:7]
+    assert pairs[0] == pairs[1] and pairs[2] == pairs[3] and pairs[0] != pairs[2]
+
+
+def test_same_seed_same_result():
+    f = lambda x, key: float(np.sum((x - 1) ** 2) + 0.01 * jax.random.normal(key))
+    a = gd.minimize(f, np.zeros(3), gradient="spsa", max_evals=100, seed=3)
+    b = gd.minimize(f, np.zeros(3), gradient="spsa", max_evals=100, seed=3)
+    np.testing.assert_array_equal(a.x, b.x)
+
+
+def test_history_file_is_written_as_the_run_goes(tmp_path):
+    path = tmp_path / "run.jsonl"
+    res = gd.minimize(lambda x: float(np.sum(x ** 2)), np.ones(2), gradient="spsa", max_evals=40,
+                      history=str(path))
+    loaded = gd.History.load(path)
+    assert len(loaded.evaluations) == res.nfev
+    assert len(loaded.iterations) == len(res.history.iterations)
+    assert loaded.meta["estimator"]["name"] == "spsa"
+
+
+def test_device_mode_keeps_jax_arrays_with_custom_estimator():
+    class Exact(gd.estimators.GradientEstimator):
+        name = "exact"
+        traceable = False
+
+        def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None):
+            assert isinstance(x, jax.Array)
+            return gd.estimators.Estimate(value=jnp.sum((x - 3.0) ** 2), grad=2 * (x - 3.0), nfev=1)
+
+    x0 = jnp.zeros((4, 4, 3))
+    res = gd.minimize(lambda x: 0.0, x0, gradient=Exact(), optimizer=gd.transforms.normalized_sgd(0.1),
+                      bounds=(-1.0, 1.0), max_iters=30)
+    assert isinstance(res.x, jax.Array) and res.x.shape == (4, 4, 3)
+    np.testing.assert_allclose(res.x, 1.0, atol=1e-6)  # pushed to the bound
+
+
+# -- bad input: one clear message, raised before any tracing ---------------------------------------
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(x0=np.array([0.0, np.nan])), "x0 contains non-finite"),
+    (dict(gradient="newton"), "unknown gradient 'newton'"),
+    (dict(max_iters=0), "max_iters must be a positive integer"),
+    (dict(max_iters=-3), "max_iters must be a positive integer"),
+    (dict(bounds=(1.0, 0.0)), "lower < upper"),
+    (dict(bounds=(0.5, 2.0)), "x0 violates the bounds"),
+    (dict(optimizer="adamax-pro"), "unknown optimizer"),
+    (dict(tol=-1.0), "tol must be"),
+])
+def test_bad_input_gets_a_clear_error(kwargs, match):
+    args = dict(x0=np.zeros(2))
+    args.update(kwargs)
+    x0 = args.pop("x0")
+    with pytest.raises(gd.InputError, match=match):
+        gd.minimize(bowl, x0, **args)
+
+
+def test_objective_returning_nan_is_reported():
+    with pytest.raises(gd.InputError, match="non-finite"):
+        gd.minimize(lambda x: jnp.sum(x) * jnp.nan, jnp.zeros(2))
+    with pytest.raises(gd.InputError, match="finite value at x0"):
+        gd.minimize(lambda x: float("inf"), np.zeros(2), gradient="central")
+
+
+def test_objective_returning_non_scalar_is_reported():
+    with pytest.raises(gd.InputError, match="scalar"):
+        gd.minimize(lambda x: x ** 2, jnp.zeros(3))
+    with pytest.raises(gd.InputError, match="scalar"):
+        gd.minimize(lambda x: np.asarray(x) ** 2, np.zeros(3), gradient="central")
+
+
+def test_autodiff_on_numpy_code_says_to_use_a_black_box_estimator():
+    with pytest.raises(gd.InputError, match="black box"):
+        gd.minimize(lambda x: float(np.sum(np.asarray(x) ** 2)), np.zeros(2))
+
+
+def test_nan_in_the_middle_of_a_compiled_run_returns_last_finite_point():
+    f = lambda x: jnp.where(x[0] > 0.5, jnp.nan, (x[0] - 1.0) ** 2)
+    res = gd.minimize(f, jnp.zeros(1), optimizer=optax.sgd(0.2), max_iters=100)
+    assert res.status == "nonfinite" and not res.success
+    assert float(res.x[0]) <= 0.5 and np.isfinite(res.fun)

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+import gdtools as gd
+from gdtools.estimators import SPSA
+from problems import NoisyQuadratic
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_spsa_reaches_5_percent_of_optimum_on_noisy_quadratic_in_2000_evals(seed):
+    problem = NoisyQuadratic()
+    res = gd.minimize(problem, np.zeros(10), gradient="spsa", max_evals=2000, seed=seed)
+    assert res.nfev <= 2000
+    assert problem.true(res.x) <= 1.05 * problem.f_min, problem.true(res.x)
+
+
+def test_spsa_estimate_is_unbiased_on_a_linear_function():
+    w = np.array([1.0, -2.0, 3.0, 0.5])
+    f = lambda x: float(w @ x)
+    evaluate = lambda pts: np.array([f(p) for p in pts])
+    import jax
+
+    grads = [SPSA(c=0.1).estimate(f, np.zeros(4), key=jax.random.PRNGKey(i), iteration=0,
+                                   evaluate=evaluate).grad for i in range(400)]
+    np.testing.assert_allclose(np.mean(grads, axis=0), w, atol=0.4)
+
+
+def test_spsa_costs_two_evaluations_per_perturbation():
+    import jax
+
+    f = lambda x: float(np.sum(x ** 2))
+    evaluate = lambda pts: np.array([f(p) for p in pts])
+    est = SPSA(n_perturbations=3).estimate(f, np.ones(50), key=jax.random.PRNGKey(0), iteration=0,
+                                           evaluate=evaluate)
+    assert est.nfev == 6 and est.grad.shape == (50,)
+
+
+def test_spsa_settings_are_validated():
+    with pytest.raises(gd.InputError, match="n_perturbations"):
+        SPSA(n_perturbations=0)
+    with pytest.raises(gd.InputError, match="c must be"):
+        SPSA(c=-0.1)
