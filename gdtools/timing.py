@@ -27,6 +27,7 @@ evaluation ``status="failed"`` with ``value=nan`` and an ``error`` such as
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
@@ -347,3 +348,54 @@ def time_command(argv: Sequence[str], space: Space, *, repeats: int = 5, warmup:
         raise InputError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
     return TimedCommand(argv, _check_space(space), repeats=repeats, warmup=warmup, timeout=timeout,
                         env=env, cwd=cwd, objective=objective, statistic=statistic)
+
+
+# -- comparing settings fairly ----------------------------------------------------------------------
+
+def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int = 5,
+              warmup: int = 1) -> list[Measurement]:
+    """Measure several settings again, interleaved, so that drift on the machine hits all alike.
+
+    The tuner's own measurements of its best point are biased low (of many noisy values, the
+    smallest is partly luck) and were taken at different times; comparing the start and the best
+    point fairly means running them again side by side. Each round runs every candidate once (in
+    an order that rotates from round to round), after ``warmup`` untimed runs of each.
+
+    Args:
+      objective: a :func:`time_command` or :func:`time_callable` objective (each round then runs
+        one repeat of it), or any ``objective(params) -> float | Measurement``.
+      candidates: the settings to compare, dicts in user units.
+      rounds: samples per candidate.
+      warmup: untimed runs of each candidate before the first round.
+
+    Returns:
+      one :class:`Measurement` per candidate, in order: the statistic of the objective over the
+      ``rounds`` samples and their spread (or a failed measurement with the first error).
+    """
+    from gdtools.evaluation import as_measurement
+
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
+        raise InputError(f"rounds must be an integer >= 1, got {rounds!r}")
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+        raise InputError(f"warmup must be an integer >= 0, got {warmup!r}")
+    statistic = getattr(objective, "statistic", "median")
+    single = objective
+    if isinstance(objective, (TimedCommand, TimedCallable)):
+        single = copy.copy(objective)
+        single.repeats, single.warmup = 1, 0
+    candidates = [dict(c) for c in candidates]
+    samples: list[list[float]] = [[] for _ in candidates]
+    errors: list[str | None] = [None] * len(candidates)
+    t_start = time.time()
+    for r in range(warmup + rounds):
+        shift = r % max(1, len(candidates))
+        for i in [*range(shift, len(candidates)), *range(shift)]:
+            if errors[i] is not None:
+                continue
+            m = as_measurement(single(candidates[i]))
+            if m.status != "ok" or not math.isfinite(m.value):
+                errors[i] = m.error or f"non-finite value {m.value!r}"
+            elif r >= warmup:
+                samples[i].append(m.value)
+    return [_failed(s, statistic, c, t_start, e) if e is not None else _summarise(s, statistic, c, t_start)
+            for c, s, e in zip(candidates, samples, errors)]

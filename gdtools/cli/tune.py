@@ -1,0 +1,303 @@
+"""``gdtools tune``: find the settings that make a program run fastest.
+
+    gdtools tune --param rate=10:1000:log:int --param alpha=0:1 [--start rate=100] [--repeats 5]
+                 [--budget 200] [--gradient spsa|central|forward] [--workers 4] [--history run.jsonl]
+                 [--resume] [--plot loss.png] [--seed 0] [--objective time|stdout] [--timeout S]
+                 [--quiet] -- ./prog --rate {rate} --alpha {alpha}
+
+Each ``--param NAME=LOW:HIGH[:log][:int]`` declares a parameter; ``{NAME}`` in the command is
+replaced by its value (inside that one argument; no shell is involved). Progress goes to stderr; the
+result table to stdout. At the end the start point and the best settings are measured again, side by
+side, so the reported speedup compares like with like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shlex
+import sys
+
+from gdtools.errors import InputError
+
+GRADIENTS = ("spsa", "central", "forward")
+
+_SPEC_HELP = "NAME=LOW:HIGH[:log][:int], e.g. rate=10:1000:log:int or alpha=0:1"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "tune",
+        help="tune a program's settings for speed (or for the last number it prints)",
+        description="Tune the settings of a program by gradient descent on its measured run time. "
+                    "Put the command after '--', with {name} where each parameter's value goes.",
+        epilog="example: gdtools tune --param rate=10:1000:log:int --param batch=1:512:log:int "
+               "-- ./prog --rate {rate} --batch {batch}",
+    )
+    parser.add_argument("--param", action="append", default=[], metavar="SPEC",
+                        help=f"a parameter to tune: {_SPEC_HELP} (repeat for each parameter)")
+    parser.add_argument("--start", action="append", default=[], metavar="NAME=VALUE",
+                        help="start value of a parameter (default: the middle of its range, in its "
+                             "own scale)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per evaluation (5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs before them (1)")
+    parser.add_argument("--statistic", default="median", choices=("median", "mean", "min"),
+                        help="statistic of the repeats that is minimised (median)")
+    parser.add_argument("--budget", type=int, default=200,
+                        help="evaluations the search may spend (200; the final comparison is extra)")
+    parser.add_argument("--gradient", default="spsa", choices=GRADIENTS,
+                        help="gradient estimate: spsa (2 evaluations a step, any number of "
+                             "parameters; default), central (2 per parameter) or forward (1 per "
+                             "parameter + 1)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="evaluations run at once (default 1; concurrent runs disturb one "
+                             "another's timings)")
+    parser.add_argument("--dask", metavar="ADDRESS",
+                        help="run evaluations on a dask.distributed scheduler (tcp://host:8786)")
+    parser.add_argument("--history", metavar="FILE",
+                        help="append every evaluation to this JSON Lines file as it happens")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run recorded in --history instead of starting over")
+    parser.add_argument("--plot", metavar="FILE", help="write the loss curve to this image")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random perturbations (0)")
+    parser.add_argument("--objective", default="time", choices=("time", "stdout"),
+                        help="minimise the wall time (default) or the last number the program "
+                             "prints on stdout")
+    parser.add_argument("--timeout", type=float, default=None, metavar="S",
+                        help="kill a run after S seconds; the evaluation counts as failed")
+    parser.add_argument("--max-failures", type=int, default=3,
+                        help="stop after this many consecutive failed evaluations (3)")
+    parser.add_argument("--penalty", type=float, default=None,
+                        help="instead of stopping, give failed evaluations this value")
+    parser.add_argument("--final-rounds", type=int, default=None,
+                        help="runs of the start and best settings in the final side-by-side "
+                             "comparison (default: --repeats, at least 3)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("program", nargs=argparse.REMAINDER, metavar="-- PROGRAM ARGS",
+                        help="-- then the program and its arguments, with {name} placeholders")
+    parser.set_defaults(func=run)
+    return parser
+
+
+# -- parsing --------------------------------------------------------------------------------------
+
+def _number(text: str, spec: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"--param {spec!r}: {what} {text!r} is not a number; expected {_SPEC_HELP}") from None
+    if not math.isfinite(value):
+        raise InputError(f"--param {spec!r}: {what} {text!r} must be finite")
+    return value
+
+
+def parse_param(spec: str):
+    """``"rate=10:1000:log:int"`` -> ``("rate", Int(10, 1000, log=True))``."""
+    from gdtools.space import Int, Real
+
+    name, eq, rest = spec.rpartition("=")
+    if not eq or not name.strip():
+        raise InputError(f"--param {spec!r}: expected {_SPEC_HELP}")
+    name = name.strip()
+    fields = rest.split(":")
+    if len(fields) < 2:
+        raise InputError(f"--param {spec!r}: give both bounds, LOW:HIGH; expected {_SPEC_HELP}")
+    low, high = (_number(fields[0].strip(), spec, "LOW"), _number(fields[1].strip(), spec, "HIGH"))
+    flags = [f.strip().lower() for f in fields[2:]]
+    unknown = [f for f in flags if f not in ("log", "int")]
+    if unknown:
+        raise InputError(f"--param {spec!r}: unknown flag {unknown[0]!r}; the flags are 'log' and 'int'")
+    kind = Int if "int" in flags else Real
+    try:
+        return name, kind(low, high, log="log" in flags)
+    except InputError as exc:
+        raise InputError(f"--param {spec!r}: {exc}") from None
+
+
+def parse_space(specs):
+    from gdtools.space import Space
+
+    if not specs:
+        raise InputError(f"give at least one --param {_SPEC_HELP}")
+    params = {}
+    for spec in specs:
+        name, param = parse_param(spec)
+        if name in params:
+            raise InputError(f"--param {spec!r}: parameter {name!r} is declared twice")
+        params[name] = param
+    return Space(**params)
+
+
+def parse_start(items, space) -> dict:
+    """``["rate=100"]`` -> the start point, the middle of the space for parameters not given."""
+    start = space.center()
+    for item in items:
+        name, eq, text = item.rpartition("=")
+        if not eq or not name.strip():
+            raise InputError(f"--start {item!r}: expected NAME=VALUE, e.g. rate=100")
+        name = name.strip()
+        if name not in space.params:
+            raise InputError(f"--start {item!r}: unknown parameter {name!r}; the parameters are "
+                             f"{list(space.names)}")
+        try:
+            value = float(text)
+        except ValueError:
+            raise InputError(f"--start {item!r}: {text!r} is not a number") from None
+        start[name] = int(value) if space.params[name].is_int and value == round(value) else value
+    space.check(start)
+    return start
+
+
+def _command(args) -> list[str]:
+    command = list(args.program)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise InputError("give the program to tune after '--', e.g. -- ./prog --rate {rate}")
+    return command
+
+
+def _check_options(args) -> None:
+    for name in ("budget", "workers", "max_failures"):
+        value = getattr(args, name)
+        if value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.final_rounds is not None and args.final_rounds < 1:
+        raise InputError(f"--final-rounds must be at least 1, got {args.final_rounds}")
+    if args.resume and not args.history:
+        raise InputError("--resume needs --history FILE, the run to continue")
+    if args.resume and not os.path.exists(args.history):
+        raise InputError(f"--resume: history file {args.history!r} does not exist")
+    if args.workers > 1 and args.dask:
+        raise InputError("give either --workers or --dask, not both")
+
+
+# -- running --------------------------------------------------------------------------------------
+
+def _best_evaluated(history):
+    """Params of the evaluation with the smallest value, or None."""
+    best, best_value = None, math.inf
+    for record in history.evaluations:
+        value = record.get("value")
+        if record.get("status", "ok") == "ok" and record.get("params") and value is not None \
+                and math.isfinite(value) and value < best_value:
+            best, best_value = record["params"], value
+    return best
+
+
+def _fmt(value) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.6g}"
+
+
+def _table(space, start, best, m_start, m_best, unit: str, objective: str) -> str:
+    rows = [("parameter", "start", "best")]
+    rows += [(name, _fmt(start[name]), _fmt(best[name])) for name in space.names]
+
+    def cell(m):
+        if m.status != "ok":
+            return "failed"
+        spread = f" ± {m.spread:.4g}" if math.isfinite(m.spread) else ""
+        return f"{m.value:.4g}{spread}"
+
+    rows.append((f"{'time' if objective == 'time' else 'value'} ({m_best.statistic}{unit})",
+                 cell(m_start), cell(m_best)))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _executor(args):
+    if args.dask:
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise InputError("--dask needs dask.distributed: pip install 'dask[distributed]'") from None
+        client = Client(args.dask)
+        return client.get_executor(), client.close
+    if args.workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=args.workers)
+        return pool, pool.shutdown
+    return None, lambda: None
+
+
+def _progress(total, quiet):
+    try:
+        from gdtools.cli.progress import progress_bar
+    except ImportError:  # pragma: no cover - the module ships with gdtools
+        from tqdm import tqdm
+        return tqdm(total=total, desc="tune", unit="eval", disable=quiet, file=sys.stderr)
+    return progress_bar(total, desc="tune", quiet=quiet, unit="eval")
+
+
+def run(args) -> int:
+    import gdtools as gd
+    from gdtools.timing import remeasure, time_command
+
+    command = _command(args)
+    space = parse_space(args.param)
+    start = parse_start(args.start, space)
+    _check_options(args)
+    objective = time_command(command, space, repeats=args.repeats, warmup=args.warmup,
+                             timeout=args.timeout, objective=args.objective, statistic=args.statistic)
+    unit = ", s" if args.objective == "time" else ""
+
+    bar = _progress(args.budget, args.quiet)
+    best_seen = [math.inf]
+
+    def callback(state):
+        if math.isfinite(state.fun):
+            best_seen[0] = min(best_seen[0], state.fun)
+        bar.update(max(0, min(state.nfev, args.budget) - bar.n))
+        bar.set_postfix_str(f"current {state.fun:.4g}  best {best_seen[0]:.4g}", refresh=False)
+        return None
+
+    executor, close = _executor(args)
+    try:
+        res = gd.minimize(objective, start, space=space, gradient=args.gradient, seed=args.seed,
+                          max_evals=args.budget, executor=executor, history=args.history,
+                          resume=args.resume,
+                          on_failure="stop" if args.penalty is None else args.penalty,
+                          max_failures=args.max_failures, callback=callback)
+    finally:
+        bar.close()
+        close()
+
+    # Compare the start with the tuner's final point and its best-measured point, side by side.
+    candidates = [start]
+    for point in (res.x, _best_evaluated(res.history)):
+        if point is not None and dict(point) not in candidates:
+            candidates.append(dict(point))
+    rounds = args.final_rounds if args.final_rounds is not None else max(3, args.repeats)
+    if not args.quiet:
+        print(f"gdtools tune: comparing {len(candidates)} settings side by side, {rounds} runs each",
+              file=sys.stderr)
+    measured = remeasure(objective, candidates, rounds=rounds, warmup=min(1, args.warmup))
+    ok = [i for i, m in enumerate(measured) if m.status == "ok"]
+    best_i = min(ok, key=lambda i: measured[i].value) if ok else 0
+    m_start, m_best = measured[0], measured[best_i]
+    best = candidates[best_i]
+
+    print(f"{res.message} {res.nfev} evaluations, {res.nit} iterations.")
+    print(_table(space, start, best, m_start, m_best, unit, args.objective))
+    if m_start.status == "ok" and m_best.status == "ok" and m_best.value > 0 and m_start.value > 0:
+        word = "speedup" if args.objective == "time" else "improvement (start / best)"
+        print(f"{word}: {m_start.value / m_best.value:.2f}x")
+    elif m_start.status != "ok":
+        print(f"the start point failed when measured again: {m_start.error}")
+    print("best command: " + shlex.join(objective.command(best)))
+    if args.history:
+        print(f"history: {args.history}")
+    if args.plot:
+        from gdtools.plotting import plot_history
+
+        fig = plot_history(res.history, x="evals", params=True)
+        fig.savefig(args.plot, dpi=120)
+        print(f"loss curve: {args.plot}")
+    return 0 if res.success else 1
