@@ -274,3 +274,25 @@ def test_headless_and_lazy(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=os.path.dirname(
         os.path.dirname(os.path.abspath(__file__))))
     assert (tmp_path / "a.png").stat().st_size > 0
+
+
+def test_plots_a_real_black_box_run_with_repeats():
+    # The one test that goes through the engine: its records must be what plot_history reads.
+    import gdtools as gd
+
+    rng = np.random.default_rng(0)
+
+    def fun(x):
+        samples = tuple(float(np.sum((np.asarray(x) - 1.0) ** 2) + 1.0 + 0.05 * rng.standard_normal())
+                        for _ in range(3))
+        return gd.Measurement(value=float(np.mean(samples)), samples=samples, statistic="mean",
+                              spread=float(np.std(samples, ddof=1)))
+
+    res = gd.minimize(fun, np.zeros(2), gradient="spsa", max_evals=20, seed=0)
+    fig = plot_history(res.history, x="evals", params=True, grad_norm=True)
+    loss_ax, x_ax, g_ax = fig.axes
+    raw = loss_ax.get_lines()[0]
+    assert raw.get_xdata()[-1] == res.nfev
+    assert [c for c in loss_ax.collections if isinstance(c, PolyCollection)]  # repeats -> band
+    assert len(x_ax.get_lines()) == 2 and g_ax.get_ylabel() == "gradient norm"
+    assert legend_texts(loss_ax)[0] == "spsa"
