@@ -1,0 +1,143 @@
+import json
+import sys
+
+import pytest
+
+from gdtools.cli import main
+from gdtools.cli.tune import parse_param, parse_space, parse_start
+from gdtools.errors import InputError
+from gdtools.space import Int, Real
+
+PY = sys.executable
+# A deterministic objective a program prints: minimum at x = 3, k = 20.
+QUADRATIC = ("import sys; x = float(sys.argv[1]); k = int(sys.argv[2]); "
+             "print('result', (x - 3) ** 2 + (k - 20) ** 2 / 100 + 1)")
+
+
+@pytest.mark.parametrize("spec, name, param", [
+    ("rate=10:1000:log:int", "rate", Int(10, 1000, log=True)),
+    ("alpha=0:1", "alpha", Real(0.0, 1.0)),
+    ("gain=1e-3:10:log", "gain", Real(1e-3, 10.0, log=True)),
+    ("n=1:64:INT", "n", Int(1, 64)),
+    ("two words = 0 : 2", "two words", Real(0.0, 2.0)),
+])
+def test_parse_param(spec, name, param):
+    assert parse_param(spec) == (name, param)
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("rate", ["'rate'", "NAME=LOW:HIGH"]),
+    ("=1:2", ["'=1:2'", "NAME=LOW:HIGH"]),
+    ("rate=10", ["both bounds"]),
+    ("rate=a:10", ["LOW", "'a'", "not a number"]),
+    ("rate=1:nan", ["HIGH", "finite"]),
+    ("rate=10:1:int", ["low", "high", "10", "1"]),
+    ("rate=0:10:log", ["log", "low"]),
+    ("rate=1:10:lin", ["unknown flag", "'lin'"]),
+    ("rate=1.5:10:int", ["whole", "1.5"]),
+])
+def test_parse_param_errors(spec, words):
+    with pytest.raises(InputError) as info:
+        parse_param(spec)
+    message = str(info.value)
+    assert message.startswith(f"--param {spec!r}")
+    for word in words:
+        assert word in message
+
+
+def test_parse_start_fills_the_centre_and_checks_bounds():
+    space = parse_space(["rate=10:1000:log:int", "alpha=0:1"])
+    assert parse_start([], space) == {"rate": 100, "alpha": 0.5}
+    start = parse_start(["rate=30"], space)
+    assert start == {"rate": 30, "alpha": 0.5} and type(start["rate"]) is int
+    with pytest.raises(InputError, match="'speed'"):
+        parse_start(["speed=3"], space)
+    with pytest.raises(InputError, match="outside"):
+        parse_start(["rate=5000"], space)
+    with pytest.raises(InputError, match="declared twice"):
+        parse_space(["a=0:1", "a=1:2"])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--param", "x=0:10", "--", PY, "-c", "pass", "{y}"], ["{y}", "no parameter"]),
+    (["--param", "x=0:10", "--param", "k=3", "--", PY, "{x}", "{k}"], ["--param 'k=3'"]),
+    (["--param", "x=10:0", "--", PY, "{x}"], ["--param 'x=10:0'", "below"]),
+    (["--param", "x=0:10", "--", "./no-such-program", "{x}"], ["'./no-such-program'", "does not exist"]),
+    (["--param", "x=0:10", "--", "no-such-program-on-path", "{x}"], ["not found on PATH"]),
+    (["--param", "x=0:10", "--", PY, "-c", "pass"], ["'x'", "no placeholder"]),
+    (["--param", "x=0:10"], ["after '--'"]),
+    (["--", PY, "{x}"], ["at least one --param"]),
+    (["--param", "x=0:10", "--resume", "--", PY, "{x}"], ["--resume needs --history"]),
+    (["--param", "x=0:10", "--start", "x=11", "--", PY, "{x}"], ["'x' = 11", "[0.0, 10.0]"]),
+    (["--param", "x=0:10", "--budget", "0", "--", PY, "{x}"], ["--budget", "at least 1"]),
+])
+def test_cli_errors_are_one_line_and_exit_2(capsys, argv, words):
+    assert main(["tune", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gdtools tune: error: ")
+    for word in words:
+        assert word in lines[0]
+
+
+def test_cli_error_exit_code_in_a_real_process():
+    import subprocess
+
+    proc = subprocess.run([PY, "-m", "gdtools", "tune", "--param", "rate=10:oops", "--", "prog",
+                           "{rate}"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "'rate=10:oops'" in proc.stderr
+
+
+def test_tune_finds_the_minimum_and_writes_history_and_plot(tmp_path, capsys):
+    history, plot = tmp_path / "run.jsonl", tmp_path / "loss.png"
+    code = main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "24",
+                 "--repeats", "1", "--objective", "stdout", "--seed", "1", "--history",
+                 str(history), "--plot", str(plot), "--final-rounds", "1",
+                 "--", PY, "-c", QUADRATIC, "{x}", "{k}"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.out.splitlines()
+    table = lines[lines.index(next(l for l in lines if l.startswith("parameter"))):]
+    assert table[0].split() == ["parameter", "start", "best"]
+    x_row = next(l for l in table if l.startswith("x "))
+    k_row = next(l for l in table if l.startswith("k "))
+    assert x_row.split()[1] == "5" and k_row.split()[1] == "10"  # the centre of each scale
+    best_x, best_k = float(x_row.split()[2]), int(k_row.split()[2])
+    start_value = 4 + 1 + 1.0
+    best_value = (best_x - 3) ** 2 + (best_k - 20) ** 2 / 100 + 1
+    assert best_value < 0.5 * start_value
+    assert any(l.startswith("improvement (start / best): ") for l in lines)
+    assert any(l.startswith("best command: ") and "-c" in l for l in lines)
+    records = [json.loads(l) for l in history.read_text().splitlines()]
+    assert records[0]["kind"] == "meta" and records[0]["space"]["k"]["log"] is True
+    evaluations = [r for r in records if r["kind"] == "evaluation"]
+    assert 20 <= len(evaluations) <= 24 + 2
+    assert all(r["params"] and r["samples"] and r["statistic"] == "median" for r in evaluations)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "tune" in captured.err  # the progress bar
+
+
+def test_program_options_after_double_dash_are_not_tune_options(tmp_path, capsys):
+    out = tmp_path / "argv.json"
+    echo = ("import json, sys; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:])); "
+            "print(float(sys.argv[-1]))")
+    code = main(["tune", "--param", "x=1:2", "--budget", "2", "--repeats", "1", "--quiet",
+                 "--objective", "stdout", "--final-rounds", "1",
+                 "--", PY, "-c", echo, str(out), "--budget", "999", "--quiet", "{x}"])
+    assert code == 0, capsys.readouterr().err
+    got = json.loads(out.read_text())
+    assert got[:3] == ["--budget", "999", "--quiet"]
+    assert capsys.readouterr().err == ""  # --quiet: no progress
+
+
+def test_failing_program_stops_with_a_message_and_exit_1(tmp_path, capsys):
+    code = main(["tune", "--param", "x=0:1", "--budget", "20", "--repeats", "1", "--quiet",
+                 "--max-failures", "2", "--history", str(tmp_path / "h.jsonl"),
+                 "--", PY, "-c", "import sys; sys.stderr.write('boom\\n'); sys.exit(4)", "{x}"])
+    captured = capsys.readouterr()
+    # The start point itself fails: nothing to optimise from, said in one line.
+    assert code == 2
+    assert "exit code 4: boom" in captured.err
