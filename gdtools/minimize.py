@@ -110,7 +110,7 @@ def minimize(
       bounds: ``(lower, upper)``, scalars or pytrees like ``x0``; iterates are projected onto them.
       space: a :class:`gdtools.Space` of named parameters; the optimiser then works on the unit cube.
       max_iters: iterations (default 1000, or unlimited when ``max_evals`` is given for a black box).
-      max_evals: evaluation budget for black-box estimators (one more is spent measuring ``res.x``).
+      max_evals: evaluation budget for black-box estimators, the final measurement of ``res.x`` included.
       max_time: wall-clock budget in seconds.
       tol: stop when the gradient's largest component is at most ``tol`` (deterministic gradients).
       seed: seeds every random choice (perturbations, keys passed to ``fun``).

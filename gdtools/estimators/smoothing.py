@@ -62,6 +62,6 @@ class Smoothing(GradientEstimator):
         diff = values[:m] - values[m:]
         # E[f(x + h*u) u] / h is the gradient of the objective smoothed with N(0, diag(h^2)).
         grad = np.mean(diff[:, None] * u, axis=0) / (2.0 * h)
-        value = float(np.nanmean(values))
+        value = float(np.mean(values[np.isfinite(values)])) if np.any(np.isfinite(values)) else np.nan
         self._last_value = value
         return Estimate(value=value, grad=grad, nfev=2 * m)

@@ -85,6 +85,6 @@ class SPSA(GradientEstimator):
         width = plus - minus
         safe = np.where(width != 0, width, np.inf)
         grad = np.mean(diff[:, None] / safe, axis=0)
-        value = float(np.nanmean(values))
+        value = float(np.mean(values[np.isfinite(values)])) if np.any(np.isfinite(values)) else np.nan
         self._last_value = value
         return Estimate(value=value, grad=grad, nfev=2 * m)

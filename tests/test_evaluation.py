@@ -1,0 +1,124 @@
+import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import gdtools as gd
+from gdtools.evaluation import Evaluator, Measurement, as_measurement
+
+
+def sphere(x):
+    return float(np.sum(np.asarray(x) ** 2))
+
+
+def pid_sphere(x):
+    return gd.Measurement(value=sphere(x), params={"pid": os.getpid()})
+
+
+def test_as_measurement_accepts_numbers_and_refuses_the_rest():
+    assert as_measurement(2).value == 2.0
+    assert as_measurement(np.float32(1.5)).value == 1.5
+    with pytest.raises(gd.InputError, match="scalar"):
+        as_measurement([1.0, 2.0])
+    with pytest.raises(gd.InputError, match="expected a real scalar"):
+        as_measurement("fast")
+
+
+def test_measurement_noise_from_repeats():
+    m = Measurement(value=1.0, samples=(1.0, 1.1, 0.9, 1.0), statistic="median", spread=0.08)
+    assert m.noise == pytest.approx(1.2533 * 0.08 / 2)
+    assert math.isnan(Measurement(value=1.0).noise)
+
+
+def test_batch_goes_through_the_executor_and_keeps_order():
+    h = gd.History()
+    points = np.arange(12.0).reshape(6, 2)
+    with ThreadPoolExecutor(3) as pool:
+        ev = Evaluator(sphere, to_arg=lambda x: x, history=h, executor=pool)
+        values = ev(points)
+    np.testing.assert_allclose(values, np.sum(points ** 2, axis=1))
+    assert sorted(r["index"] for r in h.evaluations) == list(range(6))
+
+
+def test_process_pool_runs_evaluations_in_other_processes():
+    # JAX is multithreaded: worker processes must be spawned, not forked.
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        res = gd.minimize(pid_sphere, np.ones(3), gradient="central", max_evals=30, executor=pool, tol=0.0)
+    pids = {r["params"]["pid"] for r in res.history.evaluations}
+    assert os.getpid() not in pids
+    assert res.fun < sphere(np.ones(3))
+
+
+def test_failures_stop_after_max_failures_and_nothing_measured_is_lost():
+    calls = []
+
+    def flaky(x):
+        calls.append(x)
+        if len(calls) > 5:
+            raise RuntimeError("device unplugged")
+        return sphere(x)
+
+    res = gd.minimize(flaky, np.ones(2), gradient="spsa", max_evals=100, max_failures=3)
+    assert not res.success and res.status == "failed"
+    assert "device unplugged" in res.message and "3 consecutive" in res.message
+    statuses = [r["status"] for r in res.history.evaluations]
+    # The third failure stops the run; its batch partner was measured too and is kept.
+    assert statuses.count("ok") == 5 and statuses.count("failed") >= 3
+    assert np.isfinite(res.fun)  # the best measured point is kept
+
+
+def test_penalty_policy_replaces_failed_values():
+    def half_broken(x):
+        if x[0] > 1.2:
+            return gd.Measurement(value=math.nan, status="failed", error="timeout")
+        return sphere(x)
+
+    res = gd.minimize(half_broken, np.ones(2), gradient="spsa", max_evals=60, on_failure=100.0)
+    assert res.nfev <= 61 and np.isfinite(res.fun)
+
+
+def test_replay_reuses_recorded_values_until_the_run_diverges():
+    h = gd.History()
+    Evaluator(sphere, to_arg=lambda x: x, history=h)(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    calls = []
+    counting = lambda x: calls.append(x) or sphere(x)
+    ev = Evaluator(counting, to_arg=lambda x: x, replay=h.evaluations)
+    np.testing.assert_allclose(ev(np.array([[1.0, 2.0], [3.0, 5.0]])), [5.0, 34.0])
+    assert len(calls) == 1  # the first point was replayed, the changed second one measured
+
+
+def test_bad_policy_settings_are_refused():
+    with pytest.raises(gd.InputError, match="on_failure"):
+        Evaluator(sphere, to_arg=lambda x: x, on_failure="ignore")
+    with pytest.raises(gd.InputError, match="max_failures"):
+        Evaluator(sphere, to_arg=lambda x: x, max_failures=0)
+
+
+def test_resume_reaches_the_uninterrupted_result(tmp_path):
+    def noisy(x, key):
+        import jax
+
+        return sphere(np.asarray(x) - 0.5) * (1 + 0.01 * float(jax.random.normal(key)))
+
+    full = gd.minimize(noisy, np.zeros(3), gradient="spsa", max_evals=80, seed=5,
+                       history=str(tmp_path / "full.jsonl"))
+    # Simulate a crash: keep the first half of the file's lines.
+    lines = (tmp_path / "full.jsonl").read_text().splitlines()
+    (tmp_path / "cut.jsonl").write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    calls = []
+
+    def counting(x, key):
+        calls.append(1)
+        return noisy(x, key)
+
+    resumed = gd.minimize(counting, np.zeros(3), gradient="spsa", max_evals=80, seed=5,
+                          history=str(tmp_path / "cut.jsonl"), resume=True)
+    np.testing.assert_array_equal(resumed.x, full.x)
+    assert resumed.fun == full.fun
+    assert len(calls) < full.nfev  # recorded evaluations were not measured again
+    after = gd.History.load(tmp_path / "cut.jsonl")
+    assert len(after.evaluations) == full.nfev
+    assert [r["loss"] for r in after.iterations] == [r["loss"] for r in full.history.iterations]

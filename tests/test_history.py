@@ -1,0 +1,75 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+import gdtools as gd
+from gdtools.history import MAX_RECORDED_X
+
+
+def _sample_history(path=None):
+    h = gd.History(path, meta={"estimator": {"name": "spsa"}, "seed": 3})
+    h.record_evaluation(iteration=0, x=np.array([0.1, 1 / 3]), value=1.2345678901234567,
+                        samples=[1.2, 1.3, 1.25], statistic="median", spread=0.05, status="ok")
+    h.record_evaluation(iteration=0, x=[0.2, 0.4], value=math.nan, samples=[], status="failed",
+                        error="exit code 3: boom")
+    for k in range(3):
+        h.record_iteration(iteration=k, nfev=2 * k + 1, time=0.1 * k, loss=1.0 / (k + 1) + 1e-17,
+                           grad_norm=np.float32(0.5), x=np.array([k, math.pi]))
+    h.record_iteration(iteration=3, nfev=7, time=0.3, loss=math.inf, grad_norm=None, x=None)
+    return h
+
+
+def test_save_and_load_round_trip_exactly(tmp_path):
+    h = _sample_history()
+    h.save(tmp_path / "h.jsonl")
+    loaded = gd.History.load(tmp_path / "h.jsonl")
+    assert loaded == h
+    assert loaded.iterations[1]["loss"] == 1.0 / 2 + 1e-17
+    assert loaded.evaluations[0]["x"][1] == 1 / 3
+    assert math.isnan(loaded.evaluations[1]["value"]) and loaded.iterations[3]["loss"] == math.inf
+
+
+def test_file_is_appended_as_records_arrive_and_reloads(tmp_path):
+    path = tmp_path / "live.jsonl"
+    h = _sample_history(path)
+    # Without closing: each line is already flushed, as after a kill -9.
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["kind"] == "meta" and len(lines) == 1 + 2 + 4
+    assert gd.History.load(path) == h
+
+
+def test_a_line_cut_by_a_crash_is_ignored_but_other_garbage_is_an_error(tmp_path):
+    path = tmp_path / "cut.jsonl"
+    _sample_history(path)
+    with open(path, "a") as f:
+        f.write('{"kind": "iteration", "itera')
+    assert len(gd.History.load(path)) == 4
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"kind": "meta"}\nnot json\n{"kind": "iteration"}\n')
+    with pytest.raises(gd.InputError, match="line 2"):
+        gd.History.load(bad)
+
+
+def test_non_history_files_are_refused_with_a_clear_message(tmp_path):
+    with pytest.raises(gd.InputError, match="cannot read history"):
+        gd.History.load(tmp_path / "missing.jsonl")
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"a": 1}\n')
+    with pytest.raises(gd.InputError, match="unknown record kind|not a gdtools history"):
+        gd.History.load(other)
+
+
+def test_columns_best_loss_and_trajectory():
+    h = gd.History()
+    for k, loss in enumerate([3.0, 5.0, 2.0, math.nan, 4.0]):
+        h.record_iteration(iteration=k, nfev=k, time=k, loss=loss, grad_norm=1.0, x=[k])
+    np.testing.assert_array_equal(h.best_loss, [3.0, 3.0, 2.0, 2.0, 2.0])
+    assert h.x.shape == (5, 1)
+
+
+def test_large_vectors_are_not_stored_per_iteration():
+    h = gd.History()
+    h.record_iteration(iteration=0, x=np.zeros(MAX_RECORDED_X + 1), loss=1.0)
+    assert h.iterations[0]["x"] is None and h.x is None

@@ -1,0 +1,39 @@
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gdtools as gd
+from gdtools.transforms import normalized_sgd, resolve_optimizer, scale_by_mean_abs, spall_gain
+
+
+def test_scale_by_mean_abs_makes_mean_step_one():
+    g = {"a": jnp.array([1.0, -3.0]), "b": jnp.array([4.0])}
+    tx = scale_by_mean_abs()
+    out, _ = tx.update(g, tx.init(g))
+    total = jnp.concatenate([jnp.abs(out["a"]), jnp.abs(out["b"])])
+    assert float(jnp.mean(total)) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_normalized_sgd_step_size_is_independent_of_gradient_scale():
+    tx = normalized_sgd(0.5)
+    for scale in (1e-3, 1.0, 1e6):  # far above eps=1e-8
+        g = jnp.array([1.0, -1.0]) * scale
+        u, _ = tx.update(g, tx.init(g))
+        np.testing.assert_allclose(u, [-0.5, 0.5], rtol=1e-5)
+
+
+def test_spall_gain_decays_with_exponent():
+    sched = spall_gain(1.0, A=9.0, alpha=0.602)
+    assert sched(0) == pytest.approx(10 ** -0.602)
+    assert sched(90) == pytest.approx(100 ** -0.602)
+
+
+def test_shorthands_and_errors():
+    assert isinstance(resolve_optimizer("adam"), optax.GradientTransformation)
+    tx = optax.sgd(0.1)
+    assert resolve_optimizer(tx) is tx
+    with pytest.raises(gd.InputError, match="unknown optimizer"):
+        resolve_optimizer("bfgs-turbo")
+    with pytest.raises(gd.InputError, match="GradientTransformation"):
+        resolve_optimizer(42)
