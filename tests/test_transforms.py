@@ -20,7 +20,7 @@ def test_normalized_sgd_step_size_is_independent_of_gradient_scale():
     for scale in (1e-3, 1.0, 1e6):  # far above eps=1e-8
         g = jnp.array([1.0, -1.0]) * scale
         u, _ = tx.update(g, tx.init(g))
-        np.testing.assert_allclose(u, [-0.5, 0.5], rtol=1e-5)
+        np.testing.assert_allclose(u, [-0.5, 0.5], rtol=1e-4)
 
 
 def test_spall_gain_decays_with_exponent():
