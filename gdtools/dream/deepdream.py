@@ -146,9 +146,17 @@ class Dreamer:
 
     def with_seed(self, seed: int) -> "Dreamer":
         """The same compiled objective with another seed (no recompilation)."""
+        return self.with_settings(seed=int(seed))
+
+    def with_settings(self, **changes) -> "Dreamer":
+        """Other settings, same objective; the compiled tile objective is shared unless ``tile`` or
+        ``depthwise`` change."""
+        settings = dataclasses.replace(self.settings, **changes)
+        if (settings.tile, settings.depthwise) != (self.settings.tile, self.settings.depthwise):
+            return Dreamer(self.objective, settings=settings, params=self.params)
         twin = object.__new__(Dreamer)
         twin.__dict__.update(self.__dict__)
-        twin.settings = dataclasses.replace(self.settings, seed=int(seed))
+        twin.settings = settings
         return twin
 
     @staticmethod

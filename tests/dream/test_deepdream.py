@@ -1,0 +1,134 @@
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gdtools as gd
+from gdtools.dream import deepdream, laplacian, tiling
+from gdtools.dream.deepdream import Dreamer, DreamSettings
+from gdtools.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def dreamer(params):
+    """One compiled objective (block3 on 64 px tiles) shared by the tests of this module."""
+    return Dreamer("block3", params=params, tile=64, octaves=2, steps=3, jitter=8, step_size=2.0)
+
+
+def test_compiles_once_whatever_the_image_size_and_octaves(params, cat_small):
+    fresh = Dreamer("stem", params=params, tile=64, octaves=3, steps=1, jitter=8)
+    fresh(cat_small)                                                    # 96 x 64: two tiles, padded octaves
+    fresh.with_seed(1)(np.full((150, 130, 3), 120.0, np.float32))       # another size, more tiles
+    assert fresh.tile_objective.traces == 1
+    fresh.with_settings(octaves=1, steps=2, normalize="laplacian")(cat_small)
+    assert fresh.tile_objective.traces == 1
+
+
+def test_each_octave_runs_through_gd_minimize(dreamer, cat_small, monkeypatch):
+    calls = []
+    real = gd.minimize
+
+    def spy(fun, x0, **kwargs):
+        calls.append((x0.shape, kwargs["max_iters"], type(kwargs["gradient"]).__name__, kwargs["bounds"]))
+        return real(fun, x0, **kwargs)
+
+    monkeypatch.setattr(gd, "minimize", spy)
+    dreamer(cat_small)
+    assert [c[0] for c in calls] == [(46, 69, 3), (64, 96, 3)]
+    assert all(c[1:] == (3, "TiledGradient", (0.0, 255.0)) for c in calls)
+
+
+def test_dream_raises_the_objective_and_stays_in_range(dreamer, cat_small):
+    seen = []
+    out = dreamer(cat_small, callback=seen.append)
+    assert out.shape == cat_small.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 255.0
+    assert np.abs(out - cat_small).mean() > 1.0
+    per_octave = [[p.objective for p in seen if p.octave == k] for k in range(2)]
+    assert all(len(values) == 3 for values in per_octave)
+    assert per_octave[1][-1] > per_octave[1][0]
+    estimator = tiling.TiledGradient(dreamer.tile_objective, shape=cat_small.shape, jitter=0)
+    assert float(estimator.value(jnp.asarray(out).reshape(-1))) > float(estimator.value(jnp.asarray(cat_small).reshape(-1)))
+
+
+def test_same_seed_same_image_other_seed_other_image(dreamer, cat_small):
+    a = dreamer(cat_small)
+    np.testing.assert_array_equal(a, dreamer(cat_small))
+    assert np.abs(a - dreamer.with_seed(7)(cat_small)).mean() > 0.1
+
+
+def test_callback_can_stop_the_dream(dreamer, cat_small):
+    seen = []
+    out = dreamer(cat_small, callback=lambda p: seen.append(p) or True)
+    assert len(seen) == 1 and out.shape == cat_small.shape
+
+
+def test_tiles_cover_the_image_and_overlaps_are_averaged(dreamer):
+    assert tiling.tile_starts(50, 64) == [0]
+    assert tiling.tile_starts(64, 64) == [0]
+    assert tiling.tile_starts(150, 64) == [0, 43, 86]
+    cut = tiling.Tiling((150, 40, 3), 64)
+    assert cut.pad == (0, 24) and cut.overlapping
+    # the tiled gradient equals the tile gradient where a single tile covers the image
+    image = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (64, 64, 3)), jnp.float32)
+    value, grad = tiling.Tiling((64, 64, 3), 64).value_and_grad(dreamer.tile_objective, image)
+    direct_value, direct_grad = dreamer.tile_objective(image)
+    np.testing.assert_allclose(grad, direct_grad, rtol=1e-6)
+    assert float(value) == pytest.approx(float(direct_value))
+
+
+def test_no_seams_at_tile_borders(dreamer):
+    """Dream a flat grey image larger than a tile: the change at the (fixed) tile borders of the
+    un-jittered grid is no stronger than elsewhere, because the jitter moves the borders."""
+    flat = np.full((128, 128, 3), 128.0, np.float32)
+    result = dreamer.with_settings(octaves=1, steps=6)(flat)
+    rows = np.abs(np.diff(result, axis=0)).mean(axis=(1, 2))
+    cols = np.abs(np.diff(result, axis=1)).mean(axis=(0, 2))
+    for profile in (rows, cols):
+        border = profile[[63]]  # between the two 64 px tiles of the un-jittered grid
+        assert border.max() < 2.0 * np.median(profile), (border, np.median(profile))
+
+
+def test_laplacian_normalisation(dreamer, cat_small):
+    rng = np.random.default_rng(0)
+    g = jnp.asarray(rng.normal(size=(37, 50, 3)) * np.linspace(0.1, 10, 50)[None, :, None], jnp.float32)
+    out = laplacian.laplacian_normalize(g, levels=4)
+    assert out.shape == g.shape and bool(jnp.all(jnp.isfinite(out)))
+    transform = laplacian.scale_by_laplacian_pyramid((37, 50, 3))
+    flat, _ = transform.update(g.reshape(-1), transform.init(None))
+    np.testing.assert_allclose(flat.reshape(g.shape), out, rtol=1e-5)
+    assert np.asarray(laplacian.laplacian_normalize(g * 1000.0)) == pytest.approx(np.asarray(out), rel=1e-3, abs=1e-3)
+    lap = dreamer.with_settings(octaves=1, steps=2, normalize="laplacian")
+    assert lap.tile_objective is dreamer.tile_objective
+    assert np.abs(lap(cat_small) - cat_small).mean() > 0.5
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(octaves=0), "octaves"), (dict(steps=1.5), "steps"), (dict(step_size=-1.0), "step_size"),
+    (dict(octave_scale=1.0), "octave_scale"), (dict(normalize="l2"), "normalize"), (dict(tile=8), "tile"),
+    (dict(jitter=-1), "jitter"), (dict(depthwise="fft"), "depthwise"),
+])
+def test_settings_are_validated(bad, match):
+    with pytest.raises(InputError, match=match):
+        DreamSettings(**bad)
+
+
+def test_bad_images_and_layers(dreamer, params):
+    with pytest.raises(InputError, match="RGB"):
+        dreamer(np.zeros((32, 32)))
+    with pytest.raises(InputError, match="at least 16"):
+        dreamer(np.zeros((1, 1, 3)))
+    with pytest.raises(InputError, match="unknown layer 'block16'.*head"):
+        Dreamer("block16", params=params, tile=64)
+
+
+def test_octave_shapes_go_coarse_to_fine():
+    assert deepdream.octave_shapes((100, 140), octaves=3, octave_scale=1.4) == [(51, 71), (71, 100), (100, 140)]
+    assert deepdream.octave_shapes((20, 20), octaves=3, octave_scale=2.0)[0] == (16, 16)
+
+
+def test_metadata_names_everything(dreamer):
+    meta = dreamer.metadata()
+    for key in ("gdtools_version", "objective", "octaves", "octave_scale", "steps", "step_size", "jitter",
+                "tile", "normalize", "seed", "backend"):
+        assert key in meta
+    assert meta["objective"] == {"layer": "block3"} and meta["gdtools_version"] == gd.__version__

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from gdtools.dream import images
+from gdtools.errors import InputError
+
+
+def test_rgb_grayscale_rgba_palette_and_16_bit(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    np.testing.assert_array_equal(images.load_image(tmp_path / "rgb.png"), rgb.astype(np.float32))
+
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "gray.png")
+    gray = images.load_image(tmp_path / "gray.png")
+    assert gray.shape == (20, 30, 3) and np.all(gray[..., 0] == gray[..., 2])
+
+    rgba = np.dstack([rgb, np.full((20, 30), 0, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    np.testing.assert_allclose(images.load_image(tmp_path / "rgba.png"), 255.0)  # transparent over white
+
+    Image.fromarray(rgb).convert("P").save(tmp_path / "palette.png")
+    assert images.load_image(tmp_path / "palette.png").shape == (20, 30, 3)
+
+    deep = (np.arange(20 * 30, dtype=np.uint16).reshape(20, 30) * 100)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    loaded = images.load_image(tmp_path / "deep.png")
+    assert loaded.shape == (20, 30, 3) and 0 <= loaded.min() and loaded.max() <= 255
+    np.testing.assert_allclose(loaded[..., 0], deep / 65535.0 * 255.0, atol=1e-3)
+
+
+def test_corrupt_missing_and_tiny_files_are_input_errors(tmp_path):
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "ok.jpg")
+    data = (tmp_path / "ok.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 3])
+    (tmp_path / "text.png").write_text("not an image")
+    for name in ("cut.jpg", "text.png", "missing.png"):
+        with pytest.raises(InputError, match="image"):
+            images.load_image(tmp_path / name)
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "dot.png")
+    with pytest.raises(InputError, match="1x1 pixels.*at least 16"):
+        images.load_image(tmp_path / "dot.png")
+
+
+def test_a_20000_pixel_wide_image_is_shrunk_on_load(tmp_path):
+    Image.fromarray(np.full((400, 20000, 3), 90, np.uint8)).save(tmp_path / "wide.png")
+    loaded = images.load_image(tmp_path / "wide.png", max_side=1000)
+    assert loaded.shape == (20, 1000, 3)
+    np.testing.assert_allclose(loaded, 90.0, atol=0.5)
+    with pytest.raises(InputError, match="max_side"):
+        images.load_image(tmp_path / "wide.png", max_side=0)
+
+
+def test_metadata_round_trip(tmp_path):
+    meta = {"layer": "block8", "steps": 10, "gdtools_version": "x"}
+    images.save_image(tmp_path / "out.png", np.full((20, 20, 3), 300.0), metadata=meta)
+    assert images.read_metadata(tmp_path / "out.png") == meta
+    assert np.asarray(Image.open(tmp_path / "out.png")).max() == 255  # clipped, not wrapped
+    with Image.open(tmp_path / "out.png") as picture:
+        assert picture.text["Software"].startswith("gdtools ")
+
+
+def test_fit_max_side_keeps_the_aspect_ratio():
+    image = np.zeros((300, 600, 3), np.float32)
+    assert images.fit_max_side(image, 200).shape == (100, 200, 3)
+    assert images.fit_max_side(image, 1000) is image
