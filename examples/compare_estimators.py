@@ -93,6 +93,7 @@ def main(argv=None) -> int:
                         help="figure to write (default: docs/compare_estimators.png)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
 
     import matplotlib
     from cycler import cycler
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
             print(f"| {title} | {gradient} | n/a: {message} | | | |")
         else:
             print(f"| {title} | {gradient} | {final:.3g} | {nfev} | {nit} | {seconds:.1f} |")
-    print(f"\nwrote {args.out}")
+    print(f"\ntotal time {time.perf_counter() - started:.0f} s; wrote {args.out}")
     return 0
 
 
