@@ -16,3 +16,17 @@ def params():
 def cat_small():
     """scikit-image's chelsea (a cat), 96 px on its longer side."""
     return images.fit_max_side(data.chelsea().astype(np.float32), 96)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory):
+    """Keep the weights cache and the JAX compilation cache of these tests out of the user's home."""
+    import os
+
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous

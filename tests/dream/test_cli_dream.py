@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from gdtools.cli import main
+from gdtools.dream import images
+
+SMALL = ["--tile", "64", "--max-side", "64", "--octaves", "1", "--steps", "2", "--layer", "block3", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def cat_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("in") / "cat.jpg"
+    Image.fromarray(data.chelsea()).save(path)
+    return path
+
+
+def test_dream_writes_a_png_with_its_parameters(cat_file, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    assert main(["dream", str(cat_file), "-o", str(out), *SMALL, "--seed", "3"]) == 0
+    picture = images.load_image(out)
+    assert picture.shape == (42, 64, 3)
+    meta = images.read_metadata(out)
+    assert meta["objective"] == {"layer": "block3"} and meta["seed"] == 3 and meta["steps"] == 2
+    assert meta["tile"] == 64 and meta["max_side"] == 64 and "gdtools_version" in meta
+    assert capsys.readouterr().out == ""  # --quiet
+
+
+def test_progress_goes_to_stderr_and_a_summary_to_stdout(cat_file, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    args = [a for a in SMALL if a != "--quiet"]
+    assert main(["dream", str(cat_file), "-o", str(out), *args, "--channels", "3,17"]) == 0
+    captured = capsys.readouterr()
+    assert "wrote" in captured.out and "2/2" in captured.err
+    assert images.read_metadata(out)["objective"] == {"layer": "block3", "channels": [3, 17]}
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--layer", "mixed4c"], "unknown layer 'mixed4c'; layers are: stem, block0"),
+    (["--channels", "3,40"], "channel 40 is out of range for layer 'block3'"),
+    (["--channels", "three"], "--channels must be comma-separated integers"),
+    (["--octaves", "0"], "octaves must be an integer >= 1"),
+])
+def test_bad_options_are_one_line_and_exit_2(cat_file, tmp_path, capsys, extra, message):
+    assert main(["dream", str(cat_file), "-o", str(tmp_path / "o.png"), *SMALL, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_bad_images_are_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "dot.png")
+    for name in ("broken.png", "dot.png", "missing.jpg"):
+        assert main(["dream", str(tmp_path / name), "-o", str(tmp_path / "o.png"), *SMALL]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("gdtools dream: error:") and len(err.splitlines()) == 1
+
+
+def test_grayscale_rgba_and_16_bit_inputs_are_dreamed(tmp_path):
+    gray = data.camera()[::8, ::8]
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    Image.fromarray((gray.astype(np.uint16) * 257)).save(tmp_path / "deep.png")
+    Image.fromarray(np.dstack([data.chelsea()[::8, ::8], np.full((38, 57), 200, np.uint8)]), "RGBA").save(
+        tmp_path / "rgba.png")
+    for name in ("gray.png", "deep.png", "rgba.png"):
+        assert main(["dream", str(tmp_path / name), "-o", str(tmp_path / f"out_{name}"), *SMALL]) == 0
+
+
+def test_gallery_and_zoom_frames(cat_file, tmp_path):
+    out = tmp_path / "gallery.png"
+    assert main(["dream", str(cat_file), "--gallery", "--gallery-layers", "stem,block3", "-o", str(out),
+                 *SMALL]) == 0
+    grid = images.load_image(out)
+    assert grid.shape[1] == 2 * 64 and grid.shape[0] > 2 * 42  # input + 2 layers in 2 columns, captions
+    assert images.read_metadata(out)["gallery_layers"] == ["stem", "block3"]
+
+    frames = tmp_path / "frames"
+    assert main(["dream", str(cat_file), "--zoom-frames", "3", "-o", str(frames), *SMALL]) == 0
+    assert sorted(p.name for p in frames.iterdir()) == ["frame_0000.png", "frame_0001.png", "frame_0002.png",
+                                                        "zoom.gif"]
+    with Image.open(frames / "zoom.gif") as gif:
+        assert gif.n_frames == 3
+    assert images.read_metadata(frames / "frame_0002.png")["frame"] == 2
+
+
+def test_layers_lists_every_layer(capsys):
+    assert main(["layers"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["layer", "channels", "stride"]
+    assert [line.split()[0] for line in lines[1:]] == ["stem"] + [f"block{i}" for i in range(16)] + ["head"]
+    assert lines[-1].split() == ["head", "1280", "32"]
