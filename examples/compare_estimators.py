@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     palette = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     colour = dict(zip(ESTIMATORS, palette))
 
-    fig = Figure(figsize=(15, 4.8), layout="constrained")
+    fig = Figure(figsize=(15, 5.2), layout="constrained")
     axes = fig.subplots(1, len(PROBLEMS))
     rows = []
     for ax, (title, fun, true_fun, minimum, x0, budget) in zip(axes, PROBLEMS):
@@ -128,6 +128,11 @@ def main(argv=None) -> int:
         ax.set_xlabel("objective evaluations")
         ax.set_ylabel("noise-free loss − minimum" + (f" (floored at {FLOOR:g})" if floored else ""))
         ax.set_xlim(0, budget * 1.02)
+        ax.get_legend().remove()  # one legend for the figure below, the same colours everywhere
+    from matplotlib.lines import Line2D
+
+    fig.legend(handles=[Line2D([], [], color=colour[name], lw=2, label=name) for name in ESTIMATORS],
+               loc="outside lower center", ncol=len(ESTIMATORS), frameon=False)
     fig.suptitle("Gradient estimators compared at equal evaluation budgets "
                  f"(default optimizers, seed {args.seed})")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
