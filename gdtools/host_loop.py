@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gdtools.errors import EvaluationFailed
+from gdtools.errors import EvaluationFailed, InputError
+from gdtools.line_search import LineSearchDescent
 from gdtools.result import State
 from gdtools.transforms import needs_value_fn, scale_by_array, spall_gain
 
@@ -81,8 +82,9 @@ class HostLoop:
     # -- the jitted update -----------------------------------------------------------------------
     def _make_step(self, optimizer):
         lower, upper = self.problem.lower, self.problem.upper
-        extra = needs_value_fn(optimizer)
-        value_fn = self._value_fn() if extra else None
+        # Traceable objectives give optax line searches their value_fn; black boxes cannot.
+        extra = needs_value_fn(optimizer) and self.estimator.traceable
+        value_fn = self.fun_flat if extra else None
 
         def step(grad, state, x, value):
             if extra:
@@ -96,19 +98,10 @@ class HostLoop:
 
         return jax.jit(step)
 
-    def _value_fn(self):
-        """The objective as a JAX function, for optimizers with a line search."""
-        if self.estimator.traceable:
-            return self.fun_flat
-        evaluator = self.evaluator
-
-        def host_value(x):
-            return np.asarray(evaluator(np.asarray(x, dtype=float)[None])[0], dtype=np.float64)
-
-        def value_fn(x):
-            return jax.pure_callback(host_value, jax.ShapeDtypeStruct((), jnp.float64), x)
-
-        return value_fn
+    def _project(self, x):
+        if self.problem.lower is None:
+            return x
+        return np.clip(x, self.problem.lower, self.problem.upper)
 
     def _precision(self):
         return jax.enable_x64(not self.problem.device)
@@ -125,11 +118,14 @@ class HostLoop:
         elapsed = lambda: self.resumed_time + time.perf_counter() - t0
         kwargs = dict(scale=problem.scale, bounds=problem.bounds)
         optimizer, step, state = None, None, None
+        searching = isinstance(self.optimizer, LineSearchDescent)
+        if searching and self.evaluator is None:
+            raise InputError("LineSearchDescent measures trial points and needs a black-box estimator")
         if not self.calibrate:
             optimizer = self.optimizer
             with self._precision():
                 state = optimizer.init(jnp.asarray(x))
-                step = self._make_step(optimizer)
+                step = None if searching else self._make_step(optimizer)
         f_start = math.nan
         if self.evaluator is not None:
             f_start = float(self.evaluator(np.asarray(x, dtype=float)[None])[0])
@@ -204,7 +200,21 @@ class HostLoop:
                         optimizer = calibrated_gain(grads, problem.scale, iterations=budget)
                         state = optimizer.init(jnp.asarray(x))
                         step = self._make_step(optimizer)
-                    new_x, state = step(grad, state, jnp.asarray(x), jnp.asarray(value))
+                    if searching:
+                        search_key = jax.random.fold_in(key, 2**20)
+                        new_x, _, state = optimizer.step(
+                            x, value, grad, state, project=self._project,
+                            evaluate=lambda pts, _key=search_key: self.evaluator(pts, key=_key))
+                    else:
+                        try:
+                            new_x, state = step(grad, state, jnp.asarray(x), jnp.asarray(value))
+                        except TypeError as exc:
+                            if "value_fn" not in str(exc) and "value" not in str(exc):
+                                raise
+                            raise InputError(
+                                "this optimizer needs the objective's value function (an optax line "
+                                "search), which a black box cannot provide; use the default optimizer "
+                                "(L-BFGS with a host line search) or one without a line search") from None
                 new_x = new_x if problem.device else np.asarray(new_x, dtype=float)
                 if self.callback is not None:
                     stop = self.callback(State(iteration=k, x=problem.to_user(x) if not problem.device else x,

@@ -23,6 +23,7 @@ from gdtools.compiled_loop import CODES, MAX_TRAJECTORY, make_solver
 from gdtools.errors import InputError
 from gdtools.evaluation import Evaluator
 from gdtools.history import History
+from gdtools.line_search import LineSearchDescent
 from gdtools.host_loop import HostLoop
 from gdtools.problem import Problem, build_problem
 from gdtools.result import Result, stop_message
@@ -46,7 +47,7 @@ def _default_optimizer(estimator, *, noisy: bool):
     if estimator.traceable:
         return optax.lbfgs(), False
     if not estimator.stochastic and not noisy:
-        return optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=30)), False
+        return LineSearchDescent(), False
     return None, True  # calibrated after the first gradient estimate
 
 
@@ -152,7 +153,7 @@ def minimize(
     if executor is not None and not hasattr(executor, "submit"):
         raise InputError(f"executor must have a submit() method (concurrent.futures.Executor), got "
                          f"{type(executor).__name__}")
-    if optimizer is not None:
+    if optimizer is not None and not isinstance(optimizer, LineSearchDescent):
         optimizer = resolve_optimizer(optimizer)
     if max_iters is None:
         max_iters = 10**9 if (max_evals is not None or max_time is not None) else DEFAULT_MAX_ITERS

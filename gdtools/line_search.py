@@ -1,0 +1,82 @@
+"""Quasi-Newton descent with a backtracking line search measured on the host (black boxes).
+
+optax's line searches run inside ``lax.while_loop`` and so need a traceable objective. For a black
+box, the direction still comes from an optax transformation (L-BFGS's two-loop recursion,
+``optax.scale_by_lbfgs``) and the step length from an Armijo backtracking search whose trial points
+are measured by the engine's evaluator, a batch of step lengths at a time so that an executor can
+measure them in parallel::
+
+    d = -direction(g)                      (steepest descent if that is not a descent direction)
+    t in {t0, t0*r, t0*r^2, ...}:  accept the largest t with f(x + t d) <= f(x) + c1 * t * g.d
+    t0 = min(t_max, grow * t_accepted)     for the next iteration
+
+This is the default optimizer of ``minimize`` for noise-free finite differences (scipy's L-BFGS-B
+with finite differences is its peer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gdtools.errors import InputError
+
+
+@dataclasses.dataclass
+class LineSearchState:
+    direction_state: Any
+    step: float
+
+
+class LineSearchDescent:
+    """Descent along an optax direction with an Armijo backtracking search on the host.
+
+    Args:
+      direction: an optax transformation turning the gradient into a search direction
+        (default ``optax.scale_by_lbfgs()``).
+      c1: Armijo's sufficient-decrease constant.
+      shrink: factor between successive trial steps.
+      grow: the next search starts at ``grow`` times the accepted step (at most ``max_step``).
+      max_step: largest step length tried.
+      trials_per_batch: step lengths measured together (in parallel with an executor).
+      max_batches: batches tried before giving up on the iteration.
+    """
+
+    def __init__(self, direction=None, *, c1=1e-4, shrink=0.5, grow=2.0, max_step=1.0,
+                 trials_per_batch=1, max_batches=30):
+        if not 0 < c1 < 1 or not 0 < shrink < 1 or grow < 1:
+            raise InputError("line search needs 0 < c1 < 1, 0 < shrink < 1 and grow >= 1")
+        self.direction = direction if direction is not None else optax.scale_by_lbfgs()
+        self.c1, self.shrink, self.grow, self.max_step = c1, shrink, grow, max_step
+        self.trials_per_batch, self.max_batches = trials_per_batch, max_batches
+        self._update = jax.jit(self.direction.update)
+
+    def init(self, x) -> LineSearchState:
+        return LineSearchState(self.direction.init(jnp.asarray(x)), self.max_step)
+
+    def step(self, x, value, grad, state: LineSearchState, evaluate: Callable, project: Callable):
+        """One iteration: returns ``(new_x, new_value, new_state)``; ``new_x is x`` if no step helped."""
+        d, direction_state = self._update(jnp.asarray(grad), state.direction_state, jnp.asarray(x))
+        d = -np.asarray(d, dtype=float)
+        g = np.asarray(grad, dtype=float)
+        slope = float(g @ d)
+        if not slope < 0:  # not a descent direction: fall back to steepest descent
+            d, slope = -g, -float(g @ g)
+        t = state.step
+        for _ in range(self.max_batches):
+            steps = t * self.shrink ** np.arange(self.trials_per_batch)
+            points = np.array([project(x + s * d) for s in steps])
+            values = evaluate(points)
+            for s, point, v in zip(steps, points, values):
+                if np.isfinite(v) and v <= value + self.c1 * s * slope:
+                    next_step = min(self.max_step, self.grow * s)
+                    return point, float(v), LineSearchState(direction_state, next_step)
+            t = steps[-1] * self.shrink
+            if t * np.max(np.abs(d)) <= 1e-15 * max(1.0, float(np.max(np.abs(x)))):
+                break
+        return x, value, LineSearchState(direction_state, state.step)

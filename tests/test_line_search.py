@@ -1,0 +1,45 @@
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import optax
+import pytest
+
+import gdtools as gd
+from gdtools.line_search import LineSearchDescent
+
+
+def rosen_np(x):
+    x = np.asarray(x)
+    return float(np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+
+
+@pytest.mark.parametrize("gradient", ["central", "forward"])
+def test_finite_differences_solve_rosenbrock_from_the_classic_start(gradient):
+    res = gd.minimize(rosen_np, np.array([-1.2, 1.0]), gradient=gradient, max_evals=3000)
+    assert res.success, res.message
+    np.testing.assert_allclose(res.x, 1.0, atol=1e-4)
+    assert res.nfev < 1000
+
+
+def test_trial_steps_can_be_measured_in_parallel_batches():
+    search = LineSearchDescent(trials_per_batch=4)
+    with ThreadPoolExecutor(4) as pool:
+        res = gd.minimize(rosen_np, np.zeros(4), gradient="central", optimizer=search, executor=pool,
+                          max_evals=4000)
+    np.testing.assert_allclose(res.x, 1.0, atol=1e-4)
+
+
+def test_every_accepted_step_decreases_the_loss():
+    res = gd.minimize(rosen_np, np.array([-1.2, 1.0]), gradient="forward", max_evals=2000)
+    loss = res.history.loss
+    assert np.all(np.diff(loss[np.isfinite(loss)]) <= 1e-12)
+
+
+def test_optax_line_search_on_a_black_box_is_refused_clearly():
+    with pytest.raises(gd.InputError, match="value function"):
+        gd.minimize(rosen_np, np.zeros(2), gradient="central", optimizer=optax.lbfgs(), max_evals=50)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(gd.InputError, match="c1"):
+        LineSearchDescent(c1=2.0)
