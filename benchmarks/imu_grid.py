@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "examples", "imu_polling"))
 
 import gdtools as gd  # noqa: E402
-from gdtools.timing import remeasure  # noqa: E402
+from gdtools.timing import best_measured, remeasure  # noqa: E402
 import settings  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results")
@@ -98,8 +98,7 @@ def main() -> int:
     t0 = time.time()
     res = gd.minimize(objective, space=space, gradient="spsa", seed=args.seed, max_evals=budget,
                       history=os.path.join(RESULTS, "imu_tuner_history.jsonl"))
-    evaluated = [r for r in res.history.evaluations if r["status"] == "ok" and r.get("params")]
-    tuner_best = min(evaluated, key=lambda r: r["value"])["params"]
+    tuner_best = best_measured(res.history)
     print(f"tuner: {res.nfev} evaluations (budget {budget}), {time.time() - t0:.0f} s; final point "
           f"{res.x} at {res.fun:.4f} s, best measured {tuner_best}; {res.message}")
 

@@ -399,3 +399,18 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
                 samples[i].append(m.value)
     return [_failed(s, statistic, c, t_start, e) if e is not None else _summarise(s, statistic, c, t_start)
             for c, s, e in zip(candidates, samples, errors)]
+
+
+def best_measured(history) -> dict | None:
+    """The params (user units) of the successful evaluation with the smallest value, or None.
+
+    With noisy measurements this point is flattered by luck; compare it with the run's final point
+    through :func:`remeasure` before believing its time.
+    """
+    best, best_value = None, math.inf
+    for record in history.evaluations:
+        value = record.get("value")
+        if (record.get("status", "ok") == "ok" and record.get("params") and value is not None
+                and math.isfinite(value) and value < best_value):
+            best, best_value = dict(record["params"]), value
+    return best

@@ -12,7 +12,7 @@ import pytest
 from gdtools.errors import InputError
 from gdtools.evaluation import Measurement
 from gdtools.space import Int, Real, Space
-from gdtools.timing import format_value, time_callable, time_command
+from gdtools.timing import best_measured, format_value, remeasure, time_callable, time_command
 
 PY = sys.executable
 
@@ -249,3 +249,48 @@ def test_time_command_pickles(space):
     clone = pickle.loads(pickle.dumps(objective))
     assert clone.command({"n": 2, "t": 0.005}) == [PY, "-c", "pass", "2", "0.005"]
     assert clone({"n": 2, "t": 0.005}).status == "ok"
+
+
+# -- remeasure, best_measured -------------------------------------------------------------------
+
+CALLS = []
+
+
+def logged(n, t):
+    CALLS.append(n)
+    if n == 5:
+        raise RuntimeError("n=5 crashes")
+    time.sleep(n * t)
+
+
+def test_remeasure_interleaves_rounds_and_ranks_candidates(space):
+    CALLS.clear()
+    objective = time_callable(logged, space, repeats=4, warmup=2)
+    candidates = [{"n": 1, "t": 0.005}, {"n": 4, "t": 0.005}, {"n": 5, "t": 0.0}]
+    a, b, c = remeasure(objective, candidates, rounds=3, warmup=1)
+    # one warm-up round, then rounds that rotate the order; the crashing candidate drops out
+    assert CALLS == [1, 4, 5, 4, 1, 1, 4, 1, 4]
+    assert len(a.samples) == len(b.samples) == 3 and a.statistic == "median"
+    assert a.value < b.value and a.params == candidates[0]
+    assert c.status == "failed" and c.error == "RuntimeError: n=5 crashes"
+
+
+def test_remeasure_accepts_plain_objectives(space):
+    values = iter([3.0, 1.0, 5.0, 1.0])
+    ms = remeasure(lambda p: next(values), [{"n": 1, "t": 0.0}, {"n": 2, "t": 0.0}], rounds=2,
+                   warmup=0)
+    assert [m.samples for m in ms] == [(3.0, 1.0), (1.0, 5.0)]  # round 2 runs them in turned order
+    with pytest.raises(InputError, match="rounds"):
+        remeasure(lambda p: 1.0, [{"n": 1, "t": 0.0}], rounds=0)
+
+
+def test_best_measured_skips_failures():
+    from gdtools.history import History
+
+    h = History()
+    h.record_evaluation(params={"n": 1}, value=2.0, status="ok")
+    h.record_evaluation(params={"n": 2}, value=None, status="failed")
+    h.record_evaluation(params={"n": 3}, value=1.5, status="ok")
+    h.record_evaluation(params={"n": 4}, value=0.1, status="failed")
+    assert best_measured(h) == {"n": 3}
+    assert best_measured(History()) is None

@@ -175,17 +175,6 @@ def _check_options(args) -> None:
 
 # -- running --------------------------------------------------------------------------------------
 
-def _best_evaluated(history):
-    """Params of the evaluation with the smallest value, or None."""
-    best, best_value = None, math.inf
-    for record in history.evaluations:
-        value = record.get("value")
-        if record.get("status", "ok") == "ok" and record.get("params") and value is not None \
-                and math.isfinite(value) and value < best_value:
-            best, best_value = record["params"], value
-    return best
-
-
 def _fmt(value) -> str:
     if isinstance(value, int):
         return str(value)
@@ -238,7 +227,7 @@ def _progress(total, quiet):
 
 def run(args) -> int:
     import gdtools as gd
-    from gdtools.timing import remeasure, time_command
+    from gdtools.timing import best_measured, remeasure, time_command
 
     command = _command(args)
     space = parse_space(args.param)
@@ -271,7 +260,7 @@ def run(args) -> int:
 
     # Compare the start with the tuner's final point and its best-measured point, side by side.
     candidates = [start]
-    for point in (res.x, _best_evaluated(res.history)):
+    for point in (res.x, best_measured(res.history)):
         if point is not None and dict(point) not in candidates:
             candidates.append(dict(point))
     rounds = args.final_rounds if args.final_rounds is not None else max(3, args.repeats)
