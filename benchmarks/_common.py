@@ -1,0 +1,101 @@
+"""Shared pieces of the benchmark scripts: machine and versions, tables, output paths.
+
+Every script prints its table with the machine, the package versions and the date beside it, and
+writes the same information into its raw-results JSON so that ``run_all.py`` can regenerate
+``docs/benchmarks.md`` from the files alone.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+DOCS = os.path.join(ROOT, "docs")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine(packages=("gdtools", "jax", "jaxlib", "optax", "numpy", "scipy")) -> dict:
+    """Where and when: CPU, cores, memory, OS, Python, package versions, UTC date."""
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    mem = None
+    try:
+        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": mem,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def machine_line(info: dict) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    return (f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, {info['os']}, "
+            f"Python {info['python']}; {versions}; {info['date']}")
+
+
+def markdown_table(header, rows) -> str:
+    lines = ["| " + " | ".join(map(str, header)) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt(value, digits=3) -> str:
+    if value is None:
+        return "–"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if v != v:
+        return "–"
+    if v == float("inf"):
+        return "∞"
+    if v == 0:
+        return "0"
+    if abs(v) >= 1e4 or abs(v) < 1e-3:
+        return f"{v:.{digits - 1}e}"
+    return f"{v:.{digits}g}"
+
+
+def save_json(name: str, data: dict) -> str:
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, name)
+    with open(path, "w") as fh:
+        json.dump(data, fh, indent=1, default=float)
+    return path
+
+
+def load_json(name: str):
+    path = os.path.join(RESULTS, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)
