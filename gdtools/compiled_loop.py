@@ -57,60 +57,54 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         from_state = (extra and not bounded
                       and _keeps_value_and_grad(optimizer, x0))
         f0, g0 = value_and_grad(x0)
+        g0max = jnp.max(jnp.abs(g0))
         rows = max_iters + 1
-        loss = jnp.full((rows,), jnp.nan, f0.dtype).at[0].set(f0)
-        gnorm = jnp.full((rows,), jnp.nan, f0.dtype).at[0].set(jnp.max(jnp.abs(g0)))
-        evals = jnp.zeros((rows,), jnp.int32).at[0].set(1)
+        # One row per iteration: loss, largest gradient component, evaluations so far.
+        table = jnp.full((rows, 3), jnp.nan, f0.dtype).at[0].set(jnp.stack([f0, g0max, 1]).astype(f0.dtype))
         xs = jnp.zeros((rows if record_x else 0, n), x0.dtype)
         if record_x:
             xs = xs.at[0].set(x0)
-        first_status = jnp.where(jnp.isfinite(f0) & jnp.all(jnp.isfinite(g0)),
-                                 jnp.where(jnp.max(jnp.abs(g0)) <= tol, CONVERGED, RUNNING), NONFINITE)
-        carry = (jnp.int32(0), x0, optimizer.init(x0), f0, g0, jnp.int32(1), first_status,
-                 loss, gnorm, evals, xs)
+        first_status = jnp.where(jnp.isfinite(f0) & jnp.isfinite(g0max),
+                                 jnp.where(g0max <= tol, CONVERGED, RUNNING), NONFINITE)
+        carry = (jnp.int32(0), x0, x0, optimizer.init(x0), f0, g0, jnp.int32(1), first_status, table, xs)
 
         def cond(carry):
-            k, status = carry[0], carry[6]
+            k, status = carry[0], carry[7]
             return (status == RUNNING) & (k < max_iters)
 
         def body(carry):
-            k, x, state, f, g, nfev, status, loss, gnorm, evals, xs = carry
+            k, x, _, state, f, g, nfev, status, table, xs = carry
             if extra:
-                updates, new_state = optimizer.update(g, state, x, value=f, grad=g, value_fn=fun)
+                updates, state = optimizer.update(g, state, x, value=f, grad=g, value_fn=fun)
             else:
-                updates, new_state = optimizer.update(g, state, x)
+                updates, state = optimizer.update(g, state, x)
             new_x = optax.apply_updates(x, updates)
             if bounded:
                 new_x = jnp.clip(new_x, lower, upper)
             if from_state:
-                new_f, new_g = optax.value_and_grad_from_state(fun)(new_x, state=new_state)
-                steps = optax.tree_utils.tree_get(new_state, "num_linesearch_steps", 0)
+                new_f, new_g = optax.value_and_grad_from_state(fun)(new_x, state=state)
             else:
                 new_f, new_g = value_and_grad(new_x)
-                steps = optax.tree_utils.tree_get(new_state, "num_linesearch_steps", 0)
-            new_nfev = nfev + 1 + jnp.asarray(steps, jnp.int32)
-            finite = jnp.isfinite(new_f) & jnp.all(jnp.isfinite(new_g))
-            new_gnorm = jnp.max(jnp.abs(new_g))
-            moved = jnp.any(new_x != x)
-            new_status = jnp.where(~finite, NONFINITE,
-                                   jnp.where(new_gnorm <= tol, CONVERGED,
-                                             jnp.where(moved, RUNNING, NO_PROGRESS)))
-            keep = finite
+            steps = optax.tree_utils.tree_get(state, "num_linesearch_steps", 0)
+            nfev = nfev + 1 + jnp.asarray(steps, jnp.int32)
+            # NaN and inf propagate through max, so one reduction checks finiteness and tol.
+            gmax = jnp.max(jnp.abs(new_g))
             k1 = k + 1
-            x_out = jnp.where(keep, new_x, x)
-            loss = loss.at[k1].set(jnp.where(keep, new_f, jnp.nan))
-            gnorm = gnorm.at[k1].set(jnp.where(keep, new_gnorm, jnp.nan))
-            evals = evals.at[k1].set(new_nfev)
+            status = jnp.where(~(jnp.isfinite(new_f) & jnp.isfinite(gmax)), NONFINITE,
+                               jnp.where(gmax <= tol, CONVERGED,
+                                         jnp.where(k1 >= max_iters, MAX_ITERS, RUNNING)))
+            table = table.at[k1].set(jnp.stack([new_f, gmax, nfev]).astype(table.dtype))
             if record_x:
-                xs = xs.at[k1].set(x_out)
-            new_status = jnp.where((new_status == RUNNING) & (k1 >= max_iters), MAX_ITERS, new_status)
-            return (k1, x_out, jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new_state, state),
-                    jnp.where(keep, new_f, f), jnp.where(keep, new_g, g), new_nfev, new_status,
-                    loss, gnorm, evals, xs)
+                xs = xs.at[k1].set(new_x)
+            return (k1, new_x, x, state, new_f, new_g, nfev, status, table, xs)
 
-        k, x, _, f, g, nfev, status, loss, gnorm, evals, xs = jax.lax.while_loop(cond, body, carry)
-        status = jnp.where((status == RUNNING), MAX_ITERS, status)
-        return Trace(x=x, fun=f, grad=g, nit=k, nfev=nfev, status=status, loss=loss, grad_norm=gnorm,
-                     evals=evals, xs=xs)
+        k, x, x_prev, _, f, g, nfev, status, table, xs = jax.lax.while_loop(cond, body, carry)
+        # A run that met nan or inf returns the last finite point (one step back).
+        bad = (status == NONFINITE) & (k > 0)
+        x = jnp.where(bad, x_prev, x)
+        table = table.at[k].set(jnp.where(bad, jnp.nan, table[k]))
+        status = jnp.where(status == RUNNING, MAX_ITERS, status)
+        return Trace(x=x, fun=jnp.where(bad, table[k - 1, 0], f), grad=g, nit=k, nfev=nfev, status=status,
+                     loss=table[:, 0], grad_norm=table[:, 1], evals=table[:, 2].astype(jnp.int32), xs=xs)
 
     return solve
