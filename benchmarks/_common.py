@@ -44,6 +44,7 @@ def machine(packages=("gdtools", "jax", "jaxlib", "optax", "numpy", "scipy")) ->
     except (ValueError, OSError, AttributeError):
         pass
     return {
+        "commit": git_commit(),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gib": mem,
@@ -54,10 +55,25 @@ def machine(packages=("gdtools", "jax", "jaxlib", "optax", "numpy", "scipy")) ->
     }
 
 
+def git_commit() -> str:
+    """The repository's commit, with "+local changes" when gdtools/ differs from it."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "gdtools"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + (" + local changes to gdtools/" if dirty else "")
+
+
 def machine_line(info: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     return (f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, {info['os']}, "
-            f"Python {info['python']}; {versions}; {info['date']}")
+            f"Python {info['python']}; {versions}; gdtools commit {info.get('commit', 'unknown')}; "
+            f"{info['date']}")
 
 
 def markdown_table(header, rows) -> str:
