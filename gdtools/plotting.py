@@ -112,7 +112,7 @@ def plot_history(
     else:
         fig, main_ax, axes = ax.figure, ax, [ax]
 
-    style = {"raw": False, "band": False, "failed": 0}
+    style = {"raw": False, "band": False, "failed": 0, "final": False}
     for i, s in enumerate(series):
         color = colors[i % len(colors)]
         _draw_main(main_ax, s, color=color, best=best, band=band, y=y, style=style)
@@ -131,6 +131,9 @@ def plot_history(
                               ls="none" if y == "value" else "-",
                               label="each evaluation" if y == "value" else "raw"))
         handles.append(Line2D([], [], color=gray, lw=2, label="best so far"))
+    if style["final"]:
+        handles.append(Line2D([], [], color=gray, marker="*", ms=10, ls="none",
+                              label="final measurement of the result"))
     if style["band"]:
         handles.append(Patch(color=gray, alpha=0.2, label="± sd of one evaluation"))
     if style["failed"]:
@@ -308,7 +311,8 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
             it_x = _iteration_x(run, label, x) if run.iterations else None
         except InputError:
             it_x = None
-        series.update(x=xs, y=values, sd=sd, failed_x=xs[failed], order=order, it_x=it_x)
+        series.update(x=xs, y=values, sd=sd, failed_x=xs[failed], order=order, it_x=it_x,
+                      final=np.zeros(len(xs), dtype=bool))
         return series
 
     if not run.iterations:
@@ -324,7 +328,8 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
     sd = np.array([_evaluation_sd(by_iteration.get(int(n), [])) if np.isfinite(n) else np.nan
                    for n in it_numbers])
     failed_x = np.array([_eval_x(run, r, x, xs, it_numbers) for r in run.evaluations if _failed(r)])
-    series.update(x=xs, y=values, sd=sd, failed_x=failed_x, order=None, it_x=xs)
+    final = np.array([bool(r.get("final")) for r in run.iterations])
+    series.update(x=xs, y=values, sd=sd, failed_x=failed_x, order=None, it_x=xs, final=final)
     return series
 
 
@@ -370,14 +375,23 @@ def _draw_main(ax, s: dict, *, color, best: bool, band: bool, y: str, style: dic
         if best:
             ax.plot(xs, _running_min(values), color=color, lw=2, drawstyle="steps-post")
     else:
-        ax.plot(xs, values, color=color, lw=1 if best else 2, alpha=0.45 if best else 1.0)
-        if band and np.isfinite(sd).any():
-            ax.fill_between(xs, values - sd, values + sd, where=np.isfinite(sd), color=color,
-                            alpha=0.2, lw=0, interpolate=False)
+        # The engine's closing record measures the result itself; for SPSA and smoothing the
+        # iteration losses are means of probes around x, so it is drawn apart, not joined on.
+        final = s["final"]
+        ax.plot(xs[~final], values[~final], color=color, lw=1 if best else 2,
+                alpha=0.45 if best else 1.0)
+        if band and np.isfinite(sd[~final]).any():
+            ax.fill_between(xs[~final], (values - sd)[~final], (values + sd)[~final],
+                            where=np.isfinite(sd[~final]), color=color, alpha=0.2, lw=0,
+                            interpolate=False)
             style["band"] = True
         if best:
-            ax.plot(xs, _running_min(values), color=color, lw=2)
+            ax.plot(xs[~final], _running_min(values[~final]), color=color, lw=2)
             style["raw"] = True
+        if final.any():
+            ax.plot(xs[final], values[final], ls="none", marker="*", ms=11, color=color,
+                    markeredgecolor="black", markeredgewidth=0.5)
+            style["final"] = True
     failed_x = s["failed_x"][np.isfinite(s["failed_x"])] if len(s["failed_x"]) else s["failed_x"]
     if len(failed_x):
         # Failures have no value: mark where they happened along the bottom edge of the panel.
@@ -453,7 +467,13 @@ def _draw_params(axes, runs, series, names, *, x: str, colors) -> None:
                 if failed.any():
                     ax.plot(ex[failed], ey[failed], ls="none", marker="x", ms=5, color="red")
         if _is_log_param(runs, name):
+            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+            # Parameter values read as numbers (2, 5, 10, 20), not as powers of ten.
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
         elif _is_int_param(runs, name):
             from matplotlib.ticker import MaxNLocator
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))

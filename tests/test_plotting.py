@@ -68,6 +68,19 @@ def test_single_history_raw_and_best_lines_with_labels():
     assert legend_texts(ax) == ["central + adam", "raw", "best so far"]
 
 
+def test_the_closing_measurement_of_the_result_is_a_marker_not_part_of_the_curve():
+    h = noisy_history(n=5)
+    h.record_iteration(iteration=5, nfev=11, time=5.0, loss=0.5, grad_norm=None, x=[0.0, 4.0],
+                       final=True)
+    ax = plot_history(h, x="evals").axes[0]
+    raw, best, star = [line for line in ax.get_lines() if line.get_marker() != "x"]
+    assert list(raw.get_xdata()) == [2, 4, 6, 8, 10]
+    assert star.get_marker() == "*" and list(star.get_xdata()) == [11]
+    assert list(best.get_xdata()) == [2, 4, 6, 8, 10]
+    assert best.get_ydata()[-1] == pytest.approx(min(h.loss[:-1]))
+    assert "final measurement of the result" in legend_texts(ax)
+
+
 def test_best_false_draws_only_the_raw_curve():
     fig = plot_history(smooth_history(), best=False)
     [ax] = fig.axes
@@ -156,6 +169,9 @@ def test_named_params_get_one_panel_each_with_log_axis_from_space():
     loss_ax, rate_ax, threads_ax = fig.axes
     assert (rate_ax.get_ylabel(), threads_ax.get_ylabel()) == ("rate", "threads")
     assert rate_ax.get_yscale() == "log" and threads_ax.get_yscale() == "linear"
+    fig.canvas.draw()  # tick labels exist once drawn: plain numbers, not powers of ten
+    labels = [t.get_text() for t in rate_ax.get_yticklabels() if t.get_text()]
+    assert "0.1" in labels and not any("10^" in label for label in labels)
     trajectory, probes, failed = rate_ax.get_lines()
     np.testing.assert_allclose(trajectory.get_ydata(), [r["params"]["rate"] for r in h.iterations])
     assert len(probes.get_xdata()) == len(h.evaluations) - 1
@@ -291,8 +307,8 @@ def test_plots_a_real_black_box_run_with_repeats():
     res = gd.minimize(fun, np.zeros(2), gradient="spsa", max_evals=20, seed=0)
     fig = plot_history(res.history, x="evals", params=True, grad_norm=True)
     loss_ax, x_ax, g_ax = fig.axes
-    raw = loss_ax.get_lines()[0]
-    assert raw.get_xdata()[-1] == res.nfev
+    [star] = [line for line in loss_ax.get_lines() if line.get_marker() == "*"]
+    assert list(star.get_xdata()) == [res.nfev] and list(star.get_ydata()) == [res.fun]
     assert [c for c in loss_ax.collections if isinstance(c, PolyCollection)]  # repeats -> band
     assert len(x_ax.get_lines()) == 2 and g_ax.get_ylabel() == "gradient norm"
     assert legend_texts(loss_ax)[0] == "spsa"
