@@ -77,6 +77,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the tuner (0)")
     parser.add_argument("--rounds", type=int, default=10, help="side-by-side runs at the end (10)")
     parser.add_argument("--reuse", action="store_true", help="keep grid points already measured")
+    parser.add_argument("--c", type=float, default=None,
+                        help="SPSA perturbation as a fraction of each range (default: the engine's "
+                             "noise-aware rule)")
     args = parser.parse_args()
 
     os.makedirs(RESULTS, exist_ok=True)
@@ -96,10 +99,13 @@ def main() -> int:
 
     budget = len(grid) // 10
     t0 = time.time()
-    res = gd.minimize(objective, space=space, gradient="spsa", seed=args.seed, max_evals=budget,
-                      history=os.path.join(RESULTS, "imu_tuner_history.jsonl"))
+    gradient = "spsa" if args.c is None else gd.estimators.SPSA(c=args.c)
+    suffix = "" if args.c is None else f"_c{args.c:g}"
+    res = gd.minimize(objective, space=space, gradient=gradient, seed=args.seed, max_evals=budget,
+                      history=os.path.join(RESULTS, f"imu_tuner_history{suffix}.jsonl"))
     tuner_best = best_measured(res.history)
-    print(f"tuner: {res.nfev} evaluations (budget {budget}), {time.time() - t0:.0f} s; final point "
+    print(f"tuner ({'SPSA, default noise-aware c' if args.c is None else f'SPSA, c={args.c:g}'}, "
+          f"seed {args.seed}): {res.nfev} evaluations (budget {budget}), {time.time() - t0:.0f} s; final point "
           f"{res.x} at {res.fun:.4f} s, best measured {tuner_best}; {res.message}")
 
     start = space.center()

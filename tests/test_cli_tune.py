@@ -141,3 +141,24 @@ def test_failing_program_stops_with_a_message_and_exit_1(tmp_path, capsys):
     # The start point itself fails: nothing to optimise from, said in one line.
     assert code == 2
     assert "exit code 4: boom" in captured.err
+
+
+@pytest.mark.parametrize("gradient, field", [("spsa", "c"), ("central", "step")])
+def test_perturbation_sets_the_probe_size(tmp_path, capsys, gradient, field):
+    history = tmp_path / "h.jsonl"
+    code = main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "14",
+                 "--repeats", "1", "--objective", "stdout", "--quiet", "--final-rounds", "1",
+                 "--gradient", gradient, "--perturbation", "0.05", "--history", str(history),
+                 "--", PY, "-c", QUADRATIC, "{x}", "{k}"])
+    assert code == 0, capsys.readouterr().err
+    meta = json.loads(history.read_text().splitlines()[0])
+    assert meta["estimator"]["name"] == gradient and meta["estimator"][field] == 0.05
+    xs = [json.loads(l)["x"] for l in history.read_text().splitlines()[1:4]]
+    assert xs[0] == [0.5, 0.5]
+    # the first probes sit 0.05 of the range (or one integer unit, if larger) from the start
+    assert abs(abs(xs[1][0] - 0.5) - 0.05) < 1e-9
+
+
+def test_perturbation_out_of_range_is_an_error(capsys):
+    assert main(["tune", "--param", "x=0:1", "--perturbation", "0.9", "--", PY, "{x}"]) == 2
+    assert "--perturbation" in capsys.readouterr().err

@@ -50,6 +50,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="gradient estimate: spsa (2 evaluations a step, any number of "
                              "parameters; default), central (2 per parameter) or forward (1 per "
                              "parameter + 1)")
+    parser.add_argument("--perturbation", type=float, default=None, metavar="C",
+                        help="probe size as a fraction of each parameter's range (SPSA's c, the "
+                             "finite-difference step); default: set from the measured noise")
     parser.add_argument("--workers", type=int, default=1,
                         help="evaluations run at once (default 1; concurrent runs disturb one "
                              "another's timings)")
@@ -165,6 +168,9 @@ def _check_options(args) -> None:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if args.final_rounds is not None and args.final_rounds < 1:
         raise InputError(f"--final-rounds must be at least 1, got {args.final_rounds}")
+    if args.perturbation is not None and not 0 < args.perturbation <= 0.5:
+        raise InputError(f"--perturbation must be in (0, 0.5] (a fraction of each parameter's "
+                         f"range), got {args.perturbation}")
     if args.resume and not args.history:
         raise InputError("--resume needs --history FILE, the run to continue")
     if args.resume and not os.path.exists(args.history):
@@ -247,9 +253,13 @@ def run(args) -> int:
         bar.set_postfix_str(f"current {state.fun:.4g}  best {best_seen[0]:.4g}", refresh=False)
         return None
 
+    gradient = args.gradient
+    if args.perturbation is not None:
+        gradient = (gd.estimators.SPSA(c=args.perturbation) if args.gradient == "spsa" else
+                    gd.estimators.resolve(args.gradient).__class__(step=args.perturbation))
     executor, close = _executor(args)
     try:
-        res = gd.minimize(objective, start, space=space, gradient=args.gradient, seed=args.seed,
+        res = gd.minimize(objective, start, space=space, gradient=gradient, seed=args.seed,
                           max_evals=args.budget, executor=executor, history=args.history,
                           resume=args.resume,
                           on_failure="stop" if args.penalty is None else args.penalty,
