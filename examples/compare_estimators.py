@@ -131,8 +131,10 @@ def main(argv=None) -> int:
         ax.get_legend().remove()  # one legend for the figure below, the same colours everywhere
     from matplotlib.lines import Line2D
 
-    fig.legend(handles=[Line2D([], [], color=colour[name], lw=2, label=name) for name in ESTIMATORS],
-               loc="outside lower center", ncol=len(ESTIMATORS), frameon=False)
+    handles = [Line2D([], [], color=colour[name], lw=2, label=name) for name in ESTIMATORS]
+    handles.append(Line2D([], [], color="0.35", marker="*", ms=10, ls="none",
+                          label="result (res.x) of a black-box run"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     fig.suptitle("Gradient estimators compared at equal evaluation budgets "
                  f"(default optimizers, seed {args.seed})")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
