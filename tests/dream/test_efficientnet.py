@@ -90,3 +90,13 @@ def test_classify_validates(tmp_path):
         classify(data.coffee(), top=0)
     with pytest.raises(InputError, match="RGB"):
         classify(np.zeros((10, 10)))
+
+
+def test_depthwise_kernel_gradient_of_the_shifted_form():
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(1, 9, 8, 4)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(5, 5, 4)), jnp.float32)
+    for stride in (1, 2):
+        grads = [jax.jit(jax.grad(lambda v, m=m: jnp.sum(jnp.sin(efficientnet.depthwise_conv(x, v, stride=stride, method=m)))))(w)
+                 for m in ("conv", "shifts")]
+        np.testing.assert_allclose(grads[1], grads[0], rtol=1e-3, atol=1e-3)
