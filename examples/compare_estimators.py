@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     colour = dict(zip(ESTIMATORS, palette))
 
     fig = Figure(figsize=(15, 5.2), layout="constrained")
-    axes = fig.subplots(1, len(PROBLEMS))
+    axes = fig.subplots(1, len(PROBLEMS), squeeze=False)[0]
     rows = []
     for ax, (title, fun, true_fun, minimum, x0, budget) in zip(axes, PROBLEMS):
         histories, names, floored = [], [], False
