@@ -2,8 +2,10 @@
 
 One figure shows one run or several side by side: the raw loss of each iteration (thin, faint), the
 running best (solid), a shaded band where the objective was measured with repeats (noise made
-visible), markers for failed evaluations, and optional panels for the parameter trajectories and
-the gradient norm. Matplotlib is imported inside the function, so ``import gdtools`` never loads it,
+visible), red crosses for failed evaluations, a star for the engine's closing measurement of the
+result (kept apart from the curve: for SPSA and smoothing the iteration losses are means of probes
+around ``x``, not ``f(x)``), and optional panels for the parameter trajectories and the gradient
+norm. Matplotlib is imported inside the function, so ``import gdtools`` never loads it,
 and the figure is drawn on the headless Agg canvas; nothing is shown, the figure is returned::
 
     fig = gd.plot_history([run_spsa.history, run_central.history], x="evals", log=True)
