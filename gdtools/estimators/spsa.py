@@ -8,7 +8,7 @@ Each perturbation costs two evaluations whatever the dimension::
 averaged over ``n_perturbations`` independent deltas. ``s`` is the per-coordinate scale (bounds
 width or ``max(1, |x0|)``). Both points of a pair get the same PRNG key, so a stochastic objective
 sees common random numbers. The default ``c`` follows the noise-aware central-difference rule,
-``c = clip((3 * e_r)**(1/3), 0.05, 0.5)`` with ``e_r`` the relative noise level, and probes move
+``c = clip((3 * e_r)**(1/3), 0.05, 0.2)`` with ``e_r`` the relative noise level, and probes move
 integer parameters by at least one unit. The gain ``a_k = a / (k + 1 + A)**0.602`` lives in the
 optimizer (see ``gdtools.transforms.spall_gain``), with ``a`` calibrated from the first estimate.
 """
@@ -24,7 +24,7 @@ from gdtools.errors import InputError
 GAMMA = 0.101
 
 
-def noise_aware_fraction(noise: float, value, *, low: float = 0.05, high: float = 0.5) -> float:
+def noise_aware_fraction(noise: float, value, *, low: float = 0.05, high: float = 0.2) -> float:
     """Perturbation size as a fraction of the scale, from the relative noise level."""
     level = abs(float(value)) if value is not None and np.isfinite(value) else 0.0
     if noise <= 0:
