@@ -215,13 +215,14 @@ def main(argv=None):
         others = {m: errors[m][i] for m in errors if "noise given" not in m and costs[m] <= cheap}
         best_other = min(others, key=others.get)
         wins.append(dict(sigma=s, noise_aware=given, best_other=best_other, best_other_error=others[best_other],
-                         wins=bool(given < others[best_other])))
+                         wins=bool(given < 0.99 * others[best_other]),
+                         tie=bool(abs(given - others[best_other]) <= 0.01 * others[best_other])))
     print(f"\nwhere the noise-aware rule (gdtools, noise given; best of its rows) beats every other "
           f"method of the same cost (<= 2n+1 = {cheap} evaluations per gradient) at its default step:")
     print(_common.markdown_table(
         ["σ", "noise-aware (best of forward/central)", "best other", "its error", "noise-aware wins"],
         [[f"{w['sigma']:g}", _common.fmt(w["noise_aware"]), w["best_other"], _common.fmt(w["best_other_error"]),
-          "yes" if w["wins"] else "no"] for w in wins]))
+          "yes" if w["wins"] else ("tie" if w["tie"] else "no")] for w in wins]))
 
     fig_path = os.path.join(figures_dir, "bench_fd_accuracy.png")
     plot(steps, sweeps, marks, sigmas, errors, fig_path)
@@ -253,7 +254,7 @@ def plot(steps, sweeps, marks, sigmas, errors, path):
             if "noise given" in name:
                 err = np.interp(np.log(h), np.log(steps), rows[kind])
                 a.plot([h], [err], "*", ms=13, color=colors[kind], mec="k",
-                       label=f"noise-aware {kind} step, σ={sigma:g}")
+                       label=f"gdtools noise-aware {kind} step (level known), σ={sigma:g}")
     eps = np.finfo(float).eps
     for h, label in ((np.sqrt(eps), "eps^(1/2): scipy forward"), (eps ** (1 / 3), "eps^(1/3): scipy central")):
         a.axvline(h, color="gray", lw=0.8, ls=":")

@@ -1,0 +1,112 @@
+"""Every benchmark script runs on a tiny budget (``--quick``), so that none of them can rot.
+
+These tests check that the scripts run and write what ``run_all.py`` reads, not the numbers. Peers
+(nevergrad, noisyopt, optuna, cma, numdifftools) are benchmark-only dependencies: the scripts leave
+out a contender whose package is missing, and the tests of peer-specific code paths skip cleanly.
+Each script runs in its own process, as ``make bench`` runs it (one of them turns on float64).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "benchmarks")
+
+
+def run(script, *args, timeout=300):
+    proc = subprocess.run([sys.executable, os.path.join(BENCH, script), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("bench"))
+
+
+@pytest.fixture(scope="module")
+def noisy(out_dir):
+    stdout = run("noisy_blackbox.py", "--quick", "--out", out_dir, "--problems", "sphere30,rosenbrock10",
+                 "--seeds", "1", "--workers", "1",
+                 "--contenders", "gdtools default (spsa),gdtools central,scipy L-BFGS-B (FD)")
+    return stdout, json.load(open(os.path.join(out_dir, "noisy_blackbox.json")))
+
+
+@pytest.fixture(scope="module")
+def overhead(out_dir):
+    stdout = run("compiled_overhead.py", "--quick", "--out", out_dir)
+    return stdout, json.load(open(os.path.join(out_dir, "compiled_overhead.json")))
+
+
+@pytest.fixture(scope="module")
+def fd(out_dir):
+    stdout = run("fd_accuracy.py", "--quick", "--out", out_dir)
+    return stdout, json.load(open(os.path.join(out_dir, "fd_accuracy.json")))
+
+
+def test_noisy_blackbox_quick(noisy, out_dir):
+    stdout, data = noisy
+    assert "machine:" in stdout and "target 1" in stdout and "target 2" in stdout
+    assert [s["problem"] for s in data["summaries"]] == ["sphere30", "rosenbrock10"]
+    for s in data["summaries"]:
+        assert os.path.exists(s["figure"])
+        assert s["verdict"]["final"]["status"] in ("met", "MISSED")
+    # Nobody spends more than its budget.
+    assert all(r["evals"] <= r["budget"] for r in data["rows"] if r.get("budget"))
+
+
+@pytest.mark.parametrize("contender,package", [
+    ("nevergrad SPSA", "nevergrad"), ("nevergrad TBPSA", "nevergrad"), ("nevergrad NGOpt", "nevergrad"),
+    ("noisyopt SPSA", "noisyopt"), ("Optuna TPE", "optuna"), ("pycma", "cma"),
+])
+def test_noisy_blackbox_peer_runs(contender, package, tmp_path):
+    pytest.importorskip(package)
+    sys.path.insert(0, BENCH)
+    try:
+        import noisy_blackbox as nb
+    finally:
+        sys.path.remove(BENCH)
+    rows = nb._task(("sphere30", 0, [8, 16], [contender], 16))
+    assert not any(r.get("error") for r in rows), rows
+    assert [r["budget"] for r in rows] == [8, 16]
+    assert all(r["evals"] <= r["budget"] for r in rows)
+
+
+def test_compiled_overhead_quick(overhead):
+    stdout, data = overhead
+    assert "machine:" in stdout
+    row = data["overhead"][0]
+    assert row["same_path"], "the engine and the hand-written loop must take the same steps"
+    assert row["hand_s"] > 0 and row["engine_s"] > 0
+    assert data["tolerance"][0]["gd"]["success"] and data["tolerance"][0]["scipy"]["success"]
+    assert data["batch"]["agree"]
+
+
+def test_fd_accuracy_quick(fd, out_dir):
+    stdout, data = fd
+    assert "machine:" in stdout and os.path.exists(data["figure"])
+    assert data["errors"]["gdtools Central, noise given"][0] < 1e-6  # noise-free: central is accurate
+
+
+def test_fd_accuracy_numdifftools():
+    pytest.importorskip("numdifftools")
+    sys.path.insert(0, BENCH)
+    try:
+        import fd_accuracy
+    finally:
+        sys.path.remove(BENCH)
+    g = fd_accuracy._numdifftools(fd_accuracy.Noisy(0.0, 0), fd_accuracy.X.copy(), 0.0)
+    assert fd_accuracy.rel_error(g) < 1e-8
+
+
+def test_run_all_writes_the_page(noisy, overhead, fd, out_dir):
+    run("run_all.py", "--docs-only", "--out", out_dir)
+    page = open(os.path.join(out_dir, "benchmarks.md")).read()
+    assert "## Targets" in page and "Noisy black-box suite" in page and "fori_loop" in page
+    assert "Finite-difference accuracy" in page and "DeepDream" in page
+    assert "met" in page or "MISSED" in page
