@@ -90,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--layer", default="block11")
+    parser.add_argument("--tile", type=int, help="tile side (default: --size, one tile)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per round and side")
     parser.add_argument("--json", help="also write the raw numbers here")
@@ -100,7 +101,7 @@ def main() -> None:
 
     device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
     params_np = weights.load_params()
-    dreamer = Dreamer(args.layer, tile=args.size, steps=args.steps, octaves=1)
+    dreamer = Dreamer(args.layer, tile=args.tile or args.size, steps=args.steps, octaves=1)
     image0 = np.random.default_rng(0).uniform(0, 255, (args.size, args.size, 3)).astype(np.float32)
 
     def gdtools_round(seed):
@@ -141,7 +142,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "backend": jax.default_backend(), "device": str(jax.devices()[0]),
         "jax": jax.__version__, "torch": torch.__version__, "gdtools": gd.__version__,
-        "size": args.size, "layer": args.layer, "steps_timed": len(ours),
+        "size": args.size, "tile": args.tile or args.size, "layer": args.layer, "steps_timed": len(ours),
         "first_call_with_compilation_s": round(compile_s, 2),
         "gdtools_step_ms": round(ours_ms, 2),
         "gdtools_step_cpu_ms": round(ours_cpu_ms, 2),
