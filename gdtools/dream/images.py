@@ -19,6 +19,8 @@ from gdtools.errors import InputError
 MIN_SIDE = 16
 #: the metadata key under which the dream's parameters are stored in a PNG
 METADATA_KEY = "gdtools"
+#: modes Pillow resizes directly (others are converted to float first)
+_RESIZABLE_MODES = ("RGB", "RGBA", "L", "LA", "RGBX")
 
 
 def to_rgb_array(picture: Image.Image) -> np.ndarray:
@@ -64,6 +66,9 @@ def load_image(path: str | os.PathLike, *, max_side: int | None = None) -> np.nd
                     # has to exist in memory at full size
                     picture.draft("RGB", _fitted(picture.size[::-1], max_side)[::-1])
                 picture.load()
+                if max_side is not None and max(picture.size) > max_side and picture.mode in _RESIZABLE_MODES:
+                    # shrink in 8-bit before the float conversion, which would be 4x the size
+                    picture = picture.resize(_fitted(picture.size[::-1], max_side)[::-1], Image.LANCZOS)
                 array = to_rgb_array(picture)
     except Image.DecompressionBombError as exc:
         raise InputError(f"image {str(path)!r} is too large to decode safely ({exc}); shrink it first") from None
