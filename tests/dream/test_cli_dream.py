@@ -90,3 +90,12 @@ def test_layers_lists_every_layer(capsys):
     assert lines[0].split() == ["layer", "channels", "stride"]
     assert [line.split()[0] for line in lines[1:]] == ["stem"] + [f"block{i}" for i in range(16)] + ["head"]
     assert lines[-1].split() == ["head", "1280", "32"]
+
+
+def test_guide_image(cat_file, tmp_path):
+    guide = tmp_path / "guide.png"
+    Image.fromarray(data.coffee()).save(guide)
+    out = tmp_path / "guided.png"
+    assert main(["dream", str(cat_file), "-o", str(out), "--guide", str(guide), *SMALL]) == 0
+    assert images.read_metadata(out)["objective"] == {"layer": "block3", "guide": "guide.png"}
+    assert main(["dream", str(cat_file), "-o", str(out), "--guide", str(guide), "--channels", "1", *SMALL]) == 2

@@ -132,3 +132,22 @@ def test_metadata_names_everything(dreamer):
                 "tile", "normalize", "seed", "backend"):
         assert key in meta
     assert meta["objective"] == {"layer": "block3"} and meta["gdtools_version"] == gd.__version__
+
+
+def test_compilation_cache_is_set_by_the_dream_not_by_import(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import jax, gdtools, gdtools.dream; before = jax.config.jax_compilation_cache_dir; "
+            "from gdtools.dream.compilation_cache import enable_compilation_cache; "
+            "used = enable_compilation_cache(); print(before, used, jax.config.jax_compilation_cache_dir)")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    before, used, after = out.split()
+    assert before == "None"
+    assert used == after == str(tmp_path / "gdtools" / "jax")
+    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "mine")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split()[1:] == [str(tmp_path / "mine")] * 2  # a cache the user chose is kept
