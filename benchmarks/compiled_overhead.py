@@ -201,7 +201,7 @@ def main(argv=None):
     print(f"machine: {_common.machine_line(info)}")
 
     if args.quick:
-        sizes, iters, repeats, tol_sizes, tol_repeats, count, subset = [10], 50, 2, [10], 1, 6, 2
+        sizes, iters, repeats, tol_sizes, tol_repeats, count, subset = [10], 50, 1, [10], 1, 4, 1
     else:
         sizes, iters, repeats, tol_sizes, tol_repeats, count, subset = [10, 1000, 100_000], 2000, 9, \
             [10, 100, 1000], 5, 1000, 20

@@ -332,7 +332,9 @@ def summarise(rows, problem_name, budgets, names, seeds):
         for b in budgets:
             vals = np.array([r["excess"] for r in mine if r["budget"] == b])
             if len(vals):
-                q1, med, q3 = np.percentile(vals, [25, 50, 75])
+                # Diverged runs are inf; order statistics keep them inf instead of inf - inf = nan.
+                q1, med, q3 = np.percentile(np.minimum(vals, 1e300), [25, 50, 75])
+                q1, med, q3 = (np.inf if v >= 1e300 else v for v in (q1, med, q3))
                 per_budget[b] = dict(median=float(med), q1=float(q1), q3=float(q3), n=len(vals))
         reach = []
         for s in seeds:
@@ -361,7 +363,8 @@ def judge(table, budgets):
     best_reach = peers[best_reach_name]["evals_to_target"]
     my_reach = mine["evals_to_target"]
     if not np.isfinite(my_reach) and not np.isfinite(best_reach):
-        speed = dict(status="undecided", text="no contender reached the target (median over seeds)")
+        speed = dict(status="not met", text="no contender, gdtools included, reached the target "
+                                             "(median over seeds) within the budget")
     elif not np.isfinite(my_reach):
         speed = dict(status="MISSED", text=f"gdtools did not reach the target; {best_reach_name} did "
                                             f"in {best_reach:.0f}")
@@ -399,8 +402,8 @@ def print_summary(summary):
     print(_common.markdown_table(header, rows))
     for name, t in summary["contenders"].items():
         if t["errors"]:
-            print(f"{name}: {t['errors']} run(s) crashed (counted as not reaching the target, excess ∞), "
-                  f"e.g. {t['error']}")
+            print(f"{name}: {t['errors']} of {t['seeds'] * len(budgets)} runs crashed inside the package "
+                  f"(excess ∞), e.g. {t['error']}")
     v = summary["verdict"]
     print(f"target 1 (reach the target in <= half the best peer's evaluations): {v['speed']['status']} "
           f"({v['speed']['text']})")
@@ -421,8 +424,8 @@ def plot(summary, path):
 
     fig, ax = plt.subplots(figsize=(10.5, 5.4))
     budgets = [int(b) for b in summary["budgets"]]
-    # Anything worse than 100x the excess at x0 has diverged; it is drawn at the top edge.
-    ceiling = 10 ** np.ceil(np.log10(summary["start_excess"] * 100))
+    # Anything worse than 30x the excess at x0 has diverged; it is drawn at the top edge.
+    ceiling = 10 ** np.ceil(np.log10(summary["start_excess"] * 30))
     for i, (name, t) in enumerate(summary["contenders"].items()):
         pb = {int(k): v for k, v in t["per_budget"].items()}
         bs = [b for b in budgets if b in pb]
@@ -433,7 +436,9 @@ def plot(summary, path):
         q1 = np.array([clip(pb[b]["q1"]) for b in bs])
         q3 = np.array([clip(pb[b]["q3"]) for b in bs])
         label = name
-        if any(not np.isfinite(pb[b]["median"]) or pb[b]["median"] > ceiling for b in bs):
+        if t.get("errors"):
+            label += f" (crashed in {t['errors']} runs: drawn at the top edge)"
+        elif any(not np.isfinite(pb[b]["median"]) or pb[b]["median"] > ceiling for b in bs):
             label += " (diverged: drawn at the top edge)"
         family = CONTENDERS[name][1]
         ax.plot(bs, med, "-" if family == "gdtools" else "--", marker=MARKERS[i % 12], ms=5,
@@ -472,6 +477,33 @@ def available(names):
     return keep
 
 
+def replot(path, out=None):
+    """Summaries, tables and figures again from the raw rows of an earlier run."""
+    with open(path) as fh:
+        data = json.load(fh)
+    figures_dir = out or _common.DOCS
+    results_dir = out or os.path.dirname(os.path.abspath(path))
+    print(f"# Noisy black-box suite (from {path}: budget {data['budget']}, {data['seeds']} seeds)")
+    print(f"machine: {_common.machine_line(data['machine'])}")
+    names = list(dict.fromkeys(r["contender"] for r in data["rows"]))
+    names = [n for n in CONTENDERS if n in names]
+    summaries = []
+    present = {r["problem"] for r in data["rows"]}
+    for p in [p for p in PROBLEMS if p in present]:
+        summary = summarise(data["rows"], p, data["budgets"], names, list(range(data["seeds"])))
+        fig = os.path.join(figures_dir, f"bench_noisy_{p}.png")
+        plot(summary, fig)
+        summary["figure"] = os.path.relpath(fig, _common.ROOT) if out is None else fig
+        print_summary(summary)
+        summaries.append(summary)
+    data["summaries"] = summaries
+    target = os.path.join(results_dir, "noisy_blackbox.json")
+    with open(target, "w") as fh:
+        json.dump(data, fh, indent=1, default=float)
+    print(f"wrote {target}")
+    return data
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny budget and 2 seeds (for tests)")
@@ -485,7 +517,11 @@ def main(argv=None):
     parser.add_argument("--out", default=None,
                         help="directory for results and figures (default: benchmarks/results and docs; "
                              "a temporary directory with --quick)")
+    parser.add_argument("--from-json", default=None,
+                        help="redo the tables and figures from a results file's raw rows (no new runs)")
     args = parser.parse_args(argv)
+    if args.from_json:
+        return replot(args.from_json, args.out)
 
     B = args.budget or (40 if args.quick else 1000)
     n_seeds = args.seeds or (2 if args.quick else 10)

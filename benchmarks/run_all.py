@@ -85,7 +85,11 @@ def _figure(path, docs_dir):
 
 
 def _status(ok):
-    return "**met**" if ok == "met" or ok is True else ("**MISSED**" if ok in ("MISSED", False) else ok)
+    if ok == "met" or ok is True:
+        return "**met**"
+    if ok in ("MISSED", False):
+        return "**MISSED**"
+    return f"**{ok}**"
 
 
 def noisy_section(data, docs_dir):
@@ -139,8 +143,8 @@ def noisy_section(data, docs_dir):
         lines += [_common.markdown_table(header, rows), ""]
         crashes = [(n, t) for n, t in s["contenders"].items() if t.get("errors")]
         for n, t in crashes:
-            lines += [f"- {n}: {t['errors']} run(s) crashed inside the package (counted as excess ∞): "
-                      f"`{t['error']}`"]
+            lines += [f"- {n}: {t['errors']} of {t['seeds'] * len(budgets)} runs crashed inside the "
+                      f"package (counted as excess ∞): `{t['error']}`"]
         if crashes:
             lines += [""]
         v = s["verdict"]
