@@ -194,8 +194,9 @@ def _table(space, start, best, m_start, m_best, unit: str, objective: str) -> st
     def cell(m):
         if m.status != "ok":
             return "failed"
-        spread = f" ± {m.spread:.4g}" if math.isfinite(m.spread) else ""
-        return f"{m.value:.4g}{spread}"
+        digits = max(0, 3 - math.floor(math.log10(abs(m.value)))) if m.value else 3
+        spread = f" ± {m.spread:.{digits}f}" if math.isfinite(m.spread) else ""
+        return f"{m.value:.{digits}f}{spread}"
 
     rows.append((f"{'time' if objective == 'time' else 'value'} ({m_best.statistic}{unit})",
                  cell(m_start), cell(m_best)))
