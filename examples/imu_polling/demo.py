@@ -1,6 +1,6 @@
 """``make demo``'s IMU part: tune the IMU pipeline on a small budget and draw its loss curve.
 
-    python examples/imu_polling/demo.py --out out [--budget 16]
+    python examples/imu_polling/demo.py --out out [--budget 24]
 
 Runs in about a minute on a quiet two-core machine; writes ``OUT/loss.png`` (and ``OUT/imu_run.jsonl``,
 the history). Prints the start and best settings and their times, measured again side by side.
@@ -17,7 +17,7 @@ from gdtools.timing import best_measured, remeasure  # noqa: E402
 import settings  # noqa: E402
 
 
-def run(out: str, *, budget: int = 16, seed: int = 0, filename: str = "loss.png") -> dict:
+def run(out: str, *, budget: int = 24, seed: int = 0, filename: str = "loss.png") -> dict:
     """Tune on ``budget`` evaluations; write ``out/filename``; return the summary."""
     os.makedirs(out, exist_ok=True)
     space = settings.SPACE
@@ -41,7 +41,7 @@ def run(out: str, *, budget: int = 16, seed: int = 0, filename: str = "loss.png"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="out", help="directory for loss.png (out)")
-    parser.add_argument("--budget", type=int, default=16, help="evaluations (16)")
+    parser.add_argument("--budget", type=int, default=24, help="evaluations (24)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     summary = run(args.out, budget=args.budget, seed=args.seed)
