@@ -71,9 +71,17 @@ def _accumulate(total, piece, start_y, start_x):
     return lax.dynamic_update_slice(total, current + piece, (start_y, start_x, 0))
 
 
+@functools.partial(jax.jit, static_argnames=("shape", "jitter"))
+def _jittered(x, key, *, shape, jitter):
+    """The flat point as an image, rolled by a random shift of at most ``jitter`` pixels."""
+    shift = jax.random.randint(key, (2,), -jitter, jitter + 1)
+    return jnp.roll(jnp.reshape(x, shape), (shift[0], shift[1]), axis=(0, 1)), shift
+
+
 @jax.jit
-def _roll(image, shift):
-    return jnp.roll(image, (shift[0], shift[1]), axis=(0, 1))
+def _unjittered_descent(grad, shift):
+    """The image gradient rolled back, negated (minimize minimises) and flattened."""
+    return -jnp.reshape(jnp.roll(grad, (-shift[0], -shift[1]), axis=(0, 1)), (-1,))
 
 
 class Tiling:
@@ -136,14 +144,9 @@ class TiledGradient(GradientEstimator):
         self._tiling = Tiling(self.shape, tile_objective.tile)
 
     def estimate(self, fun, x, *, key, iteration, evaluate=None, noise=0.0, scale=None, bounds=None) -> Estimate:
-        image = jnp.reshape(x, self.shape)
-        if self.jitter > 0:
-            shift = jax.random.randint(key, (2,), -self.jitter, self.jitter + 1)
-            image = _roll(image, shift)
+        image, shift = _jittered(x, key, shape=self.shape, jitter=self.jitter)
         value, grad = self._tiling.value_and_grad(self.tile_objective, image)
-        if self.jitter > 0:
-            grad = _roll(grad, -shift)
-        return Estimate(value=-value, grad=-jnp.reshape(grad, (-1,)), nfev=1)
+        return Estimate(value=-value, grad=_unjittered_descent(grad, shift), nfev=1)
 
     def value(self, x):
         """The objective (not negated) on the whole image, without jitter."""
