@@ -96,8 +96,14 @@ def run(args) -> int:
     guide_image = images.load_image(args.guide, max_side=args.max_side) if args.guide else None
     objective = _objective(args, guide_image)
     output = Path(args.output)
-    if args.zoom_frames is None and output.parent and not output.parent.exists():
-        raise InputError(f"output directory {str(output.parent)!r} does not exist")
+    if args.zoom_frames is None:
+        if not output.parent.exists():
+            raise InputError(f"output directory {str(output.parent)!r} does not exist")
+        from PIL import Image
+
+        if output.suffix.lower() not in Image.registered_extensions():
+            raise InputError(f"cannot tell the image format of -o {str(output)!r} from its extension; "
+                             "use .png (keeps the parameters) or .jpg")
     enable_compilation_cache()
     started = time.perf_counter()
     steps_per_dream = settings.octaves * settings.steps
