@@ -29,6 +29,7 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
     except OSError:
         return directory  # unwritable: run without the cache rather than fail
     jax.config.update("jax_compilation_cache_dir", str(directory))
-    # the network's programs take seconds to compile; tiny helpers are not worth a file each
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    # cache every program: besides the network, each octave's shape compiles a handful of small
+    # programs (the optax step, rolls, tile cuts, resizes) whose compile times add up per process
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return directory
