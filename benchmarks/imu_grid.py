@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -86,8 +87,13 @@ def main() -> int:
     space, objective = settings.SPACE, settings.objective()
     print(f"space: {space}; each evaluation = {settings.REPEATS} timed runs "
           f"(+{settings.WARMUP} warm-up), median")
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, text=True,
+                                capture_output=True).stdout.strip() or "unknown"
+    except OSError:
+        commit = "unknown"
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}; gdtools commit {commit}")
 
     points = grid_points(space, args.points)
     t0 = time.time()
