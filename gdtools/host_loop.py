@@ -25,36 +25,36 @@ from gdtools.result import State
 from gdtools.transforms import needs_value_fn, scale_by_array, spall_gain
 
 #: Fraction of each coordinate's scale that the first step of a decaying-gain run moves.
-FIRST_STEP = 0.1
+FIRST_STEP = 0.15
 ALPHA = 0.602
-
-
-#: Extra gradient estimates at x0 averaged into the gain calibration of stochastic estimators.
-CALIBRATION_ESTIMATES = 4
+#: Adam's moment decay rates for the normalised decaying-gain runs (short momentum, long variance).
+B1, B2 = 0.5, 0.999
 #: No single step moves a coordinate by more than this many first steps (a guard against divergence).
 MAX_STEP = 2.0
 
 
 def calibrated_gain(grads, scale, *, iterations: int) -> optax.GradientTransformation:
-    """SGD with Spall's gain, preconditioned by scale², calibrated on the first gradient estimates.
+    """Spall's decaying gain on Adam-normalised gradient estimates, in units of each coordinate's scale.
 
-    ``a`` is set so that the first step moves a coordinate by ``FIRST_STEP * scale`` on average:
-    ``a = FIRST_STEP * (A + 1)**alpha / mean(|g| * scale)`` over the estimates in ``grads``, with
-    ``A = 10%`` of the iterations (Spall 1998, "Implementation of the simultaneous perturbation
-    algorithm"). Each step is clipped to ``MAX_STEP * FIRST_STEP * scale`` per coordinate, so an
-    unlucky calibration oscillates instead of diverging while the gain decays.
+    ``x_{k+1} = x_k - a_k * s * m_k / sqrt(v_k)`` with Adam's bias-corrected moments (``b1 = 0.5``,
+    ``b2 = 0.999``) and ``a_k = a / (k + 1 + A)**0.602``, ``A = 10%`` of the iterations the budget
+    allows (Spall 1998, "Implementation of the simultaneous perturbation algorithm"). The
+    normalisation calibrates the gain from the gradient estimates themselves: ``a`` is chosen so
+    the first step moves each coordinate by ``FIRST_STEP * s``, whatever the gradient's magnitude,
+    and a plain ``a * g`` step's sensitivity to one unlucky first estimate (the usual SPSA
+    divergence) is gone. Steps are clipped to ``MAX_STEP * FIRST_STEP * s`` per coordinate.
+    ``grads`` (the first estimates) are kept in the signature for calibrations that use them.
     """
-    g = np.atleast_2d(np.asarray(grads, dtype=float))
+    del grads
     s = np.asarray(scale, dtype=float)
-    size = float(np.mean(np.abs(g) * s))
     A = max(1.0, 0.1 * iterations)
-    a = FIRST_STEP * (A + 1.0) ** ALPHA / size if size > 0 and np.isfinite(size) else 1e-3
+    a = FIRST_STEP * (A + 1.0) ** ALPHA
     limit = MAX_STEP * FIRST_STEP * s
     clip = optax.GradientTransformation(
         lambda params: optax.EmptyState(),
         lambda updates, state, params=None: (jnp.clip(updates, -limit, limit), state))
-    return optax.chain(scale_by_array(s * s), optax.scale_by_learning_rate(spall_gain(a, A=A, alpha=ALPHA)),
-                       clip)
+    return optax.chain(optax.scale_by_adam(b1=B1, b2=B2), scale_by_array(s),
+                       optax.scale_by_learning_rate(spall_gain(a, A=A, alpha=ALPHA)), clip)
 
 
 class HostLoop:
@@ -187,17 +187,7 @@ class HostLoop:
                         budget = self.max_iters
                         if self.max_evals is not None:
                             budget = min(budget, max(1, (self.max_evals - self.nfev()) // max(cost, 1)))
-                        grads = [np.asarray(grad, dtype=float)]
-                        if estimator.stochastic:
-                            for j in range(CALIBRATION_ESTIMATES):
-                                ckey = jax.random.fold_in(key, 1 + j)
-                                extra_est = estimator.estimate(
-                                    self.fun_flat, x, key=ckey, iteration=0, noise=noise,
-                                    evaluate=lambda pts, _key=ckey: self.evaluator(pts, key=_key),
-                                    **kwargs, **extra)
-                                grads.append(np.asarray(extra_est.grad, dtype=float))
-                        grads = [g for g in grads if np.all(np.isfinite(g))]
-                        optimizer = calibrated_gain(grads, problem.scale, iterations=budget)
+                        optimizer = calibrated_gain([grad], problem.scale, iterations=budget)
                         state = optimizer.init(jnp.asarray(x))
                         step = self._make_step(optimizer)
                     if searching:

@@ -106,8 +106,8 @@ def minimize(
         ``"spsa"``, ``"smoothing"``, or a :class:`gdtools.estimators.GradientEstimator`.
       optimizer: an optax ``GradientTransformation`` or a name (``"adam"``, ``"lbfgs"``, ...).
         Default: L-BFGS with a line search for autodiff and noise-free finite differences; for SPSA,
-        smoothing and noisy objectives, SGD with Spall's gain ``a/(k+1+A)**0.602`` calibrated so
-        the first step moves about a tenth of each coordinate's scale.
+        smoothing and noisy objectives, Spall's gain ``a/(k+1+A)**0.602`` on Adam-normalised
+        estimates, so the first step moves 0.15 of each coordinate's scale.
       bounds: ``(lower, upper)``, scalars or pytrees like ``x0``; iterates are projected onto them.
       space: a :class:`gdtools.Space` of named parameters; the optimiser then works on the unit cube.
       max_iters: iterations (default 1000, or unlimited when ``max_evals`` is given for a black box).
