@@ -162,3 +162,28 @@ def test_perturbation_sets_the_probe_size(tmp_path, capsys, gradient, field):
 def test_perturbation_out_of_range_is_an_error(capsys):
     assert main(["tune", "--param", "x=0:1", "--perturbation", "0.9", "--", PY, "{x}"]) == 2
     assert "--perturbation" in capsys.readouterr().err
+
+
+def _tune_output(capsys, *extra):
+    code = main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "14",
+                 "--repeats", "1", "--objective", "stdout", "--quiet", "--final-rounds", "1",
+                 "--seed", "2", *extra, "--", PY, "-c", QUADRATIC, "{x}", "{k}"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out
+
+
+def test_workers_and_dask_give_the_serial_result(capsys):
+    distributed = pytest.importorskip("dask.distributed")
+    serial = _tune_output(capsys)
+    assert _tune_output(capsys, "--workers", "2") == serial
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  protocol="tcp://", host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        assert _tune_output(capsys, "--dask", cluster.scheduler_address) == serial
+
+
+def test_workers_and_dask_together_is_an_error(capsys):
+    assert main(["tune", "--param", "x=0:1", "--workers", "2", "--dask", "tcp://127.0.0.1:1",
+                 "--", PY, "{x}"]) == 2
+    assert "either --workers or --dask" in capsys.readouterr().err
