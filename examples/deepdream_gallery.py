@@ -17,7 +17,7 @@ from skimage import data
 
 from gdtools.dream import gallery, images
 from gdtools.dream.deepdream import Dreamer, DreamSettings
-from gdtools.dream.gallery import GALLERY_LAYERS
+from gdtools.dream.layer_gallery import GALLERY_LAYERS
 
 
 def main() -> None:

@@ -82,7 +82,7 @@ def run(args) -> int:
     from gdtools.dream import images
     from gdtools.dream.compilation_cache import enable_compilation_cache
     from gdtools.dream.deepdream import DreamSettings, Dreamer
-    from gdtools.dream.gallery import GALLERY_LAYERS, gallery
+    from gdtools.dream.layer_gallery import GALLERY_LAYERS, gallery
     from gdtools.dream.zoom import save_gif, zoom_frames
 
     if args.gallery and args.zoom_frames is not None:

@@ -10,7 +10,7 @@
 from gdtools.dream.classification import class_names, classify
 from gdtools.dream.deepdream import DEFAULT_LAYER, Dreamer, DreamSettings, Progress, dream
 from gdtools.dream.efficientnet import LayerInfo
-from gdtools.dream.gallery import gallery
+from gdtools.dream.layer_gallery import gallery
 from gdtools.dream.images import load_image, read_metadata, save_image
 from gdtools.dream.objectives import Objective, channels, guide, layer
 from gdtools.dream.zoom import save_gif, zoom_frames

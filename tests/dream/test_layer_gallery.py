@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+
+from gdtools.dream import layer_gallery as gallery_module
+from gdtools.errors import InputError
+
+
+def test_labelled_grid_places_cells_and_captions():
+    cells = [np.full((30, 40, 3), value, np.float32) for value in (0.0, 100.0, 200.0)]
+    grid = gallery_module.labelled_grid(cells, ["a", "b", "c"], columns=2)
+    caption = (grid.shape[0] - 2 * 30) // 2
+    assert grid.shape[1] == 80 and caption > 0 and grid.shape[0] == 2 * (30 + caption)
+    np.testing.assert_array_equal(grid[:30, :40], 0.0)
+    np.testing.assert_array_equal(grid[:30, 40:], 100.0)
+    np.testing.assert_array_equal(grid[30 + caption : 60 + caption, :40], 200.0)
+    strip = grid[30:30 + caption, :40]
+    assert strip.min() < 128 < strip.max()  # dark text on white
+    np.testing.assert_array_equal(grid[30 + caption :, 40:], 255.0)  # the empty cell stays white
+
+
+def test_gallery_validates_its_layers():
+    with pytest.raises(InputError, match="layers"):
+        gallery_module.gallery(np.zeros((32, 32, 3)), layers="block3")
+    with pytest.raises(InputError, match="labels"):
+        gallery_module.labelled_grid([np.zeros((4, 4, 3))], ["a", "b"])
+
+
+def test_default_gallery_goes_from_low_to_high():
+    from gdtools.dream import efficientnet, weights
+
+    order = [info.name for info in efficientnet.layer_table(weights.pretrained_params())]
+    positions = [order.index(name) for name in gallery_module.GALLERY_LAYERS]
+    assert positions == sorted(positions) and positions[0] == 0

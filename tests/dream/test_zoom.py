@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from gdtools.dream import zoom
+from gdtools.errors import InputError
+
+
+def test_zoom_in_magnifies_the_centre():
+    image = np.zeros((40, 60, 3), np.float32)
+    image[15:25, 25:35] = 200.0  # a 10 px square in the middle
+    zoomed = zoom.zoom_in(image, 2.0)
+    assert zoomed.shape == image.shape
+    assert (zoomed[..., 0] > 100).sum() == pytest.approx(4 * 100, rel=0.15)  # twice as wide and tall
+    np.testing.assert_allclose(zoom.zoom_in(image, 1.0), image, atol=1e-3)
+
+
+def test_gif_has_every_frame(tmp_path):
+    frames = [np.full((20, 20, 3), 50.0 * k, np.float32) for k in range(4)]
+    zoom.save_gif(tmp_path / "z.gif", frames, frame_ms=50)
+    with Image.open(tmp_path / "z.gif") as gif:
+        assert gif.n_frames == 4 and gif.info["loop"] == 0
+    with pytest.raises(InputError):
+        zoom.save_gif(tmp_path / "none.gif", [])
+
+
+@pytest.mark.parametrize("bad", [dict(frames=0), dict(frames=2.5), dict(zoom=0.5), dict(zoom=3.0)])
+def test_zoom_frames_validates(bad):
+    with pytest.raises(InputError):
+        next(zoom.zoom_frames(np.zeros((32, 32, 3)), "block3", **bad))
