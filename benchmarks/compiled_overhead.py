@@ -221,8 +221,8 @@ def main(argv=None):
     if args.quick:
         sizes, iters, repeats, tol_sizes, tol_repeats, count, subset = [10], 50, 1, [10], 1, 4, 1
     else:
-        sizes, iters, repeats, tol_sizes, tol_repeats, count, subset = [10, 1000, 100_000], 2000, 9, \
-            [10, 100, 1000], 5, 1000, 20
+        sizes, iters, repeats, tol_sizes, tol_repeats, count, subset = [10, 1000, 100_000], 2000, 5, \
+            [10, 100, 1000], 3, 1000, 10
 
     rows = [overhead(n, iters, repeats) for n in sizes]
     print(f"\n## 1. gd.minimize(gradient='autodiff', optimizer=optax.adam(1e-3), tol=0) vs hand-written "
