@@ -52,7 +52,16 @@ def machine(packages=("gdtools", "jax", "jaxlib", "optax", "numpy", "scipy")) ->
         "python": sys.version.split()[0],
         "versions": versions,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average": load_average(),
     }
+
+
+def load_average():
+    """1-minute load average when the benchmark started (other work on a shared machine)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
 
 
 def git_commit() -> str:
@@ -73,7 +82,8 @@ def machine_line(info: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     return (f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, {info['os']}, "
             f"Python {info['python']}; {versions}; gdtools commit {info.get('commit', 'unknown')}; "
-            f"{info['date']}")
+            f"{info['date']}" + (f"; load average {info['load_average']} at the start"
+                                 if info.get("load_average") is not None else ""))
 
 
 def markdown_table(header, rows) -> str:

@@ -114,7 +114,10 @@ def noisy_section(data, docs_dir):
         f"Optuna TPE stops at {data['optuna_budget']} trials because its cost per trial grows with "
         "the number of trials; it needs a box and gets [−5, 5]ⁿ with x0 enqueued as its first trial. "
         "The target is an excess of 1% of the excess at x0; \"evals to target\" is the median over "
-        "seeds of the first checkpoint reaching it (∞ when fewer than half the seeds reach it).",
+        "seeds of the first checkpoint reaching it (∞ when fewer than half the seeds reach it); with "
+        "checkpoints a factor 2 apart, \"at most half the best peer's evaluations\" means reaching it at "
+        "least one checkpoint earlier. \"s per run\" is the wall time of one seed's runs at all four "
+        "budgets, on the machine above (shared with other work: see its load average).",
         "",
         "Targets for gdtools' default (from the issue): (1) reach the target in at most half the "
         "evaluations of the best peer; (2) end at the full budget no more than 10% worse than the "
@@ -298,6 +301,7 @@ def write_page(results_dir, docs_dir, runs=None):
              _common.markdown_table(["target", "status", "evidence"],
                                     [[t, _status(s), e] for t, s, e in verdicts]) if verdicts else
              "No results yet.", "",
+             "Not measured: the IMU example in the noisy suite (next paragraph).", "",
              "The IMU example's real run time is not in the noisy suite yet: one measurement of it takes "
              "from about 6 ms to over a second of real running, too slow for 11 contenders × 10 seeds × 4 "
              "budgets inside `make bench`'s 20 minutes. gdtools against an exhaustive grid on it is "
