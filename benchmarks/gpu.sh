@@ -80,5 +80,13 @@ for run in ("cold", "warm"):
     r = json.loads((out / f"process_{run}.json").read_text())
     print(f"whole `gdtools dream` at {r['size']}x{r['size']}, 4 octaves x 10 steps, {run} compilation cache: "
           f"{r['wall_s']:.2f} s")
-print(f"raw numbers in {out}")
+steps = [json.loads(p.read_text()) for p in sorted(out.glob("step_*.json"), key=lambda p: int(p.stem.split("_")[1]))]
+process = [json.loads((out / f"process_{run}.json").read_text()) for run in ("cold", "warm")]
+summary = {k: steps[0].get(k) for k in ("date", "machine", "cpus", "backend", "device", "jax", "torch", "gdtools")}
+summary.update(steps=[{k: r.get(k) for k in ("size", "layer", "gdtools_step_ms", "torch_eager_step_ms",
+                                              "ratio_gdtools_over_torch", "first_call_with_compilation_s")}
+                      for r in steps], process=process, raw=str(out))
+# one file beside the CPU results, which benchmarks/run_all.py puts on docs/benchmarks.md
+pathlib.Path("benchmarks/results/gpu_dream.json").write_text(json.dumps(summary, indent=1))
+print(f"raw numbers in {out}; summary in benchmarks/results/gpu_dream.json")
 PYEOF
