@@ -172,15 +172,15 @@ def test_time_command_option_errors(space, kwargs, words):
 # -- running programs ----------------------------------------------------------------------------
 
 def test_time_command_times_each_repeat_and_warmup_is_not_timed(tmp_path):
-    space = Space(ms=Int(0, 100))
+    space = Space(ms=Int(0, 1000))
     log = tmp_path / "runs.txt"
     code = ("import sys, time; open(sys.argv[1], 'a').write('x'); "
             "time.sleep(int(sys.argv[2]) / 1000)")
     objective = time_command([PY, "-c", code, str(log), "{ms}"], space, repeats=3, warmup=2)
-    m = objective({"ms": 60})
+    m = objective({"ms": 300})
     assert m.status == "ok" and len(m.samples) == 3
     assert log.read_text() == "x" * 5
-    assert all(s >= 0.06 for s in m.samples)
+    assert all(s >= 0.3 for s in m.samples)
     assert m.value == pytest.approx(np.median(m.samples))
     fast = objective({"ms": 0})
     assert fast.value < m.value
@@ -209,20 +209,22 @@ def test_failure_after_some_repeats_keeps_the_samples(tmp_path):
 
 def test_timeout_kills_the_run_and_its_children(tmp_path):
     space = Space(s=Int(1, 100))
-    marker = tmp_path / "child-finished"
-    # The child spawns a grandchild that would write the marker after the timeout.
+    started, finished = tmp_path / "grandchild-started", tmp_path / "grandchild-finished"
+    # The run starts a grandchild that would write `finished` after the timeout.
+    grandchild = ("import sys, time; open(sys.argv[1], 'w').write('x'); time.sleep(3); "
+                  "open(sys.argv[2], 'w').write('x')")
     code = ("import subprocess, sys, time; "
-            "subprocess.Popen([sys.executable, '-c', "
-            "'import time, sys; time.sleep(1.5); open(sys.argv[1], \"w\").write(\"x\")', sys.argv[2]]); "
+            "subprocess.Popen([sys.executable, '-c', sys.argv[2], sys.argv[3], sys.argv[4]]); "
             "time.sleep(int(sys.argv[1]))")
-    objective = time_command([PY, "-c", code, "{s}", str(marker)], space, repeats=1, warmup=0,
-                             timeout=0.5)
+    objective = time_command([PY, "-c", code, "{s}", grandchild, str(started), str(finished)],
+                             space, repeats=1, warmup=0, timeout=2.0)
     t0 = time.perf_counter()
     m = objective({"s": 30})
-    assert time.perf_counter() - t0 < 5
-    assert m.status == "failed" and m.error == "timed out after 0.5 s"
-    time.sleep(2.0)
-    assert not marker.exists()
+    assert time.perf_counter() - t0 < 10
+    assert m.status == "failed" and m.error == "timed out after 2 s"
+    assert started.exists(), "the grandchild did not start within the timeout; nothing was tested"
+    time.sleep(3.5)
+    assert not finished.exists()
 
 
 def test_stdout_objective_takes_the_last_number():
