@@ -110,6 +110,9 @@ def test_tune_finds_the_minimum_and_writes_history_and_plot(tmp_path, capsys):
     best_value = (best_x - 3) ** 2 + (best_k - 20) ** 2 / 100 + 1
     assert best_value < 0.5 * start_value
     assert any(l.startswith("improvement (start / best): ") for l in lines)
+    side = next(l for l in lines if l.startswith("side by side (1 run each): start 6.000, "))
+    assert "final point" in side and side.split("best: the ")[1] in ("final point",
+                                                                     "best-measured point")
     assert any(l.startswith("best command: ") and "-c" in l for l in lines)
     records = [json.loads(l) for l in history.read_text().splitlines()]
     assert records[0]["kind"] == "meta" and records[0]["space"]["k"]["log"] is True

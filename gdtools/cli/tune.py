@@ -187,19 +187,21 @@ def _fmt(value) -> str:
     return f"{value:.6g}"
 
 
+def _cell(m) -> str:
+    """A measured value to four significant digits, ± its spread to the same decimals."""
+    if m.status != "ok":
+        return "failed"
+    digits = max(0, 3 - math.floor(math.log10(abs(m.value)))) if m.value else 3
+    spread = f" ± {m.spread:.{digits}f}" if math.isfinite(m.spread) else ""
+    return f"{m.value:.{digits}f}{spread}"
+
+
 def _table(space, start, best, m_start, m_best, unit: str, objective: str) -> str:
     rows = [("parameter", "start", "best")]
     rows += [(name, _fmt(start[name]), _fmt(best[name])) for name in space.names]
 
-    def cell(m):
-        if m.status != "ok":
-            return "failed"
-        digits = max(0, 3 - math.floor(math.log10(abs(m.value)))) if m.value else 3
-        spread = f" ± {m.spread:.{digits}f}" if math.isfinite(m.spread) else ""
-        return f"{m.value:.{digits}f}{spread}"
-
     rows.append((f"{'time' if objective == 'time' else 'value'} ({m_best.statistic}{unit})",
-                 cell(m_start), cell(m_best)))
+                 _cell(m_start), _cell(m_best)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]
@@ -270,10 +272,11 @@ def run(args) -> int:
         close()
 
     # Compare the start with the tuner's final point and its best-measured point, side by side.
-    candidates = [start]
-    for point in (res.x, best_measured(res.history)):
+    candidates, labels = [start], ["start"]
+    for label, point in (("final point", res.x), ("best-measured point", best_measured(res.history))):
         if point is not None and dict(point) not in candidates:
             candidates.append(dict(point))
+            labels.append(label)
     rounds = args.final_rounds if args.final_rounds is not None else max(3, args.repeats)
     if not args.quiet:
         print(f"gdtools tune: comparing {len(candidates)} settings side by side, {rounds} runs each",
@@ -286,6 +289,9 @@ def run(args) -> int:
 
     print(f"{res.message} {res.nfev} evaluations, {res.nit} iterations.")
     print(_table(space, start, best, m_start, m_best, unit, args.objective))
+    side = ", ".join(f"{label} {_cell(m)}" for label, m in zip(labels, measured))
+    print(f"side by side ({rounds} run{'s' if rounds > 1 else ''} each): {side}; "
+          f"best: the {labels[best_i]}")
     if m_start.status == "ok" and m_best.status == "ok" and m_best.value > 0 and m_start.value > 0:
         word = "speedup" if args.objective == "time" else "improvement (start / best)"
         print(f"{word}: {m_start.value / m_best.value:.2f}x")
