@@ -7,8 +7,8 @@ and ``"smoothing"`` and the engine's default optimizer for each:
 
 * Rosenbrock in 2-D from (-1.2, 1): smooth, curved valley;
 * a 5-D quadratic with minimum 1 and 1% multiplicative noise (so the noise stays at 0.01 at the
-  minimum instead of vanishing), written ``fun(x, key)``; autodiff does not apply (it needs a
-  deterministic ``fun(x)``);
+  minimum instead of vanishing), independent from point to point, written ``fun(x, key)``;
+  autodiff does not apply (it needs a deterministic ``fun(x)``);
 * a 30-D ill-conditioned quadratic (curvatures from 1 to 10): a central-difference step costs 60
   evaluations here, an SPSA step 2.
 
@@ -51,8 +51,14 @@ def quadratic5(x):
 
 
 def noisy_quadratic5(x, key):
-    """The 5-D quadratic (minimum 1) times (1 + 0.01 z), z standard normal: 1% multiplicative noise."""
-    return quadratic5(x) * (1.0 + 0.01 * jax.random.normal(key))
+    """The 5-D quadratic (minimum 1) times (1 + 0.01 z), z standard normal: 1% multiplicative noise.
+
+    The engine gives every probe of one gradient the same key (common random numbers). Folding the
+    point into the key makes the noise independent from point to point, like a timing's: with the
+    key alone, the noise would be one common factor per batch and cancel out of the gradient.
+    """
+    point = int(np.frombuffer(np.asarray(x, np.float64).tobytes(), np.uint32).sum() % (2**31 - 1))
+    return quadratic5(x) * (1.0 + 0.01 * jax.random.normal(jax.random.fold_in(key, point)))
 
 
 WIDE_CURVATURE = jnp.logspace(0.0, 1.0, 30)

@@ -114,10 +114,13 @@ class Evaluator:
       noise: a known noise level (std of one evaluation); None to estimate it from measurements.
       replay: evaluation records from an interrupted run, used instead of measuring again.
       key: PRNG key from which batches evaluated without a key of their own get one.
+      record_params: record ``to_arg(x)`` as each evaluation's ``params`` when the objective's
+        measurement does not carry them (named parameters of a space, in user units).
     """
 
     def __init__(self, fun, *, to_arg, history=None, executor=None, stochastic=False,
-                 on_failure="stop", max_failures=3, noise=None, replay=(), key=None):
+                 on_failure="stop", max_failures=3, noise=None, replay=(), key=None,
+                 record_params=False):
         if not (on_failure == "stop" or isinstance(on_failure, (int, float))):
             raise InputError(f"on_failure must be 'stop' or a number (a penalty value), got {on_failure!r}")
         if not isinstance(max_failures, int) or max_failures < 1:
@@ -137,6 +140,7 @@ class Evaluator:
         self._replay = {int(r.get("index", r["eval"])): r for r in replay}
         # Keys for batches asked for without one (the start point, line searches, the final check).
         self._key = key
+        self.record_params = record_params
 
     @property
     def noise(self) -> float:
@@ -145,6 +149,11 @@ class Evaluator:
             return float(self.known_noise)
         recent = [v for v in self._noises[-20:] if math.isfinite(v)]
         return float(np.median(recent)) if recent else 0.0
+
+    def observe_noise(self, std: float) -> None:
+        """Add a noise measurement (std of one evaluation) to the running estimate."""
+        if math.isfinite(std):
+            self._noises.append(float(std))
 
     def _replayed(self, index: int, x: np.ndarray) -> Measurement | None:
         record = self._replay.get(index)
@@ -198,7 +207,8 @@ class Evaluator:
     def _record(self, index, x, m: Measurement) -> Measurement:
         if self.history is not None:
             self.history.record_evaluation(
-                iteration=self.iteration, x=x, params=m.params if m.params is not None else None,
+                iteration=self.iteration, x=x,
+                params=m.params if m.params is not None else (self.to_arg(x) if self.record_params else None),
                 value=m.value, samples=list(m.samples), statistic=m.statistic, spread=m.spread,
                 status=m.status, error=m.error, t_start=m.t_start, t_end=m.t_end, index=index)
         return m
@@ -206,7 +216,8 @@ class Evaluator:
     def _value(self, m: Measurement) -> float:
         if m.ok:
             self.consecutive_failures = 0
-            self._noises.append(m.noise)
+            if math.isfinite(m.noise):  # single samples say nothing about the noise
+                self._noises.append(m.noise)
             return m.value
         self.consecutive_failures += 1
         if self.on_failure == "stop":

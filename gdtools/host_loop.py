@@ -29,6 +29,8 @@ FIRST_STEP = 0.15
 ALPHA = 0.602
 #: Adam's moment decay rates for the normalised decaying-gain runs (short momentum, long variance).
 B1, B2 = 0.5, 0.999
+#: Extra evaluations at x0 that measure the noise of a stochastic objective whose noise is unknown.
+NOISE_PROBES = 3
 #: No single step moves a coordinate by more than this many first steps (a guard against divergence).
 MAX_STEP = 2.0
 
@@ -53,7 +55,7 @@ def calibrated_gain(grads, scale, *, iterations: int) -> optax.GradientTransform
     clip = optax.GradientTransformation(
         lambda params: optax.EmptyState(),
         lambda updates, state, params=None: (jnp.clip(updates, -limit, limit), state))
-    return optax.chain(optax.scale_by_adam(b1=B1, b2=B2), scale_by_array(s),
+    return optax.chain(optax.scale_by_amsgrad(b1=B1, b2=B2), scale_by_array(s),
                        optax.scale_by_learning_rate(spall_gain(a, A=A, alpha=ALPHA)), clip)
 
 
@@ -106,6 +108,22 @@ class HostLoop:
     def _precision(self):
         return jax.enable_x64(not self.problem.device)
 
+    def _measure_noise(self, x, f_start) -> None:
+        """A stochastic objective of unknown noise is measured at x0 a few more times, each with its own key.
+
+        Without a noise level, finite differences would use noise-free steps and difference
+        pure noise; ``NOISE_PROBES`` extra evaluations give its order of magnitude.
+        """
+        ev = self.evaluator
+        if not self.problem.stochastic or ev.known_noise is not None or ev.noise > 0:
+            return
+        values = [f_start]
+        for j in range(NOISE_PROBES):
+            values.append(float(ev(np.asarray(x, dtype=float)[None], key=jax.random.fold_in(self.key, 2**31 + j))[0]))
+        values = np.asarray(values)
+        if np.all(np.isfinite(values)):
+            ev.observe_noise(float(np.std(values, ddof=1)))
+
     # -- the loop ----------------------------------------------------------------------------------
     def nfev(self, extra=0):
         return (self.evaluator.nfev if self.evaluator is not None else self._nfev) + extra
@@ -131,6 +149,7 @@ class HostLoop:
             f_start = float(self.evaluator(np.asarray(x, dtype=float)[None])[0])
             if math.isfinite(f_start):
                 estimator.observe(f_start)
+                self._measure_noise(x, f_start)
         best_x, best_f = x, f_start
         last_grad, reason, detail, cost, k = None, None, "", 0, 0
         recent: list[float] = []

@@ -205,7 +205,8 @@ def minimize(
         evaluator = Evaluator(fun, to_arg=problem.to_user, history=hist, executor=executor,
                               stochastic=problem.stochastic, on_failure=on_failure,
                               max_failures=max_failures, noise=noise, replay=replay,
-                              key=jax.random.fold_in(jax.random.PRNGKey(int(seed)), 2**30))
+                              key=jax.random.fold_in(jax.random.PRNGKey(int(seed)), 2**30),
+                              record_params=problem.space is not None)
     noisy = bool(problem.stochastic or (noise or 0) > 0)
     calibrate = False
     if optimizer is None:

@@ -122,3 +122,19 @@ def test_resume_reaches_the_uninterrupted_result(tmp_path):
     after = gd.History.load(tmp_path / "cut.jsonl")
     assert len(after.evaluations) == full.nfev
     assert [r["loss"] for r in after.iterations] == [r["loss"] for r in full.history.iterations]
+
+
+def test_space_runs_record_each_evaluation_in_user_units():
+    space = gd.Space(rate=gd.Int(10, 1000, log=True), alpha=gd.Real(0.0, 1.0))
+    res = gd.minimize(lambda p: (np.log(p["rate"]) - 4.0) ** 2 + (p["alpha"] - 0.3) ** 2, space=space,
+                      gradient="spsa", max_evals=30)
+    params = [r["params"] for r in res.history.evaluations]
+    assert all(set(p) == {"rate", "alpha"} for p in params)
+    assert all(isinstance(p["rate"], int) and 10 <= p["rate"] <= 1000 for p in params)
+
+
+def test_a_measured_noise_level_is_kept_while_single_samples_arrive():
+    ev = Evaluator(sphere, to_arg=lambda x: x)
+    ev.observe_noise(0.25)
+    ev(np.zeros((50, 2)))
+    assert ev.noise == 0.25

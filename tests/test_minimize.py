@@ -5,6 +5,7 @@ import optax
 import pytest
 
 import gdtools as gd
+from gdtools.host_loop import NOISE_PROBES
 from problems import NumpyQuadratic, bowl, rosenbrock
 
 
@@ -107,8 +108,11 @@ def test_stochastic_objective_gets_common_random_numbers_within_a_pair():
         return float(np.sum(x ** 2))
 
     gd.minimize(fun, np.ones(3), gradient="spsa", max_iters=3)
-    # first call is x0; then each SPSA iteration evaluates a pair sharing one key
-    pairs = keys[1:7]
+    # x0 is measured 1 + NOISE_PROBES times, each with its own key (the noise level is unknown);
+    # then each SPSA iteration evaluates a pair sharing one key.
+    start = keys[: 1 + NOISE_PROBES]
+    assert len({tuple(k) for k in start}) == len(start)
+    pairs = keys[1 + NOISE_PROBES: 7 + NOISE_PROBES]
     assert pairs[0] == pairs[1] and pairs[2] == pairs[3] and pairs[0] != pairs[2]
 
 

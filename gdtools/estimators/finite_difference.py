@@ -40,6 +40,10 @@ class _FiniteDifference(GradientEstimator):
 
     def __init__(self, *, step=None):
         self.step = _check_step(step)
+        self._last_value = None
+
+    def observe(self, value) -> None:
+        self._last_value = float(value)
 
     def steps(self, x, *, f0=None, noise=0.0, scale=None, min_step=None) -> np.ndarray:
         """The per-coordinate steps this estimator would use at ``x``."""
@@ -70,13 +74,6 @@ class Forward(_FiniteDifference):
     name = "forward"
     order = 1
 
-    def __init__(self, *, step=None):
-        super().__init__(step=step)
-        self._last_value = None
-
-    def observe(self, value) -> None:
-        self._last_value = float(value)
-
     def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
                  min_step=None) -> Estimate:
         x = np.asarray(x, dtype=float)
@@ -100,10 +97,6 @@ class Central(_FiniteDifference):
 
     name = "central"
     order = 2
-
-    def __init__(self, *, step=None):
-        super().__init__(step=step)
-        self._last_value = None
 
     def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
                  min_step=None) -> Estimate:
