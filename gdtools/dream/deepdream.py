@@ -188,14 +188,9 @@ class Dreamer:
         def fun(x):
             return -estimator.value(x)
 
-        def on_step(state):
-            if callback is not None:
-                return callback(state)
-            return None
-
         result = gd.minimize(fun, image, gradient=estimator, optimizer=self.optimizer(image.shape),
                              bounds=PIXEL_RANGE, max_iters=steps or self.settings.steps, seed=int(seed),
-                             callback=on_step if callback is not None else None)
+                             callback=callback)
         return result.x
 
     def __call__(self, image, *, callback: Callable[[Progress], bool | None] | None = None) -> np.ndarray:
