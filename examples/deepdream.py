@@ -4,7 +4,7 @@
 
 Dreams scikit-image's sample photo of a cat (Chelsea) at one layer of EfficientNet-Lite0, writes
 ``deepdream.png`` (with every parameter in its PNG metadata) into ``--out``, and prints what the
-network sees in the image before and after. About a minute on two CPU cores, most of it compiling.
+network sees in the image before and after. Well under two minutes on two CPU cores.
 """
 
 from __future__ import annotations
