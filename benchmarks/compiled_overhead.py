@@ -222,7 +222,7 @@ def main(argv=None):
         sizes, iters, repeats, tol_sizes, tol_repeats, count, subset = [10], 50, 1, [10], 1, 4, 1
     else:
         sizes, iters, repeats, tol_sizes, tol_repeats, count, subset = [10, 1000, 100_000], 2000, 5, \
-            [10, 100, 1000], 3, 1000, 10
+            [10, 100, 1000], 2, 1000, 5
 
     rows = [overhead(n, iters, repeats) for n in sizes]
     print(f"\n## 1. gd.minimize(gradient='autodiff', optimizer=optax.adam(1e-3), tol=0) vs hand-written "

@@ -114,10 +114,14 @@ def noisy_section(data, docs_dir):
         f"Optuna TPE stops at {data['optuna_budget']} trials because its cost per trial grows with "
         "the number of trials; it needs a box and gets [−5, 5]ⁿ with x0 enqueued as its first trial. "
         "The target is an excess of 1% of the excess at x0; \"evals to target\" is the median over "
-        "seeds of the first checkpoint reaching it (∞ when fewer than half the seeds reach it); with "
+        "seeds of the first checkpoint reaching it (∞ unless more than half the seeds reach it); with "
         "checkpoints a factor 2 apart, \"at most half the best peer's evaluations\" means reaching it at "
         "least one checkpoint earlier. \"s per run\" is the wall time of one seed's runs at all four "
         "budgets, on the machine above (shared with other work: see its load average).",
+        "",
+        "In the figures, solid lines are gdtools, dashed lines the peers; curves lying on the dash-dot "
+        "line (the excess at x0) are methods that never get away from the start, and a method drawn at "
+        "the top edge diverged (or crashed, as its legend says).",
         "",
         "Targets for gdtools' default (from the issue): (1) reach the target in at most half the "
         "evaluations of the best peer; (2) end at the full budget no more than 10% worse than the "
