@@ -35,16 +35,18 @@ NOISE_PROBES = 3
 MAX_STEP = 2.0
 
 
-def calibrated_gain(grads, scale, *, iterations: int) -> optax.GradientTransformation:
+def calibrated_gain(grads, scale, *, iterations: int, noisy: bool = True) -> optax.GradientTransformation:
     """Spall's decaying gain on Adam-normalised gradient estimates, in units of each coordinate's scale.
 
-    ``x_{k+1} = x_k - a_k * s * m_k / sqrt(v_k)`` with Adam's bias-corrected moments (``b1 = 0.5``,
+    ``x_{k+1} = x_k - a_k * s * m_k / sqrt(v_k)`` with bias-corrected moments (``b1 = 0.5``,
     ``b2 = 0.999``) and ``a_k = a / (k + 1 + A)**0.602``, ``A = 10%`` of the iterations the budget
     allows (Spall 1998, "Implementation of the simultaneous perturbation algorithm"). The
     normalisation calibrates the gain from the gradient estimates themselves: ``a`` is chosen so
     the first step moves each coordinate by ``FIRST_STEP * s``, whatever the gradient's magnitude,
     and a plain ``a * g`` step's sensitivity to one unlucky first estimate (the usual SPSA
-    divergence) is gone. Steps are clipped to ``MAX_STEP * FIRST_STEP * s`` per coordinate.
+    divergence) is gone. With a noisy objective ``v`` is Adam's moving average; without noise it is
+    AMSGrad's running maximum, so that steps keep shrinking with the gradient instead of growing
+    back as it vanishes. Steps are clipped to ``MAX_STEP * FIRST_STEP * s`` per coordinate.
     ``grads`` (the first estimates) are kept in the signature for calibrations that use them.
     """
     del grads
@@ -55,8 +57,21 @@ def calibrated_gain(grads, scale, *, iterations: int) -> optax.GradientTransform
     clip = optax.GradientTransformation(
         lambda params: optax.EmptyState(),
         lambda updates, state, params=None: (jnp.clip(updates, -limit, limit), state))
-    return optax.chain(optax.scale_by_amsgrad(b1=B1, b2=B2), scale_by_array(s),
-                       optax.scale_by_learning_rate(spall_gain(a, A=A, alpha=ALPHA)), clip)
+    moments = (optax.scale_by_adam if noisy else optax.scale_by_amsgrad)(b1=B1, b2=B2)
+    return optax.chain(moments, scale_by_array(s), optax.scale_by_learning_rate(spall_gain(a, A=A, alpha=ALPHA)),
+                       clip)
+
+
+@jax.jit
+def _largest_device(grad):
+    return jnp.max(jnp.abs(grad))
+
+
+def _largest(grad):
+    """Largest absolute component (nan if any is nan), computed where ``grad`` lives."""
+    if isinstance(grad, jax.Array):
+        return _largest_device(grad)
+    return np.max(np.abs(np.asarray(grad, dtype=float)))
 
 
 class HostLoop:
@@ -83,7 +98,7 @@ class HostLoop:
 
     # -- the jitted update -----------------------------------------------------------------------
     def _make_step(self, optimizer):
-        lower, upper = self.problem.lower, self.problem.upper
+        lower, upper = self.problem.clip if self.problem.clip is not None else (None, None)
         # Traceable objectives give optax line searches their value_fn; black boxes cannot.
         extra = needs_value_fn(optimizer) and self.estimator.traceable
         value_fn = self.fun_flat if extra else None
@@ -177,12 +192,14 @@ class HostLoop:
                 cost = est.nfev
                 if self.evaluator is None:
                     self._nfev += est.nfev
-                value = float(est.value)
+                grad = est.grad
+                # One transfer from the device: the value and the largest gradient component
+                # (nan and inf propagate through max, so it also tells whether grad is finite).
+                value, gnorm = (float(v) for v in jax.device_get((est.value, _largest(grad))))
+                finite = math.isfinite(gnorm)
+                gnorm = gnorm if finite else math.nan
                 if k == 0 and self.evaluator is not None:
                     value = f_start
-                grad = est.grad
-                finite = bool(jnp.all(jnp.isfinite(grad)))
-                gnorm = float(jnp.max(jnp.abs(grad))) if finite else math.nan
                 if k >= self.skip_records:
                     self.history.record_iteration(iteration=k, nfev=self.nfev(), time=elapsed(), loss=value,
                                                   grad_norm=gnorm, x=x)
@@ -206,7 +223,8 @@ class HostLoop:
                         budget = self.max_iters
                         if self.max_evals is not None:
                             budget = min(budget, max(1, (self.max_evals - self.nfev()) // max(cost, 1)))
-                        optimizer = calibrated_gain([grad], problem.scale, iterations=budget)
+                        optimizer = calibrated_gain([grad], problem.scale, iterations=budget,
+                                                    noisy=problem.stochastic or noise > 0)
                         state = optimizer.init(jnp.asarray(x))
                         step = self._make_step(optimizer)
                     if searching:
@@ -234,7 +252,8 @@ class HostLoop:
                         reason = "callback"
                         k += 1
                         break
-                recent.append(float(jnp.max(jnp.abs(new_x - x))))
+                if not problem.device:  # on a device this check would cost a transfer a step
+                    recent.append(float(np.max(np.abs(new_x - x))))
                 x = new_x
                 if len(recent) >= 3 and max(recent[-3:]) == 0.0 and not estimator.stochastic:
                     reason = "no_progress"

@@ -66,6 +66,7 @@ class Problem:
       space: the Space, if any.
       device: True when x0 was a JAX array: the loop keeps x on the device.
       stochastic: whether the objective takes a key.
+      clip: the bounds as the jitted update uses them (scalars stay scalars: no image-sized constants).
     """
 
     x0: Any
@@ -77,6 +78,7 @@ class Problem:
     space: Any
     device: bool
     stochastic: bool
+    clip: Any = None  # (lower, upper) for projecting iterates: scalars when the bounds were scalars
 
     @property
     def bounds(self):
@@ -123,19 +125,22 @@ def build_problem(fun, x0, *, bounds, space) -> Problem:
     leaves = jax.tree_util.tree_leaves(x0)
     if not leaves:
         raise InputError("x0 is empty: it must hold at least one number")
-    for leaf in leaves:
-        arr = _as_float_array("x0", leaf)
-        if np.iscomplexobj(arr):
-            raise InputError("x0 must be real, got complex values")
-        if not np.all(np.isfinite(arr)):
-            raise InputError(f"x0 contains non-finite values (nan or inf): {np.asarray(arr).ravel()[:8]}")
     device = all(isinstance(leaf, jax.Array) for leaf in leaves)
+    for leaf in leaves:
+        # Device arrays are checked where they live: one boolean comes back, not the array.
+        arr = leaf if device else _as_float_array("x0", leaf)
+        if device and not jnp.issubdtype(arr.dtype, jnp.number):
+            raise InputError(f"x0 must be numbers, got {arr.dtype} values")
+        if jnp.iscomplexobj(arr) if device else np.iscomplexobj(arr):
+            raise InputError("x0 must be real, got complex values")
+        if not (bool(jnp.all(jnp.isfinite(arr))) if device else np.all(np.isfinite(arr))):
+            raise InputError(f"x0 contains non-finite values (nan or inf): {np.asarray(arr).ravel()[:8]}")
     flat_jax, jax_unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, x0))
     n = flat_jax.size
     treedef = jax.tree_util.tree_structure(x0)
     is_single = treedef.num_leaves == 1 and jax.tree_util.treedef_is_leaf(treedef)
     shapes = [np.shape(leaf) for leaf in leaves]
-    dtypes = [np.result_type(np.asarray(leaf).dtype, np.float64) if not device else np.asarray(leaf).dtype
+    dtypes = [np.result_type(np.asarray(leaf).dtype, np.float64) if not device else leaf.dtype
               for leaf in leaves]
     to_user = _Unravel(None if is_single else treedef, shapes, dtypes)
     if device:
@@ -153,20 +158,24 @@ def build_problem(fun, x0, *, bounds, space) -> Problem:
         if np.any(lower >= upper):
             i = int(np.argmax(lower >= upper))
             raise InputError(f"bounds need lower < upper; coordinate {i} has lower={lower[i]} >= upper={upper[i]}")
-        xh = np.asarray(x_flat, dtype=float)
-        outside = (xh < lower) | (xh > upper)
-        if np.any(outside):
-            i = int(np.argmax(outside))
-            raise InputError(f"x0 violates the bounds: coordinate {i} is {xh[i]}, outside "
+        xp = jnp if device else np
+        outside = (x_flat < xp.asarray(lower, x_flat.dtype)) | (x_flat > xp.asarray(upper, x_flat.dtype))
+        if bool(xp.any(outside)):
+            i = int(xp.argmax(outside))
+            raise InputError(f"x0 violates the bounds: coordinate {i} is {float(x_flat[i])}, outside "
                              f"[{lower[i]}, {upper[i]}]")
-    x_host = np.asarray(x_flat, dtype=float)
+    typical = np.ones(n) if device else np.maximum(1.0, np.abs(x_flat))
     if lower is not None:
         width = upper - lower
-        scale = np.where(np.isfinite(width), width, np.maximum(1.0, np.abs(x_host)))
+        scale = np.where(np.isfinite(width), width, typical)
     else:
-        scale = np.maximum(1.0, np.abs(x_host))
+        scale = typical
+    clip = None
+    if bounds is not None:
+        scalar = np.ndim(bounds[0]) == 0 and np.ndim(bounds[1]) == 0
+        clip = (float(lower[0]), float(upper[0])) if scalar else (lower, upper)
     return Problem(x0=x_flat, to_user=to_user, jax_unravel=jax_unravel, lower=lower, upper=upper,
-                   scale=scale, space=None, device=device, stochastic=stochastic)
+                   scale=scale, space=None, device=device, stochastic=stochastic, clip=clip)
 
 
 def _space_problem(x0, *, bounds, space, stochastic) -> Problem:
@@ -182,4 +191,4 @@ def _space_problem(x0, *, bounds, space, stochastic) -> Problem:
     n = u0.size
     return Problem(x0=u0, to_user=space.from_unit, jax_unravel=None, lower=np.zeros(n),
                    upper=np.ones(n), scale=np.ones(n), space=space, device=False,
-                   stochastic=stochastic)
+                   stochastic=stochastic, clip=(0.0, 1.0))
