@@ -168,6 +168,7 @@ class HostLoop:
         best_x, best_f = x, f_start
         last_grad, reason, detail, cost, k = None, None, "", 0, 0
         recent: list[float] = []
+        average_from, average_sum, average_count = math.inf, 0.0, 0
         try:
             for k in range(self.max_iters + 1):
                 if k == self.max_iters:
@@ -223,8 +224,14 @@ class HostLoop:
                         budget = self.max_iters
                         if self.max_evals is not None:
                             budget = min(budget, max(1, (self.max_evals - self.nfev()) // max(cost, 1)))
+                        noisy = problem.stochastic or noise > 0
                         optimizer = calibrated_gain([grad], problem.scale, iterations=budget,
-                                                    noisy=problem.stochastic or noise > 0)
+                                                    noisy=noisy)
+                        # Optional Polyak-Ruppert averaging (Polyak & Juditsky 1992): recommend the
+                        # mean of the last `average` fraction of the iterates, not the last one.
+                        fraction = float(getattr(estimator, "average", 0.0) or 0.0)
+                        if fraction > 0 and not problem.device and budget < 10**8:
+                            average_from = k + int(budget * (1 - fraction))
                         state = optimizer.init(jnp.asarray(x))
                         step = self._make_step(optimizer)
                     if searching:
@@ -255,11 +262,15 @@ class HostLoop:
                 if not problem.device:  # on a device this check would cost a transfer a step
                     recent.append(float(np.max(np.abs(new_x - x))))
                 x = new_x
+                if k + 1 >= average_from:  # Polyak-Ruppert averaging of a noisy run's tail
+                    average_sum, average_count = average_sum + x, average_count + 1
                 if len(recent) >= 3 and max(recent[-3:]) == 0.0 and not estimator.stochastic:
                     reason = "no_progress"
                     k += 1
                     break
         except EvaluationFailed as exc:
             reason, detail = "failed", str(exc)
+        if average_count >= 2 and reason in ("max_evals", "max_iters", "max_time"):
+            x = self._project(average_sum / average_count)
         return dict(x=x, best_x=best_x, best_f=best_f, f_start=f_start, nit=k, reason=reason, detail=detail,
                     grad=last_grad, elapsed=elapsed(), optimizer=optimizer)

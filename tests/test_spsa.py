@@ -40,3 +40,17 @@ def test_spsa_settings_are_validated():
         SPSA(n_perturbations=0)
     with pytest.raises(gd.InputError, match="c must be"):
         SPSA(c=-0.1)
+
+
+def test_iterate_averaging_is_an_option_that_changes_the_recommendation():
+    problem = NoisyQuadratic()
+    plain = gd.minimize(problem, np.zeros(10), gradient=SPSA(), max_evals=400, seed=0)
+    averaged = gd.minimize(problem, np.zeros(10), gradient=SPSA(average=0.5), max_evals=400, seed=0)
+    # The same iterates, recommended differently: the last one, or the mean of the last half.
+    assert [r["loss"] for r in plain.history.iterations[:-1]] == [r["loss"] for r in averaged.history.iterations[:-1]]
+    assert not np.array_equal(plain.x, averaged.x)
+    trajectory = averaged.history.x[-100:]
+    assert np.all(averaged.x >= trajectory.min(axis=0) - 1e-12) and np.all(averaged.x <= trajectory.max(axis=0) + 1e-12)
+    assert problem.true(averaged.x) <= 1.05 * problem.f_min
+    with pytest.raises(gd.InputError, match="average"):
+        SPSA(average=1.5)

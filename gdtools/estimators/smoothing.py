@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from gdtools.estimators.base import Estimate, GradientEstimator
-from gdtools.estimators.spsa import GAMMA, noise_aware_fraction
+from gdtools.estimators.spsa import GAMMA, _check_fraction, noise_aware_fraction
 from gdtools.errors import InputError
 
 
@@ -26,12 +26,13 @@ class Smoothing(GradientEstimator):
       sigma: smoothing radius as a fraction of each coordinate's scale; default noise-aware.
       n_samples: antithetic pairs per step (2 evaluations each).
       gamma: decay exponent of sigma_k.
+      average: recommend the mean of this last fraction of the iterates (see ``SPSA``).
     """
 
     name = "smoothing"
     stochastic = True
 
-    def __init__(self, *, sigma=None, n_samples: int = 4, gamma: float = GAMMA):
+    def __init__(self, *, sigma=None, n_samples: int = 4, gamma: float = GAMMA, average: float = 0.0):
         if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
             raise InputError(f"sigma must be a positive number, got {sigma!r}")
         if not isinstance(n_samples, int) or n_samples < 1:
@@ -39,6 +40,7 @@ class Smoothing(GradientEstimator):
         self.sigma = sigma
         self.n_samples = n_samples
         self.gamma = gamma
+        self.average = _check_fraction(average)
         self._last_value = None
 
     def observe(self, value) -> None:
