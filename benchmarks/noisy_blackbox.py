@@ -437,9 +437,9 @@ def plot(summary, path):
         q3 = np.array([clip(pb[b]["q3"]) for b in bs])
         label = name
         if t.get("errors"):
-            label += f" (crashed in {t['errors']} runs: drawn at the top edge)"
+            label += f" (crashed in {t['errors']} runs: top edge)"
         elif any(not np.isfinite(pb[b]["median"]) or pb[b]["median"] > ceiling for b in bs):
-            label += " (diverged: drawn at the top edge)"
+            label += " (diverged: top edge)"
         family = CONTENDERS[name][1]
         ax.plot(bs, med, "-" if family == "gdtools" else "--", marker=MARKERS[i % 12], ms=5,
                 lw=2.8 if name == DEFAULT else 1.4, color=COLORS[i % 12], label=label)
@@ -460,7 +460,7 @@ def plot(summary, path):
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
