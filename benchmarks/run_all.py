@@ -273,11 +273,11 @@ def dream_section(results_dir):
         lines += [f"`{name}` — {d.get('machine', '?')}, {d.get('cpus', '?')} CPUs, backend {d.get('backend', '?')} "
                   f"({d.get('device', '?')}), jax {d.get('jax', '?')}, torch {d.get('torch', '?')}, "
                   f"gdtools {d.get('gdtools', '?')}, {d.get('date', '?')}.", ""]
-        keys = [k for k in ("size", "layer", "steps_timed", "gdtools_step_ms", "torch_eager_step_ms",
-                            "ratio_gdtools_over_torch", "first_call_with_compilation_s", "torch_device")
-                if k in d]
+        # Every scalar the script wrote, as it wrote it (its format is the DeepDream work's to change).
+        skip = {"date", "machine", "cpus", "backend", "device", "jax", "torch", "gdtools"}
+        keys = [k for k, v in d.items() if k not in skip and not isinstance(v, (list, dict))]
         if keys:
-            lines += [_common.markdown_table(keys, [[d[k] for k in keys]]), ""]
+            lines += [_common.markdown_table(["quantity", "value"], [[k, d[k]] for k in keys]), ""]
         else:
             lines += ["```", json.dumps(d, indent=1)[:3000], "```", ""]
     return lines
