@@ -8,6 +8,7 @@ black-box probes measured in batches by an :class:`~gdtools.evaluation.Evaluator
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 from typing import Any, Callable
@@ -198,7 +199,7 @@ def minimize(
     compiled = (estimator.traceable and type(estimator) is _estimators.AutoDiff and callback is None
                 and max_time is None and max_evals is None)
     if compiled:
-        return _run_compiled(problem, fun_flat, optimizer, max_iters=max_iters, tol=tol, history=hist)
+        return _run_compiled(problem, fun, fun_flat, optimizer, max_iters=max_iters, tol=tol, history=hist)
 
     evaluator = None
     if not estimator.traceable:
@@ -265,17 +266,52 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                   status=reason or "max_iters", history=hist, grad=grad)
 
 
-def _run_compiled(problem, fun_flat, optimizer, *, max_iters, tol, history) -> Result:
-    optimizer = optimizer if optimizer is not None else optax.lbfgs()
-    x0 = jnp.asarray(problem.x0)
+#: Compiled solvers kept between calls, so that minimising the same objective again skips compilation.
+_SOLVER_CACHE: collections.OrderedDict = collections.OrderedDict()
+SOLVER_CACHE_SIZE = 16
+#: The default optimizer of the compiled path, one object so that cached solvers can be found again.
+_DEFAULT_LBFGS = optax.lbfgs()
+
+
+def _bounds_key(bound):
+    return None if bound is None else np.asarray(bound).tobytes()
+
+
+def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, max_iters, tol, record_x):
+    """The AOT-compiled solver for this objective and settings, from the cache when possible."""
+    unravel = problem.to_user
+    key = None
+    try:
+        key = (fun, unravel.treedef, tuple(unravel.shapes), tuple(str(d) for d in unravel.dtypes),
+               str(x0.dtype), x0.shape, optimizer, max_iters, float(tol), _bounds_key(problem.lower),
+               _bounds_key(problem.upper), record_x)
+        hash(key)
+    except TypeError:  # an unhashable objective or optimizer: compile without caching
+        key = None
+    if key is not None and key in _SOLVER_CACHE:
+        _SOLVER_CACHE.move_to_end(key)
+        return _SOLVER_CACHE[key]
     n = int(x0.size)
-    record_x = n * (max_iters + 1) <= MAX_TRAJECTORY
     lower = None if problem.lower is None else jnp.asarray(problem.lower, x0.dtype)
     upper = None if problem.upper is None else jnp.asarray(problem.upper, x0.dtype)
     solver = make_solver(fun_flat, optimizer, n=n, max_iters=max_iters, tol=tol, lower=lower, upper=upper,
                          record_x=record_x)
+    compiled = jax.jit(solver).lower(x0).compile()
+    if key is not None:
+        _SOLVER_CACHE[key] = compiled
+        while len(_SOLVER_CACHE) > SOLVER_CACHE_SIZE:
+            _SOLVER_CACHE.popitem(last=False)
+    return compiled
+
+
+def _run_compiled(problem, fun, fun_flat, optimizer, *, max_iters, tol, history) -> Result:
+    optimizer = optimizer if optimizer is not None else _DEFAULT_LBFGS
+    x0 = jnp.asarray(problem.x0)
+    record_x = int(x0.size) * (max_iters + 1) <= MAX_TRAJECTORY
+    solver = _compiled_solver(fun, problem, fun_flat, optimizer, x0=x0, max_iters=max_iters, tol=tol,
+                              record_x=record_x)
     t0 = time.perf_counter()
-    trace = jax.jit(solver)(x0)
+    trace = solver(x0)
     jax.block_until_ready(trace)
     elapsed = time.perf_counter() - t0
     return _package_trace(problem, trace, history, elapsed=elapsed, max_iters=max_iters, tol=tol)

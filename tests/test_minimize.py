@@ -193,3 +193,20 @@ def test_nan_in_the_middle_of_a_compiled_run_returns_last_finite_point():
     res = gd.minimize(f, jnp.zeros(1), optimizer=optax.sgd(0.2), max_iters=100)
     assert res.status == "nonfinite" and not res.success
     assert float(res.x[0]) <= 0.5 and np.isfinite(res.fun)
+
+
+def test_minimising_the_same_objective_again_does_not_compile_again():
+    traces = []
+
+    def fun(x):
+        traces.append(1)  # runs only while JAX traces the objective
+        return jnp.sum((x - 2.0) ** 2)
+
+    first = gd.minimize(fun, jnp.zeros(3))
+    traced = len(traces)
+    second = gd.minimize(fun, jnp.ones(3))
+    assert len(traces) - traced <= 1  # the shape check traces once more; the solver is reused
+    np.testing.assert_allclose(first.x, 2.0, atol=1e-5)
+    np.testing.assert_allclose(second.x, 2.0, atol=1e-5)
+    gd.minimize(fun, jnp.zeros(3), max_iters=7)  # other settings compile their own solver
+    assert len(traces) - traced > 1
