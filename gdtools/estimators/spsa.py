@@ -18,29 +18,12 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from gdtools.estimators.base import Estimate, GradientEstimator
-from gdtools.errors import InputError
+from gdtools.estimators.antithetic import GAMMA, AntitheticEstimator, noise_aware_fraction
 
-GAMMA = 0.101
-
-
-def noise_aware_fraction(noise: float, value, *, low: float = 0.05, high: float = 0.2) -> float:
-    """Perturbation size as a fraction of the scale, from the relative noise level."""
-    level = abs(float(value)) if value is not None and np.isfinite(value) else 0.0
-    if noise <= 0:
-        return low
-    rel = noise / max(level, noise)
-    return float(np.clip((3.0 * rel) ** (1.0 / 3.0), low, high))
+__all__ = ["GAMMA", "SPSA", "noise_aware_fraction"]
 
 
-
-def _check_fraction(average):
-    if not (isinstance(average, (int, float)) and 0.0 <= average < 1.0):
-        raise InputError(f"average must be a fraction in [0, 1), got {average!r}")
-    return float(average)
-
-
-class SPSA(GradientEstimator):
+class SPSA(AntitheticEstimator):
     """SPSA gradient estimate: 2 evaluations per perturbation, any dimension.
 
     Args:
@@ -54,48 +37,19 @@ class SPSA(GradientEstimator):
     """
 
     name = "spsa"
-    stochastic = True
 
     def __init__(self, *, c=None, n_perturbations: int = 1, gamma: float = GAMMA, average: float = 0.0):
-        if c is not None and not (np.isfinite(c) and c > 0):
-            raise InputError(f"c must be a positive number, got {c!r}")
-        if not isinstance(n_perturbations, int) or n_perturbations < 1:
-            raise InputError(f"n_perturbations must be a positive integer, got {n_perturbations!r}")
+        super().__init__(size=c, count=n_perturbations, gamma=gamma, average=average,
+                         size_name="c", count_name="n_perturbations")
         self.c = c
         self.n_perturbations = n_perturbations
-        self.gamma = gamma
-        self.average = _check_fraction(average)
-        self._last_value = None
-
-    def perturbation_size(self, iteration, noise):
-        c = self.c if self.c is not None else noise_aware_fraction(noise, self._last_value)
-        return c / (iteration + 1) ** self.gamma
 
     def directions(self, key, n):
         """``n_perturbations`` Rademacher vectors, shape (m, n)."""
         return np.asarray(jax.random.rademacher(key, (self.n_perturbations, n), dtype=np.float32),
                           dtype=float)
 
-    def observe(self, value) -> None:
-        self._last_value = float(value)
-
-    def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
-                 min_step=None) -> Estimate:
-        x = np.asarray(x, dtype=float)
-        s = np.ones_like(x) if scale is None else np.asarray(scale, dtype=float)
-        h = self.perturbation_size(iteration, noise) * s
-        if min_step is not None:
-            h = np.maximum(h, min_step)
-        delta = self.directions(key, len(x))
-        plus, minus = x + h * delta, x - h * delta
-        if bounds is not None:
-            plus, minus = np.clip(plus, *bounds), np.clip(minus, *bounds)
-        values = evaluate(np.vstack([plus, minus]))
-        m = self.n_perturbations
-        diff = values[:m] - values[m:]
+    def combine(self, diff, plus, minus, directions, h):
         width = plus - minus
         safe = np.where(width != 0, width, np.inf)
-        grad = np.mean(diff[:, None] / safe, axis=0)
-        value = float(np.mean(values[np.isfinite(values)])) if np.any(np.isfinite(values)) else np.nan
-        self._last_value = value
-        return Estimate(value=value, grad=grad, nfev=2 * m)
+        return np.mean(diff[:, None] / safe, axis=0)

@@ -1,0 +1,95 @@
+"""What SPSA and Gaussian smoothing share: antithetic pairs ``x ± h·d`` along random directions.
+
+A subclass draws the directions (Rademacher for SPSA, Gaussian for smoothing) and turns the pair
+differences into a gradient; this base class validates the settings, sizes the perturbation
+(``h = size_k · s``, at least ``min_step``, with ``size_k = size / (k + 1)**gamma`` and a noise-aware
+default size), keeps the probes inside the bounds and measures all pairs as one batch, so that the
+two points of a pair share a PRNG key (common random numbers).
+"""
+
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+from gdtools.errors import InputError
+from gdtools.estimators.base import Estimate, GradientEstimator
+
+#: Spall's decay exponent of the perturbation size.
+GAMMA = 0.101
+
+
+def noise_aware_fraction(noise: float, value, *, low: float = 0.05, high: float = 0.2) -> float:
+    """Perturbation size as a fraction of the scale, from the relative noise level.
+
+    ``clip((3 e_r)**(1/3), low, high)`` with ``e_r = noise / max(|f|, noise)``: the central-difference
+    rule of Moré & Wild with ``|f'''| ~ |f| / s**3`` (see ``finite_difference``).
+    """
+    level = abs(float(value)) if value is not None and np.isfinite(value) else 0.0
+    if noise <= 0:
+        return low
+    rel = noise / max(level, noise)
+    return float(np.clip((3.0 * rel) ** (1.0 / 3.0), low, high))
+
+
+class AntitheticEstimator(GradientEstimator):
+    """Base of the estimators that measure ``count`` antithetic pairs per step.
+
+    Args:
+      size: perturbation size as a fraction of each coordinate's scale (None: noise-aware).
+      count: pairs per step (2 evaluations each).
+      gamma: decay exponent of the size.
+      average: recommend the mean of this last fraction of the iterates (Polyak-Ruppert averaging)
+        instead of the last iterate; 0 turns it off.
+      size_name, count_name: the subclass's names for ``size`` and ``count``, used in messages.
+    """
+
+    stochastic = True
+
+    def __init__(self, *, size, count, gamma, average, size_name, count_name):
+        if size is not None and not (np.isfinite(size) and size > 0):
+            raise InputError(f"{size_name} must be a positive number, got {size!r}")
+        if not isinstance(count, int) or count < 1:
+            raise InputError(f"{count_name} must be a positive integer, got {count!r}")
+        if not (isinstance(average, (int, float)) and 0.0 <= average < 1.0):
+            raise InputError(f"average must be a fraction in [0, 1), got {average!r}")
+        self.gamma = gamma
+        self.average = float(average)
+        self._size, self._count = size, count
+        self._last_value = None
+
+    def observe(self, value) -> None:
+        self._last_value = float(value)
+
+    def perturbation_size(self, iteration, noise) -> float:
+        """``size_k`` as a fraction of the scale at this iteration."""
+        size = self._size if self._size is not None else noise_aware_fraction(noise, self._last_value)
+        return size / (iteration + 1) ** self.gamma
+
+    @abc.abstractmethod
+    def directions(self, key, n) -> np.ndarray:
+        """``count`` random directions, shape ``(count, n)``."""
+
+    @abc.abstractmethod
+    def combine(self, diff, plus, minus, directions, h) -> np.ndarray:
+        """The gradient from the pair differences ``f(plus) - f(minus)``."""
+
+    def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
+                 min_step=None) -> Estimate:
+        x = np.asarray(x, dtype=float)
+        s = np.ones_like(x) if scale is None else np.asarray(scale, dtype=float)
+        h = self.perturbation_size(iteration, noise) * s
+        if min_step is not None:
+            h = np.maximum(h, min_step)
+        d = self.directions(key, len(x))
+        plus, minus = x + h * d, x - h * d
+        if bounds is not None:
+            plus, minus = np.clip(plus, *bounds), np.clip(minus, *bounds)
+        values = evaluate(np.vstack([plus, minus]))
+        m = self._count
+        grad = self.combine(values[:m] - values[m:], plus, minus, d, h)
+        finite = values[np.isfinite(values)]
+        value = float(np.mean(finite)) if finite.size else np.nan
+        self._last_value = value
+        return Estimate(value=value, grad=grad, nfev=2 * m)
