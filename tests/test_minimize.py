@@ -210,3 +210,12 @@ def test_minimising_the_same_objective_again_does_not_compile_again():
     np.testing.assert_allclose(second.x, 2.0, atol=1e-5)
     gd.minimize(fun, jnp.zeros(3), max_iters=7)  # other settings compile their own solver
     assert len(traces) - traced > 1
+
+
+def test_nan_in_a_long_run_without_recorded_trajectory_returns_last_finite_point():
+    # n * (max_iters + 1) above MAX_TRAJECTORY: x is not recorded per iteration in the compiled loop.
+    n = 5000
+    f = lambda x: jnp.where(x[0] > 0.5, jnp.nan, jnp.sum((x - 1.0) ** 2))
+    res = gd.minimize(f, jnp.zeros(n), optimizer=optax.sgd(0.2), max_iters=1000)
+    assert res.status == "nonfinite" and res.history.x is None
+    assert float(res.x[0]) <= 0.5 and np.isfinite(res.fun)
