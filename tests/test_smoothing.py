@@ -7,14 +7,6 @@ from gdtools.estimators import Smoothing
 from problems import NoisyQuadratic
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_smoothing_reaches_5_percent_of_optimum_on_noisy_quadratic_in_2000_evals(seed):
-    problem = NoisyQuadratic()
-    res = gd.minimize(problem, np.zeros(10), gradient="smoothing", max_evals=2000, seed=seed)
-    assert res.nfev <= 2000
-    assert problem.true(res.x) <= 1.05 * problem.f_min, problem.true(res.x)
-
-
 def test_smoothing_estimate_of_a_quadratic_is_its_gradient_on_average():
     c = np.array([0.5, -1.0, 2.0])
     f = lambda x: float(np.sum((x - c) ** 2))

