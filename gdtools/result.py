@@ -41,7 +41,9 @@ class Result:
 
     Attributes:
       x: the solution, with the structure of ``x0`` (a dict in user units when a space was given).
-      fun: the objective at ``x`` (measured again at the end for black-box runs).
+      fun: the objective at ``x`` (measured again at the end for black-box runs). A custom
+        estimator that measures nothing through the engine (DeepDream's tiled one) is not asked
+        again: ``fun`` is then the best value it reported during the run.
       nit: iterations (optimizer updates) performed.
       nfev: objective evaluations spent (gradient evaluations for autodiff; repeats not counted).
       success: whether the run ended for a reason that counts as success (see ``message``).
