@@ -16,6 +16,7 @@ import time
 from concurrent.futures import as_completed
 from typing import Any, Callable
 
+import jax
 import numpy as np
 
 from gdtools.errors import EvaluationFailed, InputError
@@ -175,8 +176,6 @@ class Evaluator:
         points = np.atleast_2d(np.asarray(points, dtype=float))
         first = self.nfev
         if self.stochastic and key is None:
-            import jax
-
             base = self._key if self._key is not None else jax.random.PRNGKey(0)
             key = jax.random.fold_in(base, first)
         self.nfev += len(points)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np

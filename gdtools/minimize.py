@@ -245,9 +245,12 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
         if not math.isfinite(fun_value) and math.isfinite(out["best_f"]):
             x, fun_value = out["best_x"], out["best_f"]
     else:
-        value, _ = estimator.value_and_grad(fun_flat)(x) if estimator.traceable and hasattr(
-            estimator, "value_and_grad") else (out["best_f"], None)
-        fun_value = float(value)
+        # Autodiff is asked once more at the final x; a custom estimator that measures nothing
+        # through the engine (DeepDream's) reports the best value it saw (see Result.fun).
+        if isinstance(estimator, _estimators.AutoDiff):
+            fun_value = float(estimator.value_and_grad(fun_flat)(x)[0])
+        else:
+            fun_value = float(out["best_f"])
         if not math.isfinite(fun_value) and out["nit"] == 0:
             raise InputError("the objective returned a non-finite value (nan or inf) at x0")
     nfev = evaluator.nfev if evaluator is not None else out["nit"] + 1

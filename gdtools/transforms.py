@@ -11,8 +11,6 @@ Every optimizer is an ``optax.GradientTransformation``; these are the few pieces
 
 from __future__ import annotations
 
-
-
 import jax
 import jax.numpy as jnp
 import optax

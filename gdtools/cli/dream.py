@@ -13,7 +13,6 @@ unreadable image, an unknown layer, a channel out of range) is one line on stder
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
