@@ -66,8 +66,9 @@ def _timed(fn):
 # -- 1. engine vs a hand-written fori_loop --------------------------------------------------------
 
 def hand_loop(fun, optimizer, iters, record=False):
-    """The loop a user writes. ``record``: also keep the loss of every iterate, as gd.minimize's
-    history does (value_and_grad instead of grad, one array write per iteration)."""
+    """The loop a user writes. ``record``: also keep and return the loss of every iterate, as a user
+    who wants a loss curve writes it (value_and_grad instead of grad, one array write per iteration;
+    the losses are returned, so XLA cannot drop them)."""
     grad = jax.grad(fun)
     value_and_grad = jax.value_and_grad(fun)
 
@@ -85,7 +86,7 @@ def hand_loop(fun, optimizer, iters, record=False):
 
         losses = jnp.zeros(iters if record else 0, x0.dtype)
         x, _, losses = jax.lax.fori_loop(0, iters, body, (x0, optimizer.init(x0), losses))
-        return x
+        return (x, losses) if record else x
 
     return run
 

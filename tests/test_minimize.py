@@ -218,4 +218,7 @@ def test_nan_in_a_long_run_without_recorded_trajectory_returns_last_finite_point
     f = lambda x: jnp.where(x[0] > 0.5, jnp.nan, jnp.sum((x - 1.0) ** 2))
     res = gd.minimize(f, jnp.zeros(n), optimizer=optax.sgd(0.2), max_iters=1000)
     assert res.status == "nonfinite" and res.history.x is None
-    assert float(res.x[0]) <= 0.5 and np.isfinite(res.fun)
+    # sgd(0.2) on sum((x - 1)^2) from 0: x1 = 0.4, x2 = 0.64 > 0.5 gives nan, so x1 comes back
+    # (recomputed by replaying the steps, as no trajectory was kept).
+    np.testing.assert_allclose(np.asarray(res.x), 0.4, rtol=1e-6)
+    assert res.fun == pytest.approx(n * 0.36, rel=1e-6)
