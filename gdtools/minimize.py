@@ -329,10 +329,11 @@ def _package_trace(problem, trace, history, *, elapsed, max_iters, tol) -> Resul
     evals = np.asarray(trace.evals)
     xs = np.asarray(trace.xs) if trace.xs.shape[0] else None
     history.update_meta(engine="compiled", time_resolution="run (per-iteration times are interpolated)")
-    for i in range(nit + 1):
-        history.record_iteration(iteration=i, nfev=int(evals[i]), time=elapsed * i / max(nit, 1),
-                                 loss=float(loss[i]), grad_norm=float(gnorm[i]),
-                                 x=None if xs is None else xs[i])
+    steps = np.arange(nit + 1)
+    history.record_iterations(iteration=steps, nfev=evals[:nit + 1].astype(int),
+                              time=elapsed * steps / max(nit, 1), loss=loss[:nit + 1].astype(float),
+                              grad_norm=gnorm[:nit + 1].astype(float),
+                              x=None if xs is None else xs[:nit + 1])
     reason = CODES[int(trace.status)]
     success, message = stop_message(reason, tol=tol, max_iters=max_iters, iteration=nit)
     unravel = problem.jax_unravel if problem.device else (lambda v: problem.to_user(np.asarray(v, dtype=float)))

@@ -73,3 +73,17 @@ def test_large_vectors_are_not_stored_per_iteration():
     h = gd.History()
     h.record_iteration(iteration=0, x=np.zeros(MAX_RECORDED_X + 1), loss=1.0)
     assert h.iterations[0]["x"] is None and h.x is None
+
+
+def test_record_iterations_in_bulk_equals_one_record_at_a_time(tmp_path):
+    rng = np.random.default_rng(0)
+    columns = dict(iteration=np.arange(4), nfev=np.array([1, 3, 5, 7]), time=np.linspace(0, 1, 4),
+                   loss=rng.normal(size=4).astype(np.float32), grad_norm=np.array([1.0, np.nan, np.inf, 0.5]))
+    for xs in (rng.normal(size=(4, 3)), None, np.zeros((4, MAX_RECORDED_X + 1))):
+        one, bulk = gd.History(tmp_path / "one.jsonl"), gd.History(tmp_path / "bulk.jsonl")
+        for i in range(4):
+            one.record_iteration(**{k: v[i] for k, v in columns.items()}, x=None if xs is None else xs[i])
+        bulk.record_iterations(**columns, x=xs)
+        one.close(), bulk.close()
+        assert json.dumps(bulk.iterations) == json.dumps(one.iterations)
+        assert (tmp_path / "bulk.jsonl").read_text() == (tmp_path / "one.jsonl").read_text()
