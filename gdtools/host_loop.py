@@ -20,44 +20,11 @@ import optax
 from gdtools.errors import EvaluationFailed, InputError
 from gdtools.line_search import LineSearchDescent
 from gdtools.result import State
-from gdtools.transforms import needs_value_fn, scale_by_array, spall_gain
+from gdtools.gain import FIRST_STEP, calibrated_gain, curvature_limited_first_step
+from gdtools.transforms import needs_value_fn
 
-#: Fraction of each coordinate's scale that the first step of a decaying-gain run moves.
-FIRST_STEP = 0.15
-ALPHA = 0.602
-#: Adam's moment decay rates for the normalised decaying-gain runs (short momentum, long variance).
-B1, B2 = 0.5, 0.999
 #: Extra evaluations at x0 that measure the noise of a stochastic objective whose noise is unknown.
 NOISE_PROBES = 3
-#: No single step moves a coordinate by more than this many first steps (a guard against divergence).
-MAX_STEP = 2.0
-
-
-def calibrated_gain(grads, scale, *, iterations: int, noisy: bool = True) -> optax.GradientTransformation:
-    """Spall's decaying gain on Adam-normalised gradient estimates, in units of each coordinate's scale.
-
-    ``x_{k+1} = x_k - a_k * s * m_k / sqrt(v_k)`` with bias-corrected moments (``b1 = 0.5``,
-    ``b2 = 0.999``) and ``a_k = a / (k + 1 + A)**0.602``, ``A = 10%`` of the iterations the budget
-    allows (Spall 1998, "Implementation of the simultaneous perturbation algorithm"). The
-    normalisation calibrates the gain from the gradient estimates themselves: ``a`` is chosen so
-    the first step moves each coordinate by ``FIRST_STEP * s``, whatever the gradient's magnitude,
-    and a plain ``a * g`` step's sensitivity to one unlucky first estimate (the usual SPSA
-    divergence) is gone. With a noisy objective ``v`` is Adam's moving average; without noise it is
-    AMSGrad's running maximum, so that steps keep shrinking with the gradient instead of growing
-    back as it vanishes. Steps are clipped to ``MAX_STEP * FIRST_STEP * s`` per coordinate.
-    ``grads`` (the first estimates) are kept in the signature for calibrations that use them.
-    """
-    del grads
-    s = np.asarray(scale, dtype=float)
-    A = max(1.0, 0.1 * iterations)
-    a = FIRST_STEP * (A + 1.0) ** ALPHA
-    limit = MAX_STEP * FIRST_STEP * s
-    clip = optax.GradientTransformation(
-        lambda params: optax.EmptyState(),
-        lambda updates, state, params=None: (jnp.clip(updates, -limit, limit), state))
-    moments = (optax.scale_by_adam if noisy else optax.scale_by_amsgrad)(b1=B1, b2=B2)
-    return optax.chain(moments, scale_by_array(s), optax.scale_by_learning_rate(spall_gain(a, A=A, alpha=ALPHA)),
-                       clip)
 
 
 @jax.jit
@@ -136,6 +103,17 @@ class HostLoop:
         values = np.asarray(values)
         if np.all(np.isfinite(values)):
             ev.observe_noise(float(np.std(values, ddof=1)))
+            self._f0_samples = values
+
+    def _first_step(self, grad, noise) -> float:
+        """The default gain's first step, shrunk where the first probes show strong curvature."""
+        probes = getattr(self.estimator, "last_probes", None)
+        samples = np.asarray(self._f0_samples, dtype=float)
+        if probes is None or self.problem.device or samples.size == 0:
+            return FIRST_STEP
+        return curvature_limited_first_step(f0=float(np.mean(samples)), f0_samples=samples.size,
+                                            size=probes["size"], plus=probes["plus"], minus=probes["minus"],
+                                            grad=grad, scale=self.problem.scale, noise=noise)
 
     # -- the loop ----------------------------------------------------------------------------------
     def nfev(self, extra=0):
@@ -158,8 +136,10 @@ class HostLoop:
                 state = optimizer.init(jnp.asarray(x))
                 step = None if searching else self._make_step(optimizer)
         f_start = math.nan
+        self._f0_samples = []
         if self.evaluator is not None:
             f_start = float(self.evaluator(np.asarray(x, dtype=float)[None])[0])
+            self._f0_samples = [f_start] if math.isfinite(f_start) else []
             if math.isfinite(f_start):
                 estimator.observe(f_start)
                 self._measure_noise(x, f_start)
@@ -224,7 +204,7 @@ class HostLoop:
                             budget = min(budget, max(1, (self.max_evals - self.nfev()) // max(cost, 1)))
                         noisy = problem.stochastic or noise > 0
                         optimizer = calibrated_gain([grad], problem.scale, iterations=budget,
-                                                    noisy=noisy)
+                                                    noisy=noisy, first_step=self._first_step(grad, noise))
                         # Optional Polyak-Ruppert averaging (Polyak & Juditsky 1992): recommend the
                         # mean of the last `average` fraction of the iterates, not the last one.
                         fraction = float(getattr(estimator, "average", 0.0) or 0.0)

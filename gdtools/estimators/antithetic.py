@@ -58,6 +58,7 @@ class AntitheticEstimator(GradientEstimator):
         self.average = float(average)
         self._size, self._count = size, count
         self._last_value = None
+        self.last_probes = None
 
     def observe(self, value) -> None:
         self._last_value = float(value)
@@ -79,16 +80,22 @@ class AntitheticEstimator(GradientEstimator):
                  min_step=None) -> Estimate:
         x = np.asarray(x, dtype=float)
         s = np.ones_like(x) if scale is None else np.asarray(scale, dtype=float)
-        h = self.perturbation_size(iteration, noise) * s
+        size = self.perturbation_size(iteration, noise)
+        h = size * s
         if min_step is not None:
             h = np.maximum(h, min_step)
         d = self.directions(key, len(x))
         plus, minus = x + h * d, x - h * d
         if bounds is not None:
             plus, minus = np.clip(plus, *bounds), np.clip(minus, *bounds)
+        symmetric = bool(np.allclose(plus - x, h * d) and np.allclose(x - minus, h * d)
+                         and np.allclose(h, size * s))
         values = evaluate(np.vstack([plus, minus]))
         m = self._count
         grad = self.combine(values[:m] - values[m:], plus, minus, d, h)
+        # The probes' values, for calibrations that read the curvature from them (gdtools.gain);
+        # None when bounds or integer steps made the probes uneven.
+        self.last_probes = (dict(size=size, plus=values[:m], minus=values[m:]) if symmetric else None)
         finite = values[np.isfinite(values)]
         value = float(np.mean(finite)) if finite.size else np.nan
         self._last_value = value

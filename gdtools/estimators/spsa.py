@@ -10,7 +10,7 @@ width or ``max(1, |x0|)``). Both points of a pair get the same PRNG key, so a st
 sees common random numbers. The default ``c`` follows the noise-aware central-difference rule,
 ``c = clip((3 * e_r)**(1/3), 0.05, 0.2)`` with ``e_r`` the relative noise level, and probes move
 integer parameters by at least one unit. The gain ``a_k = a / (k + 1 + A)**0.602`` lives in the
-optimizer (``gdtools.host_loop.calibrated_gain``), applied to Adam-normalised estimates.
+optimizer (``gdtools.gain.calibrated_gain``), applied to Adam-normalised estimates.
 """
 
 from __future__ import annotations
