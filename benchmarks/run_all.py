@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import _common  # noqa: E402
 
-SCRIPTS = ("noisy_blackbox", "compiled_overhead", "fd_accuracy")
+SCRIPTS = ("noisy_blackbox", "noisy_imu", "compiled_overhead", "fd_accuracy")
 DREAM_JSON = "dream_step.json"
 
 
@@ -162,6 +162,54 @@ def noisy_section(data, docs_dir):
                          v["speed"]["status"], v["speed"]["text"]))
         verdicts.append((f"noisy suite, {s['title']}: final excess ≤ 1.1 × best peer's",
                          v["final"]["status"], v["final"]["text"]))
+    return lines, verdicts
+
+
+def imu_section(data, docs_dir):
+    """The noisy suite's fourth problem, the IMU program's real run time (benchmarks/noisy_imu.py)."""
+    lines = ["### IMU example program's real run time", ""]
+    if data is None:
+        return lines + ["Not run yet: `python benchmarks/noisy_imu.py`.", ""], []
+    s = data["summary"]
+    budgets = [int(b) for b in s["budgets"]]
+    ref = s["reference"]
+    lines += [f"`benchmarks/noisy_imu.py` — {_common.machine_line(data['machine'])}. Budget "
+              f"B = {data['budget']} evaluations (a tenth of `benchmarks/imu_grid.py`'s grid, as in the "
+              f"tuning acceptance), checkpoints {budgets}, {data['seeds']} seeds, one timed run of the "
+              f"program's `run` on a {data['seconds_of_recording']:g}-second recording per evaluation, "
+              f"contenders one after another in one process; whole problem {data['wall_s']:.0f} s.", "",
+              "The objective is a real, noisy wall-clock time over two integer, log-scaled settings, so "
+              "the contenders are those whose defaults handle integers: gdtools' default "
+              "(`gradient=\"spsa\"` on the `Space`), NGOpt, Optuna TPE and pycma (on the unit square of "
+              "the log coordinates, rounded). There is no noise-free truth: every recommended setting, the "
+              "start and the grid's best setting are measured again at the end, interleaved, "
+              f"{data['rounds']} runs each (median), and the excess is a setting's time over the fastest "
+              f"of them ({ref['params']}, {_common.fmt(ref['seconds'], 4)} s; the start takes "
+              f"{_common.fmt(data['start']['seconds'], 4)} s) minus 1. The target is an excess ≤ 0.10; "
+              "target 2 compares times at the full budget.", ""]
+    header = ["contender"] + [f"excess @ {b}" for b in budgets] + ["IQR @ B", "time @ B s", "evals to target",
+                                                                     "seeds reaching", "s per run"]
+    rows = []
+    for name, t in s["contenders"].items():
+        pb = {int(k): v for k, v in t["per_budget"].items()}
+        last = pb.get(max(budgets))
+        reach = t["evals_to_target"]
+        rows.append([f"**{name}**" if name.startswith("gdtools default") else name]
+                    + [_common.fmt(pb[b]["median"]) if b in pb else "–" for b in budgets]
+                    + [f"{_common.fmt(last['q1'])} – {_common.fmt(last['q3'])}" if last else "–",
+                       _common.fmt(last["seconds"]) if last else "–",
+                       "not reached" if reach is None or reach != reach or reach == float("inf")
+                       else f"{reach:.0f}", f"{t['reached']}/{t['seeds']}", _common.fmt(t["wall_median"], 2)])
+    v = s["verdict"]
+    lines += [_common.markdown_table(header, rows), "",
+              f"- Target 1 (speed): {_status(v['speed']['status'])} — {v['speed']['text']}.",
+              f"- Target 2 (final time): {_status(v['final']['status'])} — {v['final']['text']}.", "",
+              f"![IMU example's run time]({_figure(s['figure'], docs_dir)})", ""]
+    title = "IMU example's real run time"
+    verdicts = [(f"noisy suite, {title}: reach target in ≤ ½ the best peer's evaluations",
+                 v["speed"]["status"], v["speed"]["text"]),
+                (f"noisy suite, {title}: final time ≤ 1.1 × best peer's", v["final"]["status"],
+                 v["final"]["text"])]
     return lines, verdicts
 
 
@@ -307,6 +355,8 @@ def write_page(results_dir, docs_dir, runs=None):
     overhead = _load(results_dir, "compiled_overhead.json")
     fd = _load(results_dir, "fd_accuracy.json")
     s1, v1 = noisy_section(noisy, docs_dir)
+    s1b, v1b = imu_section(_load(results_dir, "noisy_imu.json"), docs_dir)
+    s1, v1 = s1 + s1b, v1 + v1b
     s2, v2 = overhead_section(overhead)
     s3, _ = fd_section(fd, docs_dir)
     s4 = dream_section(results_dir)
@@ -323,11 +373,7 @@ def write_page(results_dir, docs_dir, runs=None):
              _common.markdown_table(["target", "status", "evidence"],
                                     [[t, _status(s), e] for t, s, e in verdicts]) if verdicts else
              "No results yet.", "",
-             "Not measured: the IMU example in the noisy suite (next paragraph).", "",
-             "The IMU example's real run time is not in the noisy suite yet: one measurement of it takes "
-             "from about 6 ms to over a second of real running, too slow for 11 contenders × 10 seeds × 4 "
-             "budgets inside `make bench`'s 20 minutes. gdtools against an exhaustive grid on it is "
-             "`benchmarks/imu_grid.py` (see `docs/tuning.md`).", ""]
+]
     if runs:
         lines += ["Benchmark scripts in the last `run_all.py` run: " +
                   ", ".join(f"{r['name']} {r['status']} ({r['wall_s']:.0f} s)" for r in runs) + ".", ""]

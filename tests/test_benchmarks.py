@@ -38,6 +38,12 @@ def noisy(out_dir):
 
 
 @pytest.fixture(scope="module")
+def imu(out_dir):
+    stdout = run("noisy_imu.py", "--quick", "--out", out_dir)
+    return stdout, json.load(open(os.path.join(out_dir, "noisy_imu.json")))
+
+
+@pytest.fixture(scope="module")
 def overhead(out_dir):
     stdout = run("compiled_overhead.py", "--quick", "--out", out_dir)
     return stdout, json.load(open(os.path.join(out_dir, "compiled_overhead.json")))
@@ -78,6 +84,38 @@ def test_noisy_blackbox_peer_runs(contender, package, tmp_path):
         assert x.shape == (30,) and evals <= budget
 
 
+def test_noisy_imu_quick(imu):
+    stdout, data = imu
+    assert "machine:" in stdout and "target 1" in stdout and "target 2" in stdout
+    assert os.path.exists(data["summary"]["figure"])
+    measured = {(t["rate"], t["batch"]) for t in data["truth"]}
+    rows = [r for r in data["rows"] if r.get("budget")]
+    assert rows and all(tuple(r["x"]) in measured for r in rows)  # every recommendation re-measured
+    assert min(t["seconds"] for t in data["truth"]) == data["summary"]["reference"]["seconds"]
+
+
+@pytest.mark.parametrize("contender,package", [
+    ("nevergrad NGOpt", "nevergrad"), ("Optuna TPE", "optuna"), ("pycma", "cma"),
+])
+def test_noisy_imu_peer_runs_within_budget(contender, package):
+    pytest.importorskip(package)
+    sys.path.insert(0, BENCH)
+    try:
+        import noisy_imu
+    finally:
+        sys.path.remove(BENCH)
+    program = noisy_imu.Program(0.2)
+    calls = []
+    original = program.objective
+    program.objective = lambda: (lambda params: calls.append(dict(params)) or original()(params))
+    out = noisy_imu.CONTENDERS[contender][0](program, [3, 6], 0)
+    assert sorted(out) == [3, 6]
+    for params in out.values():
+        program.space.check(params)
+    # Each run keeps to its budget (Optuna and cma run once, to the largest).
+    assert len(calls) <= 3 + 6
+
+
 def test_compiled_overhead_quick(overhead):
     stdout, data = overhead
     assert "machine:" in stdout
@@ -105,9 +143,10 @@ def test_fd_accuracy_numdifftools():
     assert fd_accuracy.rel_error(g) < 1e-8
 
 
-def test_run_all_writes_the_page(noisy, overhead, fd, out_dir):
+def test_run_all_writes_the_page(noisy, imu, overhead, fd, out_dir):
     run("run_all.py", "--docs-only", "--out", out_dir)
     page = open(os.path.join(out_dir, "benchmarks.md")).read()
     assert "## Targets" in page and "Noisy black-box suite" in page and "fori_loop" in page
+    assert "IMU example program's real run time" in page
     assert "Finite-difference accuracy" in page and "DeepDream" in page
     assert "met" in page or "MISSED" in page
