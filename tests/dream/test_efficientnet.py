@@ -100,3 +100,22 @@ def test_depthwise_kernel_gradient_of_the_shifted_form():
         grads = [jax.jit(jax.grad(lambda v, m=m: jnp.sum(jnp.sin(efficientnet.depthwise_conv(x, v, stride=stride, method=m)))))(w)
                  for m in ("conv", "shifts")]
         np.testing.assert_allclose(grads[1], grads[0], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("height,width", [(10, 10), (9, 12), (7, 5)])
+def test_stem_as_patches_agrees_with_the_convolution(height, width):
+    rng = np.random.default_rng(height * 31 + width)
+    x = jnp.asarray(rng.normal(size=(2, height, width, 3)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 3, 3, 8)), jnp.float32)
+
+    @jax.jit
+    def both(v):
+        outs = [efficientnet.stem_conv(v, w, method=m) for m in ("conv", "shifts")]
+        grads = [jax.grad(lambda u, m=m: jnp.sum(efficientnet.stem_conv(u, w, method=m) ** 2))(v)
+                 for m in ("conv", "shifts")]
+        return outs, grads
+
+    (conv, patches), (g_conv, g_patches) = both(x)
+    assert conv.shape == patches.shape == (2, -(-height // 2), -(-width // 2), 8)
+    np.testing.assert_allclose(patches, conv, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(g_patches, g_conv, rtol=1e-3, atol=1e-3)
