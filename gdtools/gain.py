@@ -61,17 +61,23 @@ def curvature_limited_first_step(*, f0: float, f0_samples: int, size: float, plu
                                  noise: float) -> float:
     """The first step (fraction of the scale), shrunk where the first probes show strong curvature.
 
-    The first probes of a symmetric estimator sit at ``x0 ± size * s * d`` with ``d`` of entries
-    about ±1, so ``f(+) + f(-) - 2 f(x0) ≈ size² κ`` measures the curvature ``κ = dᵀHd`` per unit
-    step of every coordinate (in units of the scale). A normalised first step moves every coordinate
-    by ``t``, which curvature alone raises the objective by about ``t² κ / 2``. The first step is
-    the ``t`` at which that rise is ``CURVATURE_RISE * |f(x0)|``, kept within
+    For noisy objectives whose noise is measured or given (``noise`` > 0: the standard deviation of
+    one evaluation); otherwise the default stands. The first estimate's probes sit at
+    ``x0 ± size * s * d`` with ``d`` of entries about ±1, so the mean over its pairs of
+    ``f(+) + f(-) - 2 f(x0)`` is about ``size² κ``, the curvature ``κ = dᵀHd`` per unit step of
+    every coordinate (in units of the scale). A normalised first step moves every coordinate by
+    ``t``, which curvature alone raises the objective by about ``t² κ / 2``. The first step is the
+    ``t`` at which that rise is ``CURVATURE_RISE * |f(x0)|``, kept within
     ``[MIN_FIRST_STEP_FRACTION, 1] * FIRST_STEP``; ``κ`` is first lowered by two standard deviations
-    of its noise (``noise``: the standard deviation of one evaluation; ``f0``: the mean of
-    ``f0_samples`` evaluations at x0). Where the curvature is not clearly positive (flat, concave
-    or lost in the noise) the default stands. ``grad`` and ``scale`` are accepted for rules that
-    also weigh the slope. (A slope-based rule, ``t = |g|₁ / κ``, was tried first: with probes as
-    wide as a noisy objective needs, the third-order terms of a stiff function swamp the slope.)
+    of its noise (``f0`` is the mean of ``f0_samples`` evaluations at x0). Where the curvature is
+    not clearly positive (flat, concave or lost in the noise) the default stands. ``grad`` and
+    ``scale`` are accepted for rules that also weigh the slope. (A slope-based rule,
+    ``t = |g|₁ / κ``, was tried first: with probes as wide as a noisy objective needs, the
+    third-order terms of a stiff function swamp the slope.)
+
+    Limitation: the allowed rise is measured against ``|f(x0)|``, so adding a constant to the
+    objective changes the step: an objective offset far above its minimum keeps the default, one
+    whose value at x0 is near zero (while its minimum is below) gets the smallest step.
 
     On the noisy 10-d Rosenbrock of ``benchmarks/noisy_blackbox.py`` the default step of 0.15
     climbs the valley's walls; this rule picks about 0.03 there, and leaves the first steps on the
@@ -81,10 +87,12 @@ def curvature_limited_first_step(*, f0: float, f0_samples: int, size: float, plu
     if not (size > 0 and math.isfinite(f0) and plus.size and np.all(np.isfinite(plus))
             and np.all(np.isfinite(minus))):
         return FIRST_STEP
-    m = plus.size
+    if not (math.isfinite(noise) and noise > 0):
+        return FIRST_STEP  # noise unknown (or none): the rule is for measured, noisy objectives
     kappa = float(np.mean(plus + minus - 2.0 * f0)) / size ** 2
-    noise = noise if math.isfinite(noise) else 0.0
-    kappa_sd = noise * math.sqrt(2.0 / m + 4.0 / max(f0_samples, 1)) / size ** 2
+    # All probes of one estimate share a key (common random numbers), so their noise may be one
+    # and the same draw: the sum f(+) + f(-) then carries twice one evaluation's noise, not sqrt(2).
+    kappa_sd = noise * math.sqrt(4.0 + 4.0 / max(f0_samples, 1)) / size ** 2
     kappa_low = kappa - 2.0 * kappa_sd
     if not kappa_low > 0:
         return FIRST_STEP

@@ -63,6 +63,9 @@ class AntitheticEstimator(GradientEstimator):
     def observe(self, value) -> None:
         self._last_value = float(value)
 
+    def evaluations(self, n: int) -> int:
+        return 2 * self._count
+
     def perturbation_size(self, iteration, noise) -> float:
         """``size_k`` as a fraction of the scale at this iteration."""
         size = self._size if self._size is not None else noise_aware_fraction(noise, self._last_value)
@@ -88,8 +91,9 @@ class AntitheticEstimator(GradientEstimator):
         plus, minus = x + h * d, x - h * d
         if bounds is not None:
             plus, minus = np.clip(plus, *bounds), np.clip(minus, *bounds)
-        symmetric = bool(np.allclose(plus - x, h * d) and np.allclose(x - minus, h * d)
-                         and np.allclose(h, size * s))
+        symmetric = bool(np.allclose(plus - x, h * d, rtol=1e-6, atol=0.0)
+                         and np.allclose(x - minus, h * d, rtol=1e-6, atol=0.0)
+                         and np.allclose(h, size * s, rtol=1e-9, atol=0.0))
         values = evaluate(np.vstack([plus, minus]))
         m = self._count
         grad = self.combine(values[:m] - values[m:], plus, minus, d, h)
