@@ -97,8 +97,14 @@ class HostLoop:
         ev = self.evaluator
         if not self.problem.stochastic or ev.known_noise is not None or ev.noise > 0:
             return
+        probes = NOISE_PROBES
+        if self.max_evals is not None:  # leave the first estimate and the final measurement their share
+            spare = self.max_evals - self.nfev() - self.estimator.evaluations(int(np.size(x))) - 1
+            probes = min(probes, spare)
+        if probes < 1:
+            return
         values = [f_start]
-        for j in range(NOISE_PROBES):
+        for j in range(probes):
             values.append(float(ev(np.asarray(x, dtype=float)[None], key=jax.random.fold_in(self.key, 2**31 + j))[0]))
         values = np.asarray(values)
         if np.all(np.isfinite(values)):
@@ -152,7 +158,10 @@ class HostLoop:
                 if k == self.max_iters:
                     reason = "max_iters"
                     break
-                if self.max_evals is not None and self.nfev(cost + 1) > self.max_evals:
+                # The next estimate costs what the last one did (before the first: what the
+                # estimator expects), and the final measurement of the result needs one more.
+                expected = cost or estimator.evaluations(int(np.size(x)))
+                if self.max_evals is not None and self.nfev(expected + 1) > self.max_evals:
                     reason = "max_evals"
                     break
                 if self.max_time is not None and elapsed() >= self.max_time:
@@ -214,9 +223,11 @@ class HostLoop:
                         step = self._make_step(optimizer)
                     if searching:
                         search_key = jax.random.fold_in(key, 2**20)
+                        left = None if self.max_evals is None else self.max_evals - self.nfev() - 1
                         new_x, _, state = optimizer.step(
                             x, value, grad, state, project=self._project,
-                            evaluate=lambda pts, _key=search_key: self.evaluator(pts, key=_key))
+                            evaluate=lambda pts, _key=search_key: self.evaluator(pts, key=_key),
+                            max_evaluations=left)
                     else:
                         try:
                             new_x, state = step(grad, state, jnp.asarray(x), jnp.asarray(value))

@@ -59,8 +59,10 @@ class LineSearchDescent:
     def init(self, x) -> LineSearchState:
         return LineSearchState(self.direction.init(jnp.asarray(x)), self.max_step)
 
-    def step(self, x, value, grad, state: LineSearchState, evaluate: Callable, project: Callable):
-        """One iteration: returns ``(new_x, new_value, new_state)``; ``new_x is x`` if no step helped."""
+    def step(self, x, value, grad, state: LineSearchState, evaluate: Callable, project: Callable,
+             max_evaluations: int | None = None):
+        """One iteration: returns ``(new_x, new_value, new_state)``; ``new_x is x`` if no step helped.
+        ``max_evaluations``: trial points the search may measure at most (the run's budget)."""
         d, direction_state = self._update(jnp.asarray(grad), state.direction_state, jnp.asarray(x))
         d = -np.asarray(d, dtype=float)
         g = np.asarray(grad, dtype=float)
@@ -68,8 +70,12 @@ class LineSearchDescent:
         if not slope < 0:  # not a descent direction: fall back to steepest descent
             d, slope = -g, -float(g @ g)
         t = state.step
+        left = np.inf if max_evaluations is None else int(max_evaluations)
         for _ in range(self.max_batches):
-            steps = t * self.shrink ** np.arange(self.trials_per_batch)
+            if left < 1:
+                break
+            steps = t * self.shrink ** np.arange(int(min(self.trials_per_batch, left)))
+            left -= len(steps)
             points = np.array([project(x + s * d) for s in steps])
             values = evaluate(points)
             for s, point, v in zip(steps, points, values):

@@ -237,7 +237,10 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
         if out["nit"] == 0 and not math.isfinite(out["f_start"]):
             raise InputError(f"the objective did not return a finite value at x0 "
                              f"({out['detail'] or 'nan or inf'}); nothing to optimise from there")
-        if reason != "failed":
+        spent = limits.get("max_evals") is not None and evaluator.nfev >= limits["max_evals"]
+        if spent and out["nit"] == 0:
+            fun_value = out["f_start"]  # a budget too small to move: x0, as measured at the start
+        elif reason != "failed" and not spent:
             try:
                 fun_value = float(evaluator(np.asarray(x, dtype=float)[None])[0])
             except Exception:  # a failure while re-measuring: keep what we have

@@ -222,3 +222,20 @@ def test_nan_in_a_long_run_without_recorded_trajectory_returns_last_finite_point
     # (recomputed by replaying the steps, as no trajectory was kept).
     np.testing.assert_allclose(np.asarray(res.x), 0.4, rtol=1e-6)
     assert res.fun == pytest.approx(n * 0.36, rel=1e-6)
+
+
+@pytest.mark.parametrize("gradient", ["spsa", "smoothing", "forward", "central"])
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_small_evaluation_budgets_are_kept_whole(gradient, stochastic):
+    # The first estimate's cost, the noise probes at x0 and the final measurement all fit the budget.
+    rng = np.random.default_rng(0)
+    for budget in (1, 2, 3, 4, 5, 7, 9, 20):
+        calls = []
+
+        def f(x):
+            calls.append(1)
+            return float(np.sum((np.asarray(x) - 1.0) ** 2)) * (1.0 + 0.01 * rng.standard_normal())
+
+        fun = (lambda x, key: f(x)) if stochastic else f
+        res = gd.minimize(fun, np.zeros(3), gradient=gradient, max_evals=budget, seed=0)
+        assert len(calls) <= budget and res.nfev <= budget and np.isfinite(res.fun), (budget, len(calls))

@@ -81,6 +81,11 @@ class GradientEstimator(abc.ABC):
           bounds: ``(lo, hi)`` flat arrays or ``None``; probes should stay inside them.
         """
 
+    def evaluations(self, n: int) -> int:
+        """Evaluations one estimate in ``n`` dimensions will cost, as far as known before making it
+        (the engine keeps ``max_evals`` with it before the first estimate has told). Default 1."""
+        return 1
+
     def observe(self, value) -> None:
         """Learn the objective's level from a value measured by the engine (e.g. at ``x0``).
 

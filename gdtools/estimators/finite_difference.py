@@ -74,6 +74,9 @@ class Forward(_FiniteDifference):
     name = "forward"
     order = 1
 
+    def evaluations(self, n: int) -> int:
+        return n + 1
+
     def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
                  min_step=None) -> Estimate:
         x = np.asarray(x, dtype=float)
@@ -97,6 +100,9 @@ class Central(_FiniteDifference):
 
     name = "central"
     order = 2
+
+    def evaluations(self, n: int) -> int:
+        return 2 * n
 
     def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
                  min_step=None) -> Estimate:
