@@ -72,14 +72,15 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         return new_x, state, new_f, new_g, 1 + jnp.asarray(steps, jnp.int32)
 
     def replay(x0, f0, g0, iterations):
-        """The iterate after ``iterations`` steps from x0, recomputed (the same steps again)."""
+        """``(x, f, g)`` after ``iterations`` steps from x0, recomputed (the same steps again)."""
         def body(carry):
             i, x, state, f, g = carry
             x, state, f, g, _ = step(x, state, f, g)
             return i + 1, x, state, f, g
 
         carry = (jnp.int32(0), x0, optimizer.init(x0), f0, g0)
-        return jax.lax.while_loop(lambda c: c[0] < iterations, body, carry)[1]
+        _, x, _, f, g = jax.lax.while_loop(lambda c: c[0] < iterations, body, carry)
+        return x, f, g
 
     def solve(x0):
         f0, g0 = value_and_grad(x0)
@@ -120,13 +121,14 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         # of x every iteration: 1.2x the whole loop's time at n = 100,000 on XLA:CPU.)
         bad = (status == NONFINITE) & (k > 0)
         if record_x:
-            x_prev = xs[jnp.maximum(k - 1, 0)]
+            x_prev, f_prev, g_prev = xs[jnp.maximum(k - 1, 0)], table[k - 1, 0], g
         else:
-            x_prev = replay(x0, f0, g0, jnp.where(bad, k - 1, 0))
+            # Under vmap (batch=True) the replay runs as long as the longest failed start's.
+            x_prev, f_prev, g_prev = replay(x0, f0, g0, jnp.where(bad, k - 1, 0))
         x = jnp.where(bad, x_prev, x)
         table = table.at[k].set(jnp.where(bad, jnp.nan, table[k]))
         status = jnp.where(status == RUNNING, MAX_ITERS, status)
-        return Trace(x=x, fun=jnp.where(bad, table[k - 1, 0], f), grad=g, nit=k, nfev=nfev, status=status,
-                     loss=table[:, 0], grad_norm=table[:, 1], evals=table[:, 2].astype(jnp.int32), xs=xs)
+        return Trace(x=x, fun=jnp.where(bad, f_prev, f), grad=jnp.where(bad, g_prev, g), nit=k, nfev=nfev,
+                     status=status, loss=table[:, 0], grad_norm=table[:, 1], evals=table[:, 2].astype(jnp.int32), xs=xs)
 
     return solve
