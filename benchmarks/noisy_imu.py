@@ -85,10 +85,11 @@ class Counted:
     """The timing objective, with the budget enforced and every setting it was asked about kept."""
 
     def __init__(self, objective, budget):
-        self.objective, self.budget, self.count = objective, budget, 0
+        self.objective, self.budget, self.count, self.exceeded = objective, budget, 0, False
 
     def __call__(self, params):
         if self.count >= self.budget:
+            self.exceeded = True  # gdtools would record the exception as a failed evaluation
             raise RuntimeError("budget exceeded")
         self.count += 1
         return self.objective(params)
@@ -110,6 +111,8 @@ def _gdtools(program, budgets, seed):
     for b in budgets:
         f = Counted(program.objective(), b)
         res = gd.minimize(f, space=program.space, gradient="spsa", seed=seed, max_evals=b)
+        if f.exceeded:
+            raise RuntimeError(f"gdtools asked for more than its budget of {b} evaluations")
         out[b] = dict(res.x)
     return out
 
@@ -230,6 +233,9 @@ def judge(table, budgets):
     B = max(budgets)
     peers = {k: v for k, v in table.items() if CONTENDERS[k][1] == "peer" and v["per_budget"]}
     mine = table[DEFAULT]
+    if not peers:
+        none = dict(status="not measured", text="no peer ran (install nevergrad, optuna, cma)")
+        return dict(speed=none, final=none)
     best_reach_name = min(peers, key=lambda k: peers[k]["evals_to_target"])
     best_reach, my_reach = peers[best_reach_name]["evals_to_target"], mine["evals_to_target"]
     if not np.isfinite(my_reach) and not np.isfinite(best_reach):
@@ -259,7 +265,7 @@ def print_summary(summary, start_seconds):
           f"{TARGET_EXCESS})")
     header = ["contender"] + [f"excess @ {b}" for b in budgets] + ["IQR @ B", "time @ B s",
                                                                      "evals to target", "reached",
-                                                                     "wall s/run"]
+                                                                     "wall s/seed"]
     rows = []
     for name, t in summary["contenders"].items():
         pb = t["per_budget"]

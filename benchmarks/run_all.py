@@ -186,9 +186,11 @@ def imu_section(data, docs_dir):
               f"{data['rounds']} runs each (median), and the excess is a setting's time over the fastest "
               f"of them ({ref['params']}, {_common.fmt(ref['seconds'], 4)} s; the start takes "
               f"{_common.fmt(data['start']['seconds'], 4)} s) minus 1. The target is an excess ≤ 0.10; "
-              "target 2 compares times at the full budget.", ""]
+              "target 2 compares times at the full budget. \"s per seed\" is the wall time of one seed's "
+              "runs at all budgets: gdtools and NGOpt run once per budget, Optuna and pycma once, read at "
+              "each budget (pycma asks in whole generations, so it may stop a few evaluations short).", ""]
     header = ["contender"] + [f"excess @ {b}" for b in budgets] + ["IQR @ B", "time @ B s", "evals to target",
-                                                                     "seeds reaching", "s per run"]
+                                                                     "seeds reaching", "s per seed"]
     rows = []
     for name, t in s["contenders"].items():
         pb = {int(k): v for k, v in t["per_budget"].items()}
@@ -244,17 +246,19 @@ def overhead_section(data):
     small = [r for r in data["overhead"] if r.get("hand_record_s") and r["n"] <= 100]
     if small:
         r = small[0]
-        lines += [f"Why n = {r['n']} costs most: recording alone makes the hand-written loop "
+        lines += [f"Why n = {r['n']} costs so much: recording alone makes the hand-written loop "
                   f"{r['hand_record_s'] / r['hand_s']:.1f}× slower ({_common.fmt(r['hand_record_s'])} s "
                   f"against {_common.fmt(r['hand_s'])} s), and gdtools' program takes "
                   f"{r['ratio_record']:.2f}× the recording hand loop. XLA:CPU compiles a `while` loop whose "
                   "buffers are small into one function (its small-while-loop pass, a threshold in bytes) "
                   "and runs any larger loop kernel by kernel, each kernel paying a dispatch; a history "
                   "buffer of one row per iteration takes any loop over that line. Where the loop is not "
-                  "small either way (n = 1000 and up), the engine's extra work is the loss and the largest "
-                  "gradient component it reduces and writes each iteration. The previous point is no "
-                  "longer carried through the loop for a run that meets nan or inf: such a run replays its "
-                  "steps instead, which took the n = 100,000 ratio from 1.61 to the figure above.", ""]
+                  "small either way (n = 1000 and up), what the engine adds to the bare loop is the loss "
+                  "and the largest gradient component, reduced and written every iteration, and its "
+                  "stopping tests; the \"gdtools / that\" column compares it with a hand loop that "
+                  "records its losses too. The previous point is no longer carried through the loop for "
+                  "a run that meets nan or inf (such a run replays its steps instead); at n = 100,000 the "
+                  "run before that change printed a ratio of 1.61.", ""]
     lines += ["### Time to tolerance against scipy L-BFGS-B fed jitted JAX gradients", "",
               "Rosenbrock from x0 = 0, both to a largest gradient component ≤ 1e-5; gdtools' default "
               "(L-BFGS, one compiled program) timed as a whole call, compile included; scipy's "

@@ -92,6 +92,7 @@ def test_noisy_imu_quick(imu):
     rows = [r for r in data["rows"] if r.get("budget")]
     assert rows and all(tuple(r["x"]) in measured for r in rows)  # every recommendation re-measured
     assert min(t["seconds"] for t in data["truth"]) == data["summary"]["reference"]["seconds"]
+    assert not [r for r in data["rows"] if r.get("error")]  # gdtools kept to its budget, nobody crashed
 
 
 @pytest.mark.parametrize("contender,package", [
@@ -112,8 +113,8 @@ def test_noisy_imu_peer_runs_within_budget(contender, package):
     assert sorted(out) == [3, 6]
     for params in out.values():
         program.space.check(params)
-    # Each run keeps to its budget (Optuna and cma run once, to the largest).
-    assert len(calls) <= 3 + 6
+    # Each run keeps to its budget: NGOpt runs once per budget, Optuna and cma once, to the largest.
+    assert len(calls) <= (3 + 6 if contender == "nevergrad NGOpt" else 6)
 
 
 def test_compiled_overhead_quick(overhead):
