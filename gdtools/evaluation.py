@@ -21,6 +21,13 @@ import numpy as np
 
 from gdtools.errors import EvaluationFailed, InputError
 
+#: ``jax.random.fold_in`` as one compiled call (eagerly it dispatches several operations).
+_fold_in_compiled = jax.jit(jax.random.fold_in)
+
+
+def _fold_in(key, data: int):
+    return _fold_in_compiled(key, np.uint32(data))  # fold_in's data is a uint32
+
 
 @dataclasses.dataclass(frozen=True)
 class Measurement:
@@ -177,7 +184,7 @@ class Evaluator:
         first = self.nfev
         if self.stochastic and key is None:
             base = self._key if self._key is not None else jax.random.PRNGKey(0)
-            key = jax.random.fold_in(base, first)
+            key = _fold_in(base, first)
         self.nfev += len(points)
         results: dict[int, Measurement] = {}
         pending = {}

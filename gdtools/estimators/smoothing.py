@@ -12,10 +12,18 @@ SPSA's ``c`` and decays like ``c_k``.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 
 from gdtools.estimators.antithetic import GAMMA, AntitheticEstimator
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _normal(key, shape):
+    """Standard normal draws as one compiled call (the same draws as ``jax.random.normal``)."""
+    return jax.random.normal(key, shape)
 
 
 class Smoothing(AntitheticEstimator):
@@ -37,7 +45,7 @@ class Smoothing(AntitheticEstimator):
         self.n_samples = n_samples
 
     def directions(self, key, n):
-        return np.asarray(jax.random.normal(key, (self.n_samples, n)), dtype=float)
+        return np.asarray(_normal(key, (self.n_samples, n)), dtype=float)
 
     def combine(self, diff, plus, minus, directions, h):
         # E[f(x + h*u) u] / h is the gradient of the objective smoothed with N(0, diag(h^2)).

@@ -15,12 +15,20 @@ optimizer (``gdtools.gain.calibrated_gain``), applied to Adam-normalised estimat
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 
 from gdtools.estimators.antithetic import GAMMA, AntitheticEstimator, noise_aware_fraction
 
 __all__ = ["GAMMA", "SPSA", "noise_aware_fraction"]
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _rademacher(key, shape):
+    """Rademacher signs as one compiled call (the same draws as ``jax.random.rademacher``)."""
+    return jax.random.rademacher(key, shape, dtype=np.float32)
 
 
 class SPSA(AntitheticEstimator):
@@ -46,8 +54,7 @@ class SPSA(AntitheticEstimator):
 
     def directions(self, key, n):
         """``n_perturbations`` Rademacher vectors, shape (m, n)."""
-        return np.asarray(jax.random.rademacher(key, (self.n_perturbations, n), dtype=np.float32),
-                          dtype=float)
+        return np.asarray(_rademacher(key, (self.n_perturbations, n)), dtype=float)
 
     def combine(self, diff, plus, minus, directions, h):
         width = plus - minus
