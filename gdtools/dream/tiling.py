@@ -23,6 +23,24 @@ from gdtools.dream import efficientnet
 from gdtools.estimators.base import Estimate, GradientEstimator
 
 
+#: XLA:CPU vectorises for 256-bit registers unless told otherwise; on a CPU with AVX-512 the
+#: network's fused loops run faster with 512 (one dream step at 512^2: about 5% in interleaved runs).
+#: A CPU without AVX-512 ignores the hint.
+CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_options(backend: str):
+    """Options for jitting the network on ``backend``: the CPU ones where this jaxlib knows them."""
+    if backend != "cpu":
+        return None
+    try:
+        jax.jit(lambda v: v + 1, compiler_options=CPU_COMPILER_OPTIONS).lower(jnp.zeros(1)).compile()
+    except Exception:  # an XLA without the option: compile as usual
+        return None
+    return CPU_COMPILER_OPTIONS
+
+
 class TileObjective:
     """``objective`` on one preprocessed ``tile x tile`` RGB piece, as one jitted ``value_and_grad``.
 
@@ -45,10 +63,20 @@ class TileObjective:
             return objective(acts)
 
         self._value_and_grad = jax.jit(jax.value_and_grad(value, argnums=1))
+        self._options = _compiler_options(jax.default_backend())
+        self._executables = {}
 
     def __call__(self, piece):
         """``(value, grad)`` of the objective on one ``(tile, tile, 3)`` piece."""
-        return self._value_and_grad(self.params, piece)
+        if self._options is None or isinstance(piece, jax.core.Tracer):
+            return self._value_and_grad(self.params, piece)  # inside another trace: plain jit
+        # Called directly: compiled ahead of time with the backend's options (the lowering reuses
+        # the jit's trace, so the network is still traced once).
+        key = (piece.shape, str(piece.dtype))
+        if key not in self._executables:
+            self._executables[key] = self._value_and_grad.lower(self.params, piece).compile(
+                compiler_options=self._options)
+        return self._executables[key](self.params, piece)
 
 
 def tile_starts(size: int, tile: int) -> list[int]:
