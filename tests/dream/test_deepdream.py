@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -151,3 +152,21 @@ def test_compilation_cache_is_set_by_the_dream_not_by_import(tmp_path):
     env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "mine")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split()[1:] == [str(tmp_path / "mine")] * 2  # a cache the user chose is kept
+
+
+def test_the_cpu_compiled_network_agrees_with_the_plain_jit_and_inside_a_trace(dreamer):
+    # Called directly, the tile objective runs an ahead-of-time executable compiled with the CPU
+    # options (512-bit vectors); inside another trace it falls back to the plain jit. Both agree.
+    objective = dreamer.tile_objective
+    if jax.default_backend() == "cpu":
+        assert tiling._compiler_options("cpu") == tiling.CPU_COMPILER_OPTIONS
+    image = jnp.asarray(np.random.default_rng(1).uniform(0, 255, (64, 64, 3)), jnp.float32)
+    value, grad = objective(image)
+    if jax.default_backend() == "cpu":
+        assert (image.shape, str(image.dtype)) in objective._executables  # the direct call went AOT
+    plain_value, plain_grad = objective._value_and_grad(objective.params, image)
+    traced_value, traced_grad = jax.jit(objective)(image)
+    for v, g in ((plain_value, plain_grad), (traced_value, traced_grad)):
+        assert float(v) == pytest.approx(float(value), rel=1e-5)
+        np.testing.assert_allclose(g, grad, rtol=1e-3, atol=1e-4 * float(jnp.max(jnp.abs(grad))))
+    assert tiling._compiler_options("gpu") is None
