@@ -125,3 +125,18 @@ def load_json(name: str):
         return None
     with open(path) as fh:
         return json.load(fh)
+
+
+def available(names, packages: dict) -> list:
+    """The contenders among ``names`` whose peer package (``packages[name]``, None for gdtools'
+    own) is installed; the others are announced and left out."""
+    import importlib.util
+
+    keep = []
+    for name in names:
+        package = packages[name]
+        if package is None or importlib.util.find_spec(package) is not None:
+            keep.append(name)
+        else:
+            print(f"skipping {name}: {package} is not installed")
+    return keep

@@ -325,16 +325,7 @@ def plot(summary, path):
 
 
 def available(names):
-    import importlib.util
-
-    keep = []
-    for name in names:
-        package = CONTENDERS[name][2]
-        if package is None or importlib.util.find_spec(package) is not None:
-            keep.append(name)
-        else:
-            print(f"skipping {name}: {package} is not installed")
-    return keep
+    return _common.available(names, {name: c[2] for name, c in CONTENDERS.items()})
 
 
 def main(argv=None):
