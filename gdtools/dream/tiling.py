@@ -24,9 +24,11 @@ from gdtools.estimators.base import Estimate, GradientEstimator
 
 
 #: XLA:CPU vectorises for 256-bit registers unless told otherwise; on a CPU with AVX-512 the
-#: network's fused loops run faster with 512 (one dream step at 512^2: about 5% in interleaved runs).
-#: A CPU without AVX-512 ignores the hint.
-CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
+#: network's fused loops run faster with 512 (one dream step at 512^2: about 5% in interleaved runs;
+#: a CPU without AVX-512 ignores the hint). Fast min/max drops the NaN checks of every ReLU6 clip
+#: (about 9% more): the network's input is a validated, finite image, and the engine still checks
+#: every gradient for nan and inf.
+CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512, "xla_cpu_enable_fast_min_max": True}
 
 
 @functools.lru_cache(maxsize=None)
