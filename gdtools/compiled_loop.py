@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gdtools.transforms import needs_value_fn
+from gdtools.transforms import descend, needs_value_fn
 
 RUNNING, CONVERGED, MAX_ITERS, NONFINITE, NO_PROGRESS = range(5)
 CODES = {CONVERGED: "converged", MAX_ITERS: "max_iters", NONFINITE: "nonfinite",
@@ -51,19 +51,13 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
     """Build ``solve(x0) -> Trace`` for flat ``x0`` of length ``n``; jit or vmap it as needed."""
     value_and_grad = jax.value_and_grad(fun)
     extra = needs_value_fn(optimizer)
-    bounded = lower is not None
-    from_state = (extra and not bounded
+    from_state = (extra and lower is None
                   and _keeps_value_and_grad(optimizer, jax.ShapeDtypeStruct((n,), jnp.float32)))
 
     def step(x, state, f, g):
         """One iteration: the optax update, the bounds, and value and gradient at the new point."""
-        if extra:
-            updates, state = optimizer.update(g, state, x, value=f, grad=g, value_fn=fun)
-        else:
-            updates, state = optimizer.update(g, state, x)
-        new_x = optax.apply_updates(x, updates)
-        if bounded:
-            new_x = jnp.clip(new_x, lower, upper)
+        new_x, state = descend(optimizer, g, state, x, value=f, value_fn=fun if extra else None,
+                               lower=lower, upper=upper)
         if from_state:
             new_f, new_g = optax.value_and_grad_from_state(fun)(new_x, state=state)
         else:

@@ -21,12 +21,14 @@ import numpy as np
 
 from gdtools.errors import EvaluationFailed, InputError
 
-#: ``jax.random.fold_in`` as one compiled call (eagerly it dispatches several operations).
+#: ``jax.random.fold_in`` as one compiled call: eagerly it dispatches several operations, a few
+#: milliseconds an iteration of the host loop on a busy 2-core machine. Same keys, bit for bit.
 _fold_in_compiled = jax.jit(jax.random.fold_in)
 
 
-def _fold_in(key, data: int):
-    return _fold_in_compiled(key, np.uint32(data))  # fold_in's data is a uint32
+def fold_in(key, data: int):
+    """``jax.random.fold_in(key, data)`` in one compiled call (``data`` is taken as a uint32)."""
+    return _fold_in_compiled(key, np.uint32(data))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +186,7 @@ class Evaluator:
         first = self.nfev
         if self.stochastic and key is None:
             base = self._key if self._key is not None else jax.random.PRNGKey(0)
-            key = _fold_in(base, first)
+            key = fold_in(base, first)
         self.nfev += len(points)
         results: dict[int, Measurement] = {}
         pending = {}

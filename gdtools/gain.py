@@ -28,7 +28,7 @@ CURVATURE_RISE = 0.1
 MAX_STEP = 2.0
 
 
-def calibrated_gain(grads, scale, *, iterations: int, noisy: bool = True,
+def calibrated_gain(scale, *, iterations: int, noisy: bool = True,
                     first_step: float = FIRST_STEP) -> optax.GradientTransformation:
     """Spall's decaying gain on Adam-normalised gradient estimates, in units of each coordinate's scale.
 
@@ -41,10 +41,8 @@ def calibrated_gain(grads, scale, *, iterations: int, noisy: bool = True,
     (the usual SPSA divergence) is gone. With a noisy objective ``v`` is Adam's moving average;
     without noise it is AMSGrad's running maximum, so that steps keep shrinking with the gradient
     instead of growing back as it vanishes. Steps are clipped to ``MAX_STEP * first_step * s`` per
-    coordinate. ``grads`` (the first estimates) are kept in the signature for calibrations that use
-    them.
+    coordinate.
     """
-    del grads
     s = np.asarray(scale, dtype=float)
     A = max(1.0, 0.1 * iterations)
     a = first_step * (A + 1.0) ** ALPHA
@@ -57,7 +55,7 @@ def calibrated_gain(grads, scale, *, iterations: int, noisy: bool = True,
                        clip)
 
 
-def curvature_limited_first_step(*, f0: float, f0_samples: int, size: float, plus, minus, grad, scale,
+def curvature_limited_first_step(*, f0: float, f0_samples: int, size: float, plus, minus,
                                  noise: float) -> float:
     """The first step (fraction of the scale), shrunk where the first probes show strong curvature.
 
@@ -70,8 +68,7 @@ def curvature_limited_first_step(*, f0: float, f0_samples: int, size: float, plu
     ``t`` at which that rise is ``CURVATURE_RISE * |f(x0)|``, kept within
     ``[MIN_FIRST_STEP_FRACTION, 1] * FIRST_STEP``; ``κ`` is first lowered by two standard deviations
     of its noise (``f0`` is the mean of ``f0_samples`` evaluations at x0). Where the curvature is
-    not clearly positive (flat, concave or lost in the noise) the default stands. ``grad`` and
-    ``scale`` are accepted for rules that also weigh the slope. (A slope-based rule,
+    not clearly positive (flat, concave or lost in the noise) the default stands. (A slope-based rule,
     ``t = |g|₁ / κ``, was tried first: with probes as wide as a noisy objective needs, the
     third-order terms of a stiff function swamp the slope.)
 

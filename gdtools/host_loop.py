@@ -15,25 +15,16 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from gdtools.errors import EvaluationFailed, InputError
+from gdtools.evaluation import fold_in
 from gdtools.line_search import LineSearchDescent
 from gdtools.result import State
 from gdtools.gain import FIRST_STEP, calibrated_gain, curvature_limited_first_step
-from gdtools.transforms import needs_value_fn
+from gdtools.transforms import descend, needs_value_fn
 
 #: Extra evaluations at x0 that measure the noise of a stochastic objective whose noise is unknown.
 NOISE_PROBES = 3
-
-
-#: ``jax.random.fold_in`` as one compiled call: eagerly it dispatches several operations, a few
-#: milliseconds an iteration of the host loop on a busy 2-core machine. Same keys, bit for bit.
-_fold_in_compiled = jax.jit(jax.random.fold_in)
-
-
-def _fold_in(key, data: int):
-    return _fold_in_compiled(key, np.uint32(data))  # fold_in's data is a uint32
 
 
 @jax.jit
@@ -78,14 +69,7 @@ class HostLoop:
         value_fn = self.fun_flat if extra else None
 
         def step(grad, state, x, value):
-            if extra:
-                updates, state = optimizer.update(grad, state, x, value=value, grad=grad, value_fn=value_fn)
-            else:
-                updates, state = optimizer.update(grad, state, x)
-            x = optax.apply_updates(x, updates)
-            if lower is not None:
-                x = jnp.clip(x, lower, upper)
-            return x, state
+            return descend(optimizer, grad, state, x, value=value, value_fn=value_fn, lower=lower, upper=upper)
 
         return jax.jit(step)
 
@@ -114,13 +98,13 @@ class HostLoop:
             return
         values = [f_start]
         for j in range(probes):
-            values.append(float(ev(np.asarray(x, dtype=float)[None], key=_fold_in(self.key, 2**31 + j))[0]))
+            values.append(float(ev(np.asarray(x, dtype=float)[None], key=fold_in(self.key, 2**31 + j))[0]))
         values = np.asarray(values)
         if np.all(np.isfinite(values)):
             ev.observe_noise(float(np.std(values, ddof=1)))
             self._f0_samples = values
 
-    def _first_step(self, grad, noise) -> float:
+    def _first_step(self, noise) -> float:
         """The default gain's first step, shrunk where the first probes show strong curvature."""
         probes = getattr(self.estimator, "last_probes", None)
         samples = np.asarray(self._f0_samples, dtype=float)
@@ -128,7 +112,7 @@ class HostLoop:
             return FIRST_STEP
         return curvature_limited_first_step(f0=float(np.mean(samples)), f0_samples=samples.size,
                                             size=probes["size"], plus=probes["plus"], minus=probes["minus"],
-                                            grad=grad, scale=self.problem.scale, noise=noise)
+                                            noise=noise)
 
     # -- the loop ----------------------------------------------------------------------------------
     def nfev(self, extra=0):
@@ -178,7 +162,7 @@ class HostLoop:
                     break
                 if self.evaluator is not None:
                     self.evaluator.iteration = k
-                key = _fold_in(self.key, k)
+                key = fold_in(self.key, k)
                 extra = {}
                 if problem.space is not None:
                     extra["min_step"] = problem.min_step(x)
@@ -221,8 +205,8 @@ class HostLoop:
                         if self.max_evals is not None:
                             budget = min(budget, max(1, (self.max_evals - self.nfev()) // max(cost, 1)))
                         noisy = problem.stochastic or noise > 0
-                        optimizer = calibrated_gain([grad], problem.scale, iterations=budget,
-                                                    noisy=noisy, first_step=self._first_step(grad, noise))
+                        optimizer = calibrated_gain(problem.scale, iterations=budget, noisy=noisy,
+                                                    first_step=self._first_step(noise))
                         # Optional Polyak-Ruppert averaging (Polyak & Juditsky 1992): recommend the
                         # mean of the last `average` fraction of the iterates, not the last one.
                         fraction = float(getattr(estimator, "average", 0.0) or 0.0)
@@ -231,7 +215,7 @@ class HostLoop:
                         state = optimizer.init(jnp.asarray(x))
                         step = self._make_step(optimizer)
                     if searching:
-                        search_key = _fold_in(key, 2**20)
+                        search_key = fold_in(key, 2**20)
                         left = None if self.max_evals is None else self.max_evals - self.nfev() - 1
                         new_x, _, state = optimizer.step(
                             x, value, grad, state, project=self._project,

@@ -7,6 +7,7 @@ Every optimizer is an ``optax.GradientTransformation``; these are the few pieces
 * :func:`spall_gain`: SPSA's gain sequence ``a_k = a / (k + 1 + A)**alpha`` as an optax schedule.
 * :func:`scale_by_array`: a fixed per-coordinate preconditioner (``u = s * g``).
 * :func:`resolve_optimizer`: the string shorthands accepted by ``minimize(optimizer=...)``.
+* :func:`descend`: one optax step, projected onto the bounds (both engines' update).
 """
 
 from __future__ import annotations
@@ -100,3 +101,19 @@ def resolve_optimizer(optimizer):
 def needs_value_fn(optimizer) -> bool:
     """Whether the transformation's update wants ``value``/``value_fn`` (a line search)."""
     return isinstance(optimizer, optax.GradientTransformationExtraArgs)
+
+
+def descend(optimizer, grad, state, x, *, value=None, value_fn=None, lower=None, upper=None):
+    """One step ``x -> x + update``, clipped to ``[lower, upper]`` when bounded; ``(new_x, state)``.
+
+    With ``value_fn`` (an objective the optimizer may evaluate, for optax's line searches) the
+    update also gets ``value`` and ``grad`` at ``x``; without it, the plain ``update``.
+    """
+    if value_fn is not None:
+        updates, state = optimizer.update(grad, state, x, value=value, grad=grad, value_fn=value_fn)
+    else:
+        updates, state = optimizer.update(grad, state, x)
+    x = optax.apply_updates(x, updates)
+    if lower is not None:
+        x = jnp.clip(x, lower, upper)
+    return x, state

@@ -11,7 +11,7 @@ from gdtools.gain import FIRST_STEP, MIN_FIRST_STEP_FRACTION, curvature_limited_
 
 def _probes(f, x0, size, d):
     return dict(f0=f(x0), f0_samples=1, size=size, plus=[f(x0 + size * d)], minus=[f(x0 - size * d)],
-                grad=np.zeros_like(x0), scale=np.ones_like(x0), noise=1e-6)
+                noise=1e-6)
 
 
 def test_a_stiff_quadratic_shrinks_the_first_step_to_the_allowed_rise():
