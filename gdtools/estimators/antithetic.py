@@ -89,11 +89,12 @@ class AntitheticEstimator(GradientEstimator):
             h = np.maximum(h, min_step)
         d = self.directions(key, len(x))
         plus, minus = x + h * d, x - h * d
+        # Even probes: no integer step widened h and no bound moved a probe.
+        symmetric = min_step is None or bool(np.all(h == size * s))
         if bounds is not None:
-            plus, minus = np.clip(plus, *bounds), np.clip(minus, *bounds)
-        symmetric = bool(np.allclose(plus - x, h * d, rtol=1e-6, atol=0.0)
-                         and np.allclose(x - minus, h * d, rtol=1e-6, atol=0.0)
-                         and np.allclose(h, size * s, rtol=1e-9, atol=0.0))
+            clipped_plus, clipped_minus = np.clip(plus, *bounds), np.clip(minus, *bounds)
+            symmetric = symmetric and np.array_equal(clipped_plus, plus) and np.array_equal(clipped_minus, minus)
+            plus, minus = clipped_plus, clipped_minus
         values = evaluate(np.vstack([plus, minus]))
         m = self._count
         grad = self.combine(values[:m] - values[m:], plus, minus, d, h)
