@@ -111,12 +111,31 @@ def fmt(value, digits=3) -> str:
     return f"{v:.{digits}g}"
 
 
-def save_json(name: str, data: dict) -> str:
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, name)
+def save_json(name: str, data: dict, directory: str = RESULTS) -> str:
+    """Write ``data`` to ``directory/name`` (NumPy scalars as floats); returns the path."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name)
     with open(path, "w") as fh:
         json.dump(data, fh, indent=1, default=float)
     return path
+
+
+def speed_verdict(peers: dict, my_reach: float) -> dict:
+    """The noisy suite's target 1: gdtools reaches the target in at most half the evaluations of the
+    best peer. ``peers`` maps a peer's name to its summary (``evals_to_target``: median evaluations
+    to the target, inf when not reached); ``my_reach`` is gdtools' default's."""
+    import math
+
+    best_name = min(peers, key=lambda k: peers[k]["evals_to_target"])
+    best = peers[best_name]["evals_to_target"]
+    if not math.isfinite(my_reach) and not math.isfinite(best):
+        return dict(status="not met", text="no contender, gdtools included, reached the target "
+                                           "(median over seeds) within the budget")
+    if not math.isfinite(my_reach):
+        return dict(status="MISSED", text=f"gdtools did not reach the target; {best_name} did in {best:.0f}")
+    return dict(status="met" if my_reach <= 0.5 * best else "MISSED",
+                text=f"gdtools {my_reach:.0f} vs best peer {best_name} "
+                     f"{'∞' if not math.isfinite(best) else f'{best:.0f}'}")
 
 
 def load_json(name: str):

@@ -164,7 +164,7 @@ def main() -> None:
     print(f"one dream step, {args.size}x{args.size} -> {args.layer}, median of {len(ours)} steps "
           f"({args.rounds} interleaved rounds)")
     report["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
-    print(f"                               wall/step   CPU time/step (all threads)")
+    print("                               wall/step   CPU time/step (all threads)")
     print(f"  gdtools (JAX, gd.minimize)  {ours_ms:9.1f} ms  {ours_cpu_ms:9.1f} ms"
           f"   (first call incl. compilation {compile_s:.1f} s)")
     best_torch_ms = None

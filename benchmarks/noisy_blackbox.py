@@ -359,20 +359,7 @@ def judge(table, budgets):
     B = max(budgets)
     peers = {k: v for k, v in table.items() if CONTENDERS[k][1] == "peer"}
     mine = table[DEFAULT]
-    best_reach_name = min(peers, key=lambda k: peers[k]["evals_to_target"])
-    best_reach = peers[best_reach_name]["evals_to_target"]
-    my_reach = mine["evals_to_target"]
-    if not np.isfinite(my_reach) and not np.isfinite(best_reach):
-        speed = dict(status="not met", text="no contender, gdtools included, reached the target "
-                                             "(median over seeds) within the budget")
-    elif not np.isfinite(my_reach):
-        speed = dict(status="MISSED", text=f"gdtools did not reach the target; {best_reach_name} did "
-                                            f"in {best_reach:.0f}")
-    else:
-        ok = my_reach <= 0.5 * best_reach
-        speed = dict(status="met" if ok else "MISSED",
-                     text=f"gdtools {my_reach:.0f} vs best peer {best_reach_name} "
-                          f"{'∞' if not np.isfinite(best_reach) else f'{best_reach:.0f}'}")
+    speed = _common.speed_verdict(peers, mine["evals_to_target"])
     finals = {k: v["per_budget"][B]["median"] for k, v in peers.items() if B in v["per_budget"]}
     best_final_name = min(finals, key=finals.get)
     best_final = finals[best_final_name]
@@ -381,6 +368,7 @@ def judge(table, budgets):
     final = dict(status="met" if ok else "MISSED",
                  text=f"gdtools {my_final:.3g} vs best peer {best_final_name} {best_final:.3g} "
                       f"(ratio {my_final / best_final if best_final > 0 else np.inf:.3g})")
+    best_reach_name = min(peers, key=lambda k: peers[k]["evals_to_target"])
     return dict(speed=speed, final=final, best_peer_reach=best_reach_name, best_peer_final=best_final_name)
 
 
@@ -488,10 +476,7 @@ def replot(path, out=None):
         print_summary(summary)
         summaries.append(summary)
     data["summaries"] = summaries
-    target = os.path.join(results_dir, "noisy_blackbox.json")
-    with open(target, "w") as fh:
-        json.dump(data, fh, indent=1, default=float)
-    print(f"wrote {target}")
+    print(f"wrote {_common.save_json('noisy_blackbox.json', data, results_dir)}")
     return data
 
 
@@ -558,10 +543,7 @@ def main(argv=None):
     data = dict(machine=info, quick=args.quick, budget=B, seeds=n_seeds, budgets=budgets,
                 optuna_budget=optuna_budget, target_fraction=TARGET_FRACTION, wall_s=total,
                 summaries=summaries, rows=rows)
-    path = os.path.join(results_dir, "noisy_blackbox.json")
-    with open(path, "w") as fh:
-        json.dump(data, fh, indent=1, default=float)
-    print(f"wrote {path}")
+    print(f"wrote {_common.save_json('noisy_blackbox.json', data, results_dir)}")
     return data
 
 

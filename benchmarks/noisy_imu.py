@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import sys
 import tempfile
@@ -236,18 +235,7 @@ def judge(table, budgets):
     if not peers:
         none = dict(status="not measured", text="no peer ran (install nevergrad, optuna, cma)")
         return dict(speed=none, final=none)
-    best_reach_name = min(peers, key=lambda k: peers[k]["evals_to_target"])
-    best_reach, my_reach = peers[best_reach_name]["evals_to_target"], mine["evals_to_target"]
-    if not np.isfinite(my_reach) and not np.isfinite(best_reach):
-        speed = dict(status="not met", text="no contender, gdtools included, reached the target "
-                                             "(median over seeds) within the budget")
-    elif not np.isfinite(my_reach):
-        speed = dict(status="MISSED", text=f"gdtools did not reach the target; {best_reach_name} did in "
-                                            f"{best_reach:.0f}")
-    else:
-        speed = dict(status="met" if my_reach <= 0.5 * best_reach else "MISSED",
-                     text=f"gdtools {my_reach:.0f} vs best peer {best_reach_name} "
-                          f"{'∞' if not np.isfinite(best_reach) else f'{best_reach:.0f}'}")
+    speed = _common.speed_verdict(peers, mine["evals_to_target"])
     finals = {k: v["per_budget"][B]["seconds"] for k, v in peers.items() if B in v["per_budget"]}
     best_final_name = min(finals, key=finals.get)
     my_final = mine["per_budget"][B]["seconds"] if B in mine["per_budget"] else np.inf
@@ -384,10 +372,7 @@ def main(argv=None):
                 start=dict(params=dict(start), seconds=truth[_key(start)]),
                 truth=[dict(rate=k[0], batch=k[1], seconds=v) for k, v in sorted(truth.items())],
                 summary=summary, rows=rows)
-    path = os.path.join(results_dir, "noisy_imu.json")
-    with open(path, "w") as fh:
-        json.dump(data, fh, indent=1, default=float)
-    print(f"wrote {path}")
+    print(f"wrote {_common.save_json('noisy_imu.json', data, results_dir)}")
     return data
 
 
