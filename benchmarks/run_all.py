@@ -325,27 +325,71 @@ def dream_verdicts(results_dir):
         ratio = float(cpu["ratio_gdtools_over_fastest_torch"])
         verdicts.append((f"DeepDream CPU step at {cpu.get('size', 512)}² ≤ 1.0× PyTorch CPU eager (its faster "
                          "thread setting)", "met" if ratio <= 1.0 else "MISSED", f"ratio {ratio:.3f}"))
-    gpu = sorted(glob.glob(os.path.join(results_dir, "gpu*.json")))
-    if not gpu:
-        for target in ("DeepDream GPU (H100) step at 1024² to block11 ≤ 1.2 ms",
-                       "DeepDream GPU step ≤ 0.15× PyTorch eager in the same run",
-                       "whole `gdtools dream` at 1024², 4 octaves × 10 steps, warm cache ≤ 3 s on the GPU"):
-            verdicts.append((target, "not measured", "no GPU machine in the sessions so far; "
-                             "`benchmarks/gpu.sh` is the script to run"))
+    gpu = _load(results_dir, "gpu_dream.json")
+    targets = ("DeepDream GPU (H100) step at 1024² to block11 ≤ 1.2 ms",
+               "DeepDream GPU step ≤ 0.15× PyTorch eager in the same run",
+               "whole `gdtools dream` at 1024², 4 octaves × 10 steps, warm cache ≤ 3 s on the GPU")
+    if not isinstance(gpu, dict):
+        for target in targets:
+            verdicts.append((target, "not measured", "no GPU results file; `benchmarks/gpu.sh` is the script to run"))
+        return verdicts
+    device = gpu.get("device_name") or gpu.get("device", "GPU")
+    step = next((r for r in gpu.get("steps", []) if r.get("size") == 1024), None)
+    if step is None:
+        verdicts += [(t, "not measured", "gpu_dream.json has no 1024² step") for t in targets[:2]]
+    else:
+        ms, ratio = float(step["gdtools_step_ms"]), step.get("ratio_gdtools_over_torch")
+        verdicts.append((targets[0], "met" if ms <= 1.2 else "MISSED", f"{ms:.2f} ms ({device}, {gpu.get('date')})"))
+        verdicts.append((targets[1], "not measured" if ratio is None else ("met" if ratio <= 0.15 else "MISSED"),
+                         f"ratio {ratio:.3f} (PyTorch eager {step.get('torch_eager_step_ms')} ms)"
+                         if ratio is not None else "no PyTorch run"))
+    warm = next((r for r in gpu.get("process", []) if r.get("run") == "warm"), None)
+    if warm is None or not warm.get("ok", True):
+        verdicts.append((targets[2], "not measured", "no successful warm-cache run in gpu_dream.json"))
+    else:
+        verdicts.append((targets[2], "met" if warm["wall_s"] <= 3.0 else "MISSED", f"{warm['wall_s']:.2f} s"))
     return verdicts
+
+
+def gpu_lines(d):
+    """The GPU results of benchmarks/gpu.sh as tables."""
+    lines = ["### On the GPU (`benchmarks/gpu.sh`)", "",
+             f"{d.get('device_name') or d.get('device', '?')}, jax {d.get('jax', '?')}, torch {d.get('torch', '?')}, "
+             f"gdtools {d.get('gdtools', '?')}, {d.get('date', '?')}. One step to block11 on an image of the size "
+             "given (one tile of that size), median over interleaved rounds; the step goes through `gd.minimize` "
+             "(host loop, one tile) like a real dream's.", ""]
+    rows = [[f"{r['size']}²", r["gdtools_step_ms"], r.get("torch_eager_step_ms"), r.get("ratio_gdtools_over_torch"),
+             r.get("first_call_with_compilation_s")] for r in d.get("steps", [])]
+    lines += [_common.markdown_table(["image", "gdtools step (ms)", "PyTorch eager step (ms)", "ratio",
+                                      "first call incl. compilation (s)"], rows), ""]
+    for r in d.get("steps", []):
+        if r.get("breakdown"):
+            lines += [f"Where a {r['size']}² step's time goes (same run):", "",
+                      _common.markdown_table(["what", "ms", "compilation (s)"],
+                                             [[name, e["ms"], e["compile_s"]] for name, e in r["breakdown"].items()]),
+                      ""]
+    startup = (d.get("startup") or {}).get("wall_s")
+    process = d.get("process", [])
+    if process:
+        lines += ["The whole `gdtools dream` process on a 1024² image (4 octaves × 10 steps, 512² tiles), "
+                  "from a fresh persistent compilation cache (cold) and again (warm)"
+                  + (f"; Python and JAX starting up and running one tiny computation took {startup:.2f} s of it" if startup else "")
+                  + ":", "",
+                  _common.markdown_table(["run", "wall (s)"], [[r["run"], r["wall_s"]] for r in process]), ""]
+    return lines
 
 
 def dream_section(results_dir):
     lines = ["## 4. DeepDream", ""]
     found = []
-    for path in sorted(glob.glob(os.path.join(results_dir, "dream*.json")) +
-                       glob.glob(os.path.join(results_dir, "gpu*.json"))):
+    for path in sorted(glob.glob(os.path.join(results_dir, "dream*.json"))):
         try:
             with open(path) as fh:
                 found.append((os.path.basename(path), json.load(fh)))
         except (OSError, ValueError):
             continue
-    if not found:
+    gpu = _load(results_dir, "gpu_dream.json")
+    if not found and not isinstance(gpu, dict):
         return lines + ["No DeepDream results yet (`benchmarks/dream_step.py`, `benchmarks/gpu.sh`; run "
                         "`python benchmarks/run_all.py` with PyTorch installed).", ""]
     lines += ["From `benchmarks/dream_step.py` (one ascent step, gdtools/JAX against a PyTorch eager "
@@ -364,6 +408,8 @@ def dream_section(results_dir):
             lines += [_common.markdown_table(["quantity", "value"], [[k, d[k]] for k in keys]), ""]
         else:
             lines += ["```", json.dumps(d, indent=1)[:3000], "```", ""]
+    if isinstance(gpu, dict):
+        lines += gpu_lines(gpu)
     return lines
 
 

@@ -31,6 +31,10 @@ from gdtools.estimators.base import Estimate, GradientEstimator
 CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512, "xla_cpu_enable_fast_min_max": True}
 
 
+# The type of traced values (public as jax.core.Tracer; jax.core's other names are being deprecated).
+_Tracer = getattr(jax.core, "Tracer", None) or __import__("jax._src.core", fromlist=["Tracer"]).Tracer
+
+
 @functools.lru_cache(maxsize=None)
 def _compiler_options(backend: str):
     """Options for jitting the network on ``backend``: the CPU ones where this jaxlib knows them."""
@@ -70,7 +74,7 @@ class TileObjective:
 
     def __call__(self, piece):
         """``(value, grad)`` of the objective on one ``(tile, tile, 3)`` piece."""
-        if self._options is None or isinstance(piece, jax.core.Tracer):
+        if self._options is None or isinstance(piece, _Tracer):
             return self._value_and_grad(self.params, piece)  # inside another trace: plain jit
         # Called directly: compiled ahead of time with the backend's options (the lowering reuses
         # the jit's trace, so the network is still traced once).
