@@ -10,6 +10,7 @@ keep ``x`` as a JAX array.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import jax
@@ -37,6 +38,17 @@ def _largest(grad):
     if isinstance(grad, jax.Array):
         return _largest_device(grad)
     return np.max(np.abs(np.asarray(grad, dtype=float)))
+
+
+@functools.lru_cache(maxsize=32)
+def _jitted_descent(optimizer, lower, upper, value_fn):
+    """The compiled update for one optimizer and bounds, kept so that runs with the same optimizer
+    object (a dream's octaves and frames) reuse its compilations."""
+
+    def step(grad, state, x, value):
+        return descend(optimizer, grad, state, x, value=value, value_fn=value_fn, lower=lower, upper=upper)
+
+    return jax.jit(step)
 
 
 class HostLoop:
@@ -67,11 +79,9 @@ class HostLoop:
         # Traceable objectives give optax line searches their value_fn; black boxes cannot.
         extra = needs_value_fn(optimizer) and self.estimator.traceable
         value_fn = self.fun_flat if extra else None
-
-        def step(grad, state, x, value):
-            return descend(optimizer, grad, state, x, value=value, value_fn=value_fn, lower=lower, upper=upper)
-
-        return jax.jit(step)
+        if isinstance(lower, np.ndarray):  # per-coordinate bounds: not a cache key
+            return _jitted_descent.__wrapped__(optimizer, lower, upper, value_fn)
+        return _jitted_descent(optimizer, lower, upper, value_fn)
 
     def _project(self, x):
         if self.problem.lower is None:

@@ -52,12 +52,16 @@ def _default_optimizer(estimator, *, noisy: bool):
     return None, True  # calibrated after the first gradient estimate
 
 
-def _traceable_flat(problem: Problem, fun: Callable, estimator) -> Callable:
-    """The objective on a flat JAX vector; checks that it traces and returns a real scalar."""
+def _traceable_flat(problem: Problem, fun: Callable, estimator, *, check: bool = True) -> Callable:
+    """The objective on a flat JAX vector; checks (unless ``check`` is False) that it traces and
+    returns a real scalar."""
     unravel = problem.jax_unravel
 
     def fun_flat(x):
         return fun(unravel(x))
+
+    if not check:
+        return fun_flat
 
     try:
         out = jax.eval_shape(fun_flat, jax.ShapeDtypeStruct(jnp.shape(problem.x0), jnp.result_type(problem.x0)))
@@ -175,7 +179,7 @@ def minimize(
         if problem.stochastic:
             raise InputError("gradient='autodiff' needs a deterministic fun(x); for fun(x, key) use a "
                              "black-box estimator ('spsa', 'smoothing', 'central')")
-        fun_flat = _traceable_flat(problem, fun, estimator)
+        fun_flat = _traceable_flat(problem, fun, estimator, check=estimator.uses_fun)
 
     meta = dict(version=__version__, estimator=estimator.describe(),
                 optimizer="default" if optimizer is None else _describe(optimizer), seed=int(seed),

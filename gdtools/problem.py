@@ -9,6 +9,7 @@ module converts in both directions and validates the input once, with messages t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from typing import Any, Callable
 
@@ -18,6 +19,23 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gdtools.errors import InputError
+
+
+@functools.partial(jax.jit, static_argnames=("shape", "dtype"))
+def _reshaped(flat, *, shape, dtype):
+    return jnp.reshape(flat, shape).astype(dtype)
+
+
+@jax.jit
+def _all_finite(x):
+    return jnp.all(jnp.isfinite(x))
+
+
+@jax.jit
+def _first_outside(x, lower, upper):
+    """Index of the first coordinate outside [lower, upper], or -1."""
+    outside = (x < lower) | (x > upper)
+    return jnp.where(jnp.any(outside), jnp.argmax(outside), -1)
 
 
 def takes_key(fun: Callable) -> bool:
@@ -133,12 +151,14 @@ def build_problem(fun, x0, *, bounds, space) -> Problem:
             raise InputError(f"x0 must be numbers, got {arr.dtype} values")
         if jnp.iscomplexobj(arr) if device else np.iscomplexobj(arr):
             raise InputError("x0 must be real, got complex values")
-        if not (bool(jnp.all(jnp.isfinite(arr))) if device else np.all(np.isfinite(arr))):
+        if not (bool(_all_finite(arr)) if device else np.all(np.isfinite(arr))):
             raise InputError(f"x0 contains non-finite values (nan or inf): {np.asarray(arr).ravel()[:8]}")
     flat_jax, jax_unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, x0))
     n = flat_jax.size
     treedef = jax.tree_util.tree_structure(x0)
     is_single = treedef.num_leaves == 1 and jax.tree_util.treedef_is_leaf(treedef)
+    if is_single:  # one compiled reshape per shape, shared by every run (not an eager split + reshape)
+        jax_unravel = functools.partial(_reshaped, shape=tuple(np.shape(leaves[0])), dtype=flat_jax.dtype)
     shapes = [np.shape(leaf) for leaf in leaves]
     dtypes = [np.result_type(np.asarray(leaf).dtype, np.float64) if not device else leaf.dtype
               for leaf in leaves]
@@ -158,10 +178,12 @@ def build_problem(fun, x0, *, bounds, space) -> Problem:
         if np.any(lower >= upper):
             i = int(np.argmax(lower >= upper))
             raise InputError(f"bounds need lower < upper; coordinate {i} has lower={lower[i]} >= upper={upper[i]}")
-        xp = jnp if device else np
-        outside = (x_flat < xp.asarray(lower, x_flat.dtype)) | (x_flat > xp.asarray(upper, x_flat.dtype))
-        if bool(xp.any(outside)):
-            i = int(xp.argmax(outside))
+        if device:  # one compiled check where x lives; one integer comes back
+            i = int(_first_outside(x_flat, np.asarray(lower, x_flat.dtype), np.asarray(upper, x_flat.dtype)))
+        else:
+            outside = (x_flat < lower) | (x_flat > upper)
+            i = int(np.argmax(outside)) if np.any(outside) else -1
+        if i >= 0:
             raise InputError(f"x0 violates the bounds: coordinate {i} is {float(x_flat[i])}, outside "
                              f"[{lower[i]}, {upper[i]}]")
     typical = np.ones(n) if device else np.maximum(1.0, np.abs(x_flat))

@@ -46,7 +46,14 @@ def normalized_sgd(learning_rate) -> optax.GradientTransformation:
     ``x <- x - lr * g / mean(|g|)``. Minimising ``-objective`` with it is the normalised gradient
     ascent of DeepDream (Mordvintsev et al., 2015).
     """
-    return optax.chain(scale_by_mean_abs(), optax.scale_by_learning_rate(learning_rate))
+    return plain(optax.chain(scale_by_mean_abs(), optax.scale_by_learning_rate(learning_rate)))
+
+
+def plain(transformation) -> optax.GradientTransformation:
+    """``transformation`` as a plain ``GradientTransformation``. ``optax.chain`` always returns one
+    that accepts extra arguments, which reads as a line search wanting the objective's value
+    function (:func:`needs_value_fn`); a chain of plain transformations wants none of it."""
+    return optax.GradientTransformation(transformation.init, lambda u, s, p=None: transformation.update(u, s, p))
 
 
 def spall_gain(a: float, *, A: float = 0.0, alpha: float = 0.602):

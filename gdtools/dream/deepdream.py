@@ -19,6 +19,7 @@ same objective and tile size compiles once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 from typing import Callable
 
@@ -101,7 +102,20 @@ def octave_shapes(shape: tuple[int, int], *, octaves: int, octave_scale: float) 
 
 
 def _resize(image, shape):
+    if tuple(shape) == image.shape[:2]:
+        return image
     return jax.image.resize(image, (shape[0], shape[1], image.shape[2]), "linear")
+
+
+@functools.partial(jax.jit, static_argnames=("shape", "previous_shape"))
+def _octave_start(base, dreamed, *, shape, previous_shape):
+    """The image an octave starts from: the original at this octave's ``shape``, plus the detail the
+    previous octave dreamed into it (``dreamed`` minus the original at ``previous_shape``), clipped
+    to the pixel range. One compiled program per octave."""
+    current = _resize(base, shape)
+    if dreamed is not None:
+        current = current + _resize(dreamed - _resize(base, previous_shape), shape)
+    return jnp.clip(current, *PIXEL_RANGE)
 
 
 def _check_image(image) -> np.ndarray:
@@ -114,6 +128,16 @@ def _check_image(image) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise InputError("image contains non-finite values")
     return array
+
+
+@functools.lru_cache(maxsize=32)
+def _ascent(shape, step_size: float, normalize: str) -> optax.GradientTransformation:
+    from gdtools.transforms import normalized_sgd, plain
+
+    ascent = normalized_sgd(step_size)
+    if normalize == "laplacian":
+        return plain(optax.chain(scale_by_laplacian_pyramid(shape), ascent))
+    return ascent
 
 
 class Dreamer:
@@ -172,12 +196,10 @@ class Dreamer:
         return {**self.describe_settings(self.settings), "objective": self.objective.describe()}
 
     def optimizer(self, shape) -> optax.GradientTransformation:
-        from gdtools.transforms import normalized_sgd
-
-        ascent = normalized_sgd(self.settings.step_size)
-        if self.settings.normalize == "laplacian":
-            return optax.chain(scale_by_laplacian_pyramid(shape), ascent)
-        return ascent
+        """The normalised ascent for an image of ``shape``; the same object for the same settings, so
+        that its compiled update is reused across octaves, images and frames."""
+        return _ascent(tuple(shape) if self.settings.normalize == "laplacian" else None,
+                       self.settings.step_size, self.settings.normalize)
 
     def run_octave(self, image, *, seed: int, callback: Callable | None = None, steps: int | None = None):
         """``steps`` iterations of ``gd.minimize`` on ``image`` (a JAX array); returns the new image."""
@@ -200,17 +222,16 @@ class Dreamer:
         stops the dream early (the image so far is returned).
         """
         s = self.settings
-        base = jnp.asarray(_check_image(image), dtype=jnp.float32)
+        base = jax.device_put(np.asarray(_check_image(image), dtype=np.float32))
         shapes = octave_shapes(base.shape[:2], octaves=s.octaves, octave_scale=s.octave_scale)
-        bases = [base if shape == base.shape[:2] else _resize(base, shape) for shape in shapes]
         seeds = np.random.SeedSequence(s.seed).generate_state(len(shapes))
-        detail = None
+        dreamed = None
         stopped = False
-        for octave, octave_base in enumerate(bases):
-            current = octave_base if detail is None else octave_base + _resize(detail, octave_base.shape[:2])
-            current = jnp.clip(current, *PIXEL_RANGE)
+        for octave, shape in enumerate(shapes):
+            current = _octave_start(base, dreamed, shape=tuple(shape),
+                                    previous_shape=tuple(shapes[octave - 1]) if octave else None)
 
-            def on_step(state, octave=octave, shape=octave_base.shape):
+            def on_step(state, octave=octave, shape=(*shape, 3)):
                 nonlocal stopped
                 stop = callback(Progress(octave=octave, octaves=len(shapes), step=state.iteration, steps=s.steps,
                                          objective=-float(state.fun), shape=tuple(shape)))
@@ -219,9 +240,8 @@ class Dreamer:
 
             dreamed = self.run_octave(current, seed=int(seeds[octave]),
                                       callback=on_step if callback is not None else None)
-            detail = dreamed - octave_base
             if stopped:
-                result = dreamed if octave == len(bases) - 1 else _resize(dreamed, base.shape[:2])
+                result = dreamed if octave == len(shapes) - 1 else _resize(dreamed, base.shape[:2])
                 return np.asarray(jnp.clip(result, *PIXEL_RANGE))
         return np.asarray(dreamed)
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from gdtools.dream import efficientnet
+from gdtools.dream import efficientnet, executable_cache
 from gdtools.estimators.base import Estimate, GradientEstimator
 
 
@@ -60,12 +60,12 @@ class TileObjective:
         self.params = params
         self.tile = int(tile)
         self.traces = 0
-        method = efficientnet.resolve_depthwise(depthwise)
+        self.method = efficientnet.resolve_depthwise(depthwise)
 
         def value(params, piece):
             self.traces += 1
             acts = efficientnet.activations(params, efficientnet.preprocess(piece)[None],
-                                            layers=objective.layers, depthwise=method)
+                                            layers=objective.layers, depthwise=self.method)
             return objective(acts)
 
         self._value_and_grad = jax.jit(jax.value_and_grad(value, argnums=1))
@@ -74,15 +74,33 @@ class TileObjective:
 
     def __call__(self, piece):
         """``(value, grad)`` of the objective on one ``(tile, tile, 3)`` piece."""
-        if self._options is None or isinstance(piece, _Tracer):
+        if isinstance(piece, _Tracer):
             return self._value_and_grad(self.params, piece)  # inside another trace: plain jit
         # Called directly: compiled ahead of time with the backend's options (the lowering reuses
-        # the jit's trace, so the network is still traced once).
+        # the jit's trace, so the network is still traced once), or loaded whole from the
+        # executable cache, which skips the trace too.
         key = (piece.shape, str(piece.dtype))
         if key not in self._executables:
-            self._executables[key] = self._value_and_grad.lower(self.params, piece).compile(
-                compiler_options=self._options)
+            self._executables[key] = self._compile(piece)
         return self._executables[key](self.params, piece)
+
+    def _compile(self, piece):
+        args = (self.params, piece)
+        in_tree = jax.tree_util.tree_structure((args, {}))
+        out_tree = jax.tree_util.tree_structure((0.0, 0.0))
+        name = None
+        if executable_cache.directory() is not None:
+            shapes = jax.tree_util.tree_map(lambda a: (tuple(a.shape), str(a.dtype)), args)
+            name = executable_cache.key("tile_objective", self.objective.key(), self.method, shapes,
+                                        sorted((self._options or {}).items()),
+                                        str(jax.config.jax_default_matmul_precision))
+            compiled = executable_cache.load(name, in_tree, out_tree)
+            if compiled is not None:
+                return compiled
+        compiled = self._value_and_grad.lower(*args).compile(compiler_options=self._options)
+        if name is not None:
+            executable_cache.save(name, compiled, in_tree, out_tree)
+        return compiled
 
 
 def tile_starts(size: int, tile: int) -> list[int]:
@@ -94,28 +112,37 @@ def tile_starts(size: int, tile: int) -> list[int]:
     return [int(round(s)) for s in np.linspace(0, size - tile, count)]
 
 
-@functools.partial(jax.jit, static_argnames=("tile",))
-def _take(image, start_y, start_x, *, tile):
-    return lax.dynamic_slice(image, (start_y, start_x, 0), (tile, tile, image.shape[2]))
+# The glue around the network is two compiled programs per image shape (cut, then assemble), not
+# a dozen eager operations: each distinct program costs a compilation (or a cache load) per octave,
+# which on a GPU takes longer than the octave's steps.
+
+@functools.partial(jax.jit, static_argnames=("jitter",))
+def _random_shift(key, *, jitter):
+    return jax.random.randint(key, (2,), -jitter, jitter + 1)
 
 
-@jax.jit
-def _accumulate(total, piece, start_y, start_x):
-    current = lax.dynamic_slice(total, (start_y, start_x, 0), piece.shape)
-    return lax.dynamic_update_slice(total, current + piece, (start_y, start_x, 0))
+@functools.partial(jax.jit, static_argnames=("shape", "pad", "starts", "tile"))
+def _cut(x, shift, *, shape, pad, starts, tile):
+    """The flat point as an image rolled by ``shift``, reflect-padded by ``pad``, cut into tiles."""
+    image = jnp.roll(jnp.reshape(x, shape), (shift[0], shift[1]), axis=(0, 1))
+    if pad != (0, 0):
+        image = jnp.pad(image, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="reflect")
+    return tuple(lax.dynamic_slice(image, (y, x0, 0), (tile, tile, shape[2])) for y, x0 in starts)
 
 
-@functools.partial(jax.jit, static_argnames=("shape", "jitter"))
-def _jittered(x, key, *, shape, jitter):
-    """The flat point as an image, rolled by a random shift of at most ``jitter`` pixels."""
-    shift = jax.random.randint(key, (2,), -jitter, jitter + 1)
-    return jnp.roll(jnp.reshape(x, shape), (shift[0], shift[1]), axis=(0, 1)), shift
-
-
-@jax.jit
-def _unjittered_descent(grad, shift):
-    """The image gradient rolled back, negated (minimize minimises) and flattened."""
-    return -jnp.reshape(jnp.roll(grad, (-shift[0], -shift[1]), axis=(0, 1)), (-1,))
+@functools.partial(jax.jit, static_argnames=("shape", "pad", "starts"))
+def _assemble(values, grads, shift, inverse_coverage, *, shape, pad, starts):
+    """Mean value of the tiles, and their gradients put back together (overlaps averaged), cropped,
+    rolled back by ``shift``, negated (minimize minimises) and flattened."""
+    height, width = shape[:2]
+    grad = jnp.zeros((height + pad[0], width + pad[1], shape[2]), grads[0].dtype)
+    for (y, x0), piece in zip(starts, grads):
+        grad = lax.dynamic_update_slice(grad, lax.dynamic_slice(grad, (y, x0, 0), piece.shape) + piece, (y, x0, 0))
+    grad = grad[:height, :width]
+    if inverse_coverage is not None:
+        grad = grad * inverse_coverage
+    grad = jnp.roll(grad, (-shift[0], -shift[1]), axis=(0, 1))
+    return sum(values) / len(values), -jnp.reshape(grad, (-1,))
 
 
 class Tiling:
@@ -127,31 +154,28 @@ class Tiling:
         height, width = self.shape[:2]
         self.pad = (max(self.tile - height, 0), max(self.tile - width, 0))
         padded = (height + self.pad[0], width + self.pad[1])
-        self.starts = [(y, x) for y in tile_starts(padded[0], self.tile) for x in tile_starts(padded[1], self.tile)]
+        self.starts = tuple((y, x) for y in tile_starts(padded[0], self.tile) for x in tile_starts(padded[1], self.tile))
         coverage = np.zeros(padded, dtype=np.float32)
         for y, x in self.starts:
             coverage[y : y + self.tile, x : x + self.tile] += 1.0
         self.overlapping = bool(coverage.max() > 1)
-        self._inverse_coverage = jnp.asarray(1.0 / coverage[:height, :width, None]) if self.overlapping else None
+        self._inverse_coverage = jax.device_put(1.0 / coverage[:height, :width, None]) if self.overlapping else None
+
+    def descent(self, tile_objective: TileObjective, x, shift):
+        """Mean objective over the tiles of the flat image ``x`` rolled by ``shift``, and the negated,
+        flat gradient on ``x``."""
+        static = dict(shape=self.shape, pad=self.pad, starts=self.starts)
+        pieces = _cut(x, shift, tile=self.tile, **static)
+        values, grads = zip(*(tile_objective(piece) for piece in pieces))
+        return _assemble(values, grads, shift, self._inverse_coverage, **static)
 
     def value_and_grad(self, tile_objective: TileObjective, image):
         """Mean objective over the tiles and the gradient on ``image`` (same shape)."""
-        height, width = self.shape[:2]
-        if len(self.starts) == 1 and self.pad == (0, 0):  # the image is one tile: nothing to cut
-            return tile_objective(image)
-        padded = image
-        if self.pad != (0, 0):
-            padded = jnp.pad(image, ((0, self.pad[0]), (0, self.pad[1]), (0, 0)), mode="reflect")
-        grad = jnp.zeros_like(padded)
-        total = 0.0
-        for y, x in self.starts:
-            value, piece_grad = tile_objective(_take(padded, y, x, tile=self.tile))
-            grad = _accumulate(grad, piece_grad, y, x)
-            total = total + value
-        grad = grad[:height, :width] if self.pad != (0, 0) else grad
-        if self._inverse_coverage is not None:
-            grad = grad * self._inverse_coverage
-        return total / len(self.starts), grad
+        value, descent = self.descent(tile_objective, jnp.reshape(image, (-1,)), _NO_SHIFT)
+        return value, -jnp.reshape(descent, self.shape)
+
+
+_NO_SHIFT = np.zeros(2, np.int32)
 
 
 class TiledGradient(GradientEstimator):
@@ -169,6 +193,7 @@ class TiledGradient(GradientEstimator):
     name = "tiled_autodiff"
     stochastic = True  # the random roll makes each estimate random
     traceable = True   # a JAX objective: no host evaluator, x stays on the device
+    uses_fun = False   # differentiates its own tile objective
 
     def __init__(self, tile_objective: TileObjective, *, shape, jitter: int):
         self.tile_objective = tile_objective
@@ -178,11 +203,10 @@ class TiledGradient(GradientEstimator):
         self._tiling = Tiling(self.shape, tile_objective.tile)
 
     def estimate(self, fun, x, *, key, iteration, evaluate=None, noise=0.0, scale=None, bounds=None) -> Estimate:
-        image, shift = _jittered(x, key, shape=self.shape, jitter=self.jitter)
-        value, grad = self._tiling.value_and_grad(self.tile_objective, image)
-        return Estimate(value=-value, grad=_unjittered_descent(grad, shift), nfev=1)
+        value, descent = self._tiling.descent(self.tile_objective, x, _random_shift(key, jitter=self.jitter))
+        return Estimate(value=-value, grad=descent, nfev=1)
 
     def value(self, x):
         """The objective (not negated) on the whole image, without jitter."""
-        value, _ = self._tiling.value_and_grad(self.tile_objective, jnp.reshape(x, self.shape))
+        value, _ = self._tiling.descent(self.tile_objective, x, _NO_SHIFT)
         return value

@@ -309,5 +309,6 @@ def pretrained_params() -> dict:
     if _PRETRAINED is None:
         import jax
 
-        _PRETRAINED = jax.tree_util.tree_map(jax.numpy.asarray, load_params())
+        # one transfer; jnp.asarray would compile a copy program per weight shape (48 of them)
+        _PRETRAINED = jax.device_put(load_params())
     return _PRETRAINED

@@ -48,11 +48,15 @@ class GradientEstimator(abc.ABC):
       stochastic: True when the estimate is random even for a deterministic objective (SPSA,
         smoothing); the engine then defaults to a decaying-gain optimizer instead of a line search.
       traceable: True when ``estimate`` can run inside ``jax.jit`` on a traceable objective.
+      uses_fun: False for an estimator that differentiates an objective of its own and never calls
+        the ``fun`` it is given (DeepDream's tiled one); the engine then skips tracing ``fun`` to
+        check that it returns a scalar, which for a whole network costs a trace per run.
     """
 
     name: str = "estimator"
     stochastic: bool = False
     traceable: bool = False
+    uses_fun: bool = True
 
     @abc.abstractmethod
     def estimate(

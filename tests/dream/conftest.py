@@ -7,6 +7,17 @@ from skimage import data
 from gdtools.dream import images, weights
 
 
+@pytest.fixture
+def full_float32():
+    """For tests that compare two forms of one computation: on a GPU, convolutions and matrix
+    products otherwise run in TF32 (about three significant digits), which no tolerance that also
+    catches a wrong form would absorb."""
+    import jax
+
+    with jax.default_matmul_precision("highest"):
+        yield
+
+
 @pytest.fixture(scope="session")
 def params():
     return weights.pretrained_params()

@@ -9,7 +9,7 @@ from gdtools.errors import InputError
 
 
 @pytest.mark.parametrize("kernel,stride,size", [(3, 1, 9), (3, 2, 10), (5, 2, 11), (5, 1, 8), (3, 2, 7)])
-def test_depthwise_shifts_agree_with_grouped_convolution(kernel, stride, size):
+def test_depthwise_shifts_agree_with_grouped_convolution(kernel, stride, size, full_float32):
     rng = np.random.default_rng(kernel * 100 + stride * 10 + size)
     x = jnp.asarray(rng.normal(size=(2, size, size + 3, 6)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(kernel, kernel, 6)), jnp.float32)
@@ -29,7 +29,7 @@ def test_depthwise_shifts_agree_with_grouped_convolution(kernel, stride, size):
     np.testing.assert_allclose(g_shift, g_conv, rtol=1e-3, atol=1e-3)
 
 
-def test_whole_network_agrees_between_depthwise_forms(params):
+def test_whole_network_agrees_between_depthwise_forms(params, full_float32):
     x = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, size=(1, 45, 61, 3)), jnp.float32)
     features = jax.jit(efficientnet.features, static_argnames=("layer", "depthwise"))
     a = features(params, x, layer="block6", depthwise="conv")
@@ -37,9 +37,9 @@ def test_whole_network_agrees_between_depthwise_forms(params):
     np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3)
 
 
-def test_auto_picks_shifts_on_cpu():
-    expected = "shifts" if jax.default_backend() == "cpu" else "conv"
-    assert efficientnet.resolve_depthwise("auto") == expected
+def test_auto_picks_shifts():
+    assert efficientnet.resolve_depthwise("auto") == "shifts"
+    assert efficientnet.resolve_depthwise("conv") == "conv"
     with pytest.raises(InputError, match="depthwise"):
         efficientnet.resolve_depthwise("fft")
 
@@ -92,7 +92,7 @@ def test_classify_validates(tmp_path):
         classify(np.zeros((10, 10)))
 
 
-def test_depthwise_kernel_gradient_of_the_shifted_form():
+def test_depthwise_kernel_gradient_of_the_shifted_form(full_float32):
     rng = np.random.default_rng(3)
     x = jnp.asarray(rng.normal(size=(1, 9, 8, 4)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(5, 5, 4)), jnp.float32)
@@ -103,7 +103,7 @@ def test_depthwise_kernel_gradient_of_the_shifted_form():
 
 
 @pytest.mark.parametrize("height,width", [(10, 10), (9, 12), (7, 5)])
-def test_stem_as_patches_agrees_with_the_convolution(height, width):
+def test_stem_as_patches_agrees_with_the_convolution(height, width, full_float32):
     rng = np.random.default_rng(height * 31 + width)
     x = jnp.asarray(rng.normal(size=(2, height, width, 3)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(3, 3, 3, 8)), jnp.float32)
