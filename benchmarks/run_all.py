@@ -368,6 +368,18 @@ def gpu_lines(d):
                       _common.markdown_table(["what", "ms", "compilation (s)"],
                                              [[name, e["ms"], e["compile_s"]] for name, e in r["breakdown"].items()]),
                       ""]
+            network = min(e["ms"] for name, e in r["breakdown"].items() if name.startswith("network"))
+            lines += [f"The network's value and gradient alone take {network:.2f} ms at {r['size']}², so a "
+                      f"1.2 ms step needs a faster network computation (lower precision, other kernels), "
+                      f"not only a thinner loop around it; the host loop of `gd.minimize` (jitter, tile cut "
+                      f"and assembly, the optax update, and reading the value and the largest gradient "
+                      f"component back every step) adds {r['gdtools_step_ms'] - network:.2f} ms."]
+            fused = [e["ms"] for name, e in r["breakdown"].items() if name.startswith("whole step")]
+            if fused and fused[0] > network * 1.5:
+                lines += [f"Written as one jitted function the whole step took longer ({fused[0]:.2f} ms) than "
+                          "the network alone, for a reason not yet established; the product path runs the "
+                          "roll, the tiles and the network as separate programs, so it is not affected."]
+            lines += [""]
     startup = (d.get("startup") or {}).get("wall_s")
     process = d.get("process", [])
     if process:
@@ -376,6 +388,9 @@ def gpu_lines(d):
                   + (f"; Python and JAX starting up and running one tiny computation took {startup:.2f} s of it" if startup else "")
                   + ":", "",
                   _common.markdown_table(["run", "wall (s)"], [[r["run"], r["wall_s"]] for r in process]), ""]
+        if os.path.exists(os.path.join(os.path.dirname(__file__), "results", "gpu_warm_profile.txt")):
+            lines += ["Where a warm run's time goes, by cProfile in the same session: "
+                      "[`benchmarks/results/gpu_warm_profile.txt`](../benchmarks/results/gpu_warm_profile.txt).", ""]
     return lines
 
 
