@@ -73,8 +73,8 @@ def _check_blocks(params) -> None:
 def resolve_depthwise(method: DepthwiseMethod) -> str:
     """``auto`` picks shifted multiply-adds on every backend: on the CPU, grouped
     ``conv_general_dilated`` was measured ~5x slower; on an H100 (jax 0.11.2) the network's
-    value_and_grad at 1024^2 took 2.58 ms with shifts against 2.80 ms with the grouped convolution,
-    and compiled in half the time (benchmarks/results/gpu_dream.json). The same choice writes the
+    value_and_grad at 1024^2 took 2.58 and 2.71 ms with shifts against 2.80 and 2.97 ms with the
+    grouped convolution in two runs, and compiled faster (benchmarks/results/gpu_dream.json). The same choice writes the
     stem as a patch matrix product."""
     if method not in DEPTHWISE_METHODS:
         raise InputError(f"depthwise={method!r}; choose one of {', '.join(DEPTHWISE_METHODS)}")
