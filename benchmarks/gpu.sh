@@ -53,8 +53,8 @@ if [ -z "$PY" ]; then
     PY="$VENV/bin/python"
 elif compgen -G "$WHEELS/*.whl" > /dev/null; then
     SITE=${SITE:-/tmp/gdtools-gpu-site}
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$WHEELS"/*.whl || exit 1
-    export PYTHONPATH="$SITE"
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$SITE" "$WHEELS"/*.whl || exit 1
+    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
@@ -80,6 +80,7 @@ from gdtools.dream import images
 side = int(sys.argv[2])
 images.save_image(sys.argv[1], images.resize(data.astronaut().astype(np.float32), (side, side)))
 PYEOF
+USER_XDG_CACHE_HOME=${XDG_CACHE_HOME-}
 export XDG_CACHE_HOME="$OUT/cache"
 rm -rf "$XDG_CACHE_HOME"
 start=$(date +%s.%N)
@@ -98,7 +99,7 @@ for run in cold warm; do
         > "$OUT/process_$run.json"
 done
 
-unset XDG_CACHE_HOME
+if [ -n "$USER_XDG_CACHE_HOME" ]; then export XDG_CACHE_HOME="$USER_XDG_CACHE_HOME"; else unset XDG_CACHE_HOME; fi
 if [ -n "$TESTS" ]; then  # the network and the dream on this backend, by the test suite's own checks
     stage "tests" timeout "${TESTS_TIMEOUT:-240}" "$PY" -m pytest -q -p no:cacheprovider $TESTS > "$OUT/tests.log" 2>&1
     tail -n 30 "$OUT/tests.log"

@@ -79,7 +79,9 @@ class HostLoop:
         # Traceable objectives give optax line searches their value_fn; black boxes cannot.
         extra = needs_value_fn(optimizer) and self.estimator.traceable
         value_fn = self.fun_flat if extra else None
-        if isinstance(lower, np.ndarray):  # per-coordinate bounds: not a cache key
+        if isinstance(lower, np.ndarray) or value_fn is not None:
+            # per-coordinate bounds are not a cache key, and a line search's value_fn is this run's
+            # objective: keeping it would keep the user's objective (and what it holds) alive
             return _jitted_descent.__wrapped__(optimizer, lower, upper, value_fn)
         return _jitted_descent(optimizer, lower, upper, value_fn)
 

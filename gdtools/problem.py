@@ -21,9 +21,9 @@ from jax.flatten_util import ravel_pytree
 from gdtools.errors import InputError
 
 
-@functools.partial(jax.jit, static_argnames=("shape", "dtype"))
-def _reshaped(flat, *, shape, dtype):
-    return jnp.reshape(flat, shape).astype(dtype)
+@functools.partial(jax.jit, static_argnames=("shape",))
+def _reshaped(flat, *, shape):
+    return jnp.reshape(flat, shape)  # the dtype passes through, as in ravel_pytree's unravel
 
 
 @jax.jit
@@ -158,7 +158,7 @@ def build_problem(fun, x0, *, bounds, space) -> Problem:
     treedef = jax.tree_util.tree_structure(x0)
     is_single = treedef.num_leaves == 1 and jax.tree_util.treedef_is_leaf(treedef)
     if is_single:  # one compiled reshape per shape, shared by every run (not an eager split + reshape)
-        jax_unravel = functools.partial(_reshaped, shape=tuple(np.shape(leaves[0])), dtype=flat_jax.dtype)
+        jax_unravel = functools.partial(_reshaped, shape=tuple(np.shape(leaves[0])))
     shapes = [np.shape(leaf) for leaf in leaves]
     dtypes = [np.result_type(np.asarray(leaf).dtype, np.float64) if not device else leaf.dtype
               for leaf in leaves]

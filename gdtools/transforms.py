@@ -52,7 +52,8 @@ def normalized_sgd(learning_rate) -> optax.GradientTransformation:
 def plain(transformation) -> optax.GradientTransformation:
     """``transformation`` as a plain ``GradientTransformation``. ``optax.chain`` always returns one
     that accepts extra arguments, which reads as a line search wanting the objective's value
-    function (:func:`needs_value_fn`); a chain of plain transformations wants none of it."""
+    function (:func:`needs_value_fn`); a chain of plain transformations wants none of it. Never
+    wrap a chain holding a line search: its ``value_fn`` would no longer reach it."""
     return optax.GradientTransformation(transformation.init, lambda u, s, p=None: transformation.update(u, s, p))
 
 

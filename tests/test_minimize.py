@@ -239,3 +239,46 @@ def test_small_evaluation_budgets_are_kept_whole(gradient, stochastic):
         fun = (lambda x, key: f(x)) if stochastic else f
         res = gd.minimize(fun, np.zeros(3), gradient=gradient, max_evals=budget, seed=0)
         assert len(calls) <= budget and res.nfev <= budget and np.isfinite(res.fun), (budget, len(calls))
+
+
+def test_float32_x0_under_x64_keeps_its_dtype_through_the_engine():
+    """With x64 on, a float32 NumPy x0 is optimised as jax's ravel_pytree hands it over (float64),
+    on the compiled path and the host loop alike."""
+    with jax.enable_x64(True):
+        seen = []
+
+        def fun(x):
+            seen.append(x.dtype)
+            return jnp.sum((x - 1.0) ** 2)
+
+        compiled = gd.minimize(fun, np.zeros(3, np.float32))
+        hosted = gd.minimize(fun, np.zeros(3, np.float32), callback=lambda state: None)
+    assert compiled.success and hosted.success
+    np.testing.assert_allclose(compiled.x, 1.0, atol=1e-6)
+    np.testing.assert_allclose(hosted.x, 1.0, atol=1e-6)
+    assert len(set(seen)) == 1
+
+
+def test_a_line_search_run_does_not_keep_the_objective_alive():
+    """The host loop keeps compiled updates per optimizer, but not one built around a run's own
+    objective (a line search's value_fn): that would keep whatever the objective holds."""
+    import gc
+    import weakref
+
+    from gdtools import host_loop
+
+    class Big:
+        data = np.ones(1000)
+
+    big = Big()
+    ref = weakref.ref(big)
+
+    def fun(x, big=big):
+        return jnp.sum((x - 1.0) ** 2) + 0.0 * big.data[0]
+
+    before = host_loop._jitted_descent.cache_info().currsize
+    gd.minimize(fun, np.zeros(3), callback=lambda state: None)  # host loop, default L-BFGS
+    del fun, big
+    gc.collect()
+    assert host_loop._jitted_descent.cache_info().currsize == before
+    assert ref() is None

@@ -49,22 +49,50 @@ def directory() -> Path | None:
     return _DIRECTORY
 
 
-def _source_digest() -> str:
+#: at most this many programs are kept; the least recently written go first
+MAX_FILES = 64
+
+
+def _source_digest() -> str | None:
     here = Path(__file__).parent
     digest = hashlib.sha256()
-    for name in _SOURCES:
-        digest.update((here / name).read_bytes())
+    try:
+        for name in _SOURCES:
+            digest.update((here / name).read_bytes())
+    except OSError:  # installed without its sources: nothing to key on, so no caching
+        return None
     return digest.hexdigest()
 
 
-def key(*parts) -> str:
+def _host_fingerprint() -> str:
+    """What the host's compiled code may depend on beyond the device kind: on a CPU, its
+    instruction-set flags (a cache shared between machines must not serve AVX-512 code to a CPU
+    without it)."""
+    import platform
+
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line for line in fh if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass
+    return f"{platform.machine()} {platform.processor()} {flags.strip()}"
+
+
+def key(*parts) -> str | None:
     """A file name for the program that ``parts`` (reprs of what it depends on) describe, on this
-    backend, device kind, jax version and gdtools source."""
+    backend, device kind and host, with these jax versions and settings and this gdtools source;
+    None when that cannot be pinned down (then nothing is cached)."""
     import jaxlib
 
+    source = _source_digest()
+    if source is None:
+        return None
     device = jax.devices()[0]
-    text = repr((parts, jax.__version__, jaxlib.__version__, device.platform, device.device_kind,
-                 _source_digest()))
+    runtime = getattr(device.client, "platform_version", "")  # e.g. the CUDA and plugin versions
+    text = repr((parts, jax.__version__, jaxlib.__version__, runtime, device.platform, device.device_kind,
+                 _host_fingerprint(), bool(jax.config.jax_enable_x64), os.environ.get("XLA_FLAGS", ""),
+                 source))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -82,7 +110,10 @@ def load(name: str, in_tree, out_tree):
     try:
         return serialize_executable.deserialize_and_load(blob, in_tree, out_tree)
     except Exception:  # written by another jaxlib, truncated...: compile again
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # a read-only cache: leave it, compile anyway
+            pass
         return None
 
 
@@ -103,8 +134,20 @@ def save(name: str, compiled, in_tree, out_tree) -> bool:
             temporary = Path(fh.name)
             fh.write(blob)
         os.replace(temporary, _DIRECTORY / f"{name}.xla")  # atomic: a reader sees all of it or nothing
+        _evict()
         return True
     except Exception:
         if temporary is not None:
             temporary.unlink(missing_ok=True)
         return False
+
+
+def _evict() -> None:
+    """Delete the oldest programs beyond :data:`MAX_FILES` (each source or version change leaves
+    its programs behind)."""
+    try:
+        files = sorted(_DIRECTORY.glob("*.xla"), key=lambda p: p.stat().st_mtime)
+        for old in files[:-MAX_FILES]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass

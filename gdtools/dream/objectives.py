@@ -174,6 +174,13 @@ class Guide(Objective):
     def describe(self):
         return {"layer": self.layer, "guide": self.name or f"sha256:{self._digest}"}
 
+    def key(self) -> str:
+        # The resolved features are constants of the compiled program: a guide file with the same
+        # name but other pixels, other network weights or another depthwise form are other programs.
+        features = "unresolved" if self.features is None else \
+            hashlib.sha256(np.asarray(self.features).tobytes()).hexdigest()
+        return repr((self.describe(), self._digest, features))
+
 
 class Sum(Objective):
     """A weighted sum of objectives (what ``+``, ``-`` and ``*`` build)."""
@@ -194,6 +201,9 @@ class Sum(Objective):
             else:
                 flat.append((weight, objective))
         return cls(flat)
+
+    def key(self) -> str:
+        return repr([(w, objective.key()) for w, objective in self.terms])
 
     def check(self, table):
         for _, objective in self.terms:

@@ -94,11 +94,11 @@ class TileObjective:
             name = executable_cache.key("tile_objective", self.objective.key(), self.method, shapes,
                                         sorted((self._options or {}).items()),
                                         str(jax.config.jax_default_matmul_precision))
-            compiled = executable_cache.load(name, in_tree, out_tree)
+            compiled = executable_cache.load(name, in_tree, out_tree) if name else None
             if compiled is not None:
                 return compiled
         compiled = self._value_and_grad.lower(*args).compile(compiler_options=self._options)
-        if name is not None:
+        if name:
             executable_cache.save(name, compiled, in_tree, out_tree)
         return compiled
 

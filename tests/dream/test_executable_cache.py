@@ -57,3 +57,32 @@ def test_off_means_nothing_is_written(params, piece, tmp_path, monkeypatch):
     objective(piece)
     assert objective.traces == 1 and executable_cache.directory() is None
     assert executable_cache.load("anything", None, None) is None
+
+
+def test_a_guide_with_the_same_name_but_other_pixels_is_another_program(params, piece, cache_dir):
+    from gdtools.dream.deepdream import Dreamer
+    from gdtools.dream.objectives import guide
+
+    rng = np.random.default_rng(1)
+    first, second = (rng.uniform(0, 255, (40, 40, 3)).astype(np.float32) for _ in range(2))
+    a = Dreamer(guide("block1", first, label="guide.png"), params=params, tile=32)
+    a.tile_objective(piece)
+    b = Dreamer(guide("block1", second, label="guide.png"), params=params, tile=32)
+    value, _ = b.tile_objective(piece)
+    assert b.tile_objective.traces == 1  # not loaded from the first guide's program
+    fresh = TileObjective(b.objective, params=params, tile=32)
+    executable_cache.disable()
+    assert float(fresh(piece)[0]) == pytest.approx(float(value), rel=1e-5)
+
+
+def test_a_read_only_cache_with_a_bad_file_still_dreams(params, piece, cache_dir):
+    TileObjective(layer("block1"), params=params, tile=32)(piece)
+    (saved,) = cache_dir.glob("*.xla")
+    saved.write_bytes(b"garbage")
+    cache_dir.chmod(0o500)
+    try:
+        again = TileObjective(layer("block1"), params=params, tile=32)
+        value, _ = again(piece)
+        assert again.traces == 1 and np.isfinite(float(value))
+    finally:
+        cache_dir.chmod(0o700)
