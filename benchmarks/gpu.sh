@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 WHEELS=${WHEELS:-.whl}
 PY=${PY:-}
 BREAKDOWN_SIZES=${BREAKDOWN_SIZES-1024}
-TESTS=${TESTS-tests/dream/test_efficientnet.py tests/dream/test_executable_cache.py tests/dream/test_deepdream.py}
+TESTS=${TESTS-tests/dream/test_efficientnet.py tests/dream/test_saved_network.py tests/test_program_cache.py tests/dream/test_deepdream.py}
 OUT=${OUT:-benchmarks/results/gpu-$(date -u +%Y%m%dT%H%M%SZ)}
 VENV=${VENV:-.venv-gpu}
 SIZES=${SIZES:-512 1024 2048}

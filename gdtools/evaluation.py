@@ -20,10 +20,11 @@ import jax
 import numpy as np
 
 from gdtools.errors import EvaluationFailed, InputError
+from gdtools.program_cache import saved_jit
 
 #: ``jax.random.fold_in`` as one compiled call: eagerly it dispatches several operations, a few
 #: milliseconds an iteration of the host loop on a busy 2-core machine. Same keys, bit for bit.
-_fold_in_compiled = jax.jit(jax.random.fold_in)
+_fold_in_compiled = saved_jit(jax.random.fold_in)
 
 
 def fold_in(key, data: int):

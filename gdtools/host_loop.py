@@ -19,6 +19,7 @@ import numpy as np
 
 from gdtools.errors import EvaluationFailed, InputError
 from gdtools.evaluation import fold_in
+from gdtools.program_cache import saved_jit
 from gdtools.line_search import LineSearchDescent
 from gdtools.result import State
 from gdtools.gain import FIRST_STEP, calibrated_gain, curvature_limited_first_step
@@ -28,7 +29,7 @@ from gdtools.transforms import descend, needs_value_fn
 NOISE_PROBES = 3
 
 
-@jax.jit
+@saved_jit
 def _largest_device(grad):
     return jnp.max(jnp.abs(grad))
 

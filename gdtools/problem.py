@@ -19,19 +19,25 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gdtools.errors import InputError
+from gdtools.program_cache import saved_jit
 
 
-@functools.partial(jax.jit, static_argnames=("shape",))
+@saved_jit(static_argnames=("shape",))
 def _reshaped(flat, *, shape):
     return jnp.reshape(flat, shape)  # the dtype passes through, as in ravel_pytree's unravel
 
 
-@jax.jit
+@saved_jit
+def _flattened(x):
+    return jnp.reshape(x, (-1,))
+
+
+@saved_jit
 def _all_finite(x):
     return jnp.all(jnp.isfinite(x))
 
 
-@jax.jit
+@saved_jit
 def _first_outside(x, lower, upper):
     """Index of the first coordinate outside [lower, upper], or -1."""
     outside = (x < lower) | (x > upper)
@@ -153,12 +159,15 @@ def build_problem(fun, x0, *, bounds, space) -> Problem:
             raise InputError("x0 must be real, got complex values")
         if not (bool(_all_finite(arr)) if device else np.all(np.isfinite(arr))):
             raise InputError(f"x0 contains non-finite values (nan or inf): {np.asarray(arr).ravel()[:8]}")
-    flat_jax, jax_unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, x0))
-    n = flat_jax.size
     treedef = jax.tree_util.tree_structure(x0)
     is_single = treedef.num_leaves == 1 and jax.tree_util.treedef_is_leaf(treedef)
-    if is_single:  # one compiled reshape per shape, shared by every run (not an eager split + reshape)
+    if is_single and device:  # compiled reshapes, shared by every run (not eager ones)
+        flat_jax = _flattened(leaves[0])
+    else:
+        flat_jax, jax_unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, x0))
+    if is_single:  # as ravel_pytree's unravel, which passes the dtype through
         jax_unravel = functools.partial(_reshaped, shape=tuple(np.shape(leaves[0])))
+    n = flat_jax.size
     shapes = [np.shape(leaf) for leaf in leaves]
     dtypes = [np.result_type(np.asarray(leaf).dtype, np.float64) if not device else leaf.dtype
               for leaf in leaves]

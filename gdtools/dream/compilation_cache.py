@@ -19,11 +19,11 @@ from gdtools.dream.weights import user_cache_dir
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
     """Point JAX's persistent compilation cache at ``path`` (default ``<user cache>/jax``), unless a
     directory is already configured (``jax_compilation_cache_dir`` or ``JAX_COMPILATION_CACHE_DIR``);
-    returns the directory in use. Also keeps whole compiled networks (:mod:`executable_cache`) in
-    ``<user cache>/executables`` (or ``path/executables``), which skips tracing them."""
-    from gdtools.dream import executable_cache
+    returns the directory in use. Also keeps whole compiled programs (:mod:`gdtools.program_cache`)
+    in ``<user cache>/executables`` (or ``path/executables``), which skips tracing them."""
+    from gdtools import program_cache
 
-    executable_cache.enable((Path(path) if path is not None else user_cache_dir()) / "executables")
+    program_cache.enable((Path(path) if path is not None else user_cache_dir()) / "executables")
     current = jax.config.jax_compilation_cache_dir
     if current:
         return Path(current)

@@ -29,6 +29,7 @@ import numpy as np
 import optax
 
 from gdtools.dream import efficientnet, images, weights
+from gdtools import program_cache
 from gdtools.dream.compilation_cache import enable_compilation_cache
 from gdtools.dream.laplacian import scale_by_laplacian_pyramid
 from gdtools.dream.objectives import Objective, as_objective
@@ -107,7 +108,7 @@ def _resize(image, shape):
     return jax.image.resize(image, (shape[0], shape[1], image.shape[2]), "linear")
 
 
-@functools.partial(jax.jit, static_argnames=("shape", "previous_shape"))
+@program_cache.saved_jit(static_argnames=("shape", "previous_shape"))
 def _octave_start(base, dreamed, *, shape, previous_shape):
     """The image an octave starts from: the original at this octave's ``shape``, plus the detail the
     previous octave dreamed into it (``dreamed`` minus the original at ``previous_shape``), clipped

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from gdtools.dream import efficientnet, executable_cache
+from gdtools import program_cache
+from gdtools.dream import efficientnet, objectives
 from gdtools.estimators.base import Estimate, GradientEstimator
 
 
@@ -31,8 +32,8 @@ from gdtools.estimators.base import Estimate, GradientEstimator
 CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512, "xla_cpu_enable_fast_min_max": True}
 
 
-# The type of traced values (public as jax.core.Tracer; jax.core's other names are being deprecated).
-_Tracer = getattr(jax.core, "Tracer", None) or __import__("jax._src.core", fromlist=["Tracer"]).Tracer
+#: the modules whose source decides what the compiled network computes
+_NETWORK_SOURCES = (efficientnet.__file__, objectives.__file__, __file__)
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,11 +75,11 @@ class TileObjective:
 
     def __call__(self, piece):
         """``(value, grad)`` of the objective on one ``(tile, tile, 3)`` piece."""
-        if isinstance(piece, _Tracer):
+        if isinstance(piece, program_cache.Tracer):
             return self._value_and_grad(self.params, piece)  # inside another trace: plain jit
         # Called directly: compiled ahead of time with the backend's options (the lowering reuses
         # the jit's trace, so the network is still traced once), or loaded whole from the
-        # executable cache, which skips the trace too.
+        # program cache, which skips the trace too.
         key = (piece.shape, str(piece.dtype))
         if key not in self._executables:
             self._executables[key] = self._compile(piece)
@@ -86,21 +87,11 @@ class TileObjective:
 
     def _compile(self, piece):
         args = (self.params, piece)
-        in_tree = jax.tree_util.tree_structure((args, {}))
-        out_tree = jax.tree_util.tree_structure((0.0, 0.0))
-        name = None
-        if executable_cache.directory() is not None:
-            shapes = jax.tree_util.tree_map(lambda a: (tuple(a.shape), str(a.dtype)), args)
-            name = executable_cache.key("tile_objective", self.objective.key(), self.method, shapes,
-                                        sorted((self._options or {}).items()),
-                                        str(jax.config.jax_default_matmul_precision))
-            compiled = executable_cache.load(name, in_tree, out_tree) if name else None
-            if compiled is not None:
-                return compiled
-        compiled = self._value_and_grad.lower(*args).compile(compiler_options=self._options)
-        if name:
-            executable_cache.save(name, compiled, in_tree, out_tree)
-        return compiled
+        shapes = jax.tree_util.tree_map(lambda a: (tuple(a.shape), str(a.dtype)), args)
+        parts = ("tile_objective", self.objective.key(), self.method, shapes,
+                 sorted((self._options or {}).items()), str(jax.config.jax_default_matmul_precision))
+        return program_cache.compiled(lambda: self._value_and_grad.lower(*args), parts, sources=_NETWORK_SOURCES,
+                                      args=args, options=self._options)
 
 
 def tile_starts(size: int, tile: int) -> list[int]:
@@ -116,12 +107,12 @@ def tile_starts(size: int, tile: int) -> list[int]:
 # a dozen eager operations: each distinct program costs a compilation (or a cache load) per octave,
 # which on a GPU takes longer than the octave's steps.
 
-@functools.partial(jax.jit, static_argnames=("jitter",))
+@program_cache.saved_jit(static_argnames=("jitter",))
 def _random_shift(key, *, jitter):
     return jax.random.randint(key, (2,), -jitter, jitter + 1)
 
 
-@functools.partial(jax.jit, static_argnames=("shape", "pad", "starts", "tile"))
+@program_cache.saved_jit(static_argnames=("shape", "pad", "starts", "tile"))
 def _cut(x, shift, *, shape, pad, starts, tile):
     """The flat point as an image rolled by ``shift``, reflect-padded by ``pad``, cut into tiles."""
     image = jnp.roll(jnp.reshape(x, shape), (shift[0], shift[1]), axis=(0, 1))
@@ -130,7 +121,7 @@ def _cut(x, shift, *, shape, pad, starts, tile):
     return tuple(lax.dynamic_slice(image, (y, x0, 0), (tile, tile, shape[2])) for y, x0 in starts)
 
 
-@functools.partial(jax.jit, static_argnames=("shape", "pad", "starts"))
+@program_cache.saved_jit(static_argnames=("shape", "pad", "starts"))
 def _assemble(values, grads, shift, inverse_coverage, *, shape, pad, starts):
     """Mean value of the tiles, and their gradients put back together (overlaps averaged), cropped,
     rolled back by ``shift``, negated (minimize minimises) and flattened."""

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import gdtools as gd
-from gdtools.dream import deepdream, executable_cache, laplacian, tiling
+from gdtools import program_cache
+from gdtools.dream import deepdream, laplacian, tiling
 from gdtools.dream.deepdream import Dreamer, DreamSettings
 from gdtools.errors import InputError
 
@@ -16,7 +17,7 @@ def dreamer(params):
 
 
 def test_compiles_once_whatever_the_image_size_and_octaves(params, cat_small, monkeypatch):
-    monkeypatch.setattr(executable_cache, "_DIRECTORY", None)  # count traces, not loads of a saved network
+    monkeypatch.setattr(program_cache, "_DIRECTORY", None)  # count traces, not loads of a saved network
     fresh = Dreamer("stem", params=params, tile=64, octaves=3, steps=1, jitter=8)
     fresh(cat_small)                                                    # 96 x 64: two tiles, padded octaves
     fresh.with_seed(1)(np.full((150, 130, 3), 120.0, np.float32))       # another size, more tiles

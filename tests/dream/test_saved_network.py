@@ -2,15 +2,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdtools.dream import executable_cache
+from gdtools import program_cache
 from gdtools.dream.objectives import channels, layer
 from gdtools.dream.tiling import TileObjective
 
 
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(executable_cache, "_DIRECTORY", None)
-    assert executable_cache.enable(tmp_path / "executables") == tmp_path / "executables"
+    monkeypatch.setattr(program_cache, "_DIRECTORY", None)
+    assert program_cache.enable(tmp_path / "executables") == tmp_path / "executables"
     return tmp_path / "executables"
 
 
@@ -52,11 +52,11 @@ def test_an_unreadable_file_is_replaced_by_a_fresh_compilation(params, piece, ca
 
 
 def test_off_means_nothing_is_written(params, piece, tmp_path, monkeypatch):
-    monkeypatch.setattr(executable_cache, "_DIRECTORY", None)
+    monkeypatch.setattr(program_cache, "_DIRECTORY", None)
     objective = TileObjective(layer("block1"), params=params, tile=32)
     objective(piece)
-    assert objective.traces == 1 and executable_cache.directory() is None
-    assert executable_cache.load("anything", None, None) is None
+    assert objective.traces == 1 and program_cache.directory() is None
+    assert program_cache.load("anything", None) is None
 
 
 def test_a_guide_with_the_same_name_but_other_pixels_is_another_program(params, piece, cache_dir):
@@ -71,7 +71,7 @@ def test_a_guide_with_the_same_name_but_other_pixels_is_another_program(params, 
     value, _ = b.tile_objective(piece)
     assert b.tile_objective.traces == 1  # not loaded from the first guide's program
     fresh = TileObjective(b.objective, params=params, tile=32)
-    executable_cache.disable()
+    program_cache.disable()
     assert float(fresh(piece)[0]) == pytest.approx(float(value), rel=1e-5)
 
 

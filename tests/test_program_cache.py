@@ -1,0 +1,106 @@
+"""Compiled programs kept whole between processes (gdtools.program_cache.saved_jit)."""
+
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gdtools import program_cache
+
+
+def _halve_and_sum(x, y, *, scale):
+    return jnp.sum(x) * scale, y / 2
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(program_cache, "_DIRECTORY", None)
+    program_cache.enable(tmp_path)
+    return tmp_path
+
+
+def test_off_it_is_the_plain_jit(monkeypatch):
+    monkeypatch.setattr(program_cache, "_DIRECTORY", None)
+    f = program_cache.saved_jit(_halve_and_sum, static_argnames=("scale",))
+    total, half = f(jnp.arange(4.0), jnp.ones(3), scale=2.0)
+    assert float(total) == 12.0 and np.allclose(half, 0.5)
+    assert not f._programs
+
+
+def test_one_program_per_signature_saved_and_loaded_again(cache_dir):
+    f = program_cache.saved_jit(_halve_and_sum, static_argnames=("scale",))
+    x, y = jnp.arange(4.0), jnp.ones(3)
+    assert float(f(x, y, scale=2.0)[0]) == 12.0
+    f(x, y, scale=2.0)
+    assert len(f._programs) == 1 and len(list(cache_dir.glob("*.xla"))) == 1
+    f(x, y, scale=3.0)                 # another static value
+    f(jnp.arange(5.0), y, scale=2.0)   # another shape
+    f(np.arange(4, dtype=np.int32), y, scale=2.0)  # another dtype
+    assert len(f._programs) == 4 and len(list(cache_dir.glob("*.xla"))) == 4
+    # a fresh wrapper (as in a new process) loads the saved program instead of tracing
+    traced = []
+
+    def counting(x, y, *, scale):
+        traced.append(1)
+        return _halve_and_sum(x, y, scale=scale)
+
+    counting.__qualname__ = _halve_and_sum.__qualname__  # the same name: the same key
+    g = program_cache.saved_jit(counting, static_argnames=("scale",))
+    total, half = g(x, y, scale=2.0)
+    assert float(total) == 12.0 and np.allclose(half, 0.5) and traced == []
+
+
+def test_inside_another_trace_it_traces_as_usual(cache_dir):
+    f = program_cache.saved_jit(_halve_and_sum, static_argnames=("scale",))
+    out = jax.jit(lambda x: f(x, x, scale=1.0)[0])(jnp.arange(3.0))
+    assert float(out) == 3.0 and not f._programs
+    assert float(jax.grad(lambda x: f(x, x, scale=2.0)[0])(jnp.ones(2))[0]) == 2.0
+
+
+def test_a_second_process_skips_tracing_and_gets_the_same_numbers(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("""
+import sys, jax.numpy as jnp
+from gdtools import program_cache
+program_cache.enable(sys.argv[1])
+traced = []
+def f(x):
+    traced.append(1)
+    return jnp.cumsum(x) ** 2
+saved = program_cache.saved_jit(f)
+out = list(map(float, saved(jnp.arange(4.0))))
+print(len(traced), out)
+""")
+    runs = [subprocess.run([sys.executable, str(probe), str(tmp_path / "cache")], capture_output=True, text=True,
+                           check=True).stdout.split(None, 1) for _ in range(2)]
+    assert runs[0][0] == "1" and runs[1][0] == "0"  # traced in the first process only
+    assert runs[0][1] == runs[1][1]
+
+
+def test_a_function_without_a_source_file_is_never_saved(cache_dir):
+    namespace = {}
+    exec("import jax.numpy as jnp\ndef f(x):\n    return x + 1", namespace)
+    f = program_cache.saved_jit(namespace["f"])
+    assert float(f(jnp.ones(()))) == 2.0
+    assert not list(cache_dir.glob("*.xla"))
+
+
+def test_an_unreadable_file_is_compiled_again(cache_dir):
+    f = program_cache.saved_jit(_halve_and_sum, static_argnames=("scale",))
+    f(jnp.arange(4.0), jnp.ones(3), scale=2.0)
+    (saved,) = cache_dir.glob("*.xla")
+    saved.write_bytes(b"garbage")
+    g = program_cache.saved_jit(_halve_and_sum, static_argnames=("scale",))
+    assert float(g(jnp.arange(4.0), jnp.ones(3), scale=2.0)[0]) == 12.0
+    assert saved.read_bytes() != b"garbage"
+
+
+def test_at_most_max_files_are_kept(cache_dir, monkeypatch):
+    monkeypatch.setattr(program_cache, "MAX_FILES", 3)
+    f = program_cache.saved_jit(_halve_and_sum, static_argnames=("scale",))
+    for n in range(1, 6):
+        f(jnp.arange(float(n)), jnp.ones(1), scale=1.0)
+    assert len(list(cache_dir.glob("*.xla"))) == 3
