@@ -161,15 +161,33 @@ def _evict() -> None:
         pass
 
 
+# Programs that JAX's own persistent cache hands back are not saved again: XLA:CPU serialises such
+# a deserialised executable without its code ("Function ... not found" when the copy runs). JAX
+# reports each of its cache hits as this event.
+_JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
+_jax_cache_hits = 0
+
+
+def _count_jax_cache_hits(event, **kwargs):
+    global _jax_cache_hits
+    if event == _JAX_CACHE_HIT:
+        _jax_cache_hits += 1
+
+
+jax.monitoring.register_event_listener(_count_jax_cache_hits)
+
+
 def compiled(lower, parts, *, sources, args, options=None):
     """The program that ``lower()`` lowers, loaded whole when saved under the key of ``parts`` and
-    ``sources``, else compiled (with XLA ``options``) and saved. ``args`` are its arguments."""
+    ``sources``, else compiled (with XLA ``options``) and, if XLA compiled it here rather than
+    JAX's persistent cache handing it back, saved. ``args`` are its arguments."""
     in_tree = jax.tree_util.tree_structure((args, {}))
     name = key(*parts, sources=sources) if _DIRECTORY is not None else None
     program = load(name, in_tree) if name else None
     if program is None:
+        hits = _jax_cache_hits
         program = lower().compile(compiler_options=options)
-        if name:
+        if name and _jax_cache_hits == hits:
             save(name, program, in_tree)
     return program
 
