@@ -28,6 +28,9 @@ from gdtools.transforms import descend, needs_value_fn
 #: Extra evaluations at x0 that measure the noise of a stochastic objective whose noise is unknown.
 NOISE_PROBES = 3
 
+#: Dispatch a device run's next estimate before reading this one's value back (see HostLoop.run).
+PIPELINE = True
+
 
 @saved_jit
 def _largest_device(grad):
@@ -157,6 +160,13 @@ class HostLoop:
                 self._measure_noise(x, f_start)
         best_x, best_f = x, f_start
         last_grad, reason, detail, cost, k = None, None, "", 0, 0
+        # On a device, with a pure JAX estimator, the next estimate is dispatched before this one's
+        # value is read back, so the accelerator is never idle while the host records, checks and
+        # calls back (the same computations in the same order: the same results). Stopping after
+        # an iteration discards the estimate made ahead.
+        ahead = PIPELINE and problem.device and self.evaluator is None and estimator.traceable and not searching
+        pending = None  # (iteration, estimate made ahead, the point it was made at)
+        previous_x = None
         recent: list[float] = []
         average_from, average_sum, average_count = math.inf, 0.0, 0
         try:
@@ -181,17 +191,30 @@ class HostLoop:
                     extra["min_step"] = problem.min_step(x)
                 evaluate = (lambda pts, _key=key: self.evaluator(pts, key=_key)) if self.evaluator else None
                 noise = self.evaluator.noise if self.evaluator is not None else 0.0
-                est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
-                                         noise=noise, **kwargs, **extra)
+                if pending is not None and pending[0] == k and pending[2] is x:
+                    est = pending[1]
+                else:
+                    est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
+                                             noise=noise, **kwargs, **extra)
+                pending = None
                 cost = est.nfev
                 if self.evaluator is None:
                     self._nfev += est.nfev
                 grad = est.grad
+                ahead_x = ahead_state = None
+                if ahead and optimizer is not None and k + 1 < self.max_iters:
+                    with self._precision():
+                        ahead_x, ahead_state = step(grad, state, x, est.value)
+                    pending = (k + 1, estimator.estimate(self.fun_flat, ahead_x, key=fold_in(self.key, k + 1),
+                                                         iteration=k + 1, evaluate=None, noise=noise, **kwargs),
+                               ahead_x)
                 # One transfer from the device: the value and the largest gradient component
                 # (nan and inf propagate through max, so it also tells whether grad is finite).
                 value, gnorm = (float(v) for v in jax.device_get((est.value, _largest(grad))))
                 finite = math.isfinite(gnorm)
                 gnorm = gnorm if finite else math.nan
+                if estimator.traceable and not math.isfinite(value):
+                    finite = False  # a JAX objective's value is exact: nan or inf there is a failure too
                 if k == 0 and self.evaluator is not None:
                     value = f_start
                 if k >= self.skip_records:
@@ -202,6 +225,8 @@ class HostLoop:
                 if not finite:
                     if estimator.traceable or self.evaluator is None:
                         reason, detail = "nonfinite", k
+                        if previous_x is not None:  # as the compiled loop: the last finite point
+                            x = previous_x
                         break
                     continue  # a failed probe: measure again next iteration rather than step blindly
                 last_grad = grad
@@ -234,6 +259,8 @@ class HostLoop:
                             x, value, grad, state, project=self._project,
                             evaluate=lambda pts, _key=search_key: self.evaluator(pts, key=_key),
                             max_evaluations=left)
+                    elif ahead_x is not None:  # the step was taken ahead, with the estimate after it
+                        new_x, state = ahead_x, ahead_state
                     else:
                         try:
                             new_x, state = step(grad, state, x, np.float64(value) if not problem.device else jnp.asarray(value))
@@ -256,7 +283,7 @@ class HostLoop:
                         break
                 if not problem.device:  # on a device this check would cost a transfer a step
                     recent.append(float(np.max(np.abs(new_x - x))))
-                x = new_x
+                previous_x, x = x, new_x
                 if k + 1 >= average_from:  # Polyak-Ruppert averaging of a noisy run's tail
                     average_sum, average_count = average_sum + x, average_count + 1
                 if len(recent) >= 3 and max(recent[-3:]) == 0.0 and not estimator.stochastic:

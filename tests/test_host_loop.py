@@ -1,0 +1,89 @@
+"""The host loop's estimate made ahead on a device (gdtools.host_loop.PIPELINE): same results."""
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gdtools as gd
+from gdtools import host_loop
+
+
+def _run(monkeypatch, pipeline, fun, x0, **kwargs):
+    monkeypatch.setattr(host_loop, "PIPELINE", pipeline)
+    calls = []
+    user_callback = kwargs.pop("callback", None)
+
+    def callback(state):
+        calls.append((state.iteration, float(state.fun), np.asarray(state.x).copy()))
+        return user_callback(state) if user_callback else None
+
+    result = gd.minimize(fun, x0, callback=callback, **kwargs)
+    return result, calls
+
+
+def _same(a, b):
+    (ra, ca), (rb, cb) = a, b
+    np.testing.assert_array_equal(np.asarray(ra.x), np.asarray(rb.x))
+    assert (ra.nit, ra.status, ra.nfev) == (rb.nit, rb.status, rb.nfev)
+    assert ra.fun == rb.fun or (np.isnan(ra.fun) and np.isnan(rb.fun))
+    assert [(i, f) for i, f, _ in ca] == [(i, f) for i, f, _ in cb]
+    for (_, _, xa), (_, _, xb) in zip(ca, cb):
+        np.testing.assert_array_equal(xa, xb)
+    la = [r["loss"] for r in ra.history.iterations]
+    lb = [r["loss"] for r in rb.history.iterations]
+    np.testing.assert_array_equal(np.asarray(la, float), np.asarray(lb, float))
+
+
+def rosen(x):
+    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+@pytest.mark.parametrize("optimizer", [None, optax.adam(0.01)], ids=["lbfgs", "adam"])
+def test_device_run_gives_the_same_results_ahead_or_not(monkeypatch, optimizer):
+    x0 = jnp.zeros(5)
+    runs = [_run(monkeypatch, p, rosen, x0, optimizer=optimizer, max_iters=25, tol=0.0) for p in (False, True)]
+    _same(*runs)
+    assert runs[1][0].nit == 25
+
+
+def test_a_callback_stop_returns_the_same_point(monkeypatch):
+    x0 = jnp.zeros(4)
+    runs = [_run(monkeypatch, p, rosen, x0, optimizer=optax.adam(0.05), max_iters=50,
+                 callback=lambda s: s.iteration == 6) for p in (False, True)]
+    _same(*runs)
+    assert runs[1][0].status == "callback" and runs[1][0].nit == 7
+
+
+def blows_up(x):
+    """Finite until x[0] passes 1, then nan (with a finite gradient there)."""
+    return jnp.where(x[0] < 1.0, jnp.sum((x - 3.0) ** 2), jnp.nan)
+
+
+def test_nonfinite_stops_at_the_same_place(monkeypatch):
+    x0 = jnp.zeros(3)
+    runs = [_run(monkeypatch, p, blows_up, x0, optimizer=optax.sgd(0.1), max_iters=40) for p in (False, True)]
+    _same(*runs)
+    assert runs[1][0].status == "nonfinite"
+
+
+def test_a_nan_value_is_a_failure_and_the_last_finite_point_comes_back():
+    """A JAX objective that returns nan where its gradient is finite: not 'converged' with
+    fun = nan (as the host loop used to say), but the compiled loop's answer, one step back."""
+    compiled = gd.minimize(blows_up, jnp.zeros(3), optimizer=optax.sgd(0.1), max_iters=40)
+    hosted = gd.minimize(blows_up, jnp.zeros(3), optimizer=optax.sgd(0.1), max_iters=40, callback=lambda s: None)
+    for result in (compiled, hosted):
+        assert result.status == "nonfinite" and not result.success
+        np.testing.assert_allclose(np.asarray(result.x), 0.6, rtol=1e-6)
+        assert result.fun == pytest.approx(3 * 2.4 ** 2, rel=1e-6)
+
+
+def test_the_dream_is_the_same_ahead_or_not(monkeypatch, tmp_path):
+    from gdtools.dream.deepdream import Dreamer
+
+    image = np.random.default_rng(0).uniform(0, 255, (40, 56, 3)).astype(np.float32)
+    out = []
+    for pipeline in (False, True):
+        monkeypatch.setattr(host_loop, "PIPELINE", pipeline)
+        out.append(Dreamer("block2", tile=32, octaves=2, steps=4, jitter=6)(image))
+    np.testing.assert_array_equal(out[0], out[1])
