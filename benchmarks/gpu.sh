@@ -98,6 +98,11 @@ for run in cold warm; do
         'BEGIN { printf "{\"run\": \"%s\", \"size\": %d, \"wall_s\": %.3f, \"ok\": %s}\n", r, n, e - s, ok }' \
         > "$OUT/process_$run.json"
 done
+# where a warm run's time goes (cProfile adds some of its own; not the timed run above)
+stage "warm profile" "$PY" -m cProfile -o "$OUT/warm.prof" -m gdtools dream "$OUT/input.png" -o "$OUT/dream_profiled.png" \
+    --max-side "$PROCESS_SIZE" --tile 512 --octaves 4 --steps 10 --layer block11 --quiet
+stage "warm profile table" "$PY" -c "import pstats, sys; pstats.Stats(sys.argv[1], stream=open(sys.argv[2], 'w')).sort_stats('cumtime').print_stats(40)" \
+    "$OUT/warm.prof" "$OUT/warm_profile.txt"
 
 if [ -n "$USER_XDG_CACHE_HOME" ]; then export XDG_CACHE_HOME="$USER_XDG_CACHE_HOME"; else unset XDG_CACHE_HOME; fi
 if [ -n "$TESTS" ]; then  # the network and the dream on this backend, by the test suite's own checks
@@ -139,6 +144,8 @@ summary.update(steps=[{k: r.get(k) for k in ("size", "layer", "gdtools_step_ms",
 (out / "gpu_dream.json").write_text(json.dumps(summary, indent=1))
 if summary.get("backend") == "gpu":  # beside the CPU results, which run_all.py puts on docs/benchmarks.md
     pathlib.Path("benchmarks/results/gpu_dream.json").write_text(json.dumps(summary, indent=1))
+    if (out / "warm_profile.txt").exists():
+        pathlib.Path("benchmarks/results/gpu_warm_profile.txt").write_text((out / "warm_profile.txt").read_text())
     print(f"raw numbers in {out}; summary in benchmarks/results/gpu_dream.json")
 else:
     print(f"raw numbers and summary in {out} (not a GPU run: benchmarks/results/ left alone)")
