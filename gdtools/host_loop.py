@@ -160,11 +160,12 @@ class HostLoop:
                 self._measure_noise(x, f_start)
         best_x, best_f = x, f_start
         last_grad, reason, detail, cost, k = None, None, "", 0, 0
-        # On a device, with a pure JAX estimator, the next estimate is dispatched before this one's
-        # value is read back, so the accelerator is never idle while the host records, checks and
-        # calls back (the same computations in the same order: the same results). Stopping after
-        # an iteration discards the estimate made ahead.
-        ahead = PIPELINE and problem.device and self.evaluator is None and estimator.traceable and not searching
+        # On a device, with a pure JAX estimator (GradientEstimator.pure), the next estimate is
+        # dispatched before this one's value is read back, so the accelerator is never idle while
+        # the host records, checks and calls back (the same computations in the same order: the
+        # same results). Stopping after an iteration discards the estimate made ahead.
+        ahead = (PIPELINE and problem.device and self.evaluator is None and estimator.traceable
+                 and getattr(estimator, "pure", False) and not searching)
         pending = None  # (iteration, estimate made ahead, the point it was made at)
         previous_x = None
         recent: list[float] = []
@@ -263,7 +264,10 @@ class HostLoop:
                         new_x, state = ahead_x, ahead_state
                     else:
                         try:
-                            new_x, state = step(grad, state, x, np.float64(value) if not problem.device else jnp.asarray(value))
+                            # on a device the value stays there, as in the step taken ahead (one
+                            # compiled update for both)
+                            device_value = est.value if self.evaluator is None else jnp.asarray(value)
+                            new_x, state = step(grad, state, x, np.float64(value) if not problem.device else device_value)
                         except TypeError as exc:
                             if "value_fn" not in str(exc) and "value" not in str(exc):
                                 raise

@@ -163,18 +163,26 @@ def _evict() -> None:
 
 # Programs that JAX's own persistent cache hands back are not saved again: XLA:CPU serialises such
 # a deserialised executable without its code ("Function ... not found" when the copy runs). JAX
-# reports each of its cache hits as this event.
+# reports, through jax.monitoring, each compilation that consulted its cache and each hit; with its
+# cache on, a program is saved only if it was compiled right then, after a miss (a program JAX
+# reuses from memory reports neither and may have come from its cache earlier).
+_JAX_CACHE_REQUEST = "/jax/compilation_cache/compile_requests_use_cache"
 _JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
-_jax_cache_hits = 0
+_jax_cache_events = {_JAX_CACHE_REQUEST: 0, _JAX_CACHE_HIT: 0}
 
 
-def _count_jax_cache_hits(event, **kwargs):
-    global _jax_cache_hits
-    if event == _JAX_CACHE_HIT:
-        _jax_cache_hits += 1
+def _count_jax_cache_events(event, **kwargs):
+    if event in _jax_cache_events:
+        _jax_cache_events[event] += 1
 
 
-jax.monitoring.register_event_listener(_count_jax_cache_hits)
+jax.monitoring.register_event_listener(_count_jax_cache_events)
+
+
+def _settings() -> tuple:
+    """The JAX settings a traced program can depend on (effective values, context managers included)."""
+    return (bool(jax.config.jax_enable_x64), bool(jax.config.jax_threefry_partitionable),
+            str(jax.config.jax_default_prng_impl), str(jax.config.jax_default_matmul_precision))
 
 
 def compiled(lower, parts, *, sources, args, options=None):
@@ -182,19 +190,28 @@ def compiled(lower, parts, *, sources, args, options=None):
     ``sources``, else compiled (with XLA ``options``) and, if XLA compiled it here rather than
     JAX's persistent cache handing it back, saved. ``args`` are its arguments."""
     in_tree = jax.tree_util.tree_structure((args, {}))
-    name = key(*parts, sources=sources) if _DIRECTORY is not None else None
+    name = key(*parts, _settings(), sources=sources) if _DIRECTORY is not None else None
     program = load(name, in_tree) if name else None
     if program is None:
-        hits = _jax_cache_hits
+        before = dict(_jax_cache_events)
         program = lower().compile(compiler_options=options)
-        if name and _jax_cache_hits == hits:
+        if jax.config.jax_compilation_cache_dir:
+            fresh = (_jax_cache_events[_JAX_CACHE_REQUEST] > before[_JAX_CACHE_REQUEST]
+                     and _jax_cache_events[_JAX_CACHE_HIT] == before[_JAX_CACHE_HIT])
+        else:
+            fresh = True
+        if name and fresh:
             save(name, program, in_tree)
     return program
 
 
+#: compiled programs one SavedJit keeps in memory (the least recently made go first)
+MAX_PROGRAMS_IN_MEMORY = 64
+
+
 def _signature(leaf):
-    if isinstance(leaf, jax.Array):
-        return (leaf.shape, leaf.dtype, leaf.weak_type)
+    if isinstance(leaf, jax.Array):  # where it lives matters too: a program is compiled for a sharding
+        return (leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False), leaf.sharding, leaf.committed)
     return str(jax.typeof(leaf))
 
 
@@ -211,8 +228,11 @@ class SavedJit:
             source = inspect.getsourcefile(fun)
         except TypeError:
             source = None
-        self._sources = (source,) if source else None  # no source file to key on: never saved
-        self._name = f"{fun.__module__}.{fun.__qualname__}"
+        qualname = getattr(fun, "__qualname__", "<unnamed>")
+        # Saved only when the name and the module's source pin the function down: not a lambda, a
+        # closure or a partial, whose names do not tell two of them apart.
+        self._sources = (source,) if source and "<" not in qualname else None
+        self._name = f"{getattr(fun, '__module__', '?')}.{qualname}"
         self._programs = {}
         functools.update_wrapper(self, fun)
 
@@ -222,11 +242,13 @@ class SavedJit:
         leaves, in_tree = jax.tree_util.tree_flatten(args)
         if any(isinstance(leaf, Tracer) for leaf in leaves):
             return self._jit(*args, **statics)
-        signature = (in_tree, tuple(map(_signature, leaves)), tuple(sorted(statics.items())))
+        signature = (in_tree, tuple(map(_signature, leaves)), tuple(sorted(statics.items())), _settings())
         program = self._programs.get(signature)
         if program is None:
             program = compiled(lambda: self._jit.lower(*args, **statics),
                                (self._name, repr(signature)), sources=self._sources, args=args)
+            if len(self._programs) >= MAX_PROGRAMS_IN_MEMORY:
+                self._programs.pop(next(iter(self._programs)))
             self._programs[signature] = program
         return program(*args)
 

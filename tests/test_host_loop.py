@@ -87,3 +87,42 @@ def test_the_dream_is_the_same_ahead_or_not(monkeypatch, tmp_path):
         monkeypatch.setattr(host_loop, "PIPELINE", pipeline)
         out.append(Dreamer("block2", tile=32, octaves=2, steps=4, jitter=6)(image))
     np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_an_estimator_that_is_not_pure_is_not_run_ahead(monkeypatch):
+    """A custom traceable estimator may count or log: it sees exactly one estimate per iteration."""
+    from gdtools.estimators.autodiff import AutoDiff
+
+    class Counting(AutoDiff):
+        pure = False
+
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def estimate(self, fun, x, *, iteration, **kwargs):
+            self.calls.append(iteration)
+            return super().estimate(fun, x, iteration=iteration, **kwargs)
+
+    monkeypatch.setattr(host_loop, "PIPELINE", True)
+    counting = Counting()
+    result = gd.minimize(rosen, jnp.zeros(3), gradient=counting, optimizer=optax.adam(0.01), max_iters=5,
+                         callback=lambda s: s.iteration == 2)
+    assert result.nit == 3 and counting.calls == [0, 1, 2]
+
+
+def test_the_update_is_compiled_once_per_run(monkeypatch, caplog):
+    """The step taken ahead and the last one (taken as usual) share one compiled update."""
+    import logging
+
+    import jax
+
+    monkeypatch.setattr(host_loop, "PIPELINE", True)
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING, logger="jax"):
+            gd.minimize(rosen, jnp.zeros(7), optimizer=optax.adam(0.02), max_iters=4, callback=lambda s: None)
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    steps = [r for r in caplog.records if r.getMessage().startswith("Compiling jit(step)")]
+    assert len(steps) == 1

@@ -11,6 +11,10 @@ import pytest
 from gdtools import program_cache
 
 
+def _draw(key):
+    return jax.random.randint(key, (2,), -50, 50)
+
+
 def _halve_and_sum(x, y, *, scale):
     return jnp.sum(x) * scale, y / 2
 
@@ -135,3 +139,50 @@ print(float(saved(jnp.arange(300.0), np.array([2, -1], np.int32))))
         outputs.append(run.stdout.strip())
     assert len(set(outputs)) == 1
     assert not list((tmp_path / "programs").glob("*.xla"))  # served by JAX's cache: not saved
+
+
+def test_a_program_jax_reused_from_memory_is_not_saved(tmp_path):
+    """The same failure by another road: JAX's cache served the program while this cache was off,
+    then this cache was switched on and JAX reused the program from memory."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("""
+import sys, jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_compilation_cache_dir", sys.argv[1] + "/jax")
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+from gdtools import program_cache
+def f(x, shift):
+    x = jnp.roll(jnp.reshape(x, (20, 15)), (shift[0], shift[1]), axis=(0, 1))
+    x = jnp.pad(x, ((0, 3), (0, 1)), mode="reflect")
+    return sum(jnp.sum(x[i:i + 8, j:j + 8]) for i in (0, 7, 15) for j in (0, 8))
+saved = program_cache.saved_jit(f)
+args = (jnp.arange(300.0), np.array([2, -1], np.int32))
+first = float(saved(*args))
+if sys.argv[2] == "switch":
+    program_cache.enable(sys.argv[1] + "/programs")
+    first = float(saved(*args))
+print(first)
+""")
+    outputs = []
+    for mode in ("off", "switch", "switch"):
+        run = subprocess.run([sys.executable, str(probe), str(tmp_path), mode], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        outputs.append(run.stdout.strip())
+    assert len(set(outputs)) == 1
+    assert not list((tmp_path / "programs").glob("*.xla"))
+
+
+def test_typed_keys_lambdas_and_settings(cache_dir):
+    fold = program_cache.saved_jit(jax.random.fold_in)
+    typed = jax.random.key(0)
+    np.testing.assert_array_equal(jax.random.key_data(fold(typed, np.uint32(3))),
+                                  jax.random.key_data(jax.random.fold_in(typed, 3)))
+    # lambdas (and closures) are not told apart by their names: never saved
+    plus, times = program_cache.saved_jit(lambda x: x + 1), program_cache.saved_jit(lambda x: x * 2)
+    assert float(plus(jnp.float32(10))) == 11.0 and float(times(jnp.float32(10))) == 20.0
+    assert not list(cache_dir.glob("*.xla"))[1:]  # at most fold_in's program
+    # a JAX setting that changes the program changes the signature
+    draw = program_cache.saved_jit(_draw)
+    key = jax.random.PRNGKey(3)
+    for partitionable in (False, True):
+        with jax.threefry_partitionable(partitionable):
+            np.testing.assert_array_equal(draw(key), jax.jit(lambda k: jax.random.randint(k, (2,), -50, 50))(key))

@@ -185,6 +185,7 @@ class TiledGradient(GradientEstimator):
     stochastic = True  # the random roll makes each estimate random
     traceable = True   # a JAX objective: no host evaluator, x stays on the device
     uses_fun = False   # differentiates its own tile objective
+    pure = True        # computes only: the engine may make the next estimate ahead
 
     def __init__(self, tile_objective: TileObjective, *, shape, jitter: int):
         self.tile_objective = tile_objective

@@ -16,6 +16,7 @@ class AutoDiff(GradientEstimator):
 
     name = "autodiff"
     traceable = True
+    pure = True  # (a host callback inside the objective, jax.debug.print say, may run once more at a stop)
 
     def __init__(self):
         self._fun = None

@@ -51,12 +51,16 @@ class GradientEstimator(abc.ABC):
       uses_fun: False for an estimator that differentiates an objective of its own and never calls
         the ``fun`` it is given (DeepDream's tiled one); the engine then skips tracing ``fun`` to
         check that it returns a scalar, which for a whole network costs a trace per run.
+      pure: True when ``estimate`` only computes (no counters, files or host callbacks): on a
+        device the engine may then make the next estimate before it has read this one back, and
+        discard it if the run stops.
     """
 
     name: str = "estimator"
     stochastic: bool = False
     traceable: bool = False
     uses_fun: bool = True
+    pure: bool = False
 
     @abc.abstractmethod
     def estimate(
