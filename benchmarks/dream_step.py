@@ -156,9 +156,13 @@ def main() -> None:
                              "whole step as one jitted function, to show where a step's time goes")
     args = parser.parse_args()
 
-    import torch
+    if args.no_torch:
+        torch = None
+        device = "none"
+    else:
+        import torch
 
-    device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+        device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
     params_np = weights.load_params()
     dreamer = Dreamer(args.layer, tile=args.tile or args.size, steps=args.steps, octaves=1)
     image0 = np.random.default_rng(0).uniform(0, 255, (args.size, args.size, 3)).astype(np.float32)
@@ -173,9 +177,9 @@ def main() -> None:
         jax.block_until_ready(result.x)
         return [(b[0] - a[0], b[1] - a[1]) for a, b in zip(stamps, stamps[1:])]
 
-    step = torch_reference(params_np, args.layer, device)
+    step = torch_reference(params_np, args.layer, device) if torch is not None else None
 
-    default_threads = torch.get_num_threads()
+    default_threads = torch.get_num_threads() if torch is not None else 0
     torch_configs = [default_threads] + ([1] if device == "cpu" and default_threads > 1 else [])
 
     def torch_round(threads):
@@ -200,7 +204,8 @@ def main() -> None:
         if not args.no_torch:
             for threads in torch_configs:
                 theirs[threads] += torch_round(threads)
-    torch.set_num_threads(default_threads)
+    if torch is not None:
+        torch.set_num_threads(default_threads)
     ours_ms = 1e3 * statistics.median(t for t, _ in ours)
     ours_cpu_ms = 1e3 * statistics.median(c for _, c in ours)
     report = {
@@ -208,7 +213,8 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpus": os.cpu_count(),
         "backend": jax.default_backend(), "device": str(jax.devices()[0]),
-        "jax": jax.__version__, "torch": torch.__version__, "gdtools": gd.__version__,
+        "jax": jax.__version__, "torch": torch.__version__ if torch is not None else None,
+        "gdtools": gd.__version__,
         "size": args.size, "tile": args.tile or args.size, "layer": args.layer, "steps_timed": len(ours),
         "first_call_with_compilation_s": round(compile_s, 2),
         "gdtools_step_ms": round(ours_ms, 2),
@@ -217,7 +223,7 @@ def main() -> None:
         "load_average_1min_at_end": None,
     }
     print(f"{report['date']}  {report['machine']} ({report['cpus']} CPUs)  backend={report['backend']}  "
-          f"jax {jax.__version__}  torch {torch.__version__}  gdtools {gd.__version__}")
+          f"jax {jax.__version__}  torch {report['torch']}  gdtools {gd.__version__}")
     print(f"one dream step, {args.size}x{args.size} -> {args.layer}, median of {len(ours)} steps "
           f"({args.rounds} interleaved rounds)")
     report["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)

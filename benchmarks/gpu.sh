@@ -15,7 +15,8 @@
 #   PY=python3 WHEELS=.whl OUT=/tmp/gpu benchmarks/gpu.sh
 #
 # A CPU smoke test of the script itself, with the development venv and small sizes:
-#   PY=.venv/bin/python SIZES=128 PROCESS_SIZE=128 ROUNDS=1 STEPS=2 TESTS= benchmarks/gpu.sh
+#   PY=.venv/bin/python SIZES=32 PROCESS_SIZE=48 TILE=32 ROUNDS=1 STEPS=1 BREAKDOWN_SIZES= TESTS= \
+#       NO_TORCH=1 OUT=/tmp/gpu-smoke benchmarks/gpu.sh      (tests/test_benchmarks.py runs this)
 #
 # Without PY, a venv is made and WHEELS must hold wheels for jax[cuda12] (jax, jaxlib,
 # jax-cuda12-plugin, jax-cuda12-pjrt and the nvidia-* libraries), a CUDA build of torch and gdtools'
@@ -29,6 +30,8 @@ cd "$(dirname "$0")/.."
 WHEELS=${WHEELS:-.whl}
 PY=${PY:-}
 BREAKDOWN_SIZES=${BREAKDOWN_SIZES-1024}
+TILE=${TILE:-512}
+NO_TORCH=${NO_TORCH:-}
 TESTS=${TESTS-tests/dream/test_efficientnet.py tests/dream/test_saved_network.py tests/test_program_cache.py tests/dream/test_deepdream.py}
 OUT=${OUT:-benchmarks/results/gpu-$(date -u +%Y%m%dT%H%M%SZ)}
 VENV=${VENV:-.venv-gpu}
@@ -60,14 +63,15 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-  "$PY" -c "import jax, torch; print('jax', jax.__version__, jax.devices()); print('torch', torch.__version__, torch.cuda.is_available())"
+  "$PY" -c "import jax; print('jax', jax.__version__, jax.devices())"
+  [ -n "$NO_TORCH" ] || "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())"
 } | tee "$OUT/machine.txt"
 
 # 1. one step, gdtools against PyTorch eager, and where gdtools' step time goes
 for size in $SIZES; do
     breakdown=$([[ " $BREAKDOWN_SIZES " == *" $size "* ]] && echo --breakdown || true)
     stage "step $size" "$PY" benchmarks/dream_step.py --size "$size" --layer block11 --rounds "$ROUNDS" \
-        --steps "$STEPS" $breakdown --json "$OUT/step_$size.json" > "$OUT/step_$size.log" 2>&1
+        --steps "$STEPS" $breakdown ${NO_TORCH:+--no-torch} --json "$OUT/step_$size.json" > "$OUT/step_$size.log" 2>&1
     cat "$OUT/step_$size.log"
 done
 
@@ -92,15 +96,15 @@ for run in cold warm; do
     start=$(date +%s.%N)
     ok=true
     "$PY" -m gdtools dream "$OUT/input.png" -o "$OUT/dream_$run.png" --max-side "$PROCESS_SIZE" \
-        --tile 512 --octaves 4 --steps 10 --layer block11 --quiet || { ok=false; failed=1; echo "!! process $run failed"; }
+        --tile "$TILE" --octaves 4 --steps 10 --layer block11 --quiet || { ok=false; failed=1; echo "!! process $run failed"; }
     end=$(date +%s.%N)
-    awk -v r="$run" -v s="$start" -v e="$end" -v n="$PROCESS_SIZE" -v ok="$ok" \
-        'BEGIN { printf "{\"run\": \"%s\", \"size\": %d, \"wall_s\": %.3f, \"ok\": %s}\n", r, n, e - s, ok }' \
+    awk -v r="$run" -v s="$start" -v e="$end" -v n="$PROCESS_SIZE" -v ok="$ok" -v t="$TILE" \
+        'BEGIN { printf "{\"run\": \"%s\", \"size\": %d, \"tile\": %d, \"wall_s\": %.3f, \"ok\": %s}\n", r, n, t, e - s, ok }' \
         > "$OUT/process_$run.json"
 done
 # where a warm run's time goes (cProfile adds some of its own; not the timed run above)
 stage "warm profile" "$PY" -m cProfile -o "$OUT/warm.prof" -m gdtools dream "$OUT/input.png" -o "$OUT/dream_profiled.png" \
-    --max-side "$PROCESS_SIZE" --tile 512 --octaves 4 --steps 10 --layer block11 --quiet
+    --max-side "$PROCESS_SIZE" --tile "$TILE" --octaves 4 --steps 10 --layer block11 --quiet
 stage "warm profile table" "$PY" -c "import pstats, sys; pstats.Stats(sys.argv[1], stream=open(sys.argv[2], 'w')).sort_stats('cumtime').print_stats(40)" \
     "$OUT/warm.prof" "$OUT/warm_profile.txt"
 

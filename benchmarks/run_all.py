@@ -383,7 +383,8 @@ def gpu_lines(d):
     startup = (d.get("startup") or {}).get("wall_s")
     process = d.get("process", [])
     if process:
-        lines += ["The whole `gdtools dream` process on a 1024² image (4 octaves × 10 steps, 512² tiles), "
+        size, tile = process[0].get("size", 1024), process[0].get("tile", 512)  # gpu.sh's defaults
+        lines += [f"The whole `gdtools dream` process on a {size}² image (4 octaves × 10 steps, {tile}² tiles), "
                   "from a fresh persistent compilation cache (cold) and again (warm)"
                   + (f"; Python and JAX starting up and running one tiny computation took {startup:.2f} s of it" if startup else "")
                   + ":", "",

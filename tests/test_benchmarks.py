@@ -151,3 +151,22 @@ def test_run_all_writes_the_page(noisy, imu, overhead, fd, out_dir):
     assert "IMU example program's real run time" in page
     assert "Finite-difference accuracy" in page and "DeepDream" in page
     assert "met" in page or "MISSED" in page
+
+
+def test_gpu_script_runs_on_the_cpu_with_tiny_sizes(tmp_path):
+    """benchmarks/gpu.sh, the one-go GPU benchmark, on the CPU with the development Python: every
+    stage runs, the summary is written to OUT and benchmarks/results/ is left alone."""
+    results = os.path.join(BENCH, "results", "gpu_dream.json")
+    before = open(results).read() if os.path.exists(results) else None
+    env = dict(os.environ, PY=sys.executable, SIZES="32", PROCESS_SIZE="48", TILE="32", ROUNDS="1", STEPS="1",
+               BREAKDOWN_SIZES="", TESTS="", NO_TORCH="1", OUT=str(tmp_path / "gpu"), WHEELS=str(tmp_path / "none"),
+               XDG_CACHE_HOME=str(tmp_path / "cache"))
+    proc = subprocess.run(["bash", os.path.join(BENCH, "gpu.sh")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    summary = json.load(open(tmp_path / "gpu" / "gpu_dream.json"))
+    assert summary["backend"] == "cpu" and [s["size"] for s in summary["steps"]] == [32]
+    assert [(r["run"], r["ok"], r["tile"]) for r in summary["process"]] == [("cold", True, 32), ("warm", True, 32)]
+    assert (tmp_path / "gpu" / "warm_profile.txt").read_text().count("cumtime") >= 1
+    assert "not a GPU run" in proc.stdout
+    assert (open(results).read() if os.path.exists(results) else None) == before
