@@ -264,10 +264,13 @@ class HostLoop:
                         new_x, state = ahead_x, ahead_state
                     else:
                         try:
-                            # on a device the value stays there, as in the step taken ahead (one
-                            # compiled update for both)
-                            device_value = est.value if self.evaluator is None else jnp.asarray(value)
-                            new_x, state = step(grad, state, x, np.float64(value) if not problem.device else device_value)
+                            if not problem.device:
+                                step_value = np.float64(value)
+                            elif self.evaluator is None:  # stays on the device, as in the step taken
+                                step_value = est.value    # ahead (one compiled update for both)
+                            else:
+                                step_value = jnp.asarray(value)
+                            new_x, state = step(grad, state, x, step_value)
                         except TypeError as exc:
                             if "value_fn" not in str(exc) and "value" not in str(exc):
                                 raise

@@ -88,8 +88,8 @@ class TileObjective:
     def _compile(self, piece):
         args = (self.params, piece)
         shapes = jax.tree_util.tree_map(lambda a: (tuple(a.shape), str(a.dtype)), args)
-        parts = ("tile_objective", self.objective.key(), self.method, shapes,
-                 sorted((self._options or {}).items()), str(jax.config.jax_default_matmul_precision))
+        # (the JAX settings, matmul precision among them, are added by program_cache.compiled)
+        parts = ("tile_objective", self.objective.key(), self.method, shapes, sorted((self._options or {}).items()))
         return program_cache.compiled(lambda: self._value_and_grad.lower(*args), parts, sources=_NETWORK_SOURCES,
                                       args=args, options=self._options)
 
