@@ -26,7 +26,6 @@ import tempfile
 from pathlib import Path
 
 import jax
-import numpy as np
 
 _DIRECTORY: Path | None = None
 
