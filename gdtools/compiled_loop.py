@@ -20,6 +20,19 @@ RUNNING, CONVERGED, MAX_ITERS, NONFINITE, NO_PROGRESS = range(5)
 CODES = {CONVERGED: "converged", MAX_ITERS: "max_iters", NONFINITE: "nonfinite",
          NO_PROGRESS: "no_progress"}
 
+#: A small problem's loop runs in chunks of a few iterations whose history rows (loss, gradient,
+#: evaluations and, when recorded, x) stay in buffers of at most CHUNK_BYTES, written into the
+#: whole history once per chunk. XLA:CPU compiles a while loop that touches less than about 1 kB
+#: per iteration into one function, and runs any larger loop kernel by kernel, each kernel paying
+#: a dispatch; a loop over the whole history is never that small. With chunks the inner loop can
+#: be (n = 10, adam, float64: 1.7x a bare hand-written fori_loop with x recorded, against 4.8x for
+#: one loop over the whole history; interleaved runs on 2 cores). Chunks only where the loop's own
+#: arrays (x, gradient, new x, optimizer state) take at most SMALL_LOOP_BYTES: a larger loop is
+#: never compiled whole, and nesting loops costs compile time (L-BFGS at n = 10, chunked: 1.9 s against 1.6 s).
+CHUNK_BYTES = 640
+SMALL_LOOP_BYTES = 512
+MIN_CHUNK, MAX_CHUNK = 4, 16
+
 #: Above this many numbers (iterations x parameters) the trajectory x is not recorded.
 MAX_TRAJECTORY = 4_000_000
 
@@ -33,10 +46,12 @@ class Trace(NamedTuple):
     nit: jax.Array
     nfev: jax.Array
     status: jax.Array
-    loss: jax.Array        # (max_iters + 1,)
-    grad_norm: jax.Array   # (max_iters + 1,)
-    evals: jax.Array       # (max_iters + 1,)
-    xs: jax.Array          # (max_iters + 1, n) or (0, n)
+    # One row per iteration from row 0 (x0) to row nit; rows after nit mean nothing (a chunked
+    # run has whole chunks of rows: at least max_iters + 1).
+    loss: jax.Array        # (rows,)
+    grad_norm: jax.Array   # (rows,)
+    evals: jax.Array       # (rows,)
+    xs: jax.Array          # (rows, n) or (0, n)
 
 
 def _keeps_value_and_grad(optimizer, x0) -> bool:
@@ -76,10 +91,22 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         _, x, _, f, g = jax.lax.while_loop(lambda c: c[0] < iterations, body, carry)
         return x, f, g
 
+    def chunk_length(x0, state) -> int | None:
+        """Iterations per chunk, or None for one loop over the whole history (see CHUNK_BYTES)."""
+        itemsize = jnp.dtype(x0.dtype).itemsize
+        loop_bytes = itemsize * 3 * n + sum(leaf.size * jnp.dtype(leaf.dtype).itemsize
+                                            for leaf in jax.tree_util.tree_leaves(state))
+        fits = CHUNK_BYTES // (itemsize * (3 + (n if record_x else 0)))
+        if loop_bytes > SMALL_LOOP_BYTES or fits < MIN_CHUNK or max_iters < 2 * MIN_CHUNK:
+            return None
+        return min(fits, MAX_CHUNK)
+
     def solve(x0):
+        state0 = optimizer.init(x0)
+        chunk = chunk_length(x0, state0)
+        rows = max_iters + 1 if chunk is None else 1 + -(-max_iters // chunk) * chunk
         f0, g0 = value_and_grad(x0)
         g0max = jnp.max(jnp.abs(g0))
-        rows = max_iters + 1
         # One row per iteration: loss, largest gradient component, evaluations so far.
         table = jnp.full((rows, 3), jnp.nan, f0.dtype).at[0].set(jnp.stack([f0, g0max, 1]).astype(f0.dtype))
         xs = jnp.zeros((rows if record_x else 0, n), x0.dtype)
@@ -87,14 +114,10 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
             xs = xs.at[0].set(x0)
         first_status = jnp.where(jnp.isfinite(f0) & jnp.isfinite(g0max),
                                  jnp.where(g0max <= tol, CONVERGED, RUNNING), NONFINITE)
-        carry = (jnp.int32(0), x0, optimizer.init(x0), f0, g0, jnp.int32(1), first_status, table, xs)
 
-        def cond(carry):
-            k, status = carry[0], carry[6]
-            return (status == RUNNING) & (k < max_iters)
-
-        def body(carry):
-            k, x, state, f, g, nfev, status, table, xs = carry
+        def iteration(carry):
+            """One iteration, its row written at row ``j`` of ``rows_f`` (and ``rows_x``)."""
+            j, k, x, state, f, g, nfev, status, rows_f, rows_x = carry
             new_x, state, new_f, new_g, evals = step(x, state, f, g)
             nfev = nfev + evals
             # NaN and inf propagate through max, so one reduction checks finiteness and tol.
@@ -103,12 +126,41 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
             status = jnp.where(~(jnp.isfinite(new_f) & jnp.isfinite(gmax)), NONFINITE,
                                jnp.where(gmax <= tol, CONVERGED,
                                          jnp.where(k1 >= max_iters, MAX_ITERS, RUNNING)))
-            table = table.at[k1].set(jnp.stack([new_f, gmax, nfev]).astype(table.dtype))
+            zero = jnp.zeros((), j.dtype)
+            row = jnp.stack([new_f, gmax, nfev]).astype(rows_f.dtype)[None]
+            rows_f = jax.lax.dynamic_update_slice(rows_f, row, (j, zero))
             if record_x:
-                xs = xs.at[k1].set(new_x)
-            return (k1, new_x, state, new_f, new_g, nfev, status, table, xs)
+                rows_x = jax.lax.dynamic_update_slice(rows_x, new_x[None], (j, zero))
+            return (j + 1, k1, new_x, state, new_f, new_g, nfev, status, rows_f, rows_x)
 
-        k, x, _, f, g, nfev, status, table, xs = jax.lax.while_loop(cond, body, carry)
+        def running(carry):
+            return carry[7] == RUNNING
+
+        start = (jnp.int32(0), x0, state0, f0, g0, jnp.int32(1), first_status)
+        if chunk is None:
+            # One loop, writing row k + 1 of the whole history each iteration.
+            carry = jax.lax.while_loop(running, iteration, (jnp.int32(1), *start, table, xs))
+            _, k, x, _, f, g, nfev, status, table, xs = carry
+        else:
+            def chunk_of_iterations(carry):
+                # `chunk` iterations at most, their rows kept in small buffers (carried from chunk
+                # to chunk, not refilled) and written into the history once per chunk. Rows after
+                # the last iteration are left as they are.
+                k, x, state, f, g, nfev, status, table, xs, rows_f, rows_x = carry
+                inner = (jnp.int32(0), k, x, state, f, g, nfev, status, rows_f, rows_x)
+                inner = jax.lax.while_loop(lambda c: running(c) & (c[0] < chunk), iteration, inner)
+                _, k1, x, state, f, g, nfev, status, rows_f, rows_x = inner
+                zero = jnp.zeros((), k.dtype)
+                table = jax.lax.dynamic_update_slice(table, rows_f, (k + 1, zero))
+                if record_x:
+                    xs = jax.lax.dynamic_update_slice(xs, rows_x, (k + 1, zero))
+                return (k1, x, state, f, g, nfev, status, table, xs, rows_f, rows_x)
+
+            rows_f = jnp.full((chunk, 3), jnp.nan, table.dtype)
+            rows_x = jnp.zeros((chunk if record_x else 0, n), xs.dtype)
+            carry = jax.lax.while_loop(lambda c: c[6] == RUNNING, chunk_of_iterations,
+                                       (*start, table, xs, rows_f, rows_x))
+            k, x, _, f, g, nfev, status, table, xs, _, _ = carry
         # A run that met nan or inf returns the last finite point (one step back): the trajectory's
         # previous row when x is recorded, else the same steps replayed from x0, which costs time
         # only in a run that failed. (Carrying the previous x through the loop instead costs a copy

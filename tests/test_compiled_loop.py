@@ -1,0 +1,115 @@
+"""The compiled loop runs in chunks of iterations; every run must look as if it had none."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gdtools.compiled_loop import CONVERGED, MAX_CHUNK, MAX_ITERS, NONFINITE, make_solver
+
+
+def quadratic(x):
+    return jnp.sum((x - jnp.arange(1.0, x.size + 1.0)) ** 2)
+
+
+def blows_up(x):
+    """Finite until x[0] passes 0.9, then nan: sgd(0.1) from 0 crosses it at iteration 11."""
+    return jnp.where(x[0] > 0.9, jnp.nan, quadratic(x))
+
+
+def reference(fun, optimizer, x0, *, max_iters, tol):
+    """The same iterations one by one in Python: rows of (loss, largest |g|, evals, x), the status."""
+    value_and_grad = jax.jit(jax.value_and_grad(fun))
+    x, state = x0, optimizer.init(x0)
+    f, g = value_and_grad(x)
+    rows = [(float(f), float(jnp.max(jnp.abs(g))), 1, np.asarray(x))]
+    status = CONVERGED if rows[0][1] <= tol else None
+    last_finite = (x, f)
+    while status is None:
+        updates, state = optimizer.update(g, state, x)
+        x = optax.apply_updates(x, updates)
+        f, g = value_and_grad(x)
+        gmax = float(jnp.max(jnp.abs(g)))
+        rows.append((float(f), gmax, len(rows) + 1, np.asarray(x)))
+        if not (np.isfinite(float(f)) and np.isfinite(gmax)):
+            status = NONFINITE
+        elif gmax <= tol:
+            status = CONVERGED
+        elif len(rows) - 1 >= max_iters:
+            status = MAX_ITERS
+        else:
+            last_finite = (x, f)
+    return rows, status, last_finite
+
+
+def run_compiled(fun, optimizer, x0, *, max_iters, tol, record_x):
+    solver = make_solver(fun, optimizer, n=x0.size, max_iters=max_iters, tol=tol, lower=None,
+                         upper=None, record_x=record_x)
+    return jax.jit(solver)(x0)
+
+
+@pytest.mark.parametrize("record_x", [True, False])
+@pytest.mark.parametrize("n", [2, 10, 300])
+@pytest.mark.parametrize("max_iters", [1, 3, 4, 5, 16, 17, 40])
+def test_runs_of_every_length_match_the_one_by_one_loop(n, max_iters, record_x):
+    optimizer = optax.adam(0.05)
+    x0 = jnp.zeros(n)
+    rows, status, _ = reference(quadratic, optimizer, x0, max_iters=max_iters, tol=0.0)
+    trace = run_compiled(quadratic, optimizer, x0, max_iters=max_iters, tol=0.0, record_x=record_x)
+    nit = int(trace.nit)
+    assert nit == len(rows) - 1 == max_iters and int(trace.status) == status
+    np.testing.assert_allclose(np.asarray(trace.loss)[:nit + 1], [r[0] for r in rows], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(trace.grad_norm)[:nit + 1], [r[1] for r in rows], rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(trace.evals)[:nit + 1], [r[2] for r in rows])
+    np.testing.assert_allclose(np.asarray(trace.x), rows[-1][3], rtol=1e-5, atol=1e-6)
+    if record_x:
+        np.testing.assert_allclose(np.asarray(trace.xs)[:nit + 1], np.stack([r[3] for r in rows]),
+                                   rtol=1e-5, atol=1e-6)
+    assert int(trace.nfev) == nit + 1
+
+
+@pytest.mark.parametrize("record_x", [True, False])
+@pytest.mark.parametrize("max_iters", [200, 1000])
+def test_convergence_in_the_middle_of_a_chunk_stops_there(max_iters, record_x):
+    optimizer = optax.sgd(0.1)
+    x0 = jnp.zeros(3)
+    rows, status, _ = reference(quadratic, optimizer, x0, max_iters=max_iters, tol=1e-3)
+    trace = run_compiled(quadratic, optimizer, x0, max_iters=max_iters, tol=1e-3, record_x=record_x)
+    assert status == CONVERGED and int(trace.status) == CONVERGED
+    assert int(trace.nit) == len(rows) - 1
+    # the test means something only if it stops inside a chunk (here of MAX_CHUNK iterations)
+    assert int(trace.nit) % MAX_CHUNK
+    np.testing.assert_allclose(np.asarray(trace.loss)[:len(rows)], [r[0] for r in rows], rtol=1e-5)
+
+
+@pytest.mark.parametrize("record_x", [True, False])
+def test_nan_in_the_middle_of_a_chunk_returns_the_last_finite_point(record_x):
+    optimizer = optax.sgd(0.1)
+    x0 = jnp.zeros(3)
+    rows, status, (x_last, f_last) = reference(blows_up, optimizer, x0, max_iters=100, tol=0.0)
+    trace = run_compiled(blows_up, optimizer, x0, max_iters=100, tol=0.0, record_x=record_x)
+    assert status == NONFINITE and int(trace.status) == NONFINITE
+    assert int(trace.nit) == len(rows) - 1 == 11
+    np.testing.assert_allclose(np.asarray(trace.x), np.asarray(x_last), rtol=1e-6)
+    assert float(trace.fun) == pytest.approx(float(f_last), rel=1e-6)
+    assert np.isnan(np.asarray(trace.loss)[int(trace.nit)])
+
+
+
+def test_starts_that_stop_at_different_iterations_run_together_under_vmap():
+    optimizer = optax.sgd(0.1)
+    starts = jnp.array([[0.0, 0.0], [0.9, 2.1], [-5.0, 9.0]])
+    solver = make_solver(quadratic, optimizer, n=2, max_iters=300, tol=1e-3, lower=None, upper=None,
+                         record_x=True)
+    batch = jax.jit(jax.vmap(solver))(starts)
+    nits = set()
+    for i, x0 in enumerate(starts):
+        rows, status, _ = reference(quadratic, optimizer, x0, max_iters=300, tol=1e-3)
+        nit = int(batch.nit[i])
+        nits.add(nit)
+        assert nit == len(rows) - 1 and int(batch.status[i]) == status
+        np.testing.assert_allclose(np.asarray(batch.loss[i])[:nit + 1], [r[0] for r in rows], rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(batch.xs[i])[:nit + 1], np.stack([r[3] for r in rows]),
+                                   rtol=1e-5, atol=1e-6)
+    assert len(nits) == 3
