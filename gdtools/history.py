@@ -68,7 +68,10 @@ class History:
     def __init__(self, path: str | os.PathLike | None = None, *, meta: dict | None = None,
                  append: bool = False):
         self.meta: dict = {"format": FORMAT_VERSION, **_plain(meta or {})}
-        self.iterations: list[dict] = []
+        self._iterations: list[dict] = []
+        # Blocks of iteration records kept as columns until someone asks for the records (see
+        # record_iterations): a compiled run's thousands of rows cost nothing until then.
+        self._blocks: list[tuple[dict, np.ndarray | None]] = []
         self.evaluations: list[dict] = []
         self.path = None if path is None else os.fspath(path)
         self._file = None
@@ -88,6 +91,24 @@ class History:
             self._file.write(json.dumps(record) + "\n")
             self._file.flush()
 
+    @property
+    def iterations(self) -> list[dict]:
+        """The iteration records, in order (one dict each)."""
+        if self._blocks:
+            blocks, self._blocks = self._blocks, []
+            for columns, xs in blocks:
+                names = list(columns)
+                values = [columns[name].tolist() for name in names]
+                rows = xs.tolist() if xs is not None else [None] * len(values[0])
+                self._iterations.extend({"kind": "iteration", **dict(zip(names, row)), "x": x}
+                                        for row, x in zip(zip(*values), rows))
+        return self._iterations
+
+    @iterations.setter
+    def iterations(self, records: list[dict]) -> None:
+        self._blocks = []
+        self._iterations = records
+
     def record_iteration(self, **fields) -> dict:
         """Append an iteration record (``iteration, nfev, time, loss, grad_norm, x``...)."""
         x = fields.get("x")
@@ -101,17 +122,21 @@ class History:
     def record_iterations(self, **columns) -> None:
         """Append many iteration records at once, from equal-length columns (arrays or lists;
         ``x`` may be a 2-D array, one row per record, or None). Same records as calling
-        :meth:`record_iteration` for each row, much faster for a compiled run's thousands."""
+        :meth:`record_iteration` for each row; in memory they stay columns until ``iterations``
+        is read (``column``, ``loss`` and ``x`` read the columns), so a compiled run's thousands of
+        records cost next to nothing."""
         xs = columns.pop("x", None)
         if xs is not None and np.shape(xs)[1] > MAX_RECORDED_X:
             xs = None
-        names = list(columns)
-        values = [np.asarray(columns[name]).tolist() for name in names]
-        rows = np.asarray(xs).tolist() if xs is not None else [None] * len(values[0])
-        for row, x in zip(zip(*values), rows):
-            record = {"kind": "iteration", **dict(zip(names, row)), "x": x}
-            self.iterations.append(record)
-            self._write(record)
+        block = ({name: np.array(value) for name, value in columns.items()},
+                 None if xs is None else np.array(xs))
+        if not len(next(iter(block[0].values()), ())):
+            return
+        self._blocks.append(block)
+        if self._file is not None:
+            start = len(self._iterations)
+            for record in self.iterations[start:]:
+                self._write(record)
 
     def record_evaluation(self, **fields) -> dict:
         """Append an evaluation record (``x, value, samples, status``...); numbered in order."""
@@ -137,7 +162,7 @@ class History:
 
     # -- reading -------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.iterations)
+        return len(self._iterations) + sum(len(next(iter(c.values()))) for c, _ in self._blocks)
 
     def __repr__(self) -> str:
         return (f"History({len(self.iterations)} iterations, {len(self.evaluations)} evaluations"
@@ -145,7 +170,17 @@ class History:
 
     def column(self, name: str, *, records: str = "iterations") -> np.ndarray:
         """One field of every iteration (or evaluation) record as a float array (missing: nan)."""
-        rows = self.iterations if records == "iterations" else self.evaluations
+        if records == "iterations" and self._blocks:
+            parts = [self._column(self._iterations, name)]
+            for columns, xs in self._blocks:
+                size = len(next(iter(columns.values())))
+                parts.append(np.asarray(columns[name], dtype=float) if name in columns
+                             else np.full(size, np.nan))
+            return np.concatenate(parts)
+        return self._column(self.iterations if records == "iterations" else self.evaluations, name)
+
+    @staticmethod
+    def _column(rows: list[dict], name: str) -> np.ndarray:
         return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
 
     @property
@@ -167,6 +202,10 @@ class History:
     @property
     def x(self) -> np.ndarray | None:
         """Iteration-by-parameter array of recorded points, or None when none were recorded."""
+        if self._blocks and not self._iterations:
+            if any(xs is None for _, xs in self._blocks):
+                return None
+            return np.concatenate([np.asarray(xs, dtype=float) for _, xs in self._blocks])
         xs = [r.get("x") for r in self.iterations]
         if not xs or any(v is None for v in xs):
             return None

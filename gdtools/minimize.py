@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import math
 import time
+import weakref
 from typing import Any, Callable
 
 import jax
@@ -62,6 +63,12 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, check: bool =
 
     if not check:
         return fun_flat
+    signature = _check_signature(problem)
+    try:
+        if signature in _CHECKED.get(fun, ()):
+            return fun_flat
+    except TypeError:  # an unhashable or non-weakref-able objective: check it every time
+        signature = None
 
     try:
         out = jax.eval_shape(fun_flat, jax.ShapeDtypeStruct(jnp.shape(problem.x0), jnp.result_type(problem.x0)))
@@ -74,7 +81,25 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, check: bool =
         raise InputError(f"the objective must return a scalar, got shape {getattr(out, 'shape', out)}")
     if not jnp.issubdtype(out.dtype, jnp.floating):
         raise InputError(f"the objective must return a real floating-point scalar, got {out.dtype}")
+    if signature is not None:
+        try:
+            _CHECKED.setdefault(fun, set()).add(signature)
+        except TypeError:
+            pass
     return fun_flat
+
+
+#: Objectives whose check passed, with the argument structures it passed for: tracing a function
+#: again only to learn its output shape costs a small problem's call more than its whole run. Weak
+#: keys: the record goes with the objective.
+_CHECKED: "weakref.WeakKeyDictionary[Callable, set]" = weakref.WeakKeyDictionary()
+
+
+def _check_signature(problem: Problem):
+    unravel = problem.to_user
+    return (getattr(unravel, "treedef", None), tuple(getattr(unravel, "shapes", ())),
+            tuple(str(d) for d in getattr(unravel, "dtypes", ())), jnp.shape(problem.x0),
+            str(jnp.result_type(problem.x0)), bool(jax.config.jax_enable_x64))
 
 
 def minimize(

@@ -87,3 +87,37 @@ def test_record_iterations_in_bulk_equals_one_record_at_a_time(tmp_path):
         one.close(), bulk.close()
         assert json.dumps(bulk.iterations) == json.dumps(one.iterations)
         assert (tmp_path / "bulk.jsonl").read_text() == (tmp_path / "one.jsonl").read_text()
+
+
+def test_bulk_records_in_memory_read_the_same_before_and_after_they_become_dicts():
+    rng = np.random.default_rng(1)
+
+    def columns(start, size):
+        return dict(iteration=np.arange(start, start + size), nfev=np.arange(size) * 2 + 1,
+                    loss=rng.normal(size=size), grad_norm=np.abs(rng.normal(size=size)))
+
+    first, second = columns(0, 5), columns(5, 3)
+    xs1, xs2 = rng.normal(size=(5, 2)), rng.normal(size=(3, 2))
+    reference = gd.History()
+    for cols, xs in ((first, xs1), (second, xs2)):
+        for i in range(len(xs)):
+            reference.record_iteration(**{k: v[i] for k, v in cols.items()}, x=xs[i])
+    lazy = gd.History()
+    lazy.record_iterations(**first, x=xs1)
+    lazy.record_iterations(**second, x=xs2)
+    # read from the columns, before any record is built
+    assert len(lazy) == len(reference) == 8
+    for name in ("iteration", "nfev", "loss", "grad_norm", "time"):
+        np.testing.assert_array_equal(lazy.column(name), reference.column(name))
+    np.testing.assert_array_equal(lazy.best_loss, reference.best_loss)
+    np.testing.assert_array_equal(lazy.x, reference.x)
+    # a single record after the blocks keeps its place, and the records are the same dicts
+    lazy.record_iteration(iteration=8, loss=0.0, x=[0.0, 0.0], final=True)
+    reference.record_iteration(iteration=8, loss=0.0, x=[0.0, 0.0], final=True)
+    assert lazy == reference and json.dumps(lazy.iterations) == json.dumps(reference.iterations)
+
+
+def test_bulk_records_without_x_have_no_trajectory():
+    h = gd.History()
+    h.record_iterations(iteration=np.arange(3), loss=np.ones(3), x=None)
+    assert h.x is None and len(h) == 3 and h.iterations[2]["x"] is None

@@ -205,11 +205,22 @@ def test_minimising_the_same_objective_again_does_not_compile_again():
     first = gd.minimize(fun, jnp.zeros(3))
     traced = len(traces)
     second = gd.minimize(fun, jnp.ones(3))
-    assert len(traces) - traced <= 1  # the shape check traces once more; the solver is reused
+    assert len(traces) == traced  # checked and compiled once: neither is done again
     np.testing.assert_allclose(first.x, 2.0, atol=1e-5)
     np.testing.assert_allclose(second.x, 2.0, atol=1e-5)
     gd.minimize(fun, jnp.zeros(3), max_iters=7)  # other settings compile their own solver
     assert len(traces) - traced > 1
+
+
+def test_an_objective_checked_for_one_shape_is_checked_again_for_another():
+    f = lambda x: x if jnp.size(x) == 2 else jnp.sum(x ** 2)
+    assert gd.minimize(f, jnp.ones(3)).success
+    with pytest.raises(gd.InputError, match="scalar"):
+        gd.minimize(f, jnp.ones(2))
+    g = lambda tree: jax.tree_util.tree_leaves(tree)[0] ** 2
+    assert gd.minimize(g, {"a": jnp.ones(())}).success
+    with pytest.raises(gd.InputError, match="scalar"):
+        gd.minimize(g, {"a": jnp.ones(2)})
 
 
 def test_nan_in_a_long_run_without_recorded_trajectory_returns_last_finite_point():
