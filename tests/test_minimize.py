@@ -73,6 +73,28 @@ def test_batch_of_starts_runs_in_one_program():
         np.testing.assert_allclose(res.x, 1.0, atol=1e-3)
 
 
+def test_a_batch_of_pytree_starts_gives_each_start_its_own_run_compiled_once():
+    traces = []
+
+    def fun(tree):
+        traces.append(1)  # runs only while JAX traces the objective
+        return jnp.sum((tree["a"] - 1.0) ** 2) + jnp.sum(jnp.arange(1.0, 4.0) * (tree["b"] + 2.0) ** 2)
+
+    rng = np.random.default_rng(0)
+    starts = {"a": jnp.asarray(rng.normal(size=(4, 2, 2))), "b": jnp.asarray(rng.normal(size=(4, 3)))}
+    batch = gd.minimize(fun, starts, batch=True, max_iters=300)
+    for i, res in enumerate(batch):
+        alone = gd.minimize(fun, {k: v[i] for k, v in starts.items()}, max_iters=300)
+        assert res.success and alone.success
+        for k in ("a", "b"):
+            np.testing.assert_allclose(res.x[k], alone.x[k], rtol=1e-5, atol=1e-5)
+        # each start's own run: its history starts at its own starting point's loss
+        assert res.history.loss[0] == pytest.approx(alone.history.loss[0], rel=1e-6)
+    traced = len(traces)
+    gd.minimize(fun, {k: v + 0.5 for k, v in starts.items()}, batch=True, max_iters=300)
+    assert len(traces) == traced  # the batch program is kept, like a single run's
+
+
 def test_callback_stops_the_run_and_sees_state():
     states = []
 
