@@ -1,6 +1,5 @@
 """`gdtools plot`: history files in, a figure out; unreadable input is one line and exit code 2."""
 
-import numpy as np
 import pytest
 from PIL import Image
 

@@ -4,7 +4,6 @@ from hypothesis import assume, example, given, settings, strategies as st
 
 import gdtools as gd
 from gdtools.estimators import Central, Forward
-from gdtools.evaluation import Evaluator
 from problems import NumpyQuadratic, smooth_1d_family
 
 

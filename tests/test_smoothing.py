@@ -4,7 +4,6 @@ import pytest
 
 import gdtools as gd
 from gdtools.estimators import Smoothing
-from problems import NoisyQuadratic
 
 
 def test_smoothing_estimate_of_a_quadratic_is_its_gradient_on_average():

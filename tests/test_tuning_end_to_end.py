@@ -1,6 +1,5 @@
 """Tuning through the engine: executors, a dask cluster on loopback, failure policy, kill and resume."""
 
-import json
 import math
 import multiprocessing
 import os
