@@ -183,6 +183,7 @@ def minimize(
     if executor is not None and not hasattr(executor, "submit"):
         raise InputError(f"executor must have a submit() method (concurrent.futures.Executor), got "
                          f"{type(executor).__name__}")
+    optimizer_name = optimizer if isinstance(optimizer, str) else None
     if optimizer is not None and not isinstance(optimizer, LineSearchDescent):
         optimizer = resolve_optimizer(optimizer)
     if max_iters is None:
@@ -207,7 +208,8 @@ def minimize(
         fun_flat = _traceable_flat(problem, fun, estimator, check=estimator.uses_fun)
 
     meta = dict(version=__version__, estimator=estimator.describe(),
-                optimizer="default" if optimizer is None else _describe(optimizer), seed=int(seed),
+                optimizer="default" if optimizer is None else _describe(optimizer, optimizer_name),
+                seed=int(seed),
                 n=int(np.size(problem.x0)))
     if problem.space is not None and hasattr(problem.space, "describe"):
         meta["space"] = problem.space.describe()
@@ -254,7 +256,13 @@ def minimize(
             hist.close()
 
 
-def _describe(optimizer) -> str:
+def _describe(optimizer, name=None) -> str:
+    """The optimizer's name for the history: the name it was given by, else its type's; optax's
+    transformations are all one type, named after what they are."""
+    if name:
+        return name
+    if isinstance(optimizer, optax.GradientTransformation):
+        return "optax transformation"
     return getattr(optimizer, "__name__", None) or type(optimizer).__name__
 
 

@@ -315,3 +315,10 @@ def test_a_line_search_run_does_not_keep_the_objective_alive():
     gc.collect()
     assert host_loop._jitted_descent.cache_info().currsize == before
     assert ref() is None
+
+
+def test_history_names_the_optimizer_as_the_user_named_it():
+    f = lambda x: jnp.sum(x ** 2)
+    assert gd.minimize(f, jnp.ones(2), optimizer="adam").history.meta["optimizer"] == "adam"
+    assert gd.minimize(f, jnp.ones(2), optimizer=optax.sgd(0.1)).history.meta["optimizer"] == "optax transformation"
+    assert gd.minimize(f, jnp.ones(2)).history.meta["optimizer"] == "default"
