@@ -27,8 +27,10 @@ CODES = {CONVERGED: "converged", MAX_ITERS: "max_iters", NONFINITE: "nonfinite",
 #: a dispatch; a loop over the whole history is never that small. With chunks the inner loop can
 #: be (n = 10, adam, float64: 1.7x a bare hand-written fori_loop with x recorded, against 4.8x for
 #: one loop over the whole history; interleaved runs on 2 cores). Chunks only where the loop's own
-#: arrays (x, gradient, new x, optimizer state) take at most SMALL_LOOP_BYTES: a larger loop is
-#: never compiled whole, and nesting loops costs compile time (L-BFGS at n = 10, chunked: 1.9 s against 1.6 s).
+#: arrays (x, gradient, new x, optimizer state) take at most SMALL_LOOP_BYTES (a larger loop is
+#: never compiled whole) and the optimizer has no line search: an optimizer with one runs a loop of
+#: its own in each iteration, and nesting that once more costs compile time (L-BFGS at n = 10,
+#: chunked: 1.9 s against 1.6 s) for runs that are short anyway.
 CHUNK_BYTES = 640
 SMALL_LOOP_BYTES = 512
 MIN_CHUNK, MAX_CHUNK = 4, 16
@@ -97,7 +99,8 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         loop_bytes = itemsize * 3 * n + sum(leaf.size * jnp.dtype(leaf.dtype).itemsize
                                             for leaf in jax.tree_util.tree_leaves(state))
         fits = CHUNK_BYTES // (itemsize * (3 + (n if record_x else 0)))
-        if loop_bytes > SMALL_LOOP_BYTES or fits < MIN_CHUNK or max_iters < 2 * MIN_CHUNK:
+        line_search = optax.tree_utils.tree_get(state, "num_linesearch_steps") is not None
+        if line_search or loop_bytes > SMALL_LOOP_BYTES or fits < MIN_CHUNK or max_iters < 2 * MIN_CHUNK:
             return None
         return min(fits, MAX_CHUNK)
 
@@ -139,7 +142,8 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         start = (jnp.int32(0), x0, state0, f0, g0, jnp.int32(1), first_status)
         if chunk is None:
             # One loop, writing row k + 1 of the whole history each iteration.
-            carry = jax.lax.while_loop(running, iteration, (jnp.int32(1), *start, table, xs))
+            carry = jax.lax.while_loop(lambda c: running(c) & (c[1] < max_iters), iteration,
+                                       (jnp.int32(1), *start, table, xs))
             _, k, x, _, f, g, nfev, status, table, xs = carry
         else:
             def chunk_of_iterations(carry):

@@ -71,7 +71,7 @@ class History:
         self._iterations: list[dict] = []
         # Blocks of iteration records kept as columns until someone asks for the records (see
         # record_iterations): a compiled run's thousands of rows cost nothing until then.
-        self._blocks: list[tuple[dict, np.ndarray | None]] = []
+        self._blocks: list[tuple[dict, np.ndarray | None, int]] = []   # (columns, xs, rows)
         self.evaluations: list[dict] = []
         self.path = None if path is None else os.fspath(path)
         self._file = None
@@ -96,12 +96,12 @@ class History:
         """The iteration records, in order (one dict each)."""
         if self._blocks:
             blocks, self._blocks = self._blocks, []
-            for columns, xs in blocks:
+            for columns, xs, size in blocks:
                 names = list(columns)
-                values = [columns[name].tolist() for name in names]
-                rows = xs.tolist() if xs is not None else [None] * len(values[0])
+                fields = zip(*[columns[name].tolist() for name in names]) if names else [()] * size
+                rows = xs.tolist() if xs is not None else [None] * size
                 self._iterations.extend({"kind": "iteration", **dict(zip(names, row)), "x": x}
-                                        for row, x in zip(zip(*values), rows))
+                                        for row, x in zip(fields, rows))
         return self._iterations
 
     @iterations.setter
@@ -126,13 +126,16 @@ class History:
         is read (``column``, ``loss`` and ``x`` read the columns), so a compiled run's thousands of
         records cost next to nothing."""
         xs = columns.pop("x", None)
+        columns = {name: np.array(value) for name, value in columns.items()}
+        sizes = {len(value) for value in columns.values()} | ({len(xs)} if xs is not None else set())
+        if len(sizes) > 1:
+            raise InputError(f"record_iterations needs columns of one length, got lengths {sorted(sizes)}")
+        size = sizes.pop() if sizes else 0
         if xs is not None and np.shape(xs)[1] > MAX_RECORDED_X:
             xs = None
-        block = ({name: np.array(value) for name, value in columns.items()},
-                 None if xs is None else np.array(xs))
-        if not len(next(iter(block[0].values()), ())):
+        if not size:
             return
-        self._blocks.append(block)
+        self._blocks.append((columns, None if xs is None else np.array(xs), size))
         if self._file is not None:
             start = len(self._iterations)
             for record in self.iterations[start:]:
@@ -162,7 +165,21 @@ class History:
 
     # -- reading -------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._iterations) + sum(len(next(iter(c.values()))) for c, _ in self._blocks)
+        return len(self._iterations) + sum(size for _, _, size in self._blocks)
+
+    def __copy__(self) -> "History":
+        self.iterations  # noqa: B018  (builds the pending records: a copy must not share them)
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        return copy
+
+    def __setstate__(self, state: dict) -> None:
+        # a History pickled before records could be pending kept them as `iterations`
+        if "iterations" in state:
+            state["_iterations"] = state.pop("iterations")
+        state.setdefault("_iterations", [])
+        state.setdefault("_blocks", [])
+        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         return (f"History({len(self.iterations)} iterations, {len(self.evaluations)} evaluations"
@@ -172,8 +189,7 @@ class History:
         """One field of every iteration (or evaluation) record as a float array (missing: nan)."""
         if records == "iterations" and self._blocks:
             parts = [self._column(self._iterations, name)]
-            for columns, xs in self._blocks:
-                size = len(next(iter(columns.values())))
+            for columns, xs, size in self._blocks:
                 parts.append(np.asarray(columns[name], dtype=float) if name in columns
                              else np.full(size, np.nan))
             return np.concatenate(parts)
@@ -203,9 +219,9 @@ class History:
     def x(self) -> np.ndarray | None:
         """Iteration-by-parameter array of recorded points, or None when none were recorded."""
         if self._blocks and not self._iterations:
-            if any(xs is None for _, xs in self._blocks):
+            if any(xs is None for _, xs, _ in self._blocks):
                 return None
-            return np.concatenate([np.asarray(xs, dtype=float) for _, xs in self._blocks])
+            return np.concatenate([np.asarray(xs, dtype=float) for _, xs, _ in self._blocks])
         xs = [r.get("x") for r in self.iterations]
         if not xs or any(v is None for v in xs):
             return None

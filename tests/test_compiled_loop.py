@@ -113,3 +113,19 @@ def test_starts_that_stop_at_different_iterations_run_together_under_vmap():
         np.testing.assert_allclose(np.asarray(batch.xs[i])[:nit + 1], np.stack([r[3] for r in rows]),
                                    rtol=1e-5, atol=1e-6)
     assert len(nits) == 3
+
+
+def test_no_iterations_leave_x0_and_its_row_alone():
+    trace = run_compiled(quadratic, optax.sgd(0.1), jnp.zeros(2), max_iters=0, tol=0.0, record_x=True)
+    assert int(trace.nit) == 0 and float(trace.loss[0]) == pytest.approx(5.0)
+    np.testing.assert_array_equal(np.asarray(trace.x), 0.0)
+
+
+def test_a_small_problem_runs_in_chunks_and_a_large_one_in_one_loop():
+    """Chunked runs have whole chunks of history rows; that is how the test sees which loop ran."""
+    small = run_compiled(quadratic, optax.adam(0.05), jnp.zeros(2), max_iters=17, tol=0.0, record_x=True)
+    assert np.asarray(small.loss).shape[0] > 18
+    large = run_compiled(quadratic, optax.adam(0.05), jnp.zeros(300), max_iters=17, tol=0.0, record_x=True)
+    assert np.asarray(large.loss).shape[0] == 18
+    lbfgs = run_compiled(quadratic, optax.lbfgs(), jnp.zeros(2), max_iters=17, tol=0.0, record_x=True)
+    assert np.asarray(lbfgs.loss).shape[0] == 18  # its state is too large to gain, and nesting costs compile time

@@ -121,3 +121,49 @@ def test_bulk_records_without_x_have_no_trajectory():
     h = gd.History()
     h.record_iterations(iteration=np.arange(3), loss=np.ones(3), x=None)
     assert h.x is None and len(h) == 3 and h.iterations[2]["x"] is None
+
+
+def test_records_one_at_a_time_and_in_bulk_mix_in_order():
+    """One History reused: a record, a bulk block, another record, another block; every reading
+    (columns, trajectory, length, records) sees them in the order they came."""
+    h, reference = gd.History(), gd.History()
+    steps = [("one", 0), ("bulk", (1, 3)), ("one", 4), ("bulk", (5, 7))]
+    for kind, where in steps:
+        rows = [where] if kind == "one" else list(range(where[0], where[1] + 1))
+        for target in (h, reference):
+            if kind == "one" or target is reference:
+                for k in rows:
+                    target.record_iteration(iteration=k, loss=float(k) ** 2, x=[k, -k])
+            else:
+                target.record_iterations(iteration=np.array(rows), loss=np.array(rows, float) ** 2,
+                                         x=np.array([[k, -k] for k in rows]))
+    assert len(h) == 8
+    np.testing.assert_array_equal(h.loss, np.arange(8.0) ** 2)
+    np.testing.assert_array_equal(h.column("iteration"), np.arange(8))
+    np.testing.assert_array_equal(h.x, reference.x)
+    assert json.dumps(h.iterations) == json.dumps(reference.iterations)
+
+
+def test_bulk_records_need_columns_of_one_length_and_may_be_x_alone():
+    h = gd.History()
+    with pytest.raises(gd.InputError, match="one length"):
+        h.record_iterations(iteration=np.arange(3), loss=np.ones(2))
+    h.record_iterations(x=np.zeros((2, 3)))
+    assert len(h) == 2 and h.x.shape == (2, 3) and h.iterations[1] == {"kind": "iteration", "x": [0.0] * 3}
+
+
+def test_a_copy_or_a_pickle_of_a_history_with_bulk_records_keeps_them_once():
+    import copy
+    import pickle
+
+    h = gd.History()
+    h.record_iterations(iteration=np.arange(3), loss=np.ones(3))
+    c = copy.copy(h)
+    assert len(c.iterations) == 3 and len(h.iterations) == 3
+    again = pickle.loads(pickle.dumps(h))
+    assert again == h and len(again) == 3
+    # a History pickled before records could be pending stored them as `iterations`
+    old = object.__new__(gd.History)
+    old.__setstate__({"meta": {}, "iterations": [{"kind": "iteration", "loss": 1.0}], "evaluations": [],
+                      "path": None, "_file": None})
+    assert len(old) == 1 and old.loss[0] == 1.0
