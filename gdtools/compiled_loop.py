@@ -3,7 +3,8 @@
 Used by ``minimize(gradient="autodiff")`` when the objective is a JAX program and nothing needs the
 host between steps (no callback, executor or time budget). Each iteration: optax update, projection
 onto the bounds, ``value_and_grad`` at the new point (reused from a line search's state when the
-optimizer keeps it), stopping tests, and one row of the history written in place.
+optimizer keeps it), stopping tests, and one row of the history (small problems run in chunks of
+iterations; see CHUNK_BYTES).
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ CODES = {CONVERGED: "converged", MAX_ITERS: "max_iters", NONFINITE: "nonfinite",
 #: evaluations and, when recorded, x) stay in buffers of at most CHUNK_BYTES, written into the
 #: whole history once per chunk. XLA:CPU compiles a while loop that touches less than about 1 kB
 #: per iteration into one function, and runs any larger loop kernel by kernel, each kernel paying
-#: a dispatch; a loop over the whole history is never that small. With chunks the inner loop can
-#: be (n = 10, adam, float64: 1.7x a bare hand-written fori_loop with x recorded, against 4.8x for
-#: one loop over the whole history; interleaved runs on 2 cores). Chunks only where the loop's own
-#: arrays (x, gradient, new x, optimizer state) take at most SMALL_LOOP_BYTES (a larger loop is
-#: never compiled whole) and the optimizer has no line search: an optimizer with one runs a loop of
-#: its own in each iteration, and nesting that once more costs compile time (L-BFGS at n = 10,
-#: chunked: 1.9 s against 1.6 s) for runs that are short anyway.
+#: a dispatch; a loop over the whole history is never that small. With chunks the inner loop is
+#: compiled whole (n = 10, adam, float64: 1.7x a bare hand-written fori_loop with x recorded,
+#: against 4.8x for one loop over the whole history; interleaved runs on 2 cores). Chunks only
+#: where the loop's own arrays (x, gradient, new x, optimizer state) take at most SMALL_LOOP_BYTES
+#: (a larger loop is never compiled whole) and the optimizer has no line search: an optimizer with
+#: one runs a loop of its own in each iteration, and nesting that once more costs compile time
+#: (L-BFGS at n = 10, chunked: 1.9 s against 1.6 s) for runs that are short anyway.
 CHUNK_BYTES = 640
 SMALL_LOOP_BYTES = 512
 MIN_CHUNK, MAX_CHUNK = 4, 16
