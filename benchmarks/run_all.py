@@ -294,17 +294,22 @@ def overhead_section(data):
                     f"{b['speedup_cold']:.2f}×", f"{b['speedup_warm']:.1f}×", b["agree"],
                     f"{b['batch_converged']}/{b['count']}"]]), "",
               "\"loop / batch, compiled\" compares the loop without its first call (scaled to all starts) "
-              "with the batch's second call. " + (
-                  "Including compilation, the two take about the same time here (within 10%): the "
-                  "vmapped L-BFGS program takes longer to compile than the single-start one, and a call "
-                  "of the single-start program costs little." if 0.9 <= b["speedup_cold"] <= 1.1 else
-                  "Including compilation, the batch is the faster here." if b["speedup_cold"] > 1 else
-                  "Including compilation, the loop is the faster here: the vmapped L-BFGS program takes "
-                  "longer to compile than the single-start one, and a call of the single-start program "
-                  "costs little.") + (
-                  " Once compiled, the batch is the faster." if b["speedup_warm"] > 1 else
-                  " Even compiled, the loop is the faster."), ""]
+              "with the batch's second call. " + _batch_verdict(b["speedup_cold"], b["speedup_warm"]), ""]
     return lines, verdicts
+
+
+def _batch_verdict(speedup_cold: float, speedup_warm: float) -> str:
+    """Which of a loop and a batch was faster, with and without compilation, in words."""
+    why = ("the vmapped L-BFGS program takes longer to compile than the single-start one, and a call "
+           "of the single-start program costs little.")
+    if 0.9 <= speedup_cold <= 1.1:
+        cold = "Including compilation, the two take about the same time here (within 10%): " + why
+    elif speedup_cold > 1:
+        cold = "Including compilation, the batch is the faster here."
+    else:
+        cold = "Including compilation, the loop is the faster here: " + why
+    warm = " Once compiled, the batch is the faster." if speedup_warm > 1 else " Even compiled, the loop is the faster."
+    return cold + warm
 
 
 def fd_section(data, docs_dir):

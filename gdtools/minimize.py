@@ -44,10 +44,14 @@ def _check_positive(name, value, kind=int, allow_none=True):
     return value
 
 
+#: The default optimizer for exact gradients, one object so that cached solvers can be found again.
+_DEFAULT_LBFGS = optax.lbfgs()
+
+
 def _default_optimizer(estimator, *, noisy: bool):
     """L-BFGS with a line search for exact or noise-free gradients, Spall's decaying gain otherwise."""
     if estimator.traceable:
-        return optax.lbfgs(), False
+        return _DEFAULT_LBFGS, False
     if not estimator.stochastic and not noisy:
         return LineSearchDescent(), False
     return None, True  # calibrated after the first gradient estimate
@@ -95,11 +99,15 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, check: bool =
 _CHECKED: "weakref.WeakKeyDictionary[Callable, set]" = weakref.WeakKeyDictionary()
 
 
-def _check_signature(problem: Problem):
+def _structure(problem: Problem) -> tuple:
+    """The user's x0 structure, for cache keys: tree, leaf shapes, leaf dtypes."""
     unravel = problem.to_user
-    return (getattr(unravel, "treedef", None), tuple(getattr(unravel, "shapes", ())),
-            tuple(str(d) for d in getattr(unravel, "dtypes", ())), jnp.shape(problem.x0),
-            str(jnp.result_type(problem.x0)), bool(jax.config.jax_enable_x64))
+    return unravel.treedef, tuple(unravel.shapes), tuple(str(d) for d in unravel.dtypes)
+
+
+def _check_signature(problem: Problem):
+    return (*_structure(problem), jnp.shape(problem.x0), str(jnp.result_type(problem.x0)),
+            bool(jax.config.jax_enable_x64))
 
 
 def minimize(
@@ -312,8 +320,6 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
 #: Compiled solvers kept between calls, so that minimising the same objective again skips compilation.
 _SOLVER_CACHE: collections.OrderedDict = collections.OrderedDict()
 SOLVER_CACHE_SIZE = 16
-#: The default optimizer of the compiled path, one object so that cached solvers can be found again.
-_DEFAULT_LBFGS = optax.lbfgs()
 
 
 def _bounds_key(bound):
@@ -323,12 +329,10 @@ def _bounds_key(bound):
 def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, max_iters, tol, record_x, batch=False):
     """The AOT-compiled solver for this objective and settings, from the cache when possible.
     With ``batch``, ``x0`` has a leading axis of starts and the solver is vmapped over it."""
-    unravel = problem.to_user
     key = None
     try:
-        key = (fun, unravel.treedef, tuple(unravel.shapes), tuple(str(d) for d in unravel.dtypes),
-               str(x0.dtype), x0.shape, optimizer, max_iters, float(tol), _bounds_key(problem.lower),
-               _bounds_key(problem.upper), record_x, batch)
+        key = (fun, *_structure(problem), str(x0.dtype), x0.shape, optimizer, max_iters, float(tol),
+               _bounds_key(problem.lower), _bounds_key(problem.upper), record_x, batch)
         hash(key)
     except TypeError:  # an unhashable objective or optimizer: compile without caching
         key = None
