@@ -58,6 +58,10 @@ TARGET_EXCESS = 0.10
 #: The grid's best setting in benchmarks/imu_grid.py's run (docs/tuning.md), measured with the rest.
 GRID_BEST = {"rate": 114, "batch": 238}
 DEFAULT = "gdtools default (spsa)"
+#: Runs per setting in the final remeasure. The machine's load drifts during a run, moving every
+#: setting's time together by 20% and more between blocks of rounds (interleaving keeps the
+#: comparison fair); settings within a few percent of each other need many rounds to be told apart.
+ROUNDS = 21
 
 
 class Program:
@@ -330,7 +334,7 @@ def main(argv=None):
     jax.config.update("jax_platforms", "cpu")
     B = args.budget or (8 if args.quick else 38)
     n_seeds = args.seeds or (1 if args.quick else 10)
-    rounds = args.rounds or (1 if args.quick else 5)
+    rounds = args.rounds or (1 if args.quick else ROUNDS)
     budgets = sorted({max(2, B // 4), max(3, B // 2), B})
     out = args.out or (tempfile.mkdtemp(prefix="bench_quick_") if args.quick else None)
     results_dir, figures_dir = out or _common.RESULTS, out or _common.DOCS
