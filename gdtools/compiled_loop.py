@@ -9,6 +9,7 @@ iterations; see CHUNK_BYTES).
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -66,13 +67,18 @@ def _keeps_value_and_grad(optimizer, x0) -> bool:
 
 def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float, lower, upper,
                 record_x: bool) -> Callable:
-    """Build ``solve(x0) -> Trace`` for flat ``x0`` of length ``n``; jit or vmap it as needed."""
-    value_and_grad = jax.value_and_grad(fun)
+    """Build ``solve(x0, args=()) -> Trace`` for flat ``x0`` of length ``n``, minimising
+    ``fun(x, *args)``; jit or vmap it as needed. ``args`` are inputs of the program, not constants
+    in it: one compiled solver serves every value of them (new data, same shapes)."""
     extra = needs_value_fn(optimizer)
     from_state = (extra and lower is None
                   and _keeps_value_and_grad(optimizer, jax.ShapeDtypeStruct((n,), jnp.float32)))
 
-    def step(x, state, f, g):
+    def solve(x0, args=()):
+        objective = lambda x: fun(x, *args)  # noqa: E731
+        return _run(objective, jax.value_and_grad(objective), x0)
+
+    def step(fun, value_and_grad, x, state, f, g):
         """One iteration: the optax update, the bounds, and value and gradient at the new point."""
         new_x, state = descend(optimizer, g, state, x, value=f, value_fn=fun if extra else None,
                                lower=lower, upper=upper)
@@ -83,7 +89,7 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         steps = optax.tree_utils.tree_get(state, "num_linesearch_steps", 0)
         return new_x, state, new_f, new_g, 1 + jnp.asarray(steps, jnp.int32)
 
-    def replay(x0, f0, g0, iterations):
+    def replay(step, x0, f0, g0, iterations):
         """``(x, f, g)`` after ``iterations`` steps from x0, recomputed (the same steps again)."""
         def body(carry):
             i, x, state, f, g = carry
@@ -105,7 +111,9 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
             return None
         return min(fits, MAX_CHUNK)
 
-    def solve(x0):
+    def _run(fun, value_and_grad, x0):
+        """The run for the objective ``fun(x)`` (its arguments bound)."""
+        step_ = functools.partial(step, fun, value_and_grad)
         state0 = optimizer.init(x0)
         chunk = chunk_length(x0, state0)
         rows = max_iters + 1 if chunk is None else 1 + -(-max_iters // chunk) * chunk
@@ -122,7 +130,7 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         def iteration(carry):
             """One iteration, its row written at row ``j`` of ``rows_f`` (and ``rows_x``)."""
             j, k, x, state, f, g, nfev, status, rows_f, rows_x = carry
-            new_x, state, new_f, new_g, evals = step(x, state, f, g)
+            new_x, state, new_f, new_g, evals = step_(x, state, f, g)
             nfev = nfev + evals
             # NaN and inf propagate through max, so one reduction checks finiteness and tol.
             gmax = jnp.max(jnp.abs(new_g))
@@ -175,7 +183,7 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
             x_prev, f_prev, g_prev = xs[jnp.maximum(k - 1, 0)], table[k - 1, 0], g
         else:
             # Under vmap (batch=True) the replay runs as long as the longest failed start's.
-            x_prev, f_prev, g_prev = replay(x0, f0, g0, jnp.where(bad, k - 1, 0))
+            x_prev, f_prev, g_prev = replay(step_, x0, f0, g0, jnp.where(bad, k - 1, 0))
         x = jnp.where(bad, x_prev, x)
         table = table.at[k].set(jnp.where(bad, jnp.nan, table[k]))
         status = jnp.where(status == RUNNING, MAX_ITERS, status)

@@ -90,16 +90,17 @@ def as_measurement(result: Any) -> Measurement:
 
 
 class _Call:
-    """Picklable ``fun(arg)`` or ``fun(arg, key)`` with timing and exception capture."""
+    """Picklable ``fun(arg, *args)`` or ``fun(arg, key, *args)`` with timing and exception capture."""
 
-    def __init__(self, fun: Callable, stochastic: bool):
+    def __init__(self, fun: Callable, stochastic: bool, args: tuple = ()):
         self.fun = fun
         self.stochastic = stochastic
+        self.args = tuple(args)
 
     def __call__(self, arg, key=None):
         t0 = time.time()
         try:
-            out = self.fun(arg, key) if self.stochastic else self.fun(arg)
+            out = self.fun(arg, key, *self.args) if self.stochastic else self.fun(arg, *self.args)
             m = as_measurement(out)
         except InputError:
             raise
@@ -115,7 +116,7 @@ class Evaluator:
     """Measures batches of flat points and records them.
 
     Args:
-      fun: the user's objective, called with ``to_arg(x)`` (and a key when ``stochastic``).
+      fun: the user's objective, called with ``to_arg(x)`` (and a key when ``stochastic``), then ``args``.
       to_arg: converts a flat NumPy point to the user's argument (a dict of params, a pytree).
       history: where each evaluation is recorded (``None``: not recorded).
       executor: a ``concurrent.futures.Executor`` or ``None`` to evaluate in this process.
@@ -127,16 +128,17 @@ class Evaluator:
       key: PRNG key from which batches evaluated without a key of their own get one.
       record_params: record ``to_arg(x)`` as each evaluation's ``params`` when the objective's
         measurement does not carry them (named parameters of a space, in user units).
+      args: extra arguments passed to ``fun`` after the point (and its key).
     """
 
     def __init__(self, fun, *, to_arg, history=None, executor=None, stochastic=False,
                  on_failure="stop", max_failures=3, noise=None, replay=(), key=None,
-                 record_params=False):
+                 record_params=False, args=()):
         if not (on_failure == "stop" or isinstance(on_failure, (int, float))):
             raise InputError(f"on_failure must be 'stop' or a number (a penalty value), got {on_failure!r}")
         if not isinstance(max_failures, int) or max_failures < 1:
             raise InputError(f"max_failures must be a positive integer, got {max_failures!r}")
-        self._call = _Call(fun, stochastic)
+        self._call = _Call(fun, stochastic, args)
         self.to_arg = to_arg
         self.history = history
         self.executor = executor

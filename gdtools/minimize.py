@@ -9,6 +9,7 @@ black-box probes measured in batches by an :class:`~gdtools.evaluation.Evaluator
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import time
 import weakref
@@ -57,17 +58,34 @@ def _default_optimizer(estimator, *, noisy: bool):
     return None, True  # calibrated after the first gradient estimate
 
 
-def _traceable_flat(problem: Problem, fun: Callable, estimator, *, check: bool = True) -> Callable:
-    """The objective on a flat JAX vector; checks (unless ``check`` is False) that it traces and
-    returns a real scalar."""
+def _device_args(args: tuple, estimator) -> tuple:
+    """``args`` as JAX arrays: a traceable objective's extra arguments are inputs of its program."""
+    try:
+        return jax.tree_util.tree_map(jnp.asarray, args)
+    except (TypeError, ValueError):
+        raise InputError(f"with gradient={estimator.name!r}, args must be arrays or numbers (or pytrees "
+                         f"of them): they are inputs of the compiled program. Pass anything else by "
+                         f"closure (lambda x: fun(x, other)) or functools.partial") from None
+
+
+def _args_signature(args: tuple) -> tuple:
+    """Structure, shapes and dtypes of ``args`` (JAX arrays), for cache keys."""
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    return treedef, tuple((tuple(a.shape), str(a.dtype), bool(a.weak_type)) for a in leaves)
+
+
+def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple = (),
+                    check: bool = True) -> Callable:
+    """The objective on a flat JAX vector, ``fun_flat(x, *args)`` with ``args`` JAX arrays (see
+    _device_args); checks (unless ``check`` is False) that it traces and returns a real scalar."""
     unravel = problem.jax_unravel
 
-    def fun_flat(x):
-        return fun(unravel(x))
+    def fun_flat(x, *args):
+        return fun(unravel(x), *args)
 
     if not check:
         return fun_flat
-    signature = _check_signature(problem)
+    signature = (*_check_signature(problem), _args_signature(args))
     try:
         if signature in _CHECKED.get(fun, ()):
             return fun_flat
@@ -75,7 +93,8 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, check: bool =
         signature = None
 
     try:
-        out = jax.eval_shape(fun_flat, jax.ShapeDtypeStruct(jnp.shape(problem.x0), jnp.result_type(problem.x0)))
+        out = jax.eval_shape(fun_flat, jax.ShapeDtypeStruct(jnp.shape(problem.x0), jnp.result_type(problem.x0)),
+                             *args)
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
             jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError) as exc:
         raise InputError(f"gradient={estimator.name!r} needs a JAX-traceable objective (jax.numpy "
@@ -114,6 +133,7 @@ def minimize(
     fun: Callable,
     x0: Any = None,
     *,
+    args: tuple = (),
     gradient="autodiff",
     optimizer=None,
     bounds=None,
@@ -140,6 +160,11 @@ def minimize(
         :class:`gdtools.Measurement` (repeats, spread, failure) instead of a number.
       x0: start point, a flat array or a pytree (dict of arrays); ``res.x`` has its structure.
         With ``space``, a dict in user units (default: the centre of the space).
+      args: extra arguments passed to ``fun`` after ``x`` (and its key): ``fun(x, *args)``, as in
+        scipy.optimize (a single non-tuple value is taken as ``(args,)``). With autodiff they are
+        inputs of the compiled program, not constants in it, so a call with new data of the same
+        shapes reuses the program compiled for the old (a closure over the data would be a new
+        function, compiled again); they must then be arrays or numbers (pytrees of them).
       gradient: ``"autodiff"`` (``jax.grad``), ``"forward"``, ``"central"`` (finite differences),
         ``"spsa"``, ``"smoothing"``, or a :class:`gdtools.estimators.GradientEstimator`.
       optimizer: an optax ``GradientTransformation`` or a name (``"adam"``, ``"lbfgs"``, ...).
@@ -177,6 +202,7 @@ def minimize(
       True
     """
     estimator = _estimators.resolve(gradient)
+    args = args if isinstance(args, tuple) else (args,)
     max_iters = _check_positive("max_iters", max_iters)
     max_evals = _check_positive("max_evals", max_evals)
     max_time = _check_positive("max_time", max_time, kind=float)
@@ -198,10 +224,10 @@ def minimize(
         max_iters = 10**9 if (max_evals is not None or max_time is not None) else DEFAULT_MAX_ITERS
 
     if batch:
-        return _minimize_batch(fun, x0, estimator=estimator, optimizer=optimizer, bounds=bounds,
+        return _minimize_batch(fun, x0, args=args, estimator=estimator, optimizer=optimizer, bounds=bounds,
                                max_iters=max_iters, tol=tol, history=history)
 
-    problem = build_problem(fun, x0, bounds=bounds, space=space)
+    problem = build_problem(fun, x0, bounds=bounds, space=space, n_args=len(args))
     if resume and not isinstance(history, (str, bytes)) and not hasattr(history, "__fspath__"):
         raise InputError("resume=True needs history= the path of the run to continue")
 
@@ -213,7 +239,8 @@ def minimize(
         if problem.stochastic:
             raise InputError("gradient='autodiff' needs a deterministic fun(x); for fun(x, key) use a "
                              "black-box estimator ('spsa', 'smoothing', 'central')")
-        fun_flat = _traceable_flat(problem, fun, estimator, check=estimator.uses_fun)
+        args = _device_args(args, estimator)
+        fun_flat = _traceable_flat(problem, fun, estimator, args=args, check=estimator.uses_fun)
 
     meta = dict(version=__version__, estimator=estimator.describe(),
                 optimizer="default" if optimizer is None else _describe(optimizer, optimizer_name),
@@ -238,7 +265,10 @@ def minimize(
     compiled = (estimator.traceable and type(estimator) is _estimators.AutoDiff and callback is None
                 and max_time is None and max_evals is None)
     if compiled:
-        return _run_compiled(problem, fun, fun_flat, optimizer, max_iters=max_iters, tol=tol, history=hist)
+        return _run_compiled(problem, fun, fun_flat, optimizer, args=args, max_iters=max_iters, tol=tol,
+                             history=hist)
+    if fun_flat is not None and args:
+        fun_flat = functools.partial(_with_args, fun_flat, args)
 
     evaluator = None
     if not estimator.traceable:
@@ -246,7 +276,7 @@ def minimize(
                               stochastic=problem.stochastic, on_failure=on_failure,
                               max_failures=max_failures, noise=noise, replay=replay,
                               key=jax.random.fold_in(jax.random.PRNGKey(int(seed)), 2**30),
-                              record_params=problem.space is not None)
+                              record_params=problem.space is not None, args=args)
     noisy = bool(problem.stochastic or (noise or 0) > 0)
     calibrate = False
     if optimizer is None:
@@ -326,13 +356,18 @@ def _bounds_key(bound):
     return None if bound is None else np.asarray(bound).tobytes()
 
 
-def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, max_iters, tol, record_x, batch=False):
-    """The AOT-compiled solver for this objective and settings, from the cache when possible.
-    With ``batch``, ``x0`` has a leading axis of starts and the solver is vmapped over it."""
+def _with_args(fun_flat, args, x):
+    return fun_flat(x, *args)
+
+
+def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, args, max_iters, tol, record_x, batch=False):
+    """The AOT-compiled solver ``solver(x0, args)`` for this objective and settings, from the cache
+    when possible. With ``batch``, ``x0`` has a leading axis of starts and the solver is vmapped over
+    it (``args`` shared by every start)."""
     key = None
     try:
-        key = (fun, *_structure(problem), str(x0.dtype), x0.shape, optimizer, max_iters, float(tol),
-               _bounds_key(problem.lower), _bounds_key(problem.upper), record_x, batch)
+        key = (fun, *_structure(problem), str(x0.dtype), x0.shape, _args_signature(args), optimizer,
+               max_iters, float(tol), _bounds_key(problem.lower), _bounds_key(problem.upper), record_x, batch)
         hash(key)
     except TypeError:  # an unhashable objective or optimizer: compile without caching
         key = None
@@ -344,7 +379,7 @@ def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, max_iters, tol, r
     upper = None if problem.upper is None else jnp.asarray(problem.upper, x0.dtype)
     solver = make_solver(fun_flat, optimizer, n=n, max_iters=max_iters, tol=tol, lower=lower, upper=upper,
                          record_x=record_x)
-    compiled = jax.jit(jax.vmap(solver) if batch else solver).lower(x0).compile()
+    compiled = jax.jit(jax.vmap(solver, in_axes=(0, None)) if batch else solver).lower(x0, args).compile()
     if key is not None:
         _SOLVER_CACHE[key] = compiled
         while len(_SOLVER_CACHE) > SOLVER_CACHE_SIZE:
@@ -352,14 +387,14 @@ def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, max_iters, tol, r
     return compiled
 
 
-def _run_compiled(problem, fun, fun_flat, optimizer, *, max_iters, tol, history) -> Result:
+def _run_compiled(problem, fun, fun_flat, optimizer, *, args, max_iters, tol, history) -> Result:
     optimizer = optimizer if optimizer is not None else _DEFAULT_LBFGS
     x0 = jnp.asarray(problem.x0)
     record_x = int(x0.size) * (max_iters + 1) <= MAX_TRAJECTORY
-    solver = _compiled_solver(fun, problem, fun_flat, optimizer, x0=x0, max_iters=max_iters, tol=tol,
-                              record_x=record_x)
+    solver = _compiled_solver(fun, problem, fun_flat, optimizer, x0=x0, args=args, max_iters=max_iters,
+                              tol=tol, record_x=record_x)
     t0 = time.perf_counter()
-    trace = solver(x0)
+    trace = solver(x0, args)
     jax.block_until_ready(trace)
     elapsed = time.perf_counter() - t0
     return _package_trace(problem, trace, history, elapsed=elapsed, max_iters=max_iters, tol=tol)
@@ -386,7 +421,7 @@ def _package_trace(problem, trace, history, *, elapsed, max_iters, tol) -> Resul
                   message=message, status=reason, history=history, grad=unravel(trace.grad))
 
 
-def _minimize_batch(fun, x0, *, estimator, optimizer, bounds, max_iters, tol, history) -> list[Result]:
+def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, tol, history) -> list[Result]:
     """Independent starts along x0's leading axis, solved in one compiled (vmapped) program."""
     if type(estimator) is not _estimators.AutoDiff:
         raise InputError("batch=True runs one compiled program and needs gradient='autodiff'")
@@ -397,15 +432,18 @@ def _minimize_batch(fun, x0, *, estimator, optimizer, bounds, max_iters, tol, hi
         raise InputError("batch=True needs x0 with a leading axis of starting points")
     count = np.shape(leaves[0])[0]
     first = jax.tree_util.tree_map(lambda a: a[0], x0)
-    problem = build_problem(fun, first, bounds=bounds, space=None)
-    fun_flat = _traceable_flat(problem, fun, estimator)
+    problem = build_problem(fun, first, bounds=bounds, space=None, n_args=len(args))
+    if problem.stochastic:
+        raise InputError("batch=True needs a deterministic fun(x) (autodiff); this one takes a key")
+    args = _device_args(args, estimator)
+    fun_flat = _traceable_flat(problem, fun, estimator, args=args)
     optimizer = optimizer if optimizer is not None else _DEFAULT_LBFGS
     # Each start flattened as ravel_pytree flattens one (leaves in order, each raveled), all at once.
     starts = jnp.concatenate([jnp.reshape(jnp.asarray(leaf), (count, -1)) for leaf in leaves], axis=1)
-    solver = _compiled_solver(fun, problem, fun_flat, optimizer, x0=starts, max_iters=max_iters, tol=tol,
-                              record_x=False, batch=True)
+    solver = _compiled_solver(fun, problem, fun_flat, optimizer, x0=starts, args=args, max_iters=max_iters,
+                              tol=tol, record_x=False, batch=True)
     t0 = time.perf_counter()
-    traces = jax.device_get(solver(starts))  # one transfer, then NumPy slices per start
+    traces = jax.device_get(solver(starts, args))  # one transfer, then NumPy slices per start
     elapsed = time.perf_counter() - t0
     results = []
     for i in range(count):

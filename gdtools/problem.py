@@ -44,8 +44,9 @@ def _first_outside(x, lower, upper):
     return jnp.where(jnp.any(outside), jnp.argmax(outside), -1)
 
 
-def takes_key(fun: Callable) -> bool:
-    """Whether ``fun`` is written ``fun(x, key)`` (a stochastic objective)."""
+def takes_key(fun: Callable, extra: int = 0) -> bool:
+    """Whether ``fun`` is written ``fun(x, key)`` (a stochastic objective), or ``fun(x, key, *args)``
+    when ``extra`` arguments (``minimize``'s ``args``) follow."""
     try:
         sig = inspect.signature(fun)
     except (TypeError, ValueError):
@@ -55,7 +56,8 @@ def takes_key(fun: Callable) -> bool:
     if any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values()):
         return False
     required = [p for p in positional if p.default is p.empty]
-    return len(required) >= 2 or (len(positional) >= 2 and positional[1].name == "key")
+    return (len(required) >= 2 + extra
+            or (len(positional) >= 2 + extra and positional[1].name == "key"))
 
 
 class _Unravel:
@@ -137,11 +139,12 @@ def _flatten_bound(name, bound, x0_tree, n):
     return np.asarray(flat, dtype=float)
 
 
-def build_problem(fun, x0, *, bounds, space) -> Problem:
-    """Validate ``fun``, ``x0``, ``bounds`` and ``space`` and make the flat problem."""
+def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
+    """Validate ``fun``, ``x0``, ``bounds`` and ``space`` and make the flat problem; ``n_args``:
+    how many extra arguments (``minimize``'s ``args``) ``fun`` takes after ``x`` (and its key)."""
     if not callable(fun):
         raise InputError(f"fun must be callable, got {type(fun).__name__}")
-    stochastic = takes_key(fun)
+    stochastic = takes_key(fun, n_args)
     if space is not None:
         return _space_problem(x0, bounds=bounds, space=space, stochastic=stochastic)
     if x0 is None:

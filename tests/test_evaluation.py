@@ -1,6 +1,7 @@
 import math
 import multiprocessing
 import os
+import pickle
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
@@ -41,6 +42,17 @@ def test_batch_goes_through_the_executor_and_keeps_order():
         values = ev(points)
     np.testing.assert_allclose(values, np.sum(points ** 2, axis=1))
     assert sorted(r["index"] for r in h.evaluations) == list(range(6))
+
+
+def shifted_sphere(x, shift):
+    return sphere(np.asarray(x) - shift)
+
+
+def test_extra_arguments_travel_with_the_objective_to_other_processes():
+    ev = Evaluator(shifted_sphere, to_arg=lambda x: x, args=(np.array([1.0, 2.0]),))
+    call = pickle.loads(pickle.dumps(ev._call))  # what an executor sends to a worker process
+    assert call(np.array([1.0, 2.0])).value == 0.0
+    np.testing.assert_allclose(ev(np.array([[0.0, 0.0], [1.0, 3.0]])), [5.0, 1.0])
 
 
 def test_process_pool_runs_evaluations_in_other_processes():

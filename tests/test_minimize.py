@@ -322,3 +322,68 @@ def test_history_names_the_optimizer_as_the_user_named_it():
     assert gd.minimize(f, jnp.ones(2), optimizer="adam").history.meta["optimizer"] == "adam"
     assert gd.minimize(f, jnp.ones(2), optimizer=optax.sgd(0.1)).history.meta["optimizer"] == "optax transformation"
     assert gd.minimize(f, jnp.ones(2)).history.meta["optimizer"] == "default"
+
+
+def _least_squares(w, X, y):
+    return jnp.mean((X @ w - y) ** 2)
+
+
+def test_args_are_inputs_of_the_compiled_program_so_new_data_reuses_it():
+    traces = []
+
+    def loss(w, X, y):
+        traces.append(1)  # runs only while JAX traces the objective
+        return _least_squares(w, X, y)
+
+    rng = np.random.default_rng(0)
+    answers = []
+    for truth in (np.arange(7.0), -np.arange(7.0) / 2):
+        X = jnp.asarray(rng.normal(size=(40, 7)))
+        res = gd.minimize(loss, jnp.zeros(7), args=(X, X @ truth))
+        np.testing.assert_allclose(res.x, truth, atol=1e-4)
+        answers.append(len(traces))
+    assert answers[1] == answers[0] > 0  # the second dataset was neither checked nor compiled again
+
+
+def test_args_reach_every_path_of_the_engine():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 3))
+    truth = np.array([1.0, -2.0, 0.5])
+    y = X @ truth
+
+    def numpy_loss(w, X, y, power):
+        return float(np.mean(np.abs(X @ w - y) ** power))
+
+    res = gd.minimize(numpy_loss, np.zeros(3), args=(X, y, 2), gradient="central")
+    np.testing.assert_allclose(res.x, truth, atol=1e-4)
+
+    keys = []
+
+    def noisy(w, key, X, y):  # with args, the key still comes second
+        keys.append(key)
+        return float(_least_squares(jnp.asarray(w), X, y)) * (1.0 + 0.001 * float(jax.random.normal(key)))
+
+    res = gd.minimize(noisy, np.zeros(3), args=(X, y), gradient="spsa", max_evals=1500)
+    assert len(keys) > 100  # called as noisy(w, key, X, y): the run measured, not failed
+    assert float(np.max(np.abs(res.x - truth))) < 0.05
+
+    callback_run = gd.minimize(_least_squares, jnp.zeros(3), args=(jnp.asarray(X), jnp.asarray(y)),
+                               callback=lambda state: None)
+    np.testing.assert_allclose(callback_run.x, truth, atol=1e-4)
+
+    runs = gd.minimize(_least_squares, jnp.asarray(rng.normal(size=(5, 3))), args=(X, y), batch=True)
+    for run in runs:
+        np.testing.assert_allclose(run.x, truth, atol=1e-4)
+
+
+def test_a_single_args_value_is_taken_as_a_one_tuple():
+    res = gd.minimize(lambda x, c: jnp.sum((x - c) ** 2), jnp.zeros(3), args=jnp.array([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(res.x, [1.0, 2.0, 3.0], atol=1e-4)
+    res = gd.minimize(lambda x, name: float(np.sum((x - len(name)) ** 2)), np.zeros(2), args="four",
+                      gradient="central")  # a black box takes any argument
+    np.testing.assert_allclose(res.x, 4.0, atol=1e-4)
+
+
+def test_args_that_a_compiled_program_cannot_take_get_a_clear_error():
+    with pytest.raises(gd.InputError, match="args must be arrays or numbers"):
+        gd.minimize(_least_squares, jnp.zeros(2), args=(jnp.ones((3, 2)), "labels"))
