@@ -111,6 +111,15 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
             return None
         return min(fits, MAX_CHUNK)
 
+    def stationarity(x, g):
+        """The gradient's largest component, projected onto the bounds when there are some
+        (``|clip(x - g) - x|``, scipy L-BFGS-B's projected gradient: zero at a minimum on a bound);
+        nan and inf in ``g`` propagate (one reduction tests finiteness and tolerance)."""
+        if lower is None:
+            return jnp.max(jnp.abs(g))
+        step = jnp.clip(x - g, lower, upper) - x
+        return jnp.max(jnp.abs(jnp.where(jnp.isfinite(g), step, g)))
+
     def _run(fun, value_and_grad, x0):
         """The run for the objective ``fun(x)`` (its arguments bound)."""
         step_ = functools.partial(step, fun, value_and_grad)
@@ -118,7 +127,7 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         chunk = chunk_length(x0, state0)
         rows = max_iters + 1 if chunk is None else 1 + -(-max_iters // chunk) * chunk
         f0, g0 = value_and_grad(x0)
-        g0max = jnp.max(jnp.abs(g0))
+        g0max = stationarity(x0, g0)
         # One row per iteration: loss, largest gradient component, evaluations so far.
         table = jnp.full((rows, 3), jnp.nan, f0.dtype).at[0].set(jnp.stack([f0, g0max, 1]).astype(f0.dtype))
         xs = jnp.zeros((rows if record_x else 0, n), x0.dtype)
@@ -132,8 +141,7 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
             j, k, x, state, f, g, nfev, status, rows_f, rows_x = carry
             new_x, state, new_f, new_g, evals = step_(x, state, f, g)
             nfev = nfev + evals
-            # NaN and inf propagate through max, so one reduction checks finiteness and tol.
-            gmax = jnp.max(jnp.abs(new_g))
+            gmax = stationarity(new_x, new_g)
             k1 = k + 1
             status = jnp.where(~(jnp.isfinite(new_f) & jnp.isfinite(gmax)), NONFINITE,
                                jnp.where(gmax <= tol, CONVERGED,
@@ -180,12 +188,15 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         # of x every iteration: 1.2x the whole loop's time at n = 100,000 on XLA:CPU.)
         bad = (status == NONFINITE) & (k > 0)
         if record_x:
-            x_prev, f_prev, g_prev = xs[jnp.maximum(k - 1, 0)], table[k - 1, 0], g
+            x_prev = xs[jnp.maximum(k - 1, 0)]
+            # its value and gradient again, only in a run that failed (under vmap: in every run)
+            f_prev, g_prev = jax.lax.cond(bad, value_and_grad, lambda x: (f, g), x_prev)
         else:
             # Under vmap (batch=True) the replay runs as long as the longest failed start's.
             x_prev, f_prev, g_prev = replay(step_, x0, f0, g0, jnp.where(bad, k - 1, 0))
         x = jnp.where(bad, x_prev, x)
-        table = table.at[k].set(jnp.where(bad, jnp.nan, table[k]))
+        # The failed iterate's row keeps its evaluation count; its loss and gradient are nan.
+        table = table.at[k, :2].set(jnp.where(bad, jnp.nan, table[k, :2]))
         status = jnp.where(status == RUNNING, MAX_ITERS, status)
         return Trace(x=x, fun=jnp.where(bad, f_prev, f), grad=jnp.where(bad, g_prev, g), nit=k, nfev=nfev,
                      status=status, loss=table[:, 0], grad_norm=table[:, 1], evals=table[:, 2].astype(jnp.int32), xs=xs)

@@ -45,6 +45,8 @@ class Measurement:
       error: what went wrong, for a failed evaluation.
       params: the point in the user's units, when the objective knows them.
       t_start, t_end: wall-clock timestamps (``time.time()``) of the evaluation.
+      eps: the machine epsilon of the value's type when it is coarser than float64 (float32:
+        1.2e-7), else None: finite differences need steps the value can resolve.
     """
 
     value: float
@@ -56,6 +58,7 @@ class Measurement:
     params: dict | None = None
     t_start: float | None = None
     t_end: float | None = None
+    eps: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -109,7 +112,23 @@ class _Call:
                                t_start=t0, t_end=time.time())
         if m.t_start is None:
             m = dataclasses.replace(m, t_start=t0, t_end=time.time())
+        eps = _coarse_eps(out)
+        if eps is not None and m.eps is None:
+            m = dataclasses.replace(m, eps=eps)
         return m
+
+
+def _coarse_eps(value) -> float | None:
+    """Machine epsilon of ``value``'s floating-point type if coarser than float64, else None."""
+    dtype = getattr(value, "dtype", None)
+    try:
+        if dtype is None or not np.issubdtype(dtype, np.floating):
+            return None
+        eps = float(np.finfo(dtype).eps)
+    except TypeError:  # bfloat16 and other types NumPy does not know
+        import jax.numpy as jnp
+        eps = float(jnp.finfo(dtype).eps)
+    return eps if eps > np.finfo(np.float64).eps else None
 
 
 class Evaluator:
@@ -150,6 +169,8 @@ class Evaluator:
         self.consecutive_failures = 0
         self.iteration = 0
         self._noises: list[float] = []
+        #: machine epsilon of the objective's values (float64's unless it returned a coarser type)
+        self.value_eps = float(np.finfo(np.float64).eps)
         self._replay = {int(r.get("index", r["eval"])): r for r in replay}
         # Keys for batches asked for without one (the start point, line searches, the final check).
         self._key = key
@@ -225,6 +246,8 @@ class Evaluator:
         return m
 
     def _value(self, m: Measurement) -> float:
+        if m.eps is not None and m.eps > self.value_eps:
+            self.value_eps = float(m.eps)
         if m.ok:
             self.consecutive_failures = 0
             if math.isfinite(m.noise):  # single samples say nothing about the noise

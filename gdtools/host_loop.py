@@ -37,6 +37,26 @@ def _largest_device(grad):
     return jnp.max(jnp.abs(grad))
 
 
+@saved_jit
+def _projected_largest_device(grad, x, lower, upper):
+    step = jnp.clip(x - grad, lower, upper) - x
+    return jnp.max(jnp.abs(jnp.where(jnp.isfinite(grad), step, grad)))
+
+
+def _stationarity(grad, x, clip):
+    """The gradient's largest component, projected onto the bounds when there are some
+    (``|clip(x - g) - x|``, scipy L-BFGS-B's projected gradient: zero at a minimum on a bound), as
+    the compiled loop computes it; nan and inf propagate."""
+    if clip is None:
+        return _largest(grad)
+    lower, upper = clip
+    if isinstance(grad, jax.Array):
+        return _projected_largest_device(grad, x, lower, upper)
+    g, x = np.asarray(grad, dtype=float), np.asarray(x, dtype=float)
+    step = np.clip(x - g, lower, upper) - x
+    return np.max(np.abs(np.where(np.isfinite(g), step, g)))
+
+
 def _largest(grad):
     """Largest absolute component (nan if any is nan), computed where ``grad`` lives."""
     if isinstance(grad, jax.Array):
@@ -187,6 +207,8 @@ class HostLoop:
                 if self.evaluator is not None:
                     self.evaluator.iteration = k
                 key = fold_in(self.key, k)
+                if self.evaluator is not None:
+                    getattr(estimator, "observe_precision", lambda eps: None)(self.evaluator.value_eps)
                 extra = {}
                 if problem.space is not None:
                     extra["min_step"] = problem.min_step(x)
@@ -211,7 +233,8 @@ class HostLoop:
                                ahead_x)
                 # One transfer from the device: the value and the largest gradient component
                 # (nan and inf propagate through max, so it also tells whether grad is finite).
-                value, gnorm = (float(v) for v in jax.device_get((est.value, _largest(grad))))
+                value, gnorm = (float(v) for v in jax.device_get((est.value,
+                                                                  _stationarity(grad, x, problem.clip))))
                 finite = math.isfinite(gnorm)
                 gnorm = gnorm if finite else math.nan
                 if estimator.traceable and not math.isfinite(value):

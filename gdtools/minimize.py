@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import functools
 import math
+import os
 import time
 import weakref
 from typing import Any, Callable
@@ -33,6 +34,8 @@ from gdtools.result import Result, stop_message
 from gdtools.transforms import resolve_optimizer
 
 DEFAULT_MAX_ITERS = 1000
+#: Largest max_iters run as one compiled program (its history buffer: 3 numbers per iteration).
+MAX_COMPILED_ITERS = 1_000_000
 DEFAULT_TOL = 1e-6
 
 
@@ -170,18 +173,24 @@ def minimize(
       optimizer: an optax ``GradientTransformation`` or a name (``"adam"``, ``"lbfgs"``, ...).
         Default: L-BFGS with a line search for autodiff and noise-free finite differences; for SPSA,
         smoothing and noisy objectives, Spall's gain ``a/(k+1+A)**0.602`` on Adam-normalised
-        estimates, so the first step moves 0.15 of each coordinate's scale.
-      bounds: ``(lower, upper)``, scalars or pytrees like ``x0``; iterates are projected onto them.
+        estimates (AMSGrad-normalised without noise), so the first step moves 0.15 of each
+        coordinate's scale.
+      bounds: ``(lower, upper)``, scalars or pytrees like ``x0`` (None for an open side); iterates
+        are projected onto them, and ``tol`` applies to the projected gradient ``|clip(x - g) - x|``
+        (zero at a minimum on a bound), as in scipy's L-BFGS-B.
       space: a :class:`gdtools.Space` of named parameters; the optimiser then works on the unit cube.
       max_iters: iterations (default 1000, or unlimited when ``max_evals`` is given for a black box).
-      max_evals: evaluation budget for black-box estimators, the final measurement of ``res.x`` included.
+      max_evals: evaluation budget, the final measurement of ``res.x`` included (for a black box;
+        with autodiff it counts value-and-gradient passes and the run leaves the compiled program
+        for the host loop, as with ``callback`` and ``max_time``).
       max_time: wall-clock budget in seconds.
       tol: stop when the gradient's largest component is at most ``tol`` (deterministic gradients).
       seed: seeds every random choice (perturbations, keys passed to ``fun``).
       callback: ``callback(state) -> bool | None`` after each iteration; True stops the run.
       executor: a ``concurrent.futures.Executor`` (process pool, dask ``client.get_executor()``)
         that evaluates each batch of probes in parallel.
-      history: a path to append every record to as it happens, a :class:`History`, or None.
+      history: a path to write every record to as it happens (a new file: an existing one is
+        replaced, unless ``resume``), a :class:`History`, or None.
       resume: continue the run recorded in ``history`` (a path): recorded evaluations are replayed
         instead of measured, so the resumed run reaches the uninterrupted run's result.
       noise: the objective's noise level (std of one evaluation), if known; else estimated from
@@ -206,9 +215,10 @@ def minimize(
     max_iters = _check_positive("max_iters", max_iters)
     max_evals = _check_positive("max_evals", max_evals)
     max_time = _check_positive("max_time", max_time, kind=float)
-    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or tol < 0 or math.isnan(tol):
+    if not isinstance(tol, _REAL) or isinstance(tol, bool) or tol < 0 or math.isnan(tol):
         raise InputError(f"tol must be a non-negative number, got {tol!r}")
-    if noise is not None and not (isinstance(noise, (int, float)) and noise >= 0 and math.isfinite(noise)):
+    if noise is not None and not (isinstance(noise, _REAL) and not isinstance(noise, bool) and noise >= 0
+                                  and math.isfinite(noise)):
         raise InputError(f"noise must be a non-negative number, got {noise!r}")
     if not isinstance(seed, (int, np.integer)):
         raise InputError(f"seed must be an integer, got {seed!r}")
@@ -220,16 +230,26 @@ def minimize(
     optimizer_name = optimizer if isinstance(optimizer, str) else None
     if optimizer is not None and not isinstance(optimizer, LineSearchDescent):
         optimizer = resolve_optimizer(optimizer)
-    if max_iters is None:
-        max_iters = 10**9 if (max_evals is not None or max_time is not None) else DEFAULT_MAX_ITERS
-
     if batch:
+        unsupported = [name for name, value in (("callback", callback), ("max_time", max_time),
+                                                 ("max_evals", max_evals), ("executor", executor),
+                                                 ("space", space), ("noise", noise)) if value is not None]
+        if unsupported:
+            raise InputError(f"batch=True runs all starts in one compiled program, which stops on max_iters "
+                             f"and tol only; for {', '.join(unsupported)}, loop gd.minimize over the starts")
+        max_iters = DEFAULT_MAX_ITERS if max_iters is None else max_iters
+        if max_iters > MAX_COMPILED_ITERS:
+            raise InputError(f"batch=True keeps every start's history in one compiled program: max_iters must "
+                             f"be at most {MAX_COMPILED_ITERS:,}, got {max_iters:,}")
         return _minimize_batch(fun, x0, args=args, estimator=estimator, optimizer=optimizer, bounds=bounds,
                                max_iters=max_iters, tol=tol, history=history)
+    if max_iters is None:
+        max_iters = 10**9 if (max_evals is not None or max_time is not None) else DEFAULT_MAX_ITERS
 
     problem = build_problem(fun, x0, bounds=bounds, space=space, n_args=len(args))
     if resume and not isinstance(history, (str, bytes)) and not hasattr(history, "__fspath__"):
         raise InputError("resume=True needs history= the path of the run to continue")
+    _check_history(history)
 
     fun_flat = None
     if estimator.traceable:
@@ -255,6 +275,8 @@ def minimize(
     elif history is None:
         hist = History(meta=meta)
     else:
+        if resume:
+            _check_resumable(history, meta)
         hist = History(history, meta=meta, append=resume)
         if resume:
             replay = list(hist.evaluations)
@@ -262,8 +284,10 @@ def minimize(
             if hist.iterations:
                 resumed_time = float(hist.iterations[-1].get("time") or 0.0)
 
+    # The compiled program holds a history row per allowed iteration: beyond MAX_COMPILED_ITERS the
+    # host loop, which records as it goes, runs instead.
     compiled = (estimator.traceable and type(estimator) is _estimators.AutoDiff and callback is None
-                and max_time is None and max_evals is None)
+                and max_time is None and max_evals is None and max_iters <= MAX_COMPILED_ITERS)
     if compiled:
         return _run_compiled(problem, fun, fun_flat, optimizer, args=args, max_iters=max_iters, tol=tol,
                              history=hist)
@@ -292,6 +316,36 @@ def minimize(
     finally:
         if history is not None and not isinstance(history, History):
             hist.close()
+
+
+_REAL = (int, float, np.integer, np.floating)
+
+
+def _check_history(history) -> None:
+    """``history`` is None, a History, or a path whose folder exists."""
+    if history is None or isinstance(history, History):
+        return
+    if not isinstance(history, str) and not hasattr(history, "__fspath__"):
+        raise InputError(f"history must be a path, a gd.History or None, got {type(history).__name__}")
+    folder = os.path.dirname(os.path.abspath(os.fspath(history)))
+    if not os.path.isdir(folder):
+        raise InputError(f"cannot write the history to {os.fspath(history)!r}: the folder {folder!r} does not exist")
+    if os.path.isdir(os.fspath(history)):
+        raise InputError(f"history={os.fspath(history)!r} is a folder; give a file path (e.g. run.jsonl)")
+
+
+def _check_resumable(path, meta: dict) -> None:
+    """A run resumed from ``path`` must be the recorded run: same size, gradient and seed."""
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return
+    try:
+        recorded = History.load(path).meta
+    except Exception as exc:
+        raise InputError(f"cannot resume from {os.fspath(path)!r}: it is not a readable history ({exc})") from None
+    for name, what in (("n", "number of parameters"), ("estimator", "gradient estimator"), ("seed", "seed")):
+        if name in recorded and name in meta and recorded[name] != meta[name]:
+            raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with {what} "
+                             f"{recorded[name]!r}, this one has {meta[name]!r}")
 
 
 def _describe(optimizer, name=None) -> str:

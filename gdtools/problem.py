@@ -116,6 +116,16 @@ class Problem:
         return np.asarray(self.space.min_step(np.asarray(x, dtype=float)), dtype=float)
 
 
+def _as_real(leaf):
+    """An integer or boolean leaf of x0 as floats (JAX's default float for a JAX array)."""
+    if isinstance(leaf, jax.Array):
+        return leaf if jnp.issubdtype(leaf.dtype, jnp.inexact) else leaf.astype(jnp.result_type(float))
+    arr = np.asarray(leaf)
+    if arr.dtype != object and (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+        return arr.astype(float)
+    return leaf
+
+
 def _as_float_array(name, value):
     try:
         arr = np.asarray(value)
@@ -126,11 +136,18 @@ def _as_float_array(name, value):
     return arr
 
 
-def _flatten_bound(name, bound, x0_tree, n):
-    if bound is None:
-        return None
+def _flatten_bound(name, bound, x0_tree, n, open_value):
+    if bound is None:  # an open side, as scipy writes it
+        return np.full(n, open_value)
     if np.ndim(bound) == 0 and not isinstance(bound, dict):
         return np.full(n, float(_as_float_array(name, bound)), dtype=float)
+    if not isinstance(bound, dict) and jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(x0_tree)):
+        # one array x0: a bound may be any array-like (a list) of its shape
+        arr = _as_float_array(name, bound)
+        try:
+            return np.broadcast_to(arr, np.shape(x0_tree)).astype(float).ravel()
+        except ValueError:
+            raise InputError(f"{name} has shape {arr.shape}, x0 has {np.shape(x0_tree)}") from None
     try:
         flat, _ = ravel_pytree(jax.tree_util.tree_map(lambda b, x: np.broadcast_to(b, np.shape(x)),
                                                       bound, x0_tree))
@@ -149,9 +166,15 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
         return _space_problem(x0, bounds=bounds, space=space, stochastic=stochastic)
     if x0 is None:
         raise InputError("x0 is required (a flat array or a pytree of arrays), unless a space is given")
+    if isinstance(x0, (list, tuple)) and x0 and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                                                    for v in x0):
+        x0 = np.asarray(x0, dtype=float)  # a list of numbers is a vector, as scipy takes it
     leaves = jax.tree_util.tree_leaves(x0)
-    if not leaves:
+    if not leaves or all(np.size(leaf) == 0 for leaf in leaves):
         raise InputError("x0 is empty: it must hold at least one number")
+    # Integer (and boolean) leaves are optimised as real numbers: res.x gives them as floats.
+    x0 = jax.tree_util.tree_map(_as_real, x0)
+    leaves = jax.tree_util.tree_leaves(x0)
     device = all(isinstance(leaf, jax.Array) for leaf in leaves)
     for leaf in leaves:
         # Device arrays are checked where they live: one boolean comes back, not the array.
@@ -180,11 +203,13 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
     else:
         x_flat = np.concatenate([np.asarray(leaf, dtype=float).ravel() for leaf in leaves])
     lower = upper = None
+    if isinstance(bounds, (tuple, list)) and len(bounds) == 2 and bounds[0] is None and bounds[1] is None:
+        bounds = None
     if bounds is not None:
         if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2):
             raise InputError("bounds must be a pair (lower, upper) of scalars or pytrees like x0")
-        lower = _flatten_bound("bounds[0] (lower)", bounds[0], x0, n)
-        upper = _flatten_bound("bounds[1] (upper)", bounds[1], x0, n)
+        lower = _flatten_bound("bounds[0] (lower)", bounds[0], x0, n, -np.inf)
+        upper = _flatten_bound("bounds[1] (upper)", bounds[1], x0, n, np.inf)
         if np.any(np.isnan(lower)) or np.any(np.isnan(upper)):
             raise InputError("bounds contain nan")
         if np.any(lower >= upper):

@@ -182,6 +182,15 @@ def test_device_mode_keeps_jax_arrays_with_custom_estimator():
     (dict(bounds=(0.5, 2.0)), "x0 violates the bounds"),
     (dict(optimizer="adamax-pro"), "unknown optimizer"),
     (dict(tol=-1.0), "tol must be"),
+    (dict(x0=np.zeros(0)), "x0 is empty"),
+    (dict(x0=jnp.zeros(0)), "x0 is empty"),
+    (dict(history=3), "history must be a path"),
+    (dict(history="/no/such/folder/run.jsonl"), "folder '/no/such/folder' does not exist"),
+    (dict(bounds=([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])), r"bounds\[0\] \(lower\) has shape \(3,\), x0 has \(2,\)"),
+    (dict(batch=True, x0=np.zeros((2, 2)), max_evals=10), "batch=True .* max_evals"),
+    (dict(batch=True, x0=np.zeros((2, 2)), callback=print), "batch=True .* callback"),
+    (dict(batch=True, x0=np.zeros((2, 2)), max_iters=10**7), "max_iters must be at most"),
+    (dict(gradient=gd.estimators.Forward(step=[1e-3, 1e-3, 1e-3])), "step has shape"),
 ])
 def test_bad_input_gets_a_clear_error(kwargs, match):
     args = dict(x0=np.zeros(2))
@@ -189,6 +198,66 @@ def test_bad_input_gets_a_clear_error(kwargs, match):
     x0 = args.pop("x0")
     with pytest.raises(gd.InputError, match=match):
         gd.minimize(bowl, x0, **args)
+
+
+def test_numbers_of_any_numpy_type_are_accepted_where_numbers_are_asked():
+    res = gd.minimize(bowl, np.zeros(2), tol=np.float32(1e-3), max_iters=np.int64(50))
+    assert res.success
+    res = gd.minimize(lambda x, key: float(np.sum((x - 1.0) ** 2)), np.zeros(2), gradient="spsa",
+                      noise=np.float32(0.01), max_evals=60)
+    assert res.nfev <= 60
+
+
+def test_integer_leaves_and_lists_of_numbers_are_optimised_as_real_numbers():
+    f = lambda p: jnp.sum((p["a"] - 1.5) ** 2) + jnp.sum((p["b"] - 2.0) ** 2)
+    res = gd.minimize(f, {"a": np.array([0, 0]), "b": np.array([0.0])})
+    np.testing.assert_allclose(res.x["a"], 1.5, atol=1e-4)  # an integer leaf moves too
+    res = gd.minimize(lambda x: jnp.sum((x - 1.5) ** 2), jnp.zeros(3, dtype=jnp.int32))
+    np.testing.assert_allclose(res.x, 1.5, atol=1e-4)
+    res = gd.minimize(lambda x: float(np.sum((x - 1.5) ** 2)), [0, 1, 2], gradient="central")
+    assert isinstance(res.x, np.ndarray)  # a list of numbers is a vector, as in scipy
+    np.testing.assert_allclose(res.x, 1.5, atol=1e-5)
+
+
+def test_a_minimum_on_a_bound_is_converged_by_the_projected_gradient():
+    f = lambda x: jnp.sum((x - 2.0) ** 2)
+    runs = [gd.minimize(f, jnp.zeros(3), bounds=(-1.0, 1.0)),
+            gd.minimize(f, jnp.zeros(3), bounds=(-1.0, 1.0), optimizer="adam", max_iters=3000),
+            gd.minimize(f, jnp.zeros(3), bounds=(-1.0, 1.0), callback=lambda state: None),
+            gd.minimize(lambda x: float(np.sum((x - 2.0) ** 2)), np.zeros(3), bounds=(-1.0, 1.0),
+                        gradient="central"),
+            *gd.minimize(f, jnp.zeros((2, 3)), bounds=(-1.0, 1.0), batch=True)]
+    for res in runs:
+        assert res.status == "converged" and res.success, res.message
+        np.testing.assert_allclose(res.x, 1.0)
+        norms = res.history.column("grad_norm")  # a black box's last record, the final measurement, has none
+        assert norms[np.isfinite(norms)][-1] <= 1e-6  # the projected gradient
+    np.testing.assert_allclose(gd.minimize(f, jnp.zeros(3), bounds=(None, 1.0)).x, 1.0)  # an open side
+    np.testing.assert_allclose(gd.minimize(f, np.zeros(3), bounds=([0, 0, 0], [1, 3, 1])).x, [1.0, 2.0, 1.0],
+                               atol=1e-4)
+
+
+def test_a_huge_iteration_budget_runs_on_the_host_loop_instead_of_allocating_its_history():
+    res = gd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(3), max_iters=10**9)
+    assert res.success and res.history.meta.get("engine") != "compiled"
+
+
+def test_forward_differences_of_a_float32_objective_use_steps_float32_can_resolve():
+    for x0 in (np.zeros(3), jnp.zeros(3)):
+        for gradient in ("forward", "central"):
+            res = gd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), x0, gradient=gradient, max_iters=50)
+            np.testing.assert_allclose(res.x, 1.0, atol=1e-3)  # a float64 step left x0 "converged"
+
+
+def test_resuming_a_different_run_is_refused(tmp_path):
+    path = tmp_path / "run.jsonl"
+    f = lambda x: float(np.sum((x - 2.0) ** 2))
+    gd.minimize(f, np.zeros(3), gradient="central", history=path, max_evals=20)
+    for kwargs, what in ((dict(x0=np.zeros(4)), "number of parameters"), (dict(seed=1), "seed"),
+                         (dict(gradient="forward"), "gradient estimator")):
+        kwargs = {"x0": np.zeros(3), "gradient": "central", **kwargs}
+        with pytest.raises(gd.InputError, match=what):
+            gd.minimize(f, history=path, resume=True, max_evals=40, **kwargs)
 
 
 def test_objective_returning_nan_is_reported():
@@ -215,6 +284,16 @@ def test_nan_in_the_middle_of_a_compiled_run_returns_last_finite_point():
     res = gd.minimize(f, jnp.zeros(1), optimizer=optax.sgd(0.2), max_iters=100)
     assert res.status == "nonfinite" and not res.success
     assert float(res.x[0]) <= 0.5 and np.isfinite(res.fun)
+
+
+def test_a_run_that_overflows_returns_the_gradient_at_its_last_finite_point():
+    f = lambda x: jnp.sum(x ** 4)
+    res = gd.minimize(f, jnp.array([2.0, 2.0]), optimizer=optax.sgd(1.0), max_iters=50)
+    assert res.status == "nonfinite"
+    np.testing.assert_allclose(res.grad, jax.grad(f)(res.x), rtol=1e-6)
+    np.testing.assert_allclose(res.fun, f(res.x), rtol=1e-6)
+    evals = res.history.column("nfev")
+    assert np.all(np.diff(evals) > 0)  # the failed iterate's row keeps its count
 
 
 def test_minimising_the_same_objective_again_does_not_compile_again():

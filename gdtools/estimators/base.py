@@ -94,6 +94,10 @@ class GradientEstimator(abc.ABC):
         (the engine keeps ``max_evals`` with it before the first estimate has told). Default 1."""
         return 1
 
+    def observe_precision(self, eps: float) -> None:
+        """Learn the machine epsilon of the objective's values (float32's when it computes in
+        float32); finite differences size their steps by it. The default ignores it."""
+
     def observe(self, value) -> None:
         """Learn the objective's level from a value measured by the engine (e.g. at ``x0``).
 

@@ -5,7 +5,9 @@ Steps are set per coordinate. Without noise they follow scipy's ``approx_derivat
     forward:  h_i = eps**(1/2) * max(1, |x_i|)
     central:  h_i = eps**(1/3) * max(1, |x_i|)
 
-with ``eps`` the machine epsilon of float64. When the objective is noisy (noise level ``e_f``,
+with ``eps`` the machine epsilon of float64, or of float32 when the objective returns float32 values
+(a ``jax.numpy`` objective without ``jax_enable_x64``), whose differences a float64 step would lose
+to rounding. When the objective is noisy (noise level ``e_f``,
 given or measured from repeats) such steps would difference pure noise, so the step follows
 Moré & Wild (2011), *Estimating derivatives of noisy simulations*::
 
@@ -41,6 +43,10 @@ class _FiniteDifference(GradientEstimator):
     def __init__(self, *, step=None):
         self.step = _check_step(step)
         self._last_value = None
+        self._eps = EPS
+
+    def observe_precision(self, eps: float) -> None:
+        self._eps = max(EPS, float(eps))
 
     def observe(self, value) -> None:
         self._last_value = float(value)
@@ -49,10 +55,14 @@ class _FiniteDifference(GradientEstimator):
         """The per-coordinate steps this estimator would use at ``x``."""
         x = np.asarray(x, dtype=float)
         if self.step is not None:
-            h = np.broadcast_to(np.asarray(self.step, dtype=float), x.shape).copy()
+            try:
+                h = np.broadcast_to(np.asarray(self.step, dtype=float), x.shape).copy()
+            except ValueError:
+                raise InputError(f"step has shape {np.shape(self.step)}, but x has {x.size} coordinates: "
+                                 f"give one step, or one per coordinate") from None
         else:
             power = 1.0 / (self.order + 1)
-            h = EPS ** power * np.maximum(1.0, np.abs(x))
+            h = self._eps ** power * np.maximum(1.0, np.abs(x))
             if noise > 0:
                 s = np.ones_like(x) if scale is None else np.asarray(scale, dtype=float)
                 level = abs(float(f0)) if f0 is not None and np.isfinite(f0) else 0.0
