@@ -67,7 +67,15 @@ def test_missing_file_and_bad_output(tmp_path, capsys):
     assert main(["plot", good, "-o", str(tmp_path / "no" / "dir" / "x.png")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["plot", good, "-o", str(tmp_path / "x.unknownformat")]) == 2
-    assert "not supported" in capsys.readouterr().err
+    assert "unknown image format 'unknownformat'" in capsys.readouterr().err
+    assert main(["plot", good, "-o", str(tmp_path) + "/"]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_an_output_without_extension_is_a_png_and_the_message_names_it(tmp_path, capsys):
+    assert main(["plot", write_history(tmp_path / "a.jsonl"), "-o", str(tmp_path / "curve")]) == 0
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {tmp_path / 'curve.png'}" in capsys.readouterr().err
 
 
 def test_unknown_x_is_an_argparse_error(tmp_path):

@@ -70,6 +70,11 @@ def test_parse_start_fills_the_centre_and_checks_bounds():
     (["--param", "x=0:10", "--resume", "--", PY, "{x}"], ["--resume needs --history"]),
     (["--param", "x=0:10", "--start", "x=11", "--", PY, "{x}"], ["'x' = 11", "[0.0, 10.0]"]),
     (["--param", "x=0:10", "--budget", "0", "--", PY, "{x}"], ["--budget", "at least 1"]),
+    (["--param", "x=0:10", "--history", "/no/such/dir/run.jsonl", "--", PY, "{x}"],
+     ["--history", "'/no/such/dir' does not exist"]),
+    (["--param", "x=0:10", "--plot", "/no/such/dir/loss.png", "--", PY, "{x}"],
+     ["--plot", "'/no/such/dir' does not exist"]),
+    (["--param", "x=0:10", "--plot", "loss.jpeg2000", "--", PY, "{x}"], ["unknown image format"]),
 ])
 def test_cli_errors_are_one_line_and_exit_2(capsys, argv, words):
     assert main(["tune", *argv]) == 2

@@ -10,9 +10,9 @@ figure that cannot be drawn from it, is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
+from gdtools.cli.output_path import figure_file
 from gdtools.errors import InputError
 
 
@@ -60,14 +60,12 @@ def run(args) -> int:
     histories = [History.load(path) for path in args.histories]
     fig = plot_history(histories, x=args.x, y=args.y, log=args.log, params=args.params,
                        grad_norm=args.grad_norm, labels=labels, best=args.best, band=args.band)
-    directory = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(directory):
-        raise InputError(f"-o {args.output!r}: directory {directory!r} does not exist")
+    written = figure_file("-o", args.output)
     try:
-        fig.savefig(args.output, dpi=args.dpi)
+        fig.savefig(written, dpi=args.dpi)
     except ValueError as exc:  # an extension Matplotlib has no writer for
         raise InputError(f"-o {args.output!r}: {exc}") from None
     except OSError as exc:
         raise InputError(f"-o {args.output!r}: cannot write: {exc.strerror or exc}") from None
-    print(f"wrote {args.output}", file=sys.stderr)
+    print(f"wrote {written}", file=sys.stderr)
     return 0

@@ -19,6 +19,7 @@ import os
 import shlex
 import sys
 
+from gdtools.cli.output_path import check_output_file, figure_file
 from gdtools.errors import InputError
 
 GRADIENTS = ("spsa", "central", "forward")
@@ -59,7 +60,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--dask", metavar="ADDRESS",
                         help="run evaluations on a dask.distributed scheduler (tcp://host:8786)")
     parser.add_argument("--history", metavar="FILE",
-                        help="append every evaluation to this JSON Lines file as it happens")
+                        help="write every evaluation to this JSON Lines file as it happens (an existing file is replaced unless --resume)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run recorded in --history instead of starting over")
     parser.add_argument("--plot", metavar="FILE", help="write the loss curve to this image")
@@ -177,6 +178,10 @@ def _check_options(args) -> None:
         raise InputError(f"--resume: history file {args.history!r} does not exist")
     if args.workers > 1 and args.dask:
         raise InputError("give either --workers or --dask, not both")
+    if args.history:
+        check_output_file("--history", args.history)
+    if args.plot:
+        args.plot = figure_file("--plot", args.plot)
 
 
 # -- running --------------------------------------------------------------------------------------

@@ -128,7 +128,16 @@ def _check_image(image) -> np.ndarray:
                          f"{images.MIN_SIDE} on each side")
     if not np.all(np.isfinite(array)):
         raise InputError("image contains non-finite values")
+    low, high = float(array.min()), float(array.max())
+    if low < 0 or high > 255:
+        raise InputError(f"image values lie in [{low:g}, {high:g}]; give RGB values in [0, 255] "
+                         f"(or floats in [0, 1])")
     return array
+
+
+def _unit_range(array: np.ndarray) -> bool:
+    """Whether ``array`` is a float image in [0, 1] (scikit-image's and Lucid's convention)."""
+    return bool(np.issubdtype(array.dtype, np.floating) and array.max() <= 1.0)
 
 
 @functools.lru_cache(maxsize=32)
@@ -217,13 +226,17 @@ class Dreamer:
         return result.x
 
     def __call__(self, image, *, callback: Callable[[Progress], bool | None] | None = None) -> np.ndarray:
-        """Dream ``image`` (float RGB in [0, 255], (H, W, 3)); returns the dreamed image, same shape.
+        """Dream ``image`` (RGB (H, W, 3) in [0, 255], or floats in [0, 1]); returns the dreamed
+        image, same shape and range.
 
         ``callback(progress)`` is called after every step with a :class:`Progress`; returning True
         stops the dream early (the image so far is returned).
         """
         s = self.settings
-        base = jax.device_put(np.asarray(_check_image(image), dtype=np.float32))
+        array = _check_image(image)
+        unit = _unit_range(array)  # a [0, 1] image is dreamed on the 0..255 scale and given back in [0, 1]
+        base = jax.device_put(np.asarray(array * 255.0 if unit else array, dtype=np.float32))
+        back = (lambda out: out / np.float32(255.0)) if unit else (lambda out: out)
         shapes = octave_shapes(base.shape[:2], octaves=s.octaves, octave_scale=s.octave_scale)
         seeds = np.random.SeedSequence(s.seed).generate_state(len(shapes))
         dreamed = None
@@ -243,8 +256,8 @@ class Dreamer:
                                       callback=on_step if callback is not None else None)
             if stopped:
                 result = dreamed if octave == len(shapes) - 1 else _resize(dreamed, base.shape[:2])
-                return np.asarray(jnp.clip(result, *PIXEL_RANGE))
-        return np.asarray(dreamed)
+                return back(np.asarray(jnp.clip(result, *PIXEL_RANGE)))
+        return back(np.asarray(dreamed))
 
 
 def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4, octave_scale: float = 1.4,
@@ -254,7 +267,9 @@ def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4
     """Dream on ``image``: make what ``objective`` sees in it stronger.
 
     Args:
-      image: float or uint8 RGB array (height, width, 3) with values in [0, 255].
+      image: float or uint8 RGB array (height, width, 3) with values in [0, 255], or a float array
+        with values in [0, 1] (scikit-image's ``img_as_float``, Lucid's convention), whose result is
+        then in [0, 1] too.
       objective: a layer name (``"stem"``, ``"block0"``..``"block15"``, ``"head"``; its energy is
         maximised) or an objective from :mod:`gdtools.dream.objectives`.
       octaves: number of scales, coarse to fine; each is ``octave_scale`` times the previous.
@@ -271,7 +286,7 @@ def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4
         so that a second run skips compilation (only if no cache directory is configured yet).
 
     Returns:
-      the dreamed image, float32 (height, width, 3) in [0, 255].
+      the dreamed image, float32 (height, width, 3) in [0, 255] (in [0, 1] for a [0, 1] image).
     """
     if compilation_cache:
         enable_compilation_cache()

@@ -122,6 +122,15 @@ def test_bad_images_and_layers(dreamer, params):
         dreamer(np.zeros((1, 1, 3)))
     with pytest.raises(InputError, match="unknown layer 'block16'.*head"):
         Dreamer("block16", params=params, tile=64)
+    with pytest.raises(InputError, match=r"values lie in \[-1, 300\]"):
+        dreamer(np.concatenate([np.full((32, 16, 3), -1.0), np.full((32, 16, 3), 300.0)], axis=1))
+
+
+def test_a_float_image_in_0_1_is_dreamed_as_0_255_and_given_back_in_0_1(dreamer, cat_small):
+    unit = cat_small.astype(np.float32) / 255.0  # scikit-image's img_as_float convention
+    out = dreamer(unit)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    np.testing.assert_allclose(out * 255.0, dreamer(cat_small), atol=0.05)
 
 
 def test_octave_shapes_go_coarse_to_fine():
