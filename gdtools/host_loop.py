@@ -64,6 +64,10 @@ def _largest(grad):
     return np.max(np.abs(np.asarray(grad, dtype=float)))
 
 
+#: The attribute under which a line search's value_fn keeps its compiled updates.
+DESCENTS = "_gdtools_descents"
+
+
 @functools.lru_cache(maxsize=32)
 def _jitted_descent(optimizer, lower, upper, value_fn):
     """The compiled update for one optimizer and bounds, kept so that runs with the same optimizer
@@ -103,10 +107,23 @@ class HostLoop:
         # Traceable objectives give optax line searches their value_fn; black boxes cannot.
         extra = needs_value_fn(optimizer) and self.estimator.traceable
         value_fn = self.fun_flat if extra else None
-        if isinstance(lower, np.ndarray) or value_fn is not None:
-            # per-coordinate bounds are not a cache key, and a line search's value_fn is this run's
-            # objective: keeping it would keep the user's objective (and what it holds) alive
+        if isinstance(lower, np.ndarray):  # per-coordinate bounds are not a cache key
             return _jitted_descent.__wrapped__(optimizer, lower, upper, value_fn)
+        if value_fn is not None:
+            # A line search's value_fn is this run's objective: the compiled update is kept on it
+            # (minimize gives the same value_fn again for the same objective), not in the shared
+            # cache, which would keep the user's objective (and what it holds) alive.
+            kept = getattr(value_fn, DESCENTS, None)
+            if kept is None:
+                kept = {}
+                try:
+                    setattr(value_fn, DESCENTS, kept)
+                except (AttributeError, TypeError):
+                    pass
+            key = (optimizer, lower, upper)
+            if key not in kept:
+                kept[key] = _jitted_descent.__wrapped__(optimizer, lower, upper, value_fn)
+            return kept[key]
         return _jitted_descent(optimizer, lower, upper, value_fn)
 
     def _project(self, x):

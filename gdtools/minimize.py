@@ -77,23 +77,37 @@ def _args_signature(args: tuple) -> tuple:
     return treedef, tuple((tuple(a.shape), str(a.dtype), bool(a.weak_type)) for a in leaves)
 
 
+def _flat(fun: Callable, unravel: Callable, *, weak: bool = False) -> Callable:
+    """``fun_flat(x, *args) = fun(unravel(x), *args)``; ``weak``: ``fun`` is a weak reference."""
+    if weak:
+        def fun_flat(x, *args):
+            return fun()(unravel(x), *args)
+    else:
+        def fun_flat(x, *args):
+            return fun(unravel(x), *args)
+    return fun_flat
+
+
 def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple = (),
                     check: bool = True) -> Callable:
     """The objective on a flat JAX vector, ``fun_flat(x, *args)`` with ``args`` JAX arrays (see
-    _device_args); checks (unless ``check`` is False) that it traces and returns a real scalar."""
+    _device_args); checks (unless ``check`` is False) that it traces and returns a real scalar.
+
+    A checked objective's ``fun_flat`` is kept (``_CHECKED``) and given again for the same ``fun``
+    and argument structures, so that what is compiled for it (the host loop's value-and-gradient
+    and line-search programs, kept on it) serves later calls too. It holds ``fun`` by a weak
+    reference: the record, and all compiled for it, go with the objective."""
     unravel = problem.jax_unravel
-
-    def fun_flat(x, *args):
-        return fun(unravel(x), *args)
-
     if not check:
-        return fun_flat
+        return _flat(fun, unravel)
     signature = (*_check_signature(problem), _args_signature(args))
     try:
-        if signature in _CHECKED.get(fun, ()):
-            return fun_flat
+        known = _CHECKED.get(fun)
+        if known is not None and signature in known:
+            return known[signature]
     except TypeError:  # an unhashable or non-weakref-able objective: check it every time
         signature = None
+    fun_flat = _flat(fun, unravel)
 
     try:
         out = jax.eval_shape(fun_flat, jax.ShapeDtypeStruct(jnp.shape(problem.x0), jnp.result_type(problem.x0)),
@@ -109,16 +123,17 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
         raise InputError(f"the objective must return a real floating-point scalar, got {out.dtype}")
     if signature is not None:
         try:
-            _CHECKED.setdefault(fun, set()).add(signature)
+            fun_flat = _flat(weakref.ref(fun), unravel, weak=True)
+            _CHECKED.setdefault(fun, {})[signature] = fun_flat
         except TypeError:
             pass
     return fun_flat
 
 
-#: Objectives whose check passed, with the argument structures it passed for: tracing a function
-#: again only to learn its output shape costs a small problem's call more than its whole run. Weak
-#: keys: the record goes with the objective.
-_CHECKED: "weakref.WeakKeyDictionary[Callable, set]" = weakref.WeakKeyDictionary()
+#: Objectives whose check passed: for each argument structure it passed for, its ``fun_flat``.
+#: Tracing a function again only to learn its output shape costs a small problem's call more than
+#: its whole run. Weak keys: the record goes with the objective.
+_CHECKED: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
 
 
 def _structure(problem: Problem) -> tuple:

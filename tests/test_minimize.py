@@ -313,6 +313,23 @@ def test_minimising_the_same_objective_again_does_not_compile_again():
     assert len(traces) - traced > 1
 
 
+def test_a_host_loop_run_of_the_same_objective_again_does_not_compile_again():
+    """callback, max_time and max_evals take autodiff off the compiled program onto the host loop;
+    its value-and-gradient and line-search programs are kept for the objective too."""
+    traces = []
+
+    def fun(x):
+        traces.append(1)  # runs only while JAX traces the objective
+        return jnp.sum((x - 2.0) ** 2) + jnp.sum(x ** 4)
+
+    first = gd.minimize(fun, jnp.zeros(3), callback=lambda state: None)
+    traced = len(traces)
+    for kwargs in (dict(callback=lambda state: None), dict(max_time=60.0), dict(max_evals=500)):
+        again = gd.minimize(fun, jnp.zeros(3), **kwargs)
+        np.testing.assert_allclose(again.x, first.x, rtol=1e-6)
+    assert len(traces) == traced
+
+
 def test_an_objective_checked_for_one_shape_is_checked_again_for_another():
     f = lambda x: x if jnp.size(x) == 2 else jnp.sum(x ** 2)
     assert gd.minimize(f, jnp.ones(3)).success

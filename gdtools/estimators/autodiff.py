@@ -7,6 +7,10 @@ import jax
 from gdtools.estimators.base import Estimate, GradientEstimator
 
 
+#: The attribute under which a function keeps its compiled value-and-gradient.
+VALUE_AND_GRAD = "_gdtools_value_and_grad"
+
+
 class AutoDiff(GradientEstimator):
     """``jax.value_and_grad`` of the objective, compiled once per objective.
 
@@ -23,9 +27,18 @@ class AutoDiff(GradientEstimator):
         self._value_and_grad = None
 
     def value_and_grad(self, fun):
-        """The compiled ``x -> (value, grad)`` of ``fun`` (cached for the last ``fun`` seen)."""
+        """The compiled ``x -> (value, grad)`` of ``fun``, kept on ``fun`` itself where it can hold
+        attributes (so a later run of the same objective, with a new estimator, compiles nothing),
+        and on this estimator for the last ``fun`` seen."""
         if fun is not self._fun:
-            self._fun, self._value_and_grad = fun, jax.jit(jax.value_and_grad(fun))
+            compiled = getattr(fun, VALUE_AND_GRAD, None)
+            if compiled is None:
+                compiled = jax.jit(jax.value_and_grad(fun))
+                try:
+                    setattr(fun, VALUE_AND_GRAD, compiled)
+                except (AttributeError, TypeError):
+                    pass
+            self._fun, self._value_and_grad = fun, compiled
         return self._value_and_grad
 
     def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
