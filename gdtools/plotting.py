@@ -55,7 +55,8 @@ def plot_history(
     """Draw the loss curve of one run, or of several runs in one figure.
 
     Args:
-      histories: a :class:`~gdtools.History` or a sequence of them (one curve each, one colour each).
+      histories: a :class:`~gdtools.History` or a sequence of them (one curve each, one colour each);
+        a :class:`~gdtools.Result` stands for its history.
       x: the horizontal axis: ``"iteration"``; ``"evals"``, the cumulative number of objective
         evaluations (``nfev``), the honest axis for comparing estimators since an SPSA step costs 2
         evaluations and a central-difference step ``2n``; or ``"time"``, seconds since the start.
@@ -159,10 +160,17 @@ def plot_history(
 
 # -- validation and labels -------------------------------------------------------------------------
 
+def _history_of(run):
+    """A History, or a Result's (anything with a ``history`` that is one), else ``run`` itself."""
+    history = getattr(run, "history", None)
+    return history if isinstance(history, History) else run
+
+
 def _as_list(histories) -> list[History]:
-    runs = [histories] if isinstance(histories, History) else histories
+    single = isinstance(histories, History) or isinstance(getattr(histories, "history", None), History)
+    runs = [histories] if single else histories
     try:
-        runs = list(runs)
+        runs = [_history_of(run) for run in runs]
     except TypeError:
         raise InputError(f"`histories` must be a History or a list of them; got "
                          f"{type(histories).__name__}") from None

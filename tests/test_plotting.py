@@ -312,3 +312,16 @@ def test_plots_a_real_black_box_run_with_repeats():
     assert [c for c in loss_ax.collections if isinstance(c, PolyCollection)]  # repeats -> band
     assert len(x_ax.get_lines()) == 2 and g_ax.get_ylabel() == "gradient norm"
     assert legend_texts(loss_ax)[0] == "spsa"
+
+
+def test_a_result_stands_for_its_history():
+    import jax.numpy as jnp
+
+    import gdtools as gd
+
+    runs = [gd.minimize(lambda x: jnp.sum((x - c) ** 2), jnp.zeros(2), optimizer="adam", max_iters=20,
+                        tol=0.0) for c in (1.0, 2.0)]
+    [ax] = plot_history(runs[0]).axes
+    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), runs[0].history.loss)
+    [ax] = plot_history(runs, best=False).axes
+    assert [list(line.get_ydata()) for line in ax.get_lines()] == [list(r.history.loss) for r in runs]

@@ -88,6 +88,11 @@ def run(args) -> int:
         raise InputError("--gallery and --zoom-frames cannot be combined; choose one")
     if args.zoom_frames is not None and args.zoom_frames < 1:
         raise InputError(f"--zoom-frames must be a positive integer, got {args.zoom_frames}")
+    if args.gallery_layers is not None and not args.gallery:
+        raise InputError("--gallery-layers chooses the layers of --gallery; add --gallery")
+    if args.zoom_frames is not None and Path(args.output).suffix.lower() in (".png", ".jpg", ".jpeg", ".gif"):
+        raise InputError(f"with --zoom-frames, -o is the folder for the frames and zoom.gif, not an image "
+                         f"file: got {args.output!r}; give e.g. -o frames/")
     settings = DreamSettings(octaves=args.octaves, octave_scale=args.octave_scale, steps=args.steps,
                              step_size=args.step_size, jitter=args.jitter, tile=args.tile,
                              normalize=args.normalize, seed=args.seed)

@@ -43,6 +43,8 @@ def test_progress_goes_to_stderr_and_a_summary_to_stdout(cat_file, tmp_path, cap
     (["--octaves", "0"], "octaves must be an integer >= 1"),
     (["-o", "out.unknown"], "cannot tell the image format"),
     (["-o", "/no/such/dir/out.png"], "does not exist"),
+    (["--gallery-layers", "block3,block8"], "add --gallery"),
+    (["--zoom-frames", "2"], "-o is the folder for the frames"),
 ])
 def test_bad_options_are_one_line_and_exit_2(cat_file, tmp_path, capsys, extra, message):
     assert main(["dream", str(cat_file), "-o", str(tmp_path / "o.png"), *SMALL, *extra]) == 2
