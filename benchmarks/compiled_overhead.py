@@ -1,9 +1,9 @@
 """Compiled-solver overhead: ``gd.minimize(gradient="autodiff")`` against hand-written JAX and scipy.
 
-    python benchmarks/compiled_overhead.py           # full (about two minutes on 2 cores)
+    python benchmarks/compiled_overhead.py           # full (a few minutes on 2 cores)
     python benchmarks/compiled_overhead.py --quick   # tiny sizes (for the tests)
 
-Three measurements, float64, CPU, contenders interleaved within each repeat:
+Four measurements, float64, CPU, contenders interleaved within each repeat:
 
 1. **Engine vs a hand-written loop.** The same problem (Rosenbrock), the same optimizer
    (``optax.adam(1e-3)``) and the same number of iterations (``tol=0``: neither stops early). The
@@ -20,6 +20,10 @@ Three measurements, float64, CPU, contenders interleaved within each repeat:
 3. **Many starts.** 1,000 random starts (10-d Rosenbrock, uniform in [-2, 2]) as one compiled
    program (``gd.minimize(f, starts, batch=True)``), its first call and a second one, against a
    Python loop of ``gd.minimize`` calls over all of them (the first compiles, the rest reuse it).
+4. **New data each call.** One model (L2 logistic regression) fitted to 11 datasets of the same
+   shapes: the data bound by a closure (a new function each call, so a new program), passed as
+   ``args=(X, y)`` (inputs of one program), and scipy L-BFGS-B with a jitted ``value_and_grad``
+   taking the data as arguments.
 """
 
 from __future__ import annotations
@@ -216,6 +220,60 @@ def many_starts(count, max_iters=200):
                 batch_median_fun=float(np.median(batch_funs)))
 
 
+# -- 4. new data each call: a closure over it against args= -----------------------------------------
+
+def logistic_loss(w, X, y):
+    """L2-regularised logistic regression, the labels y in {0, 1}."""
+    z = X @ w
+    return jnp.mean(jnp.logaddexp(0.0, z) - y * z) + 1e-3 * jnp.sum(w ** 2)
+
+
+def new_data_each_call(datasets, samples=500, features=20):
+    """One model fitted to ``datasets`` datasets of the same shapes, as a user fitting it to each of
+    many subjects, days or bootstrap samples writes it: ``gd.minimize(lambda w: loss(w, X, y), w0)``
+    (a new function per dataset, so a new program to compile each call), ``gd.minimize(loss, w0,
+    args=(X, y))`` (the data are inputs of one program), and scipy L-BFGS-B fed a jitted
+    ``value_and_grad(loss)`` that takes the data as arguments (compiled once). Interleaved per
+    dataset; each call timed whole. ``max_gap``: the largest difference between the args= and
+    scipy answers over all datasets."""
+    from scipy.optimize import minimize as sp_minimize
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=features)
+    vg = jax.jit(jax.value_and_grad(logistic_loss))
+    w0 = jnp.zeros(features)
+    vg(w0, jnp.zeros((samples, features)), jnp.zeros(samples))  # compiled before timing
+
+    def run_scipy(X, y):
+        def fg(w):
+            f, g = vg(jnp.asarray(w), X, y)
+            return float(f), np.asarray(g, dtype=float)
+        return sp_minimize(fg, np.zeros(features), jac=True, method="L-BFGS-B",
+                           options={"gtol": 1e-6, "ftol": 0.0, "maxiter": 10_000})
+
+    times = {"closure": [], "args": [], "scipy": []}
+    gaps = []
+    for d in range(datasets):
+        X = jnp.asarray(rng.normal(size=(samples, features)))
+        y = jnp.asarray((rng.random(samples) < 1.0 / (1.0 + np.exp(-np.asarray(X) @ truth))).astype(float))
+        runs = [("closure", lambda: gd.minimize(lambda w: logistic_loss(w, X, y), w0)),
+                ("args", lambda: gd.minimize(logistic_loss, w0, args=(X, y))),
+                ("scipy", lambda: run_scipy(X, y))]
+        if d % 2:
+            runs = runs[::-1]
+        results = {}
+        for name, fn in runs:
+            t, results[name] = _timed(fn)
+            times[name].append(t)
+        gaps.append(float(np.max(np.abs(np.asarray(results["args"].x) - results["scipy"].x))))
+    # Medians over the datasets after the first (whose args= call compiles the program).
+    med = {k: float(np.median(v[1:] if len(v) > 1 else v)) for k, v in times.items()}
+    return dict(datasets=datasets, samples=samples, features=features,
+                closure_s=med["closure"], args_s=med["args"], scipy_s=med["scipy"],
+                args_first_s=times["args"][0], closure_over_args=med["closure"] / med["args"],
+                args_over_scipy=med["args"] / med["scipy"], max_gap=max(gaps))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
@@ -228,9 +286,10 @@ def main(argv=None):
     print(f"machine: {_common.machine_line(info)}")
 
     if args.quick:
-        sizes, iters, repeats, tol_sizes, tol_repeats, count = [10], 50, 1, [10], 1, 4
+        sizes, iters, repeats, tol_sizes, tol_repeats, count, datasets = [10], 50, 1, [10], 1, 4, 2
     else:
-        sizes, iters, repeats, tol_sizes, tol_repeats, count = [10, 1000, 100_000], 2000, 5, [10, 100, 1000], 3, 1000
+        sizes, iters, repeats, tol_sizes, tol_repeats, count, datasets = ([10, 1000, 100_000], 2000, 5,
+                                                                           [10, 100, 1000], 3, 1000, 11)
 
     rows = [overhead(n, iters, repeats) for n in sizes]
     print(f"\n## 1. gd.minimize(gradient='autodiff', optimizer=optax.adam(1e-3), tol=0) vs hand-written "
@@ -269,8 +328,19 @@ def main(argv=None):
           f"{batch['speedup_cold']:.2f}x", f"{batch['speedup_warm']:.2f}x", batch["agree"],
           f"{batch['batch_converged']}/{count}"]]))
 
+    fresh = new_data_each_call(datasets)
+    print(f"\n## 4. New data each call: L2 logistic regression, {fresh['features']} features, "
+          f"{fresh['samples']} samples, fitted to {datasets} datasets of the same shapes, interleaved; "
+          f"medians over the datasets after the first")
+    print(_common.markdown_table(
+        ["closure per dataset s", "args= s", "args= first call s (compiles)", "scipy L-BFGS-B s",
+         "closure / args=", "args= / scipy", "max |x_args - x_scipy|"],
+        [[_common.fmt(fresh["closure_s"]), _common.fmt(fresh["args_s"]), _common.fmt(fresh["args_first_s"]),
+          _common.fmt(fresh["scipy_s"]), f"{fresh['closure_over_args']:.0f}x", f"{fresh['args_over_scipy']:.2f}",
+          f"{fresh['max_gap']:.1e}"]]))
+
     data = dict(machine=info, quick=args.quick, target=OVERHEAD_TARGET, overhead=rows, tolerance=tol_rows,
-                batch=batch)
+                batch=batch, new_data=fresh)
     path = os.path.join(out, "compiled_overhead.json")
     with open(path, "w") as fh:
         json.dump(data, fh, indent=1)

@@ -125,6 +125,9 @@ def test_compiled_overhead_quick(overhead):
     assert row["hand_s"] > 0 and row["engine_s"] > 0
     assert data["tolerance"][0]["gd"]["success"] and data["tolerance"][0]["scipy"]["success"]
     assert data["batch"]["agree"]
+    fresh = data["new_data"]
+    assert fresh["max_gap"] < 1e-3  # args= and scipy fit the same model to the same data
+    assert fresh["closure_s"] > 0 and fresh["args_s"] > 0 and fresh["scipy_s"] > 0
 
 
 def test_fd_accuracy_quick(fd, out_dir):
@@ -149,6 +152,7 @@ def test_run_all_writes_the_page(noisy, imu, overhead, fd, out_dir):
     page = open(os.path.join(out_dir, "benchmarks.md")).read()
     assert "## Targets" in page and "Noisy black-box suite" in page and "fori_loop" in page
     assert "IMU example program's real run time" in page
+    assert "a closure against `args=`" in page
     assert "Finite-difference accuracy" in page and "DeepDream" in page
     assert "met" in page or "MISSED" in page
 
