@@ -202,7 +202,7 @@ class Evaluator:
             statistic=record.get("statistic", "value"),
             spread=math.nan if record.get("spread") is None else float(record["spread"]),
             status=record.get("status", "ok"), error=record.get("error"), params=record.get("params"),
-            t_start=record.get("t_start"), t_end=record.get("t_end"))
+            t_start=record.get("t_start"), t_end=record.get("t_end"), eps=record.get("eps"))
 
     def __call__(self, points, key=None) -> np.ndarray:
         """Measure each row of ``points``; returns the values the optimizer should use."""
@@ -242,7 +242,8 @@ class Evaluator:
                 iteration=self.iteration, x=x,
                 params=m.params if m.params is not None else (self.to_arg(x) if self.record_params else None),
                 value=m.value, samples=list(m.samples), statistic=m.statistic, spread=m.spread,
-                status=m.status, error=m.error, t_start=m.t_start, t_end=m.t_end, index=index)
+                status=m.status, error=m.error, t_start=m.t_start, t_end=m.t_end, index=index,
+                **({} if m.eps is None else {"eps": m.eps}))
         return m
 
     def _value(self, m: Measurement) -> float:

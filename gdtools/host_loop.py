@@ -10,6 +10,7 @@ keep ``x`` as a JAX array.
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import time
@@ -64,8 +65,9 @@ def _largest(grad):
     return np.max(np.abs(np.asarray(grad, dtype=float)))
 
 
-#: The attribute under which a line search's value_fn keeps its compiled updates.
+#: The attribute under which a line search's value_fn keeps its compiled updates, and how many.
 DESCENTS = "_gdtools_descents"
+MAX_DESCENTS = 4
 
 
 @functools.lru_cache(maxsize=32)
@@ -115,14 +117,20 @@ class HostLoop:
             # cache, which would keep the user's objective (and what it holds) alive.
             kept = getattr(value_fn, DESCENTS, None)
             if kept is None:
-                kept = {}
+                kept = collections.OrderedDict()
                 try:
                     setattr(value_fn, DESCENTS, kept)
                 except (AttributeError, TypeError):
                     pass
             key = (optimizer, lower, upper)
-            if key not in kept:
-                kept[key] = _jitted_descent.__wrapped__(optimizer, lower, upper, value_fn)
+            try:
+                if key in kept:
+                    return kept[key]
+            except TypeError:  # an unhashable optimizer: compiled for this run only
+                return _jitted_descent.__wrapped__(optimizer, lower, upper, value_fn)
+            kept[key] = _jitted_descent.__wrapped__(optimizer, lower, upper, value_fn)
+            while len(kept) > MAX_DESCENTS:  # a new optimizer object each call never matches again
+                kept.popitem(last=False)
             return kept[key]
         return _jitted_descent(optimizer, lower, upper, value_fn)
 

@@ -13,6 +13,7 @@ import functools
 import math
 import os
 import time
+import types
 import weakref
 from typing import Any, Callable
 
@@ -93,10 +94,12 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
     """The objective on a flat JAX vector, ``fun_flat(x, *args)`` with ``args`` JAX arrays (see
     _device_args); checks (unless ``check`` is False) that it traces and returns a real scalar.
 
-    A checked objective's ``fun_flat`` is kept (``_CHECKED``) and given again for the same ``fun``
-    and argument structures, so that what is compiled for it (the host loop's value-and-gradient
-    and line-search programs, kept on it) serves later calls too. It holds ``fun`` by a weak
-    reference: the record, and all compiled for it, go with the objective."""
+    A checked plain function's ``fun_flat`` is kept (``_CHECKED``) and given again for the same
+    function and argument structures, so that what is compiled for it (the host loop's
+    value-and-gradient and line-search programs, kept on it) serves later calls too. It holds the
+    function by a weak reference: the record, and all compiled for it, go with the function. Other
+    callables (bound methods, partials, callable objects) compare equal to others that are not
+    them, and a bound method dies with the call: for them only the check is remembered."""
     unravel = problem.jax_unravel
     if not check:
         return _flat(fun, unravel)
@@ -104,7 +107,7 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
     try:
         known = _CHECKED.get(fun)
         if known is not None and signature in known:
-            return known[signature]
+            return known[signature] or _flat(fun, unravel)
     except TypeError:  # an unhashable or non-weakref-able objective: check it every time
         signature = None
     fun_flat = _flat(fun, unravel)
@@ -113,18 +116,24 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
         out = jax.eval_shape(fun_flat, jax.ShapeDtypeStruct(jnp.shape(problem.x0), jnp.result_type(problem.x0)),
                              *args)
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
-            jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError) as exc:
+            jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError,
+            *((IndexError,) if args else ())) as exc:
+        hint = (" If it uses one of args= as a Python value (a size, an index, a flag), pass that one by "
+                "closure instead (lambda x: fun(x, value)): args are traced inputs of the program."
+                if args else "")
         raise InputError(f"gradient={estimator.name!r} needs a JAX-traceable objective (jax.numpy "
                          f"operations only), but tracing it failed: {type(exc).__name__}. For a "
-                         f"black box, use gradient='central', 'forward', 'spsa' or 'smoothing'.") from None
+                         f"black box, use gradient='central', 'forward', 'spsa' or 'smoothing'.{hint}") from None
     if getattr(out, "shape", None) != ():
         raise InputError(f"the objective must return a scalar, got shape {getattr(out, 'shape', out)}")
     if not jnp.issubdtype(out.dtype, jnp.floating):
         raise InputError(f"the objective must return a real floating-point scalar, got {out.dtype}")
     if signature is not None:
         try:
-            fun_flat = _flat(weakref.ref(fun), unravel, weak=True)
-            _CHECKED.setdefault(fun, {})[signature] = fun_flat
+            kept = None
+            if isinstance(fun, types.FunctionType):  # compared by identity: the key is this very function
+                kept = fun_flat = _flat(weakref.ref(fun), unravel, weak=True)
+            _CHECKED.setdefault(fun, {})[signature] = kept
         except TypeError:
             pass
     return fun_flat
@@ -137,9 +146,11 @@ _CHECKED: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionar
 
 
 def _structure(problem: Problem) -> tuple:
-    """The user's x0 structure, for cache keys: tree, leaf shapes, leaf dtypes."""
+    """The user's x0 structure, for cache keys: tree, leaf shapes, leaf dtypes (as the user gave
+    them and as the traced objective sees them)."""
     unravel = problem.to_user
-    return unravel.treedef, tuple(unravel.shapes), tuple(str(d) for d in unravel.dtypes)
+    return (unravel.treedef, tuple(unravel.shapes), tuple(str(d) for d in unravel.dtypes),
+            problem.jax_dtypes)
 
 
 def _check_signature(problem: Problem):
@@ -176,13 +187,17 @@ def minimize(
       fun: the objective, ``fun(x) -> scalar`` or, stochastic, ``fun(x, key) -> scalar`` with a JAX
         PRNG key (paired probes get the same key: common random numbers). It may return a
         :class:`gdtools.Measurement` (repeats, spread, failure) instead of a number.
-      x0: start point, a flat array or a pytree (dict of arrays); ``res.x`` has its structure.
+      x0: start point, a flat array or a pytree (dict of arrays); ``res.x`` has its structure
+        (a list or tuple of numbers is a vector: ``res.x`` is then an array; integer leaves are
+        optimised as reals and come back as floats).
         With ``space``, a dict in user units (default: the centre of the space).
       args: extra arguments passed to ``fun`` after ``x`` (and its key): ``fun(x, *args)``, as in
         scipy.optimize (a single non-tuple value is taken as ``(args,)``). With autodiff they are
         inputs of the compiled program, not constants in it, so a call with new data of the same
         shapes reuses the program compiled for the old (a closure over the data would be a new
-        function, compiled again); they must then be arrays or numbers (pytrees of them).
+        function, compiled again); they must then be arrays or numbers (pytrees of them). (With
+        ``callback``, ``max_time`` or ``max_evals`` autodiff runs on the host loop, whose programs
+        hold the args as constants: they are compiled again in every call.)
       gradient: ``"autodiff"`` (``jax.grad``), ``"forward"``, ``"central"`` (finite differences),
         ``"spsa"``, ``"smoothing"``, or a :class:`gdtools.estimators.GradientEstimator`.
       optimizer: an optax ``GradientTransformation`` or a name (``"adam"``, ``"lbfgs"``, ...).
@@ -340,13 +355,14 @@ def _check_history(history) -> None:
     """``history`` is None, a History, or a path whose folder exists."""
     if history is None or isinstance(history, History):
         return
-    if not isinstance(history, str) and not hasattr(history, "__fspath__"):
+    if not isinstance(history, (str, bytes)) and not hasattr(history, "__fspath__"):
         raise InputError(f"history must be a path, a gd.History or None, got {type(history).__name__}")
-    folder = os.path.dirname(os.path.abspath(os.fspath(history)))
+    path = os.fsdecode(history)
+    folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise InputError(f"cannot write the history to {os.fspath(history)!r}: the folder {folder!r} does not exist")
-    if os.path.isdir(os.fspath(history)):
-        raise InputError(f"history={os.fspath(history)!r} is a folder; give a file path (e.g. run.jsonl)")
+        raise InputError(f"cannot write the history to {path!r}: the folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise InputError(f"history={path!r} is a folder; give a file path (e.g. run.jsonl)")
 
 
 def _check_resumable(path, meta: dict) -> None:

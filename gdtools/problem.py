@@ -56,8 +56,7 @@ def takes_key(fun: Callable, extra: int = 0) -> bool:
     if any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values()):
         return False
     required = [p for p in positional if p.default is p.empty]
-    return (len(required) >= 2 + extra
-            or (len(positional) >= 2 + extra and positional[1].name == "key"))
+    return len(required) >= 2 + extra or (len(positional) >= 2 and positional[1].name == "key")
 
 
 class _Unravel:
@@ -105,6 +104,7 @@ class Problem:
     device: bool
     stochastic: bool
     clip: Any = None  # (lower, upper) for projecting iterates: scalars when the bounds were scalars
+    jax_dtypes: tuple = ()  # the leaves' dtypes as jax_unravel gives them to a traced objective
 
     @property
     def bounds(self):
@@ -189,8 +189,11 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
     is_single = treedef.num_leaves == 1 and jax.tree_util.treedef_is_leaf(treedef)
     if is_single and device:  # compiled reshapes, shared by every run (not eager ones)
         flat_jax = _flattened(leaves[0])
+        jax_dtypes = (str(leaves[0].dtype),)
     else:
-        flat_jax, jax_unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, x0))
+        jax_leaves = jax.tree_util.tree_map(jnp.asarray, x0)
+        flat_jax, jax_unravel = ravel_pytree(jax_leaves)
+        jax_dtypes = tuple(str(leaf.dtype) for leaf in jax.tree_util.tree_leaves(jax_leaves))
     if is_single:  # as ravel_pytree's unravel, which passes the dtype through
         jax_unravel = functools.partial(_reshaped, shape=tuple(np.shape(leaves[0])))
     n = flat_jax.size
@@ -234,7 +237,8 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
         scalar = np.ndim(bounds[0]) == 0 and np.ndim(bounds[1]) == 0
         clip = (float(lower[0]), float(upper[0])) if scalar else (lower, upper)
     return Problem(x0=x_flat, to_user=to_user, jax_unravel=jax_unravel, lower=lower, upper=upper,
-                   scale=scale, space=None, device=device, stochastic=stochastic, clip=clip)
+                   scale=scale, space=None, device=device, stochastic=stochastic, clip=clip,
+                   jax_dtypes=jax_dtypes)
 
 
 def _space_problem(x0, *, bounds, space, stochastic) -> Problem:

@@ -70,7 +70,11 @@ class Result:
 
 @dataclasses.dataclass
 class State:
-    """What a ``callback(state)`` sees after each iteration; return True to stop the run."""
+    """What a ``callback(state)`` sees after each iteration; return True to stop the run.
+
+    ``grad_norm`` is the gradient's largest component, projected onto the bounds when there are
+    some (``|clip(x - g) - x|``, zero at a minimum on a bound), as in the history and ``tol``.
+    """
 
     iteration: int
     x: Any

@@ -12,6 +12,8 @@ Every optimizer is an ``optax.GradientTransformation``; these are the few pieces
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -93,10 +95,12 @@ SHORTHANDS = {
 
 
 def resolve_optimizer(optimizer):
-    """An optax transformation from a transformation or a shorthand name."""
+    """An optax transformation from a transformation or a shorthand name. A name gives the same
+    object every time (transformations are pure functions), so that programs compiled for it
+    serve later calls that name it too."""
     if isinstance(optimizer, str):
         try:
-            return SHORTHANDS[optimizer.lower()]()
+            return _named(optimizer.lower())
         except KeyError:
             raise InputError(f"unknown optimizer {optimizer!r}; use an optax GradientTransformation "
                              f"or one of {sorted(SHORTHANDS)}") from None
@@ -104,6 +108,11 @@ def resolve_optimizer(optimizer):
         raise InputError(f"optimizer must be an optax GradientTransformation or a name, got "
                          f"{type(optimizer).__name__}")
     return optimizer
+
+
+@functools.lru_cache(maxsize=None)
+def _named(name: str):
+    return SHORTHANDS[name]()
 
 
 def needs_value_fn(optimizer) -> bool:

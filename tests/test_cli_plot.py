@@ -69,7 +69,7 @@ def test_missing_file_and_bad_output(tmp_path, capsys):
     assert main(["plot", good, "-o", str(tmp_path / "x.unknownformat")]) == 2
     assert "unknown image format 'unknownformat'" in capsys.readouterr().err
     assert main(["plot", good, "-o", str(tmp_path) + "/"]) == 2
-    assert "is a directory" in capsys.readouterr().err
+    assert "names a directory" in capsys.readouterr().err
 
 
 def test_an_output_without_extension_is_a_png_and_the_message_names_it(tmp_path, capsys):

@@ -1,3 +1,4 @@
+import os
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -483,3 +484,70 @@ def test_a_single_args_value_is_taken_as_a_one_tuple():
 def test_args_that_a_compiled_program_cannot_take_get_a_clear_error():
     with pytest.raises(gd.InputError, match="args must be arrays or numbers"):
         gd.minimize(_least_squares, jnp.zeros(2), args=(jnp.ones((3, 2)), "labels"))
+
+
+def test_equal_but_distinct_objectives_such_as_bound_methods_run_every_time():
+    """Each access to m.loss makes a new bound method, equal to the others: remembering a program
+    for one of them must not lend it to the next one, which outlives it."""
+    class Model:
+        def loss(self, x):
+            return jnp.sum((x - 1.0) ** 2)
+
+    m = Model()
+    runs = [gd.minimize(m.loss, jnp.zeros(3)), gd.minimize(m.loss, jnp.zeros(4), callback=lambda s: None),
+            gd.minimize(m.loss, jnp.zeros(4)), gd.minimize(m.loss, jnp.zeros(4), max_evals=100)]
+    assert all(run.success for run in runs)
+
+
+def test_a_named_optimizer_is_one_object_so_its_program_is_compiled_once():
+    traces = []
+
+    def fun(x):
+        traces.append(1)
+        return jnp.sum((x - 2.0) ** 2)
+
+    gd.minimize(fun, jnp.zeros(3), optimizer="adam", max_iters=50)
+    traced = len(traces)
+    gd.minimize(fun, jnp.ones(3), optimizer="adam", max_iters=50)
+    assert len(traces) == traced
+
+
+def test_leaf_dtypes_are_part_of_the_compiled_program_s_key():
+    f = lambda p: jnp.sum((p["a"] - 1.0 / 3.0) ** 2) + jnp.sum((p["b"] - 1.0 / 3.0) ** 2)
+    with jax.enable_x64(True):
+        gd.minimize(f, {"a": np.zeros(2, np.float32), "b": np.zeros(2)})
+        res = gd.minimize(f, {"a": np.zeros(2), "b": np.zeros(2)}, tol=1e-12)
+        assert res.x["a"].dtype == np.float64
+        assert float(np.max(np.abs(res.x["a"] - 1.0 / 3.0))) < 1e-12  # not the float32 program's answer
+
+
+def test_an_args_value_used_as_a_python_number_gets_the_closure_hint():
+    with pytest.raises(gd.InputError, match="pass that one by closure"):
+        gd.minimize(lambda x, n: jnp.sum(x[:n] ** 2), jnp.ones(3), args=(2,))
+
+
+def test_a_second_parameter_named_key_is_the_key_whatever_args_follow():
+    def noisy(x, key):  # takes no data: args are an error, not a key in disguise
+        return float(np.sum(np.asarray(x) ** 2))
+
+    with pytest.raises(gd.InputError, match="takes 2 positional arguments but 3 were given"):
+        gd.minimize(noisy, np.ones(2), args=(np.ones(3),), gradient="spsa", max_evals=20)
+
+
+def test_resuming_a_float32_black_box_replays_its_recording(tmp_path):
+    calls = []
+
+    def f32(x):
+        calls.append(1)
+        return jnp.sum((jnp.asarray(x) - 1.0) ** 2 * jnp.arange(1.0, 4.0))
+
+    full = gd.minimize(f32, np.zeros(3), gradient="central", max_iters=6, tol=0.0)
+    gd.minimize(f32, np.zeros(3), gradient="central", max_iters=3, tol=0.0, history=tmp_path / "run.jsonl")
+    recorded = len(calls) - full.nfev
+    calls.clear()
+    res = gd.minimize(f32, np.zeros(3), gradient="central", max_iters=6, tol=0.0,
+                      history=os.fsencode(tmp_path / "run.jsonl"), resume=True)
+    # every recorded evaluation replayed, not measured, but the partial run's final measurement of
+    # its result (no part of the longer run): 43 of 44 were measured again before
+    assert len(calls) == res.nfev - recorded + 1
+    np.testing.assert_array_equal(res.x, full.x)

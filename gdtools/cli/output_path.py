@@ -13,7 +13,7 @@ def check_output_file(flag: str, path: str) -> None:
     if not os.path.isdir(folder):
         raise InputError(f"{flag} {path!r}: directory {folder!r} does not exist")
     if os.path.isdir(path) or path.endswith(os.sep):
-        raise InputError(f"{flag} {path!r} is a directory; give a file name")
+        raise InputError(f"{flag} {path!r} names a directory; give a file name")
 
 
 def figure_file(flag: str, path: str) -> str:

@@ -135,11 +135,6 @@ def _check_image(image) -> np.ndarray:
     return array
 
 
-def _unit_range(array: np.ndarray) -> bool:
-    """Whether ``array`` is a float image in [0, 1] (scikit-image's and Lucid's convention)."""
-    return bool(np.issubdtype(array.dtype, np.floating) and array.max() <= 1.0)
-
-
 @functools.lru_cache(maxsize=32)
 def _ascent(shape, step_size: float, normalize: str) -> optax.GradientTransformation:
     from gdtools.transforms import normalized_sgd, plain
@@ -234,7 +229,7 @@ class Dreamer:
         """
         s = self.settings
         array = _check_image(image)
-        unit = _unit_range(array)  # a [0, 1] image is dreamed on the 0..255 scale and given back in [0, 1]
+        unit = images.is_unit_range(array)  # dreamed on the 0..255 scale, given back in [0, 1]
         base = jax.device_put(np.asarray(array * 255.0 if unit else array, dtype=np.float32))
         back = (lambda out: out / np.float32(255.0)) if unit else (lambda out: out)
         shapes = octave_shapes(base.shape[:2], octaves=s.octaves, octave_scale=s.octave_scale)
@@ -269,7 +264,7 @@ def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4
     Args:
       image: float or uint8 RGB array (height, width, 3) with values in [0, 255], or a float array
         with values in [0, 1] (scikit-image's ``img_as_float``, Lucid's convention), whose result is
-        then in [0, 1] too.
+        then in [0, 1] too (see :func:`gdtools.dream.images.is_unit_range`).
       objective: a layer name (``"stem"``, ``"block0"``..``"block15"``, ``"head"``; its energy is
         maximised) or an objective from :mod:`gdtools.dream.objectives`.
       octaves: number of scales, coarse to fine; each is ``octave_scale`` times the previous.

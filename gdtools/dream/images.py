@@ -108,6 +108,20 @@ def fit_max_side(image: np.ndarray, max_side: int) -> np.ndarray:
     return resize(image, _fitted(image.shape[:2], max_side))
 
 
+def is_unit_range(image) -> bool:
+    """Whether ``image`` is a float image in [0, 1] (scikit-image's and Lucid's convention) rather
+    than on the 0..255 scale: every value at most 1. (A float image on the 0..255 scale that dark,
+    all its values at most 1 of 255, would be taken for a [0, 1] one.)"""
+    array = np.asarray(image)
+    return bool(np.issubdtype(array.dtype, np.floating) and array.size and array.max() <= 1.0)
+
+
+def on_0_255(image) -> np.ndarray:
+    """``image`` as float32 on the 0..255 scale (a [0, 1] float image is scaled up)."""
+    array = np.asarray(image, dtype=np.float32)
+    return array * np.float32(255.0) if is_unit_range(image) else array
+
+
 def to_uint8(image) -> np.ndarray:
     return np.clip(np.rint(np.asarray(image, dtype=np.float32)), 0, 255).astype(np.uint8)
 

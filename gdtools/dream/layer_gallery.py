@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
-from gdtools.dream.images import to_uint8
+from gdtools.dream.images import on_0_255, to_uint8
 from gdtools.errors import InputError
 
 #: from low to high; stride 2, 4, 8, 16, 16, 32, 32
@@ -41,13 +41,14 @@ def labelled_grid(cells: Sequence[np.ndarray], labels: Sequence[str], *, columns
 def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | None = None,
             settings: DreamSettings | None = None, params=None,
             callback: Callable[[str, Progress], bool | None] | None = None, **setting_overrides) -> np.ndarray:
-    """Dream ``image`` once per layer and return the labelled grid (input first) as float RGB.
+    """Dream ``image`` once per layer and return the labelled grid (input first) as float RGB in
+    [0, 255] (a float ``image`` in [0, 1] is scaled up first).
 
     ``callback(layer, progress)`` is called after every step of every dream.
     """
     if isinstance(layers, str) or not layers:
         raise InputError(f"layers must be a non-empty list of layer names, got {layers!r}")
-    image = np.asarray(image, dtype=np.float32)
+    image = on_0_255(image)
     cells, labels = [image], ["input"]
     for name in layers:
         dreamer = Dreamer(name, settings=settings, params=params, **setting_overrides)

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
-from gdtools.dream.images import resize, to_uint8
+from gdtools.dream.images import on_0_255, resize, to_uint8
 from gdtools.errors import InputError
 
 
@@ -25,7 +25,8 @@ def zoom_frames(image, objective="block8", *, frames: int = 60, zoom: float = 1.
                 settings: DreamSettings | None = None, params=None,
                 callback: Callable[[int, Progress], bool | None] | None = None,
                 **setting_overrides) -> Iterator[np.ndarray]:
-    """Yield ``frames`` dreamed frames (float RGB); frame k+1 dreams on frame k zoomed by ``zoom``.
+    """Yield ``frames`` dreamed frames (float RGB in [0, 255]; a float ``image`` in [0, 1] is scaled
+    up first); frame k+1 dreams on frame k zoomed by ``zoom``.
 
     Every frame has the image's shape, so the network compiles once for the whole sequence. Each
     frame uses its own seed (``settings.seed + k``). ``callback(frame, progress)`` after every step.
@@ -36,7 +37,7 @@ def zoom_frames(image, objective="block8", *, frames: int = 60, zoom: float = 1.
         raise InputError(f"zoom must be a number from 1 to 2, got {zoom!r}")
     dreamer = Dreamer(objective, settings=settings, params=params, **setting_overrides)
     base_seed = dreamer.settings.seed
-    current = np.asarray(image, dtype=np.float32)
+    current = on_0_255(image)
     for k in range(frames):
         if k > 0:
             current = zoom_in(current, zoom)

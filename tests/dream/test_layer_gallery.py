@@ -31,3 +31,12 @@ def test_default_gallery_goes_from_low_to_high():
     order = [info.name for info in efficientnet.layer_table(weights.pretrained_params())]
     positions = [order.index(name) for name in gallery_module.GALLERY_LAYERS]
     assert positions == sorted(positions) and positions[0] == 0
+
+
+def test_a_0_1_image_makes_the_same_gallery_as_its_0_255_self(params, cat_small):
+    from gdtools.dream.layer_gallery import gallery
+
+    settings = dict(layers=["block3"], params=params, tile=64, octaves=1, steps=2, jitter=4)
+    unit = gallery(cat_small.astype(np.float32) / 255.0, **settings)
+    assert np.abs(unit - gallery(cat_small, **settings)).max() <= 1.0  # the grid is drawn in whole levels
+    assert unit.max() > 100  # a picture on the 0..255 scale, not a black one

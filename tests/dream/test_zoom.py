@@ -28,3 +28,13 @@ def test_gif_has_every_frame(tmp_path):
 def test_zoom_frames_validates(bad):
     with pytest.raises(InputError):
         next(zoom.zoom_frames(np.zeros((32, 32, 3)), "block3", **bad))
+
+
+def test_a_0_1_image_makes_the_same_frames_as_its_0_255_self(params, cat_small):
+    from gdtools.dream.zoom import zoom_frames
+
+    settings = dict(params=params, tile=64, octaves=1, steps=2, jitter=4, frames=2)
+    unit = list(zoom_frames(cat_small.astype(np.float32) / 255.0, "block3", **settings))
+    plain = list(zoom_frames(cat_small, "block3", **settings))
+    for a, b in zip(unit, plain):
+        np.testing.assert_allclose(a, b, atol=0.05)  # frames on the 0..255 scale either way
