@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gdtools.bound_args import BoundArgs, kept_on
 from gdtools.errors import EvaluationFailed, InputError
 from gdtools.evaluation import fold_in
 from gdtools.program_cache import saved_jit
@@ -81,6 +82,20 @@ def _jitted_descent(optimizer, lower, upper, value_fn):
     return jax.jit(step)
 
 
+def _descent_with_args(optimizer, lower, upper, fun_flat):
+    """The compiled update whose line search evaluates ``fun_flat(x, *args)``, the args an input."""
+
+    def step(grad, state, x, value, args):
+        value_fn = lambda y: fun_flat(y, *args)  # noqa: E731
+        return descend(optimizer, grad, state, x, value=value, value_fn=value_fn, lower=lower, upper=upper)
+
+    return jax.jit(step)
+
+
+def _with_args(step, args, grad, state, x, value):
+    return step(grad, state, x, value, args)
+
+
 class HostLoop:
     """One run of the host loop; ``run()`` returns the raw outcome for ``minimize`` to package."""
 
@@ -115,23 +130,23 @@ class HostLoop:
             # A line search's value_fn is this run's objective: the compiled update is kept on it
             # (minimize gives the same value_fn again for the same objective), not in the shared
             # cache, which would keep the user's objective (and what it holds) alive.
-            kept = getattr(value_fn, DESCENTS, None)
-            if kept is None:
-                kept = collections.OrderedDict()
-                try:
-                    setattr(value_fn, DESCENTS, kept)
-                except (AttributeError, TypeError):
-                    pass
+            # With args (BoundArgs) the update takes them as inputs, kept on the objective itself.
+            bound = isinstance(value_fn, BoundArgs)
+            owner = value_fn.fun_flat if bound else value_fn
+            build = _descent_with_args if bound else _jitted_descent.__wrapped__
+            kept = kept_on(owner, DESCENTS, collections.OrderedDict)
             key = (optimizer, lower, upper)
             try:
-                if key in kept:
-                    return kept[key]
+                step = kept.get(key)
             except TypeError:  # an unhashable optimizer: compiled for this run only
-                return _jitted_descent.__wrapped__(optimizer, lower, upper, value_fn)
-            kept[key] = _jitted_descent.__wrapped__(optimizer, lower, upper, value_fn)
-            while len(kept) > MAX_DESCENTS:  # a new optimizer object each call never matches again
-                kept.popitem(last=False)
-            return kept[key]
+                step = key = None
+            if step is None:
+                step = build(optimizer, lower, upper, owner)
+                if key is not None:
+                    kept[key] = step
+                    while len(kept) > MAX_DESCENTS:  # a new optimizer object each call never matches again
+                        kept.popitem(last=False)
+            return functools.partial(_with_args, step, value_fn.args) if bound else step
         return _jitted_descent(optimizer, lower, upper, value_fn)
 
     def _project(self, x):

@@ -9,7 +9,6 @@ black-box probes measured in batches by an :class:`~gdtools.evaluation.Evaluator
 from __future__ import annotations
 
 import collections
-import functools
 import math
 import os
 import time
@@ -24,6 +23,7 @@ import optax
 
 from gdtools import estimators as _estimators
 from gdtools._version import __version__
+from gdtools.bound_args import BoundArgs
 from gdtools.compiled_loop import CODES, MAX_TRAJECTORY, make_solver
 from gdtools.errors import InputError
 from gdtools.evaluation import Evaluator
@@ -195,9 +195,7 @@ def minimize(
         scipy.optimize (a single non-tuple value is taken as ``(args,)``). With autodiff they are
         inputs of the compiled program, not constants in it, so a call with new data of the same
         shapes reuses the program compiled for the old (a closure over the data would be a new
-        function, compiled again); they must then be arrays or numbers (pytrees of them). (With
-        ``callback``, ``max_time`` or ``max_evals`` autodiff runs on the host loop, whose programs
-        hold the args as constants: they are compiled again in every call.)
+        function, compiled again); they must then be arrays or numbers (pytrees of them).
       gradient: ``"autodiff"`` (``jax.grad``), ``"forward"``, ``"central"`` (finite differences),
         ``"spsa"``, ``"smoothing"``, or a :class:`gdtools.estimators.GradientEstimator`.
       optimizer: an optax ``GradientTransformation`` or a name (``"adam"``, ``"lbfgs"``, ...).
@@ -322,7 +320,7 @@ def minimize(
         return _run_compiled(problem, fun, fun_flat, optimizer, args=args, max_iters=max_iters, tol=tol,
                              history=hist)
     if fun_flat is not None and args:
-        fun_flat = functools.partial(_with_args, fun_flat, args)
+        fun_flat = BoundArgs(fun_flat, args)
 
     evaluator = None
     if not estimator.traceable:
@@ -439,10 +437,6 @@ SOLVER_CACHE_SIZE = 16
 
 def _bounds_key(bound):
     return None if bound is None else np.asarray(bound).tobytes()
-
-
-def _with_args(fun_flat, args, x):
-    return fun_flat(x, *args)
 
 
 def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, args, max_iters, tol, record_x, batch=False):

@@ -551,3 +551,29 @@ def test_resuming_a_float32_black_box_replays_its_recording(tmp_path):
     # its result (no part of the longer run): 43 of 44 were measured again before
     assert len(calls) == res.nfev - recorded + 1
     np.testing.assert_array_equal(res.x, full.x)
+
+
+def test_args_on_the_host_loop_are_program_inputs_too():
+    """callback, max_time or max_evals run autodiff on the host loop: there too new data reuse the
+    programs compiled for the old."""
+    traces = []
+
+    def loss(w, X, y):
+        traces.append(1)  # runs only while JAX traces the objective
+        return _least_squares(w, X, y) + 0.01 * jnp.sum(w ** 4)  # not a quadratic: L-BFGS searches
+
+    rng = np.random.default_rng(3)
+    data = [(X, X @ (scale * jnp.arange(4.0))) for scale in (1.0, -2.0)
+            for X in [jnp.asarray(rng.normal(size=(30, 4)))]]
+    options = (dict(callback=lambda state: None), dict(max_evals=400))
+    results = {}
+    for i, (X, y) in enumerate(data):
+        for j, kwargs in enumerate(options):
+            results[i, j] = gd.minimize(loss, jnp.zeros(4), args=(X, y), **kwargs)
+        if i == 0:
+            traced = len(traces)
+    assert len(traces) == traced  # the second dataset compiled nothing
+    for (i, j), res in results.items():
+        X, y = data[i]
+        closure = gd.minimize(lambda w: loss(w, X, y), jnp.zeros(4), **options[j])
+        np.testing.assert_allclose(res.x, closure.x, rtol=1e-5, atol=1e-6)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 
+from gdtools.bound_args import BoundArgs, kept_on
 from gdtools.estimators.base import Estimate, GradientEstimator
 
 
 #: The attribute under which a function keeps its compiled value-and-gradient.
 VALUE_AND_GRAD = "_gdtools_value_and_grad"
+
+
+def _call_with_args(compiled, args, x):
+    return compiled(x, *args)
 
 
 class AutoDiff(GradientEstimator):
@@ -31,13 +38,11 @@ class AutoDiff(GradientEstimator):
         attributes (so a later run of the same objective, with a new estimator, compiles nothing),
         and on this estimator for the last ``fun`` seen."""
         if fun is not self._fun:
-            compiled = getattr(fun, VALUE_AND_GRAD, None)
-            if compiled is None:
-                compiled = jax.jit(jax.value_and_grad(fun))
-                try:
-                    setattr(fun, VALUE_AND_GRAD, compiled)
-                except (AttributeError, TypeError):
-                    pass
+            if isinstance(fun, BoundArgs):  # the args are inputs of the program, kept on fun_flat
+                with_args = kept_on(fun.fun_flat, VALUE_AND_GRAD, lambda: jax.jit(jax.value_and_grad(fun.fun_flat)))
+                compiled = functools.partial(_call_with_args, with_args, fun.args)
+            else:
+                compiled = kept_on(fun, VALUE_AND_GRAD, lambda: jax.jit(jax.value_and_grad(fun)))
             self._fun, self._value_and_grad = fun, compiled
         return self._value_and_grad
 
