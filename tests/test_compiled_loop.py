@@ -6,7 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from gdtools.compiled_loop import CONVERGED, MAX_CHUNK, MAX_ITERS, NONFINITE, make_solver
+from gdtools.compiled_loop import (CONVERGED, MAX_CHUNK, MAX_ITERS, NO_PROGRESS, NONFINITE, STALL_ITERATIONS,
+                                   make_solver)
 
 
 def quadratic(x):
@@ -26,16 +27,20 @@ def reference(fun, optimizer, x0, *, max_iters, tol):
     rows = [(float(f), float(jnp.max(jnp.abs(g))), 1, np.asarray(x))]
     status = CONVERGED if rows[0][1] <= tol else None
     last_finite = (x, f)
+    stall = 0
     while status is None:
         updates, state = optimizer.update(g, state, x)
         x = optax.apply_updates(x, updates)
         f, g = value_and_grad(x)
         gmax = float(jnp.max(jnp.abs(g)))
+        stall = stall + 1 if (float(f), gmax) == rows[-1][:2] else 0
         rows.append((float(f), gmax, len(rows) + 1, np.asarray(x)))
         if not (np.isfinite(float(f)) and np.isfinite(gmax)):
             status = NONFINITE
         elif gmax <= tol:
             status = CONVERGED
+        elif stall >= STALL_ITERATIONS:
+            status = NO_PROGRESS
         elif len(rows) - 1 >= max_iters:
             status = MAX_ITERS
         else:
@@ -129,3 +134,20 @@ def test_a_small_problem_runs_in_chunks_and_a_large_one_in_one_loop():
     assert np.asarray(large.loss).shape[0] == 18
     lbfgs = run_compiled(quadratic, optax.lbfgs(), jnp.zeros(2), max_iters=17, tol=0.0, record_x=True)
     assert np.asarray(lbfgs.loss).shape[0] == 18  # its state is too large to gain, and nesting costs compile time
+
+
+@pytest.mark.parametrize("record_x", [True, False])
+@pytest.mark.parametrize("n", [2, 300])
+def test_a_run_whose_steps_change_nothing_stops_for_no_progress(n, record_x):
+    optimizer = optax.sgd(0.0)  # x never moves: value and gradient stay exactly as they were
+    x0 = jnp.full(n, 0.5)
+    rows, status, _ = reference(quadratic, optimizer, x0, max_iters=100, tol=0.0)
+    trace = run_compiled(quadratic, optimizer, x0, max_iters=100, tol=0.0, record_x=record_x)
+    assert status == NO_PROGRESS and len(rows) - 1 == STALL_ITERATIONS
+    assert int(trace.status) == NO_PROGRESS and int(trace.nit) == STALL_ITERATIONS
+
+
+def test_a_line_search_stuck_against_nan_stops_instead_of_spending_its_iterations():
+    f = lambda x: jnp.sum((x + 1.0) ** 2) + jnp.where(x[0] < 0, jnp.nan, 0.0)
+    trace = run_compiled(f, optax.lbfgs(), jnp.array([2.0, 2.0]), max_iters=1000, tol=1e-6, record_x=True)
+    assert int(trace.status) == NO_PROGRESS and int(trace.nit) < 20  # it ran 1000 (20,947 evaluations)
