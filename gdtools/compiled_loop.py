@@ -37,7 +37,8 @@ CHUNK_BYTES = 640
 SMALL_LOOP_BYTES = 512
 MIN_CHUNK, MAX_CHUNK = 4, 16
 
-#: Iterations in a row with the value and the gradient unchanged after which a run stops: no_progress.
+#: Iterations in a row with the value and the gradient unchanged after which a run of an optimizer
+#: with a line search stops: no_progress.
 STALL_ITERATIONS = 3
 
 #: Above this many numbers (iterations x parameters) the trajectory x is not recorded.
@@ -136,31 +137,38 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         xs = jnp.zeros((rows if record_x else 0, n), x0.dtype)
         if record_x:
             xs = xs.at[0].set(x0)
+        # The stagnation watch (previous largest gradient component, iterations unchanged), carried
+        # only for optimizers with a line search: other optimizers' steps move x whenever g != 0.
+        watch0 = ((g0max, jnp.int32(0)) if optax.tree_utils.tree_get(state0, "num_linesearch_steps") is not None
+                  else ())
         first_status = jnp.where(jnp.isfinite(f0) & jnp.isfinite(g0max),
                                  jnp.where(g0max <= tol, CONVERGED, RUNNING), NONFINITE)
 
         def iteration(carry):
             """One iteration, its row written at row ``j`` of ``rows_f`` (and ``rows_x``)."""
-            j, k, x, state, f, g, nfev, status, rows_f, rows_x, gm, stall = carry
+            j, k, x, state, f, g, nfev, status, rows_f, rows_x, *watch = carry
             new_x, state, new_f, new_g, evals = step_(x, state, f, g)
             nfev = nfev + evals
             gmax = stationarity(new_x, new_g)
             k1 = k + 1
-            # Stagnation: the value and the gradient's largest component exactly as they were, for
-            # STALL_ITERATIONS iterations in a row (x did not move: e.g. a line search that finds
-            # nothing but nan beyond it). Two scalar comparisons, where comparing x would cost a
-            # pass over it every iteration.
-            stall = jnp.where((new_f == f) & (gmax == gm), stall + 1, 0)
+            going = jnp.where(k1 >= max_iters, MAX_ITERS, RUNNING)
+            if watch:
+                # Stagnation (optimizers with a line search, which may find no step at all: e.g.
+                # nothing but nan beyond the point): the value and the gradient's largest component
+                # exactly as they were, STALL_ITERATIONS iterations in a row. Two scalar comparisons,
+                # where comparing x would cost a pass over it every iteration.
+                gm, stall = watch
+                stall = jnp.where((new_f == f) & (gmax == gm), stall + 1, 0)
+                going = jnp.where(stall >= STALL_ITERATIONS, NO_PROGRESS, going)
+                watch = (gmax, stall)
             status = jnp.where(~(jnp.isfinite(new_f) & jnp.isfinite(gmax)), NONFINITE,
-                               jnp.where(gmax <= tol, CONVERGED,
-                                         jnp.where(stall >= STALL_ITERATIONS, NO_PROGRESS,
-                                                   jnp.where(k1 >= max_iters, MAX_ITERS, RUNNING))))
+                               jnp.where(gmax <= tol, CONVERGED, going))
             zero = jnp.zeros((), j.dtype)
             row = jnp.stack([new_f, gmax, nfev]).astype(rows_f.dtype)[None]
             rows_f = jax.lax.dynamic_update_slice(rows_f, row, (j, zero))
             if record_x:
                 rows_x = jax.lax.dynamic_update_slice(rows_x, new_x[None], (j, zero))
-            return (j + 1, k1, new_x, state, new_f, new_g, nfev, status, rows_f, rows_x, gmax, stall)
+            return (j + 1, k1, new_x, state, new_f, new_g, nfev, status, rows_f, rows_x, *watch)
 
         def running(carry):
             return carry[7] == RUNNING
@@ -169,28 +177,28 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         if chunk is None:
             # One loop, writing row k + 1 of the whole history each iteration.
             carry = jax.lax.while_loop(lambda c: running(c) & (c[1] < max_iters), iteration,
-                                       (jnp.int32(1), *start, table, xs, g0max, jnp.int32(0)))
-            _, k, x, _, f, g, nfev, status, table, xs, _, _ = carry
+                                       (jnp.int32(1), *start, table, xs, *watch0))
+            _, k, x, _, f, g, nfev, status, table, xs, *_ = carry
         else:
             def chunk_of_iterations(carry):
                 # `chunk` iterations at most, their rows kept in small buffers (carried from chunk
                 # to chunk, not refilled) and written into the history once per chunk. Rows after
                 # the last iteration are left as they are.
-                k, x, state, f, g, nfev, status, table, xs, rows_f, rows_x, gm, stall = carry
-                inner = (jnp.int32(0), k, x, state, f, g, nfev, status, rows_f, rows_x, gm, stall)
+                k, x, state, f, g, nfev, status, table, xs, rows_f, rows_x, *watch = carry
+                inner = (jnp.int32(0), k, x, state, f, g, nfev, status, rows_f, rows_x, *watch)
                 inner = jax.lax.while_loop(lambda c: running(c) & (c[0] < chunk), iteration, inner)
-                _, k1, x, state, f, g, nfev, status, rows_f, rows_x, gm, stall = inner
+                _, k1, x, state, f, g, nfev, status, rows_f, rows_x, *watch = inner
                 zero = jnp.zeros((), k.dtype)
                 table = jax.lax.dynamic_update_slice(table, rows_f, (k + 1, zero))
                 if record_x:
                     xs = jax.lax.dynamic_update_slice(xs, rows_x, (k + 1, zero))
-                return (k1, x, state, f, g, nfev, status, table, xs, rows_f, rows_x, gm, stall)
+                return (k1, x, state, f, g, nfev, status, table, xs, rows_f, rows_x, *watch)
 
             rows_f = jnp.full((chunk, 3), jnp.nan, table.dtype)
             rows_x = jnp.zeros((chunk if record_x else 0, n), xs.dtype)
             carry = jax.lax.while_loop(lambda c: c[6] == RUNNING, chunk_of_iterations,
-                                       (*start, table, xs, rows_f, rows_x, g0max, jnp.int32(0)))
-            k, x, _, f, g, nfev, status, table, xs, _, _, _, _ = carry
+                                       (*start, table, xs, rows_f, rows_x, *watch0))
+            k, x, _, f, g, nfev, status, table, xs, *_ = carry
         # A run that met nan or inf returns the last finite point (one step back): the trajectory's
         # previous row when x is recorded, else the same steps replayed from x0, which costs time
         # only in a run that failed. (Carrying the previous x through the loop instead costs a copy

@@ -27,20 +27,16 @@ def reference(fun, optimizer, x0, *, max_iters, tol):
     rows = [(float(f), float(jnp.max(jnp.abs(g))), 1, np.asarray(x))]
     status = CONVERGED if rows[0][1] <= tol else None
     last_finite = (x, f)
-    stall = 0
     while status is None:
         updates, state = optimizer.update(g, state, x)
         x = optax.apply_updates(x, updates)
         f, g = value_and_grad(x)
         gmax = float(jnp.max(jnp.abs(g)))
-        stall = stall + 1 if (float(f), gmax) == rows[-1][:2] else 0
         rows.append((float(f), gmax, len(rows) + 1, np.asarray(x)))
         if not (np.isfinite(float(f)) and np.isfinite(gmax)):
             status = NONFINITE
         elif gmax <= tol:
             status = CONVERGED
-        elif stall >= STALL_ITERATIONS:
-            status = NO_PROGRESS
         elif len(rows) - 1 >= max_iters:
             status = MAX_ITERS
         else:
@@ -138,16 +134,18 @@ def test_a_small_problem_runs_in_chunks_and_a_large_one_in_one_loop():
 
 @pytest.mark.parametrize("record_x", [True, False])
 @pytest.mark.parametrize("n", [2, 300])
-def test_a_run_whose_steps_change_nothing_stops_for_no_progress(n, record_x):
-    optimizer = optax.sgd(0.0)  # x never moves: value and gradient stay exactly as they were
-    x0 = jnp.full(n, 0.5)
-    rows, status, _ = reference(quadratic, optimizer, x0, max_iters=100, tol=0.0)
-    trace = run_compiled(quadratic, optimizer, x0, max_iters=100, tol=0.0, record_x=record_x)
-    assert status == NO_PROGRESS and len(rows) - 1 == STALL_ITERATIONS
-    assert int(trace.status) == NO_PROGRESS and int(trace.nit) == STALL_ITERATIONS
-
-
-def test_a_line_search_stuck_against_nan_stops_instead_of_spending_its_iterations():
+def test_a_line_search_stuck_against_nan_stops_instead_of_spending_its_iterations(n, record_x):
     f = lambda x: jnp.sum((x + 1.0) ** 2) + jnp.where(x[0] < 0, jnp.nan, 0.0)
-    trace = run_compiled(f, optax.lbfgs(), jnp.array([2.0, 2.0]), max_iters=1000, tol=1e-6, record_x=True)
-    assert int(trace.status) == NO_PROGRESS and int(trace.nit) < 20  # it ran 1000 (20,947 evaluations)
+    trace = run_compiled(f, optax.lbfgs(), jnp.full(n, 2.0), max_iters=1000, tol=1e-6, record_x=record_x)
+    # it ran all 1000 iterations (20,947 evaluations at n = 2) without moving after the 5th
+    nit = int(trace.nit)
+    assert int(trace.status) == NO_PROGRESS and nit < 30
+    if record_x:
+        np.testing.assert_array_equal(trace.xs[nit - STALL_ITERATIONS], trace.xs[nit])
+
+
+def test_without_a_line_search_there_is_no_stagnation_watch():
+    """Other optimizers move x whenever the gradient is not zero; their loop carries nothing more
+    (the watch would cost the compiled loop time every iteration)."""
+    trace = run_compiled(quadratic, optax.sgd(0.0), jnp.full(3, 0.5), max_iters=20, tol=0.0, record_x=True)
+    assert int(trace.status) == MAX_ITERS and int(trace.nit) == 20
