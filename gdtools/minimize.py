@@ -213,6 +213,9 @@ def minimize(
         for the host loop, as with ``callback`` and ``max_time``).
       max_time: wall-clock budget in seconds.
       tol: stop when the gradient's largest component is at most ``tol`` (deterministic gradients).
+        A deterministic run also stops, status ``"no_progress"``, when its steps stop changing
+        anything three iterations in a row (x unchanged on the host loop; the value and gradient
+        unchanged in the compiled program with a line-search optimizer).
       seed: seeds every random choice (perturbations, keys passed to ``fun``).
       callback: ``callback(state) -> bool | None`` after each iteration; True stops the run.
       executor: a ``concurrent.futures.Executor`` (process pool, dask ``client.get_executor()``)
