@@ -126,6 +126,8 @@ def test_tune_finds_the_minimum_and_writes_history_and_plot(tmp_path, capsys):
     assert all(r["params"] and r["samples"] and r["statistic"] == "median" for r in evaluations)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "tune" in captured.err  # the progress bar
+    bar = [l for l in captured.err.splitlines() if l.startswith("tune:")][-1]
+    assert f" {len(evaluations)}/24 " in bar  # the finished bar counts every evaluation, the last one too
 
 
 def test_program_options_after_double_dash_are_not_tune_options(tmp_path, capsys):

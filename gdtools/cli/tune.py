@@ -272,6 +272,9 @@ def run(args) -> int:
                           resume=args.resume,
                           on_failure="stop" if args.penalty is None else args.penalty,
                           max_failures=args.max_failures, callback=callback)
+        # The callback runs after each iteration; the final measurement of the result comes after
+        # the last one: count it too, so a finished bar shows every evaluation made.
+        bar.update(max(0, min(res.nfev, args.budget) - bar.n))
     finally:
         bar.close()
         close()
