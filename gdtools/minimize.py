@@ -406,6 +406,8 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                 fun_value = float(evaluator(np.asarray(x, dtype=float)[None])[0])
             except Exception:  # a failure while re-measuring: keep what we have
                 fun_value = math.nan
+            if hist.evaluations and hist.evaluations[-1].get("status") == "failed":
+                fun_value = math.nan  # a failed re-measure, not the on_failure penalty standing for it
         if not math.isfinite(fun_value) and math.isfinite(out["best_f"]):
             x, fun_value = out["best_x"], out["best_f"]
     else:

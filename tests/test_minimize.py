@@ -577,3 +577,24 @@ def test_args_on_the_host_loop_are_program_inputs_too():
         X, y = data[i]
         closure = gd.minimize(lambda w: loss(w, X, y), jnp.zeros(4), **options[j])
         np.testing.assert_allclose(res.x, closure.x, rtol=1e-5, atol=1e-6)
+
+
+def test_a_failed_final_measurement_is_not_reported_as_the_penalty():
+    failing = []
+
+    def fun(x):
+        if failing:
+            raise RuntimeError("the program crashed")
+        x = np.asarray(x)
+        return float(100.0 * (x[1] - x[0] ** 2) ** 2 + (1.0 - x[0]) ** 2)  # not solved in 3 iterations
+
+    def last_iteration(state):
+        if state.iteration == 2:
+            failing.append(True)  # from here on, only the final measurement of the result runs
+
+    res = gd.minimize(fun, np.zeros(2), gradient="central", max_iters=3, on_failure=100.0,
+                      callback=last_iteration)
+    assert res.history.evaluations[-1]["status"] == "failed"
+    assert res.status == "max_iters" and res.fun < 1.0  # the best value measured, not the penalty 100
+    iterates = [r["loss"] for r in res.history.iterations if not r.get("final")]
+    assert res.fun == min(iterates)  # the best iterate's value, at that iterate
