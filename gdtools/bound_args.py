@@ -12,14 +12,15 @@ from typing import Callable
 
 
 class BoundArgs:
-    """``fun_flat(x, *args)`` as a function of ``x`` alone."""
+    """``fun_flat(x, *args)`` as a function of ``x`` alone (of any leading arguments: the programs
+    compiled for it are bound to the same args the same way)."""
 
     def __init__(self, fun_flat: Callable, args: tuple):
         self.fun_flat = fun_flat
         self.args = tuple(args)
 
-    def __call__(self, x):
-        return self.fun_flat(x, *self.args)
+    def __call__(self, *leading):
+        return self.fun_flat(*leading, *self.args)
 
 
 def kept_on(function, attribute: str, make: Callable):

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gdtools.transforms import descend, needs_value_fn
+from gdtools.transforms import descend, largest_projected_component, needs_value_fn
 
 RUNNING, CONVERGED, MAX_ITERS, NONFINITE, NO_PROGRESS = range(5)
 CODES = {CONVERGED: "converged", MAX_ITERS: "max_iters", NONFINITE: "nonfinite",
@@ -104,34 +104,25 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         _, x, _, f, g = jax.lax.while_loop(lambda c: c[0] < iterations, body, carry)
         return x, f, g
 
-    def chunk_length(x0, state) -> int | None:
+    def chunk_length(x0, state, line_search: bool) -> int | None:
         """Iterations per chunk, or None for one loop over the whole history (see CHUNK_BYTES)."""
         itemsize = jnp.dtype(x0.dtype).itemsize
         loop_bytes = itemsize * 3 * n + sum(leaf.size * jnp.dtype(leaf.dtype).itemsize
                                             for leaf in jax.tree_util.tree_leaves(state))
         fits = CHUNK_BYTES // (itemsize * (3 + (n if record_x else 0)))
-        line_search = optax.tree_utils.tree_get(state, "num_linesearch_steps") is not None
         if line_search or loop_bytes > SMALL_LOOP_BYTES or fits < MIN_CHUNK or max_iters < 2 * MIN_CHUNK:
             return None
         return min(fits, MAX_CHUNK)
-
-    def stationarity(x, g):
-        """The gradient's largest component, projected onto the bounds when there are some
-        (``|clip(x - g) - x|``, scipy L-BFGS-B's projected gradient: zero at a minimum on a bound);
-        nan and inf in ``g`` propagate (one reduction tests finiteness and tolerance)."""
-        if lower is None:
-            return jnp.max(jnp.abs(g))
-        step = jnp.clip(x - g, lower, upper) - x
-        return jnp.max(jnp.abs(jnp.where(jnp.isfinite(g), step, g)))
 
     def _run(fun, value_and_grad, x0):
         """The run for the objective ``fun(x)`` (its arguments bound)."""
         step_ = functools.partial(step, fun, value_and_grad)
         state0 = optimizer.init(x0)
-        chunk = chunk_length(x0, state0)
+        line_search = optax.tree_utils.tree_get(state0, "num_linesearch_steps") is not None
+        chunk = chunk_length(x0, state0, line_search)
         rows = max_iters + 1 if chunk is None else 1 + -(-max_iters // chunk) * chunk
         f0, g0 = value_and_grad(x0)
-        g0max = stationarity(x0, g0)
+        g0max = largest_projected_component(g0, x0, lower, upper)
         # One row per iteration: loss, largest gradient component, evaluations so far.
         table = jnp.full((rows, 3), jnp.nan, f0.dtype).at[0].set(jnp.stack([f0, g0max, 1]).astype(f0.dtype))
         xs = jnp.zeros((rows if record_x else 0, n), x0.dtype)
@@ -139,8 +130,7 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
             xs = xs.at[0].set(x0)
         # The stagnation watch (previous largest gradient component, iterations unchanged), carried
         # only for optimizers with a line search: other optimizers' steps move x whenever g != 0.
-        watch0 = ((g0max, jnp.int32(0)) if optax.tree_utils.tree_get(state0, "num_linesearch_steps") is not None
-                  else ())
+        watch0 = (g0max, jnp.int32(0)) if line_search else ()
         first_status = jnp.where(jnp.isfinite(f0) & jnp.isfinite(g0max),
                                  jnp.where(g0max <= tol, CONVERGED, RUNNING), NONFINITE)
 
@@ -149,7 +139,7 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
             j, k, x, state, f, g, nfev, status, rows_f, rows_x, *watch = carry
             new_x, state, new_f, new_g, evals = step_(x, state, f, g)
             nfev = nfev + evals
-            gmax = stationarity(new_x, new_g)
+            gmax = largest_projected_component(new_g, new_x, lower, upper)
             k1 = k + 1
             going = jnp.where(k1 >= max_iters, MAX_ITERS, RUNNING)
             if watch:

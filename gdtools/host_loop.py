@@ -25,7 +25,7 @@ from gdtools.program_cache import saved_jit
 from gdtools.line_search import LineSearchDescent
 from gdtools.result import State
 from gdtools.gain import FIRST_STEP, calibrated_gain, curvature_limited_first_step
-from gdtools.transforms import descend, needs_value_fn
+from gdtools.transforms import descend, largest_projected_component, needs_value_fn
 
 #: Extra evaluations at x0 that measure the noise of a stochastic objective whose noise is unknown.
 NOISE_PROBES = 3
@@ -39,16 +39,12 @@ def _largest_device(grad):
     return jnp.max(jnp.abs(grad))
 
 
-@saved_jit
-def _projected_largest_device(grad, x, lower, upper):
-    step = jnp.clip(x - grad, lower, upper) - x
-    return jnp.max(jnp.abs(jnp.where(jnp.isfinite(grad), step, grad)))
+_projected_largest_device = saved_jit(largest_projected_component)
 
 
 def _stationarity(grad, x, clip):
-    """The gradient's largest component, projected onto the bounds when there are some
-    (``|clip(x - g) - x|``, scipy L-BFGS-B's projected gradient: zero at a minimum on a bound), as
-    the compiled loop computes it; nan and inf propagate."""
+    """:func:`~gdtools.transforms.largest_projected_component` where ``grad`` lives: compiled on a
+    device, in NumPy on the host (no dispatch per iteration)."""
     if clip is None:
         return _largest(grad)
     lower, upper = clip
@@ -85,15 +81,11 @@ def _jitted_descent(optimizer, lower, upper, value_fn):
 def _descent_with_args(optimizer, lower, upper, fun_flat):
     """The compiled update whose line search evaluates ``fun_flat(x, *args)``, the args an input."""
 
-    def step(grad, state, x, value, args):
+    def step(grad, state, x, value, *args):
         value_fn = lambda y: fun_flat(y, *args)  # noqa: E731
         return descend(optimizer, grad, state, x, value=value, value_fn=value_fn, lower=lower, upper=upper)
 
     return jax.jit(step)
-
-
-def _with_args(step, args, grad, state, x, value):
-    return step(grad, state, x, value, args)
 
 
 class HostLoop:
@@ -146,7 +138,7 @@ class HostLoop:
                     kept[key] = step
                     while len(kept) > MAX_DESCENTS:  # a new optimizer object each call never matches again
                         kept.popitem(last=False)
-            return functools.partial(_with_args, step, value_fn.args) if bound else step
+            return BoundArgs(step, value_fn.args) if bound else step
         return _jitted_descent(optimizer, lower, upper, value_fn)
 
     def _project(self, x):

@@ -28,6 +28,7 @@ from gdtools.compiled_loop import CODES, MAX_TRAJECTORY, make_solver
 from gdtools.errors import InputError
 from gdtools.evaluation import Evaluator
 from gdtools.history import History
+from gdtools.output_path import check_output_file
 from gdtools.line_search import LineSearchDescent
 from gdtools.host_loop import HostLoop
 from gdtools.problem import Problem, build_problem
@@ -358,12 +359,7 @@ def _check_history(history) -> None:
         return
     if not isinstance(history, (str, bytes)) and not hasattr(history, "__fspath__"):
         raise InputError(f"history must be a path, a gd.History or None, got {type(history).__name__}")
-    path = os.fsdecode(history)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise InputError(f"cannot write the history to {path!r}: the folder {folder!r} does not exist")
-    if os.path.isdir(path):
-        raise InputError(f"history={path!r} is a folder; give a file path (e.g. run.jsonl)")
+    check_output_file("history=", os.fsdecode(history))
 
 
 def _check_resumable(path, meta: dict) -> None:

@@ -120,6 +120,16 @@ def needs_value_fn(optimizer) -> bool:
     return isinstance(optimizer, optax.GradientTransformationExtraArgs)
 
 
+def largest_projected_component(grad, x, lower=None, upper=None):
+    """The gradient's largest component, projected onto ``[lower, upper]`` when bounded
+    (``|clip(x - g) - x|``, scipy L-BFGS-B's projected gradient: zero at a minimum on a bound).
+    nan and inf in ``grad`` propagate, so one reduction tests both finiteness and tolerance."""
+    if lower is None:
+        return jnp.max(jnp.abs(grad))
+    step = jnp.clip(x - grad, lower, upper) - x
+    return jnp.max(jnp.abs(jnp.where(jnp.isfinite(grad), step, grad)))
+
+
 def descend(optimizer, grad, state, x, *, value=None, value_fn=None, lower=None, upper=None):
     """One step ``x -> x + update``, clipped to ``[lower, upper]`` when bounded; ``(new_x, state)``.
 

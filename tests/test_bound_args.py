@@ -16,3 +16,8 @@ def test_kept_on_makes_once_and_keeps_on_the_function():
     assert kept_on(f, "_thing", make) == 1 and made == [1]
     assert kept_on(len, "_thing", make) == 2  # a builtin cannot hold it: made each time
     assert kept_on(len, "_thing", make) == 3
+
+
+def test_bound_args_come_after_every_leading_argument():
+    bound = BoundArgs(lambda a, b, c, d: (a, b, c, d), (3, 4))
+    assert bound(1, 2) == (1, 2, 3, 4)

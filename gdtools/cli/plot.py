@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gdtools.cli.output_path import figure_file
+from gdtools.output_path import figure_file
 from gdtools.errors import InputError
 
 

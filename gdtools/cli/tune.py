@@ -19,7 +19,7 @@ import os
 import shlex
 import sys
 
-from gdtools.cli.output_path import check_output_file, figure_file
+from gdtools.output_path import check_output_file, figure_file
 from gdtools.errors import InputError
 
 GRADIENTS = ("spsa", "central", "forward")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import jax
 
 from gdtools.bound_args import BoundArgs, kept_on
@@ -12,10 +10,6 @@ from gdtools.estimators.base import Estimate, GradientEstimator
 
 #: The attribute under which a function keeps its compiled value-and-gradient.
 VALUE_AND_GRAD = "_gdtools_value_and_grad"
-
-
-def _call_with_args(compiled, args, x):
-    return compiled(x, *args)
 
 
 class AutoDiff(GradientEstimator):
@@ -40,7 +34,7 @@ class AutoDiff(GradientEstimator):
         if fun is not self._fun:
             if isinstance(fun, BoundArgs):  # the args are inputs of the program, kept on fun_flat
                 with_args = kept_on(fun.fun_flat, VALUE_AND_GRAD, lambda: jax.jit(jax.value_and_grad(fun.fun_flat)))
-                compiled = functools.partial(_call_with_args, with_args, fun.args)
+                compiled = BoundArgs(with_args, fun.args)
             else:
                 compiled = kept_on(fun, VALUE_AND_GRAD, lambda: jax.jit(jax.value_and_grad(fun)))
             self._fun, self._value_and_grad = fun, compiled

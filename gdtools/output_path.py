@@ -1,4 +1,4 @@
-"""Checks of the files a command will write, made before it spends any time measuring."""
+"""Checks of the files a run or a command will write, made before it spends any time measuring."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from gdtools.errors import InputError
 
 
 def check_output_file(flag: str, path: str) -> None:
-    """``path`` can be created: its folder exists and it is not itself a folder."""
+    """``path`` can be created: its folder exists and it is not itself a folder. ``flag`` names
+    the option or argument that gave it, for the message."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise InputError(f"{flag} {path!r}: directory {folder!r} does not exist")
+        raise InputError(f"{flag} {path!r}: the folder {folder!r} does not exist")
     if os.path.isdir(path) or path.endswith(os.sep):
         raise InputError(f"{flag} {path!r} names a directory; give a file name")
 
