@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageOps, PngImagePlugin
 
 from gdtools.errors import InputError
 
@@ -45,7 +45,8 @@ def to_rgb_array(picture: Image.Image) -> np.ndarray:
 def load_image(path: str | os.PathLike, *, max_side: int | None = None) -> np.ndarray:
     """Read an image file as float32 RGB (height, width, 3) in [0, 255].
 
-    Grayscale, palette, RGBA (composited over white) and 16-bit images are converted. With
+    Grayscale, palette, RGBA (composited over white) and 16-bit images are converted, and an EXIF
+    Orientation tag (a camera's portrait photo) is applied. With
     ``max_side`` the image is shrunk (never enlarged) so that its longer side is at most that.
 
     Raises:
@@ -66,6 +67,8 @@ def load_image(path: str | os.PathLike, *, max_side: int | None = None) -> np.nd
                     # has to exist in memory at full size
                     picture.draft("RGB", _fitted(picture.size[::-1], max_side)[::-1])
                 picture.load()
+                # a camera's EXIF Orientation says how to turn the stored pixels upright
+                ImageOps.exif_transpose(picture, in_place=True)  # no copy when there is no tag
                 if max_side is not None and max(picture.size) > max_side and picture.mode in _RESIZABLE_MODES:
                     # shrink in 8-bit before the float conversion, which would be 4x the size
                     picture = picture.resize(_fitted(picture.size[::-1], max_side)[::-1], Image.LANCZOS)

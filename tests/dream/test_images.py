@@ -64,3 +64,18 @@ def test_fit_max_side_keeps_the_aspect_ratio():
     image = np.zeros((300, 600, 3), np.float32)
     assert images.fit_max_side(image, 200).shape == (100, 200, 3)
     assert images.fit_max_side(image, 1000) is image
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    # stored 160 wide and 80 tall, left half dark; Orientation 6 means "turn 90 degrees clockwise to view"
+    stored = np.full((80, 160, 3), 230, np.uint8)
+    stored[:, :80] = 20
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "portrait.jpg", exif=exif)
+    upright = images.load_image(tmp_path / "portrait.jpg")
+    assert upright.shape == (160, 80, 3)
+    assert upright[:72].mean() < 60 and upright[88:].mean() > 190  # the dark half is now on top
+    shrunk = images.load_image(tmp_path / "portrait.jpg", max_side=32)  # decoded at 1/4 by draft()
+    assert shrunk.shape == (32, 16, 3)
+    assert shrunk[:14].mean() < 60 and shrunk[18:].mean() > 190
