@@ -36,7 +36,9 @@ def classify(image, *, top: int = 5, params=None, depthwise: str = "auto") -> li
     """The ``top`` most likely ImageNet classes of ``image``.
 
     Args:
-      image: an RGB array (height, width, 3) with values in [0, 255], or a path to an image file.
+      image: an RGB array (height, width, 3) with values in [0, 255], a float array with values in
+        [0, 1] (as :func:`gdtools.dream.dream` takes), or a path to an image file (str, bytes or
+        path-like).
       top: how many classes to return (1..1000).
 
     Returns:
@@ -46,9 +48,7 @@ def classify(image, *, top: int = 5, params=None, depthwise: str = "auto") -> li
         raise InputError(f"top must be an integer from 1 to 1000, got {top!r}")
     if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
         image = images.load_image(image)
-    array = np.asarray(image, dtype=np.float32)
-    if array.ndim != 3 or array.shape[-1] != 3:
-        raise InputError(f"image must be an RGB array (height, width, 3), got shape {array.shape}")
+    array = images.on_0_255(images.check_image(image))
     if array.shape[:2] != (INPUT_SIDE, INPUT_SIDE):
         array = images.resize(array, (INPUT_SIDE, INPUT_SIDE))
     params = params if params is not None else weights.pretrained_params()

@@ -119,22 +119,6 @@ def _octave_start(base, dreamed, *, shape, previous_shape):
     return jnp.clip(current, *PIXEL_RANGE)
 
 
-def _check_image(image) -> np.ndarray:
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[-1] != 3:
-        raise InputError(f"image must be an RGB array (height, width, 3), got shape {array.shape}")
-    if min(array.shape[:2]) < images.MIN_SIDE:
-        raise InputError(f"image is {array.shape[1]}x{array.shape[0]} pixels; DeepDream needs at least "
-                         f"{images.MIN_SIDE} on each side")
-    if not np.all(np.isfinite(array)):
-        raise InputError("image contains non-finite values")
-    low, high = float(array.min()), float(array.max())
-    if low < 0 or high > 255:
-        raise InputError(f"image values lie in [{low:g}, {high:g}]; give RGB values in [0, 255] "
-                         f"(or floats in [0, 1])")
-    return array
-
-
 @functools.lru_cache(maxsize=32)
 def _ascent(shape, step_size: float, normalize: str) -> optax.GradientTransformation:
     from gdtools.transforms import normalized_sgd, plain
@@ -169,7 +153,7 @@ class Dreamer:
                                             depthwise=settings.depthwise)
 
     def _guide_features(self, layer: str, guide_image) -> np.ndarray:
-        guide_image = images.fit_max_side(_check_image(guide_image).astype(np.float32), GUIDE_MAX_SIDE)
+        guide_image = images.fit_max_side(images.check_image(guide_image, what="guide image").astype(np.float32), GUIDE_MAX_SIDE)
         x = efficientnet.preprocess(jnp.asarray(guide_image))[None]
         return np.asarray(efficientnet.features(self.params, x, layer=layer, depthwise=self.settings.depthwise)[0])
 
@@ -228,7 +212,7 @@ class Dreamer:
         stops the dream early (the image so far is returned).
         """
         s = self.settings
-        array = _check_image(image)
+        array = images.check_image(image)
         unit = images.is_unit_range(array)  # dreamed on the 0..255 scale, given back in [0, 1]
         base = jax.device_put(np.asarray(array * 255.0 if unit else array, dtype=np.float32))
         back = (lambda out: out / np.float32(255.0)) if unit else (lambda out: out)

@@ -42,7 +42,7 @@ def to_rgb_array(picture: Image.Image) -> np.ndarray:
     return np.asarray(picture.convert("RGB"), dtype=np.float32)
 
 
-def load_image(path: str | os.PathLike, *, max_side: int | None = None) -> np.ndarray:
+def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None) -> np.ndarray:
     """Read an image file as float32 RGB (height, width, 3) in [0, 255].
 
     Grayscale, palette, RGBA (composited over white) and 16-bit images are converted, and an EXIF
@@ -55,7 +55,9 @@ def load_image(path: str | os.PathLike, *, max_side: int | None = None) -> np.nd
     """
     if max_side is not None and (not isinstance(max_side, int) or max_side < MIN_SIDE):
         raise InputError(f"max_side must be an integer >= {MIN_SIDE}, got {max_side!r}")
-    path = Path(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise InputError(f"an image file is named by a path, got {type(path).__name__}")
+    path = Path(os.fsdecode(path))
     if not path.is_file():
         raise InputError(f"image {str(path)!r} does not exist or is not a file")
     try:
@@ -117,6 +119,25 @@ def is_unit_range(image) -> bool:
     all its values at most 1 of 255, would be taken for a [0, 1] one.)"""
     array = np.asarray(image)
     return bool(np.issubdtype(array.dtype, np.floating) and array.size and array.max() <= 1.0)
+
+
+def check_image(image, *, what: str = "image") -> np.ndarray:
+    """``image`` as an array, or :class:`InputError` unless it is RGB (height, width, 3), at least
+    :data:`MIN_SIDE` pixels on a side, finite, with values in [0, 255] (or floats in [0, 1]).
+    ``what`` names it in the messages ("guide image")."""
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise InputError(f"{what} must be an RGB array (height, width, 3), got shape {array.shape}")
+    if min(array.shape[:2]) < MIN_SIDE:
+        raise InputError(f"{what} is {array.shape[1]}x{array.shape[0]} pixels; DeepDream needs at least "
+                         f"{MIN_SIDE} on each side")
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{what} contains non-finite values")
+    low, high = float(array.min()), float(array.max())
+    if low < 0 or high > 255:
+        raise InputError(f"{what} values lie in [{low:g}, {high:g}]; give RGB values in [0, 255] "
+                         f"(or floats in [0, 1])")
+    return array
 
 
 def on_0_255(image) -> np.ndarray:

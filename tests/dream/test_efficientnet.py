@@ -1,10 +1,13 @@
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 from skimage import data
 
-from gdtools.dream import classify, efficientnet
+from gdtools.dream import classify, efficientnet, images
 from gdtools.errors import InputError
 
 
@@ -119,3 +122,20 @@ def test_stem_as_patches_agrees_with_the_convolution(height, width, full_float32
     assert conv.shape == patches.shape == (2, -(-height // 2), -(-width // 2), 8)
     np.testing.assert_allclose(patches, conv, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(g_patches, g_conv, rtol=1e-3, atol=1e-3)
+
+
+def test_classify_takes_0_1_images_and_bytes_paths_and_refuses_what_dream_refuses(params, tmp_path):
+    cat = images.fit_max_side(data.chelsea().astype(np.float32), 64)
+    plain = classify(cat, top=3, params=params)
+    unit = classify(cat / 255.0, top=3, params=params)  # scikit-image's img_as_float convention
+    assert [c[0] for c in unit] == [c[0] for c in plain]
+    assert [c[2] for c in unit] == pytest.approx([c[2] for c in plain], abs=1e-3)
+    Image.fromarray(images.to_uint8(cat)).save(tmp_path / "cat.png")
+    from_bytes = classify(os.fsencode(tmp_path / "cat.png"), top=3, params=params)
+    assert [c[0] for c in from_bytes] == [c[0] for c in plain]
+    for bad, match in ((np.full((32, 32, 3), np.nan), "non-finite"),
+                       (np.full((32, 32, 3), 300.0), r"values lie in \[300, 300\]"),
+                       (np.full((32, 32, 3), -2.0), "values lie in"),
+                       (np.zeros((8, 8, 3)), "8x8 pixels; DeepDream needs at least 16")):
+        with pytest.raises(InputError, match=match):
+            classify(bad, params=params)
