@@ -153,7 +153,8 @@ class Dreamer:
                                             depthwise=settings.depthwise)
 
     def _guide_features(self, layer: str, guide_image) -> np.ndarray:
-        guide_image = images.fit_max_side(images.check_image(guide_image, what="guide image").astype(np.float32), GUIDE_MAX_SIDE)
+        guide_image = images.check_image(guide_image, what="guide image").astype(np.float32)
+        guide_image = images.fit_max_side(guide_image, GUIDE_MAX_SIDE)
         x = efficientnet.preprocess(jnp.asarray(guide_image))[None]
         return np.asarray(efficientnet.features(self.params, x, layer=layer, depthwise=self.settings.depthwise)[0])
 

@@ -14,6 +14,7 @@ dream (:meth:`Objective.resolve`) before compilation.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import numbers
 from typing import Callable, Sequence
@@ -21,6 +22,7 @@ from typing import Callable, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from gdtools.dream import images
 from gdtools.errors import InputError
 
 #: at most this many guide feature vectors are kept (the match is an all-pairs dot product)
@@ -143,15 +145,14 @@ class Guide(Objective):
     after, its feature vectors at ``layer`` (at most :data:`MAX_GUIDE_POSITIONS`).
     """
 
-    def __init__(self, layer: str, guide_image, *, name: str | None = None, _features=None):
+    def __init__(self, layer: str, guide_image, *, name: str | None = None):
         self.layer = _check_layer_name(layer)
         self.layers = (self.layer,)
-        image = np.asarray(guide_image, dtype=np.float32)
-        if image.ndim != 3 or image.shape[-1] != 3:
-            raise InputError(f"guide image must be an RGB array (height, width, 3), got shape {image.shape}")
+        # on the 0..255 scale like the dreamed image: a [0, 1] float guide is scaled up, not taken for black
+        image = images.on_0_255(images.check_image(guide_image, what="guide image"))
         self.guide_image = image
         self.name = name
-        self.features = _features
+        self.features = None
         self._digest = hashlib.sha256(image.tobytes()).hexdigest()[:16]
 
     def resolve(self, layer_features):
@@ -162,7 +163,9 @@ class Guide(Objective):
         if len(features) > MAX_GUIDE_POSITIONS:
             keep = np.linspace(0, len(features) - 1, MAX_GUIDE_POSITIONS).round().astype(int)
             features = features[keep]
-        return Guide(self.layer, self.guide_image, name=self.name, _features=jnp.asarray(features))
+        resolved = copy.copy(self)
+        resolved.features = jnp.asarray(features)
+        return resolved
 
     def __call__(self, activations):
         if self.features is None:
@@ -230,7 +233,8 @@ def channels(name: str, indices: Sequence[int] | int) -> Objective:
 
 
 def guide(name: str, guide_image, *, label: str | None = None) -> Objective:
-    """Make the image's features at layer ``name`` resemble those of ``guide_image`` (RGB, 0..255)."""
+    """Make the image's features at layer ``name`` resemble those of ``guide_image`` (RGB, 0..255,
+    or floats in [0, 1] like the image dreamed)."""
     return Guide(name, guide_image, name=label)
 
 

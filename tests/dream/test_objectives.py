@@ -68,3 +68,27 @@ def test_guide_keeps_a_bounded_number_of_positions():
     big = np.ones((1, 100, 100, 8), np.float32)
     guide = obj.guide("stem", np.zeros((20, 20, 3))).resolve(lambda layer, image: big)
     assert guide.features.shape == (obj.MAX_GUIDE_POSITIONS, 8)
+
+
+def test_a_0_1_guide_is_seen_on_the_0_255_scale_like_the_image(cat_small):
+    seen = []
+
+    def layer_features(layer, image):
+        seen.append(image)
+        return np.ones((1, 2, 2, 40), np.float32)
+
+    unit = obj.guide("block3", cat_small / 255.0)
+    plain = obj.guide("block3", cat_small)
+    unit.resolve(layer_features)
+    plain.resolve(layer_features)
+    np.testing.assert_allclose(seen[0], seen[1], atol=1e-3)
+    assert seen[0].max() > 100  # not a nearly black picture
+
+
+def test_guide_images_are_checked_like_images():
+    with pytest.raises(InputError, match="guide image contains non-finite values"):
+        obj.guide("block3", np.full((20, 20, 3), np.inf))
+    with pytest.raises(InputError, match=r"guide image values lie in \[0, 300\]"):
+        obj.guide("block3", np.concatenate([np.zeros((20, 10, 3)), np.full((20, 10, 3), 300.0)], axis=1))
+    with pytest.raises(InputError, match="guide image must be an RGB array"):
+        obj.guide("block3", np.zeros((20, 20)))
