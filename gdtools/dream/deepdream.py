@@ -210,7 +210,7 @@ class Dreamer:
         image, same shape and range.
 
         ``callback(progress)`` is called after every step with a :class:`Progress`; returning True
-        stops the dream early (the image so far is returned).
+        stops the dream early: the full-size image plus the detail dreamed so far is returned.
         """
         s = self.settings
         array = images.check_image(image)
@@ -235,8 +235,11 @@ class Dreamer:
             dreamed = self.run_octave(current, seed=int(seeds[octave]),
                                       callback=on_step if callback is not None else None)
             if stopped:
-                result = dreamed if octave == len(shapes) - 1 else _resize(dreamed, base.shape[:2])
-                return back(np.asarray(jnp.clip(result, *PIXEL_RANGE)))
+                if octave < len(shapes) - 1:
+                    # what the finished octaves would start from: the full-size original plus the
+                    # detail dreamed so far (not a blurry upsample of the coarse octave)
+                    dreamed = _octave_start(base, dreamed, shape=tuple(shapes[-1]), previous_shape=tuple(shape))
+                return back(np.asarray(jnp.clip(dreamed, *PIXEL_RANGE)))
         return back(np.asarray(dreamed))
 
 

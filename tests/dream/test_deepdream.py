@@ -181,3 +181,17 @@ def test_the_cpu_compiled_network_agrees_with_the_plain_jit_and_inside_a_trace(d
         assert float(v) == pytest.approx(float(value), rel=1e-5)
         np.testing.assert_allclose(g, grad, rtol=1e-3, atol=1e-4 * float(jnp.max(jnp.abs(grad))))
     assert tiling._compiler_options("gpu") is None
+
+
+def test_a_dream_stopped_in_a_coarse_octave_keeps_the_full_resolution_original(dreamer, cat_small):
+    # with a tiny step the detail dreamed is next to nothing: stopping in the first (coarse) octave
+    # gives the original back, not an upsample of its coarse copy
+    gentle = dreamer.with_settings(step_size=1e-3)
+    seen = []
+    out = gentle(cat_small, callback=lambda p: seen.append(p) or True)
+    assert len(seen) == 1 and seen[0].octave == 0 and seen[0].shape == (46, 69, 3)
+    assert out.shape == cat_small.shape
+    assert np.abs(out - cat_small).max() < 0.5
+    # with a real step, the stopped dream is the original plus (smooth, upsampled) dreamed detail
+    stopped = dreamer(cat_small, callback=lambda p: p.octave == 0 and p.step == 2)
+    assert 0.1 < np.abs(stopped - cat_small).mean() < np.abs(dreamer(cat_small) - cat_small).mean()
