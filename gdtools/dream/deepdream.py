@@ -66,8 +66,7 @@ class DreamSettings:
         positive_int("steps", self.steps)
         positive_int("tile", self.tile, minimum=32)
         positive_int("jitter", self.jitter, minimum=0)
-        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool):
-            raise InputError(f"seed must be an integer, got {self.seed!r}")
+        positive_int("seed", self.seed, minimum=0)  # NumPy's SeedSequence takes no negative seed
         for name in ("octave_scale", "step_size"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:

@@ -41,6 +41,7 @@ def test_progress_goes_to_stderr_and_a_summary_to_stdout(cat_file, tmp_path, cap
     (["--channels", "3,40"], "channel 40 is out of range for layer 'block3'"),
     (["--channels", "three"], "--channels must be comma-separated integers"),
     (["--octaves", "0"], "octaves must be an integer >= 1"),
+    (["--seed", "-5"], "seed must be an integer >= 0, got -5"),
     (["-o", "out.unknown"], "cannot tell the image format"),
     (["-o", "/no/such/dir/out.png"], "does not exist"),
     (["--gallery-layers", "block3,block8"], "add --gallery"),

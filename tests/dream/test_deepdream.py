@@ -109,6 +109,7 @@ def test_laplacian_normalisation(dreamer, cat_small):
     (dict(octaves=0), "octaves"), (dict(steps=1.5), "steps"), (dict(step_size=-1.0), "step_size"),
     (dict(octave_scale=1.0), "octave_scale"), (dict(normalize="l2"), "normalize"), (dict(tile=8), "tile"),
     (dict(jitter=-1), "jitter"), (dict(depthwise="fft"), "depthwise"),
+    (dict(seed=-1), r"seed must be an integer >= 0, got -1"), (dict(seed=1.5), "seed"), (dict(seed=True), "seed"),
 ])
 def test_settings_are_validated(bad, match):
     with pytest.raises(InputError, match=match):
