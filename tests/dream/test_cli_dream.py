@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -49,6 +51,36 @@ def test_progress_goes_to_stderr_and_a_summary_to_stdout(cat_file, tmp_path, cap
 ])
 def test_bad_options_are_one_line_and_exit_2(cat_file, tmp_path, capsys, extra, message):
     assert main(["dream", str(cat_file), "-o", str(tmp_path / "o.png"), *SMALL, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.fixture
+def no_dreaming(monkeypatch):
+    """Fails the test if a dream starts: what is checked here must be refused before."""
+    from gdtools.dream.deepdream import Dreamer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the dream ran before the bad option was refused")
+
+    monkeypatch.setattr(Dreamer, "run_octave", refuse)
+
+
+@pytest.mark.parametrize("output,message", [
+    ("{tmp}/plain.png/x.png", "plain.png' is a file, not a folder"),
+    ("{tmp}", "names a directory"),
+    ("/proc/x.png", "cannot write into '/proc'"),
+    ("--zoom-frames 2 -o {tmp}/plain", "plain' is an existing file, not a folder"),
+    ("--zoom-frames 2 -o {tmp}/plain.png/frames", "plain.png' is a file, not a folder"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_dreaming(cat_file, tmp_path, capsys, no_dreaming,
+                                                                     output, message):
+    if output.startswith("/proc") and not os.path.isdir("/proc"):
+        pytest.skip("no /proc here")
+    (tmp_path / "plain.png").write_bytes(b"")
+    (tmp_path / "plain").write_bytes(b"")
+    options = output.format(tmp=tmp_path).split()
+    assert main(["dream", str(cat_file), *SMALL, *(options if len(options) > 1 else ["-o", *options])]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
 

@@ -79,3 +79,10 @@ def test_exif_orientation_is_applied(tmp_path):
     shrunk = images.load_image(tmp_path / "portrait.jpg", max_side=32)  # decoded at 1/4 by draft()
     assert shrunk.shape == (32, 16, 3)
     assert shrunk[:14].mean() < 60 and shrunk[18:].mean() > 190
+
+
+def test_a_file_that_cannot_be_written_is_an_input_error(tmp_path):
+    (tmp_path / "plain.png").write_bytes(b"")
+    for path in (tmp_path / "plain.png" / "x.png", tmp_path / "missing" / "x.jpg"):
+        with pytest.raises(InputError, match="cannot write"):
+            images.save_image(path, np.zeros((20, 20, 3)))

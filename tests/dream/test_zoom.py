@@ -38,3 +38,9 @@ def test_a_0_1_image_makes_the_same_frames_as_its_0_255_self(params, cat_small):
     plain = list(zoom_frames(cat_small, "block3", **settings))
     for a, b in zip(unit, plain):
         np.testing.assert_allclose(a, b, atol=0.05)  # frames on the 0..255 scale either way
+
+
+def test_a_gif_that_cannot_be_written_is_an_input_error(tmp_path):
+    (tmp_path / "plain").write_bytes(b"")
+    with pytest.raises(InputError, match="cannot write"):
+        zoom.save_gif(tmp_path / "plain" / "z.gif", [np.zeros((20, 20, 3))])
