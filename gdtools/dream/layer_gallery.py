@@ -12,8 +12,10 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from gdtools.dream import efficientnet, weights
 from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
 from gdtools.dream.images import on_0_255, to_uint8
+from gdtools.dream.objectives import as_objective
 from gdtools.errors import InputError
 
 #: from low to high; stride 2, 4, 8, 16, 16, 32, 32
@@ -38,6 +40,16 @@ def labelled_grid(cells: Sequence[np.ndarray], labels: Sequence[str], *, columns
     return np.asarray(sheet, dtype=np.float32)
 
 
+def check_layers(layers: Sequence[str], params) -> None:
+    """Raise :class:`InputError` unless ``layers`` is a non-empty list of the network's layer names,
+    all of them checked before any is dreamed (a typo in the last must not wait for the others)."""
+    if isinstance(layers, str) or not layers:
+        raise InputError(f"layers must be a non-empty list of layer names, got {layers!r}")
+    table = efficientnet.layer_table(params)
+    for name in layers:
+        as_objective(name).check(table)
+
+
 def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | None = None,
             settings: DreamSettings | None = None, params=None,
             callback: Callable[[str, Progress], bool | None] | None = None, **setting_overrides) -> np.ndarray:
@@ -46,8 +58,8 @@ def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | Non
 
     ``callback(layer, progress)`` is called after every step of every dream.
     """
-    if isinstance(layers, str) or not layers:
-        raise InputError(f"layers must be a non-empty list of layer names, got {layers!r}")
+    params = params if params is not None else weights.pretrained_params()
+    check_layers(layers, params)
     image = on_0_255(image)
     cells, labels = [image], ["input"]
     for name in layers:

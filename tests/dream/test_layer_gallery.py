@@ -40,3 +40,17 @@ def test_a_0_1_image_makes_the_same_gallery_as_its_0_255_self(params, cat_small)
     unit = gallery(cat_small.astype(np.float32) / 255.0, **settings)
     assert np.abs(unit - gallery(cat_small, **settings)).max() <= 1.0  # the grid is drawn in whole levels
     assert unit.max() > 100  # a picture on the 0..255 scale, not a black one
+
+
+def test_every_gallery_layer_is_checked_before_any_is_dreamed(params, monkeypatch):
+    from gdtools.dream.deepdream import Dreamer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a layer was dreamed before the typo was found")
+
+    monkeypatch.setattr(Dreamer, "run_octave", refuse)
+    with pytest.raises(InputError, match="unknown layer 'blokc12'"):
+        gallery_module.gallery(np.zeros((32, 32, 3)), layers=["block2", "block9", "blokc12"], params=params,
+                               tile=64, octaves=1, steps=1)
+    with pytest.raises(InputError, match="layer"):
+        gallery_module.gallery(np.zeros((32, 32, 3)), layers=["block2", 7], params=params, tile=64)
