@@ -19,14 +19,22 @@ from pathlib import Path
 from gdtools.errors import InputError
 
 
+def _comma_list(flag: str, text: str, example: str) -> list[str]:
+    """The items of a comma-separated option; an empty one (``3,,4``, ``3,``) is refused, not skipped."""
+    items = [part.strip() for part in text.split(",")]
+    if not any(items):
+        raise InputError(f"{flag} is empty; give e.g. {example}")
+    if not all(items):
+        raise InputError(f"{flag} {text!r} has an empty item; give e.g. {example}")
+    return items
+
+
 def _channel_list(text: str) -> list[int]:
+    items = _comma_list("--channels", text, "3,17")
     try:
-        values = [int(part) for part in text.split(",") if part.strip()]
+        return [int(item) for item in items]
     except ValueError:
         raise InputError(f"--channels must be comma-separated integers such as 3,17, got {text!r}") from None
-    if not values:
-        raise InputError("--channels is empty; give channel numbers such as 3,17")
-    return values
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -40,7 +48,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("image", metavar="IN", help="input image (JPEG, PNG, ...)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
                         help="output image (PNG keeps the parameters), or a directory with --zoom-frames")
-    parser.add_argument("--layer", default="block8", help="layer to dream on (default block8)")
+    parser.add_argument("--layer", help="layer to dream on (default block8)")
     parser.add_argument("--channels", metavar="C1,C2", help="only these channels of the layer")
     parser.add_argument("--guide", metavar="IMAGE", help="pull the image's features towards this image's")
     parser.add_argument("--octaves", type=int, default=4, help="number of scales (default 4)")
@@ -58,7 +66,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--gallery", action="store_true", help="dream at a range of layers, one labelled grid")
     parser.add_argument("--gallery-layers", metavar="L1,L2", help="layers of the gallery (default: stem..block15)")
     parser.add_argument("--zoom-frames", type=int, metavar="N", help="write N zoom frames and a GIF into OUT/")
-    parser.add_argument("--zoom", type=float, default=1.05, help="zoom factor between frames (1.05)")
+    parser.add_argument("--zoom", type=float, help="zoom factor between --zoom-frames frames (1.05)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     parser.set_defaults(func=run)
     return parser
@@ -66,61 +74,84 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _objective(args, guide_image):
     from gdtools.dream import objectives
+    from gdtools.dream.deepdream import DEFAULT_LAYER
 
-    if args.channels is not None and guide_image is not None:
-        raise InputError("--channels and --guide cannot be combined; choose one")
+    layer = args.layer or DEFAULT_LAYER
     if args.channels is not None:
-        return objectives.channels(args.layer, _channel_list(args.channels))
+        return objectives.channels(layer, _channel_list(args.channels))
     if guide_image is not None:
-        return objectives.guide(args.layer, guide_image, label=Path(args.guide).name)
-    return objectives.layer(args.layer)
+        return objectives.guide(layer, guide_image, label=Path(args.guide).name)
+    return objectives.layer(layer)
+
+
+def _check_combinations(args) -> None:
+    """Refuse options that the chosen mode would ignore."""
+    if args.gallery and args.zoom_frames is not None:
+        raise InputError("--gallery and --zoom-frames cannot be combined; choose one")
+    if args.gallery:
+        for flag, value in (("--layer", args.layer), ("--channels", args.channels), ("--guide", args.guide)):
+            if value is not None:
+                raise InputError(f"--gallery dreams each of its layers (--gallery-layers) with the layer "
+                                 f"objective; {flag} cannot be combined with it")
+    if args.gallery_layers is not None and not args.gallery:
+        raise InputError("--gallery-layers chooses the layers of --gallery; add --gallery")
+    if args.zoom is not None and args.zoom_frames is None:
+        raise InputError("--zoom sets the zoom between the frames of --zoom-frames; add --zoom-frames")
+    if args.channels is not None and args.guide is not None:
+        raise InputError("--channels and --guide cannot be combined; choose one")
 
 
 def run(args) -> int:
     from gdtools.cli.progress import progress_bar
-    from gdtools.dream import images
+    from gdtools.dream import efficientnet, images, weights
     from gdtools.dream.compilation_cache import enable_compilation_cache
     from gdtools.dream.deepdream import DreamSettings, Dreamer
-    from gdtools.dream.layer_gallery import GALLERY_LAYERS, gallery
-    from gdtools.dream.zoom import save_gif, zoom_frames
+    from gdtools.dream.layer_gallery import GALLERY_LAYERS, check_layers, gallery
+    from gdtools.dream.output_files import check_folder, check_image_file
+    from gdtools.dream.zoom import DEFAULT_ZOOM, check_zoom, save_gif, zoom_frames
 
-    if args.gallery and args.zoom_frames is not None:
-        raise InputError("--gallery and --zoom-frames cannot be combined; choose one")
-    if args.zoom_frames is not None and args.zoom_frames < 1:
-        raise InputError(f"--zoom-frames must be a positive integer, got {args.zoom_frames}")
-    if args.gallery_layers is not None and not args.gallery:
-        raise InputError("--gallery-layers chooses the layers of --gallery; add --gallery")
+    _check_combinations(args)
+    zoom = DEFAULT_ZOOM if args.zoom is None else args.zoom
+    if args.zoom_frames is not None:
+        check_zoom(frames=args.zoom_frames, zoom=zoom, flags=("--zoom-frames", "--zoom"))
     if args.zoom_frames is not None and Path(args.output).suffix.lower() in (".png", ".jpg", ".jpeg", ".gif"):
         raise InputError(f"with --zoom-frames, -o is the folder for the frames and zoom.gif, not an image "
                          f"file: got {args.output!r}; give e.g. -o frames/")
     settings = DreamSettings(octaves=args.octaves, octave_scale=args.octave_scale, steps=args.steps,
                              step_size=args.step_size, jitter=args.jitter, tile=args.tile,
                              normalize=args.normalize, seed=args.seed)
-    image = images.load_image(args.image, max_side=args.max_side)
-    guide_image = images.load_image(args.guide, max_side=args.max_side) if args.guide else None
-    objective = _objective(args, guide_image)
     output = Path(args.output)
     if args.zoom_frames is None:
-        if not output.parent.exists():
-            raise InputError(f"output directory {str(output.parent)!r} does not exist")
+        check_image_file("-o", args.output)
         from PIL import Image
 
         if output.suffix.lower() not in Image.registered_extensions():
             raise InputError(f"cannot tell the image format of -o {str(output)!r} from its extension; "
                              "use .png (keeps the parameters) or .jpg")
+    else:
+        check_folder("-o", args.output)
+    image = images.load_image(args.image, max_side=args.max_side)
+    guide_image = images.load_image(args.guide, max_side=args.max_side) if args.guide else None
+    # every layer and channel is checked before anything is dreamed or created
+    params = weights.pretrained_params()
+    if args.gallery:
+        names = GALLERY_LAYERS if args.gallery_layers is None else _comma_list(
+            "--gallery-layers", args.gallery_layers, "stem,block4,block9")
+        check_layers(names, params)
+    else:
+        objective = _objective(args, guide_image)
+        objective.check(efficientnet.layer_table(params))
     enable_compilation_cache()
     started = time.perf_counter()
     steps_per_dream = settings.octaves * settings.steps
 
     if args.gallery:
-        names = GALLERY_LAYERS if args.gallery_layers is None else [
-            name.strip() for name in args.gallery_layers.split(",") if name.strip()]
         with progress_bar(len(names) * steps_per_dream, desc="gallery", quiet=args.quiet, unit="step") as bar:
             def on_step(name, progress):
                 bar.set_description(f"gallery {name}", refresh=False)
                 bar.update()
 
-            grid = gallery(image, layers=names, settings=settings, callback=on_step)
+            grid = gallery(image, layers=names, settings=settings, params=params, callback=on_step)
         metadata = {**Dreamer.describe_settings(settings), "gallery_layers": list(names), "input": args.image}
         images.save_image(output, grid, metadata=metadata)
         written = str(output)
@@ -133,18 +164,18 @@ def run(args) -> int:
                 bar.update()
 
             dreamer_metadata = None
-            for k, frame in enumerate(zoom_frames(image, objective, frames=args.zoom_frames, zoom=args.zoom,
-                                                  settings=settings, callback=on_step)):
+            for k, frame in enumerate(zoom_frames(image, objective, frames=args.zoom_frames, zoom=zoom,
+                                                  settings=settings, params=params, callback=on_step)):
                 if dreamer_metadata is None:
                     dreamer_metadata = {**Dreamer.describe_settings(settings), "objective": objective.describe()}
                 images.save_image(output / f"frame_{k:04d}.png", frame,
-                                  metadata={**dreamer_metadata, "frame": k, "zoom": args.zoom,
+                                  metadata={**dreamer_metadata, "frame": k, "zoom": zoom,
                                             "seed": settings.seed + k, "input": args.image})
                 frames.append(images.to_uint8(frame))
         save_gif(output / "zoom.gif", frames)
         written = f"{args.zoom_frames} frames and zoom.gif in {output}"
     else:
-        dreamer = Dreamer(objective, settings=settings)
+        dreamer = Dreamer(objective, settings=settings, params=params)
         with progress_bar(steps_per_dream, desc="dream", quiet=args.quiet, unit="step") as bar:
             def on_step(progress):
                 bar.set_description(f"octave {progress.octave + 1}/{progress.octaves}", refresh=False)

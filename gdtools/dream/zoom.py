@@ -12,6 +12,9 @@ from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
 from gdtools.dream.images import on_0_255, resize, to_uint8
 from gdtools.errors import InputError
 
+#: how much each frame zooms into the previous one
+DEFAULT_ZOOM = 1.05
+
 
 def zoom_in(image: np.ndarray, factor: float) -> np.ndarray:
     """The central 1/``factor`` of ``image`` scaled back up to the full size."""
@@ -21,7 +24,16 @@ def zoom_in(image: np.ndarray, factor: float) -> np.ndarray:
     return resize(image[top : top + crop_h, left : left + crop_w], (height, width))
 
 
-def zoom_frames(image, objective="block8", *, frames: int = 60, zoom: float = 1.05,
+def check_zoom(*, frames, zoom, flags: tuple[str, str] = ("frames", "zoom")) -> None:
+    """Raise :class:`InputError` unless ``frames`` is a positive integer and ``zoom`` a number from
+    1 to 2; ``flags`` name them in the message."""
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
+        raise InputError(f"{flags[0]} must be a positive integer, got {frames!r}")
+    if not isinstance(zoom, (int, float)) or isinstance(zoom, bool) or not 1.0 <= zoom <= 2.0:
+        raise InputError(f"{flags[1]} must be a number from 1 to 2, got {zoom!r}")
+
+
+def zoom_frames(image, objective="block8", *, frames: int = 60, zoom: float = DEFAULT_ZOOM,
                 settings: DreamSettings | None = None, params=None,
                 callback: Callable[[int, Progress], bool | None] | None = None,
                 **setting_overrides) -> Iterator[np.ndarray]:
@@ -31,10 +43,7 @@ def zoom_frames(image, objective="block8", *, frames: int = 60, zoom: float = 1.
     Every frame has the image's shape, so the network compiles once for the whole sequence. Each
     frame uses its own seed (``settings.seed + k``). ``callback(frame, progress)`` after every step.
     """
-    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
-        raise InputError(f"frames must be a positive integer, got {frames!r}")
-    if not isinstance(zoom, (int, float)) or not 1.0 <= zoom <= 2.0:
-        raise InputError(f"zoom must be a number from 1 to 2, got {zoom!r}")
+    check_zoom(frames=frames, zoom=zoom)
     dreamer = Dreamer(objective, settings=settings, params=params, **setting_overrides)
     base_seed = dreamer.settings.seed
     current = on_0_255(image)
@@ -52,4 +61,8 @@ def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], *, frame_ms:
     pictures = [Image.fromarray(to_uint8(frame)) for frame in frames]
     if not pictures:
         raise InputError("save_gif needs at least one frame")
-    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0, optimize=True)
+    try:
+        pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0,
+                         optimize=True)
+    except OSError as exc:
+        raise InputError(f"cannot write {os.fsdecode(path)!r}: {exc.strerror or exc}") from None

@@ -8,7 +8,8 @@ from skimage import data
 from gdtools.cli import main
 from gdtools.dream import images
 
-SMALL = ["--tile", "64", "--max-side", "64", "--octaves", "1", "--steps", "2", "--layer", "block3", "--quiet"]
+SMALL_SETTINGS = ["--tile", "64", "--max-side", "64", "--octaves", "1", "--steps", "2", "--quiet"]
+SMALL = [*SMALL_SETTINGS, "--layer", "block3"]
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,11 @@ def test_progress_goes_to_stderr_and_a_summary_to_stdout(cat_file, tmp_path, cap
     (["--channels", "three"], "--channels must be comma-separated integers"),
     (["--octaves", "0"], "octaves must be an integer >= 1"),
     (["--seed", "-5"], "seed must be an integer >= 0, got -5"),
+    (["--channels", "3,,4"], "--channels '3,,4' has an empty item"),
+    (["--channels", "3,"], "--channels '3,' has an empty item"),
+    (["--channels", " , "], "--channels is empty"),
+    (["--zoom", "1.1"], "--zoom sets the zoom between the frames of --zoom-frames; add --zoom-frames"),
+    (["--gallery"], "--layer cannot be combined with it"),
     (["-o", "out.unknown"], "cannot tell the image format"),
     (["-o", "/no/such/dir/out.png"], "does not exist"),
     (["--gallery-layers", "block3,block8"], "add --gallery"),
@@ -85,6 +91,33 @@ def test_an_output_that_cannot_be_written_is_refused_before_dreaming(cat_file, t
     assert message in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("extra,message", [
+    (["--channels", "3"], "--channels cannot be combined with it"),
+    (["--guide", "{cat}"], "--guide cannot be combined with it"),
+    (["--gallery-layers", "block2,block9,blokc12"], "unknown layer 'blokc12'"),
+    (["--gallery-layers", "block2,,block9"], "--gallery-layers 'block2,,block9' has an empty item"),
+])
+def test_bad_gallery_options_are_refused_before_dreaming(cat_file, tmp_path, capsys, no_dreaming, extra, message):
+    extra = [item.format(cat=cat_file) for item in extra]
+    assert main(["dream", str(cat_file), "--gallery", "-o", str(tmp_path / "g.png"), *SMALL_SETTINGS, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--layer", "blokc3"], "unknown layer 'blokc3'"),
+    (["--channels", "99"], "channel 99 is out of range"),
+    (["--zoom", "3"], "--zoom must be a number from 1 to 2"),
+    (["--zoom-frames", "0"], "--zoom-frames must be a positive integer"),
+])
+def test_bad_zoom_options_leave_no_folder_behind(cat_file, tmp_path, capsys, no_dreaming, extra, message):
+    frames = tmp_path / "new" / "frames"
+    assert main(["dream", str(cat_file), "--zoom-frames", "2", "-o", str(frames), *SMALL, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "new").exists()
+
+
 def test_bad_images_are_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "dot.png")
@@ -107,7 +140,7 @@ def test_grayscale_rgba_and_16_bit_inputs_are_dreamed(tmp_path):
 def test_gallery_and_zoom_frames(cat_file, tmp_path):
     out = tmp_path / "gallery.png"
     assert main(["dream", str(cat_file), "--gallery", "--gallery-layers", "stem,block3", "-o", str(out),
-                 *SMALL]) == 0
+                 *SMALL_SETTINGS]) == 0
     grid = images.load_image(out)
     assert grid.shape[1] == 2 * 64 and grid.shape[0] > 2 * 42  # input + 2 layers in 2 columns, captions
     assert images.read_metadata(out)["gallery_layers"] == ["stem", "block3"]
