@@ -19,6 +19,16 @@ from skimage import data
 import gdtools as gd
 
 
+def objective_for(layer: str):
+    """A layer's energy plus a little of two of its channels (3 and 17, or those of them the layer
+    has: ``block0`` has only 16). The objective composes like Lucid's."""
+    widths = {info.name: info.channels for info in gd.dream.layers()}
+    if layer not in widths:
+        raise SystemExit(f"unknown layer {layer!r}; layers are: {', '.join(widths)}")
+    chosen = [c for c in (3, 17) if c < widths[layer]]
+    return gd.dream.layer(layer) + 0.5 * gd.dream.channels(layer, chosen)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out", help="directory for deepdream.png (default out/)")
@@ -33,8 +43,7 @@ def main() -> None:
     image = dream.images.fit_max_side(data.chelsea().astype(np.float32), args.max_side)
     print("the network sees:", ", ".join(f"{name} {p:.0%}" for _, name, p in dream.classify(image, top=3)))
 
-    # The objective composes like Lucid's: a layer's energy, plus a little of two of its channels.
-    objective = dream.layer(args.layer) + 0.5 * dream.channels(args.layer, [3, 17])
+    objective = objective_for(args.layer)
     dreamer = dream.Dreamer(objective, octaves=4, octave_scale=1.4, steps=10, step_size=1.5, jitter=32,
                             tile=args.max_side, seed=args.seed)
     started = time.perf_counter()
