@@ -80,7 +80,7 @@ def _objective(args, guide_image):
     if args.channels is not None:
         return objectives.channels(layer, _channel_list(args.channels))
     if guide_image is not None:
-        return objectives.guide(layer, guide_image, label=Path(args.guide).name)
+        return objectives.guide(layer, guide_image, label=args.guide)  # the path as given
     return objectives.layer(layer)
 
 
@@ -152,7 +152,8 @@ def run(args) -> int:
                 bar.update()
 
             grid = gallery(image, layers=names, settings=settings, params=params, callback=on_step)
-        metadata = {**Dreamer.describe_settings(settings), "gallery_layers": list(names), "input": args.image}
+        metadata = {**Dreamer.describe_settings(settings), "gallery_layers": list(names), "input": args.image,
+                    "max_side": args.max_side}
         images.save_image(output, grid, metadata=metadata)
         written = str(output)
     elif args.zoom_frames is not None:
@@ -170,7 +171,8 @@ def run(args) -> int:
                     dreamer_metadata = {**Dreamer.describe_settings(settings), "objective": objective.describe()}
                 images.save_image(output / f"frame_{k:04d}.png", frame,
                                   metadata={**dreamer_metadata, "frame": k, "zoom": zoom,
-                                            "seed": settings.seed + k, "input": args.image})
+                                            "seed": settings.seed + k, "input": args.image,
+                                            "max_side": args.max_side})
                 frames.append(images.to_uint8(frame))
         save_gif(output / "zoom.gif", frames)
         written = f"{args.zoom_frames} frames and zoom.gif in {output}"

@@ -143,7 +143,8 @@ def test_gallery_and_zoom_frames(cat_file, tmp_path):
                  *SMALL_SETTINGS]) == 0
     grid = images.load_image(out)
     assert grid.shape[1] == 2 * 64 and grid.shape[0] > 2 * 42  # input + 2 layers in 2 columns, captions
-    assert images.read_metadata(out)["gallery_layers"] == ["stem", "block3"]
+    meta = images.read_metadata(out)
+    assert meta["gallery_layers"] == ["stem", "block3"] and meta["max_side"] == 64 and meta["input"] == str(cat_file)
 
     frames = tmp_path / "frames"
     assert main(["dream", str(cat_file), "--zoom-frames", "3", "-o", str(frames), *SMALL]) == 0
@@ -151,7 +152,8 @@ def test_gallery_and_zoom_frames(cat_file, tmp_path):
                                                         "zoom.gif"]
     with Image.open(frames / "zoom.gif") as gif:
         assert gif.n_frames == 3
-    assert images.read_metadata(frames / "frame_0002.png")["frame"] == 2
+    meta = images.read_metadata(frames / "frame_0002.png")
+    assert meta["frame"] == 2 and meta["seed"] == 2 and meta["max_side"] == 64 and meta["zoom"] == 1.05
 
 
 def test_layers_lists_every_layer(capsys):
@@ -167,5 +169,5 @@ def test_guide_image(cat_file, tmp_path):
     Image.fromarray(data.coffee()).save(guide)
     out = tmp_path / "guided.png"
     assert main(["dream", str(cat_file), "-o", str(out), "--guide", str(guide), *SMALL]) == 0
-    assert images.read_metadata(out)["objective"] == {"layer": "block3", "guide": "guide.png"}
+    assert images.read_metadata(out)["objective"] == {"layer": "block3", "guide": str(guide)}  # the path as given
     assert main(["dream", str(cat_file), "-o", str(out), "--guide", str(guide), "--channels", "1", *SMALL]) == 2
