@@ -43,7 +43,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="DeepDream an image with a pretrained network",
         description="Change an image by gradient ascent so that a layer of EfficientNet-Lite0 sees "
                     "more of what it already sees. Low layers paint strokes, middle layers patterns "
-                    "and eyes, high layers parts of animals and objects (see `gdtools layers`).",
+                    "and eye-like shapes, high layers subtler, finer textures (see `gdtools layers`).",
     )
     parser.add_argument("image", metavar="IN", help="input image (JPEG, PNG, ...)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",

@@ -1,7 +1,7 @@
 """A layer gallery: the same image dreamed at a range of depths, in one labelled grid.
 
-Low layers paint strokes and textures, middle layers patterns and eyes, high layers parts of
-animals and objects: the picture that explains what each depth of the network sees.
+Low layers paint strokes and textures, middle layers patterns and eye-like shapes, high layers
+subtler, finer fur-like textures: the picture that shows what each depth of the network sees.
 """
 
 from __future__ import annotations
