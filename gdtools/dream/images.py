@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, PngImagePlugin
+from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin
 
 from gdtools.errors import InputError
 
@@ -63,10 +63,10 @@ def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None) 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as picture:
+            with _open(path, max_side) as picture:
                 if max_side is not None and max(picture.size) > max_side:
-                    # draft() lets JPEG decode at a fraction of its size: a 20,000 px photo never
-                    # has to exist in memory at full size
+                    # draft() lets JPEG decode at a fraction of its size (down to 1/8 a side): a
+                    # 20,000 px JPEG never has to exist in memory at full size (other formats do)
                     picture.draft("RGB", _fitted(picture.size[::-1], max_side)[::-1])
                 picture.load()
                 # a camera's EXIF Orientation says how to turn the stored pixels upright
@@ -87,6 +87,28 @@ def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None) 
     if max_side is not None and max(height, width) > max_side:
         array = resize(array, _fitted((height, width), max_side))
     return array
+
+
+def _open(path: Path, max_side: int | None) -> Image.Image:
+    """``Image.open(path)``; but a JPEG too large for Pillow's decompression-bomb check is opened
+    anyway when ``max_side`` lets draft() decode it at a fraction of its size, and that fraction
+    passes the check (the check is then on what is actually decoded)."""
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError:
+        if max_side is None:
+            raise
+        try:
+            picture = JpegImagePlugin.JpegImageFile(path)  # no check on the full size
+        except (OSError, SyntaxError):
+            raise Image.DecompressionBombError(f"{path} is too large and not a JPEG") from None
+        picture.draft("RGB", _fitted(picture.size[::-1], max_side)[::-1])
+        width, height = picture.size
+        if Image.MAX_IMAGE_PIXELS is not None and width * height > 2 * Image.MAX_IMAGE_PIXELS:
+            picture.close()
+            raise Image.DecompressionBombError(f"even decoded at 1/8 a side it is {width}x{height} pixels, "
+                                               f"over the limit of {2 * Image.MAX_IMAGE_PIXELS}") from None
+        return picture
 
 
 def _fitted(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
@@ -155,22 +177,28 @@ def save_image(path: str | os.PathLike, image, *, metadata: dict | None = None) 
 
     The metadata is stored under the key :data:`METADATA_KEY` and the version under ``Software``;
     :func:`read_metadata` reads it back.
-    """
-    path = Path(path)
-    picture = Image.fromarray(to_uint8(image), mode="RGB")
-    if path.suffix.lower() == ".png":
-        info = PngImagePlugin.PngInfo()
-        from gdtools._version import __version__
 
-        info.add_text("Software", f"gdtools {__version__}")
-        if metadata is not None:
-            info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
-        picture.save(path, pnginfo=info)
-    else:
-        try:
+    Raises:
+      InputError: the format is unknown or the file cannot be written (no such folder, no
+        permission, a full disk).
+    """
+    path = Path(os.fsdecode(path))
+    picture = Image.fromarray(to_uint8(image), mode="RGB")
+    try:
+        if path.suffix.lower() == ".png":
+            info = PngImagePlugin.PngInfo()
+            from gdtools._version import __version__
+
+            info.add_text("Software", f"gdtools {__version__}")
+            if metadata is not None:
+                info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
+            picture.save(path, pnginfo=info)
+        else:
             picture.save(path)
-        except (KeyError, ValueError) as exc:
-            raise InputError(f"cannot write {str(path)!r}: unknown image format ({exc})") from None
+    except (KeyError, ValueError) as exc:
+        raise InputError(f"cannot write {str(path)!r}: unknown image format ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     return path
 
 

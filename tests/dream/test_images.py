@@ -86,3 +86,19 @@ def test_a_file_that_cannot_be_written_is_an_input_error(tmp_path):
     for path in (tmp_path / "plain.png" / "x.png", tmp_path / "missing" / "x.jpg"):
         with pytest.raises(InputError, match="cannot write"):
             images.save_image(path, np.zeros((20, 20, 3)))
+
+
+def test_a_jpeg_over_pillows_pixel_limit_is_decoded_shrunk_when_draft_can(tmp_path, monkeypatch):
+    # the limit lowered so that a small JPEG stands in for a 20000 x 10000 one
+    Image.fromarray(np.full((200, 400, 3), 90, np.uint8)).save(tmp_path / "huge.jpg")
+    Image.fromarray(np.full((200, 400, 3), 90, np.uint8)).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # refused over 2000 pixels; 400 x 200 / 8^2 = 1250
+    loaded = images.load_image(tmp_path / "huge.jpg", max_side=32)
+    assert loaded.shape == (16, 32, 3)
+    np.testing.assert_allclose(loaded, 90.0, atol=3)
+    for name, max_side in (("huge.jpg", None), ("huge.png", 32)):  # no draft to shrink it: refused
+        with pytest.raises(InputError, match="too large to decode safely"):
+            images.load_image(tmp_path / name, max_side=max_side)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # even at 1/8 a side, 1250 pixels are too many
+    with pytest.raises(InputError, match="too large to decode safely"):
+        images.load_image(tmp_path / "huge.jpg", max_side=32)
