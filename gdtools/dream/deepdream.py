@@ -260,7 +260,7 @@ def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4
       jitter: largest random roll in pixels per step (hides tile seams, smooths the result).
       tile: side of the square tiles the network sees; one compilation per tile size.
       normalize: ``"mean_abs"`` (g / mean |g|) or ``"laplacian"`` (Laplacian pyramid bands, then mean |g|).
-      seed: seeds the jitter; the same seed gives the same image on the same backend.
+      seed: seeds the jitter (an integer >= 0); the same seed gives the same image on the same backend.
       depthwise: how depthwise convolutions are computed (``auto`` picks per backend).
       params: network parameters (default: pretrained EfficientNet-Lite0).
       callback: ``callback(progress) -> bool | None`` after every step; True stops.
