@@ -131,6 +131,18 @@ def _coarse_eps(value) -> float | None:
     return eps if eps > np.finfo(np.float64).eps else None
 
 
+def _not_sent(exc: BaseException) -> bool:
+    """Whether an executor failed to ship the objective to its workers (a setup error: every
+    evaluation would fail alike), rather than the objective failing there."""
+    import pickle
+
+    if isinstance(exc, pickle.PicklingError):
+        return True
+    text = str(exc)
+    return isinstance(exc, (AttributeError, TypeError)) and ("pickle" in text.lower()
+                                                             or "Can't get local object" in text)
+
+
 class Evaluator:
     """Measures batches of flat points and records them.
 
@@ -153,8 +165,10 @@ class Evaluator:
     def __init__(self, fun, *, to_arg, history=None, executor=None, stochastic=False,
                  on_failure="stop", max_failures=3, noise=None, replay=(), key=None,
                  record_params=False, args=()):
-        if not (on_failure == "stop" or isinstance(on_failure, (int, float))):
-            raise InputError(f"on_failure must be 'stop' or a number (a penalty value), got {on_failure!r}")
+        if not (on_failure == "stop" or (isinstance(on_failure, (int, float, np.integer, np.floating))
+                                         and not isinstance(on_failure, (bool, np.bool_))
+                                         and math.isfinite(on_failure))):
+            raise InputError(f"on_failure must be 'stop' or a finite number (a penalty value), got {on_failure!r}")
         if not isinstance(max_failures, int) or max_failures < 1:
             raise InputError(f"max_failures must be a positive integer, got {max_failures!r}")
         self._call = _Call(fun, stochastic, args)
@@ -167,6 +181,13 @@ class Evaluator:
         self.known_noise = noise
         self.nfev = 0
         self.consecutive_failures = 0
+        #: evaluations that succeeded, the last error seen, and the best successful measurement
+        #: (a point that was measured, with the value measured there: what a run falls back on when
+        #: its final point cannot be measured)
+        self.successes = 0
+        self.last_error: str | None = None
+        self.best_x: np.ndarray | None = None
+        self.best_value = math.inf
         self.iteration = 0
         self._noises: list[float] = []
         #: machine epsilon of the objective's values (float64's unless it returned a coarser type)
@@ -232,9 +253,19 @@ class Evaluator:
             except InputError:
                 raise
             except Exception as exc:
+                if _not_sent(exc):
+                    raise InputError(
+                        f"the objective could not be sent to the executor's workers ({type(exc).__name__}: "
+                        f"{exc}); define it at module level (not a lambda or a nested function), or use "
+                        f"a thread pool") from None
                 m = Measurement(value=math.nan, status="failed", error=f"{type(exc).__name__}: {exc}")
             results[i] = self._record(first + i, points[i], m)
-        return np.array([self._value(results[i]) for i in range(len(points))])
+        values = np.array([self._value(results[i]) for i in range(len(points))])
+        for i in range(len(points)):
+            m = results[i]
+            if m.ok and m.value < self.best_value:
+                self.best_x, self.best_value = points[i].copy(), float(m.value)
+        return values
 
     def _record(self, index, x, m: Measurement) -> Measurement:
         if self.history is not None:
@@ -251,10 +282,12 @@ class Evaluator:
             self.value_eps = float(m.eps)
         if m.ok:
             self.consecutive_failures = 0
+            self.successes += 1
             if math.isfinite(m.noise):  # single samples say nothing about the noise
                 self._noises.append(m.noise)
             return m.value
         self.consecutive_failures += 1
+        self.last_error = m.error or "non-finite value"
         if self.on_failure == "stop":
             if self.consecutive_failures >= self.max_failures:
                 raise EvaluationFailed(

@@ -172,6 +172,22 @@ class HostLoop:
             ev.observe_noise(float(np.std(values, ddof=1)))
             self._f0_samples = values
 
+    def _measure_start(self, x) -> float:
+        """The value at x0. With ``on_failure="stop"`` a failed start is measured again (a program
+        that fails now and then may just have been unlucky) until it succeeds or fails
+        ``max_failures`` times in a row, which is an error: there is nothing to start from."""
+        ev = self.evaluator
+        try:
+            while True:
+                value = float(ev(np.asarray(x, dtype=float)[None])[0])
+                if math.isfinite(value) or ev.on_failure != "stop":
+                    return value
+        except EvaluationFailed:
+            raise InputError(f"the objective did not return a finite value at x0, the start point: "
+                             f"it failed {ev.consecutive_failures} times in a row (max_failures="
+                             f"{ev.max_failures}); the last error: {ev.last_error}. Nothing to optimise "
+                             f"from there") from None
+
     def _first_step(self, noise) -> float:
         """The default gain's first step, shrunk where the first probes show strong curvature."""
         probes = getattr(self.estimator, "last_probes", None)
@@ -205,12 +221,12 @@ class HostLoop:
         f_start = math.nan
         self._f0_samples = []
         if self.evaluator is not None:
-            f_start = float(self.evaluator(np.asarray(x, dtype=float)[None])[0])
+            f_start = self._measure_start(x)
             self._f0_samples = [f_start] if math.isfinite(f_start) else []
             if math.isfinite(f_start):
                 estimator.observe(f_start)
                 self._measure_noise(x, f_start)
-        best_x, best_f = x, f_start
+        best_f = f_start  # what a custom estimator that measures nothing here reports (Result.fun)
         last_grad, reason, detail, cost, k = None, None, "", 0, 0
         # On a device, with a pure JAX estimator (GradientEstimator.pure), the next estimate is
         # dispatched before this one's value is read back, so the accelerator is never idle while
@@ -221,6 +237,7 @@ class HostLoop:
         pending = None  # (iteration, estimate made ahead, the point it was made at)
         previous_x = None
         recent: list[float] = []
+        unusable = 0  # iterations in a row whose estimate a failed probe spoilt
         average_from, average_sum, average_count = math.inf, 0.0, 0
         try:
             for k in range(self.max_iters + 1):
@@ -277,14 +294,25 @@ class HostLoop:
                     self.history.record_iteration(iteration=k, nfev=self.nfev(), time=elapsed(), loss=value,
                                                   grad_norm=gnorm, x=x)
                 if math.isfinite(value) and (not math.isfinite(best_f) or value < best_f):
-                    best_x, best_f = x, value
+                    best_f = value
                 if not finite:
                     if estimator.traceable or self.evaluator is None:
                         reason, detail = "nonfinite", k
                         if previous_x is not None:  # as the compiled loop: the last finite point
                             x = previous_x
                         break
-                    continue  # a failed probe: measure again next iteration rather than step blindly
+                    # A failed probe: measure again next iteration rather than step blindly, but
+                    # not for ever: failures that alternate with successes never make max_failures
+                    # evaluations in a row, so count the iterations they spoil.
+                    unusable += 1
+                    ev = self.evaluator
+                    if ev.on_failure == "stop" and unusable >= ev.max_failures:
+                        reason = "failed"
+                        detail = (f"{unusable} iterations in a row had a failed probe, so no gradient "
+                                  f"(max_failures={ev.max_failures}); the last error: {ev.last_error}")
+                        break
+                    continue
+                unusable = 0
                 last_grad = grad
                 if not estimator.stochastic and self.evaluator is None and gnorm <= self.tol:
                     reason = "converged"
@@ -356,5 +384,5 @@ class HostLoop:
             reason, detail = "failed", str(exc)
         if average_count >= 2 and reason in ("max_evals", "max_iters", "max_time"):
             x = self._project(average_sum / average_count)
-        return dict(x=x, best_x=best_x, best_f=best_f, f_start=f_start, nit=k, reason=reason, detail=detail,
+        return dict(x=x, best_f=best_f, f_start=f_start, nit=k, reason=reason, detail=detail,
                     grad=last_grad, elapsed=elapsed(), optimizer=optimizer)

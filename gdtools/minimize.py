@@ -9,6 +9,7 @@ black-box probes measured in batches by an :class:`~gdtools.evaluation.Evaluator
 from __future__ import annotations
 
 import collections
+import json
 import math
 import os
 import time
@@ -370,10 +371,14 @@ def _check_resumable(path, meta: dict) -> None:
         recorded = History.load(path).meta
     except Exception as exc:
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it is not a readable history ({exc})") from None
-    for name, what in (("n", "number of parameters"), ("estimator", "gradient estimator"), ("seed", "seed")):
-        if name in recorded and name in meta and recorded[name] != meta[name]:
+    for name, what in (("n", "number of parameters"), ("estimator", "gradient estimator"), ("seed", "seed"),
+                       ("space", "parameter space")):
+        if name in recorded and name in meta and recorded[name] != json.loads(json.dumps(meta[name])):
             raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with {what} "
                              f"{recorded[name]!r}, this one has {meta[name]!r}")
+    if "space" in recorded and "space" not in meta:
+        raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run over the parameter "
+                         f"space {recorded['space']!r}, this one has no space")
 
 
 def _describe(optimizer, name=None) -> str:
@@ -404,8 +409,9 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                 fun_value = math.nan
             if hist.evaluations and hist.evaluations[-1].get("status") == "failed":
                 fun_value = math.nan  # a failed re-measure, not the on_failure penalty standing for it
-        if not math.isfinite(fun_value) and math.isfinite(out["best_f"]):
-            x, fun_value = out["best_x"], out["best_f"]
+        if not math.isfinite(fun_value) and evaluator.best_x is not None:
+            # The final point could not be measured: the best point that was, with its value there.
+            x, fun_value = evaluator.best_x, evaluator.best_value
     else:
         # Autodiff is asked once more at the final x; a custom estimator that measures nothing
         # through the engine (DeepDream's) reports the best value it saw (see Result.fun).
@@ -416,7 +422,12 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
         if not math.isfinite(fun_value) and out["nit"] == 0:
             raise InputError("the objective returned a non-finite value (nan or inf) at x0")
     nfev = evaluator.nfev if evaluator is not None else out["nit"] + 1
-    if reason == "max_iters" and estimator.stochastic:
+    if evaluator is not None and evaluator.successes == 0:
+        # Every evaluation failed (the on_failure penalty stood for each): nothing was measured.
+        reason = "failed"
+        success, message = False, (f"Every evaluation failed ({evaluator.nfev} of them), so nothing was "
+                                   f"measured; the last error: {evaluator.last_error}.")
+    elif reason == "max_iters" and estimator.stochastic:
         success, message = True, f"The iteration budget (max_iters={limits['max_iters']}) was spent."
     else:
         success, message = stop_message(reason or "max_iters", iteration=out["detail"], detail=out["detail"],

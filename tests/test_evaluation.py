@@ -102,9 +102,10 @@ def test_replay_reuses_recorded_values_until_the_run_diverges():
     assert len(calls) == 1  # the first point was replayed, the changed second one measured
 
 
-def test_bad_policy_settings_are_refused():
+@pytest.mark.parametrize("policy", ["ignore", math.nan, math.inf, True])
+def test_bad_policy_settings_are_refused(policy):
     with pytest.raises(gd.InputError, match="on_failure"):
-        Evaluator(sphere, to_arg=lambda x: x, on_failure="ignore")
+        Evaluator(sphere, to_arg=lambda x: x, on_failure=policy)
     with pytest.raises(gd.InputError, match="max_failures"):
         Evaluator(sphere, to_arg=lambda x: x, max_failures=0)
 
@@ -150,3 +151,73 @@ def test_a_measured_noise_level_is_kept_while_single_samples_arrive():
     ev.observe_noise(0.25)
     ev(np.zeros((50, 2)))
     assert ev.noise == 0.25
+
+
+def test_failing_probes_that_alternate_with_successes_stop_the_run():
+    # Every probe above 50 fails and every one below succeeds: no max_failures failures come in a
+    # row, but no gradient can be formed either. The run stops rather than spend its budget at the
+    # start, and reports a point it measured, with the value measured there.
+    space = gd.Space(x=gd.Real(1.0, 100.0))
+
+    def crashes_above_50(p):
+        if p["x"] > 50:
+            raise RuntimeError("crash above 50")
+        return p["x"]
+
+    res = gd.minimize(crashes_above_50, {"x": 49.0}, space=space, gradient="spsa", max_evals=60)
+    assert not res.success and res.status == "failed"
+    assert "in a row had a failed probe" in res.message and "crash above 50" in res.message
+    assert res.nfev < 20
+    assert res.fun == crashes_above_50(res.x)
+
+
+def test_a_start_that_fails_every_time_is_an_error_and_one_that_fails_once_is_measured_again():
+    def always(x):
+        raise RuntimeError("no licence")
+
+    with pytest.raises(gd.InputError, match="x0, the start point: it failed 3 times.*no licence"):
+        gd.minimize(always, np.ones(2), gradient="spsa", max_evals=20)
+    calls = []
+
+    def unlucky_once(x):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("transient")
+        return sphere(x)
+
+    res = gd.minimize(unlucky_once, np.ones(2), gradient="spsa", max_evals=20)
+    assert res.success and res.history.evaluations[1]["value"] == sphere(np.ones(2))
+
+
+def test_a_run_where_every_evaluation_failed_is_not_a_success():
+    def always(x):
+        raise RuntimeError("no licence")
+
+    res = gd.minimize(always, np.ones(2), gradient="spsa", max_evals=12, on_failure=1e3)
+    assert not res.success and res.status == "failed"
+    assert "Every evaluation failed" in res.message and "no licence" in res.message
+    assert math.isnan(res.fun)  # never the penalty, which measured nothing
+
+
+class _CannotSend:
+    """An executor whose futures fail as a process pool's do for an objective it cannot pickle."""
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        future = Future()
+        future.set_exception(pickle.PicklingError("Can't pickle <function <lambda>>: attribute lookup failed"))
+        return future
+
+
+def test_an_objective_the_executor_cannot_send_is_an_error_not_a_failed_measurement():
+    with pytest.raises(gd.InputError, match="could not be sent.*module level"):
+        gd.minimize(lambda x: sphere(x), np.ones(2), gradient="spsa", max_evals=12,
+                    executor=_CannotSend(), on_failure=1e3)
+
+
+def test_the_best_measured_point_is_tracked():
+    ev = Evaluator(lambda x: math.nan if x[0] > 2 else sphere(x), to_arg=lambda x: x, on_failure=7.0)
+    ev(np.array([[2.0, 0.0], [1.0, 1.0], [3.0, 0.0]]))
+    np.testing.assert_array_equal(ev.best_x, [1.0, 1.0])
+    assert ev.best_value == 2.0 and ev.successes == 2  # the penalty stood for a failure: not a value

@@ -596,5 +596,18 @@ def test_a_failed_final_measurement_is_not_reported_as_the_penalty():
                       callback=last_iteration)
     assert res.history.evaluations[-1]["status"] == "failed"
     assert res.status == "max_iters" and res.fun < 1.0  # the best value measured, not the penalty 100
-    iterates = [r["loss"] for r in res.history.iterations if not r.get("final")]
-    assert res.fun == min(iterates)  # the best iterate's value, at that iterate
+    # the best value measured, at the point it was measured at
+    best = min((r for r in res.history.evaluations if r["status"] == "ok"), key=lambda r: r["value"])
+    failing.clear()
+    assert res.fun == best["value"] and res.fun == fun(res.x)
+    np.testing.assert_array_equal(res.x, best["x"])
+
+
+def test_resume_refuses_a_history_of_another_parameter_space(tmp_path):
+    path = str(tmp_path / "run.jsonl")
+    fun = lambda p: (p["x"] - 30) ** 2 / 100 + (p["y"] - 3) ** 2  # noqa: E731
+    gd.minimize(fun, space=gd.Space(x=gd.Int(1, 100), y=gd.Real(0.1, 10, log=True)), gradient="spsa",
+                max_evals=8, history=path)
+    other = gd.Space(x=gd.Int(1, 100), y=gd.Real(0.001, 1000, log=True))  # same size, other ranges
+    with pytest.raises(gd.InputError, match="parameter space"):
+        gd.minimize(fun, space=other, gradient="spsa", max_evals=8, history=path, resume=True)
