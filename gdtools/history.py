@@ -56,6 +56,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _drop_partial_last_line(path: str) -> None:
+    """Cut a last line that a crash left without its newline (``load`` skips it), so that records
+    appended after it start on a line of their own."""
+    with open(path, "rb+") as f:
+        data = f.read()
+        if not data or data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])
+        except ValueError:
+            f.truncate(start)  # cut short: load() skipped it too
+        else:
+            f.write(b"\n")  # a whole record that only lacks its newline
+
+
 class History:
     """Records of one run, optionally mirrored to an append-only JSON Lines file.
 
@@ -80,6 +96,7 @@ class History:
                 old = History.load(self.path)
                 self.meta = {**old.meta, **self.meta}
                 self.iterations, self.evaluations = old.iterations, old.evaluations
+                _drop_partial_last_line(self.path)
                 self._file = open(self.path, "a", encoding="utf-8")
             else:
                 self._file = open(self.path, "w", encoding="utf-8")

@@ -167,3 +167,18 @@ def test_a_copy_or_a_pickle_of_a_history_with_bulk_records_keeps_them_once():
     old.__setstate__({"meta": {}, "iterations": [{"kind": "iteration", "loss": 1.0}], "evaluations": [],
                       "path": None, "_file": None})
     assert len(old) == 1 and old.loss[0] == 1.0
+
+
+def test_resume_after_a_line_cut_by_a_crash_appends_on_a_line_of_its_own(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "run.jsonl"
+    gd.minimize(lambda x: float(np.sum(np.asarray(x) ** 2)), np.ones(2), gradient="spsa", max_evals=12,
+                history=str(path))
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:6]) + "\n" + lines[6][:40])  # killed while writing line 7
+    gd.minimize(lambda x: float(np.sum(np.asarray(x) ** 2)), np.ones(2), gradient="spsa", max_evals=12,
+                history=str(path), resume=True)
+    resumed = gd.History.load(path)  # every line reads: the cut one is gone, not glued to the next
+    assert len(resumed.evaluations) == 12
+    assert all(line.startswith("{") and line.endswith("}") for line in path.read_text().splitlines())
