@@ -97,7 +97,9 @@ class _Param:
         v = self.continuous(u)
         if self.is_int:
             return int(min(max(round(v), self.low), self.high))
-        return float(v)
+        # 15 significant digits: the log scale's rounding noise (1.0000000000000002 for the
+        # middle of [0.1, 10]) would otherwise reach the program's command line.
+        return float(min(max(float(f"{v:.15g}"), self.low), self.high))
 
     def min_step(self, u: float) -> float:
         if not self.is_int:

@@ -139,3 +139,8 @@ def test_from_unit_wrong_length_is_an_error():
 def test_space_pickles():
     space = imu_space()
     assert pickle.loads(pickle.dumps(space)) == space
+
+
+def test_log_scale_rounding_noise_does_not_reach_the_values():
+    # exp(log(0.1) / 2 + log(10) / 2) is 1.0000000000000002 in floating point
+    assert Space(y=Real(0.1, 10.0, log=True)).center() == {"y": 1.0}
