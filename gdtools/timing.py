@@ -28,12 +28,14 @@ evaluation ``status="failed"`` with ``value=nan`` and an ``error`` such as
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from typing import Callable, Mapping, Sequence
 
@@ -203,6 +205,20 @@ def _check_program(program: str, *, cwd: str | None, env: Mapping | None) -> Non
         raise InputError(f"program {program!r} was not found on PATH")
 
 
+#: The programs this process's timed commands are running now (several with a thread pool).
+_RUNNING: set = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def stop_running_programs() -> None:
+    """Kill every program a timed command of this process is running, with all it started (the
+    CLI calls this on Ctrl-C, so that no run is left behind to disturb the next timings)."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for proc in running:
+        _kill(proc)
+
+
 def _kill(proc: subprocess.Popen) -> None:
     """Kill a timed-out run and everything it started (its own process group)."""
     try:
@@ -262,12 +278,21 @@ class TimedCommand:
                                     start_new_session=True)
         except OSError as exc:
             return math.nan, f"cannot start {argv[0]!r}: {exc.strerror or exc}", None
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
         try:
             out, err = proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
             _kill(proc)
             proc.communicate()
             return math.nan, f"timed out after {self.timeout:g} s", None
+        except BaseException:  # Ctrl-C while it runs: the program (in its own session) stops too
+            _kill(proc)
+            proc.wait()
+            raise
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc)
         elapsed = time.perf_counter() - t0
         if proc.returncode != 0:
             tail = (err or b"").decode("utf-8", "replace").strip()[-STDERR_TAIL:]
@@ -370,7 +395,10 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
 
     Returns:
       one :class:`Measurement` per candidate, in order: the statistic of the objective over the
-      ``rounds`` samples and their spread (or a failed measurement with the first error).
+      rounds that succeeded and their spread. A failed run does not end a candidate's rounds (a
+      program that fails now and then is measured on): when some of its runs failed, ``error``
+      says how many and the last error (the status stays "ok"); a failed measurement only when
+      every round failed.
     """
     from gdtools.evaluation import as_measurement
 
@@ -386,19 +414,30 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
     candidates = [dict(c) for c in candidates]
     samples: list[list[float]] = [[] for _ in candidates]
     errors: list[str | None] = [None] * len(candidates)
+    failures = [0] * len(candidates)
     t_start = time.time()
     for r in range(warmup + rounds):
         shift = r % max(1, len(candidates))
         for i in [*range(shift, len(candidates)), *range(shift)]:
-            if errors[i] is not None:
-                continue
-            m = as_measurement(single(candidates[i]))
+            try:
+                m = as_measurement(single(candidates[i]))
+            except InputError:
+                raise
+            except Exception as exc:  # a plain objective's failure is a failed run, as in minimize
+                m = Measurement(value=math.nan, status="failed", error=f"{type(exc).__name__}: {exc}")
             if m.status != "ok" or not math.isfinite(m.value):
                 errors[i] = m.error or f"non-finite value {m.value!r}"
+                failures[i] += r >= warmup
             elif r >= warmup:
                 samples[i].append(m.value)
-    return [_failed(s, statistic, c, t_start, e) if e is not None else _summarise(s, statistic, c, t_start)
-            for c, s, e in zip(candidates, samples, errors)]
+    out = []
+    for c, s, e, k in zip(candidates, samples, errors, failures):
+        if not s:
+            out.append(_failed(s, statistic, c, t_start, e or "no run succeeded"))
+            continue
+        m = _summarise(s, statistic, c, t_start)
+        out.append(dataclasses.replace(m, error=f"{k} of {rounds} runs failed; the last: {e}") if k else m)
+    return out
 
 
 def best_measured(history) -> dict | None:

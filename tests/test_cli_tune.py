@@ -75,6 +75,15 @@ def test_parse_start_fills_the_centre_and_checks_bounds():
     (["--param", "x=0:10", "--plot", "/no/such/dir/loss.png", "--", PY, "{x}"],
      ["--plot", "'/no/such/dir' does not exist"]),
     (["--param", "x=0:10", "--plot", "loss.jpeg2000", "--", PY, "{x}"], ["unknown image format"]),
+    # SPSA's one step costs the start, two probes and the final measurement
+    (["--param", "x=0:10", "--budget", "3", "--", PY, "{x}"], ["--budget 3 is too small", "needs 4"]),
+    (["--param", "x=0:10", "--param", "y=0:1", "--gradient", "central", "--budget", "5", "--", PY, "{x}",
+      "{y}"], ["--budget 5", "needs 6"]),
+    (["--param", "x=1:9:int", "--start", "x=nan", "--", PY, "{x}"], ["--start 'x=nan'", "finite"]),
+    (["--param", "x=1:9:int", "--start", "x=inf", "--", PY, "{x}"], ["--start 'x=inf'", "finite"]),
+    (["--param", "x=0:10", "--penalty", "nan", "--", PY, "{x}"], ["--penalty", "finite"]),
+    (["--param", "x=0:10", "--dask", "notanaddress", "--", PY, "{x}"],
+     ["--dask 'notanaddress'", "cannot connect"]),
 ])
 def test_cli_errors_are_one_line_and_exit_2(capsys, argv, words):
     assert main(["tune", *argv]) == 2
@@ -134,7 +143,7 @@ def test_program_options_after_double_dash_are_not_tune_options(tmp_path, capsys
     out = tmp_path / "argv.json"
     echo = ("import json, sys; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:])); "
             "print(float(sys.argv[-1]))")
-    code = main(["tune", "--param", "x=1:2", "--budget", "2", "--repeats", "1", "--quiet",
+    code = main(["tune", "--param", "x=1:2", "--budget", "4", "--repeats", "1", "--quiet",
                  "--objective", "stdout", "--final-rounds", "1",
                  "--", PY, "-c", echo, str(out), "--budget", "999", "--quiet", "{x}"])
     assert code == 0, capsys.readouterr().err

@@ -270,11 +270,25 @@ def test_remeasure_interleaves_rounds_and_ranks_candidates(space):
     objective = time_callable(logged, space, repeats=4, warmup=2)
     candidates = [{"n": 1, "t": 0.005}, {"n": 4, "t": 0.005}, {"n": 5, "t": 0.0}]
     a, b, c = remeasure(objective, candidates, rounds=3, warmup=1)
-    # one warm-up round, then rounds that rotate the order; the crashing candidate drops out
-    assert CALLS == [1, 4, 5, 4, 1, 1, 4, 1, 4]
+    # one warm-up round, then rounds that rotate the order; a crash does not end a candidate's rounds
+    assert CALLS == [1, 4, 5, 4, 5, 1, 5, 1, 4, 1, 4, 5]
     assert len(a.samples) == len(b.samples) == 3 and a.statistic == "median"
-    assert a.value < b.value and a.params == candidates[0]
+    assert a.value < b.value and a.params == candidates[0] and a.error is None
     assert c.status == "failed" and c.error == "RuntimeError: n=5 crashes"
+
+
+def test_remeasure_measures_on_after_a_failed_run(space):
+    calls = iter(range(100))
+
+    def sometimes(params):  # the second candidate's first timed run fails, its others do not
+        if next(calls) == 1:
+            raise RuntimeError("flaky")
+        return float(params["n"])
+
+    a, b = remeasure(sometimes, [{"n": 1, "t": 0.0}, {"n": 2, "t": 0.0}], rounds=3, warmup=0)
+    assert a.status == "ok" and a.samples == (1.0, 1.0, 1.0) and a.error is None
+    assert b.status == "ok" and b.samples == (2.0, 2.0) and b.value == 2.0
+    assert b.error == "1 of 3 runs failed; the last: RuntimeError: flaky"
 
 
 def test_remeasure_accepts_plain_objectives(space):
@@ -296,3 +310,22 @@ def test_best_measured_skips_failures():
     h.record_evaluation(params={"n": 4}, value=0.1, status="failed")
     assert best_measured(h) == {"n": 3}
     assert best_measured(History()) is None
+
+
+def test_stop_running_programs_kills_the_runs_in_progress(tmp_path):
+    import threading
+
+    from gdtools.timing import stop_running_programs
+
+    space = Space(s=Int(1, 100))
+    objective = time_command([PY, "-c", "import sys, time; time.sleep(int(sys.argv[1]))", "{s}"], space,
+                             repeats=1, warmup=0)
+    out = {}
+    worker = threading.Thread(target=lambda: out.update(m=objective({"s": 60})))
+    t0 = time.perf_counter()
+    worker.start()
+    time.sleep(1.0)  # the program is running
+    stop_running_programs()  # what Ctrl-C in `gdtools tune` does
+    worker.join(timeout=20)
+    assert not worker.is_alive() and time.perf_counter() - t0 < 20
+    assert out["m"].status == "failed" and out["m"].error.startswith("exit code -9")

@@ -148,6 +148,8 @@ def parse_start(items, space) -> dict:
             value = float(text)
         except ValueError:
             raise InputError(f"--start {item!r}: {text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise InputError(f"--start {item!r}: the value must be a finite number")
         start[name] = int(value) if space.params[name].is_int and value == round(value) else value
     space.check(start)
     return start
@@ -167,6 +169,8 @@ def _check_options(args) -> None:
         value = getattr(args, name)
         if value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.penalty is not None and not math.isfinite(args.penalty):
+        raise InputError(f"--penalty must be a finite number, got {args.penalty}")
     if args.final_rounds is not None and args.final_rounds < 1:
         raise InputError(f"--final-rounds must be at least 1, got {args.final_rounds}")
     if args.perturbation is not None and not 0 < args.perturbation <= 0.5:
@@ -182,6 +186,15 @@ def _check_options(args) -> None:
         check_output_file("--history", args.history)
     if args.plot:
         args.plot = figure_file("--plot", args.plot)
+
+
+def _check_budget(args, estimator, n: int) -> None:
+    """The budget must pay for one step: the start, one gradient estimate and the final measurement."""
+    need = 1 + estimator.evaluations(n) + 1
+    if args.budget < need:
+        raise InputError(f"--budget {args.budget} is too small to take a step: {args.gradient} on {n} "
+                         f"parameter{'s' if n > 1 else ''} needs {need} evaluations (the start, "
+                         f"{need - 2} for one gradient estimate, and the final measurement)")
 
 
 # -- running --------------------------------------------------------------------------------------
@@ -220,14 +233,19 @@ def _executor(args):
             from dask.distributed import Client
         except ImportError:
             raise InputError("--dask needs dask.distributed: pip install 'dask[distributed]'") from None
-        client = Client(args.dask)
-        return client.get_executor(), client.close
+        try:
+            client = Client(args.dask)
+        except Exception as exc:  # a bad address, or no scheduler there
+            raise InputError(f"--dask {args.dask!r}: cannot connect to a dask scheduler there "
+                             f"({type(exc).__name__}: {exc})") from None
+        return client.get_executor(), lambda interrupted=False: client.close()
     if args.workers > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=args.workers)
-        return pool, pool.shutdown
-    return None, lambda: None
+        # Interrupted: the programs running were killed; do not wait for the queued ones.
+        return pool, lambda interrupted=False: pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
+    return None, lambda interrupted=False: None
 
 
 def _progress(total, quiet):
@@ -241,7 +259,7 @@ def _progress(total, quiet):
 
 def run(args) -> int:
     import gdtools as gd
-    from gdtools.timing import best_measured, remeasure, time_command
+    from gdtools.timing import best_measured, remeasure, stop_running_programs, time_command
 
     command = _command(args)
     space = parse_space(args.param)
@@ -250,7 +268,9 @@ def run(args) -> int:
     objective = time_command(command, space, repeats=args.repeats, warmup=args.warmup,
                              timeout=args.timeout, objective=args.objective, statistic=args.statistic)
     unit = ", s" if args.objective == "time" else ""
+    _check_budget(args, gd.estimators.resolve(args.gradient), len(space.names))
 
+    executor, close = _executor(args)  # a bad --dask address fails here, before the progress bar
     bar = _progress(args.budget, args.quiet)
     best_seen = [math.inf]
 
@@ -265,7 +285,7 @@ def run(args) -> int:
     if args.perturbation is not None:
         gradient = (gd.estimators.SPSA(c=args.perturbation) if args.gradient == "spsa" else
                     gd.estimators.resolve(args.gradient).__class__(step=args.perturbation))
-    executor, close = _executor(args)
+    interrupted = False
     try:
         res = gd.minimize(objective, start, space=space, gradient=gradient, seed=args.seed,
                           max_evals=args.budget, executor=executor, history=args.history,
@@ -275,9 +295,13 @@ def run(args) -> int:
         # The callback runs after each iteration; the final measurement of the result comes after
         # the last one: count it too, so a finished bar shows every evaluation made.
         bar.update(max(0, min(res.nfev, args.budget) - bar.n))
+    except KeyboardInterrupt:
+        interrupted = True
+        stop_running_programs()  # Ctrl-C: the programs being timed stop too
+        raise
     finally:
         bar.close()
-        close()
+        close(interrupted)
 
     # Compare the start with the tuner's final point and its best-measured point, side by side.
     candidates, labels = [start], ["start"]
@@ -291,15 +315,26 @@ def run(args) -> int:
               file=sys.stderr)
     measured = remeasure(objective, candidates, rounds=rounds, warmup=min(1, args.warmup))
     ok = [i for i, m in enumerate(measured) if m.status == "ok"]
-    best_i = min(ok, key=lambda i: measured[i].value) if ok else 0
+    print(f"{res.message} {res.nfev} evaluations, {res.nit} iterations.")
+    if not ok:
+        print(f"None of the {len(candidates)} settings ran without failing when measured again "
+              f"({rounds} run{'s' if rounds > 1 else ''} each): "
+              + "; ".join(f"{label}: {m.error}" for label, m in zip(labels, measured)))
+        if args.history:
+            print(f"history: {args.history}")
+        return 1
+    # Fewest failed runs first (a setting that fails now and then is worse than one that does
+    # not), then the fastest.
+    best_i = min(ok, key=lambda i: (measured[i].error is not None, measured[i].value))
     m_start, m_best = measured[0], measured[best_i]
     best = candidates[best_i]
 
-    print(f"{res.message} {res.nfev} evaluations, {res.nit} iterations.")
     print(_table(space, start, best, m_start, m_best, unit, args.objective))
-    side = ", ".join(f"{label} {_cell(m)}" for label, m in zip(labels, measured))
+    side = ", ".join(f"{label} {_cell(m)}" + (f" ({m.error.split(';')[0]})" if m.status == "ok" and m.error else "")
+                     for label, m in zip(labels, measured))
+    passed_over = any(measured[i].value < m_best.value for i in ok)
     print(f"side by side ({rounds} run{'s' if rounds > 1 else ''} each): {side}; "
-          f"best: the {labels[best_i]}")
+          f"best: the {labels[best_i]}" + (" (the fastest that never failed)" if passed_over else ""))
     if m_start.status == "ok" and m_best.status == "ok" and m_best.value > 0 and m_start.value > 0:
         word = "speedup" if args.objective == "time" else "improvement (start / best)"
         print(f"{word}: {m_start.value / m_best.value:.2f}x")
