@@ -13,7 +13,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "layers",
         help="list the layers of the DeepDream network",
         description="List the layers of EfficientNet-Lite0 that `gdtools dream --layer` accepts, from "
-                    "low (strokes, textures) to high (object parts), with channels and stride.",
+                    "low (strokes, textures) through middle (eyes, patterns) to high (finer, subtler textures), with channels and stride.",
     )
     parser.set_defaults(func=run)
     return parser
