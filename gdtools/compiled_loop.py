@@ -54,12 +54,23 @@ class Trace(NamedTuple):
     nit: jax.Array
     nfev: jax.Array
     status: jax.Array
-    # One row per iteration from row 0 (x0) to row nit; rows after nit mean nothing (a chunked
-    # run has whole chunks of rows: at least max_iters + 1).
-    loss: jax.Array        # (rows,)
-    grad_norm: jax.Array   # (rows,)
-    evals: jax.Array       # (rows,)
+    # One row per iteration from row 0 (x0) to row nit: loss, largest gradient component,
+    # evaluations so far; rows after nit mean nothing (a chunked run has whole chunks of rows: at
+    # least max_iters + 1). Returned whole: slicing its columns in the program costs a kernel each.
+    table: jax.Array       # (rows, 3)
     xs: jax.Array          # (rows, n) or (0, n)
+
+    @property
+    def loss(self):
+        return self.table[..., 0]
+
+    @property
+    def grad_norm(self):
+        return self.table[..., 1]
+
+    @property
+    def evals(self):
+        return self.table[..., 2].astype(jnp.int32)
 
 
 def _keeps_value_and_grad(optimizer, x0) -> bool:
@@ -128,67 +139,74 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         xs = jnp.zeros((rows if record_x else 0, n), x0.dtype)
         if record_x:
             xs = xs.at[0].set(x0)
-        # The stagnation watch (previous largest gradient component, iterations unchanged), carried
-        # only for optimizers with a line search: other optimizers' steps move x whenever g != 0.
-        watch0 = (g0max, jnp.int32(0)) if line_search else ()
-        first_status = jnp.where(jnp.isfinite(f0) & jnp.isfinite(g0max),
-                                 jnp.where(g0max <= tol, CONVERGED, RUNNING), NONFINITE)
+        # The stagnation watch (iterations in a row with the value and the largest gradient
+        # component unchanged), carried only for optimizers with a line search: other optimizers'
+        # steps move x whenever g != 0.
+        watch0 = (jnp.int32(0),) if line_search else ()
+
+        def status_of(k, f, gmax, watch):
+            """Why the run stops after iteration k (RUNNING: it goes on). Computed in the loop's
+            condition and once after it, not carried: a carried status costs XLA:CPU a kernel an
+            iteration."""
+            going = jnp.where(k >= max_iters, MAX_ITERS, RUNNING)
+            if watch:
+                going = jnp.where(watch[0] >= STALL_ITERATIONS, NO_PROGRESS, going)
+            return jnp.where(~(jnp.isfinite(f) & jnp.isfinite(gmax)), NONFINITE,
+                             jnp.where(gmax <= tol, CONVERGED, going))
 
         def iteration(carry):
             """One iteration, its row written at row ``j`` of ``rows_f`` (and ``rows_x``)."""
-            j, k, x, state, f, g, nfev, status, rows_f, rows_x, *watch = carry
+            j, k, x, state, f, g, nfev, gm, rows_f, rows_x, *watch = carry
             new_x, state, new_f, new_g, evals = step_(x, state, f, g)
             nfev = nfev + evals
             gmax = largest_projected_component(new_g, new_x, lower, upper)
-            k1 = k + 1
-            going = jnp.where(k1 >= max_iters, MAX_ITERS, RUNNING)
             if watch:
                 # Stagnation (optimizers with a line search, which may find no step at all: e.g.
                 # nothing but nan beyond the point): the value and the gradient's largest component
                 # exactly as they were, STALL_ITERATIONS iterations in a row. Two scalar comparisons,
                 # where comparing x would cost a pass over it every iteration.
-                gm, stall = watch
-                stall = jnp.where((new_f == f) & (gmax == gm), stall + 1, 0)
-                going = jnp.where(stall >= STALL_ITERATIONS, NO_PROGRESS, going)
-                watch = (gmax, stall)
-            status = jnp.where(~(jnp.isfinite(new_f) & jnp.isfinite(gmax)), NONFINITE,
-                               jnp.where(gmax <= tol, CONVERGED, going))
+                watch = [jnp.where((new_f == f) & (gmax == gm), watch[0] + 1, 0)]
             zero = jnp.zeros((), j.dtype)
             row = jnp.stack([new_f, gmax, nfev]).astype(rows_f.dtype)[None]
             rows_f = jax.lax.dynamic_update_slice(rows_f, row, (j, zero))
             if record_x:
                 rows_x = jax.lax.dynamic_update_slice(rows_x, new_x[None], (j, zero))
-            return (j + 1, k1, new_x, state, new_f, new_g, nfev, status, rows_f, rows_x, *watch)
+            return (j + 1, k + 1, new_x, state, new_f, new_g, nfev, gmax, rows_f, rows_x, *watch)
 
         def running(carry):
-            return carry[7] == RUNNING
+            _, k, _, _, f, _, _, gmax, _, _, *watch = carry
+            return status_of(k, f, gmax, watch) == RUNNING
 
-        start = (jnp.int32(0), x0, state0, f0, g0, jnp.int32(1), first_status)
+        start = (jnp.int32(0), x0, state0, f0, g0, jnp.int32(1), g0max)
         if chunk is None:
             # One loop, writing row k + 1 of the whole history each iteration.
-            carry = jax.lax.while_loop(lambda c: running(c) & (c[1] < max_iters), iteration,
-                                       (jnp.int32(1), *start, table, xs, *watch0))
-            _, k, x, _, f, g, nfev, status, table, xs, *_ = carry
+            carry = jax.lax.while_loop(running, iteration, (jnp.int32(1), *start, table, xs, *watch0))
+            _, k, x, _, f, g, nfev, gmax, table, xs, *watch = carry
         else:
             def chunk_of_iterations(carry):
                 # `chunk` iterations at most, their rows kept in small buffers (carried from chunk
                 # to chunk, not refilled) and written into the history once per chunk. Rows after
                 # the last iteration are left as they are.
-                k, x, state, f, g, nfev, status, table, xs, rows_f, rows_x, *watch = carry
-                inner = (jnp.int32(0), k, x, state, f, g, nfev, status, rows_f, rows_x, *watch)
+                k, x, state, f, g, nfev, gmax, table, xs, rows_f, rows_x, *watch = carry
+                inner = (jnp.int32(0), k, x, state, f, g, nfev, gmax, rows_f, rows_x, *watch)
                 inner = jax.lax.while_loop(lambda c: running(c) & (c[0] < chunk), iteration, inner)
-                _, k1, x, state, f, g, nfev, status, rows_f, rows_x, *watch = inner
+                _, k1, x, state, f, g, nfev, gmax, rows_f, rows_x, *watch = inner
                 zero = jnp.zeros((), k.dtype)
                 table = jax.lax.dynamic_update_slice(table, rows_f, (k + 1, zero))
                 if record_x:
                     xs = jax.lax.dynamic_update_slice(xs, rows_x, (k + 1, zero))
-                return (k1, x, state, f, g, nfev, status, table, xs, rows_f, rows_x, *watch)
+                return (k1, x, state, f, g, nfev, gmax, table, xs, rows_f, rows_x, *watch)
+
+            def chunks_running(carry):
+                k, _, _, f, _, _, gmax, _, _, _, _, *watch = carry
+                return status_of(k, f, gmax, watch) == RUNNING
 
             rows_f = jnp.full((chunk, 3), jnp.nan, table.dtype)
             rows_x = jnp.zeros((chunk if record_x else 0, n), xs.dtype)
-            carry = jax.lax.while_loop(lambda c: c[6] == RUNNING, chunk_of_iterations,
+            carry = jax.lax.while_loop(chunks_running, chunk_of_iterations,
                                        (*start, table, xs, rows_f, rows_x, *watch0))
-            k, x, _, f, g, nfev, status, table, xs, *_ = carry
+            k, x, _, f, g, nfev, gmax, table, xs, _, _, *watch = carry
+        status = status_of(k, f, gmax, watch)
         # A run that met nan or inf returns the last finite point (one step back): the trajectory's
         # previous row when x is recorded, else the same steps replayed from x0, which costs time
         # only in a run that failed. (Carrying the previous x through the loop instead costs a copy
@@ -204,8 +222,7 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         x = jnp.where(bad, x_prev, x)
         # The failed iterate's row keeps its evaluation count; its loss and gradient are nan.
         table = table.at[k, :2].set(jnp.where(bad, jnp.nan, table[k, :2]))
-        status = jnp.where(status == RUNNING, MAX_ITERS, status)
         return Trace(x=x, fun=jnp.where(bad, f_prev, f), grad=jnp.where(bad, g_prev, g), nit=k, nfev=nfev,
-                     status=status, loss=table[:, 0], grad_norm=table[:, 1], evals=table[:, 2].astype(jnp.int32), xs=xs)
+                     status=status, table=table, xs=xs)
 
     return solve

@@ -493,11 +493,10 @@ def _run_compiled(problem, fun, fun_flat, optimizer, *, args, max_iters, tol, hi
 
 def _package_trace(problem, trace, history, *, elapsed, max_iters, tol) -> Result:
     nit = int(trace.nit)
-    loss = np.asarray(trace.loss)
+    table = np.asarray(trace.table)  # columns sliced here, in NumPy (see Trace)
+    loss, gnorm, evals = table[:, 0], table[:, 1], table[:, 2]
     if not np.isfinite(loss[0]):
         raise InputError("the objective returned a non-finite value (nan or inf) at x0")
-    gnorm = np.asarray(trace.grad_norm)
-    evals = np.asarray(trace.evals)
     xs = np.asarray(trace.xs) if trace.xs.shape[0] else None
     history.update_meta(engine="compiled", time_resolution="run (per-iteration times are interpolated)")
     steps = np.arange(nit + 1)
