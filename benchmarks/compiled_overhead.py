@@ -5,13 +5,15 @@
 
 Four measurements, float64, CPU, contenders interleaved within each repeat:
 
-1. **Engine vs a hand-written loop.** The same problem (Rosenbrock), the same optimizer
-   (``optax.adam(1e-3)``) and the same number of iterations (``tol=0``: neither stops early). The
-   hand-written loop is ``lax.fori_loop`` over ``grad -> adam.update -> apply_updates``, jitted
-   once. For gdtools two numbers: the compiled program ``gd.minimize`` runs (built with
-   ``gdtools.compiled_loop.make_solver``, exactly as ``minimize`` builds it, jitted once and timed
-   after compile: the issue's target, <= 1.2x), and the whole ``gd.minimize`` call as a user makes it
-   (it builds and compiles its program on every call, then packages the history).
+1. **Engine vs a hand-written loop.** The same problem (Rosenbrock), the same optimizer and the
+   same number of iterations (``tol=0``: neither stops early), for two optimizers: ``optax.adam(1e-3)``
+   (the hand-written loop is ``lax.fori_loop`` over ``grad -> adam.update -> apply_updates``) and
+   gdtools' default ``optax.lbfgs()`` (the loop optax documents: ``value_and_grad_from_state ->
+   update(..., value=, grad=, value_fn=) -> apply_updates``), jitted once. For gdtools two numbers:
+   the compiled program ``gd.minimize`` runs (built with ``gdtools.compiled_loop.make_solver``,
+   exactly as ``minimize`` builds it, jitted once and timed after compile: the issue's target,
+   <= 1.2x), and the whole ``gd.minimize`` call as a user makes it (validation, the program, kept
+   between calls with the same objective and settings, and packaging the history).
 2. **Time to tolerance against scipy.** ``gd.minimize`` (default: L-BFGS, compiled) against
    ``scipy.optimize.minimize(method="L-BFGS-B", jac=True)`` fed a jitted
    ``jax.value_and_grad``, both to a largest gradient component <= 1e-5, Rosenbrock from x0 = 0 at
@@ -51,6 +53,8 @@ import gdtools as gd  # noqa: E402
 from gdtools.compiled_loop import MAX_TRAJECTORY, make_solver  # noqa: E402
 
 OVERHEAD_TARGET = 1.2
+#: Section 1 times runs shorter than this many seconds several at a time (see overhead()).
+MIN_TIMING = 0.05
 
 
 def rosenbrock(x):
@@ -73,20 +77,29 @@ def _timed(fn):
 def hand_loop(fun, optimizer, iters, record=False):
     """The loop a user writes. ``record``: also keep and return the loss of every iterate, as a user
     who wants a loss curve writes it (value_and_grad instead of grad, one array write per iteration;
-    the losses are returned, so XLA cannot drop them)."""
+    the losses are returned, so XLA cannot drop them). An optimizer with a line search (L-BFGS) is
+    driven as optax documents it: ``value_and_grad_from_state`` and ``update(..., value=, grad=,
+    value_fn=)``; it needs the value anyway."""
+    line_search = optax.tree_utils.tree_get(jax.eval_shape(optimizer.init, jnp.zeros(1)), "value") is not None
     grad = jax.grad(fun)
-    value_and_grad = jax.value_and_grad(fun)
+    value_and_grad = (optax.value_and_grad_from_state(fun) if line_search
+                      else lambda x, state: jax.value_and_grad(fun)(x))
 
     @jax.jit
     def run(x0):
         def body(i, carry):
             x, state, losses = carry
-            if record:
-                f, g = value_and_grad(x)
-                losses = losses.at[i].set(f)
+            if line_search:
+                f, g = value_and_grad(x, state=state)
+                updates, state = optimizer.update(g, state, x, value=f, grad=g, value_fn=fun)
             else:
-                g = grad(x)
-            updates, state = optimizer.update(g, state, x)
+                if record:
+                    f, g = value_and_grad(x, state)
+                else:
+                    g = grad(x)
+                updates, state = optimizer.update(g, state, x)
+            if record:
+                losses = losses.at[i].set(f)
             return optax.apply_updates(x, updates), state, losses
 
         losses = jnp.zeros(iters if record else 0, x0.dtype)
@@ -102,8 +115,13 @@ def engine_program(fun, optimizer, iters, n):
     return jax.jit(solver)
 
 
-def overhead(n, iters, repeats):
-    optimizer = optax.adam(1e-3)
+#: The optimizers of section 1: adam (no line search: the cheapest iteration, so the engine's own
+#: per-iteration work weighs most) and gdtools' default, L-BFGS with optax's zoom line search.
+OPTIMIZERS = {"adam": lambda: optax.adam(1e-3), "lbfgs": lambda: optax.lbfgs()}
+
+
+def overhead(n, iters, repeats, optimizer_name="adam"):
+    optimizer = OPTIMIZERS[optimizer_name]()
     x0 = jnp.zeros(n)
     hand = hand_loop(rosenbrock, optimizer, iters)
     hand_rec = hand_loop(rosenbrock, optimizer, iters, record=True)
@@ -117,6 +135,10 @@ def overhead(n, iters, repeats):
     x_hand = hand(x0)
     deviation = float(jnp.max(jnp.abs(trace.x - x_hand)) / jnp.maximum(1.0, jnp.max(jnp.abs(x_hand))))
     same = bool(int(trace.nit) == iters and deviation < 1e-6)
+    # Runs shorter than MIN_TIMING are timed `number` at a time (as timeit does), the same number
+    # for every contender: one sub-millisecond call is mostly the timer's and the scheduler's noise.
+    one, _ = _timed(lambda: _block(hand(x0)))
+    number = max(1, int(np.ceil(MIN_TIMING / max(one, 1e-9))))
     t_hand, t_rec, t_engine, t_call, ratios, ratios_rec = [], [], [], [], [], []
     for r in range(repeats):
         pair = [("hand", lambda: _block(hand(x0))), ("engine", lambda: _block(engine(x0))),
@@ -126,14 +148,15 @@ def overhead(n, iters, repeats):
             pair = pair[::-1]
         times = {}
         for name, fn in pair:
-            times[name], _ = _timed(fn)
+            total, _ = _timed(lambda: [fn() for _ in range(number)])
+            times[name] = total / number
         t_hand.append(times["hand"])
         t_rec.append(times["rec"])
         t_engine.append(times["engine"])
         t_call.append(times["call"])
         ratios.append(times["engine"] / times["hand"])
         ratios_rec.append(times["engine"] / times["rec"])
-    return dict(n=n, iters=iters, repeats=repeats, same_path=same, deviation=deviation,
+    return dict(optimizer=optimizer_name, n=n, iters=iters, repeats=repeats, number=number, same_path=same, deviation=deviation,
                 hand_s=float(np.median(t_hand)), hand_record_s=float(np.median(t_rec)),
                 ratio_record=float(np.median(ratios_rec)), engine_s=float(np.median(t_engine)),
                 call_s=float(np.median(t_call)), compile_hand_s=compile_hand,
@@ -286,19 +309,24 @@ def main(argv=None):
     print(f"machine: {_common.machine_line(info)}")
 
     if args.quick:
-        sizes, iters, repeats, tol_sizes, tol_repeats, count, datasets = [10], 50, 1, [10], 1, 4, 2
+        runs, repeats, tol_sizes, tol_repeats, count, datasets = ([("adam", 10, 50), ("lbfgs", 10, 20)], 1,
+                                                                  [10], 1, 4, 2)
     else:
-        sizes, iters, repeats, tol_sizes, tol_repeats, count, datasets = ([10, 1000, 100_000], 2000, 5,
-                                                                           [10, 100, 1000], 3, 1000, 11)
+        # L-BFGS: iterations it takes without converging (it converges at n = 10 in about 60), and
+        # few at n = 100,000, where each of its iterations runs a line search.
+        runs = [("adam", 10, 2000), ("adam", 1000, 2000), ("adam", 100_000, 2000),
+                ("lbfgs", 10, 40), ("lbfgs", 1000, 2000), ("lbfgs", 100_000, 100)]
+        repeats, tol_sizes, tol_repeats, count, datasets = 9, [10, 100, 1000], 3, 1000, 11
 
-    rows = [overhead(n, iters, repeats) for n in sizes]
-    print(f"\n## 1. gd.minimize(gradient='autodiff', optimizer=optax.adam(1e-3), tol=0) vs hand-written "
-          f"lax.fori_loop, Rosenbrock, {iters} iterations, median of {repeats} interleaved repeats")
+    rows = [overhead(n, iters, repeats, name) for name, n, iters in runs]
+    print(f"\n## 1. gd.minimize(gradient='autodiff', tol=0) vs hand-written lax.fori_loop, Rosenbrock, "
+          f"optax.adam(1e-3) and optax.lbfgs() (gdtools' default), median of {repeats} interleaved repeats, "
+          f"runs under {MIN_TIMING} s timed several at a time (calls column), times per run")
     print(_common.markdown_table(
-        ["n", "hand loop s", "gdtools program s", "ratio (IQR)", f"<= {OVERHEAD_TARGET}x",
+        ["optimizer", "n", "iterations", "calls", "hand loop s", "gdtools program s", "ratio (IQR)", f"<= {OVERHEAD_TARGET}x",
          "hand loop + loss record s", "gdtools / that", "gd.minimize call s", "call / hand",
          "compile hand s", "compile gdtools s", "same path (max rel. deviation)"],
-        [[r["n"], _common.fmt(r["hand_s"]), _common.fmt(r["engine_s"]),
+        [[r["optimizer"], r["n"], r["iters"], r["number"], _common.fmt(r["hand_s"]), _common.fmt(r["engine_s"]),
           f"{r['ratio']:.2f} ({r['ratio_q1']:.2f}–{r['ratio_q3']:.2f})", "met" if r["met"] else "MISSED",
           _common.fmt(r["hand_record_s"]), f"{r['ratio_record']:.2f}",
           _common.fmt(r["call_s"]), f"{r['call_ratio']:.0f}", _common.fmt(r["compile_hand_s"]),
