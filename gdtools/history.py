@@ -72,6 +72,21 @@ def _drop_partial_last_line(path: str) -> None:
             f.write(b"\n")  # a whole record that only lacks its newline
 
 
+def _drop_final_record(path: str) -> bool:
+    """Cut the file's last line if it is a run's final iteration record; whether it was."""
+    with open(path, "rb+") as f:
+        data = f.read()
+        start = data.rstrip(b"\n").rfind(b"\n") + 1
+        try:
+            record = json.loads(data[start:])
+        except ValueError:
+            return False
+        if not (isinstance(record, dict) and record.get("kind") == "iteration" and record.get("final")):
+            return False
+        f.truncate(start)
+        return True
+
+
 class History:
     """Records of one run, optionally mirrored to an append-only JSON Lines file.
 
@@ -95,8 +110,12 @@ class History:
             if append and os.path.exists(self.path) and os.path.getsize(self.path) > 0:
                 old = History.load(self.path)
                 self.meta = {**old.meta, **self.meta}
-                self.iterations, self.evaluations = old.iterations, old.evaluations
                 _drop_partial_last_line(self.path)
+                if old.iterations and old.iterations[-1].get("final") and _drop_final_record(self.path):
+                    # A finished run resumed (with the same budget, or more): its end is not the end
+                    # any more. The final measurement's evaluation stays, to be replayed.
+                    old.iterations.pop()
+                self.iterations, self.evaluations = old.iterations, old.evaluations
                 self._file = open(self.path, "a", encoding="utf-8")
             else:
                 self._file = open(self.path, "w", encoding="utf-8")
@@ -298,5 +317,12 @@ class History:
                 raise InputError(f"history file {path!r}, line {number}: unknown record kind {kind!r}")
         if not seen_meta:
             raise InputError(f"{path!r} is not a gdtools history file (no meta record on its first line)")
+        # A resumed run that took another path from some evaluation on measured again under the
+        # same indices: the later record of an index is the run's (the earlier stays in the file).
+        indices = [r.get("index") for r in history.evaluations]
+        if len({i for i in indices if i is not None}) < sum(i is not None for i in indices):
+            last = {i: position for position, i in enumerate(indices) if i is not None}
+            history.evaluations = [r for position, r in enumerate(history.evaluations)
+                                   if r.get("index") is None or last[r["index"]] == position]
         history.path = path
         return history

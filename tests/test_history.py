@@ -182,3 +182,17 @@ def test_resume_after_a_line_cut_by_a_crash_appends_on_a_line_of_its_own(tmp_pat
     resumed = gd.History.load(path)  # every line reads: the cut one is gone, not glued to the next
     assert len(resumed.evaluations) == 12
     assert all(line.startswith("{") and line.endswith("}") for line in path.read_text().splitlines())
+
+
+def test_a_finished_run_resumed_with_more_budget_continues_in_one_clean_history(tmp_path):
+    space = gd.Space(x=gd.Int(1, 100), y=gd.Real(0.1, 10.0, log=True))
+    fun = lambda p: (p["x"] - 30) ** 2 / 100 + (p["y"] - 3) ** 2  # noqa: E731
+    path = str(tmp_path / "run.jsonl")
+    first = gd.minimize(fun, space=space, gradient="spsa", max_evals=8, history=path)
+    again = gd.minimize(fun, space=space, gradient="spsa", max_evals=8, history=path, resume=True)
+    assert again.x == first.x and again.fun == first.fun  # replayed to the same end, nothing measured
+    more = gd.minimize(fun, space=space, gradient="spsa", max_evals=16, history=path, resume=True)
+    h = gd.History.load(path)
+    assert [r["iteration"] for r in h.iterations] == list(range(more.nit + 1))  # no gap, no stale end
+    assert sum(bool(r.get("final")) for r in h.iterations) == 1
+    assert sorted(r["index"] for r in h.evaluations) == list(range(more.nfev))  # one record per index
