@@ -381,7 +381,7 @@ def _draw_main(ax, s: dict, *, color, best: bool, band: bool, y: str, style: dic
             ax.errorbar(xs, values, yerr=np.where(np.isfinite(sd), sd, 0.0), fmt="none",
                         ecolor=color, alpha=0.3, lw=0.8)
             style["band"] = True
-        style["raw"] = style["raw"] or best
+        style["raw"] = style["raw"] or (best and len(values) >= 2)  # one point draws no line
         if best:
             ax.plot(xs, _running_min(values), color=color, lw=2, drawstyle="steps-post")
     else:
@@ -397,7 +397,7 @@ def _draw_main(ax, s: dict, *, color, best: bool, band: bool, y: str, style: dic
             style["band"] = True
         if best:
             ax.plot(xs[~final], _running_min(values[~final]), color=color, lw=2)
-            style["raw"] = True
+            style["raw"] = style["raw"] or int((~final).sum()) >= 2  # one point draws no line
         if final.any():
             ax.plot(xs[final], values[final], ls="none", marker="*", ms=11, color=color,
                     markeredgecolor="black", markeredgewidth=0.5)

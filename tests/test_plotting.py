@@ -325,3 +325,12 @@ def test_a_result_stands_for_its_history():
     np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), runs[0].history.loss)
     [ax] = plot_history(runs, best=False).axes
     assert [list(line.get_ydata()) for line in ax.get_lines()] == [list(r.history.loss) for r in runs]
+
+
+def test_a_run_too_short_for_lines_lists_no_lines_in_its_legend():
+    h = History(meta={"estimator": "spsa"})
+    h.record_iteration(iteration=0, nfev=1, time=0.0, loss=2.0, grad_norm=None, x=[0.0])
+    h.record_iteration(iteration=0, nfev=2, time=0.1, loss=1.9, grad_norm=None, x=[0.0], final=True)
+    ax = plot_history(h).axes[0]
+    assert "raw" not in legend_texts(ax) and "best so far" not in legend_texts(ax)
+    assert "final measurement of the result" in legend_texts(ax)
