@@ -225,7 +225,9 @@ def minimize(
       history: a path to write every record to as it happens (a new file: an existing one is
         replaced, unless ``resume``), a :class:`History`, or None.
       resume: continue the run recorded in ``history`` (a path): recorded evaluations are replayed
-        instead of measured, so the resumed run reaches the uninterrupted run's result.
+        instead of measured, so the resumed run reaches the uninterrupted run's result. A path that
+        does not exist yet starts a new run there (so one call both starts and resumes); a history
+        of another run (size, estimator, seed or parameter space) is refused.
       noise: the objective's noise level (std of one evaluation), if known; else estimated from
         the measurements' repeats (0 when there are none).
       on_failure: ``"stop"`` (after ``max_failures`` consecutive failed evaluations) or a number used

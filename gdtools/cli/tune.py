@@ -112,6 +112,9 @@ def parse_param(spec: str):
     unknown = [f for f in flags if f not in ("log", "int")]
     if unknown:
         raise InputError(f"--param {spec!r}: unknown flag {unknown[0]!r}; the flags are 'log' and 'int'")
+    repeated = [f for f in ("log", "int") if flags.count(f) > 1]
+    if repeated:
+        raise InputError(f"--param {spec!r}: the flag {repeated[0]!r} is given twice")
     kind = Int if "int" in flags else Real
     try:
         return name, kind(low, high, log="log" in flags)
@@ -136,6 +139,7 @@ def parse_space(specs):
 def parse_start(items, space) -> dict:
     """``["rate=100"]`` -> the start point, the middle of the space for parameters not given."""
     start = space.center()
+    given = set()
     for item in items:
         name, eq, text = item.rpartition("=")
         if not eq or not name.strip():
@@ -144,6 +148,9 @@ def parse_start(items, space) -> dict:
         if name not in space.params:
             raise InputError(f"--start {item!r}: unknown parameter {name!r}; the parameters are "
                              f"{list(space.names)}")
+        if name in given:
+            raise InputError(f"--start {item!r}: parameter {name!r} is given twice")
+        given.add(name)
         try:
             value = float(text)
         except ValueError:
@@ -311,13 +318,14 @@ def run(args) -> int:
             labels.append(label)
     rounds = args.final_rounds if args.final_rounds is not None else max(3, args.repeats)
     if not args.quiet:
-        print(f"gdtools tune: comparing {len(candidates)} settings side by side, {rounds} runs each",
+        print(f"gdtools tune: comparing {len(candidates)} settings side by side, {rounds} "
+              f"run{'s' if rounds > 1 else ''} each",
               file=sys.stderr)
     measured = remeasure(objective, candidates, rounds=rounds, warmup=min(1, args.warmup))
     ok = [i for i, m in enumerate(measured) if m.status == "ok"]
     print(f"{res.message} {res.nfev} evaluations, {res.nit} iterations.")
     if not ok:
-        print(f"None of the {len(candidates)} settings ran without failing when measured again "
+        print(f"None of the {len(candidates)} settings could be measured again: every run failed "
               f"({rounds} run{'s' if rounds > 1 else ''} each): "
               + "; ".join(f"{label}: {m.error}" for label, m in zip(labels, measured)))
         if args.history:
@@ -340,6 +348,8 @@ def run(args) -> int:
         print(f"{word}: {m_start.value / m_best.value:.2f}x")
     elif m_start.status != "ok":
         print(f"the start point failed when measured again: {m_start.error}")
+    else:
+        print("no ratio: it needs positive values (the start's and the best's)")
     print("best command: " + shlex.join(objective.command(best)))
     if args.history:
         print(f"history: {args.history}")
