@@ -160,6 +160,21 @@ def plot_history(
 
 # -- validation and labels -------------------------------------------------------------------------
 
+def mark_values(fig, values, *, styles=(":", "--", "-.")):
+    """Horizontal reference lines on the loss panel of a :func:`plot_history` figure, one per
+    ``label -> value`` (nan values are skipped), added to its legend: e.g. the start and the best
+    setting measured again side by side at the end of a tuning run, beside the search's own curve."""
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    handles = list(legend.legend_handles) if legend is not None else []
+    for i, (label, value) in enumerate(values.items()):
+        if value is None or not np.isfinite(value):
+            continue
+        handles.append(ax.axhline(value, color="black", lw=1.2, ls=styles[i % len(styles)], label=label))
+    ax.legend(handles=handles, fontsize="small", loc="best")
+    return fig
+
+
 def _history_of(run):
     """A History, or a Result's (anything with a ``history`` that is one), else ``run`` itself."""
     history = getattr(run, "history", None)

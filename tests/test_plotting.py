@@ -334,3 +334,14 @@ def test_a_run_too_short_for_lines_lists_no_lines_in_its_legend():
     ax = plot_history(h).axes[0]
     assert "raw" not in legend_texts(ax) and "best so far" not in legend_texts(ax)
     assert "final measurement of the result" in legend_texts(ax)
+
+
+def test_mark_values_adds_labelled_reference_lines_and_skips_nan():
+    from gdtools.plotting import mark_values
+
+    fig = plot_history(smooth_history())
+    mark_values(fig, {"start, measured again": 3.0, "never measured": float("nan"), "best": 1.5})
+    ax = fig.axes[0]
+    assert legend_texts(ax)[-2:] == ["start, measured again", "best"]
+    levels = [line.get_ydata()[0] for line in ax.get_lines() if line.get_label() in ("start, measured again", "best")]
+    assert levels == [3.0, 1.5]

@@ -354,9 +354,14 @@ def run(args) -> int:
     if args.history:
         print(f"history: {args.history}")
     if args.plot:
-        from gdtools.plotting import plot_history
+        from gdtools.plotting import mark_values, plot_history
 
         fig = plot_history(res.history, x="evals", params=True)
+        # The side-by-side measurements the table reports, so the figure tells the same story.
+        measured_again = {"start, measured again": m_start.value}
+        if best_i:
+            measured_again[f"best ({labels[best_i]}), measured again"] = m_best.value
+        mark_values(fig, measured_again)  # a start that failed again is nan: not drawn
         fig.savefig(args.plot, dpi=120)
         print(f"loss curve: {args.plot}")
     return 0 if res.success else 1
