@@ -206,6 +206,7 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
     else:
         x_flat = np.concatenate([np.asarray(leaf, dtype=float).ravel() for leaf in leaves])
     lower = upper = None
+    bounds = _as_lower_upper(bounds, n)
     if isinstance(bounds, (tuple, list)) and len(bounds) == 2 and bounds[0] is None and bounds[1] is None:
         bounds = None
     if bounds is not None:
@@ -239,6 +240,29 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
     return Problem(x0=x_flat, to_user=to_user, jax_unravel=jax_unravel, lower=lower, upper=upper,
                    scale=scale, space=None, device=device, stochastic=stochastic, clip=clip,
                    jax_dtypes=jax_dtypes)
+
+
+def _is_pair(item) -> bool:
+    """A ``(min, max)`` pair of scalars (None for an open side), as in scipy's bounds."""
+    return (isinstance(item, (tuple, list)) and len(item) == 2
+            and all(v is None or np.ndim(v) == 0 for v in item))
+
+
+def _as_lower_upper(bounds, n: int):
+    """scipy's bound forms as ``(lower, upper)``: a ``scipy.optimize.Bounds`` (``lb``, ``ub``), or a
+    list of one ``(min, max)`` pair per parameter. With two parameters a pair of pairs could be
+    either form: a list of tuples, ``[(0, 2), (1, 3)]``, is scipy's (per parameter), anything else
+    gdtools' ``(lower, upper)``."""
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
+        return (np.broadcast_to(np.asarray(bounds.lb, dtype=float), (n,)),
+                np.broadcast_to(np.asarray(bounds.ub, dtype=float), (n,)))
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != n or not all(_is_pair(b) for b in bounds):
+        return bounds
+    if n == 2 and not (isinstance(bounds, list) and all(isinstance(b, tuple) for b in bounds)):
+        return bounds
+    lower = np.array([-np.inf if lo is None else float(lo) for lo, _ in bounds])
+    upper = np.array([np.inf if hi is None else float(hi) for _, hi in bounds])
+    return lower, upper
 
 
 def _space_problem(x0, *, bounds, space, stochastic) -> Problem:

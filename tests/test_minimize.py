@@ -611,3 +611,24 @@ def test_resume_refuses_a_history_of_another_parameter_space(tmp_path):
     other = gd.Space(x=gd.Int(1, 100), y=gd.Real(0.001, 1000, log=True))  # same size, other ranges
     with pytest.raises(gd.InputError, match="parameter space"):
         gd.minimize(fun, space=other, gradient="spsa", max_evals=8, history=path, resume=True)
+
+
+@pytest.mark.parametrize("bounds, expected", [
+    ([(0, 2), (1, 3)], [1.8, 1.2]),           # scipy's form: one (min, max) pair per parameter
+    (([0, 1], [2, 3]), [1.8, 1.2]),           # gdtools' form: (lower, upper)
+    ([(0, 1), (0, 1)], [1.0, 1.0]),           # scipy's form, the same box for both
+    ([(None, 1.0), (1.5, None)], [1.0, 1.5]),  # open sides
+])
+def test_bounds_in_scipy_form_mean_what_they_mean_in_scipy(bounds, expected):
+    q = lambda x: jnp.sum((x - jnp.array([1.8, 1.2])) ** 2)  # noqa: E731
+    res = gd.minimize(q, jnp.array([0.5, 2.5]) if expected[1] != 1.0 else jnp.array([0.5, 0.5]), bounds=bounds)
+    np.testing.assert_allclose(res.x, expected, atol=1e-6)
+
+
+def test_scipy_bounds_object_and_pairs_for_three_parameters():
+    from scipy.optimize import Bounds
+
+    q = lambda x: float(np.sum((np.asarray(x) - 2.0) ** 2))  # noqa: E731
+    for bounds in ([(0, 1), (None, 1.5), (-1, 3)], Bounds([0, -np.inf, -1], [1, 1.5, 3])):
+        res = gd.minimize(q, np.zeros(3), gradient="central", bounds=bounds)
+        np.testing.assert_allclose(res.x, [1.0, 1.5, 2.0], atol=1e-5)
