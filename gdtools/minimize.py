@@ -205,9 +205,11 @@ def minimize(
         smoothing and noisy objectives, Spall's gain ``a/(k+1+A)**0.602`` on Adam-normalised
         estimates (AMSGrad-normalised without noise), so the first step moves 0.15 of each
         coordinate's scale.
-      bounds: ``(lower, upper)``, scalars or pytrees like ``x0`` (None for an open side); iterates
-        are projected onto them, and ``tol`` applies to the projected gradient ``|clip(x - g) - x|``
-        (zero at a minimum on a bound), as in scipy's L-BFGS-B.
+      bounds: ``(lower, upper)``, scalars or pytrees like ``x0`` (None for an open side), or
+        scipy's forms: a list of ``(min, max)`` pairs, one per parameter, or a
+        ``scipy.optimize.Bounds``; iterates are projected onto them (projected L-BFGS, not scipy's
+        L-BFGS-B: near many active bounds it may take more iterations), and ``tol`` applies to the
+        projected gradient ``|clip(x - g) - x|`` (zero at a minimum on a bound).
       space: a :class:`gdtools.Space` of named parameters; the optimiser then works on the unit cube.
       max_iters: iterations (default 1000, or unlimited when ``max_evals`` is given for a black box).
       max_evals: evaluation budget, the final measurement of ``res.x`` included (for a black box;
