@@ -11,12 +11,14 @@ keep ``x`` as a JAX array.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import math
 import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from gdtools.bound_args import BoundArgs, kept_on
 from gdtools.errors import EvaluationFailed, InputError
@@ -147,7 +149,9 @@ class HostLoop:
         return np.clip(x, self.problem.lower, self.problem.upper)
 
     def _precision(self):
-        return jax.enable_x64(not self.problem.device)
+        """NumPy problems update in float64; a device problem keeps the user's setting (forcing x64
+        off broke float64 device runs: float32 optimizer state against float64 x)."""
+        return contextlib.nullcontext() if self.problem.device else jax.enable_x64(True)
 
     def _measure_noise(self, x, f_start) -> None:
         """A stochastic objective of unknown noise is measured at x0 a few more times, each with its own key.
@@ -362,6 +366,14 @@ class HostLoop:
                                 "search), which a black box cannot provide; use the default optimizer "
                                 "(L-BFGS with a host line search) or one without a line search") from None
                 new_x = new_x if problem.device else np.asarray(new_x, dtype=float)
+                if self.evaluator is None and not searching:
+                    # An optax line search evaluates the objective at its trial points: count them
+                    # (and expect as many next time, for max_evals).
+                    trials = optax.tree_utils.tree_get(state, "num_linesearch_steps")
+                    if trials is not None:
+                        trials = int(trials)
+                        self._nfev += trials
+                        cost += trials
                 if self.callback is not None:
                     stop = self.callback(State(iteration=k, x=problem.to_user(x) if not problem.device else x,
                                                fun=value, grad_norm=gnorm, nfev=self.nfev(),
@@ -384,5 +396,5 @@ class HostLoop:
             reason, detail = "failed", str(exc)
         if average_count >= 2 and reason in ("max_evals", "max_iters", "max_time"):
             x = self._project(average_sum / average_count)
-        return dict(x=x, best_f=best_f, f_start=f_start, nit=k, reason=reason, detail=detail,
+        return dict(x=x, nfev=self.nfev(), best_f=best_f, f_start=f_start, nit=k, reason=reason, detail=detail,
                     grad=last_grad, elapsed=elapsed(), optimizer=optimizer)

@@ -425,7 +425,7 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
             fun_value = float(out["best_f"])
         if not math.isfinite(fun_value) and out["nit"] == 0:
             raise InputError("the objective returned a non-finite value (nan or inf) at x0")
-    nfev = evaluator.nfev if evaluator is not None else out["nit"] + 1
+    nfev = evaluator.nfev if evaluator is not None else out["nfev"]
     if evaluator is not None and evaluator.successes == 0:
         # Every evaluation failed (the on_failure penalty stood for each): nothing was measured.
         reason = "failed"
