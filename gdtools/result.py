@@ -45,7 +45,8 @@ class Result:
         estimator that measures nothing through the engine (DeepDream's tiled one) is not asked
         again: ``fun`` is then the best value it reported during the run.
       nit: iterations (optimizer updates) performed.
-      nfev: objective evaluations spent (gradient evaluations for autodiff; repeats not counted).
+      nfev: objective evaluations spent (for autodiff: value-and-gradient evaluations, a line
+        search's trial points included; repeats not counted).
       success: whether the run ended for a reason that counts as success (see ``message``).
       message: why it ended.
       status: a short code for the reason (``"converged"``, ``"max_iters"``, ...).
