@@ -241,6 +241,7 @@ class HostLoop:
         pending = None  # (iteration, estimate made ahead, the point it was made at)
         previous_x = None
         recent: list[float] = []
+        seen = None  # a device run's last (value, largest gradient component)
         unusable = 0  # iterations in a row whose estimate a failed probe spoilt
         average_from, average_sum, average_count = math.inf, 0.0, 0
         try:
@@ -383,8 +384,11 @@ class HostLoop:
                         reason = "callback"
                         k += 1
                         break
-                if not problem.device:  # on a device this check would cost a transfer a step
+                if not problem.device:
                     recent.append(float(np.max(np.abs(new_x - x))))
+                else:  # comparing x would cost a transfer a step: the value and gradient, read anyway
+                    recent.append(0.0 if seen == (value, gnorm) else 1.0)
+                    seen = (value, gnorm)
                 previous_x, x = x, new_x
                 if k + 1 >= average_from:  # Polyak-Ruppert averaging of a noisy run's tail
                     average_sum, average_count = average_sum + x, average_count + 1

@@ -221,7 +221,9 @@ def minimize(
         anything three iterations in a row (x unchanged on the host loop; the value and gradient
         unchanged in the compiled program with a line-search optimizer).
       seed: seeds every random choice (perturbations, keys passed to ``fun``).
-      callback: ``callback(state) -> bool | None`` after each iteration; True stops the run.
+      callback: ``callback(state) -> bool | None`` once per iteration, with the iterate
+        ``state.x``, its value and gradient norm, before its step is applied; True stops the run
+        after that step (``res.nit`` is then ``state.iteration + 1``).
       executor: a ``concurrent.futures.Executor`` (process pool, dask ``client.get_executor()``)
         that evaluates each batch of probes in parallel.
       history: a path to write every record to as it happens (a new file: an existing one is

@@ -126,3 +126,11 @@ def test_the_update_is_compiled_once_per_run(monkeypatch, caplog):
         jax.config.update("jax_log_compiles", False)
     steps = [r for r in caplog.records if r.getMessage().startswith("Compiling jit(step)")]
     assert len(steps) == 1
+
+
+def test_a_device_run_that_stops_moving_stops_instead_of_spending_its_iterations():
+    # float32 L-BFGS on the host loop (a callback keeps it there) reaches a point it cannot leave;
+    # the value and gradient stay exactly as they were, and the run ends as the compiled one would.
+    res = gd.minimize(rosen, jnp.zeros(10), callback=lambda state: None, max_iters=1000)
+    assert res.status in ("no_progress", "converged") and res.nit < 200
+    assert res.fun < 1e-8
