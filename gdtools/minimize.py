@@ -406,8 +406,10 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
             raise InputError(f"the objective did not return a finite value at x0 "
                              f"({out['detail'] or 'nan or inf'}); nothing to optimise from there")
         spent = limits.get("max_evals") is not None and evaluator.nfev >= limits["max_evals"]
-        if spent and out["nit"] == 0:
+        too_small = out["nit"] == 0 and reason == "max_evals"
+        if too_small:
             fun_value = out["f_start"]  # a budget too small to move: x0, as measured at the start
+            reason, out["detail"] = "too_small", 2 + estimator.evaluations(int(np.size(x)))
         elif reason != "failed" and not spent:
             try:
                 fun_value = float(evaluator(np.asarray(x, dtype=float)[None])[0])
@@ -417,6 +419,15 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                 fun_value = math.nan  # a failed re-measure, not the on_failure penalty standing for it
         if not math.isfinite(fun_value) and evaluator.best_x is not None:
             # The final point could not be measured: the best point that was, with its value there.
+            x, fun_value = evaluator.best_x, evaluator.best_value
+        # Ended clearly worse than the start (beyond the noise of the two measurements): the steps
+        # diverged. The best point measured is the better answer, and it is no success.
+        margin = 3.0 * math.sqrt(2.0) * evaluator.noise
+        if (math.isfinite(fun_value) and math.isfinite(out["f_start"]) and out["nit"] > 0
+                and fun_value > out["f_start"] + margin and evaluator.best_x is not None
+                and evaluator.best_value < fun_value):
+            reason = "worse"
+            out["detail"] = f"f = {fun_value:.6g} at the last iterate, {out['f_start']:.6g} at x0"
             x, fun_value = evaluator.best_x, evaluator.best_value
     else:
         # Autodiff is asked once more at the final x; a custom estimator that measures nothing

@@ -22,6 +22,12 @@ STOP_REASONS = {
                          "add bounds."),
     "failed": (False, "Stopped after failed evaluations: {detail}. Everything measured so far is in "
                       "the history."),
+    "too_small": (False, "The evaluation budget (max_evals={max_evals}) is too small for one step: it "
+                         "needs {detail} evaluations (the start, one gradient estimate and the final "
+                         "measurement). x0 is returned, as measured."),
+    "worse": (False, "The run ended worse than it started: {detail}. Its steps were too large for "
+                     "this problem (fewer parameters, a smaller perturbation or more evaluations "
+                     "help); the best point measured is returned."),
 }
 
 

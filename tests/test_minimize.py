@@ -632,3 +632,20 @@ def test_scipy_bounds_object_and_pairs_for_three_parameters():
     for bounds in ([(0, 1), (None, 1.5), (-1, 3)], Bounds([0, -np.inf, -1], [1, 1.5, 3])):
         res = gd.minimize(q, np.zeros(3), gradient="central", bounds=bounds)
         np.testing.assert_allclose(res.x, [1.0, 1.5, 2.0], atol=1e-5)
+
+
+@pytest.mark.parametrize("gradient, max_evals, needs", [("central", 21, 22), ("spsa", 3, 4)])
+def test_a_budget_too_small_for_one_step_is_no_success(gradient, max_evals, needs):
+    res = gd.minimize(lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2)), np.zeros(10), gradient=gradient,
+                      max_evals=max_evals)
+    assert not res.success and res.status == "too_small" and f"needs {needs} evaluations" in res.message
+    assert res.nfev == 1 and res.fun == 10.0
+
+
+def test_a_run_that_ends_worse_than_it_started_returns_the_best_point_and_says_so():
+    # SPSA on 10,000 parameters with 2000 evaluations: its steps overshoot (the final point measured
+    # 41176 from a start of 10000). The best point measured comes back, and the run is no success.
+    fun = lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2))  # noqa: E731
+    res = gd.minimize(fun, np.zeros(10_000), gradient="spsa", max_evals=2000)
+    assert not res.success and res.status == "worse" and "ended worse than it started" in res.message
+    assert res.fun <= 10_000.0 and res.fun == fun(res.x)
