@@ -274,6 +274,9 @@ class HostLoop:
                     est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
                                              noise=noise, **kwargs, **extra)
                 pending = None
+                if k == 0 and np.shape(est.grad) != np.shape(x):
+                    raise InputError(f"the gradient estimator {type(estimator).__name__} returned a gradient "
+                                     f"of shape {np.shape(est.grad)}; x has shape {np.shape(x)}")
                 cost = est.nfev
                 if self.evaluator is None:
                     self._nfev += est.nfev

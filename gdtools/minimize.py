@@ -32,7 +32,7 @@ from gdtools.history import History
 from gdtools.output_path import check_output_file
 from gdtools.line_search import LineSearchDescent
 from gdtools.host_loop import HostLoop
-from gdtools.problem import Problem, build_problem
+from gdtools.problem import Problem, build_problem, key_hint
 from gdtools.result import Result, stop_message
 from gdtools.transforms import resolve_optimizer
 
@@ -297,7 +297,7 @@ def minimize(
                              "rounding); use gradient='spsa' or 'central'")
         if problem.stochastic:
             raise InputError("gradient='autodiff' needs a deterministic fun(x); for fun(x, key) use a "
-                             "black-box estimator ('spsa', 'smoothing', 'central')")
+                             "black-box estimator ('spsa', 'smoothing', 'central')" + key_hint(fun, len(args)))
         args = _device_args(args, estimator)
         fun_flat = _traceable_flat(problem, fun, estimator, args=args, check=estimator.uses_fun)
 
@@ -538,10 +538,15 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
     if not leaves or any(np.ndim(leaf) < 1 for leaf in leaves):
         raise InputError("batch=True needs x0 with a leading axis of starting points")
     count = np.shape(leaves[0])[0]
+    sizes = sorted({int(np.shape(leaf)[0]) for leaf in leaves})
+    if len(sizes) > 1:
+        raise InputError(f"batch=True needs every leaf of x0 to have the same leading axis (one row per "
+                         f"start); the leaves have {sizes} rows")
     first = jax.tree_util.tree_map(lambda a: a[0], x0)
     problem = build_problem(fun, first, bounds=bounds, space=None, n_args=len(args))
     if problem.stochastic:
-        raise InputError("batch=True needs a deterministic fun(x) (autodiff); this one takes a key")
+        raise InputError("batch=True needs a deterministic fun(x) (autodiff); this one takes a key"
+                         + key_hint(fun, len(args)))
     args = _device_args(args, estimator)
     fun_flat = _traceable_flat(problem, fun, estimator, args=args)
     optimizer = optimizer if optimizer is not None else _DEFAULT_LBFGS

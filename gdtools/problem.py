@@ -59,6 +59,21 @@ def takes_key(fun: Callable, extra: int = 0) -> bool:
     return len(required) >= 2 + extra or (len(positional) >= 2 and positional[1].name == "key")
 
 
+def key_hint(fun: Callable, extra: int = 0) -> str:
+    """Why ``fun`` was taken for ``fun(x, key)``, when its second parameter is not named ``key``
+    (a forgotten ``args=`` looks the same), for error messages; "" otherwise."""
+    try:
+        params = [p for p in inspect.signature(fun).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return ""
+    if len(params) < 2 or params[1].name == "key":
+        return ""
+    return (f" (fun's parameter {params[1].name!r} is taken for a PRNG key, because fun has more "
+            f"required parameters than x and the {extra} args= gives; if it is data, pass it with "
+            f"args=(...), as in scipy)")
+
+
 class _Unravel:
     """Picklable flat-NumPy-vector -> pytree of NumPy arrays (for executors in other processes)."""
 
@@ -183,6 +198,11 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
             raise InputError(f"x0 must be numbers, got {arr.dtype} values")
         if jnp.iscomplexobj(arr) if device else np.iscomplexobj(arr):
             raise InputError("x0 must be real, got complex values")
+        if jnp.dtype(arr.dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)):
+            raise InputError(f"x0 of dtype {arr.dtype} is not supported (optax's line search and the "
+                             f"finite-difference steps need float32 or float64); cast it, e.g. "
+                             f"x0.astype(jnp.float32), and cast back inside fun if it must run in "
+                             f"{arr.dtype}")
         if not (bool(_all_finite(arr)) if device else np.all(np.isfinite(arr))):
             raise InputError(f"x0 contains non-finite values (nan or inf): {np.asarray(arr).ravel()[:8]}")
     treedef = jax.tree_util.tree_structure(x0)

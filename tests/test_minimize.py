@@ -649,3 +649,27 @@ def test_a_run_that_ends_worse_than_it_started_returns_the_best_point_and_says_s
     res = gd.minimize(fun, np.zeros(10_000), gradient="spsa", max_evals=2000)
     assert not res.success and res.status == "worse" and "ended worse than it started" in res.message
     assert res.fun <= 10_000.0 and res.fun == fun(res.x)
+
+
+def test_more_bad_input_gets_one_clear_error():
+    with pytest.raises(gd.InputError, match="bfloat16 is not supported"):
+        gd.minimize(lambda x: jnp.sum(x ** 2), jnp.ones(2, jnp.bfloat16))
+    with pytest.raises(gd.InputError, match="same leading axis.*\\[3, 4\\]"):
+        gd.minimize(lambda x: jnp.sum(x["a"]), {"a": jnp.zeros((4, 3)), "b": jnp.arange(3.0)}, batch=True)
+    with pytest.raises(gd.InputError, match="149 GiB.*spsa"):
+        gd.minimize(lambda x: float(np.sum(x ** 2)), np.zeros(100_000), gradient="central", max_iters=1)
+    with pytest.raises(gd.InputError, match="'a' is taken for a PRNG key.*args="):
+        gd.minimize(lambda w, a: jnp.sum((w - a) ** 2), jnp.zeros(2))  # args= forgotten
+
+    class Wrong(gd.estimators.GradientEstimator):
+        name = "wrong"
+
+        def evaluations(self, n):
+            return 1
+
+        def estimate(self, fun, x, *, key, iteration, evaluate, **kwargs):
+            return gd.estimators.Estimate(value=float(evaluate(np.asarray(x)[None])[0]), grad=np.zeros(1), nfev=1)
+
+    with pytest.raises(gd.InputError, match=r"gradient of shape \(1,\); x has shape \(3,\)"):
+        gd.minimize(lambda x: float(np.sum(x ** 2)), np.ones(3), gradient=Wrong(), max_iters=3)
+    assert gd.minimize(lambda x: float(np.sum((x - 1) ** 2)), np.zeros(2), gradient="Central").success

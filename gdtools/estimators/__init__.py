@@ -23,7 +23,7 @@ def resolve(gradient) -> GradientEstimator:
     """An estimator from a name in :data:`BY_NAME` or an estimator object."""
     if isinstance(gradient, GradientEstimator):
         return gradient
-    if isinstance(gradient, str) and gradient in BY_NAME:
-        return BY_NAME[gradient]()
+    if isinstance(gradient, str) and gradient.lower() in BY_NAME:
+        return BY_NAME[gradient.lower()]()
     raise InputError(f"unknown gradient {gradient!r}; use one of {sorted(BY_NAME)} or a "
                      f"gdtools.estimators.GradientEstimator instance")

@@ -29,6 +29,8 @@ from gdtools.estimators.base import Estimate, GradientEstimator
 from gdtools.errors import InputError
 
 EPS = np.finfo(np.float64).eps
+#: The most memory the probe points of one gradient may take (they are measured as one batch).
+MAX_PROBE_BYTES = 2 * 1024 ** 3
 
 
 def _check_step(step):
@@ -50,6 +52,17 @@ class _FiniteDifference(GradientEstimator):
 
     def observe(self, value) -> None:
         self._last_value = float(value)
+
+    def check_size(self, n: int) -> None:
+        """InputError when one gradient's probe points would not fit in memory (2n or n + 1 points
+        of n numbers: 160 GB at n = 100,000)."""
+        points = self.evaluations(n)
+        size = 8 * points * n
+        if size > MAX_PROBE_BYTES:
+            raise InputError(f"{self.name} differences on {n} parameters measure {points} points of {n} "
+                             f"numbers for each gradient ({size / 1024 ** 3:.0f} GiB at once); use "
+                             f"gradient='spsa' or 'smoothing' (2 evaluations a step whatever n), or "
+                             f"fewer parameters")
 
     def steps(self, x, *, f0=None, noise=0.0, scale=None, min_step=None) -> np.ndarray:
         """The per-coordinate steps this estimator would use at ``x``."""
@@ -90,6 +103,7 @@ class Forward(_FiniteDifference):
     def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
                  min_step=None) -> Estimate:
         x = np.asarray(x, dtype=float)
+        self.check_size(len(x))
         h = self.steps(x, f0=self._last_value, noise=noise, scale=scale, min_step=min_step)
         if bounds is not None:
             h = np.where(x + h > bounds[1], -h, h)
@@ -117,6 +131,7 @@ class Central(_FiniteDifference):
     def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
                  min_step=None) -> Estimate:
         x = np.asarray(x, dtype=float)
+        self.check_size(len(x))
         h = self.steps(x, f0=self._last_value, noise=noise, scale=scale, min_step=min_step)
         upper, lower = x + h, x - h
         if bounds is not None:
