@@ -350,7 +350,8 @@ class HostLoop:
                         new_x, _, state = optimizer.step(
                             x, value, grad, state, project=self._project,
                             evaluate=lambda pts, _key=search_key: self.evaluator(pts, key=_key),
-                            max_evaluations=left)
+                            max_evaluations=left,
+                            bounds=None if problem.lower is None else (problem.lower, problem.upper))
                     elif ahead_x is not None:  # the step was taken ahead, with the estimate after it
                         new_x, state = ahead_x, ahead_state
                     else:

@@ -60,12 +60,18 @@ class LineSearchDescent:
         return LineSearchState(self.direction.init(jnp.asarray(x)), self.max_step)
 
     def step(self, x, value, grad, state: LineSearchState, evaluate: Callable, project: Callable,
-             max_evaluations: int | None = None):
+             max_evaluations: int | None = None, bounds=None):
         """One iteration: returns ``(new_x, new_value, new_state)``; ``new_x is x`` if no step helped.
-        ``max_evaluations``: trial points the search may measure at most (the run's budget)."""
-        d, direction_state = self._update(jnp.asarray(grad), state.direction_state, jnp.asarray(x))
-        d = -np.asarray(d, dtype=float)
+        ``max_evaluations``: trial points the search may measure at most (the run's budget).
+        ``bounds``: ``(lower, upper)`` arrays, when ``project`` clips to them: coordinates held at a
+        bound by the gradient then take no part in the direction, and the sufficient decrease is
+        measured along the projected step (Bertsekas' projected Armijo rule)."""
         g = np.asarray(grad, dtype=float)
+        if bounds is not None:
+            x_ = np.asarray(x, dtype=float)
+            g = np.where(((x_ <= bounds[0]) & (g > 0)) | ((x_ >= bounds[1]) & (g < 0)), 0.0, g)
+        d, direction_state = self._update(jnp.asarray(g), state.direction_state, jnp.asarray(x))
+        d = -np.asarray(d, dtype=float)
         slope = float(g @ d)
         if not slope < 0:  # not a descent direction: fall back to steepest descent
             d, slope = -g, -float(g @ g)
@@ -79,7 +85,8 @@ class LineSearchDescent:
             points = np.array([project(x + s * d) for s in steps])
             values = evaluate(points)
             for s, point, v in zip(steps, points, values):
-                if np.isfinite(v) and v <= value + self.c1 * s * slope:
+                decrease = s * slope if bounds is None else min(s * slope, float(g @ (point - x)))
+                if np.isfinite(v) and v <= value + self.c1 * decrease:
                     next_step = min(self.max_step, self.grow * s)
                     return point, float(v), LineSearchState(direction_state, next_step)
             t = steps[-1] * self.shrink

@@ -130,12 +130,27 @@ def largest_projected_component(grad, x, lower=None, upper=None):
     return jnp.max(jnp.abs(jnp.where(jnp.isfinite(grad), step, grad)))
 
 
+def _projected(value_fn, lower, upper):
+    return lambda y: value_fn(jnp.clip(y, lower, upper))
+
+
 def descend(optimizer, grad, state, x, *, value=None, value_fn=None, lower=None, upper=None):
     """One step ``x -> x + update``, clipped to ``[lower, upper]`` when bounded; ``(new_x, state)``.
 
     With ``value_fn`` (an objective the optimizer may evaluate, for optax's line searches) the
     update also gets ``value`` and ``grad`` at ``x``; without it, the plain ``update``.
     """
+    if lower is not None and value_fn is not None:
+        # Projected quasi-Newton (an optax line search, L-BFGS's): coordinates held at a bound by
+        # the gradient (on the lower bound and rising, on the upper and falling) take no part in
+        # the direction, and the line search sees the objective along the projected path, the
+        # points the step can reach. (Without the mask L-BFGS's curvature pairs mix in steps the
+        # projection undoes: 10-d Rosenbrock in [-2, 0.5] stalled at 7.611 after 1000 iterations,
+        # against 7.594813 in 15 now.) Optimizers without a line search keep their plain update
+        # and the projection after it (DeepDream's normalised ascent among them).
+        active = ((x <= lower) & (grad > 0)) | ((x >= upper) & (grad < 0))
+        grad = jnp.where(active, jnp.zeros_like(grad), grad)
+        value_fn = _projected(value_fn, lower, upper)
     if value_fn is not None:
         updates, state = optimizer.update(grad, state, x, value=value, grad=grad, value_fn=value_fn)
     else:
