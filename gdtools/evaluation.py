@@ -256,16 +256,16 @@ class Evaluator:
                 if _not_sent(exc):
                     raise InputError(
                         f"the objective could not be sent to the executor's workers ({type(exc).__name__}: "
-                        f"{exc}); define it at module level (not a lambda or a nested function), or use "
-                        f"a thread pool") from None
+                        f"{exc}): it and what it holds must pickle, so define it at module level (not a "
+                        f"lambda or a nested function) and keep locks, clients and open files out of it, "
+                        f"or use a thread pool") from None
                 m = Measurement(value=math.nan, status="failed", error=f"{type(exc).__name__}: {exc}")
             results[i] = self._record(first + i, points[i], m)
-        values = np.array([self._value(results[i]) for i in range(len(points))])
-        for i in range(len(points)):
+        for i in range(len(points)):  # before _value, which may end the run
             m = results[i]
             if m.ok and m.value < self.best_value:
                 self.best_x, self.best_value = points[i].copy(), float(m.value)
-        return values
+        return np.array([self._value(results[i]) for i in range(len(points))])
 
     def _record(self, index, x, m: Measurement) -> Measurement:
         if self.history is not None:

@@ -186,6 +186,8 @@ class HostLoop:
                 value = float(ev(np.asarray(x, dtype=float)[None])[0])
                 if math.isfinite(value) or ev.on_failure != "stop":
                     return value
+                if self.max_evals is not None and ev.nfev >= self.max_evals:
+                    return value  # the budget is spent: reported as a start that did not measure
         except EvaluationFailed:
             raise InputError(f"the objective did not return a finite value at x0, the start point: "
                              f"it failed {ev.consecutive_failures} times in a row (max_failures="

@@ -234,7 +234,9 @@ def minimize(
         of another run (size, estimator, seed or parameter space) is refused.
       noise: the objective's noise level (std of one evaluation), if known; else estimated from
         the measurements' repeats (0 when there are none).
-      on_failure: ``"stop"`` (after ``max_failures`` consecutive failed evaluations) or a number used
+      on_failure: ``"stop"`` (after ``max_failures`` consecutive failed evaluations, or as many
+        iterations in a row spoilt by a failed probe; a failed start is measured again until then)
+        or a finite number used
         as the value of a failed evaluation.
       max_failures: see ``on_failure``.
       batch: ``x0`` has a leading axis of independent starting points, solved together in one
@@ -408,7 +410,9 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
         spent = limits.get("max_evals") is not None and evaluator.nfev >= limits["max_evals"]
         too_small = out["nit"] == 0 and reason == "max_evals"
         if too_small:
-            fun_value = out["f_start"]  # a budget too small to move: x0, as measured at the start
+            # a budget too small to move: x0, as measured at the start (nan if that failed and a
+            # penalty stood for it)
+            fun_value = out["f_start"] if evaluator.successes else math.nan
             reason, out["detail"] = "too_small", 2 + estimator.evaluations(int(np.size(x)))
         elif reason != "failed" and not spent:
             try:

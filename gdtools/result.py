@@ -47,6 +47,8 @@ class Result:
 
     Attributes:
       x: the solution, with the structure of ``x0`` (a dict in user units when a space was given).
+        For a black box whose final point could not be measured, or whose run ended worse than
+        it started, the best point measured (possibly a probe), with ``fun`` its value there.
       fun: the objective at ``x`` (measured again at the end for black-box runs). A custom
         estimator that measures nothing through the engine (DeepDream's tiled one) is not asked
         again: ``fun`` is then the best value it reported during the run.

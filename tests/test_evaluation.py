@@ -221,3 +221,30 @@ def test_the_best_measured_point_is_tracked():
     ev(np.array([[2.0, 0.0], [1.0, 1.0], [3.0, 0.0]]))
     np.testing.assert_array_equal(ev.best_x, [1.0, 1.0])
     assert ev.best_value == 2.0 and ev.successes == 2  # the penalty stood for a failure: not a value
+
+
+def test_the_best_point_of_the_batch_that_ends_the_run_is_kept():
+    ev = Evaluator(lambda x: math.nan if x[0] > 2 else sphere(x), to_arg=lambda x: x, max_failures=1)
+    with pytest.raises(gd.EvaluationFailed):
+        ev(np.array([[1.0, 1.0], [3.0, 0.0]]))
+    np.testing.assert_array_equal(ev.best_x, [1.0, 1.0])
+
+
+def test_budget_bounds_the_start_measured_again_and_a_penalty_is_never_the_value():
+    calls = []
+
+    def fails_four_times(x):
+        calls.append(1)
+        if len(calls) <= 4:
+            raise RuntimeError("not yet")
+        return sphere(x)
+
+    with pytest.raises(gd.InputError, match="finite value at x0"):
+        gd.minimize(fails_four_times, np.ones(2), gradient="spsa", max_evals=4, max_failures=5)
+    assert len(calls) == 4  # the budget, not one more
+
+    def always(x):
+        raise RuntimeError("no licence")
+
+    res = gd.minimize(always, np.ones(2), gradient="spsa", max_evals=1, on_failure=1e3)
+    assert not res.success and math.isnan(res.fun)
