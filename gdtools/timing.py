@@ -397,8 +397,8 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
       one :class:`Measurement` per candidate, in order: the statistic of the objective over the
       rounds that succeeded and their spread. A failed run does not end a candidate's rounds (a
       program that fails now and then is measured on): when some of its runs failed, ``error``
-      says how many and the last error (the status stays "ok"); a failed measurement only when
-      every round failed.
+      says how many and the last error (the status stays "ok"). A candidate whose first two runs
+      (warm-up included) both failed is not run again: a failed measurement.
     """
     from gdtools.evaluation import as_measurement
 
@@ -414,11 +414,14 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
     candidates = [dict(c) for c in candidates]
     samples: list[list[float]] = [[] for _ in candidates]
     errors: list[str | None] = [None] * len(candidates)
-    failures = [0] * len(candidates)
+    failures = [0] * len(candidates)     # timed runs that failed
+    failed_runs = [0] * len(candidates)  # runs that failed, warm-up runs included
     t_start = time.time()
     for r in range(warmup + rounds):
         shift = r % max(1, len(candidates))
         for i in [*range(shift, len(candidates)), *range(shift)]:
+            if not samples[i] and failed_runs[i] >= 2:
+                continue  # failed every run, twice: a setting that hangs costs no more timeouts
             try:
                 m = as_measurement(single(candidates[i]))
             except InputError:
@@ -428,6 +431,7 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
             if m.status != "ok" or not math.isfinite(m.value):
                 errors[i] = m.error or f"non-finite value {m.value!r}"
                 failures[i] += r >= warmup
+                failed_runs[i] += 1
             elif r >= warmup:
                 samples[i].append(m.value)
     out = []
@@ -438,6 +442,15 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
         m = _summarise(s, statistic, c, t_start)
         out.append(dataclasses.replace(m, error=f"{k} of {rounds} runs failed; the last: {e}") if k else m)
     return out
+
+
+def pick_best(measured: Sequence[Measurement]) -> int | None:
+    """The index of the best of :func:`remeasure`'s measurements: the smallest value among those
+    that never failed, else among those that failed now and then; None if every one failed."""
+    ok = [i for i, m in enumerate(measured) if m.status == "ok"]
+    if not ok:
+        return None
+    return min(ok, key=lambda i: (measured[i].error is not None, measured[i].value))
 
 
 def best_measured(history) -> dict | None:

@@ -13,7 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gdtools as gd  # noqa: E402
-from gdtools.timing import best_measured, remeasure  # noqa: E402
+from gdtools.timing import best_measured, pick_best, remeasure  # noqa: E402
 import settings  # noqa: E402
 
 
@@ -30,10 +30,9 @@ def run(out: str, *, budget: int = 24, seed: int = 0, filename: str = "loss.png"
     if lucky is not None and lucky not in candidates:
         candidates.append(lucky)
     measured = remeasure(objective, candidates, rounds=3)
-    # the fastest of those measured again, the start included (it may still be the best); a
-    # setting that failed to run counts as infinitely slow
-    best = min(range(len(candidates)),
-               key=lambda i: measured[i].value if measured[i].status == "ok" else float("inf"))
+    best = pick_best(measured)  # the start included: it may still be the best
+    if best is None:
+        raise RuntimeError(f"no setting could be measured again: {[m.error for m in measured]}")
     path = os.path.join(out, filename)
     fig = gd.plot_history(res.history, x="evals", params=True)
     fig.savefig(path, dpi=110)

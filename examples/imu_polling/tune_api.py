@@ -13,7 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gdtools as gd  # noqa: E402
-from gdtools.timing import best_measured, remeasure  # noqa: E402
+from gdtools.timing import best_measured, pick_best, remeasure  # noqa: E402
 import settings  # noqa: E402
 
 
@@ -38,12 +38,10 @@ def main() -> int:
     lucky = best_measured(res.history)     # flattered by noise: compare it side by side
     candidates = [start, res.x] + ([lucky] if lucky not in (None, res.x) else [])
     measured = remeasure(objective, candidates, rounds=5)
-    ok = [j for j, m in enumerate(measured) if m.status == "ok"]
-    if not ok:
-        print("no setting ran without failing when measured again:", [m.error for m in measured])
+    i = pick_best(measured)  # the start included: it may still be the best
+    if i is None:
+        print("no setting could be measured again:", [m.error for m in measured])
         return 1
-    # the fastest of those measured again, the start included: it may still be the best
-    i = min(ok, key=lambda j: measured[j].value)
     for name in space.names:
         print(f"{name:6s} start {start[name]:5d}  best {candidates[i][name]:5d}")
     print(f"time   start {measured[0].value:.4f} ± {measured[0].spread:.4f} s  "

@@ -71,7 +71,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=None, metavar="S",
                         help="kill a run after S seconds; the evaluation counts as failed")
     parser.add_argument("--max-failures", type=int, default=3,
-                        help="stop after this many consecutive failed evaluations (3)")
+                        help="stop after this many consecutive failed evaluations, or iterations "
+                             "spoilt by a failed probe; a failing start is retried as often (3)")
     parser.add_argument("--penalty", type=float, default=None,
                         help="instead of stopping, give failed evaluations this value")
     parser.add_argument("--final-rounds", type=int, default=None,
@@ -266,7 +267,7 @@ def _progress(total, quiet):
 
 def run(args) -> int:
     import gdtools as gd
-    from gdtools.timing import best_measured, remeasure, stop_running_programs, time_command
+    from gdtools.timing import best_measured, pick_best, remeasure, stop_running_programs, time_command
 
     command = _command(args)
     space = parse_space(args.param)
@@ -304,11 +305,13 @@ def run(args) -> int:
         bar.update(max(0, min(res.nfev, args.budget) - bar.n))
     except KeyboardInterrupt:
         interrupted = True
-        stop_running_programs()  # Ctrl-C: the programs being timed stop too
+        close(interrupted)       # Ctrl-C: no queued run starts (pending futures cancelled) ...
+        stop_running_programs()  # ... and the programs being timed stop too
         raise
     finally:
         bar.close()
-        close(interrupted)
+        if not interrupted:
+            close()
 
     # Compare the start with the tuner's final point and its best-measured point, side by side.
     candidates, labels = [start], ["start"]
@@ -322,25 +325,22 @@ def run(args) -> int:
               f"run{'s' if rounds > 1 else ''} each",
               file=sys.stderr)
     measured = remeasure(objective, candidates, rounds=rounds, warmup=min(1, args.warmup))
-    ok = [i for i, m in enumerate(measured) if m.status == "ok"]
+    best_i = pick_best(measured)
     print(f"{res.message} {res.nfev} evaluations, {res.nit} iterations.")
-    if not ok:
+    if best_i is None:
         print(f"None of the {len(candidates)} settings could be measured again: every run failed "
               f"({rounds} run{'s' if rounds > 1 else ''} each): "
               + "; ".join(f"{label}: {m.error}" for label, m in zip(labels, measured)))
         if args.history:
             print(f"history: {args.history}")
         return 1
-    # Fewest failed runs first (a setting that fails now and then is worse than one that does
-    # not), then the fastest.
-    best_i = min(ok, key=lambda i: (measured[i].error is not None, measured[i].value))
     m_start, m_best = measured[0], measured[best_i]
     best = candidates[best_i]
 
     print(_table(space, start, best, m_start, m_best, unit, args.objective))
     side = ", ".join(f"{label} {_cell(m)}" + (f" ({m.error.split(';')[0]})" if m.status == "ok" and m.error else "")
                      for label, m in zip(labels, measured))
-    passed_over = any(measured[i].value < m_best.value for i in ok)
+    passed_over = any(m.status == "ok" and m.value < m_best.value for m in measured)
     print(f"side by side ({rounds} run{'s' if rounds > 1 else ''} each): {side}; "
           f"best: the {labels[best_i]}" + (" (the fastest that never failed)" if passed_over else ""))
     if m_start.status == "ok" and m_best.status == "ok" and m_best.value > 0 and m_start.value > 0:
