@@ -76,7 +76,7 @@ def _objective(args, guide_image):
     from gdtools.dream import objectives
     from gdtools.dream.deepdream import DEFAULT_LAYER
 
-    layer = args.layer or DEFAULT_LAYER
+    layer = DEFAULT_LAYER if args.layer is None else args.layer
     if args.channels is not None:
         return objectives.channels(layer, _channel_list(args.channels))
     if guide_image is not None:
@@ -130,8 +130,8 @@ def run(args) -> int:
                              "use .png (keeps the parameters) or .jpg")
     else:
         check_folder("-o", args.output)
-    image = images.load_image(args.image, max_side=args.max_side)
-    guide_image = images.load_image(args.guide, max_side=args.max_side) if args.guide else None
+    image = images.as_read(images.load_image(args.image, max_side=args.max_side))
+    guide_image = images.as_read(images.load_image(args.guide, max_side=args.max_side)) if args.guide else None
     # every layer and channel is checked before anything is dreamed or created
     params = weights.pretrained_params()
     if args.gallery:

@@ -47,7 +47,7 @@ def classify(image, *, top: int = 5, params=None, depthwise: str = "auto") -> li
     if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= 1000:
         raise InputError(f"top must be an integer from 1 to 1000, got {top!r}")
     if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-        image = images.load_image(image)
+        image = images.as_read(images.load_image(image))
     array = images.on_0_255(images.check_image(image))
     if array.shape[:2] != (INPUT_SIDE, INPUT_SIDE):
         array = images.resize(array, (INPUT_SIDE, INPUT_SIDE))

@@ -162,6 +162,12 @@ def check_image(image, *, what: str = "image") -> np.ndarray:
     return array
 
 
+def as_read(image) -> np.ndarray:
+    """An image read from a file (on the 0..255 scale), safe from the [0, 1] reading of
+    :func:`is_unit_range`: one that dark (every value at most 1 of 255) comes back as uint8."""
+    return to_uint8(image) if is_unit_range(image) else image
+
+
 def on_0_255(image) -> np.ndarray:
     """``image`` as float32 on the 0..255 scale (a [0, 1] float image is scaled up)."""
     array = np.asarray(image, dtype=np.float32)

@@ -41,6 +41,7 @@ def test_progress_goes_to_stderr_and_a_summary_to_stdout(cat_file, tmp_path, cap
 
 @pytest.mark.parametrize("extra,message", [
     (["--layer", "mixed4c"], "unknown layer 'mixed4c'; layers are: stem, block0"),
+    (["--layer", ""], "layer"),  # not quietly the default
     (["--channels", "3,40"], "channel 40 is out of range for layer 'block3'"),
     (["--channels", "three"], "--channels must be comma-separated integers"),
     (["--octaves", "0"], "octaves must be an integer >= 1"),

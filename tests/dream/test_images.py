@@ -102,3 +102,14 @@ def test_a_jpeg_over_pillows_pixel_limit_is_decoded_shrunk_when_draft_can(tmp_pa
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # even at 1/8 a side, 1250 pixels are too many
     with pytest.raises(InputError, match="too large to decode safely"):
         images.load_image(tmp_path / "huge.jpg", max_side=32)
+
+
+def test_a_nearly_black_file_is_not_taken_for_a_unit_range_image(tmp_path):
+    from PIL import Image
+
+    pixels = np.zeros((32, 32, 3), np.uint8)
+    pixels[3, 4] = 1  # the brightest value: 1 of 255
+    Image.fromarray(pixels).save(tmp_path / "dark.png")
+    loaded = images.load_image(tmp_path / "dark.png")
+    assert images.is_unit_range(loaded)  # read as floats, it looks like a [0, 1] image ...
+    assert images.on_0_255(images.as_read(loaded)).max() == 1.0  # ... as_read keeps it on 0..255
