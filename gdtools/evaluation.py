@@ -225,8 +225,12 @@ class Evaluator:
             status=record.get("status", "ok"), error=record.get("error"), params=record.get("params"),
             t_start=record.get("t_start"), t_end=record.get("t_end"), eps=record.get("eps"))
 
-    def __call__(self, points, key=None) -> np.ndarray:
-        """Measure each row of ``points``; returns the values the optimizer should use."""
+    def __call__(self, points, key=None, *, trial: bool = False) -> np.ndarray:
+        """Measure each row of ``points``; returns the values the optimizer should use.
+
+        ``trial``: the points are a line search's trial steps. A failure there (nan outside the
+        objective's domain, a crash) is nan, the search's cue to step shorter: it neither counts
+        towards ``max_failures`` nor takes the penalty."""
         points = np.atleast_2d(np.asarray(points, dtype=float))
         first = self.nfev
         if self.stochastic and key is None:
@@ -265,7 +269,7 @@ class Evaluator:
             m = results[i]
             if m.ok and m.value < self.best_value:
                 self.best_x, self.best_value = points[i].copy(), float(m.value)
-        return np.array([self._value(results[i]) for i in range(len(points))])
+        return np.array([self._value(results[i], trial=trial) for i in range(len(points))])
 
     def _record(self, index, x, m: Measurement) -> Measurement:
         if self.history is not None:
@@ -277,7 +281,7 @@ class Evaluator:
                 **({} if m.eps is None else {"eps": m.eps}))
         return m
 
-    def _value(self, m: Measurement) -> float:
+    def _value(self, m: Measurement, *, trial: bool = False) -> float:
         if m.eps is not None and m.eps > self.value_eps:
             self.value_eps = float(m.eps)
         if m.ok:
@@ -286,8 +290,10 @@ class Evaluator:
             if math.isfinite(m.noise):  # single samples say nothing about the noise
                 self._noises.append(m.noise)
             return m.value
-        self.consecutive_failures += 1
         self.last_error = m.error or "non-finite value"
+        if trial:
+            return math.nan
+        self.consecutive_failures += 1
         if self.on_failure == "stop":
             if self.consecutive_failures >= self.max_failures:
                 raise EvaluationFailed(

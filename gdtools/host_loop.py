@@ -351,7 +351,7 @@ class HostLoop:
                         left = None if self.max_evals is None else self.max_evals - self.nfev() - 1
                         new_x, _, state = optimizer.step(
                             x, value, grad, state, project=self._project,
-                            evaluate=lambda pts, _key=search_key: self.evaluator(pts, key=_key),
+                            evaluate=lambda pts, _key=search_key: self.evaluator(pts, key=_key, trial=True),
                             max_evaluations=left,
                             bounds=None if problem.lower is None else (problem.lower, problem.upper))
                     elif ahead_x is not None:  # the step was taken ahead, with the estimate after it

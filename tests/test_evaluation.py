@@ -248,3 +248,15 @@ def test_budget_bounds_the_start_measured_again_and_a_penalty_is_never_the_value
 
     res = gd.minimize(always, np.ones(2), gradient="spsa", max_evals=1, on_failure=1e3)
     assert not res.success and math.isnan(res.fun)
+
+
+def test_nan_at_a_line_search_trial_step_shortens_the_step_instead_of_failing_the_run():
+    # nan beyond 0.6 (outside the objective's domain): the trial steps that land there are not
+    # failures of the run; the search steps shorter and reaches the domain's edge.
+    def fn(x):
+        x = np.asarray(x)
+        return float(np.sum((x - 1.0) ** 2)) if np.all(x <= 0.6) else math.nan
+
+    res = gd.minimize(fn, np.zeros(2), gradient="central")
+    assert res.nit > 3
+    np.testing.assert_allclose(res.x, [0.6, 0.6], atol=1e-3)
