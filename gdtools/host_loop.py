@@ -47,21 +47,10 @@ _projected_largest_device = saved_jit(largest_projected_component)
 def _stationarity(grad, x, clip):
     """:func:`~gdtools.transforms.largest_projected_component` where ``grad`` lives: compiled on a
     device, in NumPy on the host (no dispatch per iteration)."""
-    if clip is None:
-        return _largest(grad)
-    lower, upper = clip
+    lower, upper = clip if clip is not None else (None, None)
     if isinstance(grad, jax.Array):
-        return _projected_largest_device(grad, x, lower, upper)
-    g, x = np.asarray(grad, dtype=float), np.asarray(x, dtype=float)
-    step = np.clip(x - g, lower, upper) - x
-    return np.max(np.abs(np.where(np.isfinite(g), step, g)))
-
-
-def _largest(grad):
-    """Largest absolute component (nan if any is nan), computed where ``grad`` lives."""
-    if isinstance(grad, jax.Array):
-        return _largest_device(grad)
-    return np.max(np.abs(np.asarray(grad, dtype=float)))
+        return _largest_device(grad) if clip is None else _projected_largest_device(grad, x, lower, upper)
+    return largest_projected_component(np.asarray(grad, dtype=float), np.asarray(x, dtype=float), lower, upper)
 
 
 #: The attribute under which a line search's value_fn keeps its compiled updates, and how many.

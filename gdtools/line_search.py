@@ -25,6 +25,7 @@ import numpy as np
 import optax
 
 from gdtools.errors import InputError
+from gdtools.transforms import free_gradient
 
 
 @dataclasses.dataclass
@@ -68,8 +69,7 @@ class LineSearchDescent:
         measured along the projected step (Bertsekas' projected Armijo rule)."""
         g = np.asarray(grad, dtype=float)
         if bounds is not None:
-            x_ = np.asarray(x, dtype=float)
-            g = np.where(((x_ <= bounds[0]) & (g > 0)) | ((x_ >= bounds[1]) & (g < 0)), 0.0, g)
+            g = free_gradient(g, np.asarray(x, dtype=float), *bounds)
         d, direction_state = self._update(jnp.asarray(g), state.direction_state, jnp.asarray(x))
         d = -np.asarray(d, dtype=float)
         slope = float(g @ d)

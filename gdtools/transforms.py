@@ -16,6 +16,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from gdtools.errors import InputError
@@ -120,14 +121,31 @@ def needs_value_fn(optimizer) -> bool:
     return isinstance(optimizer, optax.GradientTransformationExtraArgs)
 
 
+def _array_module(array):
+    """``jax.numpy`` for JAX arrays (and tracers), NumPy for the host loop's NumPy arrays (no
+    dispatch per call)."""
+    return jnp if isinstance(array, jax.Array) else np
+
+
 def largest_projected_component(grad, x, lower=None, upper=None):
     """The gradient's largest component, projected onto ``[lower, upper]`` when bounded
     (``|clip(x - g) - x|``, scipy L-BFGS-B's projected gradient: zero at a minimum on a bound).
-    nan and inf in ``grad`` propagate, so one reduction tests both finiteness and tolerance."""
+    nan and inf in ``grad`` propagate, so one reduction tests both finiteness and tolerance.
+    Computed with the module of ``grad``: JAX's or NumPy's."""
+    xp = _array_module(grad)
     if lower is None:
-        return jnp.max(jnp.abs(grad))
-    step = jnp.clip(x - grad, lower, upper) - x
-    return jnp.max(jnp.abs(jnp.where(jnp.isfinite(grad), step, grad)))
+        return xp.max(xp.abs(grad))
+    step = xp.clip(x - grad, lower, upper) - x
+    return xp.max(xp.abs(xp.where(xp.isfinite(grad), step, grad)))
+
+
+def free_gradient(grad, x, lower, upper):
+    """``grad`` with the components of coordinates held at a bound (on the lower bound and rising,
+    on the upper and falling) set to zero: they take no part in a projected quasi-Newton
+    direction. Computed with the module of ``grad``: JAX's or NumPy's."""
+    xp = _array_module(grad)
+    held = ((x <= lower) & (grad > 0)) | ((x >= upper) & (grad < 0))
+    return xp.where(held, xp.zeros_like(grad), grad)
 
 
 def _projected(value_fn, lower, upper):
@@ -148,8 +166,7 @@ def descend(optimizer, grad, state, x, *, value=None, value_fn=None, lower=None,
         # projection undoes: 10-d Rosenbrock in [-2, 0.5] stalled at 7.611 after 1000 iterations,
         # against 7.594813 in 15 now.) Optimizers without a line search keep their plain update
         # and the projection after it (DeepDream's normalised ascent among them).
-        active = ((x <= lower) & (grad > 0)) | ((x >= upper) & (grad < 0))
-        grad = jnp.where(active, jnp.zeros_like(grad), grad)
+        grad = free_gradient(grad, x, lower, upper)
         value_fn = _projected(value_fn, lower, upper)
     if value_fn is not None:
         updates, state = optimizer.update(grad, state, x, value=value, grad=grad, value_fn=value_fn)
