@@ -400,7 +400,7 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
       says how many and the last error (the status stays "ok"). A candidate whose first two runs
       (warm-up included) both failed is not run again: a failed measurement.
     """
-    from gdtools.evaluation import as_measurement
+    from gdtools.evaluation import _Call
 
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
         raise InputError(f"rounds must be an integer >= 1, got {rounds!r}")
@@ -411,6 +411,7 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
     if isinstance(objective, (TimedCommand, TimedCallable)):
         single = copy.copy(objective)
         single.repeats, single.warmup = 1, 0
+    run = _Call(single, stochastic=False)
     candidates = [dict(c) for c in candidates]
     samples: list[list[float]] = [[] for _ in candidates]
     errors: list[str | None] = [None] * len(candidates)
@@ -422,12 +423,7 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
         for i in [*range(shift, len(candidates)), *range(shift)]:
             if not samples[i] and failed_runs[i] >= 2:
                 continue  # failed every run, twice: a setting that hangs costs no more timeouts
-            try:
-                m = as_measurement(single(candidates[i]))
-            except InputError:
-                raise
-            except Exception as exc:  # a plain objective's failure is a failed run, as in minimize
-                m = Measurement(value=math.nan, status="failed", error=f"{type(exc).__name__}: {exc}")
+            m = run(candidates[i])  # a plain objective's exception: a failed run, as in minimize
             if m.status != "ok" or not math.isfinite(m.value):
                 errors[i] = m.error or f"non-finite value {m.value!r}"
                 failures[i] += r >= warmup
