@@ -11,6 +11,8 @@ def check_output_file(flag: str, path: str) -> None:
     """``path`` can be created: its folder exists and it is not itself a folder. ``flag`` names
     the option or argument that gave it, for the message."""
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise InputError(f"{flag} {path!r}: {folder!r} is a file, not a folder")
     if not os.path.isdir(folder):
         raise InputError(f"{flag} {path!r}: the folder {folder!r} does not exist")
     if os.path.isdir(path) or path.endswith(os.sep):

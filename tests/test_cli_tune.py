@@ -75,6 +75,7 @@ def test_parse_start_fills_the_centre_and_checks_bounds():
     (["--param", "x=0:10", "--plot", "/no/such/dir/loss.png", "--", PY, "{x}"],
      ["--plot", "'/no/such/dir' does not exist"]),
     (["--param", "x=0:10", "--plot", "loss.jpeg2000", "--", PY, "{x}"], ["unknown image format"]),
+    (["--param", "x=0:10", "--history", PY + "/run.jsonl", "--", PY, "{x}"], ["is a file, not a folder"]),
     # SPSA's one step costs the start, two probes and the final measurement
     (["--param", "x=0:10", "--budget", "3", "--", PY, "{x}"], ["--budget 3 is too small", "needs 4"]),
     (["--param", "x=0:10", "--param", "y=0:1", "--gradient", "central", "--budget", "5", "--", PY, "{x}",

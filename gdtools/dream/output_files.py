@@ -14,10 +14,8 @@ def check_image_file(flag: str, path: str | os.PathLike) -> None:
     """An image file can be written at ``path``: its folder exists, is a folder and takes a new
     file, and ``path`` is not a folder. ``flag`` names the option that gave it, for the message."""
     path = os.fsdecode(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise InputError(f"{flag} {path!r}: {folder!r} is a file, not a folder")
     check_output_file(flag, path)
+    folder = os.path.dirname(os.path.abspath(path))
     _check_writable_folder(flag, path, folder)
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise InputError(f"{flag} {path!r}: the file exists and is not writable")
