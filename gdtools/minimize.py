@@ -372,7 +372,7 @@ def _check_history(history) -> None:
 
 
 def _check_resumable(path, meta: dict) -> None:
-    """A run resumed from ``path`` must be the recorded run: same size, gradient and seed."""
+    """A run resumed from ``path`` must be the recorded run: same size, gradient, seed and space."""
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         return
     try:

@@ -158,8 +158,6 @@ def plot_history(
     return fig
 
 
-# -- validation and labels -------------------------------------------------------------------------
-
 def mark_values(fig, values, *, styles=(":", "--", "-.")):
     """Horizontal reference lines on the loss panel of a :func:`plot_history` figure, one per
     ``label -> value`` (nan values are skipped), added to its legend: e.g. the start and the best
@@ -174,6 +172,8 @@ def mark_values(fig, values, *, styles=(":", "--", "-.")):
     ax.legend(handles=handles, fontsize="small", loc="best")
     return fig
 
+
+# -- validation and labels -------------------------------------------------------------------------
 
 def _history_of(run):
     """A History, or a Result's (anything with a ``history`` that is one), else ``run`` itself."""
