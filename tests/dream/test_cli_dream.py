@@ -39,6 +39,12 @@ def test_progress_goes_to_stderr_and_a_summary_to_stdout(cat_file, tmp_path, cap
     assert images.read_metadata(out)["objective"] == {"layer": "block3", "channels": [3, 17]}
 
 
+def assert_one_line_error(capsys, message):
+    """The command wrote one line on stderr, and it holds ``message``."""
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize("extra,message", [
     (["--layer", "mixed4c"], "unknown layer 'mixed4c'; layers are: stem, block0"),
     (["--layer", ""], "layer"),  # not quietly the default
@@ -58,8 +64,7 @@ def test_progress_goes_to_stderr_and_a_summary_to_stdout(cat_file, tmp_path, cap
 ])
 def test_bad_options_are_one_line_and_exit_2(cat_file, tmp_path, capsys, extra, message):
     assert main(["dream", str(cat_file), "-o", str(tmp_path / "o.png"), *SMALL, *extra]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    assert_one_line_error(capsys, message)
 
 
 @pytest.fixture
@@ -88,8 +93,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_dreaming(cat_file, t
     (tmp_path / "plain").write_bytes(b"")
     options = output.format(tmp=tmp_path).split()
     assert main(["dream", str(cat_file), *SMALL, *(options if len(options) > 1 else ["-o", *options])]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    assert_one_line_error(capsys, message)
 
 
 @pytest.mark.parametrize("extra,message", [
@@ -101,8 +105,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_dreaming(cat_file, t
 def test_bad_gallery_options_are_refused_before_dreaming(cat_file, tmp_path, capsys, no_dreaming, extra, message):
     extra = [item.format(cat=cat_file) for item in extra]
     assert main(["dream", str(cat_file), "--gallery", "-o", str(tmp_path / "g.png"), *SMALL_SETTINGS, *extra]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    assert_one_line_error(capsys, message)
 
 
 @pytest.mark.parametrize("extra,message", [
@@ -114,8 +117,7 @@ def test_bad_gallery_options_are_refused_before_dreaming(cat_file, tmp_path, cap
 def test_bad_zoom_options_leave_no_folder_behind(cat_file, tmp_path, capsys, no_dreaming, extra, message):
     frames = tmp_path / "new" / "frames"
     assert main(["dream", str(cat_file), "--zoom-frames", "2", "-o", str(frames), *SMALL, *extra]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    assert_one_line_error(capsys, message)
     assert not (tmp_path / "new").exists()
 
 
