@@ -92,6 +92,22 @@ def test_probes_stay_inside_bounds():
     assert np.all(pts >= 0) and np.all(pts <= 1)
 
 
+def test_a_central_pair_near_a_bound_stays_centred_on_x_as_far_as_half_its_step():
+    # A wide (noise-aware) pair near the upper bound: shortened to stay centred on x it is exact on
+    # a quadratic; slid inside the box whole, it measured the slope at its midpoint instead, on
+    # the other side of the minimum at 0.65 (a run then went on into the bound).
+    f = lambda x: float(np.sum((x - 0.65) ** 2))  # noqa: E731
+    lo, hi = np.zeros(1), np.ones(1)
+    g = _grad(Central(step=0.44), f, np.array([0.72]), bounds=(lo, hi)).grad
+    np.testing.assert_allclose(g, [2 * (0.72 - 0.65)], rtol=1e-9)
+    # closer to the bound than half the step: a pair of half the step, slid inside; its midpoint
+    # is at most half a step from x (it was a whole step)
+    seen = []
+    _grad(Central(step=0.44), lambda x: seen.append(x.copy()) or f(x), np.array([0.9]), bounds=(lo, hi))
+    (plus,), (minus,) = seen
+    assert plus == pytest.approx(1.0) and minus == pytest.approx(1.0 - 0.44)
+
+
 def test_min_step_moves_integer_coordinates_by_a_unit():
     h = Central().steps(np.array([0.5, 0.5]), min_step=np.array([0.0, 0.1]))
     assert h[1] == pytest.approx(0.1) and h[0] < 1e-4

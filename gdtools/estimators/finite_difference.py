@@ -18,7 +18,7 @@ the typical scale ``s`` of a coordinate, i.e. ``h_i = s_i * 2 * sqrt(e_r)`` and
 ``h_i = s_i * (3 * e_r)**(1/3)`` with ``e_r = e_f / max(|f|, e_f)`` the relative noise. The larger of
 the two rules is used. Steps are at least ``min_step`` (integer parameters must move by one unit),
 and stay inside bounds: a forward probe that would leave the box is taken backwards, a central
-pair is shortened to fit.
+pair is shortened to fit (to half its step at most; a pair that still does not fit slides inside).
 """
 
 from __future__ import annotations
@@ -133,11 +133,17 @@ class Central(_FiniteDifference):
         x = np.asarray(x, dtype=float)
         self.check_size(len(x))
         h = self.steps(x, f0=self._last_value, noise=noise, scale=scale, min_step=min_step)
+        if bounds is not None:
+            # Near a bound the pair is shortened to stay centred on x, down to half its step (the
+            # noise-aware step is as short as the noise allows); a pair that still does not fit
+            # slides inside the box. A slid pair measures the slope at its own midpoint, not at x:
+            # sliding a whole noise-aware step (a third of the range and more on a noisy objective)
+            # measured it so far away that runs went on past the minimum into the bound.
+            lo, hi = bounds
+            room = np.minimum(x - lo, hi - x)
+            h = np.maximum(np.minimum(h, room), 0.5 * h if min_step is None else np.maximum(0.5 * h, min_step))
         upper, lower = x + h, x - h
         if bounds is not None:
-            # A pair that would leave the box slides inside it (keeping its width 2h where the
-            # box allows); the difference quotient then uses the pair's actual width.
-            lo, hi = bounds
             lower = np.where(upper > hi, np.maximum(hi - 2 * h, lo), lower)
             upper = np.where(upper > hi, hi, upper)
             upper = np.where(lower < lo, np.minimum(lo + 2 * h, hi), upper)
