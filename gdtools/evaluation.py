@@ -47,6 +47,9 @@ class Measurement:
       t_start, t_end: wall-clock timestamps (``time.time()``) of the evaluation.
       eps: the machine epsilon of the value's type when it is coarser than float64 (float32:
         1.2e-7), else None: finite differences need steps the value can resolve.
+      noisy: the value is noisy by nature (a wall time is), even when a single sample cannot show
+        its spread. An objective whose noise is not known then has it measured at x0 by a few
+        more evaluations, instead of being taken for an exact function.
     """
 
     value: float
@@ -59,6 +62,7 @@ class Measurement:
     t_start: float | None = None
     t_end: float | None = None
     eps: float | None = None
+    noisy: bool = False
 
     @property
     def ok(self) -> bool:
@@ -190,6 +194,8 @@ class Evaluator:
         self.best_value = math.inf
         self.iteration = 0
         self._noises: list[float] = []
+        #: whether a measurement said it is noisy by nature (Measurement.noisy: a timing)
+        self.noisy_by_nature = False
         #: machine epsilon of the objective's values (float64's unless it returned a coarser type)
         self.value_eps = float(np.finfo(np.float64).eps)
         self._replay = {int(r.get("index", r["eval"])): r for r in replay}
@@ -223,7 +229,8 @@ class Evaluator:
             statistic=record.get("statistic", "value"),
             spread=math.nan if record.get("spread") is None else float(record["spread"]),
             status=record.get("status", "ok"), error=record.get("error"), params=record.get("params"),
-            t_start=record.get("t_start"), t_end=record.get("t_end"), eps=record.get("eps"))
+            t_start=record.get("t_start"), t_end=record.get("t_end"), eps=record.get("eps"),
+            noisy=bool(record.get("noisy", False)))
 
     def __call__(self, points, key=None, *, trial: bool = False) -> np.ndarray:
         """Measure each row of ``points``; returns the values the optimizer should use.
@@ -278,7 +285,7 @@ class Evaluator:
                 params=m.params if m.params is not None else (self.to_arg(x) if self.record_params else None),
                 value=m.value, samples=list(m.samples), statistic=m.statistic, spread=m.spread,
                 status=m.status, error=m.error, t_start=m.t_start, t_end=m.t_end, index=index,
-                **({} if m.eps is None else {"eps": m.eps}))
+                **({} if m.eps is None else {"eps": m.eps}), **({"noisy": True} if m.noisy else {}))
         return m
 
     def _value(self, m: Measurement, *, trial: bool = False) -> float:
@@ -287,6 +294,7 @@ class Evaluator:
         if m.ok:
             self.consecutive_failures = 0
             self.successes += 1
+            self.noisy_by_nature = self.noisy_by_nature or m.noisy
             if math.isfinite(m.noise):  # single samples say nothing about the noise
                 self._noises.append(m.noise)
             return m.value

@@ -84,7 +84,7 @@ class HostLoop:
 
     def __init__(self, *, problem, estimator, optimizer, fun_flat, evaluator, history, key,
                  max_iters, max_evals, max_time, tol, callback, calibrate, skip_records=0,
-                 resumed_time=0.0):
+                 resumed_time=0.0, gain_if_noisy=False):
         self.problem = problem
         self.estimator = estimator
         self.optimizer = optimizer
@@ -98,6 +98,10 @@ class HostLoop:
         self.tol = tol
         self.callback = callback
         self.calibrate = calibrate
+        #: the optimizer is the default for exact objectives (a line search), to be replaced by the
+        #: calibrated decaying gain if the objective shows noise at x0: a line search compares
+        #: single noisy values and accepts steps uphill by luck
+        self.gain_if_noisy = gain_if_noisy
         self.skip_records = skip_records
         self.resumed_time = resumed_time
 
@@ -143,13 +147,18 @@ class HostLoop:
         return contextlib.nullcontext() if self.problem.device else jax.enable_x64(True)
 
     def _measure_noise(self, x, f_start) -> None:
-        """A stochastic objective of unknown noise is measured at x0 a few more times, each with its own key.
+        """An objective of unknown noise that is noisy by nature is measured at x0 a few more times:
+        a stochastic one (each time with its own key), and one whose measurements say they are
+        noisy but carry too few samples to show how much (a timing with ``repeats=1``).
 
-        Without a noise level, finite differences would use noise-free steps and difference
-        pure noise; ``NOISE_PROBES`` extra evaluations give its order of magnitude.
+        Without a noise level, the run would take the objective for an exact one: finite
+        differences would use noise-free steps and difference pure noise, the step rule would not
+        expect noise, and one lucky measurement would make the end look worse than the start.
+        ``NOISE_PROBES`` extra evaluations give the noise's order of magnitude.
         """
         ev = self.evaluator
-        if not self.problem.stochastic or ev.known_noise is not None or ev.noise > 0:
+        noisy_by_nature = self.problem.stochastic or ev.noisy_by_nature
+        if not noisy_by_nature or ev.known_noise is not None or ev.noise > 0:
             return
         probes = NOISE_PROBES
         if self.max_evals is not None:  # leave the first estimate and the final measurement their share
@@ -205,14 +214,8 @@ class HostLoop:
         elapsed = lambda: self.resumed_time + time.perf_counter() - t0
         kwargs = dict(scale=problem.scale, bounds=problem.bounds)
         optimizer, step, state = None, None, None
-        searching = isinstance(self.optimizer, LineSearchDescent)
-        if searching and self.evaluator is None:
+        if isinstance(self.optimizer, LineSearchDescent) and self.evaluator is None:
             raise InputError("LineSearchDescent measures trial points and needs a black-box estimator")
-        if not self.calibrate:
-            optimizer = self.optimizer
-            with self._precision():
-                state = optimizer.init(jnp.asarray(x))
-                step = None if searching else self._make_step(optimizer)
         f_start = math.nan
         self._f0_samples = []
         if self.evaluator is not None:
@@ -221,6 +224,14 @@ class HostLoop:
             if math.isfinite(f_start):
                 estimator.observe(f_start)
                 self._measure_noise(x, f_start)
+            if self.gain_if_noisy and self.evaluator.noise > 0:
+                self.calibrate = True
+        searching = not self.calibrate and isinstance(self.optimizer, LineSearchDescent)
+        if not self.calibrate:
+            optimizer = self.optimizer
+            with self._precision():
+                state = optimizer.init(jnp.asarray(x))
+                step = None if searching else self._make_step(optimizer)
         best_f = f_start  # what a custom estimator that measures nothing here reports (Result.fun)
         last_grad, reason, detail, cost, k = None, None, "", 0, 0
         # On a device, with a pure JAX estimator (GradientEstimator.pure), the next estimate is

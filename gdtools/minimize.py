@@ -56,7 +56,9 @@ _DEFAULT_LBFGS = optax.lbfgs()
 
 
 def _default_optimizer(estimator, *, noisy: bool):
-    """L-BFGS with a line search for exact or noise-free gradients, Spall's decaying gain otherwise."""
+    """L-BFGS with a line search for exact or noise-free gradients, Spall's decaying gain otherwise.
+    (An objective that turns out noisy at its first measurements, such as a timing, gets the gain
+    too: see HostLoop's ``gain_if_noisy``.)"""
     if estimator.traceable:
         return _DEFAULT_LBFGS, False
     if not estimator.stochastic and not noisy:
@@ -343,13 +345,14 @@ def minimize(
                               key=jax.random.fold_in(jax.random.PRNGKey(int(seed)), 2**30),
                               record_params=problem.space is not None, args=args)
     noisy = bool(problem.stochastic or (noise or 0) > 0)
-    calibrate = False
-    if optimizer is None:
+    calibrate, default = False, optimizer is None
+    if default:
         optimizer, calibrate = _default_optimizer(estimator, noisy=noisy)
     loop = HostLoop(problem=problem, estimator=estimator, optimizer=optimizer, fun_flat=fun_flat,
                     evaluator=evaluator, history=hist, key=jax.random.PRNGKey(int(seed)),
                     max_iters=max_iters, max_evals=max_evals, max_time=max_time, tol=tol,
-                    callback=callback, calibrate=calibrate, skip_records=skip, resumed_time=resumed_time)
+                    callback=callback, calibrate=calibrate, skip_records=skip, resumed_time=resumed_time,
+                    gain_if_noisy=default and isinstance(optimizer, LineSearchDescent))
     try:
         out = loop.run()
         return _package_host(problem, estimator, out, evaluator, hist, fun_flat,

@@ -117,13 +117,15 @@ def _check_options(repeats, warmup, statistic) -> None:
         raise InputError(f"statistic must be one of {list(STATISTICS)}, got {statistic!r}")
 
 
-def _summarise(samples: list[float], statistic: str, params: dict, t_start: float) -> Measurement:
+def _summarise(samples: list[float], statistic: str, params: dict, t_start: float, *,
+               timed: bool) -> Measurement:
+    """``timed``: the samples are wall times, noisy whether or not there are enough to show it."""
     arr = np.asarray(samples, dtype=float)
     value = {"median": np.median, "mean": np.mean, "min": np.min}[statistic](arr)
     spread = float(np.std(arr, ddof=1)) if len(arr) >= 2 else math.nan
     return Measurement(value=float(value), samples=tuple(float(s) for s in samples),
                        statistic=statistic, spread=spread, params=dict(params),
-                       t_start=t_start, t_end=time.time())
+                       t_start=t_start, t_end=time.time(), noisy=timed)
 
 
 def _failed(samples: list[float], statistic: str, params: dict, t_start: float,
@@ -162,7 +164,7 @@ class TimedCallable:
                                f"{type(exc).__name__}: {exc}")
             if run >= self.warmup:
                 samples.append(time.perf_counter() - t0)
-        return _summarise(samples, self.statistic, params, t_start)
+        return _summarise(samples, self.statistic, params, t_start, timed=True)
 
 
 def time_callable(fn: Callable, space: Space, *, repeats: int = 5, warmup: int = 1,
@@ -319,7 +321,7 @@ class TimedCommand:
                 return _failed(samples, self.statistic, params, t_start, error)
             if run >= self.warmup:
                 samples.append(value)
-        return _summarise(samples, self.statistic, params, t_start)
+        return _summarise(samples, self.statistic, params, t_start, timed=self.objective == "time")
 
 
 def time_command(argv: Sequence[str], space: Space, *, repeats: int = 5, warmup: int = 1,
@@ -417,6 +419,7 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
     errors: list[str | None] = [None] * len(candidates)
     failures = [0] * len(candidates)     # timed runs that failed
     failed_runs = [0] * len(candidates)  # runs that failed, warm-up runs included
+    timed = False  # whether the runs measure something noisy by nature (Measurement.noisy)
     t_start = time.time()
     for r in range(warmup + rounds):
         shift = r % max(1, len(candidates))
@@ -424,6 +427,7 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
             if not samples[i] and failed_runs[i] >= 2:
                 continue  # failed every run, twice: a setting that hangs costs no more timeouts
             m = run(candidates[i])  # a plain objective's exception: a failed run, as in minimize
+            timed = timed or m.noisy
             if m.status != "ok" or not math.isfinite(m.value):
                 errors[i] = m.error or f"non-finite value {m.value!r}"
                 failures[i] += r >= warmup
@@ -435,7 +439,7 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
         if not s:
             out.append(_failed(s, statistic, c, t_start, e or "no run succeeded"))
             continue
-        m = _summarise(s, statistic, c, t_start)
+        m = _summarise(s, statistic, c, t_start, timed=timed)
         out.append(dataclasses.replace(m, error=f"{k} of {rounds} runs failed; the last: {e}") if k else m)
     return out
 

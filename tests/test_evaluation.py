@@ -9,6 +9,7 @@ import pytest
 
 import gdtools as gd
 from gdtools.evaluation import Evaluator, Measurement, as_measurement
+from gdtools.host_loop import NOISE_PROBES
 
 
 def sphere(x):
@@ -151,6 +152,50 @@ def test_a_measured_noise_level_is_kept_while_single_samples_arrive():
     ev.observe_noise(0.25)
     ev(np.zeros((50, 2)))
     assert ev.noise == 0.25
+
+
+def _timed_once(rng, fun):
+    """A wall-time-like objective measured once a point: 3% multiplicative noise, one sample, and
+    the Measurement says it is noisy by nature."""
+    def objective(p):
+        v = fun(p) * (1.0 + 0.03 * rng.standard_normal())
+        return gd.Measurement(value=v, samples=(v,), statistic="median", noisy=True)
+    return objective
+
+
+@pytest.mark.parametrize("gradient", ["central", "spsa"])
+def test_a_time_measured_once_a_point_gets_its_noise_measured_at_the_start(gradient):
+    # One sample a point shows no spread. Taken for an exact function, the run differenced noise
+    # with scipy's noise-free steps (central: it never left the start), or judged its end worse
+    # than the start on one lucky measurement and returned the start (spsa). Its noise is now
+    # measured at x0 by NOISE_PROBES more evaluations, and the run gets to the minimum.
+    space = gd.Space(a=gd.Real(0.0, 2.0), b=gd.Real(0.0, 2.0))
+    bowl = lambda p: 1.0 + (p["a"] - 1.3) ** 2 + (p["b"] - 0.6) ** 2  # noqa: E731
+    res = gd.minimize(_timed_once(np.random.default_rng(0), bowl), space=space, gradient=gradient,
+                      max_evals=60, seed=0)
+    starts = [r for r in res.history.evaluations[: 1 + NOISE_PROBES] if r["x"] == [0.5, 0.5]]
+    assert len(starts) == 1 + NOISE_PROBES and all(r.get("noisy") for r in starts)
+    assert abs(res.x["a"] - 1.3) < 0.15 and abs(res.x["b"] - 0.6) < 0.15, res.x
+    assert res.success
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_finite_differences_on_an_objective_found_noisy_at_x0_take_the_decaying_gain(seed):
+    # The default optimizer of finite differences is a line search, for exact objectives. On a
+    # timing it compared single noisy values, took steps uphill by luck, climbed into a corner and
+    # ended `worse`, returning the start (these seeds). Noise found at x0 now selects the gain.
+    space = gd.Space(a=gd.Real(0.0, 2.0), b=gd.Real(0.0, 2.0))
+    bowl = lambda p: 1.0 + (p["a"] - 1.3) ** 2 + (p["b"] - 0.6) ** 2  # noqa: E731
+    res = gd.minimize(_timed_once(np.random.default_rng(seed), bowl), space=space, gradient="central",
+                      max_evals=60, seed=seed)
+    assert res.success and bowl(res.x) < 1.01, (res.x, res.message)
+
+
+def test_a_measurement_that_does_not_say_it_is_noisy_costs_no_extra_start_evaluations():
+    space = gd.Space(a=gd.Real(0.0, 2.0))
+    res = gd.minimize(lambda p: gd.Measurement(value=(p["a"] - 1.3) ** 2, samples=((p["a"] - 1.3) ** 2,)),
+                      space=space, gradient="central", max_evals=20)
+    assert [r["x"] for r in res.history.evaluations[:2]] != [[0.5], [0.5]]
 
 
 def test_failing_probes_that_alternate_with_successes_stop_the_run():

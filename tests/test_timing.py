@@ -57,6 +57,17 @@ def test_time_callable_statistics(space, statistic, reduce):
 def test_time_callable_single_repeat_has_no_spread(space):
     m = time_callable(sleepy, space, repeats=1, warmup=0)({"n": 1, "t": 0.0})
     assert len(m.samples) == 1 and math.isnan(m.spread)
+    assert m.noisy  # a wall time is noisy even where one sample cannot show it
+
+
+def test_wall_times_are_noisy_and_printed_numbers_are_not_said_to_be(space):
+    code = "import sys; print(float(sys.argv[1]) ** 2)"
+    xs = Space(x=Real(0.0, 1.0))
+    timed = time_command([PY, "-c", code, "{x}"], xs, repeats=1, warmup=0)({"x": 0.5})
+    printed = time_command([PY, "-c", code, "{x}"], xs, objective="stdout", repeats=1, warmup=0)({"x": 0.5})
+    assert timed.noisy and not printed.noisy  # a printed number may be exact: not assumed noisy
+    assert remeasure(time_callable(sleepy, space), [{"n": 1, "t": 0.0}], rounds=2)[0].noisy
+    assert not remeasure(lambda p: 1.0, [{"n": 1, "t": 0.0}], rounds=2)[0].noisy
 
 
 def test_time_callable_exception_is_a_failed_measurement(space):
