@@ -10,6 +10,7 @@ File layout (JSON Lines)::
     {"kind": "meta", ...}                     # first line: version, estimator, optimizer, seed, ...
     {"kind": "evaluation", "eval": 0, ...}    # black-box runs: every evaluation as it finishes
     {"kind": "iteration", "iteration": 0, ...}
+    {"kind": "meta", ...}                     # later: a fact learnt during the run, merged on load
 
 Iteration records hold ``iteration, nfev, time, loss, grad_norm, x`` (``x`` the flat parameter
 vector, or ``None`` for vectors longer than :data:`MAX_RECORDED_X`). Evaluation records hold
@@ -185,8 +186,10 @@ class History:
         return record
 
     def update_meta(self, **fields) -> None:
-        """Add run facts to ``meta`` (kept in memory; written by ``save``)."""
+        """Add run facts to ``meta``; a history written to a file as it happens gets them as a
+        further meta line, which ``load`` merges into the first."""
         self.meta.update(_plain(fields))
+        self._write({"kind": "meta", **_plain(fields)})
 
     def close(self) -> None:
         if self._file is not None:
@@ -307,7 +310,8 @@ class History:
                 raise InputError(f"history file {path!r}, line {number}: not a JSON record") from None
             kind = record.pop("kind", None) if isinstance(record, dict) else None
             if kind == "meta":
-                history.meta = record
+                # a later meta line adds what the run learnt on the way (update_meta)
+                history.meta = {**history.meta, **record} if seen_meta else record
                 seen_meta = True
             elif kind == "iteration":
                 history.iterations.append({"kind": kind, **record})

@@ -226,6 +226,8 @@ class HostLoop:
                 self._measure_noise(x, f_start)
             if self.gain_if_noisy and self.evaluator.noise > 0:
                 self.calibrate = True
+                if self.history is not None:
+                    self.history.update_meta(optimizer="default (Spall's gain)")
         searching = not self.calibrate and isinstance(self.optimizer, LineSearchDescent)
         if not self.calibrate:
             optimizer = self.optimizer

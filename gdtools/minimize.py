@@ -55,6 +55,17 @@ def _check_positive(name, value, kind=int, allow_none=True):
 _DEFAULT_LBFGS = optax.lbfgs()
 
 
+#: How a history names the optimizer that minimize picked (see _default_optimizer); a plot's legend
+#: shows what is inside the brackets.
+DEFAULT_NAMES = {"lbfgs": "default (L-BFGS)", "line search": "default (L-BFGS, Armijo line search)",
+                 "gain": "default (Spall's gain)"}
+
+
+def _default_name(optimizer, calibrate: bool) -> str:
+    return DEFAULT_NAMES["gain" if calibrate else "line search" if isinstance(optimizer, LineSearchDescent)
+                         else "lbfgs"]
+
+
 def _default_optimizer(estimator, *, noisy: bool):
     """L-BFGS with a line search for exact or noise-free gradients, Spall's decaying gain otherwise.
     (An objective that turns out noisy at its first measurements, such as a timing, gets the gain
@@ -305,8 +316,13 @@ def minimize(
         args = _device_args(args, estimator)
         fun_flat = _traceable_flat(problem, fun, estimator, args=args, check=estimator.uses_fun)
 
+    # The default optimizer: picked here (the compiled loop's is L-BFGS too), so the history names it.
+    default = optimizer is None
+    calibrate = False
+    if default:
+        optimizer, calibrate = _default_optimizer(estimator, noisy=bool(problem.stochastic or (noise or 0) > 0))
     meta = dict(version=__version__, estimator=estimator.describe(),
-                optimizer="default" if optimizer is None else _describe(optimizer, optimizer_name),
+                optimizer=_default_name(optimizer, calibrate) if default else _describe(optimizer, optimizer_name),
                 seed=int(seed),
                 n=int(np.size(problem.x0)))
     if problem.space is not None and hasattr(problem.space, "describe"):
@@ -344,10 +360,6 @@ def minimize(
                               max_failures=max_failures, noise=noise, replay=replay,
                               key=jax.random.fold_in(jax.random.PRNGKey(int(seed)), 2**30),
                               record_params=problem.space is not None, args=args)
-    noisy = bool(problem.stochastic or (noise or 0) > 0)
-    calibrate, default = False, optimizer is None
-    if default:
-        optimizer, calibrate = _default_optimizer(estimator, noisy=noisy)
     loop = HostLoop(problem=problem, estimator=estimator, optimizer=optimizer, fun_flat=fun_flat,
                     evaluator=evaluator, history=hist, key=jax.random.PRNGKey(int(seed)),
                     max_iters=max_iters, max_evals=max_evals, max_time=max_time, tol=tol,

@@ -227,8 +227,11 @@ def _describe(value) -> str | None:
 
 def default_label(run: History, index: int = 0) -> str:
     """The label a run gets by default: its estimator and optimizer, else its file name."""
-    parts = [_describe(run.meta.get("estimator")), _describe(run.meta.get("optimizer"))]
-    # "default" says only that the engine picked the optimizer; the estimator then says it all.
+    optimizer = _describe(run.meta.get("optimizer"))
+    if optimizer and optimizer.startswith("default (") and optimizer.endswith(")"):
+        optimizer = optimizer[len("default ("):-1]  # the one the engine picked, e.g. "L-BFGS"
+    parts = [_describe(run.meta.get("estimator")), optimizer]
+    # A bare "default" (older histories) says only that the engine picked it.
     parts = [p for p in parts if p and p != "default"]
     if parts:
         return " + ".join(parts)
@@ -240,11 +243,17 @@ def default_label(run: History, index: int = 0) -> str:
 def _labels(runs: list[History], labels) -> list[str]:
     if labels is None:
         names = [default_label(run, i) for i, run in enumerate(runs)]
-        # Two runs of the same method (a seed study, a resumed run) still need telling apart.
+        # Two runs of the same method (a seed study, a resumed run) still need telling apart: by
+        # their seeds where those differ, else by file name, else by position.
         original = list(names)
         for i, name in enumerate(original):
-            if original.count(name) > 1:
-                suffix = os.path.basename(runs[i].path) if runs[i].path else f"#{i + 1}"
+            same = [j for j, other in enumerate(original) if other == name]
+            if len(same) > 1:
+                seeds = [runs[j].meta.get("seed") for j in same]
+                if None not in seeds and len(set(map(str, seeds))) == len(seeds):
+                    suffix = f"seed {runs[i].meta['seed']}"
+                else:
+                    suffix = os.path.basename(runs[i].path) if runs[i].path else f"#{i + 1}"
                 names[i] = f"{name} ({suffix})"
         return names
     if isinstance(labels, str):

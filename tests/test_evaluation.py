@@ -189,6 +189,7 @@ def test_finite_differences_on_an_objective_found_noisy_at_x0_take_the_decaying_
     res = gd.minimize(_timed_once(np.random.default_rng(seed), bowl), space=space, gradient="central",
                       max_evals=60, seed=seed)
     assert res.success and bowl(res.x) < 1.01, (res.x, res.message)
+    assert res.history.meta["optimizer"] == "default (Spall's gain)"
 
 
 def test_a_measurement_that_does_not_say_it_is_noisy_costs_no_extra_start_evaluations():

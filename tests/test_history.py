@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import gdtools as gd
-from gdtools.history import MAX_RECORDED_X
+from gdtools.history import MAX_RECORDED_X, History
 
 
 def _sample_history(path=None):
@@ -196,3 +196,15 @@ def test_a_finished_run_resumed_with_more_budget_continues_in_one_clean_history(
     assert [r["iteration"] for r in h.iterations] == list(range(more.nit + 1))  # no gap, no stale end
     assert sum(bool(r.get("final")) for r in h.iterations) == 1
     assert sorted(r["index"] for r in h.evaluations) == list(range(more.nfev))  # one record per index
+
+
+def test_a_fact_learnt_during_a_file_backed_run_reaches_the_file(tmp_path):
+    path = tmp_path / "run.jsonl"
+    h = History(path, meta={"estimator": "central", "optimizer": "default (L-BFGS, Armijo line search)"})
+    h.record_evaluation(x=[0.5], value=1.0, status="ok")
+    h.update_meta(optimizer="default (Spall's gain)")
+    h.record_iteration(iteration=0, nfev=1, time=0.0, loss=1.0, grad_norm=0.1, x=[0.5])
+    h.close()
+    loaded = History.load(path)
+    assert loaded.meta["optimizer"] == "default (Spall's gain)" and loaded.meta["estimator"] == "central"
+    assert len(loaded.evaluations) == 1 and len(loaded.iterations) == 1

@@ -418,7 +418,13 @@ def test_history_names_the_optimizer_as_the_user_named_it():
     f = lambda x: jnp.sum(x ** 2)
     assert gd.minimize(f, jnp.ones(2), optimizer="adam").history.meta["optimizer"] == "adam"
     assert gd.minimize(f, jnp.ones(2), optimizer=optax.sgd(0.1)).history.meta["optimizer"] == "optax transformation"
-    assert gd.minimize(f, jnp.ones(2)).history.meta["optimizer"] == "default"
+    # the default is named as what the engine picked
+    assert gd.minimize(f, jnp.ones(2)).history.meta["optimizer"] == "default (L-BFGS)"
+    g = lambda x: float(np.sum(np.asarray(x) ** 2))  # noqa: E731
+    assert gd.minimize(g, np.ones(2), gradient="central").history.meta["optimizer"] == \
+        "default (L-BFGS, Armijo line search)"
+    assert gd.minimize(g, np.ones(2), gradient="spsa", max_evals=20).history.meta["optimizer"] == \
+        "default (Spall's gain)"
 
 
 def _least_squares(w, X, y):

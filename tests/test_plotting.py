@@ -9,6 +9,8 @@ import pytest
 from matplotlib.collections import LineCollection, PolyCollection
 from PIL import Image
 
+import gdtools as gd
+import jax.numpy as jnp
 from gdtools.errors import InputError
 from gdtools.history import History
 from gdtools.plotting import plot_history
@@ -149,9 +151,19 @@ def test_several_histories_one_colour_and_label_each(tmp_path):
     assert len(colours) == 3
 
 
-def test_default_label_leaves_out_an_optimizer_the_engine_chose():
+def test_default_label_names_the_optimizer_the_engine_chose():
+    # histories before the engine named its pick say only "default": left out
     h = smooth_history(meta={"estimator": {"name": "spsa", "c": None}, "optimizer": "default"})
     assert legend_texts(plot_history(h).axes[0])[0] == "spsa"
+    h = gd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(3)).history
+    assert legend_texts(plot_history(h).axes[0])[0] == "autodiff + L-BFGS"
+
+
+def test_runs_of_one_method_with_different_seeds_are_told_apart_by_seed():
+    runs = [smooth_history(meta={"estimator": "spsa", "optimizer": "default (Spall's gain)", "seed": s})
+            for s in (3, 7)]
+    assert legend_texts(plot_history(runs).axes[0])[:2] == ["spsa + Spall's gain (seed 3)",
+                                                            "spsa + Spall's gain (seed 7)"]
 
 
 def test_same_method_twice_gets_told_apart_and_labels_override():
@@ -311,7 +323,7 @@ def test_plots_a_real_black_box_run_with_repeats():
     assert list(star.get_xdata()) == [res.nfev] and list(star.get_ydata()) == [res.fun]
     assert [c for c in loss_ax.collections if isinstance(c, PolyCollection)]  # repeats -> band
     assert len(x_ax.get_lines()) == 2 and g_ax.get_ylabel() == "gradient norm"
-    assert legend_texts(loss_ax)[0] == "spsa"
+    assert legend_texts(loss_ax)[0] == "spsa + Spall's gain"
 
 
 def test_a_result_stands_for_its_history():
