@@ -357,8 +357,11 @@ def summarise(rows, problem_name, budgets, names, seeds):
 def judge(table, budgets):
     """The issue's two targets for gdtools' default against the best peer."""
     B = max(budgets)
-    peers = {k: v for k, v in table.items() if CONTENDERS[k][1] == "peer"}
+    peers = {k: v for k, v in table.items() if CONTENDERS[k][1] == "peer" and v["per_budget"]}
     mine = table[DEFAULT]
+    if not peers:  # --contenders without peers, or none installed
+        none = dict(status="not measured", text="no peer ran (install nevergrad, noisyopt, optuna, cma)")
+        return dict(speed=none, final=none)
     speed = _common.speed_verdict(peers, mine["evals_to_target"])
     finals = {k: v["per_budget"][B]["median"] for k, v in peers.items() if B in v["per_budget"]}
     best_final_name = min(finals, key=finals.get)
