@@ -66,6 +66,18 @@ def test_noisy_blackbox_quick(noisy, out_dir):
     assert all(r["evals"] <= r["budget"] for r in data["rows"] if r.get("budget"))
 
 
+def test_noisy_blackbox_verdict_without_peers_is_not_measured():
+    # --contenders with gdtools alone (or no peer installed) crashed in the verdict
+    sys.path.insert(0, BENCH)
+    try:
+        import noisy_blackbox as nb
+    finally:
+        sys.path.remove(BENCH)
+    table = {nb.DEFAULT: dict(per_budget={8: dict(median=0.5)}, evals_to_target=8.0)}
+    verdict = nb.judge(table, [8])
+    assert verdict["speed"]["status"] == verdict["final"]["status"] == "not measured"
+
+
 @pytest.mark.parametrize("contender,package", [
     ("nevergrad SPSA", "nevergrad"), ("nevergrad TBPSA", "nevergrad"), ("nevergrad NGOpt", "nevergrad"),
     ("noisyopt SPSA", "noisyopt"), ("Optuna TPE", "optuna"), ("pycma", "cma"),
