@@ -6,7 +6,8 @@ box, the direction still comes from an optax transformation (L-BFGS's two-loop r
 are measured by the engine's evaluator, a batch of step lengths at a time so that an executor can
 measure them in parallel::
 
-    d = -direction(g)                      (steepest descent if that is not a descent direction)
+    d = -direction(g)                      (steepest descent if that is not a descent direction,
+                                            or, with a fresh memory, if no step along it passes)
     t in {t0, t0*r, t0*r^2, ...}:  accept the largest t with f(x + t d) <= f(x) + c1 * t * g.d
     t0 = min(t_max, grow * t_accepted)     for the next iteration
 
@@ -72,11 +73,26 @@ class LineSearchDescent:
             g = free_gradient(g, np.asarray(x, dtype=float), *bounds)
         d, direction_state = self._update(jnp.asarray(g), state.direction_state, jnp.asarray(x))
         d = -np.asarray(d, dtype=float)
-        slope = float(g @ d)
-        if not slope < 0:  # not a descent direction: fall back to steepest descent
-            d, slope = -g, -float(g @ g)
-        t = state.step
         left = np.inf if max_evaluations is None else int(max_evaluations)
+        steepest = not float(g @ d) < 0  # not a descent direction: steepest descent instead
+        if steepest:
+            d = -g
+        found, left = self._search(x, value, g, d, state.step, evaluate, project, left, bounds)
+        if found is None and not steepest and left >= 1:
+            # No step along the quasi-Newton direction (its curvature pairs, made of projected
+            # steps, can scale it far off: a 10-d Rosenbrock in a box stalled 0.05 above its
+            # minimum with a gradient of 2.8): forget them and search along -g, as L-BFGS-B does.
+            direction_state = self.direction.init(jnp.asarray(x))
+            found, left = self._search(x, value, g, -g, self.max_step, evaluate, project, left, bounds)
+        if found is None:
+            return x, value, LineSearchState(direction_state, state.step)
+        point, v, s = found
+        return point, v, LineSearchState(direction_state, min(self.max_step, self.grow * s))
+
+    def _search(self, x, value, g, d, t, evaluate, project, left, bounds):
+        """Armijo backtracking from step length ``t`` along ``d``: ``((point, value, step) or None,
+        trial points left)``."""
+        slope = float(g @ d)
         for _ in range(self.max_batches):
             if left < 1:
                 break
@@ -87,9 +103,8 @@ class LineSearchDescent:
             for s, point, v in zip(steps, points, values):
                 decrease = s * slope if bounds is None else min(s * slope, float(g @ (point - x)))
                 if np.isfinite(v) and v <= value + self.c1 * decrease:
-                    next_step = min(self.max_step, self.grow * s)
-                    return point, float(v), LineSearchState(direction_state, next_step)
+                    return (point, float(v), s), left
             t = steps[-1] * self.shrink
             if t * np.max(np.abs(d)) <= 1e-15 * max(1.0, float(np.max(np.abs(x)))):
                 break
-        return x, value, LineSearchState(direction_state, state.step)
+        return None, left

@@ -43,3 +43,15 @@ def test_optax_line_search_on_a_black_box_is_refused_clearly():
 def test_bad_settings_are_refused():
     with pytest.raises(gd.InputError, match="c1"):
         LineSearchDescent(c1=2.0)
+
+
+def test_a_failed_search_along_the_quasi_newton_direction_retries_along_the_gradient():
+    # 10-d Rosenbrock in the box [-2, 0.5]: forward differences stalled 0.05 above the minimum
+    # (no_progress, reported as success) with a projected gradient of 2.8: the L-BFGS pairs made of
+    # projected steps had scaled the direction far off and every trial along it failed. Retrying
+    # along -g with a fresh memory (as L-BFGS-B does) reaches scipy's 7.594813.
+    from scipy.optimize import rosen
+
+    res = gd.minimize(rosen, np.zeros(10), gradient="forward", bounds=(-2 * np.ones(10), 0.5 * np.ones(10)),
+                      max_evals=5000)
+    assert res.status == "converged" and res.fun == pytest.approx(7.594813, abs=1e-6), (res.fun, res.status)
