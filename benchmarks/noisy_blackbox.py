@@ -364,6 +364,8 @@ def judge(table, budgets):
         return dict(speed=none, final=none)
     speed = _common.speed_verdict(peers, mine["evals_to_target"])
     finals = {k: v["per_budget"][B]["median"] for k, v in peers.items() if B in v["per_budget"]}
+    if not finals:  # peers ran, but none to the full budget
+        return dict(speed=speed, final=dict(status="not measured", text=f"no peer ran to B={B}"))
     best_final_name = min(finals, key=finals.get)
     best_final = finals[best_final_name]
     my_final = mine["per_budget"][B]["median"] if B in mine["per_budget"] else np.inf

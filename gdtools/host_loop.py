@@ -22,6 +22,7 @@ import optax
 
 from gdtools.bound_args import BoundArgs, kept_on
 from gdtools.errors import EvaluationFailed, InputError
+from gdtools.estimators.finite_difference import _FiniteDifference
 from gdtools.evaluation import fold_in
 from gdtools.program_cache import saved_jit
 from gdtools.line_search import LineSearchDescent
@@ -84,7 +85,7 @@ class HostLoop:
 
     def __init__(self, *, problem, estimator, optimizer, fun_flat, evaluator, history, key,
                  max_iters, max_evals, max_time, tol, callback, calibrate, skip_records=0,
-                 resumed_time=0.0, gain_if_noisy=False):
+                 resumed_time=0.0, gain_if_noisy=None):
         self.problem = problem
         self.estimator = estimator
         self.optimizer = optimizer
@@ -99,8 +100,8 @@ class HostLoop:
         self.callback = callback
         self.calibrate = calibrate
         #: the optimizer is the default for exact objectives (a line search), to be replaced by the
-        #: calibrated decaying gain if the objective shows noise at x0: a line search compares
-        #: single noisy values and accepts steps uphill by luck
+        #: calibrated decaying gain if the objective shows noise at x0 (a line search compares
+        #: single noisy values and accepts steps uphill by luck): the gain's name for the history
         self.gain_if_noisy = gain_if_noisy
         self.skip_records = skip_records
         self.resumed_time = resumed_time
@@ -160,7 +161,8 @@ class HostLoop:
         setting than the smallest.
         """
         ev = self.evaluator
-        noisy_by_nature = self.problem.stochastic or (ev.noisy_by_nature and not self.estimator.stochastic)
+        noisy_by_nature = self.problem.stochastic or (ev.noisy_by_nature
+                                                      and isinstance(self.estimator, _FiniteDifference))
         if not noisy_by_nature or ev.known_noise is not None or ev.noise > 0:
             return
         probes = NOISE_PROBES
@@ -230,7 +232,7 @@ class HostLoop:
             if self.gain_if_noisy and self.evaluator.noise > 0:
                 self.calibrate = True
                 if self.history is not None:
-                    self.history.update_meta(optimizer="default (Spall's gain)")
+                    self.history.update_meta(optimizer=self.gain_if_noisy)
         searching = not self.calibrate and isinstance(self.optimizer, LineSearchDescent)
         if not self.calibrate:
             optimizer = self.optimizer

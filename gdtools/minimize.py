@@ -296,7 +296,9 @@ def minimize(
             raise InputError(f"batch=True keeps every start's history in one compiled program: max_iters must "
                              f"be at most {MAX_COMPILED_ITERS:,}, got {max_iters:,}")
         return _minimize_batch(fun, x0, args=args, estimator=estimator, optimizer=optimizer, bounds=bounds,
-                               max_iters=max_iters, tol=tol, history=history)
+                               max_iters=max_iters, tol=tol, history=history, seed=int(seed),
+                               optimizer_name=DEFAULT_NAMES["lbfgs"] if optimizer is None
+                               else _describe(optimizer, optimizer_name))
     if max_iters is None:
         max_iters = 10**9 if (max_evals is not None or max_time is not None) else DEFAULT_MAX_ITERS
 
@@ -321,6 +323,8 @@ def minimize(
     calibrate = False
     if default:
         optimizer, calibrate = _default_optimizer(estimator, noisy=bool(problem.stochastic or (noise or 0) > 0))
+    # the default line search gives way to the gain if the objective shows noise at x0
+    switch_to_gain = default and isinstance(optimizer, LineSearchDescent)
     meta = dict(version=__version__, estimator=estimator.describe(),
                 optimizer=_default_name(optimizer, calibrate) if default else _describe(optimizer, optimizer_name),
                 seed=int(seed),
@@ -334,8 +338,11 @@ def minimize(
     elif history is None:
         hist = History(meta=meta)
     else:
-        if resume:
-            _check_resumable(history, meta)
+        recorded = _check_resumable(history, meta) if resume else {}
+        if default and recorded.get("optimizer") == "default":
+            # recorded before the engine named its pick, and before a line search could give way
+            # to the gain on a noisy objective: the resumed run must take the recorded path
+            switch_to_gain = False
         hist = History(history, meta=meta, append=resume)
         if resume:
             replay = list(hist.evaluations)
@@ -364,7 +371,7 @@ def minimize(
                     evaluator=evaluator, history=hist, key=jax.random.PRNGKey(int(seed)),
                     max_iters=max_iters, max_evals=max_evals, max_time=max_time, tol=tol,
                     callback=callback, calibrate=calibrate, skip_records=skip, resumed_time=resumed_time,
-                    gain_if_noisy=default and isinstance(optimizer, LineSearchDescent))
+                    gain_if_noisy=DEFAULT_NAMES["gain"] if switch_to_gain else None)
     try:
         out = loop.run()
         return _package_host(problem, estimator, out, evaluator, hist, fun_flat,
@@ -386,10 +393,11 @@ def _check_history(history) -> None:
     check_output_file("history=", os.fsdecode(history))
 
 
-def _check_resumable(path, meta: dict) -> None:
-    """A run resumed from ``path`` must be the recorded run: same size, gradient, seed and space."""
+def _check_resumable(path, meta: dict) -> dict:
+    """A run resumed from ``path`` must be the recorded run: same size, gradient, seed and space.
+    Returns the recorded meta (empty for a new or empty file)."""
     if not os.path.exists(path) or os.path.getsize(path) == 0:
-        return
+        return {}
     try:
         recorded = History.load(path).meta
     except Exception as exc:
@@ -402,6 +410,7 @@ def _check_resumable(path, meta: dict) -> None:
     if "space" in recorded and "space" not in meta:
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run over the parameter "
                          f"space {recorded['space']!r}, this one has no space")
+    return recorded
 
 
 def _describe(optimizer, name=None) -> str:
@@ -547,7 +556,8 @@ def _package_trace(problem, trace, history, *, elapsed, max_iters, tol) -> Resul
                   message=message, status=reason, history=history, grad=unravel(trace.grad))
 
 
-def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, tol, history) -> list[Result]:
+def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, tol, history, seed,
+                    optimizer_name) -> list[Result]:
     """Independent starts along x0's leading axis, solved in one compiled (vmapped) program."""
     if type(estimator) is not _estimators.AutoDiff:
         raise InputError("batch=True runs one compiled program and needs gradient='autodiff'")
@@ -579,7 +589,7 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
     results = []
     for i in range(count):
         trace = jax.tree_util.tree_map(lambda a: a[i], traces)
-        results.append(_package_trace(problem, trace, History(meta={"estimator": estimator.describe(),
-                                                                      "batch_index": i}),
+        meta = {"estimator": estimator.describe(), "optimizer": optimizer_name, "seed": seed, "batch_index": i}
+        results.append(_package_trace(problem, trace, History(meta=meta),
                                       elapsed=elapsed, max_iters=max_iters, tol=tol))
     return results

@@ -76,6 +76,12 @@ def test_noisy_blackbox_verdict_without_peers_is_not_measured():
     table = {nb.DEFAULT: dict(per_budget={8: dict(median=0.5)}, evals_to_target=8.0)}
     verdict = nb.judge(table, [8])
     assert verdict["speed"]["status"] == verdict["final"]["status"] == "not measured"
+    # a peer listed that ran nothing, and one that did not run to the full budget
+    table["pycma"] = dict(per_budget={}, evals_to_target=float("inf"))
+    assert nb.judge(table, [8])["final"]["status"] == "not measured"
+    table["nevergrad NGOpt"] = dict(per_budget={4: dict(median=0.7)}, evals_to_target=float("inf"))
+    verdict = nb.judge(table, [4, 8])
+    assert verdict["final"]["status"] == "not measured" and verdict["speed"]["status"] == "met"
 
 
 @pytest.mark.parametrize("contender,package", [

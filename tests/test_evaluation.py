@@ -191,6 +191,24 @@ def test_finite_differences_on_an_objective_found_noisy_at_x0_take_the_decaying_
     assert res.history.meta["optimizer"] == "default (Spall's gain)"
 
 
+def test_resuming_a_run_recorded_before_the_gain_could_take_over_keeps_its_line_search(tmp_path):
+    # A history whose meta says only "default" was written by an engine that kept the line search
+    # on a noisy objective: the resumed run must take that path, or its replay diverges and the
+    # file mixes two runs.
+    import json
+
+    space = gd.Space(a=gd.Real(0.0, 2.0), b=gd.Real(0.0, 2.0))
+    bowl = lambda p: 1.0 + (p["a"] - 1.3) ** 2 + (p["b"] - 0.6) ** 2  # noqa: E731
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps({"kind": "meta", "format": 1, "estimator": {"name": "central", "step": None},
+                                "optimizer": "default", "seed": 1, "n": 2, "space": space.describe()}) + "\n")
+    kwargs = dict(space=space, gradient="central", max_evals=30, seed=1)
+    res = gd.minimize(_timed_once(np.random.default_rng(1), bowl), history=str(path), resume=True, **kwargs)
+    assert res.history.meta["optimizer"] == "default (L-BFGS, Armijo line search)"
+    fresh = gd.minimize(_timed_once(np.random.default_rng(1), bowl), **kwargs)
+    assert fresh.history.meta["optimizer"] == "default (Spall's gain)"
+
+
 def test_a_measurement_that_does_not_say_it_is_noisy_costs_no_extra_start_evaluations():
     space = gd.Space(a=gd.Real(0.0, 2.0))
     res = gd.minimize(lambda p: gd.Measurement(value=(p["a"] - 1.3) ** 2, samples=((p["a"] - 1.3) ** 2,)),

@@ -164,6 +164,9 @@ def test_runs_of_one_method_with_different_seeds_are_told_apart_by_seed():
             for s in (3, 7)]
     assert legend_texts(plot_history(runs).axes[0])[:2] == ["spsa + Spall's gain (seed 3)",
                                                             "spsa + Spall's gain (seed 7)"]
+    # equal (or missing) seeds cannot tell them apart: by position then
+    same = [smooth_history(meta={"estimator": "spsa", "seed": 3}) for _ in range(2)]
+    assert legend_texts(plot_history(same).axes[0])[:2] == ["spsa (#1)", "spsa (#2)"]
 
 
 def test_same_method_twice_gets_told_apart_and_labels_override():
