@@ -295,7 +295,10 @@ class History:
         try:
             with open(path, encoding="utf-8") as f:
                 lines = f.read().splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError:
+            raise InputError(f"{path!r} is not a history file: it is not text (a history is JSON "
+                             f"lines, written by history= or --history)") from None
+        except OSError as exc:
             raise InputError(f"cannot read history file {path!r}: {exc}") from None
         history = cls()
         seen_meta = False

@@ -9,6 +9,7 @@ black-box probes measured in batches by an :class:`~gdtools.evaluation.Evaluator
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import math
 import os
@@ -178,7 +179,7 @@ def minimize(
     x0: Any = None,
     *,
     args: tuple = (),
-    gradient="autodiff",
+    gradient=None,
     optimizer=None,
     bounds=None,
     space=None,
@@ -212,7 +213,8 @@ def minimize(
         shapes reuses the program compiled for the old (a closure over the data would be a new
         function, compiled again); they must then be arrays or numbers (pytrees of them).
       gradient: ``"autodiff"`` (``jax.grad``), ``"forward"``, ``"central"`` (finite differences),
-        ``"spsa"``, ``"smoothing"``, or a :class:`gdtools.estimators.GradientEstimator`.
+        ``"spsa"``, ``"smoothing"``, or a :class:`gdtools.estimators.GradientEstimator`. Default:
+        ``"autodiff"``, or ``"spsa"`` with ``space=`` (integers and rounding have no derivative).
       optimizer: an optax ``GradientTransformation`` or a name (``"adam"``, ``"lbfgs"``, ...).
         Default: L-BFGS with a line search for autodiff and noise-free finite differences; for SPSA,
         smoothing and noisy objectives, Spall's gain ``a/(k+1+A)**0.602`` on Adam-normalised
@@ -264,6 +266,8 @@ def minimize(
       >>> bool(jnp.allclose(res.x, 3.0, atol=1e-4))
       True
     """
+    if gradient is None:
+        gradient = "autodiff" if space is None else "spsa"
     estimator = _estimators.resolve(gradient)
     args = args if isinstance(args, tuple) else (args,)
     max_iters = _check_positive("max_iters", max_iters)
@@ -328,7 +332,8 @@ def minimize(
     meta = dict(version=__version__, estimator=estimator.describe(),
                 optimizer=_default_name(optimizer, calibrate) if default else _describe(optimizer, optimizer_name),
                 seed=int(seed),
-                n=int(np.size(problem.x0)))
+                n=int(np.size(problem.x0)),
+                start=hashlib.sha1(np.asarray(problem.x0, dtype=np.float64).tobytes()).hexdigest()[:16])
     if problem.space is not None and hasattr(problem.space, "describe"):
         meta["space"] = problem.space.describe()
     replay, skip, resumed_time = (), 0, 0.0
@@ -394,7 +399,7 @@ def _check_history(history) -> None:
 
 
 def _check_resumable(path, meta: dict) -> dict:
-    """A run resumed from ``path`` must be the recorded run: same size, gradient, seed and space.
+    """A run resumed from ``path`` must be the recorded run: same size, gradient, seed, space and start.
     Returns the recorded meta (empty for a new or empty file)."""
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         return {}
@@ -403,7 +408,7 @@ def _check_resumable(path, meta: dict) -> dict:
     except Exception as exc:
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it is not a readable history ({exc})") from None
     for name, what in (("n", "number of parameters"), ("estimator", "gradient estimator"), ("seed", "seed"),
-                       ("space", "parameter space")):
+                       ("space", "parameter space"), ("start", "start point (digest)")):
         if name in recorded and name in meta and recorded[name] != json.loads(json.dumps(meta[name])):
             raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with {what} "
                              f"{recorded[name]!r}, this one has {meta[name]!r}")

@@ -55,6 +55,10 @@ def test_a_line_cut_by_a_crash_is_ignored_but_other_garbage_is_an_error(tmp_path
 def test_non_history_files_are_refused_with_a_clear_message(tmp_path):
     with pytest.raises(gd.InputError, match="cannot read history"):
         gd.History.load(tmp_path / "missing.jsonl")
+    picture = tmp_path / "loss.png"  # a PNG given where the history goes: said so, not a codec error
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    with pytest.raises(gd.InputError, match="is not a history file: it is not text"):
+        gd.History.load(picture)
     other = tmp_path / "other.jsonl"
     other.write_text('{"a": 1}\n')
     with pytest.raises(gd.InputError, match="unknown record kind|not a gdtools history"):

@@ -255,7 +255,8 @@ def test_resuming_a_different_run_is_refused(tmp_path):
     f = lambda x: float(np.sum((x - 2.0) ** 2))
     gd.minimize(f, np.zeros(3), gradient="central", history=path, max_evals=20)
     for kwargs, what in ((dict(x0=np.zeros(4)), "number of parameters"), (dict(seed=1), "seed"),
-                         (dict(gradient="forward"), "gradient estimator")):
+                         (dict(gradient="forward"), "gradient estimator"),
+                         (dict(x0=np.ones(3)), "start point")):  # it mixed two runs in one file
         kwargs = {"x0": np.zeros(3), "gradient": "central", **kwargs}
         with pytest.raises(gd.InputError, match=what):
             gd.minimize(f, history=path, resume=True, max_evals=40, **kwargs)
@@ -692,3 +693,13 @@ def test_bounded_rosenbrock_reaches_scipy_lbfgsb_minimum():
         fd = gd.minimize(lambda x: float(rosen(jnp.asarray(x))), np.zeros(10), gradient="central",
                          bounds=(-2.0, 0.5), max_iters=200)
         assert fd.fun == pytest.approx(7.594813, abs=1e-4)
+
+
+def test_a_space_makes_the_default_gradient_a_black_box_one():
+    # autodiff cannot differentiate through integers and rounding: with space= and no gradient=,
+    # SPSA (it raised "use gradient='spsa' or 'central'"); an explicit autodiff still says so
+    space = gd.Space(n=gd.Int(1, 100, log=True))
+    res = gd.minimize(lambda p: (np.log(p["n"]) - 3.0) ** 2, space=space, max_evals=30)
+    assert res.history.meta["estimator"]["name"] == "spsa"
+    with pytest.raises(gd.InputError, match="cannot differentiate through a Space"):
+        gd.minimize(lambda p: 1.0, space=space, gradient="autodiff")
