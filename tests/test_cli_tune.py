@@ -209,3 +209,22 @@ def test_workers_and_dask_together_is_an_error(capsys):
     assert main(["tune", "--param", "x=0:1", "--workers", "2", "--dask", "tcp://127.0.0.1:1",
                  "--", PY, "{x}"]) == 2
     assert "either --workers or --dask" in capsys.readouterr().err
+
+
+def test_ctrl_c_exits_130_and_tells_how_to_continue(tmp_path, capsys, monkeypatch):
+    import gdtools
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gdtools, "minimize", interrupted)
+    history = tmp_path / "h.jsonl"
+    code = main(["tune", "--param", "x=0:10", "--budget", "10", "--quiet", "--history", str(history),
+                 "--", PY, "-c", "pass", "{x}"])
+    err = capsys.readouterr().err
+    assert code == 130 and "interrupted" in err and "--resume" in err and str(history) in err
+
+
+def test_the_summary_names_the_budget_as_the_cli_user_set_it(capsys):
+    out = _tune_output(capsys)
+    assert "(--budget 14)" in out and "max_evals" not in out

@@ -51,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gdtools {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"gdtools {args.command}: interrupted", file=sys.stderr)
+        hint = ""
+        if args.command == "tune" and getattr(args, "history", None):
+            hint = f"; what was measured is in {args.history}: the same command with --resume continues the run"
+        print(f"gdtools {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into a program that stopped reading (| head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -326,7 +326,9 @@ def run(args) -> int:
               file=sys.stderr)
     measured = remeasure(objective, candidates, rounds=rounds, warmup=min(1, args.warmup))
     best_i = pick_best(measured)
-    print(f"{res.message} {res.nfev} evaluations, {res.nit} iterations.")
+    # The engine's message names its Python arguments; the CLI user set --budget.
+    message = res.message.replace(f"(max_evals={args.budget})", f"(--budget {args.budget})")
+    print(f"{message} {res.nfev} evaluations, {res.nit} iterations.")
     if best_i is None:
         print(f"None of the {len(candidates)} settings could be measured again: every run failed "
               f"({rounds} run{'s' if rounds > 1 else ''} each): "
