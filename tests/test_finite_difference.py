@@ -116,3 +116,14 @@ def test_min_step_moves_integer_coordinates_by_a_unit():
 def test_bad_step_is_refused():
     with pytest.raises(gd.InputError, match="step must be positive"):
         Central(step=-1.0)
+
+
+@pytest.mark.parametrize("estimator", [Forward(), Central()])
+def test_noise_aware_steps_are_capped_at_a_fifth_of_the_scale(estimator):
+    # pure noise (relative noise 1) asked for steps of 1.4 (central) and 2 (forward) scales
+    from gdtools.estimators.finite_difference import MAX_NOISY_STEP
+
+    h = estimator.steps(np.zeros(3), f0=1.0, noise=1.0, scale=np.array([1.0, 2.0, 10.0]))
+    np.testing.assert_allclose(h, MAX_NOISY_STEP * np.array([1.0, 2.0, 10.0]))
+    small = estimator.steps(np.zeros(1), f0=1.0, noise=1e-6, scale=np.ones(1))
+    assert small[0] < MAX_NOISY_STEP  # below the cap the rule stands

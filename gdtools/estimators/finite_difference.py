@@ -15,8 +15,8 @@ Moré & Wild (2011), *Estimating derivatives of noisy simulations*::
 
 with the unknown derivatives modelled as ``|f''| ~ |f| / s**2`` and ``|f'''| ~ |f| / s**3`` for
 the typical scale ``s`` of a coordinate, i.e. ``h_i = s_i * 2 * sqrt(e_r)`` and
-``h_i = s_i * (3 * e_r)**(1/3)`` with ``e_r = e_f / max(|f|, e_f)`` the relative noise. The larger of
-the two rules is used. Steps are at least ``min_step`` (integer parameters must move by one unit),
+``h_i = s_i * (3 * e_r)**(1/3)`` with ``e_r = e_f / max(|f|, e_f)`` the relative noise, at most
+``MAX_NOISY_STEP * s_i``. The larger of the two rules is used. Steps are at least ``min_step`` (integer parameters must move by one unit),
 and stay inside bounds: a forward probe that would leave the box is taken backwards, a central
 pair is shortened to fit (to half its step at most; a pair that still does not fit slides inside).
 """
@@ -37,6 +37,13 @@ def _check_step(step):
     if step is not None and not (np.all(np.asarray(step) > 0) and np.all(np.isfinite(step))):
         raise InputError(f"step must be positive and finite, got {step!r}")
     return step
+
+
+#: Largest noise-aware step, as a fraction of each coordinate's scale: the cap of SPSA's noise-aware
+#: perturbation too. Uncapped, the rule's steps grow to the whole scale and beyond as the relative
+#: noise nears 1 (a third of it at 1% noise, for central differences), and a pair then measures the
+#: spread of the objective over its range rather than a slope.
+MAX_NOISY_STEP = 0.2
 
 
 class _FiniteDifference(GradientEstimator):
@@ -80,7 +87,8 @@ class _FiniteDifference(GradientEstimator):
                 s = np.ones_like(x) if scale is None else np.asarray(scale, dtype=float)
                 level = abs(float(f0)) if f0 is not None and np.isfinite(f0) else 0.0
                 rel = noise / max(level, noise)
-                noisy = s * (2.0 * np.sqrt(rel) if self.order == 1 else (3.0 * rel) ** (1.0 / 3.0))
+                noisy = s * np.minimum(2.0 * np.sqrt(rel) if self.order == 1 else (3.0 * rel) ** (1.0 / 3.0),
+                                       MAX_NOISY_STEP)
                 h = np.maximum(h, noisy)
         if min_step is not None:
             h = np.maximum(h, min_step)
