@@ -154,11 +154,19 @@ def test_a_measured_noise_level_is_kept_while_single_samples_arrive():
     assert ev.noise == 0.25
 
 
-def _timed_once(rng, fun):
-    """A wall-time-like objective measured once a point: 3% multiplicative noise, one sample, and
-    the Measurement says it is noisy by nature."""
+#: The noisy-timing tests' problem: a bowl over a box, minimum 1 at a = 1.3, b = 0.6.
+BOX = gd.Space(a=gd.Real(0.0, 2.0), b=gd.Real(0.0, 2.0))
+
+
+def _bowl(p):
+    return 1.0 + (p["a"] - 1.3) ** 2 + (p["b"] - 0.6) ** 2
+
+
+def _timed_once(rng):
+    """The bowl as a wall-time-like objective measured once a point: 3% multiplicative noise, one
+    sample, and the Measurement says it is noisy by nature."""
     def objective(p):
-        v = fun(p) * (1.0 + 0.03 * rng.standard_normal())
+        v = _bowl(p) * (1.0 + 0.03 * rng.standard_normal())
         return gd.Measurement(value=v, samples=(v,), statistic="median", noisy=True)
     return objective
 
@@ -168,9 +176,7 @@ def test_a_time_measured_once_a_point_gets_its_noise_measured_for_finite_differe
     # One sample a point shows no spread. Taken for an exact function, central differences used
     # scipy's noise-free steps, differenced pure noise and never left the start. Their noise is now
     # measured at x0 by NOISE_PROBES more evaluations. SPSA keeps its smallest perturbation.
-    space = gd.Space(a=gd.Real(0.0, 2.0), b=gd.Real(0.0, 2.0))
-    bowl = lambda p: 1.0 + (p["a"] - 1.3) ** 2 + (p["b"] - 0.6) ** 2  # noqa: E731
-    res = gd.minimize(_timed_once(np.random.default_rng(0), bowl), space=space, gradient=gradient,
+    res = gd.minimize(_timed_once(np.random.default_rng(0)), space=BOX, gradient=gradient,
                       max_evals=60, seed=0)
     starts = [r for r in res.history.evaluations[: 1 + NOISE_PROBES] if r["x"] == [0.5, 0.5]]
     assert len(starts) == 1 + probes and all(r.get("noisy") for r in starts)
@@ -183,11 +189,9 @@ def test_finite_differences_on_an_objective_found_noisy_at_x0_take_the_decaying_
     # The default optimizer of finite differences is a line search, for exact objectives. On a
     # timing it compared single noisy values, took steps uphill by luck, climbed into a corner and
     # ended `worse`, returning the start (these seeds). Noise found at x0 now selects the gain.
-    space = gd.Space(a=gd.Real(0.0, 2.0), b=gd.Real(0.0, 2.0))
-    bowl = lambda p: 1.0 + (p["a"] - 1.3) ** 2 + (p["b"] - 0.6) ** 2  # noqa: E731
-    res = gd.minimize(_timed_once(np.random.default_rng(seed), bowl), space=space, gradient="central",
+    res = gd.minimize(_timed_once(np.random.default_rng(seed)), space=BOX, gradient="central",
                       max_evals=60, seed=seed)
-    assert res.success and bowl(res.x) < 1.01, (res.x, res.message)
+    assert res.success and _bowl(res.x) < 1.01, (res.x, res.message)
     assert res.history.meta["optimizer"] == "default (Spall's gain)"
 
 
@@ -197,15 +201,13 @@ def test_resuming_a_run_recorded_before_the_gain_could_take_over_keeps_its_line_
     # file mixes two runs.
     import json
 
-    space = gd.Space(a=gd.Real(0.0, 2.0), b=gd.Real(0.0, 2.0))
-    bowl = lambda p: 1.0 + (p["a"] - 1.3) ** 2 + (p["b"] - 0.6) ** 2  # noqa: E731
     path = tmp_path / "old.jsonl"
     path.write_text(json.dumps({"kind": "meta", "format": 1, "estimator": {"name": "central", "step": None},
-                                "optimizer": "default", "seed": 1, "n": 2, "space": space.describe()}) + "\n")
-    kwargs = dict(space=space, gradient="central", max_evals=30, seed=1)
-    res = gd.minimize(_timed_once(np.random.default_rng(1), bowl), history=str(path), resume=True, **kwargs)
+                                "optimizer": "default", "seed": 1, "n": 2, "space": BOX.describe()}) + "\n")
+    kwargs = dict(space=BOX, gradient="central", max_evals=30, seed=1)
+    res = gd.minimize(_timed_once(np.random.default_rng(1)), history=str(path), resume=True, **kwargs)
     assert res.history.meta["optimizer"] == "default (L-BFGS, Armijo line search)"
-    fresh = gd.minimize(_timed_once(np.random.default_rng(1), bowl), **kwargs)
+    fresh = gd.minimize(_timed_once(np.random.default_rng(1)), **kwargs)
     assert fresh.history.meta["optimizer"] == "default (Spall's gain)"
 
 
