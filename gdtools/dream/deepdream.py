@@ -56,6 +56,7 @@ class DreamSettings:
     normalize: str = "mean_abs"
     seed: int = 0
     depthwise: str = "auto"
+    precision: str = "auto"
 
     def __post_init__(self):
         def positive_int(name, value, minimum=1):
@@ -77,6 +78,7 @@ class DreamSettings:
             raise InputError(f"normalize={self.normalize!r}; choose one of {', '.join(NORMALIZATIONS)}")
         if self.depthwise not in efficientnet.DEPTHWISE_METHODS:
             raise InputError(f"depthwise={self.depthwise!r}; choose one of {', '.join(efficientnet.DEPTHWISE_METHODS)}")
+        efficientnet.resolve_precision(self.precision)  # an unknown name is refused here
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +151,7 @@ class Dreamer:
         objective.check(efficientnet.layer_table(self.params))
         self.objective = objective.resolve(self._guide_features)
         self.tile_objective = TileObjective(self.objective, params=self.params, tile=settings.tile,
-                                            depthwise=settings.depthwise)
+                                            depthwise=settings.depthwise, precision=settings.precision)
 
     def _guide_features(self, layer: str, guide_image) -> np.ndarray:
         guide_image = images.check_image(guide_image, what="guide image").astype(np.float32)
@@ -162,10 +164,11 @@ class Dreamer:
         return self.with_settings(seed=int(seed))
 
     def with_settings(self, **changes) -> "Dreamer":
-        """Other settings, same objective; the compiled tile objective is shared unless ``tile`` or
-        ``depthwise`` change."""
+        """Other settings, same objective; the compiled tile objective is shared unless ``tile``,
+        ``depthwise`` or ``precision`` change."""
         settings = dataclasses.replace(self.settings, **changes)
-        if (settings.tile, settings.depthwise) != (self.settings.tile, self.settings.depthwise):
+        compiled = lambda s: (s.tile, s.depthwise, s.precision)  # noqa: E731
+        if compiled(settings) != compiled(self.settings):
             return Dreamer(self.objective, settings=settings, params=self.params)
         twin = object.__new__(Dreamer)
         twin.__dict__.update(self.__dict__)
@@ -178,7 +181,8 @@ class Dreamer:
         from gdtools._version import __version__
 
         return {"gdtools_version": __version__, "network": "efficientnet-lite0",
-                **dataclasses.asdict(settings), "backend": jax.default_backend()}
+                **dataclasses.asdict(settings), "backend": jax.default_backend(),
+                "computed_in": efficientnet.resolve_precision(settings.precision)}
 
     def metadata(self) -> dict:
         """Everything needed to reproduce a dream, for the PNG metadata."""
@@ -244,8 +248,9 @@ class Dreamer:
 
 def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4, octave_scale: float = 1.4,
           steps: int = 10, step_size: float = 1.5, jitter: int = 32, tile: int = 512,
-          normalize: str = "mean_abs", seed: int = 0, depthwise: str = "auto", params=None,
-          callback: Callable[[Progress], bool | None] | None = None, compilation_cache: bool = True) -> np.ndarray:
+          normalize: str = "mean_abs", seed: int = 0, depthwise: str = "auto", precision: str = "auto",
+          params=None, callback: Callable[[Progress], bool | None] | None = None,
+          compilation_cache: bool = True) -> np.ndarray:
     """Dream on ``image``: make what ``objective`` sees in it stronger.
 
     Args:
@@ -262,6 +267,9 @@ def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4
       normalize: ``"mean_abs"`` (g / mean |g|) or ``"laplacian"`` (Laplacian pyramid bands, then mean |g|).
       seed: seeds the jitter (an integer >= 0); the same seed gives the same image on the same backend.
       depthwise: how depthwise convolutions are computed (``auto`` picks per backend).
+      precision: the network's number format, ``float32`` or ``bfloat16``; ``auto`` is bfloat16 on
+        a GPU (faster; the gradient differs from float32's less than one step changes it) and
+        float32 elsewhere. The objective and the image stay float32.
       params: network parameters (default: pretrained EfficientNet-Lite0).
       callback: ``callback(progress) -> bool | None`` after every step; True stops.
       compilation_cache: use the persistent JAX compilation cache in the user's cache directory,
@@ -274,5 +282,5 @@ def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4
         enable_compilation_cache()
     dreamer = Dreamer(objective, params=params, octaves=octaves, octave_scale=octave_scale, steps=steps,
                       step_size=step_size, jitter=jitter, tile=tile, normalize=normalize, seed=seed,
-                      depthwise=depthwise)
+                      depthwise=depthwise, precision=precision)
     return dreamer(image, callback=callback)

@@ -56,18 +56,23 @@ class TileObjective:
         should leave it at 1.
     """
 
-    def __init__(self, objective, *, params, tile: int, depthwise: str = "auto"):
+    def __init__(self, objective, *, params, tile: int, depthwise: str = "auto", precision: str = "auto"):
         self.objective = objective
         self.params = params
         self.tile = int(tile)
         self.traces = 0
         self.method = efficientnet.resolve_depthwise(depthwise)
+        self.precision = efficientnet.resolve_precision(precision)
+        dtype = jnp.dtype(self.precision)
 
         def value(params, piece):
             self.traces += 1
-            acts = efficientnet.activations(params, efficientnet.preprocess(piece)[None],
-                                            layers=objective.layers, depthwise=self.method)
-            return objective(acts)
+            x = efficientnet.preprocess(piece)[None]
+            if dtype != x.dtype:  # the network in bfloat16; the objective and the gradient in float32
+                params = jax.tree_util.tree_map(lambda a: a.astype(dtype), params)
+                x = x.astype(dtype)
+            acts = efficientnet.activations(params, x, layers=objective.layers, depthwise=self.method)
+            return objective({name: a.astype(jnp.float32) for name, a in acts.items()})
 
         self._value_and_grad = jax.jit(jax.value_and_grad(value, argnums=1))
         self._options = _compiler_options(jax.default_backend())
@@ -89,7 +94,7 @@ class TileObjective:
         args = (self.params, piece)
         shapes = jax.tree_util.tree_map(lambda a: (tuple(a.shape), str(a.dtype)), args)
         # (the JAX settings, matmul precision among them, are added by program_cache.compiled)
-        parts = ("tile_objective", self.objective.key(), self.method, shapes, sorted((self._options or {}).items()))
+        parts = ("tile_objective", self.objective.key(), self.method, self.precision, shapes, sorted((self._options or {}).items()))
         return program_cache.compiled(lambda: self._value_and_grad.lower(*args), parts, sources=_NETWORK_SOURCES,
                                       args=args, options=self._options)
 

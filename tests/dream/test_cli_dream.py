@@ -30,6 +30,14 @@ def test_dream_writes_a_png_with_its_parameters(cat_file, tmp_path, capsys):
     assert capsys.readouterr().out == ""  # --quiet
 
 
+def test_precision_is_chosen_and_recorded(cat_file, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    assert main(["dream", str(cat_file), "-o", str(out), *SMALL, "--precision", "bfloat16"]) == 0
+    meta = images.read_metadata(out)
+    assert meta["precision"] == meta["computed_in"] == "bfloat16"
+    assert images.load_image(out).shape == (42, 64, 3)
+
+
 def test_progress_goes_to_stderr_and_a_summary_to_stdout(cat_file, tmp_path, capsys):
     out = tmp_path / "out.png"
     args = [a for a in SMALL if a != "--quiet"]
