@@ -99,31 +99,33 @@ def _median_ms(fn, repeats: int) -> float:
 
 def breakdown(params_np, layer: str, image0, repeats: int) -> dict:
     """Where a step's time goes: the network's value_and_grad on the image alone, for each depthwise
-    form, and the whole step (roll, gradient, normalised ascent, clip) as one jitted function."""
+    form and number format, and the whole step (roll, gradient, normalised ascent, clip) as one
+    jitted function (default depthwise form and format)."""
     from gdtools.dream.objectives import layer as layer_objective
     from gdtools.dream.tiling import TileObjective
 
     params = jax.tree_util.tree_map(jnp.asarray, params_np)
     image = jnp.asarray(image0)
     out = {}
-    for method in ("conv", "shifts"):
-        tile_objective = TileObjective(layer_objective(layer), params=params, tile=image.shape[0], depthwise=method)
-        t0 = time.perf_counter()
-        jax.block_until_ready(tile_objective(image))
-        compile_s = time.perf_counter() - t0
-        out[f"network value_and_grad, depthwise={method}"] = {
-            "ms": _median_ms(lambda: tile_objective(image), repeats), "compile_s": round(compile_s, 2)}
+    for precision in ("float32", "bfloat16"):
+        for method in ("conv", "shifts"):
+            tile_objective = TileObjective(layer_objective(layer), params=params, tile=image.shape[0],
+                                           depthwise=method, precision=precision)
+            t0 = time.perf_counter()
+            jax.block_until_ready(tile_objective(image))
+            compile_s = time.perf_counter() - t0
+            out[f"network value_and_grad, depthwise={method}, {precision}"] = {
+                "ms": _median_ms(lambda: tile_objective(image), repeats), "compile_s": round(compile_s, 2)}
 
     method = efficientnet.resolve_depthwise("auto")
-
-    def energy(x):
-        acts = efficientnet.activations(params, efficientnet.preprocess(x)[None], layers=(layer,), depthwise=method)
-        return jnp.mean(jnp.square(acts[layer]))
+    precision = efficientnet.resolve_precision("auto")
+    tile_objective = TileObjective(layer_objective(layer), params=params, tile=image.shape[0], depthwise=method,
+                                   precision=precision)
 
     @jax.jit
     def fused_step(x, key):
         shift = jax.random.randint(key, (2,), -32, 33)
-        grad = jax.grad(energy)(jnp.roll(x, (shift[0], shift[1]), axis=(0, 1)))
+        _, grad = tile_objective._value_and_grad(params, jnp.roll(x, (shift[0], shift[1]), axis=(0, 1)))
         grad = jnp.roll(grad, (-shift[0], -shift[1]), axis=(0, 1))
         return jnp.clip(x + 1.5 * grad / (jnp.mean(jnp.abs(grad)) + 1e-8), *PIXEL_RANGE)
 
@@ -137,8 +139,8 @@ def breakdown(params_np, layer: str, image0, repeats: int) -> dict:
         state["x"] = fused_step(state["x"], key)
         return state["x"]
 
-    out[f"whole step as one jit (depthwise={method})"] = {"ms": _median_ms(run_fused, repeats),
-                                                         "compile_s": round(compile_s, 2)}
+    out[f"whole step as one jit (depthwise={method}, {precision})"] = {"ms": _median_ms(run_fused, repeats),
+                                                                      "compile_s": round(compile_s, 2)}
     return out
 
 
@@ -151,6 +153,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per round and side")
     parser.add_argument("--json", help="also write the raw numbers here")
     parser.add_argument("--no-torch", action="store_true", help="time gdtools only")
+    parser.add_argument("--precision", default="auto", choices=efficientnet.PRECISIONS,
+                        help="gdtools' number format (auto: bfloat16 on a GPU, float32 elsewhere); PyTorch "
+                             "runs in float32 (its default, TF32 convolutions on a GPU)")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time the network's value_and_grad alone (each depthwise form) and the "
                              "whole step as one jitted function, to show where a step's time goes")
@@ -164,7 +169,7 @@ def main() -> None:
 
         device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
     params_np = weights.load_params()
-    dreamer = Dreamer(args.layer, tile=args.tile or args.size, steps=args.steps, octaves=1)
+    dreamer = Dreamer(args.layer, tile=args.tile or args.size, steps=args.steps, octaves=1, precision=args.precision)
     image0 = np.random.default_rng(0).uniform(0, 255, (args.size, args.size, 3)).astype(np.float32)
 
     def gdtools_round(seed):
@@ -216,6 +221,7 @@ def main() -> None:
         "jax": jax.__version__, "torch": torch.__version__ if torch is not None else None,
         "gdtools": gd.__version__,
         "size": args.size, "tile": args.tile or args.size, "layer": args.layer, "steps_timed": len(ours),
+        "precision": dreamer.tile_objective.precision, "precision_setting": args.precision,
         "first_call_with_compilation_s": round(compile_s, 2),
         "gdtools_step_ms": round(ours_ms, 2),
         "gdtools_step_cpu_ms": round(ours_cpu_ms, 2),
@@ -224,7 +230,8 @@ def main() -> None:
     }
     print(f"{report['date']}  {report['machine']} ({report['cpus']} CPUs)  backend={report['backend']}  "
           f"jax {jax.__version__}  torch {report['torch']}  gdtools {gd.__version__}")
-    print(f"one dream step, {args.size}x{args.size} -> {args.layer}, median of {len(ours)} steps "
+    print(f"one dream step, {args.size}x{args.size} -> {args.layer}, gdtools in {report['precision']}, "
+          f"median of {len(ours)} steps "
           f"({args.rounds} interleaved rounds)")
     report["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     print("                               wall/step   CPU time/step (all threads)")
@@ -253,7 +260,7 @@ def main() -> None:
     if args.breakdown:
         report["breakdown"] = breakdown(params_np, args.layer, image0, args.steps * args.rounds)
         for name, entry in report["breakdown"].items():
-            print(f"  {name:<40}{entry['ms']:9.2f} ms   (compilation {entry['compile_s']:.1f} s)")
+            print(f"  {name:<52}{entry['ms']:9.2f} ms   (compilation {entry['compile_s']:.1f} s)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

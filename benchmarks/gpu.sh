@@ -30,6 +30,7 @@ cd "$(dirname "$0")/.."
 WHEELS=${WHEELS:-.whl}
 PY=${PY:-}
 BREAKDOWN_SIZES=${BREAKDOWN_SIZES-1024}
+FLOAT32_SIZES=${FLOAT32_SIZES-1024}
 TILE=${TILE:-512}
 NO_TORCH=${NO_TORCH:-}
 TESTS=${TESTS-tests/dream/test_efficientnet.py tests/dream/test_saved_network.py tests/test_program_cache.py tests/dream/test_deepdream.py}
@@ -67,12 +68,19 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
   [ -n "$NO_TORCH" ] || "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())"
 } | tee "$OUT/machine.txt"
 
-# 1. one step, gdtools against PyTorch eager, and where gdtools' step time goes
+# 1. one step, gdtools against PyTorch eager, and where gdtools' step time goes; gdtools in its
+#    default number format (bfloat16 on a GPU), and at FLOAT32_SIZES also in float32
 for size in $SIZES; do
     breakdown=$([[ " $BREAKDOWN_SIZES " == *" $size "* ]] && echo --breakdown || true)
     stage "step $size" "$PY" benchmarks/dream_step.py --size "$size" --layer block11 --rounds "$ROUNDS" \
         --steps "$STEPS" $breakdown ${NO_TORCH:+--no-torch} --json "$OUT/step_$size.json" > "$OUT/step_$size.log" 2>&1
     cat "$OUT/step_$size.log"
+done
+for size in $FLOAT32_SIZES; do
+    stage "step $size float32" "$PY" benchmarks/dream_step.py --size "$size" --layer block11 --rounds "$ROUNDS" \
+        --steps "$STEPS" --precision float32 ${NO_TORCH:+--no-torch} --json "$OUT/step_${size}_float32.json" \
+        > "$OUT/step_${size}_float32.log" 2>&1
+    cat "$OUT/step_${size}_float32.log"
 done
 
 # 2. the whole process, cold then warm compilation cache
@@ -105,7 +113,7 @@ done
 # where a warm run's time goes (cProfile adds some of its own; not the timed run above)
 stage "warm profile" "$PY" -m cProfile -o "$OUT/warm.prof" -m gdtools dream "$OUT/input.png" -o "$OUT/dream_profiled.png" \
     --max-side "$PROCESS_SIZE" --tile "$TILE" --octaves 4 --steps 10 --layer block11 --quiet
-stage "warm profile table" "$PY" -c "import pstats, sys; pstats.Stats(sys.argv[1], stream=open(sys.argv[2], 'w')).sort_stats('cumtime').print_stats(40)" \
+stage "warm profile table" "$PY" -c "import pstats, sys; out = open(sys.argv[2], 'w'); stats = pstats.Stats(sys.argv[1], stream=out); stats.sort_stats('cumtime').print_stats(70); stats.sort_stats('tottime').print_stats(40)" \
     "$OUT/warm.prof" "$OUT/warm_profile.txt"
 
 if [ -n "$USER_XDG_CACHE_HOME" ]; then export XDG_CACHE_HOME="$USER_XDG_CACHE_HOME"; else unset XDG_CACHE_HOME; fi
@@ -117,18 +125,18 @@ fi
 stage "summary" "$PY" - "$OUT" <<'PYEOF'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
-print(f"\n| size | gdtools step (ms) | PyTorch eager step (ms) | ratio | first call incl. compile (s) |")
-print("|---|---|---|---|---|")
+print(f"\n| size | gdtools in | gdtools step (ms) | PyTorch eager step (ms) | ratio | first call incl. compile (s) |")
+print("|---|---|---|---|---|---|")
 def load(name):
     path = out / name
     return json.loads(path.read_text()) if path.exists() else None
-steps = [json.loads(p.read_text()) for p in sorted(out.glob("step_*.json"), key=lambda p: int(p.stem.split("_")[1]))]
+steps = [json.loads(p.read_text()) for p in sorted(out.glob("step_*.json"), key=lambda p: (int(p.stem.split("_")[1]), p.stem))]
 for r in steps:
     size = r["size"]
-    print(f"| {size} | {r['gdtools_step_ms']} | {r.get('torch_eager_step_ms')} | {r.get('ratio_gdtools_over_torch')} "
-          f"| {r['first_call_with_compilation_s']} |")
+    print(f"| {size} | {r.get('precision')} | {r['gdtools_step_ms']} | {r.get('torch_eager_step_ms')} "
+          f"| {r.get('ratio_gdtools_over_torch')} | {r['first_call_with_compilation_s']} |")
     for name, entry in r.get("breakdown", {}).items():
-        print(f"|   {size}: {name} | {entry['ms']} | | | {entry['compile_s']} |")
+        print(f"|   {size}: {name} | | {entry['ms']} | | | {entry['compile_s']} |")
 startup = load("startup.json")
 if startup:
     print(f"python + jax start-up (one tiny computation on the default device): {startup['wall_s']:.2f} s")
@@ -141,7 +149,7 @@ machine = (out / "machine.txt").read_text().splitlines() if (out / "machine.txt"
 if machine and "," in machine[0]:  # nvidia-smi's name, driver, memory
     name, driver = (v.strip() for v in machine[0].split(",")[:2])
     summary["device_name"] = f"{name} (driver {driver})"
-summary.update(steps=[{k: r.get(k) for k in ("size", "layer", "gdtools_step_ms", "torch_eager_step_ms",
+summary.update(steps=[{k: r.get(k) for k in ("size", "layer", "precision", "precision_setting", "gdtools_step_ms", "torch_eager_step_ms",
                                               "ratio_gdtools_over_torch", "first_call_with_compilation_s",
                                               "breakdown")}
                       for r in steps], process=process, startup=startup, raw=str(out))

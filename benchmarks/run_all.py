@@ -393,7 +393,8 @@ def dream_verdicts(results_dir):
             verdicts.append((target, "not measured", "no GPU results file; `benchmarks/gpu.sh` is the script to run"))
         return verdicts
     device = gpu.get("device_name") or gpu.get("device", "GPU")
-    step = next((r for r in gpu.get("steps", []) if r.get("size") == 1024), None)
+    step = next((r for r in gpu.get("steps", [])  # the default number format's step, not the comparison's
+                 if r.get("size") == 1024 and r.get("precision_setting", "auto") == "auto"), None)
     if step is None:
         verdicts += [(t, "not measured", "gpu_dream.json has no 1024² step") for t in targets[:2]]
     else:
@@ -417,9 +418,9 @@ def gpu_lines(d):
              f"gdtools {d.get('gdtools', '?')}, {d.get('date', '?')}. One step to block11 on an image of the size "
              "given (one tile of that size), median over interleaved rounds; the step goes through `gd.minimize` "
              "(host loop, one tile) like a real dream's.", ""]
-    rows = [[f"{r['size']}²", r["gdtools_step_ms"], r.get("torch_eager_step_ms"), r.get("ratio_gdtools_over_torch"),
-             r.get("first_call_with_compilation_s")] for r in d.get("steps", [])]
-    lines += [_common.markdown_table(["image", "gdtools step (ms)", "PyTorch eager step (ms)", "ratio",
+    rows = [[f"{r['size']}²", r.get("precision") or "float32", r["gdtools_step_ms"], r.get("torch_eager_step_ms"),
+             r.get("ratio_gdtools_over_torch"), r.get("first_call_with_compilation_s")] for r in d.get("steps", [])]
+    lines += [_common.markdown_table(["image", "gdtools in", "gdtools step (ms)", "PyTorch eager step (ms)", "ratio",
                                       "first call incl. compilation (s)"], rows), ""]
     for r in d.get("steps", []):
         if r.get("breakdown"):

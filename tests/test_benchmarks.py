@@ -183,13 +183,15 @@ def test_gpu_script_runs_on_the_cpu_with_tiny_sizes(tmp_path):
     results = os.path.join(BENCH, "results", "gpu_dream.json")
     before = open(results).read() if os.path.exists(results) else None
     env = dict(os.environ, PY=sys.executable, SIZES="32", PROCESS_SIZE="48", TILE="32", ROUNDS="1", STEPS="1",
-               BREAKDOWN_SIZES="", TESTS="", NO_TORCH="1", OUT=str(tmp_path / "gpu"), WHEELS=str(tmp_path / "none"),
+               BREAKDOWN_SIZES="", FLOAT32_SIZES="32", TESTS="", NO_TORCH="1", OUT=str(tmp_path / "gpu"), WHEELS=str(tmp_path / "none"),
                XDG_CACHE_HOME=str(tmp_path / "cache"))
     proc = subprocess.run(["bash", os.path.join(BENCH, "gpu.sh")], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     summary = json.load(open(tmp_path / "gpu" / "gpu_dream.json"))
-    assert summary["backend"] == "cpu" and [s["size"] for s in summary["steps"]] == [32]
+    assert summary["backend"] == "cpu"
+    assert [(s["size"], s["precision_setting"], s["precision"]) for s in summary["steps"]] == [
+        (32, "auto", "float32"), (32, "float32", "float32")]  # the default first, then float32 for comparison
     assert [(r["run"], r["ok"], r["tile"]) for r in summary["process"]] == [("cold", True, 32), ("warm", True, 32)]
     assert (tmp_path / "gpu" / "warm_profile.txt").read_text().count("cumtime") >= 1
     assert "not a GPU run" in proc.stdout
