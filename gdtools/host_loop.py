@@ -290,6 +290,10 @@ class HostLoop:
                 if self.evaluator is None:
                     self._nfev += est.nfev
                 grad = est.grad
+                # The largest gradient component is asked for before anything is made ahead: a
+                # device runs its programs in order, so asked after the next estimate it would
+                # wait for it, and the host's bookkeeping would leave the device idle again.
+                largest = _stationarity(grad, x, problem.clip)
                 ahead_x = ahead_state = None
                 if ahead and optimizer is not None and k + 1 < self.max_iters:
                     with self._precision():
@@ -299,8 +303,7 @@ class HostLoop:
                                ahead_x)
                 # One transfer from the device: the value and the largest gradient component
                 # (nan and inf propagate through max, so it also tells whether grad is finite).
-                value, gnorm = (float(v) for v in jax.device_get((est.value,
-                                                                  _stationarity(grad, x, problem.clip))))
+                value, gnorm = (float(v) for v in jax.device_get((est.value, largest)))
                 finite = math.isfinite(gnorm)
                 gnorm = gnorm if finite else math.nan
                 if estimator.traceable and not math.isfinite(value):

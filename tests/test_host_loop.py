@@ -134,3 +134,29 @@ def test_a_device_run_that_stops_moving_stops_instead_of_spending_its_iterations
     res = gd.minimize(rosen, jnp.zeros(10), callback=lambda state: None, max_iters=1000)
     assert res.status in ("no_progress", "converged") and res.nit < 200
     assert res.fun < 1e-8
+
+
+def test_what_is_read_back_is_asked_for_before_the_estimate_made_ahead(monkeypatch):
+    """A device runs its programs in order: the value and the largest gradient component of
+    iteration k must be dispatched before the estimate of k + 1, or reading them back waits for
+    that estimate too, and the device idles while the host records (the GPU step measured
+    2.8 ms against the network's 1.9 ms with the order reversed)."""
+    from gdtools.estimators.autodiff import AutoDiff
+
+    events = []
+    real = host_loop._stationarity
+
+    def stationarity(grad, x, clip):
+        events.append("largest")
+        return real(grad, x, clip)
+
+    class Logged(AutoDiff):
+        def estimate(self, fun, x, *, iteration, **kwargs):
+            events.append(f"estimate {iteration}")
+            return super().estimate(fun, x, iteration=iteration, **kwargs)
+
+    monkeypatch.setattr(host_loop, "PIPELINE", True)
+    monkeypatch.setattr(host_loop, "_stationarity", stationarity)
+    gd.minimize(rosen, jnp.zeros(3), gradient=Logged(), optimizer=optax.adam(0.01), max_iters=3,
+                callback=lambda s: None)
+    assert events == ["estimate 0", "largest", "estimate 1", "largest", "estimate 2", "largest"]
