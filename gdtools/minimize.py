@@ -332,8 +332,9 @@ def minimize(
     meta = dict(version=__version__, estimator=estimator.describe(),
                 optimizer=_default_name(optimizer, calibrate) if default else _describe(optimizer, optimizer_name),
                 seed=int(seed),
-                n=int(np.size(problem.x0)),
-                start=hashlib.sha1(np.asarray(problem.x0, dtype=np.float64).tobytes()).hexdigest()[:16])
+                n=int(np.size(problem.x0)))
+    if history is not None:  # what a resumed run is checked against (an image: 24 MB hashed an octave)
+        meta["start"] = hashlib.sha1(np.ascontiguousarray(problem.x0, dtype=np.float64)).hexdigest()[:16]
     if problem.space is not None and hasattr(problem.space, "describe"):
         meta["space"] = problem.space.describe()
     replay, skip, resumed_time = (), 0, 0.0

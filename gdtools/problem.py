@@ -152,10 +152,12 @@ def _as_float_array(name, value):
 
 
 def _flatten_bound(name, bound, x0_tree, n, open_value):
+    # A scalar bound is a read-only view of one number (no n-sized array to fill: an image has
+    # millions of coordinates, and a dream makes a problem an octave).
     if bound is None:  # an open side, as scipy writes it
-        return np.full(n, open_value)
+        return np.broadcast_to(np.float64(open_value), (n,))
     if np.ndim(bound) == 0 and not isinstance(bound, dict):
-        return np.full(n, float(_as_float_array(name, bound)), dtype=float)
+        return np.broadcast_to(np.float64(_as_float_array(name, bound)), (n,))
     if not isinstance(bound, dict) and jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(x0_tree)):
         # one array x0: a bound may be any array-like (a list) of its shape
         arr = _as_float_array(name, bound)
@@ -234,28 +236,35 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
             raise InputError("bounds must be a pair (lower, upper) of scalars or pytrees like x0")
         lower = _flatten_bound("bounds[0] (lower)", bounds[0], x0, n, -np.inf)
         upper = _flatten_bound("bounds[1] (upper)", bounds[1], x0, n, np.inf)
-        if np.any(np.isnan(lower)) or np.any(np.isnan(upper)):
+        # Scalar bounds are checked as the two numbers they are: an image's million coordinates
+        # made this several full-size passes and copies per call (a dream calls once an octave).
+        scalar = np.ndim(bounds[0]) == 0 and np.ndim(bounds[1]) == 0
+        low, high = (lower[:1], upper[:1]) if scalar else (lower, upper)
+        if np.any(np.isnan(low)) or np.any(np.isnan(high)):
             raise InputError("bounds contain nan")
-        if np.any(lower >= upper):
-            i = int(np.argmax(lower >= upper))
+        if np.any(low >= high):
+            i = int(np.argmax(low >= high))
             raise InputError(f"bounds need lower < upper; coordinate {i} has lower={lower[i]} >= upper={upper[i]}")
         if device:  # one compiled check where x lives; one integer comes back
-            i = int(_first_outside(x_flat, np.asarray(lower, x_flat.dtype), np.asarray(upper, x_flat.dtype)))
+            compact = (lambda b: np.asarray(b[0], x_flat.dtype)) if scalar else (lambda b: np.asarray(b, x_flat.dtype))
+            i = int(_first_outside(x_flat, compact(lower), compact(upper)))
         else:
             outside = (x_flat < lower) | (x_flat > upper)
             i = int(np.argmax(outside)) if np.any(outside) else -1
         if i >= 0:
             raise InputError(f"x0 violates the bounds: coordinate {i} is {float(x_flat[i])}, outside "
                              f"[{lower[i]}, {upper[i]}]")
-    typical = np.ones(n) if device else np.maximum(1.0, np.abs(x_flat))
-    if lower is not None:
+    typical = np.broadcast_to(1.0, (n,)) if device else np.maximum(1.0, np.abs(x_flat))
+    if lower is not None and scalar:
+        width = float(upper[0] - lower[0])
+        scale = np.broadcast_to(width, (n,)) if np.isfinite(width) else typical
+    elif lower is not None:
         width = upper - lower
         scale = np.where(np.isfinite(width), width, typical)
     else:
         scale = typical
     clip = None
     if bounds is not None:
-        scalar = np.ndim(bounds[0]) == 0 and np.ndim(bounds[1]) == 0
         clip = (float(lower[0]), float(upper[0])) if scalar else (lower, upper)
     return Problem(x0=x_flat, to_user=to_user, jax_unravel=jax_unravel, lower=lower, upper=upper,
                    scale=scale, space=None, device=device, stochastic=stochastic, clip=clip,

@@ -703,3 +703,25 @@ def test_a_space_makes_the_default_gradient_a_black_box_one():
     assert res.history.meta["estimator"]["name"] == "spsa"
     with pytest.raises(gd.InputError, match="cannot differentiate through a Space"):
         gd.minimize(lambda p: 1.0, space=space, gradient="autodiff")
+
+
+def test_scalar_bounds_on_an_image_sized_problem_cost_no_image_sized_arrays(tmp_path):
+    """A dream makes a problem of a million coordinates an octave: scalar bounds stay two numbers
+    (read-only views), checked where x lives, and the start digest (for resuming) is only taken
+    when the history goes to a file."""
+    from gdtools.problem import build_problem
+
+    x0 = jnp.full((512, 512, 3), 100.0)
+    problem = build_problem(jnp.sum, x0, bounds=(0.0, 255.0), space=None)
+    assert problem.clip == (0.0, 255.0)
+    for array in (problem.lower, problem.upper, problem.scale):
+        assert array.shape == (x0.size,) and array.strides == (0,)
+    assert problem.scale[0] == 255.0 and problem.lower[-1] == 0.0 and problem.upper[0] == 255.0
+    with pytest.raises(gd.InputError, match=r"x0 violates the bounds: coordinate 7 is 300.0, outside \[0.0, 255.0\]"):
+        build_problem(jnp.sum, x0.reshape(-1).at[7].set(300.0), bounds=(0.0, 255.0), space=None)
+    with pytest.raises(gd.InputError, match="bounds contain nan"):
+        build_problem(jnp.sum, x0, bounds=(np.nan, 255.0), space=None)
+    opts = dict(optimizer=optax.sgd(1e-3), max_iters=2, callback=lambda s: None)
+    assert "start" not in gd.minimize(jnp.sum, x0, bounds=(0.0, 255.0), **opts).history.meta
+    path = tmp_path / "h.jsonl"
+    assert len(gd.minimize(jnp.sum, x0, bounds=(0.0, 255.0), history=str(path), **opts).history.meta["start"]) == 16
