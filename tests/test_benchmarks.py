@@ -196,3 +196,19 @@ def test_gpu_script_runs_on_the_cpu_with_tiny_sizes(tmp_path):
     assert (tmp_path / "gpu" / "warm_profile.txt").read_text().count("cumtime") >= 1
     assert "not a GPU run" in proc.stdout
     assert (open(results).read() if os.path.exists(results) else None) == before
+
+
+def test_gpu_kernels_lists_the_operations_of_a_traced_network_call(tmp_path):
+    """benchmarks/gpu_kernels.py on the CPU with a tiny tile: it traces, reads the Perfetto trace
+    back and ranks the operations (on a GPU, the kernels)."""
+    proc = subprocess.run([sys.executable, os.path.join(BENCH, "gpu_kernels.py"), "--size", "32", "--calls", "1",
+                           "--top", "5", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache")))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.load(open(tmp_path / "kernels.json"))
+    assert summary["backend"] == "cpu" and summary["precision"] == "float32" and summary["groups"]
+    for group in summary["groups"].values():
+        assert group["us_per_call"] > 0 and 0 < len(group["top"]) <= 5
+        assert not any(row["name"].startswith("$") for row in group["top"])
+        shares = [row["share"] for row in group["top"]]
+        assert shares == sorted(shares, reverse=True) and sum(shares) <= 1.0 + 1e-6
