@@ -169,7 +169,7 @@ if machine and "," in machine[0]:  # nvidia-smi's name, driver, memory
     summary["device_name"] = f"{name} (driver {driver})"
 summary.update(steps=[{k: r.get(k) for k in ("size", "layer", "precision", "precision_setting", "gdtools_step_ms", "torch_eager_step_ms",
                                               "ratio_gdtools_over_torch", "first_call_with_compilation_s",
-                                              "breakdown")}
+                                              "gdtools_step_cpu_ms", "torch_eager_step_cpu_ms", "breakdown")}
                       for r in steps], process=process, startup=startup, raw=str(out))
 (out / "gpu_dream.json").write_text(json.dumps(summary, indent=1))
 if summary.get("backend") == "gpu":  # beside the CPU results, which run_all.py puts on docs/benchmarks.md

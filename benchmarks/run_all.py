@@ -411,7 +411,27 @@ def dream_verdicts(results_dir):
     return verdicts
 
 
-def gpu_lines(d):
+def kernel_lines(kernels, steps):
+    """What benchmarks/gpu_kernels.py's trace says about one network call, beside the step it is in."""
+    if not isinstance(kernels, dict) or not kernels.get("groups"):
+        return []
+    stream, group = max(kernels["groups"].items(), key=lambda item: item[1]["us_per_call"])
+    step = next((r for r in steps if r.get("size") == kernels.get("size") and r.get("precision") == kernels.get("precision")
+                 and r.get("precision_setting", "auto") == "auto"), None)
+    lines = [f"Inside one network call ({kernels['size']}², {kernels['precision']}, depthwise={kernels['depthwise']}; "
+             f"a profiler trace by `benchmarks/gpu_kernels.py`, {kernels['device']}, table in "
+             f"[`gpu_kernels.txt`](../benchmarks/results/gpu_kernels.txt)): the GPU ran {group['events_per_call']:g} "
+             f"kernels for {group['us_per_call']:.0f} µs in a call that took {kernels['wall_ms_per_call_untraced']:.2f} ms "
+             f"waited for, so it was busy {group['us_per_call'] / 10 / kernels['wall_ms_per_call_untraced']:.0f}% of "
+             f"the call; the largest kernel took {group['top'][0]['us_per_call']:.0f} µs."]
+    if step is not None and step.get("gdtools_step_cpu_ms") is not None:
+        lines += [f"A `gd.minimize` step there used {step['gdtools_step_cpu_ms']} ms of CPU time (all threads) in "
+                  f"{step['gdtools_step_ms']} ms of wall time: launching the kernels from the host bounds the step as "
+                  "much as the kernels do."]
+    return [" ".join(lines), ""]
+
+
+def gpu_lines(d, kernels=None):
     """The GPU results of benchmarks/gpu.sh as tables."""
     lines = ["### On the GPU (`benchmarks/gpu.sh`)", "",
              f"{d.get('device_name') or d.get('device', '?')}, jax {d.get('jax', '?')}, torch {d.get('torch', '?')}, "
@@ -428,18 +448,19 @@ def gpu_lines(d):
                       _common.markdown_table(["what", "ms", "compilation (s)"],
                                              [[name, e["ms"], e["compile_s"]] for name, e in r["breakdown"].items()]),
                       ""]
-            network = min(e["ms"] for name, e in r["breakdown"].items() if name.startswith("network"))
-            lines += [f"The network's value and gradient alone take {network:.2f} ms at {r['size']}², so a "
-                      f"1.2 ms step needs a faster network computation (lower precision, other kernels), "
-                      f"not only a thinner loop around it; the host loop of `gd.minimize` (jitter, tile cut "
-                      f"and assembly, the optax update, and reading the value and the largest gradient "
-                      f"component back every step) adds {r['gdtools_step_ms'] - network:.2f} ms."]
+            best, network = min(((name, e["ms"]) for name, e in r["breakdown"].items()
+                                  if name.startswith("network")), key=lambda item: item[1])
+            lines += [f"Called one at a time and waited for, the network's value and gradient took {network:.2f} ms "
+                      f"at best ({best.split(', ', 1)[1]}); a step in `gd.minimize`, which dispatches the next "
+                      f"call before it reads the last one's value, took {r['gdtools_step_ms']} ms "
+                      f"({r.get('precision') or 'float32'})."]
             fused = [e["ms"] for name, e in r["breakdown"].items() if name.startswith("whole step")]
             if fused and fused[0] > network * 1.5:
                 lines += [f"Written as one jitted function the whole step took longer ({fused[0]:.2f} ms) than "
                           "the network alone, for a reason not yet established; the product path runs the "
                           "roll, the tiles and the network as separate programs, so it is not affected."]
             lines += [""]
+    lines += kernel_lines(kernels, d.get("steps", []))
     startup = (d.get("startup") or {}).get("wall_s")
     process = d.get("process", [])
     if process:
@@ -485,7 +506,7 @@ def dream_section(results_dir):
         else:
             lines += ["```", json.dumps(d, indent=1)[:3000], "```", ""]
     if isinstance(gpu, dict):
-        lines += gpu_lines(gpu)
+        lines += gpu_lines(gpu, _load(results_dir, "gpu_kernels.json"))
     return lines
 
 

@@ -212,3 +212,31 @@ def test_gpu_kernels_lists_the_operations_of_a_traced_network_call(tmp_path):
         assert not any(row["name"].startswith("$") for row in group["top"])
         shares = [row["share"] for row in group["top"]]
         assert shares == sorted(shares, reverse=True) and sum(shares) <= 1.0 + 1e-6
+
+
+def test_gpu_verdicts_and_kernel_lines_read_the_default_formats_step(tmp_path):
+    """run_all.py judges the GPU step by the default number format's 1024² row (gpu.sh also times
+    float32 for comparison, listed after it) and puts the kernel trace beside that row."""
+    sys.path.insert(0, BENCH)
+    try:
+        import run_all
+    finally:
+        sys.path.remove(BENCH)
+    steps = [{"size": 1024, "precision": "bfloat16", "precision_setting": "auto", "gdtools_step_ms": 2.5,
+              "torch_eager_step_ms": 7.5, "ratio_gdtools_over_torch": 0.333, "gdtools_step_cpu_ms": 3.2},
+             {"size": 1024, "precision": "float32", "precision_setting": "float32", "gdtools_step_ms": 1.0,
+              "torch_eager_step_ms": 7.5, "ratio_gdtools_over_torch": 0.133}]
+    (tmp_path / "gpu_dream.json").write_text(json.dumps({"steps": steps, "process": [], "device_name": "H100"}))
+    verdicts = {target: (status, detail) for target, status, detail in run_all.dream_verdicts(str(tmp_path))}
+    step = next(v for t, v in verdicts.items() if "≤ 1.2 ms" in t)
+    ratio = next(v for t, v in verdicts.items() if "0.15×" in t)
+    assert step[0] == "MISSED" and step[1].startswith("2.50 ms") and ratio == ("MISSED", "ratio 0.333 (PyTorch eager 7.5 ms)")
+    kernels = {"size": 1024, "precision": "bfloat16", "depthwise": "shifts", "device": "cuda:0",
+               "wall_ms_per_call_untraced": 2.0,
+               "groups": {"/device:GPU:0 / Stream #1": {"us_per_call": 1500.0, "events_per_call": 150,
+                                                        "top": [{"name": "fusion", "us_per_call": 120.0}]},
+                          "/host:CPU / python": {"us_per_call": 90.0, "events_per_call": 9, "top": []}}}
+    text = " ".join(run_all.kernel_lines(kernels, steps))
+    assert "the GPU ran 150 kernels for 1500 µs" in text and "busy 75% of the call" in text
+    assert "largest kernel took 120 µs" in text and "3.2 ms of CPU time (all threads) in 2.5 ms of wall time" in text
+    assert run_all.kernel_lines(None, steps) == []
