@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -37,3 +38,19 @@ def test_shorthands_and_errors():
         resolve_optimizer("bfgs-turbo")
     with pytest.raises(gd.InputError, match="GradientTransformation"):
         resolve_optimizer(42)
+
+
+@pytest.mark.parametrize("values", [[-2.0], [0.5, -3.0, 2.0], [-0.0, 0.0], [1.0, np.nan, -2.0], [np.inf, 1.0], [-np.inf, 1.0],
+                                    [1e-300, -1e-310]])
+def test_largest_projected_component_is_max_abs_on_device_and_host(values):
+    from gdtools.transforms import largest_projected_component
+
+    g = np.array(values)
+    expected = np.max(np.abs(g))
+    device = float(jax.jit(largest_projected_component)(jnp.asarray(g, jnp.float32), jnp.zeros(len(g), jnp.float32)))
+    host = float(largest_projected_component(g, np.zeros(len(g))))
+    for got in (device, host):
+        assert (np.isnan(got) and np.isnan(expected)) or got == np.float32(expected) or got == expected
+    bounded = float(jax.jit(largest_projected_component)(jnp.asarray(g, jnp.float32), jnp.zeros(len(g), jnp.float32),
+                                                         -1.0, 1.0))
+    assert np.isnan(bounded) == bool(np.isnan(g).any())
