@@ -228,3 +228,22 @@ def test_ctrl_c_exits_130_and_tells_how_to_continue(tmp_path, capsys, monkeypatc
 def test_the_summary_names_the_budget_as_the_cli_user_set_it(capsys):
     out = _tune_output(capsys)
     assert "(--budget 14)" in out and "max_evals" not in out
+
+
+def test_resume_with_other_repeats_or_statistic_is_refused(tmp_path, capsys):
+    """A resumed run that measured each point another number of times (or by another statistic)
+    would mix two precisions in one history: refused in one line, the file untouched."""
+    history = tmp_path / "run.jsonl"
+    base = ["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "6", "--seed", "0",
+            "--objective", "stdout", "--warmup", "0", "--quiet", "--history", str(history)]
+    program = ["--", PY, "-c", QUADRATIC, "{x}", "{k}"]
+    assert main(base + ["--repeats", "2"] + program) == 0
+    before = history.read_text()
+    capsys.readouterr()
+    for extra, words in ((["--repeats", "3"], ["--repeats 2", "this command has --repeats 3"]),
+                         (["--repeats", "2", "--statistic", "min"], ["--statistic median", "--statistic min"])):
+        assert main(base + ["--resume", "--budget", "12", *extra] + program) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and all(word in err for word in words), err
+        assert history.read_text() == before
+    assert main(base + ["--resume", "--budget", "12", "--repeats", "2"] + program) == 0

@@ -188,12 +188,34 @@ def _check_options(args) -> None:
         raise InputError("--resume needs --history FILE, the run to continue")
     if args.resume and not os.path.exists(args.history):
         raise InputError(f"--resume: history file {args.history!r} does not exist")
+    if args.resume:
+        _check_same_measurement(args)
     if args.workers > 1 and args.dask:
         raise InputError("give either --workers or --dask, not both")
     if args.history:
         check_output_file("--history", args.history)
     if args.plot:
         args.plot = figure_file("--plot", args.plot)
+
+
+def _check_same_measurement(args) -> None:
+    """A resumed run must measure as the recorded one did: the same number of timed runs per
+    evaluation (--repeats) and the same statistic of them, or its values and their noise would mix
+    two precisions in one run."""
+    from gdtools.history import History
+
+    for record in History.load(args.history).evaluations:
+        samples = record.get("samples")
+        if record.get("status") != "ok" or not isinstance(samples, list):
+            continue
+        if len(samples) != args.repeats:
+            raise InputError(f"--resume: {args.history!r} was measured with --repeats {len(samples)} "
+                             f"(timed runs per evaluation); this command has --repeats {args.repeats}: "
+                             f"give --repeats {len(samples)} to continue it")
+        if record.get("statistic") not in (None, args.statistic):
+            raise InputError(f"--resume: {args.history!r} was measured with --statistic "
+                             f"{record['statistic']}; this command has --statistic {args.statistic}")
+        return
 
 
 def _check_budget(args, estimator, n: int) -> None:
