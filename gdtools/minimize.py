@@ -41,6 +41,9 @@ DEFAULT_MAX_ITERS = 1000
 #: Largest max_iters run as one compiled program (its history buffer: 3 numbers per iteration).
 MAX_COMPILED_ITERS = 1_000_000
 DEFAULT_TOL = 1e-6
+#: The meta's digest of the start point (checked when a run is resumed) is taken for starts up to
+#: this many coordinates, and for any start whose history goes to a file.
+MAX_HASHED_IN_MEMORY = 100_000
 
 
 def _check_positive(name, value, kind=int, allow_none=True):
@@ -333,7 +336,9 @@ def minimize(
                 optimizer=_default_name(optimizer, calibrate) if default else _describe(optimizer, optimizer_name),
                 seed=int(seed),
                 n=int(np.size(problem.x0)))
-    if history is not None:  # what a resumed run is checked against (an image: 24 MB hashed an octave)
+    if history is not None or np.size(problem.x0) <= MAX_HASHED_IN_MEMORY:
+        # what a resumed run is checked against; an image-sized start held only in memory is not
+        # hashed (a dream makes such a problem an octave: 24 MB hashed each time)
         meta["start"] = hashlib.sha1(np.ascontiguousarray(problem.x0, dtype=np.float64)).hexdigest()[:16]
     if problem.space is not None and hasattr(problem.space, "describe"):
         meta["space"] = problem.space.describe()

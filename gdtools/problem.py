@@ -238,7 +238,7 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
         upper = _flatten_bound("bounds[1] (upper)", bounds[1], x0, n, np.inf)
         # Scalar bounds are checked as the two numbers they are: an image's million coordinates
         # made this several full-size passes and copies per call (a dream calls once an octave).
-        scalar = np.ndim(bounds[0]) == 0 and np.ndim(bounds[1]) == 0
+        scalar = all(b is None or (np.ndim(b) == 0 and not isinstance(b, dict)) for b in bounds)
         low, high = (lower[:1], upper[:1]) if scalar else (lower, upper)
         if np.any(np.isnan(low)) or np.any(np.isnan(high)):
             raise InputError("bounds contain nan")

@@ -707,7 +707,7 @@ def test_a_space_makes_the_default_gradient_a_black_box_one():
 
 def test_scalar_bounds_on_an_image_sized_problem_cost_no_image_sized_arrays(tmp_path):
     """A dream makes a problem of a million coordinates an octave: scalar bounds stay two numbers
-    (read-only views), checked where x lives, and the start digest (for resuming) is only taken
+    (read-only views), checked where x lives, and so large a start is only hashed (for resuming)
     when the history goes to a file."""
     from gdtools.problem import build_problem
 
@@ -725,3 +725,31 @@ def test_scalar_bounds_on_an_image_sized_problem_cost_no_image_sized_arrays(tmp_
     assert "start" not in gd.minimize(jnp.sum, x0, bounds=(0.0, 255.0), **opts).history.meta
     path = tmp_path / "h.jsonl"
     assert len(gd.minimize(jnp.sum, x0, bounds=(0.0, 255.0), history=str(path), **opts).history.meta["start"]) == 16
+
+
+def test_per_leaf_dict_bounds_are_per_coordinate_on_the_device_and_the_host():
+    """Bounds given as pytrees like x0 are not scalars (np.ndim of a dict is 0): each leaf keeps its
+    own range in the checks, the scale and the clipping of a host-loop run."""
+    from gdtools.problem import build_problem
+
+    bounds = ({"a": 0.0, "b": -5.0}, {"a": 2.0, "b": 10.0})
+    for x0 in ({"a": jnp.float32(1.0), "b": jnp.float32(5.0)}, {"a": 1.0, "b": 5.0}):
+        problem = build_problem(lambda p: p["a"] + p["b"], x0, bounds=bounds, space=None)
+        np.testing.assert_array_equal(problem.scale, [2.0, 15.0])
+        np.testing.assert_array_equal(np.asarray(problem.clip[1]), [2.0, 10.0])
+    with pytest.raises(gd.InputError, match="bounds contain nan"):
+        build_problem(lambda p: p["a"], {"a": 1.0, "b": 5.0}, bounds=({"a": 0.0, "b": np.nan}, bounds[1]), space=None)
+    with pytest.raises(gd.InputError, match="coordinate 1 has lower=12.0"):
+        build_problem(lambda p: p["a"], {"a": 1.0, "b": 5.0}, bounds=({"a": 0.0, "b": 12.0}, bounds[1]), space=None)
+    # b's minimum, 5, lies inside its own range [-5, 10] (not a's [0, 2])
+    res = gd.minimize(lambda p: (p["a"] - 1.0) ** 2 + (p["b"] - 5.0) ** 2, {"a": jnp.float32(0.5), "b": jnp.float32(0.0)},
+                      bounds=bounds, optimizer=optax.adam(0.1), max_iters=300, callback=lambda s: None)
+    assert float(res.x["b"]) == pytest.approx(5.0, abs=0.05)
+
+
+def test_a_saved_in_memory_history_still_refuses_another_start(tmp_path):
+    res = gd.minimize(bowl, np.ones(3), max_iters=3)
+    path = tmp_path / "saved.jsonl"
+    res.history.save(path)
+    with pytest.raises(gd.InputError, match="start point"):
+        gd.minimize(bowl, np.zeros(3), max_iters=6, history=str(path), resume=True)
