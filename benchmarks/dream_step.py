@@ -118,7 +118,7 @@ def breakdown(params_np, layer: str, image0, repeats: int) -> dict:
                 "ms": _median_ms(lambda: tile_objective(image), repeats), "compile_s": round(compile_s, 2)}
 
     method = efficientnet.resolve_depthwise("auto")
-    precision = efficientnet.resolve_precision("auto")
+    precision = "float32"  # the default
     tile_objective = TileObjective(layer_objective(layer), params=params, tile=image.shape[0], depthwise=method,
                                    precision=precision)
 
@@ -158,9 +158,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per round and side")
     parser.add_argument("--json", help="also write the raw numbers here")
     parser.add_argument("--no-torch", action="store_true", help="time gdtools only")
-    parser.add_argument("--precision", default="auto", choices=efficientnet.PRECISIONS,
-                        help="gdtools' number format (auto: bfloat16 on a GPU, float32 elsewhere); PyTorch "
-                             "runs in float32 (its default, TF32 convolutions on a GPU)")
+    parser.add_argument("--precision", default="float32", choices=efficientnet.PRECISIONS,
+                        help="gdtools' number format (float32, the default, or bfloat16); PyTorch runs in "
+                             "float32 (its default, TF32 convolutions on a GPU)")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time the network's value_and_grad alone (each depthwise form) and the "
                              "whole step as one jitted function, to show where a step's time goes")

@@ -30,7 +30,7 @@ cd "$(dirname "$0")/.."
 WHEELS=${WHEELS:-.whl}
 PY=${PY:-}
 BREAKDOWN_SIZES=${BREAKDOWN_SIZES-1024}
-FLOAT32_SIZES=${FLOAT32_SIZES-1024}
+BFLOAT16_SIZES=${BFLOAT16_SIZES-1024}
 TILE=${TILE:-512}
 NO_TORCH=${NO_TORCH:-}
 TESTS=${TESTS-tests/dream/test_efficientnet.py tests/dream/test_saved_network.py tests/test_program_cache.py tests/dream/test_deepdream.py}
@@ -69,18 +69,18 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 } | tee "$OUT/machine.txt"
 
 # 1. one step, gdtools against PyTorch eager, and where gdtools' step time goes; gdtools in its
-#    default number format (bfloat16 on a GPU), and at FLOAT32_SIZES also in float32
+#    default number format (float32), and at BFLOAT16_SIZES also in bfloat16
 for size in $SIZES; do
     breakdown=$([[ " $BREAKDOWN_SIZES " == *" $size "* ]] && echo --breakdown || true)
     stage "step $size" "$PY" benchmarks/dream_step.py --size "$size" --layer block11 --rounds "$ROUNDS" \
         --steps "$STEPS" $breakdown ${NO_TORCH:+--no-torch} --json "$OUT/step_$size.json" > "$OUT/step_$size.log" 2>&1
     cat "$OUT/step_$size.log"
 done
-for size in $FLOAT32_SIZES; do
-    stage "step $size float32" "$PY" benchmarks/dream_step.py --size "$size" --layer block11 --rounds "$ROUNDS" \
-        --steps "$STEPS" --precision float32 ${NO_TORCH:+--no-torch} --json "$OUT/step_${size}_float32.json" \
-        > "$OUT/step_${size}_float32.log" 2>&1
-    cat "$OUT/step_${size}_float32.log"
+for size in $BFLOAT16_SIZES; do
+    stage "step $size bfloat16" "$PY" benchmarks/dream_step.py --size "$size" --layer block11 --rounds "$ROUNDS" \
+        --steps "$STEPS" --precision bfloat16 ${NO_TORCH:+--no-torch} --json "$OUT/step_${size}_bfloat16.json" \
+        > "$OUT/step_${size}_bfloat16.log" 2>&1
+    cat "$OUT/step_${size}_bfloat16.log"
 done
 
 # 2. the whole process, cold then warm compilation cache
@@ -159,6 +159,12 @@ startup = load("startup.json")
 if startup:
     print(f"python + jax start-up (one tiny computation on the default device): {startup['wall_s']:.2f} s")
 process = [r for r in (load(f"process_{run}.json") for run in ("cold", "warm")) if r]
+for r in process:  # the number format the dream ran in, as its PNG records it
+    png = out / f"dream_{r['run']}.png"
+    if png.exists():
+        from gdtools.dream.images import read_metadata
+        meta = read_metadata(png)
+        r["precision"] = meta.get("computed_in") or meta.get("precision")
 for r in process:
     print(f"whole `gdtools dream` at {r['size']}x{r['size']}, 4 octaves x 10 steps, {r['run']} compilation cache: "
           f"{r['wall_s']:.2f} s{'' if r['ok'] else ' (FAILED)'}")

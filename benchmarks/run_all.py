@@ -394,7 +394,7 @@ def dream_verdicts(results_dir):
         return verdicts
     device = gpu.get("device_name") or gpu.get("device", "GPU")
     step = next((r for r in gpu.get("steps", [])  # the default number format's step, not the comparison's
-                 if r.get("size") == 1024 and r.get("precision_setting", "auto") == "auto"), None)
+                 if r.get("size") == 1024 and (r.get("precision") or "float32") == "float32"), None)
     if step is None:
         verdicts += [(t, "not measured", "gpu_dream.json has no 1024² step") for t in targets[:2]]
     else:
@@ -407,7 +407,8 @@ def dream_verdicts(results_dir):
     if warm is None or not warm.get("ok", True):
         verdicts.append((targets[2], "not measured", "no successful warm-cache run in gpu_dream.json"))
     else:
-        verdicts.append((targets[2], "met" if warm["wall_s"] <= 3.0 else "MISSED", f"{warm['wall_s']:.2f} s"))
+        verdicts.append((targets[2], "met" if warm["wall_s"] <= 3.0 else "MISSED", f"{warm['wall_s']:.2f} s"
+                         + (f" (network in {warm['precision']})" if warm.get("precision") else "")))
     return verdicts
 
 
@@ -416,18 +417,21 @@ def kernel_lines(kernels, steps):
     if not isinstance(kernels, dict) or not kernels.get("groups"):
         return []
     stream, group = max(kernels["groups"].items(), key=lambda item: item[1]["us_per_call"])
-    step = next((r for r in steps if r.get("size") == kernels.get("size") and r.get("precision") == kernels.get("precision")
-                 and r.get("precision_setting", "auto") == "auto"), None)
+    step = next((r for r in steps if r.get("size") == kernels.get("size")
+                 and (r.get("precision") or "float32") == kernels.get("precision")), None)
+    busy = group["us_per_call"] / 1e3 / kernels["wall_ms_per_call_untraced"]
     lines = [f"Inside one network call ({kernels['size']}², {kernels['precision']}, depthwise={kernels['depthwise']}; "
              f"a profiler trace by `benchmarks/gpu_kernels.py`, {kernels['device']}, table in "
              f"[`gpu_kernels.txt`](../benchmarks/results/gpu_kernels.txt)): the GPU ran {group['events_per_call']:g} "
              f"kernels for {group['us_per_call']:.0f} µs in a call that took {kernels['wall_ms_per_call_untraced']:.2f} ms "
-             f"waited for, so it was busy {group['us_per_call'] / 10 / kernels['wall_ms_per_call_untraced']:.0f}% of "
-             f"the call; the largest kernel took {group['top'][0]['us_per_call']:.0f} µs."]
+             f"waited for, so it was busy {busy:.0%} of the call; the largest kernel took "
+             f"{group['top'][0]['us_per_call']:.0f} µs."]
     if step is not None and step.get("gdtools_step_cpu_ms") is not None:
-        lines += [f"A `gd.minimize` step there used {step['gdtools_step_cpu_ms']} ms of CPU time (all threads) in "
-                  f"{step['gdtools_step_ms']} ms of wall time: launching the kernels from the host bounds the step as "
-                  "much as the kernels do."]
+        lines += [f"A `gd.minimize` step in {kernels['precision']} used {step['gdtools_step_cpu_ms']} ms of CPU time "
+                  f"(all threads) in {step['gdtools_step_ms']} ms of wall time."]
+        if busy < 0.8 and step["gdtools_step_cpu_ms"] >= step["gdtools_step_ms"]:
+            lines += ["Both are consistent with a step bound by launching kernels from the host rather than by "
+                      "running them (though a GPU runtime's threads also spin while they wait)."]
     return [" ".join(lines), ""]
 
 
@@ -474,7 +478,8 @@ def gpu_lines(d, kernels=None):
                   "from a fresh persistent compilation cache (cold) and again (warm)"
                   + (f"; Python and JAX starting up and running one tiny computation took {startup:.2f} s of it" if startup else "")
                   + ":", "",
-                  _common.markdown_table(["run", "wall (s)"], [[r["run"], r["wall_s"]] for r in process]), ""]
+                  _common.markdown_table(["run", "wall (s)", "network in"],
+                                         [[r["run"], r["wall_s"], r.get("precision") or "?"] for r in process]), ""]
         if os.path.exists(os.path.join(os.path.dirname(__file__), "results", "gpu_warm_profile.txt")):
             lines += ["Where a warm run's time goes, by cProfile in the same session: "
                       "[`benchmarks/results/gpu_warm_profile.txt`](../benchmarks/results/gpu_warm_profile.txt).", ""]

@@ -183,15 +183,15 @@ def test_gpu_script_runs_on_the_cpu_with_tiny_sizes(tmp_path):
     results = os.path.join(BENCH, "results", "gpu_dream.json")
     before = open(results).read() if os.path.exists(results) else None
     env = dict(os.environ, PY=sys.executable, SIZES="32", PROCESS_SIZE="48", TILE="32", ROUNDS="1", STEPS="1",
-               BREAKDOWN_SIZES="", FLOAT32_SIZES="32", TESTS="", NO_TORCH="1", OUT=str(tmp_path / "gpu"), WHEELS=str(tmp_path / "none"),
+               BREAKDOWN_SIZES="", BFLOAT16_SIZES="32", TESTS="", NO_TORCH="1", OUT=str(tmp_path / "gpu"), WHEELS=str(tmp_path / "none"),
                XDG_CACHE_HOME=str(tmp_path / "cache"))
     proc = subprocess.run(["bash", os.path.join(BENCH, "gpu.sh")], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     summary = json.load(open(tmp_path / "gpu" / "gpu_dream.json"))
     assert summary["backend"] == "cpu"
-    assert [(s["size"], s["precision_setting"], s["precision"]) for s in summary["steps"]] == [
-        (32, "auto", "float32"), (32, "float32", "float32")]  # the default first, then float32 for comparison
+    assert [(s["size"], s["precision"]) for s in summary["steps"]] == [
+        (32, "float32"), (32, "bfloat16")]  # the default first, then bfloat16 for comparison
     assert [(r["run"], r["ok"], r["tile"]) for r in summary["process"]] == [("cold", True, 32), ("warm", True, 32)]
     assert (tmp_path / "gpu" / "warm_profile.txt").read_text().count("cumtime") >= 1
     assert "not a GPU run" in proc.stdout
@@ -207,31 +207,33 @@ def test_gpu_kernels_lists_the_operations_of_a_traced_network_call(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.load(open(tmp_path / "kernels.json"))
     assert summary["backend"] == "cpu" and summary["precision"] == "float32" and summary["groups"]
-    for group in summary["groups"].values():
-        assert group["us_per_call"] > 0 and 0 < len(group["top"]) <= 5
+    assert max(group["us_per_call"] for group in summary["groups"].values()) > 0
+    for group in summary["groups"].values():  # (a host thread may show only instantaneous events)
+        assert 0 < len(group["top"]) <= 5
         assert not any(row["name"].startswith("$") for row in group["top"])
         shares = [row["share"] for row in group["top"]]
         assert shares == sorted(shares, reverse=True) and sum(shares) <= 1.0 + 1e-6
 
 
 def test_gpu_verdicts_and_kernel_lines_read_the_default_formats_step(tmp_path):
-    """run_all.py judges the GPU step by the default number format's 1024² row (gpu.sh also times
-    float32 for comparison, listed after it) and puts the kernel trace beside that row."""
+    """run_all.py judges the GPU step by the default number format's (float32) 1024² row, not by
+    the bfloat16 comparison gpu.sh also times, and puts the kernel trace beside the row of the
+    format it traced."""
     sys.path.insert(0, BENCH)
     try:
         import run_all
     finally:
         sys.path.remove(BENCH)
-    steps = [{"size": 1024, "precision": "bfloat16", "precision_setting": "auto", "gdtools_step_ms": 2.5,
-              "torch_eager_step_ms": 7.5, "ratio_gdtools_over_torch": 0.333, "gdtools_step_cpu_ms": 3.2},
-             {"size": 1024, "precision": "float32", "precision_setting": "float32", "gdtools_step_ms": 1.0,
-              "torch_eager_step_ms": 7.5, "ratio_gdtools_over_torch": 0.133}]
+    steps = [{"size": 1024, "precision": "bfloat16", "gdtools_step_ms": 1.0, "torch_eager_step_ms": 7.5,
+              "ratio_gdtools_over_torch": 0.133, "gdtools_step_cpu_ms": 1.1},
+             {"size": 1024, "precision": "float32", "gdtools_step_ms": 2.5, "torch_eager_step_ms": 7.5,
+              "ratio_gdtools_over_torch": 0.333, "gdtools_step_cpu_ms": 3.2}]
     (tmp_path / "gpu_dream.json").write_text(json.dumps({"steps": steps, "process": [], "device_name": "H100"}))
     verdicts = {target: (status, detail) for target, status, detail in run_all.dream_verdicts(str(tmp_path))}
     step = next(v for t, v in verdicts.items() if "≤ 1.2 ms" in t)
     ratio = next(v for t, v in verdicts.items() if "0.15×" in t)
     assert step[0] == "MISSED" and step[1].startswith("2.50 ms") and ratio == ("MISSED", "ratio 0.333 (PyTorch eager 7.5 ms)")
-    kernels = {"size": 1024, "precision": "bfloat16", "depthwise": "shifts", "device": "cuda:0",
+    kernels = {"size": 1024, "precision": "float32", "depthwise": "shifts", "device": "cuda:0",
                "wall_ms_per_call_untraced": 2.0,
                "groups": {"/device:GPU:0 / Stream #1": {"us_per_call": 1500.0, "events_per_call": 150,
                                                         "top": [{"name": "fusion", "us_per_call": 120.0}]},
@@ -239,4 +241,7 @@ def test_gpu_verdicts_and_kernel_lines_read_the_default_formats_step(tmp_path):
     text = " ".join(run_all.kernel_lines(kernels, steps))
     assert "the GPU ran 150 kernels for 1500 µs" in text and "busy 75% of the call" in text
     assert "largest kernel took 120 µs" in text and "3.2 ms of CPU time (all threads) in 2.5 ms of wall time" in text
+    assert "bound by launching kernels" in text
+    busy = " ".join(run_all.kernel_lines({**kernels, "wall_ms_per_call_untraced": 1.6}, steps))
+    assert "busy 94% of the call" in busy and "bound by launching" not in busy  # said only when the figures say it
     assert run_all.kernel_lines(None, steps) == []

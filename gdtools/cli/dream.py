@@ -63,8 +63,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--normalize", default="mean_abs", choices=("mean_abs", "laplacian"),
                         help="gradient normalisation (default mean_abs)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the jitter (default 0)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
-                        help="the network's number format (auto: bfloat16 on a GPU, float32 elsewhere)")
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                        help="the network's number format (float32)")
     parser.add_argument("--gallery", action="store_true", help="dream at a range of layers, one labelled grid")
     parser.add_argument("--gallery-layers", metavar="L1,L2", help="layers of the gallery (default: stem..block15)")
     parser.add_argument("--zoom-frames", type=int, metavar="N", help="write N zoom frames and a GIF into OUT/")

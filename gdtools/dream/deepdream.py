@@ -56,7 +56,7 @@ class DreamSettings:
     normalize: str = "mean_abs"
     seed: int = 0
     depthwise: str = "auto"
-    precision: str = "auto"
+    precision: str = "float32"
 
     def __post_init__(self):
         def positive_int(name, value, minimum=1):
@@ -78,7 +78,7 @@ class DreamSettings:
             raise InputError(f"normalize={self.normalize!r}; choose one of {', '.join(NORMALIZATIONS)}")
         if self.depthwise not in efficientnet.DEPTHWISE_METHODS:
             raise InputError(f"depthwise={self.depthwise!r}; choose one of {', '.join(efficientnet.DEPTHWISE_METHODS)}")
-        efficientnet.resolve_precision(self.precision)  # an unknown name is refused here
+        efficientnet.check_precision(self.precision)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,8 +181,7 @@ class Dreamer:
         from gdtools._version import __version__
 
         return {"gdtools_version": __version__, "network": "efficientnet-lite0",
-                **dataclasses.asdict(settings), "backend": jax.default_backend(),
-                "computed_in": efficientnet.resolve_precision(settings.precision)}
+                **dataclasses.asdict(settings), "backend": jax.default_backend()}
 
     def metadata(self) -> dict:
         """Everything needed to reproduce a dream, for the PNG metadata."""
@@ -248,7 +247,7 @@ class Dreamer:
 
 def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4, octave_scale: float = 1.4,
           steps: int = 10, step_size: float = 1.5, jitter: int = 32, tile: int = 512,
-          normalize: str = "mean_abs", seed: int = 0, depthwise: str = "auto", precision: str = "auto",
+          normalize: str = "mean_abs", seed: int = 0, depthwise: str = "auto", precision: str = "float32",
           params=None, callback: Callable[[Progress], bool | None] | None = None,
           compilation_cache: bool = True) -> np.ndarray:
     """Dream on ``image``: make what ``objective`` sees in it stronger.
@@ -267,9 +266,9 @@ def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4
       normalize: ``"mean_abs"`` (g / mean |g|) or ``"laplacian"`` (Laplacian pyramid bands, then mean |g|).
       seed: seeds the jitter (an integer >= 0); the same seed gives the same image on the same backend.
       depthwise: how depthwise convolutions are computed (``auto`` picks per backend).
-      precision: the network's number format, ``float32`` or ``bfloat16``; ``auto`` is bfloat16 on
-        a GPU (faster; the gradient differs from float32's less than one step changes it) and
-        float32 elsewhere. The objective and the image stay float32.
+      precision: the network's number format, ``float32`` or ``bfloat16`` (less memory traffic; a
+        slightly different gradient, see :func:`gdtools.dream.efficientnet.check_precision`). The
+        objective and the image stay float32.
       params: network parameters (default: pretrained EfficientNet-Lite0).
       callback: ``callback(progress) -> bool | None`` after every step; True stops.
       compilation_cache: use the persistent JAX compilation cache in the user's cache directory,

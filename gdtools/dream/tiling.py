@@ -56,13 +56,13 @@ class TileObjective:
         should leave it at 1.
     """
 
-    def __init__(self, objective, *, params, tile: int, depthwise: str = "auto", precision: str = "auto"):
+    def __init__(self, objective, *, params, tile: int, depthwise: str = "auto", precision: str = "float32"):
         self.objective = objective
         self.params = params
         self.tile = int(tile)
         self.traces = 0
         self.method = efficientnet.resolve_depthwise(depthwise)
-        self.precision = efficientnet.resolve_precision(precision)
+        self.precision = efficientnet.check_precision(precision)
         dtype = jnp.dtype(self.precision)
 
         def value(params, piece):

@@ -109,7 +109,8 @@ def test_laplacian_normalisation(dreamer, cat_small):
     (dict(octaves=0), "octaves"), (dict(steps=1.5), "steps"), (dict(step_size=-1.0), "step_size"),
     (dict(octave_scale=1.0), "octave_scale"), (dict(normalize="l2"), "normalize"), (dict(tile=8), "tile"),
     (dict(jitter=-1), "jitter"), (dict(depthwise="fft"), "depthwise"),
-    (dict(precision="float16"), "precision='float16'; choose one of auto, float32, bfloat16"),
+    (dict(precision="float16"), "precision='float16'; choose one of float32, bfloat16"),
+    (dict(precision="auto"), "precision='auto'; choose one of float32, bfloat16"),
     (dict(seed=-1), r"seed must be an integer >= 0, got -1"), (dict(seed=1.5), "seed"), (dict(seed=True), "seed"),
 ])
 def test_settings_are_validated(bad, match):
@@ -143,9 +144,9 @@ def test_octave_shapes_go_coarse_to_fine():
 def test_metadata_names_everything(dreamer):
     meta = dreamer.metadata()
     for key in ("gdtools_version", "objective", "octaves", "octave_scale", "steps", "step_size", "jitter",
-                "tile", "normalize", "seed", "backend", "precision", "computed_in"):
+                "tile", "normalize", "seed", "backend", "precision"):
         assert key in meta
-    assert meta["computed_in"] == ("bfloat16" if jax.default_backend() == "gpu" else "float32")
+    assert meta["precision"] == "float32"  # the default on every backend
     assert meta["objective"] == {"layer": "block3"} and meta["gdtools_version"] == gd.__version__
 
 
@@ -200,13 +201,17 @@ def test_a_dream_stopped_in_a_coarse_octave_keeps_the_full_resolution_original(d
     assert 0.1 < np.abs(stopped - cat_small).mean() < np.abs(dreamer(cat_small) - cat_small).mean()
 
 
-def test_precision_auto_is_bfloat16_on_a_gpu_and_float32_elsewhere():
-    from gdtools.dream.efficientnet import resolve_precision
+def test_the_network_computes_in_float32_unless_bfloat16_is_asked_for(params):
+    from gdtools.cli.dream import add_parser
+    from gdtools.dream.efficientnet import PRECISIONS
 
-    assert resolve_precision("auto", "gpu") == "bfloat16"
-    assert resolve_precision("auto", "cpu") == resolve_precision("auto", "tpu") == "float32"
-    assert resolve_precision("float32", "gpu") == "float32"
-    assert resolve_precision("bfloat16", "cpu") == "bfloat16"
+    assert DreamSettings().precision == "float32"
+    assert tiling.TileObjective(deepdream.as_objective("block3"), params=params, tile=32).precision == "float32"
+    import argparse
+
+    parser = add_parser(argparse.ArgumentParser().add_subparsers())
+    action = next(a for a in parser._actions if a.dest == "precision")
+    assert tuple(action.choices) == PRECISIONS and action.default == "float32"  # the CLI offers the library's
 
 
 def test_a_bfloat16_network_gives_nearly_float32s_value_and_gradient(params, cat_small, full_float32):
