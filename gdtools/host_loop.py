@@ -258,9 +258,9 @@ class HostLoop:
                 if k == self.max_iters:
                     reason = "max_iters"
                     break
-                # The next estimate costs what the last one did (before the first: what the
-                # estimator expects), and the final measurement of the result needs one more.
-                expected = cost or estimator.evaluations(int(np.size(x)))
+                # The next estimate costs what the last one did, or what the estimator says one may
+                # cost if that is more, and the final measurement of the result needs one more.
+                expected = max(cost, estimator.evaluations(int(np.size(x))))
                 if self.max_evals is not None and self.nfev(expected + 1) > self.max_evals:
                     reason = "max_evals"
                     break

