@@ -228,6 +228,7 @@ class HostLoop:
             self._f0_samples = [f_start] if math.isfinite(f_start) else []
             if math.isfinite(f_start):
                 estimator.observe(f_start)
+                getattr(estimator, "observe_at", lambda x, value: None)(x, f_start)
                 self._measure_noise(x, f_start)
             if self.gain_if_noisy and self.evaluator.noise > 0:
                 self.calibrate = True
@@ -258,9 +259,9 @@ class HostLoop:
                 if k == self.max_iters:
                     reason = "max_iters"
                     break
-                # The next estimate costs what the last one did, or what the estimator says one may
-                # cost if that is more, and the final measurement of the result needs one more.
-                expected = max(cost, estimator.evaluations(int(np.size(x))))
+                # The next estimate costs what the last one did (before the first: what the
+                # estimator expects), and the final measurement of the result needs one more.
+                expected = cost or estimator.evaluations(int(np.size(x)))
                 if self.max_evals is not None and self.nfev(expected + 1) > self.max_evals:
                     reason = "max_evals"
                     break
@@ -359,11 +360,13 @@ class HostLoop:
                     if searching:
                         search_key = fold_in(key, 2**20)
                         left = None if self.max_evals is None else self.max_evals - self.nfev() - 1
-                        new_x, _, state = optimizer.step(
+                        new_x, new_value, state = optimizer.step(
                             x, value, grad, state, project=self._project,
                             evaluate=lambda pts, _key=search_key: self.evaluator(pts, key=_key, trial=True),
                             max_evaluations=left,
                             bounds=None if problem.lower is None else (problem.lower, problem.upper))
+                        if new_x is not x:  # an accepted trial point: its value was measured there
+                            getattr(estimator, "observe_at", lambda x, value: None)(new_x, new_value)
                     elif ahead_x is not None:  # the step was taken ahead, with the estimate after it
                         new_x, state = ahead_x, ahead_state
                     else:

@@ -79,7 +79,7 @@ def test_parse_start_fills_the_centre_and_checks_bounds():
     # SPSA's one step costs the start, two probes and the final measurement
     (["--param", "x=0:10", "--budget", "3", "--", PY, "{x}"], ["--budget 3 is too small", "needs 4"]),
     (["--param", "x=0:10", "--param", "y=0:1", "--gradient", "central", "--budget", "5", "--", PY, "{x}",
-      "{y}"], ["--budget 5", "needs 7", "up to 5 for one gradient estimate"]),
+      "{y}"], ["--budget 5", "needs 6"]),
     (["--param", "x=1:9:int", "--start", "x=nan", "--", PY, "{x}"], ["--start 'x=nan'", "finite"]),
     (["--param", "x=1:9:int", "--start", "x=inf", "--", PY, "{x}"], ["--start 'x=inf'", "finite"]),
     (["--param", "x=0:10", "--penalty", "nan", "--", PY, "{x}"], ["--penalty", "finite"]),
@@ -247,3 +247,12 @@ def test_resume_with_other_repeats_or_statistic_is_refused(tmp_path, capsys):
         assert len(err.splitlines()) == 1 and all(word in err for word in words), err
         assert history.read_text() == before
     assert main(base + ["--resume", "--budget", "12", "--repeats", "2"] + program) == 0
+    # a history of wall times (their records say noisy, as time_command's do) resumed as printed numbers
+    timed = tmp_path / "timed.jsonl"
+    records = [json.loads(line) for line in before.splitlines()]
+    timed.write_text("".join(json.dumps({**r, "noisy": True} if r["kind"] == "evaluation" else r) + "\n"
+                             for r in records))
+    capsys.readouterr()
+    resumed = [a if a != str(history) else str(timed) for a in base]
+    assert main(resumed + ["--resume", "--budget", "12", "--repeats", "2"] + program) == 2
+    assert "was measured with --objective time" in capsys.readouterr().err

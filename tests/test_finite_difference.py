@@ -110,21 +110,37 @@ def test_a_central_pair_near_a_bound_stays_centred_on_x_as_far_as_half_its_step(
 
 
 @pytest.mark.parametrize("x", [[0.9, 0.3], [1.0, 0.3], [0.3, 0.0]])
-def test_an_exact_objective_against_a_bound_gets_the_one_sided_three_point_formula(x):
-    # scipy's '3-point' rule at a bound: exact on a quadratic (a slid pair measured the slope at its
-    # own midpoint: first order), one more evaluation, at x, whose value is the estimate's
+def test_against_a_bound_a_known_value_at_x_gives_the_one_sided_three_point_formula(x):
+    # scipy's '3-point' rule at a bound, with f(x) the engine already measured (the start, a line
+    # search's accepted point): exact on a quadratic, no extra evaluation, and f(x) is the
+    # estimate's value. Without it, the slid pair: the slope at its midpoint (first order).
     f = lambda p: float(np.sum((p - np.array([0.65, 0.2])) ** 2) + 3.0 * p[0] * p[1])  # noqa: E731
     lo, hi = np.zeros(2), np.ones(2)
-    seen = []
-    est = _grad(Central(step=0.44), lambda p: seen.append(p.copy()) or f(p), np.array(x), bounds=(lo, hi))
     x = np.array(x)
     exact = 2 * (x - np.array([0.65, 0.2])) + 3.0 * x[::-1]
+    central = Central(step=0.44)
+    central.observe_at(x, f(x))
+    seen = []
+    est = _grad(central, lambda p: seen.append(p.copy()) or f(p), x, bounds=(lo, hi))
     np.testing.assert_allclose(est.grad, exact, rtol=1e-9)
-    assert est.nfev == len(seen) == 5 and est.value == f(x)
+    assert est.nfev == len(seen) == 4 and est.value == f(x)
     assert all(np.all((p >= lo) & (p <= hi)) for p in seen)
-    # and where a coordinate has room, nothing extra: 2n points, the mean of the pairs
-    est = _grad(Central(step=0.1), f, np.array([0.5, 0.5]), bounds=(lo, hi))
-    assert est.nfev == 4
+    slid = _grad(Central(step=0.44), f, x, bounds=(lo, hi)).grad  # f(x) unknown
+    assert np.max(np.abs(slid - exact)) > 0.1
+    moved = Central(step=0.44)
+    moved.observe_at(x + 0.01, f(x + 0.01))  # a value at another point is not f(x)
+    np.testing.assert_allclose(_grad(moved, f, x, bounds=(lo, hi)).grad, slid)
+
+
+def test_the_three_point_step_shrinks_to_fit_the_box():
+    # a fixed step of 0.6 at x = 0 in [0, 1]: points at 0.6 and 1.2 do not fit; at 0.5 and 1.0 they do
+    f = lambda p: float((p[0] - 0.3) ** 2)  # noqa: E731
+    central = Central(step=0.6)
+    central.observe_at(np.zeros(1), f(np.zeros(1)))
+    seen = []
+    est = _grad(central, lambda p: seen.append(p.copy()) or f(p), np.zeros(1), bounds=(np.zeros(1), np.ones(1)))
+    np.testing.assert_allclose(est.grad, [-0.6], rtol=1e-9)
+    assert sorted(float(p[0]) for p in seen) == pytest.approx([0.5, 1.0])
 
 
 def test_min_step_moves_integer_coordinates_by_a_unit():

@@ -641,7 +641,7 @@ def test_scipy_bounds_object_and_pairs_for_three_parameters():
         np.testing.assert_allclose(res.x, [1.0, 1.5, 2.0], atol=1e-5)
 
 
-@pytest.mark.parametrize("gradient, max_evals, needs", [("central", 22, 23), ("spsa", 3, 4)])
+@pytest.mark.parametrize("gradient, max_evals, needs", [("central", 21, 22), ("spsa", 3, 4)])
 def test_a_budget_too_small_for_one_step_is_no_success(gradient, max_evals, needs):
     res = gd.minimize(lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2)), np.zeros(10), gradient=gradient,
                       max_evals=max_evals)

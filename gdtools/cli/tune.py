@@ -199,15 +199,21 @@ def _check_options(args) -> None:
 
 
 def _check_same_measurement(args) -> None:
-    """A resumed run must measure as the recorded one did: the same number of timed runs per
-    evaluation (--repeats) and the same statistic of them, or its values and their noise would mix
-    two precisions in one run."""
+    """A resumed run must measure as the recorded one did: the same objective (wall time or the
+    number printed), the same number of runs per evaluation (--repeats) and the same statistic of
+    them, or one history would mix two kinds of values or two precisions. Wall times are recorded
+    as noisy, so a timed history is told from a printed-number one; a printed-number history cannot
+    be told from one timed before gdtools recorded that, so only the first is checked. (--warmup
+    is not recorded.)"""
     from gdtools.history import History
 
     for record in History.load(args.history).evaluations:
         samples = record.get("samples")
         if record.get("status") != "ok" or not isinstance(samples, list):
             continue
+        if record.get("noisy") and args.objective != "time":
+            raise InputError(f"--resume: {args.history!r} was measured with --objective time (wall times); "
+                             f"this command has --objective {args.objective}")
         if len(samples) != args.repeats:
             raise InputError(f"--resume: {args.history!r} was measured with --repeats {len(samples)} "
                              f"(timed runs per evaluation); this command has --repeats {args.repeats}: "
@@ -224,7 +230,7 @@ def _check_budget(args, estimator, n: int) -> None:
     if args.budget < need:
         raise InputError(f"--budget {args.budget} is too small to take a step: {args.gradient} on {n} "
                          f"parameter{'s' if n > 1 else ''} needs {need} evaluations (the start, "
-                         f"up to {need - 2} for one gradient estimate, and the final measurement)")
+                         f"{need - 2} for one gradient estimate, and the final measurement)")
 
 
 # -- running --------------------------------------------------------------------------------------

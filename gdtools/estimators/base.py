@@ -90,8 +90,8 @@ class GradientEstimator(abc.ABC):
         """
 
     def evaluations(self, n: int) -> int:
-        """Evaluations one estimate in ``n`` dimensions may cost at most, as far as known before
-        making it (the engine keeps ``max_evals`` with it). Default 1."""
+        """Evaluations one estimate in ``n`` dimensions will cost, as far as known before making it
+        (the engine keeps ``max_evals`` with it before the first estimate has told). Default 1."""
         return 1
 
     def observe_precision(self, eps: float) -> None:

@@ -19,8 +19,8 @@ the typical scale ``s`` of a coordinate, i.e. ``h_i = s_i * 2 * sqrt(e_r)`` and
 ``MAX_NOISY_STEP * s_i``. The larger of the two rules is used. Steps are at least ``min_step`` (integer parameters must move by one unit),
 and stay inside bounds: a forward probe that would leave the box is taken backwards, a central
 pair is shortened to fit (to half its step at most); where it still does not fit, an exact
-objective gets scipy's one-sided three-point formula (one more evaluation, at x) and a noisy
-one's pair slides inside.
+objective whose value at x is known gets scipy's one-sided three-point formula, and otherwise the
+pair slides inside.
 """
 
 from __future__ import annotations
@@ -61,6 +61,18 @@ class _FiniteDifference(GradientEstimator):
 
     def observe(self, value) -> None:
         self._last_value = float(value)
+
+    def observe_at(self, x, value) -> None:
+        """The engine measured ``f(x) = value`` (the start, a line search's accepted point): central
+        differences against a bound use it instead of measuring x again."""
+        value = float(value)
+        self._known = (np.array(x, dtype=float), value) if np.isfinite(value) else None
+
+    def _known_value(self, x):
+        known = getattr(self, "_known", None)
+        if known is not None and known[0].shape == x.shape and np.array_equal(known[0], x):
+            return known[1]
+        return None
 
     def check_size(self, n: int) -> None:
         """InputError when one gradient's probe points would not fit in memory (2n or n + 1 points
@@ -129,10 +141,11 @@ class Central(_FiniteDifference):
     """Central differences: ``g_i = (f(x + h_i e_i) - f(x - h_i e_i)) / (2 h_i)``; 2n evaluations, error O(h²).
 
     Against a bound, where even a pair shortened to half its step does not fit, an exact objective
-    gets scipy's one-sided three-point formula ``g_i = s (-3 f(x) + 4 f(x + s h_i e_i) - f(x + 2 s h_i e_i)) / (2 h_i)``
-    (``s`` the side with room), still O(h²), for one more evaluation, at x, whose value is then the
-    estimate's. A noisy objective's pair slides inside the box instead (the three-point formula
-    multiplies the noise by 3.6).
+    whose value at x the engine already measured (the start, a line search's accepted point; see
+    :meth:`observe_at`) gets scipy's one-sided three-point formula
+    ``g_i = s (-3 f(x) + 4 f(x + s h_i e_i) - f(x + 2 s h_i e_i)) / (2 h_i)`` (``s`` the side with
+    room), still O(h²) and no extra evaluation; otherwise the pair slides inside the box (first
+    order; on a noisy objective the formula would also multiply the noise by 3.6).
 
     Args:
       step: a fixed step (scalar or per coordinate); default: the rules in the module docstring.
@@ -142,8 +155,7 @@ class Central(_FiniteDifference):
     order = 2
 
     def evaluations(self, n: int) -> int:
-        """At most: 2n, and one more at x when a coordinate is against a bound."""
-        return 2 * n + 1
+        return 2 * n
 
     def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None,
                  min_step=None) -> Estimate:
@@ -152,25 +164,30 @@ class Central(_FiniteDifference):
         self.check_size(n)
         h = self.steps(x, f0=self._last_value, noise=noise, scale=scale, min_step=min_step)
         one_sided = np.zeros(n, dtype=bool)
+        f0 = self._known_value(x) if noise == 0 else None
         if bounds is not None:
             # Near a bound the pair is shortened to stay centred on x, down to half its step (the
-            # noise-aware step is as short as the noise allows). Where even that does not fit, an
-            # exact objective gets the one-sided three-point formula, and a noisy one's pair slides
-            # inside the box: a slid pair measures the slope at its own midpoint, not at x (first
-            # order; on the 10-d Rosenbrock in [-2, 0.5] central differences took 88 iterations and
-            # 1943 evaluations that way, 22 and 541 with the formula, as forward differences' 22),
-            # and sliding a whole noise-aware step (a third of the range and more on a noisy
-            # objective) measured it so far away that runs went on past the minimum into the bound.
+            # noise-aware step is as short as the noise allows). Where even that does not fit, the
+            # one-sided three-point formula when f(x) is known (its step shortened to fit the box,
+            # down to the same half), else the pair slides inside the box. A slid pair measures the
+            # slope at its own midpoint, not at x (first order; on the 10-d Rosenbrock in [-2, 0.5]
+            # central differences took 88 iterations and 1943 evaluations that way, 22 and 528
+            # with the formula, as forward differences' 22), and sliding a whole noise-aware step (a
+            # third of the range and more on a noisy objective) measured it so far away that runs
+            # went on past the minimum into the bound.
             lo, hi = bounds
             room = np.minimum(x - lo, hi - x)
             shortest = 0.5 * h if min_step is None else np.maximum(0.5 * h, min_step)
             side = np.where(hi - x >= x - lo, 1.0, -1.0)
-            if noise == 0:
-                far = x + 2 * side * h
-                one_sided = (room < shortest) & (far >= lo) & (far <= hi)
+            if f0 is not None:
+                h3 = np.minimum(h, 0.5 * np.where(side > 0, hi - x, x - lo))
+                one_sided = (room < shortest) & (h3 >= shortest)
+                h = np.where(one_sided, h3, h)
             h = np.where(one_sided, h, np.maximum(np.minimum(h, room), shortest))
-        upper = np.where(one_sided, x + side * h, x + h) if one_sided.any() else x + h
-        lower = np.where(one_sided, x + 2 * side * h, x - h) if one_sided.any() else x - h
+        upper, lower = x + h, x - h
+        if one_sided.any():
+            upper = np.where(one_sided, x + side * h, upper)
+            lower = np.where(one_sided, x + 2 * side * h, lower)
         if bounds is not None:
             lower = np.where(upper > hi, np.maximum(hi - 2 * h, lo), lower)
             upper = np.where(upper > hi, hi, upper)
@@ -180,15 +197,13 @@ class Central(_FiniteDifference):
         minus_points = plus_points.copy()
         np.fill_diagonal(plus_points, upper)
         np.fill_diagonal(minus_points, lower)
-        at_x = [x[None]] if one_sided.any() else []
-        values = evaluate(np.vstack([plus_points, minus_points, *at_x]))
-        plus, minus = values[:n], values[n:2 * n]
+        values = evaluate(np.vstack([plus_points, minus_points]))
+        plus, minus = values[:n], values[n:]
         grad = (plus - minus) / (upper - lower)
-        if at_x:
-            f0 = values[2 * n]
-            grad = np.where(one_sided, side * (-3.0 * f0 + 4.0 * plus - minus) / (2.0 * h), grad)
-            value = float(f0)
+        if one_sided.any():
+            grad = np.where(one_sided, (-3.0 * f0 + 4.0 * plus - minus) / (upper - x) / 2.0, grad)
+            value = f0  # the formula's values lie on one side of x: their mean is off by g * h
         else:
             value = float(np.mean(values))
         self._last_value = value
-        return Estimate(value=value, grad=grad, nfev=len(values))
+        return Estimate(value=value, grad=grad, nfev=2 * n)
