@@ -228,7 +228,8 @@ class HostLoop:
             self._f0_samples = [f_start] if math.isfinite(f_start) else []
             if math.isfinite(f_start):
                 estimator.observe(f_start)
-                getattr(estimator, "observe_at", lambda x, value: None)(x, f_start)
+                if not problem.stochastic:  # one draw of a random objective is not its value at x
+                    getattr(estimator, "observe_at", lambda x, value: None)(x, f_start)
                 self._measure_noise(x, f_start)
             if self.gain_if_noisy and self.evaluator.noise > 0:
                 self.calibrate = True
@@ -365,7 +366,7 @@ class HostLoop:
                             evaluate=lambda pts, _key=search_key: self.evaluator(pts, key=_key, trial=True),
                             max_evaluations=left,
                             bounds=None if problem.lower is None else (problem.lower, problem.upper))
-                        if new_x is not x:  # an accepted trial point: its value was measured there
+                        if new_x is not x and not problem.stochastic:  # an accepted trial point, measured
                             getattr(estimator, "observe_at", lambda x, value: None)(new_x, new_value)
                     elif ahead_x is not None:  # the step was taken ahead, with the estimate after it
                         new_x, state = ahead_x, ahead_state

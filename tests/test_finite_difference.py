@@ -162,3 +162,20 @@ def test_noise_aware_steps_are_capped_at_a_fifth_of_the_scale(estimator):
     np.testing.assert_allclose(h, MAX_NOISY_STEP * np.array([1.0, 2.0, 10.0]))
     small = estimator.steps(np.zeros(1), f0=1.0, noise=1e-6, scale=np.ones(1))
     assert small[0] < MAX_NOISY_STEP  # below the cap the rule stands
+
+
+def test_the_engine_gives_central_its_value_at_x_only_for_a_deterministic_objective():
+    seen = []
+
+    class Spy(Central):
+        def observe_at(self, x, value):
+            seen.append(float(value))
+            super().observe_at(x, value)
+
+    exact = lambda x: float(np.sum((x - 0.3) ** 2))  # noqa: E731
+    gd.minimize(exact, np.zeros(2), gradient=Spy(), bounds=(0.0, 1.0), max_evals=40)
+    assert seen and seen[0] == exact(np.zeros(2))  # the start, then accepted line-search points
+    seen.clear()
+    noisy = lambda x, key: exact(x) + 0.01 * float(np.random.default_rng(abs(hash(str(key))) % 2**32).normal())  # noqa: E731
+    gd.minimize(noisy, np.zeros(2), gradient=Spy(), bounds=(0.0, 1.0), max_evals=7)  # no room for noise probes
+    assert seen == []
