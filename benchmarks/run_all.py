@@ -376,6 +376,11 @@ def fd_section(data, docs_dir):
     return lines, []
 
 
+def _precision(step) -> str:
+    """The number format a GPU step ran in (rows written before gpu.sh recorded it: float32)."""
+    return step.get("precision") or "float32"
+
+
 def dream_verdicts(results_dir):
     """The DeepDream issue's targets: the CPU step against PyTorch, and the GPU ones if measured."""
     verdicts = []
@@ -394,7 +399,7 @@ def dream_verdicts(results_dir):
         return verdicts
     device = gpu.get("device_name") or gpu.get("device", "GPU")
     step = next((r for r in gpu.get("steps", [])  # the default number format's step, not the comparison's
-                 if r.get("size") == 1024 and (r.get("precision") or "float32") == "float32"), None)
+                 if r.get("size") == 1024 and _precision(r) == "float32"), None)
     if step is None:
         verdicts += [(t, "not measured", "gpu_dream.json has no 1024² step") for t in targets[:2]]
     else:
@@ -416,9 +421,9 @@ def kernel_lines(kernels, steps):
     """What benchmarks/gpu_kernels.py's trace says about one network call, beside the step it is in."""
     if not isinstance(kernels, dict) or not kernels.get("groups"):
         return []
-    stream, group = max(kernels["groups"].items(), key=lambda item: item[1]["us_per_call"])
-    step = next((r for r in steps if r.get("size") == kernels.get("size")
-                 and (r.get("precision") or "float32") == kernels.get("precision")), None)
+    group = max(kernels["groups"].values(), key=lambda g: g["us_per_call"])
+    step = next((r for r in steps if r.get("size") == kernels.get("size") and _precision(r) == kernels.get("precision")),
+                None)
     busy = group["us_per_call"] / 1e3 / kernels["wall_ms_per_call_untraced"]
     lines = [f"Inside one network call ({kernels['size']}², {kernels['precision']}, depthwise={kernels['depthwise']}; "
              f"a profiler trace by `benchmarks/gpu_kernels.py`, {kernels['device']}, table in "
@@ -442,7 +447,7 @@ def gpu_lines(d, kernels=None):
              f"gdtools {d.get('gdtools', '?')}, {d.get('date', '?')}. One step to block11 on an image of the size "
              "given (one tile of that size), median over interleaved rounds; the step goes through `gd.minimize` "
              "(host loop, one tile) like a real dream's.", ""]
-    rows = [[f"{r['size']}²", r.get("precision") or "float32", r["gdtools_step_ms"], r.get("torch_eager_step_ms"),
+    rows = [[f"{r['size']}²", _precision(r), r["gdtools_step_ms"], r.get("torch_eager_step_ms"),
              r.get("ratio_gdtools_over_torch"), r.get("first_call_with_compilation_s")] for r in d.get("steps", [])]
     lines += [_common.markdown_table(["image", "gdtools in", "gdtools step (ms)", "PyTorch eager step (ms)", "ratio",
                                       "first call incl. compilation (s)"], rows), ""]
@@ -457,7 +462,7 @@ def gpu_lines(d, kernels=None):
             lines += [f"Called one at a time and waited for, the network's value and gradient took {network:.2f} ms "
                       f"at best ({best.split(', ', 1)[1]}); a step in `gd.minimize`, which dispatches the next "
                       f"call before it reads the last one's value, took {r['gdtools_step_ms']} ms "
-                      f"({r.get('precision') or 'float32'})."]
+                      f"({_precision(r)})."]
             fused = {name: e["ms"] for name, e in r["breakdown"].items() if name.startswith("whole step")}
             closed = next((ms for name, ms in fused.items() if "arguments" not in name), None)
             passed = next((ms for name, ms in fused.items() if "arguments" in name), None)

@@ -188,8 +188,9 @@ class History:
     def update_meta(self, **fields) -> None:
         """Add run facts to ``meta``; a history written to a file as it happens gets them as a
         further meta line, which ``load`` merges into the first."""
-        self.meta.update(_plain(fields))
-        self._write({"kind": "meta", **_plain(fields)})
+        fields = _plain(fields)
+        self.meta.update(fields)
+        self._write({"kind": "meta", **fields})
 
     def close(self) -> None:
         if self._file is not None:

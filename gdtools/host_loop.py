@@ -179,6 +179,12 @@ class HostLoop:
             ev.observe_noise(float(np.std(values, ddof=1)))
             self._f0_samples = values
 
+    def _observe_at(self, x, value) -> None:
+        """Tell the estimator f(x), for a deterministic objective only: one draw of a random
+        objective is not its value at x."""
+        if not self.problem.stochastic:
+            self.estimator.observe_at(x, value)
+
     def _measure_start(self, x) -> float:
         """The value at x0. With ``on_failure="stop"`` a failed start is measured again (a program
         that fails now and then may just have been unlucky) until it succeeds or fails
@@ -228,8 +234,7 @@ class HostLoop:
             self._f0_samples = [f_start] if math.isfinite(f_start) else []
             if math.isfinite(f_start):
                 estimator.observe(f_start)
-                if not problem.stochastic:  # one draw of a random objective is not its value at x
-                    getattr(estimator, "observe_at", lambda x, value: None)(x, f_start)
+                self._observe_at(x, f_start)
                 self._measure_noise(x, f_start)
             if self.gain_if_noisy and self.evaluator.noise > 0:
                 self.calibrate = True
@@ -366,8 +371,8 @@ class HostLoop:
                             evaluate=lambda pts, _key=search_key: self.evaluator(pts, key=_key, trial=True),
                             max_evaluations=left,
                             bounds=None if problem.lower is None else (problem.lower, problem.upper))
-                        if new_x is not x and not problem.stochastic:  # an accepted trial point, measured
-                            getattr(estimator, "observe_at", lambda x, value: None)(new_x, new_value)
+                        if new_x is not x:  # an accepted trial point: measured there
+                            self._observe_at(new_x, new_value)
                     elif ahead_x is not None:  # the step was taken ahead, with the estimate after it
                         new_x, state = ahead_x, ahead_state
                     else:

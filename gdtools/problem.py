@@ -151,12 +151,17 @@ def _as_float_array(name, value):
     return arr
 
 
+def _is_scalar_bound(bound) -> bool:
+    """One number for every coordinate (None: an open side); a dict is a pytree like x0."""
+    return bound is None or (np.ndim(bound) == 0 and not isinstance(bound, dict))
+
+
 def _flatten_bound(name, bound, x0_tree, n, open_value):
     # A scalar bound is a read-only view of one number (no n-sized array to fill: an image has
     # millions of coordinates, and a dream makes a problem an octave).
     if bound is None:  # an open side, as scipy writes it
         return np.broadcast_to(np.float64(open_value), (n,))
-    if np.ndim(bound) == 0 and not isinstance(bound, dict):
+    if _is_scalar_bound(bound):
         return np.broadcast_to(np.float64(_as_float_array(name, bound)), (n,))
     if not isinstance(bound, dict) and jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(x0_tree)):
         # one array x0: a bound may be any array-like (a list) of its shape
@@ -238,7 +243,7 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
         upper = _flatten_bound("bounds[1] (upper)", bounds[1], x0, n, np.inf)
         # Scalar bounds are checked as the two numbers they are: an image's million coordinates
         # made this several full-size passes and copies per call (a dream calls once an octave).
-        scalar = all(b is None or (np.ndim(b) == 0 and not isinstance(b, dict)) for b in bounds)
+        scalar = all(map(_is_scalar_bound, bounds))
         low, high = (lower[:1], upper[:1]) if scalar else (lower, upper)
         if np.any(np.isnan(low)) or np.any(np.isnan(high)):
             raise InputError("bounds contain nan")
@@ -246,8 +251,7 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
             i = int(np.argmax(low >= high))
             raise InputError(f"bounds need lower < upper; coordinate {i} has lower={lower[i]} >= upper={upper[i]}")
         if device:  # one compiled check where x lives; one integer comes back
-            compact = (lambda b: np.asarray(b[0], x_flat.dtype)) if scalar else (lambda b: np.asarray(b, x_flat.dtype))
-            i = int(_first_outside(x_flat, compact(lower), compact(upper)))
+            i = int(_first_outside(x_flat, np.asarray(low, x_flat.dtype), np.asarray(high, x_flat.dtype)))
         else:
             outside = (x_flat < lower) | (x_flat > upper)
             i = int(np.argmax(outside)) if np.any(outside) else -1

@@ -104,6 +104,11 @@ class GradientEstimator(abc.ABC):
         Noise-aware step rules compare the noise level with ``|f|``; the default does nothing.
         """
 
+    def observe_at(self, x, value) -> None:
+        """Learn ``f(x) = value`` of a deterministic objective, measured by the engine at ``x`` (the
+        start, a line search's accepted point). Central differences use it against a bound; the
+        default does nothing."""
+
     def describe(self) -> dict:
         """Settings of this estimator, as recorded in histories."""
         fields = {}

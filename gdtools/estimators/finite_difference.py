@@ -54,6 +54,7 @@ class _FiniteDifference(GradientEstimator):
     def __init__(self, *, step=None):
         self.step = _check_step(step)
         self._last_value = None
+        self._known = None  # (x, f(x)) from observe_at
         self._eps = EPS
 
     def observe_precision(self, eps: float) -> None:
@@ -63,15 +64,13 @@ class _FiniteDifference(GradientEstimator):
         self._last_value = float(value)
 
     def observe_at(self, x, value) -> None:
-        """The engine measured ``f(x) = value`` (the start, a line search's accepted point): central
-        differences against a bound use it instead of measuring x again."""
         value = float(value)
         self._known = (np.array(x, dtype=float), value) if np.isfinite(value) else None
 
     def _known_value(self, x):
-        known = getattr(self, "_known", None)
-        if known is not None and known[0].shape == x.shape and np.array_equal(known[0], x):
-            return known[1]
+        """f(x) if the engine told it (:meth:`observe_at`) for this very x, else None."""
+        if self._known is not None and self._known[0].shape == x.shape and np.array_equal(self._known[0], x):
+            return self._known[1]
         return None
 
     def check_size(self, n: int) -> None:
