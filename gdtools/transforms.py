@@ -127,16 +127,30 @@ def _array_module(array):
     return jnp if isinstance(array, jax.Array) else np
 
 
+#: XLA:CPU's tree-reduction rewriter leaves reductions over at most this many numbers alone.
+TREE_REDUCTION_WINDOW = 32
+
+
 def largest_projected_component(grad, x, lower=None, upper=None):
     """The gradient's largest component, projected onto ``[lower, upper]`` when bounded
     (``|clip(x - g) - x|``, scipy L-BFGS-B's projected gradient: zero at a minimum on a bound).
     nan and inf in ``grad`` propagate, so one reduction tests both finiteness and tolerance.
     Computed with the module of ``grad``: JAX's or NumPy's."""
     xp = _array_module(grad)
-    if lower is None:
+    if lower is not None:
+        grad = xp.where(xp.isfinite(grad), xp.clip(x - grad, lower, upper) - x, grad)
+    if xp is np or grad.size <= TREE_REDUCTION_WINDOW:
         return xp.max(xp.abs(grad))
-    step = xp.clip(x - grad, lower, upper) - x
-    return xp.max(xp.abs(xp.where(xp.isfinite(grad), step, grad)))
+    # max |g| = max(max g, -min g), as one variadic reduction (both at once). XLA:CPU rewrites a
+    # single reduction over more than TREE_REDUCTION_WINDOW numbers into a reduce-window and a
+    # reduce (a tree, for the accuracy of sums; a maximum is exact in any order), three kernels
+    # with the abs, and leaves a variadic one as a single loop: the compiled loop's iteration
+    # (adam, n = 1000) took 9.5 us instead of 13.6 in a scratch A/B run.
+    all_axes = tuple(range(grad.ndim))
+    largest, smallest = jax.lax.reduce(
+        (grad, grad), (jnp.array(-jnp.inf, grad.dtype), jnp.array(jnp.inf, grad.dtype)),
+        lambda a, b: (jax.lax.max(a[0], b[0]), jax.lax.min(a[1], b[1])), all_axes)
+    return jnp.maximum(largest, -smallest)
 
 
 def free_gradient(grad, x, lower, upper):

@@ -56,3 +56,27 @@ def test_largest_projected_component_is_max_abs_on_device_and_host(values):
     g32 = g.astype(np.float32)
     expected_bounded = np.max(np.abs(np.where(np.isfinite(g32), np.clip(-g32, -1.0, 1.0), g32)))  # x = 0
     assert (np.isnan(bounded) and np.isnan(expected_bounded)) or bounded == expected_bounded
+
+
+@pytest.mark.parametrize("values", [[-2.0], [0.5, -3.0, 2.0], [1.0, np.nan, -2.0], [np.inf, 1.0], [-np.inf, 1.0],
+                                    [-5.0, np.nan], [1e-300, -1e-310], [-0.0]])
+def test_largest_projected_component_of_many_numbers_on_device(values):
+    # Above TREE_REDUCTION_WINDOW numbers the device computes max(max g, -min g) in one variadic
+    # reduction: the same answer as max |g|, nan propagating, in any shape and under vmap.
+    from gdtools.transforms import TREE_REDUCTION_WINDOW, largest_projected_component
+
+    size = 10 * TREE_REDUCTION_WINDOW
+    rng = np.random.default_rng(len(values))
+    g = np.zeros(size, np.float32)
+    g[rng.choice(size, len(values), replace=False)] = values
+    expected = np.max(np.abs(g))
+    same = lambda got, want: (np.isnan(got) and np.isnan(want)) or got == want  # noqa: E731
+    assert same(float(jax.jit(largest_projected_component)(jnp.asarray(g), jnp.zeros(size, g.dtype))), expected)
+    square = g.reshape(20, -1)
+    assert same(float(largest_projected_component(jnp.asarray(square), jnp.zeros(square.shape, g.dtype))), expected)
+    batch = np.stack([g, -g, np.zeros(size)])
+    got = jax.vmap(largest_projected_component)(jnp.asarray(batch), jnp.zeros(batch.shape, g.dtype))
+    for row, value in zip(batch, np.asarray(got)):
+        assert same(float(value), np.max(np.abs(row)))
+    bounded = float(jax.jit(largest_projected_component)(jnp.asarray(g), jnp.zeros(size, g.dtype), -1.0, 1.0))
+    assert same(bounded, np.max(np.abs(np.where(np.isfinite(g), np.clip(-g, -1.0, 1.0), g))))
