@@ -256,6 +256,7 @@ class HostLoop:
                  and getattr(estimator, "pure", False) and not searching)
         pending = None  # (iteration, estimate made ahead, the point it was made at)
         previous_x = None
+        largest_at_x0 = gnorm = math.nan  # the gradient's largest component at x0 and the latest
         recent: list[float] = []
         seen = None  # a device run's last (value, largest gradient component)
         unusable = 0  # iterations in a row whose estimate a failed probe spoilt
@@ -313,6 +314,8 @@ class HostLoop:
                 value, gnorm = (float(v) for v in jax.device_get((est.value, largest)))
                 finite = math.isfinite(gnorm)
                 gnorm = gnorm if finite else math.nan
+                if k == 0:
+                    largest_at_x0 = gnorm
                 if estimator.traceable and not math.isfinite(value):
                     finite = False  # a JAX objective's value is exact: nan or inf there is a failure too
                 if k == 0 and self.evaluator is not None:
@@ -426,4 +429,5 @@ class HostLoop:
         if average_count >= 2 and reason in ("max_evals", "max_iters", "max_time"):
             x = self._project(average_sum / average_count)
         return dict(x=x, nfev=self.nfev(), best_f=best_f, f_start=f_start, nit=k, reason=reason, detail=detail,
-                    grad=last_grad, elapsed=elapsed(), optimizer=optimizer)
+                    grad=last_grad, elapsed=elapsed(), optimizer=optimizer, largest=gnorm,
+                    largest_at_x0=largest_at_x0)

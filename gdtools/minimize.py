@@ -34,7 +34,7 @@ from gdtools.output_path import check_output_file
 from gdtools.line_search import LineSearchDescent
 from gdtools.host_loop import HostLoop
 from gdtools.problem import Problem, build_problem, key_hint
-from gdtools.result import Result, stop_message
+from gdtools.result import Result, stalled_outcome, stop_message
 from gdtools.transforms import resolve_optimizer
 
 DEFAULT_MAX_ITERS = 1000
@@ -237,7 +237,10 @@ def minimize(
       tol: stop when the gradient's largest component is at most ``tol`` (deterministic gradients).
         A deterministic run also stops, status ``"no_progress"``, when its steps stop changing
         anything three iterations in a row (x unchanged on the host loop; the value and gradient
-        unchanged in the compiled program with a line-search optimizer).
+        unchanged in the compiled program with a line-search optimizer). That counts as success
+        only when the gradient's largest component has fallen to the precision the run resolves
+        (at most ``eps**(1/3)`` of the dtype times its value at x0, or 1); with the gradient still
+        large it is a failure, as scipy's L-BFGS-B reports a line search that finds no lower point.
       seed: seeds every random choice (perturbations, keys passed to ``fun``).
       callback: ``callback(state) -> bool | None`` once per iteration, with the iterate
         ``state.x``, its value and gradient norm, before its step is applied; True stops the run
@@ -485,6 +488,9 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                                    f"measured; the last error: {evaluator.last_error}.")
     elif reason == "max_iters" and estimator.stochastic:
         success, message = True, f"The iteration budget (max_iters={limits['max_iters']}) was spent."
+    elif reason == "no_progress":
+        success, message = stalled_outcome(largest=out["largest"], largest_at_x0=out["largest_at_x0"],
+                                           tol=limits["tol"], dtype=np.asarray(x).dtype)
     else:
         success, message = stop_message(reason or "max_iters", iteration=out["detail"], detail=out["detail"],
                                         **limits)
@@ -561,7 +567,11 @@ def _package_trace(problem, trace, history, *, elapsed, max_iters, tol) -> Resul
                               grad_norm=gnorm[:nit + 1].astype(float),
                               x=None if xs is None else xs[:nit + 1])
     reason = CODES[int(trace.status)]
-    success, message = stop_message(reason, tol=tol, max_iters=max_iters, iteration=nit)
+    if reason == "no_progress":
+        success, message = stalled_outcome(largest=float(gnorm[nit]), largest_at_x0=float(gnorm[0]), tol=tol,
+                                           dtype=trace.x.dtype)
+    else:
+        success, message = stop_message(reason, tol=tol, max_iters=max_iters, iteration=nit)
     unravel = problem.jax_unravel if problem.device else (lambda v: problem.to_user(np.asarray(v, dtype=float)))
     return Result(x=unravel(trace.x), fun=float(trace.fun), nit=nit, nfev=int(trace.nfev), success=success,
                   message=message, status=reason, history=history, grad=unravel(trace.grad))

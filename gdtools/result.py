@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
+
 from gdtools.history import History
 
 #: Why a run ended: (success, message). ``{...}`` fields are filled in by the engine.
 STOP_REASONS = {
     "converged": (True, "Converged: the gradient's largest component fell below tol={tol}."),
-    "no_progress": (True, "Stopped: the last step did not change x; the optimizer can make no further "
-                          "progress at this precision."),
+    "no_progress": (True, "Stopped: the last steps did not change x, with the gradient's largest "
+                          "component at {largest:.3g}, at the precision this computation resolves "
+                          "(tol={tol} is below it); the optimizer can make no further progress."),
     "max_iters": (False, "The maximum number of iterations (max_iters={max_iters}) was reached; "
                          "increase max_iters if the loss was still falling."),
     "max_evals": (True, "The evaluation budget (max_evals={max_evals}) was spent."),
@@ -31,9 +34,33 @@ STOP_REASONS = {
 }
 
 
+#: Relative precision of a gradient a run can rely on: eps**(1/3) of the parameters' dtype, the
+#: accuracy of the coarsest estimate gdtools makes of a smooth objective (central differences;
+#: forward differences and autodiff resolve finer).
+PRECISION_EXPONENT = 1.0 / 3.0
+
+
 def stop_message(reason: str, **fields) -> tuple[bool, str]:
     success, template = STOP_REASONS[reason]
     return success, template.format_map(_Defaulting(fields))
+
+
+def stalled_outcome(*, largest: float, largest_at_x0: float, tol: float, dtype) -> tuple[bool, str]:
+    """``(success, message)`` of a run that stopped moving (``no_progress``).
+
+    A success only when the gradient's largest component has fallen to the precision the run can
+    resolve: at most ``max(tol, eps**(1/3) * max(1, its value at x0))``. scipy's L-BFGS-B reports a
+    line search that finds no lower point as a failure whatever the gradient; a float32 objective
+    ends that way at its optimum, though, out of reach of ``tol``'s default. With the gradient
+    still large, every step along the optimizer's direction failed: a failure.
+    """
+    floor = max(tol, float(np.finfo(dtype).eps) ** PRECISION_EXPONENT * max(1.0, largest_at_x0))
+    if largest <= floor:
+        return stop_message("no_progress", largest=largest, tol=tol)
+    return False, (f"Stopped: the last steps did not change x, but the gradient's largest component is "
+                   f"still {largest:.3g} ({largest_at_x0:.3g} at x0, tol={tol}): no step along the "
+                   f"optimizer's direction lowered the objective. The objective may be non-smooth, "
+                   f"noisy or flat to rounding there, or its gradient wrong; the last point is returned.")
 
 
 class _Defaulting(dict):

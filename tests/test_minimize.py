@@ -753,3 +753,45 @@ def test_a_saved_in_memory_history_still_refuses_another_start(tmp_path):
     res.history.save(path)
     with pytest.raises(gd.InputError, match="start point"):
         gd.minimize(bowl, np.zeros(3), max_iters=6, history=str(path), resume=True)
+
+
+def _wrong_gradient_bowl():
+    """sum(x**2) whose gradient has the wrong sign: no step along -g ever lowers it."""
+    @jax.custom_jvp
+    def f(x):
+        return jnp.sum(x ** 2)
+
+    @f.defjvp
+    def f_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return f(x), jnp.sum(-2.0 * x * t)
+
+    return f
+
+
+@pytest.mark.parametrize("engine", ["compiled", "host"])
+def test_a_run_that_stops_moving_with_a_large_gradient_is_no_success(engine):
+    # The line search finds no lower point along the direction (the gradient is wrong): the run
+    # stops moving, status no_progress, with the gradient's largest component still 2. scipy's
+    # L-BFGS-B calls that an abnormal termination; so does gdtools.
+    callback = (lambda state: None) if engine == "host" else None
+    res = gd.minimize(_wrong_gradient_bowl(), jnp.ones(3), callback=callback, max_iters=200)
+    assert res.status == "no_progress" and not res.success, res
+    assert "still 2" in res.message and "x0" in res.message
+    assert res.fun == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("engine", ["compiled", "host"])
+def test_a_float32_run_that_stops_at_its_precision_is_a_success(engine):
+    # float32 L-BFGS on Rosenbrock ends where no step changes x, with the gradient at the level of
+    # float32 rounding, out of reach of the default tol: a success (at the optimum), unlike the
+    # wrong-gradient stall above.
+    def rosen(x):
+        return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    callback = (lambda state: None) if engine == "host" else None
+    res = gd.minimize(rosen, jnp.zeros(10, jnp.float32), callback=callback, max_iters=1000)
+    assert res.success and res.fun < 1e-8, res
+    if res.status == "no_progress":
+        assert "precision" in res.message
+
