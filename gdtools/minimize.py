@@ -35,6 +35,7 @@ from gdtools.line_search import LineSearchDescent
 from gdtools.host_loop import HostLoop
 from gdtools.problem import Problem, build_problem, key_hint
 from gdtools.result import Result, stalled_outcome, stop_message
+from gdtools.space import DEFAULT_BUDGET
 from gdtools.transforms import resolve_optimizer
 
 DEFAULT_MAX_ITERS = 1000
@@ -230,6 +231,8 @@ def minimize(
         projected gradient ``|clip(x - g) - x|`` (zero at a minimum on a bound).
       space: a :class:`gdtools.Space` of named parameters; the optimiser then works on the unit cube.
       max_iters: iterations (default 1000, or unlimited when ``max_evals`` is given for a black box).
+        With ``space`` and none of max_iters, max_evals and max_time, ``max_evals`` is 200
+        (``gdtools.space.DEFAULT_BUDGET``, as ``gdtools tune``).
       max_evals: evaluation budget, the final measurement of ``res.x`` included (for a black box;
         with autodiff it counts value-and-gradient passes and the run leaves the compiled program
         for the host loop, as with ``callback`` and ``max_time``).
@@ -309,6 +312,8 @@ def minimize(
                                max_iters=max_iters, tol=tol, history=history, seed=int(seed),
                                optimizer_name=DEFAULT_NAMES["lbfgs"] if optimizer is None
                                else _describe(optimizer, optimizer_name))
+    if space is not None and max_iters is None and max_evals is None and max_time is None:
+        max_evals = DEFAULT_BUDGET  # a program run each: what `gdtools tune` spends by default
     if max_iters is None:
         max_iters = 10**9 if (max_evals is not None or max_time is not None) else DEFAULT_MAX_ITERS
 

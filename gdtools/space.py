@@ -30,6 +30,11 @@ import numpy as np
 
 from gdtools.errors import InputError
 
+#: Evaluations a search over a space spends when given no limit (``gdtools tune --budget``'s default
+#: and ``minimize(space=...)``'s when it has no max_evals, max_iters or max_time): a space's
+#: objective is usually a program run, and a thousand iterations of it are rarely what was meant.
+DEFAULT_BUDGET = 200
+
 # Moves are lengthened by this factor so that floating-point rounding can never leave a probe a
 # hair short of the next integer.
 _STEP_SAFETY = 1.0 + 1e-9

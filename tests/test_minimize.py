@@ -795,3 +795,22 @@ def test_a_float32_run_that_stops_at_its_precision_is_a_success(engine):
     if res.status == "no_progress":
         assert "precision" in res.message
 
+
+def test_a_space_without_a_budget_spends_the_tuners_default_budget():
+    # A space's objective is a program run: with no max_evals, max_iters or max_time, the API spends
+    # what `gdtools tune` does by default (it spent 1000 iterations, 2002 runs, before).
+    from gdtools.space import DEFAULT_BUDGET
+
+    space = gd.Space(n=gd.Int(1, 1000, log=True), r=gd.Real(0.1, 10.0, log=True))
+    calls = []
+
+    def run_time(p):
+        calls.append(p)
+        return (np.log(p["n"]) - 3.0) ** 2 + np.log(p["r"]) ** 2
+
+    res = gd.minimize(run_time, space=space)
+    assert res.nfev == len(calls) == DEFAULT_BUDGET, (res.nfev, len(calls))
+    assert res.status == "max_evals" and str(DEFAULT_BUDGET) in res.message
+    # any limit given replaces it
+    calls.clear()
+    assert gd.minimize(run_time, space=space, max_iters=5).nit == 5 and len(calls) < DEFAULT_BUDGET

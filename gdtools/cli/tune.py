@@ -21,6 +21,7 @@ import sys
 
 from gdtools.output_path import check_output_file, figure_file
 from gdtools.errors import InputError
+from gdtools.space import DEFAULT_BUDGET
 
 GRADIENTS = ("spsa", "central", "forward")
 
@@ -45,8 +46,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before them (1)")
     parser.add_argument("--statistic", default="median", choices=("median", "mean", "min"),
                         help="statistic of the repeats that is minimised (median)")
-    parser.add_argument("--budget", type=int, default=200,
-                        help="evaluations the search may spend (200; the final comparison is extra)")
+    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
+                        help=f"evaluations the search may spend ({DEFAULT_BUDGET}; the final comparison is extra)")
     parser.add_argument("--gradient", default="spsa", choices=GRADIENTS,
                         help="gradient estimate: spsa (2 evaluations a step, any number of "
                              "parameters; default), central (2 per parameter) or forward (1 per "
