@@ -224,7 +224,8 @@ def minimize(
         smoothing and noisy objectives, Spall's gain ``a/(k+1+A)**0.602`` on Adam-normalised
         estimates (AMSGrad-normalised without noise), so the first step moves 0.15 of each
         coordinate's scale.
-      bounds: ``(lower, upper)``, scalars or pytrees like ``x0`` (None for an open side), or
+      bounds: ``(lower, upper)``, scalars or pytrees like ``x0`` (any pytree: dict, tuple, NamedTuple;
+        each leaf a number or an array of that leaf's shape; None for an open side or leaf), or
         scipy's forms: a list of ``(min, max)`` pairs, one per parameter, or a
         ``scipy.optimize.Bounds``; iterates are projected onto them (projected L-BFGS, not scipy's
         L-BFGS-B: near many active bounds it may take more iterations), and ``tol`` applies to the

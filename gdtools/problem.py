@@ -151,9 +151,20 @@ def _as_float_array(name, value):
     return arr
 
 
+def _is_number_like(value) -> bool:
+    """One number: a pytree leaf of no dimensions (a tuple of arrays of two shapes, which NumPy
+    cannot even take the dimensions of, is a pytree like x0)."""
+    if not jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(value)) or value is None:
+        return False
+    try:
+        return np.ndim(value) == 0
+    except ValueError:
+        return False
+
+
 def _is_scalar_bound(bound) -> bool:
-    """One number for every coordinate (None: an open side); a dict is a pytree like x0."""
-    return bound is None or (np.ndim(bound) == 0 and not isinstance(bound, dict))
+    """One number for every coordinate (None: an open side); anything else is a pytree like x0."""
+    return bound is None or _is_number_like(bound)
 
 
 def _flatten_bound(name, bound, x0_tree, n, open_value):
@@ -170,12 +181,18 @@ def _flatten_bound(name, bound, x0_tree, n, open_value):
             return np.broadcast_to(arr, np.shape(x0_tree)).astype(float).ravel()
         except ValueError:
             raise InputError(f"{name} has shape {arr.shape}, x0 has {np.shape(x0_tree)}") from None
+    # A pytree like x0: each leaf a number, an array of that leaf's shape, or None (open there).
+    fill = lambda b, x: np.broadcast_to(np.float64(open_value) if b is None else _as_float_array(name, b),  # noqa: E731
+                                        np.shape(x))
     try:
-        flat, _ = ravel_pytree(jax.tree_util.tree_map(lambda b, x: np.broadcast_to(b, np.shape(x)),
-                                                      bound, x0_tree))
+        filled = jax.tree_util.tree_map(fill, bound, x0_tree, is_leaf=lambda v: v is None)
+    except InputError:
+        raise
     except Exception:
-        raise InputError(f"{name} must be a scalar or have the structure and shapes of x0") from None
-    return np.asarray(flat, dtype=float)
+        shapes = jax.tree_util.tree_map(np.shape, x0_tree)
+        raise InputError(f"{name} must be a scalar or a pytree like x0 (its structure; each leaf a number, "
+                         f"None or an array of that leaf's shape): x0's shapes are {shapes}") from None
+    return np.concatenate([leaf.ravel() for leaf in jax.tree_util.tree_leaves(filled)]).astype(float)
 
 
 def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
@@ -278,7 +295,7 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
 def _is_pair(item) -> bool:
     """A ``(min, max)`` pair of scalars (None for an open side), as in scipy's bounds."""
     return (isinstance(item, (tuple, list)) and len(item) == 2
-            and all(v is None or np.ndim(v) == 0 for v in item))
+            and all(v is None or _is_number_like(v) for v in item))
 
 
 def _as_lower_upper(bounds, n: int):

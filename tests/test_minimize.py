@@ -1,6 +1,9 @@
 import os
+import typing
+
 import jax
 import jax.numpy as jnp
+
 import numpy as np
 import optax
 import pytest
@@ -746,6 +749,36 @@ def test_per_leaf_dict_bounds_are_per_coordinate_on_the_device_and_the_host():
                       bounds=bounds, optimizer=optax.adam(0.1), max_iters=300, callback=lambda s: None)
     assert float(res.x["b"]) == pytest.approx(5.0, abs=0.05)
 
+
+
+class _Params(typing.NamedTuple):
+    w: typing.Any
+    b: typing.Any
+
+
+@pytest.mark.parametrize("x0, bounds", [
+    # a tuple of arrays of two shapes (NumPy cannot take its dimensions: that was a raw ValueError)
+    ((jnp.zeros(2), jnp.zeros(3)), ((jnp.zeros(2), -jnp.ones(3)), (jnp.ones(2), jnp.ones(3)))),
+    (_Params(jnp.zeros(2), jnp.zeros(3)), (_Params(jnp.zeros(2), -jnp.ones(3)), _Params(1.0, jnp.ones(3)))),
+    # None in a leaf: that side open there, as scipy writes an open side
+    (_Params(jnp.zeros(2), jnp.zeros(3)), (_Params(0.0, None), _Params(jnp.ones(2), jnp.ones(3)))),
+])
+def test_bounds_may_be_any_pytree_like_x0(x0, bounds):
+    fun = lambda p: jnp.sum((p[0] - 3.0) ** 2) + jnp.sum((p[1] + 3.0) ** 2)  # noqa: E731
+    res = gd.minimize(fun, x0, bounds=bounds)
+    assert type(res.x) is type(x0)
+    np.testing.assert_allclose(np.asarray(res.x[0]), [1.0, 1.0], atol=1e-5)
+    open_below = jax.tree_util.tree_leaves(bounds[0], is_leaf=lambda v: v is None)[1] is None
+    np.testing.assert_allclose(np.asarray(res.x[1]), [-3.0 if open_below else -1.0] * 3, atol=1e-4)
+
+
+def test_a_pytree_bound_of_other_shapes_names_x0s():
+    x0 = _Params(jnp.zeros(2), jnp.zeros(3))
+    with pytest.raises(gd.InputError, match=r"bounds\[0\] \(lower\) must be a scalar or a pytree like x0.*"
+                                            r"P.*w=\(2,\), b=\(3,\)"):
+        gd.minimize(lambda p: jnp.sum(p.w) + jnp.sum(p.b), x0, bounds=(_Params(jnp.zeros(3), None), 1.0))
+    with pytest.raises(gd.InputError, match=r"bounds\[0\] \(lower\) must be numbers"):
+        gd.minimize(lambda p: jnp.sum(p.w) + jnp.sum(p.b), x0, bounds=(_Params("a", None), 1.0))
 
 def test_a_saved_in_memory_history_still_refuses_another_start(tmp_path):
     res = gd.minimize(bowl, np.ones(3), max_iters=3)
