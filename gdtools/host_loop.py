@@ -39,7 +39,7 @@ PIPELINE = True
 
 @saved_jit
 def _largest_device(grad):
-    return jnp.max(jnp.abs(grad))
+    return largest_projected_component(grad, None)
 
 
 _projected_largest_device = saved_jit(largest_projected_component)
@@ -256,7 +256,7 @@ class HostLoop:
                  and getattr(estimator, "pure", False) and not searching)
         pending = None  # (iteration, estimate made ahead, the point it was made at)
         previous_x = None
-        largest_at_x0 = gnorm = math.nan  # the gradient's largest component at x0 and the latest
+        largest_at_start = gnorm = math.nan  # the gradient's largest component: first finite, latest
         recent: list[float] = []
         seen = None  # a device run's last (value, largest gradient component)
         unusable = 0  # iterations in a row whose estimate a failed probe spoilt
@@ -310,12 +310,12 @@ class HostLoop:
                                                          iteration=k + 1, evaluate=None, noise=noise, **kwargs),
                                ahead_x)
                 # One transfer from the device: the value and the largest gradient component
-                # (nan and inf propagate through max, so it also tells whether grad is finite).
+                # (not finite when grad is not, so it also tells whether grad is finite).
                 value, gnorm = (float(v) for v in jax.device_get((est.value, largest)))
                 finite = math.isfinite(gnorm)
                 gnorm = gnorm if finite else math.nan
-                if k == 0:
-                    largest_at_x0 = gnorm
+                if math.isnan(largest_at_start):
+                    largest_at_start = gnorm
                 if estimator.traceable and not math.isfinite(value):
                     finite = False  # a JAX objective's value is exact: nan or inf there is a failure too
                 if k == 0 and self.evaluator is not None:
@@ -430,4 +430,4 @@ class HostLoop:
             x = self._project(average_sum / average_count)
         return dict(x=x, nfev=self.nfev(), best_f=best_f, f_start=f_start, nit=k, reason=reason, detail=detail,
                     grad=last_grad, elapsed=elapsed(), optimizer=optimizer, largest=gnorm,
-                    largest_at_x0=largest_at_x0)
+                    largest_at_start=largest_at_start)

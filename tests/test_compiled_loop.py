@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+import gdtools as gd
 from gdtools.compiled_loop import (CONVERGED, MAX_CHUNK, MAX_ITERS, NO_PROGRESS, NONFINITE, STALL_ITERATIONS,
                                    make_solver)
 
@@ -149,3 +150,16 @@ def test_without_a_line_search_there_is_no_stagnation_watch():
     (the watch would cost the compiled loop time every iteration)."""
     trace = run_compiled(quadratic, optax.sgd(0.0), jnp.full(3, 0.5), max_iters=20, tol=0.0, record_x=True)
     assert int(trace.status) == MAX_ITERS and int(trace.nit) == 20
+
+
+@pytest.mark.parametrize("n", [100, 5000])
+def test_a_nan_in_a_large_gradient_with_a_finite_value_stops_the_run_at_once(n):
+    # jnp.where's classic trap: the unselected sqrt(-1) branch makes the gradient nan while the
+    # value stays finite. XLA:CPU's vectorised max over 4096 numbers or more dropped the nan, so the
+    # run stepped on with it (and max |g| could even come out -inf, below any tol).
+    def fun(x):
+        return jnp.sum(x ** 2) + jnp.where(x[0] > -100.0, 0.0, jnp.sqrt(x[0]))
+
+    for callback in (None, lambda state: None):  # the compiled program and the host loop
+        res = gd.minimize(fun, -jnp.ones(n), optimizer="adam", max_iters=50, callback=callback)
+        assert res.status == "nonfinite" and res.nit == 0 and not res.success, res

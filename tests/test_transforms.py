@@ -49,34 +49,51 @@ def test_largest_projected_component_is_max_abs_on_device_and_host(values):
     expected = np.max(np.abs(g))
     device = float(jax.jit(largest_projected_component)(jnp.asarray(g, jnp.float32), jnp.zeros(len(g), jnp.float32)))
     host = float(largest_projected_component(g, np.zeros(len(g))))
-    for got in (device, host):
-        assert (np.isnan(got) and np.isnan(expected)) or got == np.float32(expected) or got == expected
+    assert (np.isnan(host) and np.isnan(expected)) or host == expected
+    # the device counts nan as inf (see largest_projected_component)
+    expected = np.max(np.abs(np.where(np.isnan(g), np.inf, g)))
+    assert device == np.float32(expected) or device == expected
     bounded = float(jax.jit(largest_projected_component)(jnp.asarray(g, jnp.float32), jnp.zeros(len(g), jnp.float32),
                                                          -1.0, 1.0))
-    g32 = g.astype(np.float32)
+    g32 = np.where(np.isnan(g), np.inf, g).astype(np.float32)
     expected_bounded = np.max(np.abs(np.where(np.isfinite(g32), np.clip(-g32, -1.0, 1.0), g32)))  # x = 0
-    assert (np.isnan(bounded) and np.isnan(expected_bounded)) or bounded == expected_bounded
+    assert bounded == expected_bounded
 
 
 @pytest.mark.parametrize("values", [[-2.0], [0.5, -3.0, 2.0], [1.0, np.nan, -2.0], [np.inf, 1.0], [-np.inf, 1.0],
                                     [-5.0, np.nan], [1e-300, -1e-310], [-0.0]])
-def test_largest_projected_component_of_many_numbers_on_device(values):
-    # Above TREE_REDUCTION_WINDOW numbers the device computes max(max g, -min g) in one variadic
-    # reduction: the same answer as max |g|, nan propagating, in any shape and under vmap.
-    from gdtools.transforms import TREE_REDUCTION_WINDOW, largest_projected_component
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [33, 320, 4096, 4097])
+def test_largest_projected_component_of_many_numbers_on_device(values, dtype, size):
+    # From TREE_REDUCTION_WINDOW + 1 to VARIADIC_LARGEST numbers the device computes max(max g, -min g)
+    # in one variadic reduction, above it max |g| again: the same answer either way, nan
+    # propagating, in any shape and under vmap, in float32 and float64.
+    from gdtools.transforms import TREE_REDUCTION_WINDOW, VARIADIC_LARGEST, largest_projected_component
 
-    size = 10 * TREE_REDUCTION_WINDOW
-    rng = np.random.default_rng(len(values))
-    g = np.zeros(size, np.float32)
-    g[rng.choice(size, len(values), replace=False)] = values
-    expected = np.max(np.abs(g))
-    same = lambda got, want: (np.isnan(got) and np.isnan(want)) or got == want  # noqa: E731
-    assert same(float(jax.jit(largest_projected_component)(jnp.asarray(g), jnp.zeros(size, g.dtype))), expected)
-    square = g.reshape(20, -1)
-    assert same(float(largest_projected_component(jnp.asarray(square), jnp.zeros(square.shape, g.dtype))), expected)
-    batch = np.stack([g, -g, np.zeros(size)])
-    got = jax.vmap(largest_projected_component)(jnp.asarray(batch), jnp.zeros(batch.shape, g.dtype))
-    for row, value in zip(batch, np.asarray(got)):
-        assert same(float(value), np.max(np.abs(row)))
-    bounded = float(jax.jit(largest_projected_component)(jnp.asarray(g), jnp.zeros(size, g.dtype), -1.0, 1.0))
-    assert same(bounded, np.max(np.abs(np.where(np.isfinite(g), np.clip(-g, -1.0, 1.0), g))))
+    assert TREE_REDUCTION_WINDOW + 1 == 33 and VARIADIC_LARGEST == 4096  # the sizes above are its edges
+    with jax.enable_x64(dtype == "float64"):
+        rng = np.random.default_rng(len(values))
+        g = np.zeros(size, dtype)
+        g[rng.choice(size, len(values), replace=False)] = values
+        expected = np.max(np.abs(np.where(np.isnan(g), np.inf, g)))  # a device counts nan as inf
+        same = lambda got, want: got == want  # noqa: E731
+        zeros = lambda shape: jnp.zeros(shape, dtype)  # noqa: E731
+        got = jax.jit(largest_projected_component)(jnp.asarray(g), zeros(size))
+        assert got.dtype == np.dtype(dtype) and same(float(got), expected)
+        if size % 11 == 0:
+            square = g.reshape(11, -1)
+            assert same(float(largest_projected_component(jnp.asarray(square), zeros(square.shape))), expected)
+        batch = np.stack([g, -g, np.zeros(size, dtype)])
+        got = jax.vmap(largest_projected_component)(jnp.asarray(batch), zeros(batch.shape))
+        for row, value in zip(batch, np.asarray(got)):
+            assert same(float(value), np.max(np.abs(np.where(np.isnan(row), np.inf, row))))
+        bounded = float(jax.jit(largest_projected_component)(jnp.asarray(g), zeros(size), -1.0, 1.0))
+        projected = np.where(np.isfinite(g), np.clip(-g, -1.0, 1.0), np.where(np.isnan(g), np.inf, g))
+        assert same(bounded, np.max(np.abs(projected)))
+
+
+def test_largest_component_of_integers_and_complex_numbers_is_their_largest_magnitude():
+    from gdtools.transforms import largest_projected_component
+
+    assert int(largest_projected_component(jnp.arange(-50, 40, dtype=jnp.int32), None)) == 50
+    assert float(largest_projected_component(jnp.full(100, 1 + 1j, jnp.complex64), None)) == pytest.approx(2 ** 0.5)
