@@ -242,9 +242,10 @@ def minimize(
         A deterministic run also stops, status ``"no_progress"``, when its steps stop changing
         anything three iterations in a row (x unchanged on the host loop; the value and gradient
         unchanged in the compiled program with a line-search optimizer). That counts as success
-        only when the gradient's largest component has fallen to the precision the run resolves
-        (at most ``eps**(1/3)`` of the dtype times its value at x0, or 1); with the gradient still
-        large it is a failure, as scipy's L-BFGS-B reports a line search that finds no lower point.
+        when the gradient's largest component has fallen to 1/1000 of its value at the start
+        (1/200 in float32), where rounding and estimation errors stop line searches; with the
+        gradient still larger it is a failure, as scipy's L-BFGS-B reports a line search that
+        finds no lower point.
       seed: seeds every random choice (perturbations, keys passed to ``fun``).
       callback: ``callback(state) -> bool | None`` once per iteration, with the iterate
         ``state.x``, its value and gradient norm, before its step is applied; True stops the run
@@ -313,7 +314,8 @@ def minimize(
                                max_iters=max_iters, tol=tol, history=history, seed=int(seed),
                                optimizer_name=DEFAULT_NAMES["lbfgs"] if optimizer is None
                                else _describe(optimizer, optimizer_name))
-    if space is not None and max_iters is None and max_evals is None and max_time is None:
+    default_budget = space is not None and max_iters is None and max_evals is None and max_time is None
+    if default_budget:
         max_evals = DEFAULT_BUDGET  # a program run each: what `gdtools tune` spends by default
     if max_iters is None:
         max_iters = 10**9 if (max_evals is not None or max_time is not None) else DEFAULT_MAX_ITERS
@@ -394,8 +396,12 @@ def minimize(
                     gain_if_noisy=DEFAULT_NAMES["gain"] if switch_to_gain else None)
     try:
         out = loop.run()
-        return _package_host(problem, estimator, out, evaluator, hist, fun_flat,
-                             max_iters=max_iters, max_evals=max_evals, max_time=max_time, tol=tol)
+        res = _package_host(problem, estimator, out, evaluator, hist, fun_flat,
+                            max_iters=max_iters, max_evals=max_evals, max_time=max_time, tol=tol)
+        if default_budget:  # the user set no max_evals: say where it came from
+            res.message = res.message.replace(
+                f"(max_evals={max_evals})", f"(max_evals={max_evals}, the default for a space; pass max_evals=)")
+        return res
     finally:
         if history is not None and not isinstance(history, History):
             hist.close()
@@ -495,8 +501,9 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
     elif reason == "max_iters" and estimator.stochastic:
         success, message = True, f"The iteration budget (max_iters={limits['max_iters']}) was spent."
     elif reason == "no_progress":
-        success, message = stalled_outcome(largest=out["largest"], largest_at_x0=out["largest_at_x0"],
-                                           tol=limits["tol"], dtype=np.asarray(x).dtype)
+        success, message = stalled_outcome(largest=out["largest"], largest_at_start=out["largest_at_start"],
+                                           tol=limits["tol"], dtype=np.dtype(x.dtype),
+                                           space=problem.space is not None)
     else:
         success, message = stop_message(reason or "max_iters", iteration=out["detail"], detail=out["detail"],
                                         **limits)
@@ -574,7 +581,7 @@ def _package_trace(problem, trace, history, *, elapsed, max_iters, tol) -> Resul
                               x=None if xs is None else xs[:nit + 1])
     reason = CODES[int(trace.status)]
     if reason == "no_progress":
-        success, message = stalled_outcome(largest=float(gnorm[nit]), largest_at_x0=float(gnorm[0]), tol=tol,
+        success, message = stalled_outcome(largest=float(gnorm[nit]), largest_at_start=float(gnorm[0]), tol=tol,
                                            dtype=trace.x.dtype)
     else:
         success, message = stop_message(reason, tol=tol, max_iters=max_iters, iteration=nit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
@@ -13,8 +14,8 @@ from gdtools.history import History
 STOP_REASONS = {
     "converged": (True, "Converged: the gradient's largest component fell below tol={tol}."),
     "no_progress": (True, "Stopped: the last steps did not change x, with the gradient's largest "
-                          "component at {largest:.3g}, at the precision this computation resolves "
-                          "(tol={tol} is below it); the optimizer can make no further progress."),
+                          "component at {largest}, at the precision the run resolves (tol={tol} is "
+                          "below it); the optimizer can make no further progress."),
     "max_iters": (False, "The maximum number of iterations (max_iters={max_iters}) was reached; "
                          "increase max_iters if the loss was still falling."),
     "max_evals": (True, "The evaluation budget (max_evals={max_evals}) was spent."),
@@ -34,10 +35,10 @@ STOP_REASONS = {
 }
 
 
-#: Relative precision of a gradient a run can rely on: eps**(1/3) of the parameters' dtype, the
-#: accuracy of the coarsest estimate gdtools makes of a smooth objective (central differences;
-#: forward differences and autodiff resolve finer).
-PRECISION_EXPONENT = 1.0 / 3.0
+#: A run that stops moving succeeded when the gradient's largest component has fallen to this
+#: fraction of its value at the start, or eps**(1/3) of a float32 problem's (a float32 gradient
+#: resolves little more): see :func:`stalled_outcome`.
+STALL_REDUCTION = 1e-3
 
 
 def stop_message(reason: str, **fields) -> tuple[bool, str]:
@@ -45,22 +46,32 @@ def stop_message(reason: str, **fields) -> tuple[bool, str]:
     return success, template.format_map(_Defaulting(fields))
 
 
-def stalled_outcome(*, largest: float, largest_at_x0: float, tol: float, dtype) -> tuple[bool, str]:
+def stalled_outcome(*, largest: float, largest_at_start: float, tol: float, dtype,
+                    space: bool = False) -> tuple[bool, str]:
     """``(success, message)`` of a run that stopped moving (``no_progress``).
 
-    A success only when the gradient's largest component has fallen to the precision the run can
-    resolve: at most ``max(tol, eps**(1/3) * max(1, its value at x0))``. scipy's L-BFGS-B reports a
-    line search that finds no lower point as a failure whatever the gradient; a float32 objective
-    ends that way at its optimum, though, out of reach of ``tol``'s default. With the gradient
-    still large, every step along the optimizer's direction failed: a failure.
+    A success when the gradient's largest component is at most ``max(tol, r * g0)``, ``g0`` its
+    value at the start and ``r`` :data:`STALL_REDUCTION` (``eps**(1/3)``, 4.9e-3, for float32):
+    the run got where the objective's rounding or the gradient estimate's error stops a line
+    search, which for a float32 objective or finite differences of a large value lies far above
+    ``tol``'s default. With the gradient still larger, no step along the optimizer's direction
+    lowered the objective where it should have: a failure, as scipy's L-BFGS-B reports a line
+    search that finds no lower point. The rule is relative, as a gradient's accuracy is: a run
+    that never moved fails whatever the gradient's size (with an absolute part, a wrong gradient
+    of a small objective passed). Over a space (integers, rounding) the point stops where the
+    rounded point no longer changes: a success.
     """
-    floor = max(tol, float(np.finfo(dtype).eps) ** PRECISION_EXPONENT * max(1.0, largest_at_x0))
-    if largest <= floor:
-        return stop_message("no_progress", largest=largest, tol=tol)
+    if space:
+        return True, "Stopped: the rounded point no longer changes; the optimizer can make no further progress."
+    start = largest_at_start if math.isfinite(largest_at_start) else largest
+    fraction = max(STALL_REDUCTION, float(np.finfo(dtype).eps) ** (1.0 / 3.0))
+    if largest <= max(tol, fraction * start):
+        return stop_message("no_progress", largest=f"{largest:.3g}", tol=tol)
     return False, (f"Stopped: the last steps did not change x, but the gradient's largest component is "
-                   f"still {largest:.3g} ({largest_at_x0:.3g} at x0, tol={tol}): no step along the "
-                   f"optimizer's direction lowered the objective. The objective may be non-smooth, "
-                   f"noisy or flat to rounding there, or its gradient wrong; the last point is returned.")
+                   f"still {largest:.3g} ({start:.3g} at the start, tol={tol}): no step along the "
+                   f"optimizer's direction lowered the objective. The gradient may be inaccurate there "
+                   f"(finite differences of a noisy or coarsely rounded objective, such as one computed "
+                   f"in low precision) or wrong, or the objective non-smooth; the last point is returned.")
 
 
 class _Defaulting(dict):
