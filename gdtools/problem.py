@@ -181,18 +181,27 @@ def _flatten_bound(name, bound, x0_tree, n, open_value):
             return np.broadcast_to(arr, np.shape(x0_tree)).astype(float).ravel()
         except ValueError:
             raise InputError(f"{name} has shape {arr.shape}, x0 has {np.shape(x0_tree)}") from None
-    # A pytree like x0: each leaf a number, an array of that leaf's shape, or None (open there).
-    fill = lambda b, x: np.broadcast_to(np.float64(open_value) if b is None else _as_float_array(name, b),  # noqa: E731
-                                        np.shape(x))
+    if isinstance(bound, np.ndarray) and bound.shape == (n,):
+        return bound.astype(float)  # scipy's forms (Bounds, pairs), already one number per coordinate
+    # A pytree like x0, or a prefix of it: each of its leaves a number or None (open there) for a
+    # whole subtree of x0, or an array of that leaf's shape.
+    def fill(b, subtree):
+        value = np.float64(open_value) if b is None else _as_float_array(name, b)
+        return [np.broadcast_to(value, np.shape(leaf)) for leaf in jax.tree_util.tree_leaves(subtree)]
+
     try:
         filled = jax.tree_util.tree_map(fill, bound, x0_tree, is_leaf=lambda v: v is None)
+        flat = np.concatenate([leaf.ravel() for leaf in jax.tree_util.tree_leaves(filled)]).astype(float)
     except InputError:
         raise
     except Exception:
         shapes = jax.tree_util.tree_map(np.shape, x0_tree)
-        raise InputError(f"{name} must be a scalar or a pytree like x0 (its structure; each leaf a number, "
-                         f"None or an array of that leaf's shape): x0's shapes are {shapes}") from None
-    return np.concatenate([leaf.ravel() for leaf in jax.tree_util.tree_leaves(filled)]).astype(float)
+        raise InputError(f"{name} must be a scalar or a pytree like x0 (its structure, or a prefix of it; "
+                         f"each leaf a number or None for a whole part of x0, or an array of that leaf's "
+                         f"shape): x0's shapes are {shapes}") from None
+    if flat.size != n:  # a guard: the structures matched, so the sizes should
+        raise InputError(f"{name} holds {flat.size} numbers, x0 {n}")
+    return flat
 
 
 def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
@@ -205,8 +214,9 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
         return _space_problem(x0, bounds=bounds, space=space, stochastic=stochastic)
     if x0 is None:
         raise InputError("x0 is required (a flat array or a pytree of arrays), unless a space is given")
-    if isinstance(x0, (list, tuple)) and x0 and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-                                                    for v in x0):
+    # (a plain list or tuple: a NamedTuple of numbers is a pytree of named parameters)
+    if type(x0) in (list, tuple) and x0 and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                                                for v in x0):
         x0 = np.asarray(x0, dtype=float)  # a list of numbers is a vector, as scipy takes it
     leaves = jax.tree_util.tree_leaves(x0)
     if not leaves or all(np.size(leaf) == 0 for leaf in leaves):
@@ -250,7 +260,7 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
     else:
         x_flat = np.concatenate([np.asarray(leaf, dtype=float).ravel() for leaf in leaves])
     lower = upper = None
-    bounds = _as_lower_upper(bounds, n)
+    bounds = _as_lower_upper(bounds, n, x_flat)
     if isinstance(bounds, (tuple, list)) and len(bounds) == 2 and bounds[0] is None and bounds[1] is None:
         bounds = None
     if bounds is not None:
@@ -298,21 +308,46 @@ def _is_pair(item) -> bool:
             and all(v is None or _is_number_like(v) for v in item))
 
 
-def _as_lower_upper(bounds, n: int):
-    """scipy's bound forms as ``(lower, upper)``: a ``scipy.optimize.Bounds`` (``lb``, ``ub``), or a
-    list of one ``(min, max)`` pair per parameter. With two parameters a pair of pairs could be
-    either form: a list of tuples, ``[(0, 2), (1, 3)]``, is scipy's (per parameter), anything else
-    gdtools' ``(lower, upper)``."""
+def _as_lower_upper(bounds, n: int, x0_flat):
+    """scipy's bound forms as ``(lower, upper)``: a ``scipy.optimize.Bounds`` (``lb``, ``ub``), or
+    one ``(min, max)`` pair per parameter (a list or tuple of pairs, or an array of shape (n, 2)).
+
+    With two parameters a pair of pairs reads two ways: scipy's pairs per parameter, or gdtools'
+    ``(lower, upper)``. A list of tuples, ``[(0, 2), (1, 3)]``, and pairs holding None (an open
+    side) are scipy's; otherwise the reading under which the bounds make sense (lower < upper,
+    x0 inside) is taken, and bounds that make sense both ways are refused as ambiguous.
+    """
     if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
-        return (np.broadcast_to(np.asarray(bounds.lb, dtype=float), (n,)),
-                np.broadcast_to(np.asarray(bounds.ub, dtype=float), (n,)))
-    if not isinstance(bounds, (tuple, list)) or len(bounds) != n or not all(_is_pair(b) for b in bounds):
+        try:
+            return (np.broadcast_to(np.asarray(bounds.lb, dtype=float), (n,)),
+                    np.broadcast_to(np.asarray(bounds.ub, dtype=float), (n,)))
+        except ValueError:
+            raise InputError(f"scipy.optimize.Bounds with lb of shape {np.shape(bounds.lb)} and ub of shape "
+                             f"{np.shape(bounds.ub)}: x0 has {n} numbers") from None
+    if isinstance(bounds, np.ndarray) and bounds.shape == (n, 2) and n != 2:
+        return bounds[:, 0].astype(float), bounds[:, 1].astype(float)
+    pairs = bounds.tolist() if isinstance(bounds, np.ndarray) and bounds.shape == (2, 2) else bounds
+    if not isinstance(pairs, (tuple, list)) or len(pairs) != n or not all(_is_pair(b) for b in pairs):
         return bounds
-    if n == 2 and not (isinstance(bounds, list) and all(isinstance(b, tuple) for b in bounds)):
-        return bounds
-    lower = np.array([-np.inf if lo is None else float(lo) for lo, _ in bounds])
-    upper = np.array([np.inf if hi is None else float(hi) for _, hi in bounds])
-    return lower, upper
+    lower = np.array([-np.inf if lo is None else float(lo) for lo, _ in pairs])
+    upper = np.array([np.inf if hi is None else float(hi) for _, hi in pairs])
+    if n != 2 or any(v is None for pair in pairs for v in pair) or (
+            isinstance(pairs, list) and all(isinstance(b, tuple) for b in pairs)):
+        return lower, upper
+    x0 = np.asarray(x0_flat, dtype=float)
+    readings = {"scipy's (min, max) per parameter": (lower, upper),
+                "(lower, upper)": (np.array([float(v) for v in pairs[0]]), np.array([float(v) for v in pairs[1]]))}
+    sensible = {name: (lo, hi) for name, (lo, hi) in readings.items()
+                if np.all(lo < hi) and np.all((lo <= x0) & (x0 <= hi))}
+    if len(sensible) == 1:
+        return next(iter(sensible.values()))
+    if len(sensible) == 2 and not all(np.array_equal(a, b) for a, b in zip(*sensible.values())):
+        boxes = "; ".join(f"as {name}: x in {' x '.join(f'[{a:g}, {b:g}]' for a, b in zip(lo, hi))}"
+                          for name, (lo, hi) in sensible.items())
+        raise InputError(f"bounds={pairs!r} for 2 parameters reads two ways ({boxes}); write scipy's "
+                         f"form as a list of tuples, [(min, max), (min, max)], or gdtools' as "
+                         f"(np.array(lower), np.array(upper))")
+    return readings["(lower, upper)"]  # neither reading makes sense: checked, and reported, as such
 
 
 def _space_problem(x0, *, bounds, space, stochastic) -> Problem:

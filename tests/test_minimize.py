@@ -625,7 +625,9 @@ def test_resume_refuses_a_history_of_another_parameter_space(tmp_path):
 
 @pytest.mark.parametrize("bounds, expected", [
     ([(0, 2), (1, 3)], [1.8, 1.2]),           # scipy's form: one (min, max) pair per parameter
-    (([0, 1], [2, 3]), [1.8, 1.2]),           # gdtools' form: (lower, upper)
+    ((np.array([0, 1]), np.array([2, 3])), [1.8, 1.2]),  # gdtools' form: (lower, upper)
+    (((0, None), (0, None)), [1.8, 1.2]),     # scipy's tutorial: a tuple of pairs with open sides
+    (((0, 5), (2, 6)), [1.8, 2.0]),           # as (lower, upper), x0 = (0.5, 2.5) lies outside: scipy's
     ([(0, 1), (0, 1)], [1.0, 1.0]),           # scipy's form, the same box for both
     ([(None, 1.0), (1.5, None)], [1.0, 1.5]),  # open sides
 ])
@@ -635,13 +637,26 @@ def test_bounds_in_scipy_form_mean_what_they_mean_in_scipy(bounds, expected):
     np.testing.assert_allclose(res.x, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("bounds", [((0, 2), (1, 3)), [[0, 2], [1, 3]], ([0, 2], [1, 3]), np.array([[0, 2], [1, 3]])])
+def test_a_pair_of_pairs_that_makes_sense_both_ways_is_refused_as_ambiguous(bounds):
+    # x in [0, 2] x [1, 3] as scipy reads it, [0, 1] x [2, 3] as (lower, upper): both hold x0 = (0.5, 2.5).
+    # It was read as (lower, upper) without a word, a scipy user's box silently replaced.
+    with pytest.raises(gd.InputError, match=r"reads two ways.*\[0, 2\] x \[1, 3\].*\[0, 1\] x \[2, 3\]"):
+        gd.minimize(lambda x: jnp.sum(x ** 2), jnp.array([0.5, 2.5]), bounds=bounds)
+
+
 def test_scipy_bounds_object_and_pairs_for_three_parameters():
     from scipy.optimize import Bounds
 
     q = lambda x: float(np.sum((np.asarray(x) - 2.0) ** 2))  # noqa: E731
-    for bounds in ([(0, 1), (None, 1.5), (-1, 3)], Bounds([0, -np.inf, -1], [1, 1.5, 3])):
+    for bounds in ([(0, 1), (None, 1.5), (-1, 3)], Bounds([0, -np.inf, -1], [1, 1.5, 3]),
+                   np.array([[0, 1], [-np.inf, 1.5], [-1, 3]])):
         res = gd.minimize(q, np.zeros(3), gradient="central", bounds=bounds)
         np.testing.assert_allclose(res.x, [1.0, 1.5, 2.0], atol=1e-5)
+    bad = Bounds(0.0, 1.0)
+    bad.lb = np.zeros(2)  # of another length than x0
+    with pytest.raises(gd.InputError, match="Bounds with lb of shape"):
+        gd.minimize(q, np.zeros(3), gradient="central", bounds=bad)
 
 
 @pytest.mark.parametrize("gradient, max_evals, needs", [("central", 21, 22), ("spsa", 3, 4)])
@@ -772,6 +787,21 @@ def test_bounds_may_be_any_pytree_like_x0(x0, bounds):
     np.testing.assert_allclose(np.asarray(res.x[1]), [-3.0 if open_below else -1.0] * 3, atol=1e-4)
 
 
+def test_a_bound_may_be_a_prefix_of_x0s_structure():
+    # a number or None for a whole subtree of x0 (None in x0 is an empty subtree: no coordinates)
+    fun = lambda p: sum(jnp.sum((leaf + 3.0) ** 2) for leaf in jax.tree_util.tree_leaves(p))  # noqa: E731
+    x0 = {"a": {"p": jnp.zeros(2), "q": jnp.zeros(3)}, "b": jnp.zeros(1)}
+    res = gd.minimize(fun, x0, bounds=({"a": None, "b": -1.0}, 1.0))
+    np.testing.assert_allclose(np.concatenate([res.x["a"]["p"], res.x["a"]["q"], res.x["b"]]), [-3] * 5 + [-1], atol=1e-4)
+    res = gd.minimize(fun, x0, bounds=({"a": -1.0, "b": -2.0}, 1.0))
+    np.testing.assert_allclose(np.concatenate([res.x["a"]["p"], res.x["a"]["q"], res.x["b"]]), [-1] * 5 + [-2], atol=1e-4)
+    x0 = {"a": {"p": jnp.zeros(1), "q": jnp.zeros(1)}, "b": None}
+    res = gd.minimize(fun, x0, bounds=({"a": -1.0, "b": -2.0}, 5.0))  # b's bound lands on no coordinate
+    assert res.x["b"] is None and float(res.x["a"]["q"][0]) == pytest.approx(-1.0)
+    res = gd.minimize(fun, {"a": jnp.zeros(3), "b": None}, bounds=({"a": -1.0, "b": None}, {"a": 1.0, "b": None}))
+    np.testing.assert_allclose(res.x["a"], [-1.0] * 3)
+
+
 def test_a_pytree_bound_of_other_shapes_names_x0s():
     x0 = _Params(jnp.zeros(2), jnp.zeros(3))
     with pytest.raises(gd.InputError, match=r"bounds\[0\] \(lower\) must be a scalar or a pytree like x0.*"
@@ -810,8 +840,29 @@ def test_a_run_that_stops_moving_with_a_large_gradient_is_no_success(engine):
     callback = (lambda state: None) if engine == "host" else None
     res = gd.minimize(_wrong_gradient_bowl(), jnp.ones(3), callback=callback, max_iters=200)
     assert res.status == "no_progress" and not res.success, res
-    assert "still 2" in res.message and "x0" in res.message
+    assert "still 2" in res.message and "(2 at the start" in res.message
     assert res.fun == pytest.approx(3.0)
+
+
+def test_forward_differences_that_stall_at_their_own_accuracy_are_a_success():
+    # 1000 + 100 rosen: forward differences' error (the offset's rounding over a step of 1.5e-8, and
+    # the curvature) stops the line search with the largest component at 3e-4, far above tol but
+    # 1/100,000 of its value at the start, at the optimum to 1e-5: a success (the precision
+    # rule's first version, eps**(1/3) without the start's scale, called it a failure).
+    from scipy.optimize import rosen
+
+    res = gd.minimize(lambda x: 1e3 + 100.0 * rosen(x), np.full(4, 0.999), gradient="forward", max_evals=20000)
+    assert res.status in ("no_progress", "converged") and res.success, res
+    assert np.max(np.abs(res.x - 1.0)) < 1e-4
+
+
+def test_a_space_run_that_stops_on_its_rounded_point_is_a_success():
+    # Over integers the gradient estimate never vanishes: the run stops where the rounded point
+    # no longer changes, here the exact optimum (n = 20, r = 1).
+    space = gd.Space(n=gd.Int(1, 1000, log=True), r=gd.Real(0.1, 10.0, log=True))
+    res = gd.minimize(lambda p: (np.log(p["n"]) - 3.0) ** 2 + np.log(p["r"]) ** 2, space=space, gradient="forward")
+    assert res.x["n"] == 20 and res.x["r"] == pytest.approx(1.0, abs=1e-6)
+    assert res.success and res.status in ("no_progress", "max_evals"), res
 
 
 @pytest.mark.parametrize("engine", ["compiled", "host"])
@@ -843,7 +894,11 @@ def test_a_space_without_a_budget_spends_the_tuners_default_budget():
 
     res = gd.minimize(run_time, space=space)
     assert res.nfev == len(calls) == DEFAULT_BUDGET, (res.nfev, len(calls))
-    assert res.status == "max_evals" and str(DEFAULT_BUDGET) in res.message
+    assert res.status == "max_evals" and f"max_evals={DEFAULT_BUDGET}, the default for a space" in res.message
     # any limit given replaces it
     calls.clear()
     assert gd.minimize(run_time, space=space, max_iters=5).nit == 5 and len(calls) < DEFAULT_BUDGET
+    assert gd.minimize(run_time, space=space, max_evals=300).nfev == 300
+    calls.clear()
+    gd.minimize(run_time, space=space, max_time=0.5)
+    assert len(calls) > DEFAULT_BUDGET  # SPSA's two evaluations a step take microseconds here
