@@ -236,7 +236,8 @@ def minimize(
         (``gdtools.space.DEFAULT_BUDGET``, as ``gdtools tune``).
       max_evals: evaluation budget, the final measurement of ``res.x`` included (for a black box;
         with autodiff it counts value-and-gradient passes and the run leaves the compiled program
-        for the host loop, as with ``callback`` and ``max_time``).
+        for the host loop, as with ``callback`` and ``max_time``). Spent by a deterministic run
+        before it converged, it is no success (as max_iters, and scipy's maxfun).
       max_time: wall-clock budget in seconds.
       tol: stop when the gradient's largest component is at most ``tol`` (deterministic gradients).
         A deterministic run also stops, status ``"no_progress"``, when its steps stop changing
@@ -507,6 +508,13 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
     else:
         success, message = stop_message(reason or "max_iters", iteration=out["detail"], detail=out["detail"],
                                         **limits)
+        could_converge = (not estimator.stochastic and not problem.stochastic and problem.space is None
+                          and (evaluator is None or evaluator.noise == 0.0))
+        if reason in ("max_evals", "max_time") and could_converge:
+            # A run that could have converged and did not: as scipy reports its maxfun and maxiter.
+            success = False
+            message = (message[:-1] + f" before the gradient's largest component fell below tol={limits['tol']} "
+                       f"(it was {out['largest']:.3g}); increase the budget if the loss was still falling.")
     hist.record_iteration(iteration=out["nit"], nfev=nfev, time=out["elapsed"], loss=fun_value,
                           grad_norm=None, x=x, final=True)
     user_x = problem.to_user(x) if not problem.device else problem.jax_unravel(x)

@@ -37,6 +37,10 @@ def _all_finite(x):
     return jnp.all(jnp.isfinite(x))
 
 
+#: How far (relative, at least 1 absolute) x0 may lie outside a bound and be moved onto it.
+ROUNDING_SLACK = float(np.finfo(np.float32).eps)
+
+
 @saved_jit
 def _first_outside(x, lower, upper):
     """Index of the first coordinate outside [lower, upper], or -1."""
@@ -280,8 +284,13 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
         if device:  # one compiled check where x lives; one integer comes back
             i = int(_first_outside(x_flat, np.asarray(low, x_flat.dtype), np.asarray(high, x_flat.dtype)))
         else:
-            outside = (x_flat < lower) | (x_flat > upper)
+            # A point off a bound by float32 rounding (a float32 result, 0.30000001 for 0.3, passed
+            # back in float64) is moved onto it, as scipy clips x0; anything further is an error.
+            slack = lambda b: np.where(np.isfinite(b), ROUNDING_SLACK * np.maximum(1.0, np.abs(b)), 0.0)  # noqa: E731
+            outside = (x_flat < lower - slack(lower)) | (x_flat > upper + slack(upper))
             i = int(np.argmax(outside)) if np.any(outside) else -1
+            if i < 0 and (np.any(x_flat < lower) or np.any(x_flat > upper)):
+                x_flat = np.clip(x_flat, lower, upper)
         if i >= 0:
             raise InputError(f"x0 violates the bounds: coordinate {i} is {float(x_flat[i])}, outside "
                              f"[{lower[i]}, {upper[i]}]")

@@ -1,4 +1,5 @@
 import os
+import time
 import typing
 
 import jax
@@ -902,3 +903,30 @@ def test_a_space_without_a_budget_spends_the_tuners_default_budget():
     calls.clear()
     gd.minimize(run_time, space=space, max_time=0.5)
     assert len(calls) > DEFAULT_BUDGET  # SPSA's two evaluations a step take microseconds here
+
+
+def test_spending_the_budget_before_converging_is_no_success_where_the_run_could_converge():
+    # As scipy's L-BFGS-B reports maxfun and maxiter: a deterministic run stopped by max_evals or
+    # max_time before its gradient test fails, like max_iters; a noisy or random one, which has
+    # no gradient test to pass, ends by spending its budget, a success.
+    res = gd.minimize(rosenbrock, jnp.zeros(10), max_evals=20)
+    assert res.status == "max_evals" and not res.success and "fell below tol" in res.message, res
+    res = gd.minimize(rosenbrock, jnp.zeros(10), max_time=0.05, callback=lambda state: time.sleep(0.01))
+    assert res.status == "max_time" and not res.success, res
+    q = NumpyQuadratic(n=4)
+    assert not gd.minimize(q, np.zeros(4), gradient="central", max_evals=12).success
+    assert gd.minimize(q, np.zeros(4), gradient="central", max_evals=12, noise=0.01).success
+    assert gd.minimize(q, np.zeros(4), gradient="spsa", max_evals=12).success
+
+
+def test_x0_off_a_bound_by_float32_rounding_is_moved_onto_it():
+    # A float32 result on a bound, 0.30000001 for 0.3, passed back in float64 was "outside the
+    # bounds"; scipy clips x0 into them. Anything further off is still an error.
+    first = gd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.full(3, 0.2, jnp.float32), bounds=(0.1, 0.3))
+    x0 = np.asarray(first.x, dtype=float)
+    assert np.all(x0 > 0.3)
+    again = gd.minimize(lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2)), x0, bounds=(0.1, 0.3), gradient="central")
+    assert again.success and np.all(again.history.x[0] == 0.3)
+    with pytest.raises(gd.InputError, match="x0 violates the bounds: coordinate 0"):
+        gd.minimize(lambda x: float(np.sum(np.asarray(x) ** 2)), np.array([0.301, 0.2]), bounds=(0.1, 0.3),
+                    gradient="central")
