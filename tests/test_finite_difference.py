@@ -179,3 +179,16 @@ def test_the_engine_gives_central_its_value_at_x_only_for_a_deterministic_object
     noisy = lambda x, key: exact(x) + 0.01 * float(np.random.default_rng(abs(hash(str(key))) % 2**32).normal())  # noqa: E731
     gd.minimize(noisy, np.zeros(2), gradient=Spy(), bounds=(0.0, 1.0), max_evals=7)  # no room for noise probes
     assert seen == []
+
+
+def test_central_reports_f_at_x_where_the_engine_knows_it():
+    # A float32 black box: central's steps are eps32**(1/3) ~ 5e-3, and the mean of its probes is
+    # off f(x) by h**2 f''/2. It was the iteration's loss (0.0097 against f(x) = 6e-5) and the
+    # line search's f(x): the run wandered to max_iters (11,349 evaluations, best at 388).
+    from scipy.optimize import rosen
+
+    fun = lambda x: np.float32(rosen(x))  # noqa: E731
+    res = gd.minimize(fun, np.zeros(5), gradient="central", max_evals=3000)
+    assert res.success and res.nfev < 1000 and res.fun < 1e-3, res
+    recorded = [float(fun(x)) for x in res.history.x]
+    np.testing.assert_array_equal(res.history.loss, recorded)
