@@ -519,7 +519,9 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                           grad_norm=None, x=x, final=True)
     user_x = problem.to_user(x) if not problem.device else problem.jax_unravel(x)
     grad = out["grad"]
-    if grad is not None and problem.space is None:
+    if grad is not None and problem.space is not None:  # along each parameter's unit-cube coordinate
+        grad = {name: float(g) for name, g in zip(problem.space.names, np.asarray(grad, dtype=float))}
+    elif grad is not None:
         grad = problem.to_user(np.asarray(grad, dtype=float)) if not problem.device else problem.jax_unravel(grad)
     return Result(x=user_x, fun=fun_value, nit=out["nit"], nfev=nfev, success=success, message=message,
                   status=reason or "max_iters", history=hist, grad=grad)

@@ -96,7 +96,8 @@ class Result:
       success: whether the run ended for a reason that counts as success (see ``message``).
       message: why it ended.
       status: a short code for the reason (``"converged"``, ``"max_iters"``, ...).
-      grad: the last gradient estimate, shaped like ``x`` (None where not available).
+      grad: the last gradient estimate, shaped like ``x`` (None where not available); with a space,
+        a dict of the slope along each parameter's unit-cube coordinate (the optimiser's).
       history: every iteration (and, for black-box runs, every evaluation).
     """
 

@@ -930,3 +930,9 @@ def test_x0_off_a_bound_by_float32_rounding_is_moved_onto_it():
     with pytest.raises(gd.InputError, match="x0 violates the bounds: coordinate 0"):
         gd.minimize(lambda x: float(np.sum(np.asarray(x) ** 2)), np.array([0.301, 0.2]), bounds=(0.1, 0.3),
                     gradient="central")
+
+
+def test_a_space_runs_gradient_is_named_like_its_x():
+    space = gd.Space(n=gd.Int(1, 1000, log=True), r=gd.Real(0.1, 10.0, log=True))
+    res = gd.minimize(lambda p: (np.log(p["n"]) - 3.0) ** 2 + np.log(p["r"]) ** 2, space=space, max_evals=20)
+    assert set(res.grad) == set(res.x) == {"n", "r"} and all(isinstance(v, float) for v in res.grad.values())
