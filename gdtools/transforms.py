@@ -136,37 +136,38 @@ VARIADIC_LARGEST = 4096
 def largest_projected_component(grad, x, lower=None, upper=None):
     """The gradient's largest component, projected onto ``[lower, upper]`` when bounded
     (``|clip(x - g) - x|``, scipy L-BFGS-B's projected gradient: zero at a minimum on a bound).
-    Not finite when ``grad`` is not (nan, or inf for nan in more than 32 numbers on a device), so
-    one reduction tests both finiteness and tolerance. Computed with the module of ``grad``: JAX's or NumPy's."""
+    Not finite when ``grad`` is not (inf for nan on a device, nan on the host), so one reduction
+    tests both finiteness and tolerance. Computed with the module of ``grad``: JAX's or NumPy's."""
     xp = _array_module(grad)
     if lower is not None:
         grad = xp.where(xp.isfinite(grad), xp.clip(x - grad, lower, upper) - x, grad)
     if xp is np or not jnp.issubdtype(grad.dtype, jnp.floating):  # (max, -min) overflows integers
         return xp.max(xp.abs(grad))
-    if grad.size > VARIADIC_LARGEST:
-        # XLA:CPU's vectorised maximum over 4096 numbers or more drops nan (jax 0.10.2: max |g| of
-        # zeros, a -2 and a nan came out 2, or -inf with the nan last), and a select of nan before
-        # it makes that reduction a scalar loop (5x slower at 100,000 numbers): a sum, which nan
-        # always reaches, tells instead (1.4x the maximum's time).
-        return jnp.where(jnp.isnan(jnp.sum(grad)), jnp.inf, jnp.max(jnp.abs(grad)))
-    if grad.size <= TREE_REDUCTION_WINDOW:
-        # nan comes through this small a maximum (every position, float32 and float64, checked);
-        # one select more is 3-4% of a compiled adam loop at n = 10
-        return jnp.max(jnp.abs(grad))
-    else:
+    if TREE_REDUCTION_WINDOW < grad.size <= VARIADIC_LARGEST:
         # max |g| = max(max g, -min g), as one variadic reduction (both at once). XLA:CPU rewrites
         # a single reduction over more than TREE_REDUCTION_WINDOW numbers into a reduce-window and
         # a reduce (a tree, for the accuracy of sums; a maximum is exact in any order): three
-        # kernels with the abs. A variadic one it leaves as a single loop, but a scalar one: it
-        # wins up to VARIADIC_LARGEST numbers and loses above (float64, in a fori_loop, scratch
-        # runs: 1000 numbers 0.69 us against 2.37, 4000 3.1 against 9.4, 6000 4.7 against 3.7,
-        # 100,000 184 against 53).
+        # kernels with the abs. A variadic one it leaves as a single loop, but a scalar one, which
+        # nan always comes through: it wins up to VARIADIC_LARGEST numbers and loses above
+        # (float64, in a fori_loop, scratch runs: 1000 numbers 0.69 us against 2.37, 4000 3.1
+        # against 9.4, 6000 4.7 against 3.7, 100,000 184 against 53).
         all_axes = tuple(range(grad.ndim))
         most, least = jax.lax.reduce(
             (grad, grad), (jnp.array(-jnp.inf, grad.dtype), jnp.array(jnp.inf, grad.dtype)),
             lambda a, b: (jax.lax.max(a[0], b[0]), jax.lax.min(a[1], b[1])), all_axes)
         largest = jnp.maximum(most, -least)
-    return jnp.where(jnp.isnan(largest), jnp.inf, largest)  # nan counts as inf, as above
+        return jnp.where(jnp.isnan(largest), jnp.inf, largest)  # nan counts as inf, as below
+    # XLA:CPU's vectorised maximum drops nan: over 4096 numbers or more (jax 0.10.2: max |g| of
+    # zeros, a -2 and a nan came out 2, or -inf with the nan last), and over rows of 8 to 32 under
+    # vmap (batch=True) once the batch holds 4096. A select of nan before it makes the reduction a
+    # scalar loop (5x slower at 100,000 numbers); a sum, which nan always reaches, tells instead
+    # (1.4x the maximum's time; nothing measurable at 10). A sum that came out nan from partial
+    # sums overflowing to inf and -inf is told apart by the maximum: it can overflow only when
+    # the maximum is within a factor of the size of the largest number (then a nan there too
+    # would be missed, and show in the next value instead).
+    largest = jnp.max(jnp.abs(grad))
+    may_overflow = largest * grad.size >= jnp.finfo(grad.dtype).max
+    return jnp.where(jnp.isnan(jnp.sum(grad)) & ~may_overflow, jnp.inf, largest)
 
 
 def free_gradient(grad, x, lower, upper):
