@@ -857,6 +857,21 @@ def test_forward_differences_that_stall_at_their_own_accuracy_are_a_success():
     assert np.max(np.abs(res.x - 1.0)) < 1e-4
 
 
+
+def test_a_forward_difference_stall_is_judged_by_one_central_estimate():
+    # float32 Rosenbrock: forward differences' estimate (h |f''| / 2 off) read 0.0009 where the
+    # slope is 0.16, 0.24 from the optimum, and the run was called a success. One central estimate
+    # at the point (2n evaluations, counted) tells the truth.
+    from scipy.optimize import rosen
+
+    stalled = gd.minimize(lambda x: np.float32(rosen(x)), np.zeros(5), gradient="forward", max_evals=5000)
+    assert stalled.status == "no_progress" and not stalled.success, stalled
+    assert "still 0.15" in stalled.message
+    # no room in the budget for the check: the run's own estimate is judged
+    tight = gd.minimize(lambda x: np.float32(rosen(x)), np.zeros(5), gradient="forward",
+                        max_evals=stalled.nfev - 10)
+    assert tight.nfev <= stalled.nfev - 10
+
 def test_a_space_run_that_stops_on_its_rounded_point_is_a_success():
     # Over integers the gradient estimate never vanishes: the run stops where the rounded point
     # no longer changes, here the exact optimum (n = 20, r = 1).
