@@ -264,7 +264,7 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
     else:
         x_flat = np.concatenate([np.asarray(leaf, dtype=float).ravel() for leaf in leaves])
     lower = upper = None
-    bounds = _as_lower_upper(bounds, n, x_flat)
+    bounds = _as_lower_upper(bounds, n)
     if isinstance(bounds, (tuple, list)) and len(bounds) == 2 and bounds[0] is None and bounds[1] is None:
         bounds = None
     if bounds is not None:
@@ -317,14 +317,15 @@ def _is_pair(item) -> bool:
             and all(v is None or _is_number_like(v) for v in item))
 
 
-def _as_lower_upper(bounds, n: int, x0_flat):
+def _as_lower_upper(bounds, n: int):
     """scipy's bound forms as ``(lower, upper)``: a ``scipy.optimize.Bounds`` (``lb``, ``ub``), or
     one ``(min, max)`` pair per parameter (a list or tuple of pairs, or an array of shape (n, 2)).
 
     With two parameters a pair of pairs reads two ways: scipy's pairs per parameter, or gdtools'
     ``(lower, upper)``. A list of tuples, ``[(0, 2), (1, 3)]``, and pairs holding None (an open
-    side) are scipy's; otherwise the reading under which the bounds make sense (lower < upper,
-    x0 inside) is taken, and bounds that make sense both ways are refused as ambiguous.
+    side) are scipy's; otherwise the reading under which the bounds make sense (lower < upper) is
+    taken, and bounds that make sense both ways are refused as ambiguous (x0 does not decide: the
+    same bounds would mean one box for one start and another for the next).
     """
     if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
         try:
@@ -343,11 +344,9 @@ def _as_lower_upper(bounds, n: int, x0_flat):
     if n != 2 or any(v is None for pair in pairs for v in pair) or (
             isinstance(pairs, list) and all(isinstance(b, tuple) for b in pairs)):
         return lower, upper
-    x0 = np.asarray(x0_flat, dtype=float)
     readings = {"scipy's (min, max) per parameter": (lower, upper),
                 "(lower, upper)": (np.array([float(v) for v in pairs[0]]), np.array([float(v) for v in pairs[1]]))}
-    sensible = {name: (lo, hi) for name, (lo, hi) in readings.items()
-                if np.all(lo < hi) and np.all((lo <= x0) & (x0 <= hi))}
+    sensible = {name: (lo, hi) for name, (lo, hi) in readings.items() if np.all(lo < hi)}
     if len(sensible) == 1:
         return next(iter(sensible.values()))
     if len(sensible) == 2 and not all(np.array_equal(a, b) for a, b in zip(*sensible.values())):
