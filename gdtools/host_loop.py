@@ -344,11 +344,7 @@ class HostLoop:
                     continue
                 unusable = 0
                 last_grad = grad
-                if not estimator.stochastic and self.evaluator is None and gnorm <= self.tol:
-                    reason = "converged"
-                    break
-                if not estimator.stochastic and self.evaluator is not None and gnorm <= self.tol \
-                        and noise == 0.0:
+                if not estimator.stochastic and noise == 0.0 and gnorm <= self.tol:  # (no evaluator: noise 0)
                     reason = "converged"
                     break
                 with self._precision():
