@@ -17,6 +17,7 @@ deleted and the program compiled again; at most :data:`MAX_FILES` programs are k
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -160,22 +161,46 @@ def _evict() -> None:
         pass
 
 
-# Programs that JAX's own persistent cache hands back are not saved again: XLA:CPU serialises such
-# a deserialised executable without its code ("Function ... not found" when the copy runs). JAX
-# reports, through jax.monitoring, each compilation that consulted its cache and each hit; with its
-# cache on, a program is saved only if it was compiled right then, after a miss (a program JAX
-# reuses from memory reports neither and may have come from its cache earlier).
-_JAX_CACHE_REQUEST = "/jax/compilation_cache/compile_requests_use_cache"
+# A program is compiled here with JAX's persistent cache switched off, and saved only if XLA
+# compiled it right then. XLA:CPU serialises an executable that JAX's cache handed back without its
+# code ("Function ... not found" when the copy runs), so such a program could not be saved; and
+# when this cache misses but JAX's hits (a new gdtools version changes the source digest, not the
+# compiled code), it would never be saved again: every later process would trace and lower the
+# network anew (1.8 s on this 2-core CPU, every run). JAX reports each backend compilation (also a
+# program its persistent cache served) and each persistent-cache hit through jax.monitoring; a
+# program JAX reuses from memory reports neither, and may have come from its cache earlier.
 _JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
-_jax_cache_events = {_JAX_CACHE_REQUEST: 0, _JAX_CACHE_HIT: 0}
+_BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+_jax_cache_events = {_JAX_CACHE_HIT: 0, _BACKEND_COMPILE: 0}
 
 
-def _count_jax_cache_events(event, **kwargs):
+def _count_jax_cache_events(event, *args, **kwargs):
     if event in _jax_cache_events:
         _jax_cache_events[event] += 1
 
 
 jax.monitoring.register_event_listener(_count_jax_cache_events)
+jax.monitoring.register_event_duration_secs_listener(_count_jax_cache_events)
+
+
+@contextlib.contextmanager
+def _without_jax_persistent_cache():
+    """JAX's persistent compilation cache off for the duration (if it is on, and this JAX can)."""
+    if not (jax.config.jax_compilation_cache_dir and jax.config.jax_enable_compilation_cache):
+        yield
+        return
+    try:
+        from jax.experimental.compilation_cache.compilation_cache import reset_cache
+    except ImportError:  # a JAX without it: its cache may serve the program, which is then not saved
+        yield
+        return
+    jax.config.update("jax_enable_compilation_cache", False)
+    reset_cache()  # JAX decides once whether its cache is used; make it look again
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", True)
+        reset_cache()
 
 
 def _settings() -> tuple:
@@ -186,19 +211,17 @@ def _settings() -> tuple:
 
 def compiled(lower, parts, *, sources, args, options=None):
     """The program that ``lower()`` lowers, loaded whole when saved under the key of ``parts`` and
-    ``sources``, else compiled (with XLA ``options``) and, if XLA compiled it here rather than
-    JAX's persistent cache handing it back, saved. ``args`` are its arguments."""
+    ``sources``, else compiled (with XLA ``options``, JAX's persistent cache off) and saved if XLA
+    compiled it right then (not a program JAX reused from memory). ``args`` are its arguments."""
     in_tree = jax.tree_util.tree_structure((args, {}))
     name = key(*parts, _settings(), sources=sources) if _DIRECTORY is not None else None
     program = load(name, in_tree) if name else None
     if program is None:
         before = dict(_jax_cache_events)
-        program = lower().compile(compiler_options=options)
-        if jax.config.jax_compilation_cache_dir:
-            fresh = (_jax_cache_events[_JAX_CACHE_REQUEST] > before[_JAX_CACHE_REQUEST]
-                     and _jax_cache_events[_JAX_CACHE_HIT] == before[_JAX_CACHE_HIT])
-        else:
-            fresh = True
+        with _without_jax_persistent_cache() if name else contextlib.nullcontext():
+            program = lower().compile(compiler_options=options)
+        fresh = (_jax_cache_events[_BACKEND_COMPILE] > before[_BACKEND_COMPILE]
+                 and _jax_cache_events[_JAX_CACHE_HIT] == before[_JAX_CACHE_HIT])
         if name and fresh:
             save(name, program, in_tree)
     return program
