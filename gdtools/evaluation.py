@@ -32,6 +32,20 @@ def fold_in(key, data: int):
     return _fold_in_compiled(key, np.uint32(data))
 
 
+def prng_key(seed: int):
+    """``jax.random.PRNGKey(seed)``, the same key, made without compiling anything.
+
+    JAX builds the key with two small compiled programs, which a new process traces and loads
+    anew: a dream starts one run per octave. The default (threefry) key of a seed in
+    [0, 2**32) is the pair of 32-bit words ``[0, seed]``; any other seed or key type goes through
+    JAX."""
+    seed = int(seed)
+    if (0 <= seed < 2**32 and str(jax.config.jax_default_prng_impl) == "threefry2x32"
+            and not getattr(jax.config, "jax_enable_custom_prng", False)):
+        return jax.device_put(np.array([0, seed], dtype=np.uint32))
+    return jax.random.PRNGKey(seed)
+
+
 @dataclasses.dataclass(frozen=True)
 class Measurement:
     """One evaluation of an objective, with what is known about its noise.

@@ -28,7 +28,7 @@ from gdtools._version import __version__
 from gdtools.bound_args import BoundArgs
 from gdtools.compiled_loop import CODES, MAX_TRAJECTORY, make_solver
 from gdtools.errors import EvaluationFailed, InputError
-from gdtools.evaluation import Evaluator
+from gdtools.evaluation import Evaluator, fold_in, prng_key
 from gdtools.history import History
 from gdtools.output_path import check_output_file
 from gdtools.line_search import LineSearchDescent
@@ -388,10 +388,10 @@ def minimize(
         evaluator = Evaluator(fun, to_arg=problem.to_user, history=hist, executor=executor,
                               stochastic=problem.stochastic, on_failure=on_failure,
                               max_failures=max_failures, noise=noise, replay=replay,
-                              key=jax.random.fold_in(jax.random.PRNGKey(int(seed)), 2**30),
+                              key=fold_in(prng_key(seed), 2**30),
                               record_params=problem.space is not None, args=args)
     loop = HostLoop(problem=problem, estimator=estimator, optimizer=optimizer, fun_flat=fun_flat,
-                    evaluator=evaluator, history=hist, key=jax.random.PRNGKey(int(seed)),
+                    evaluator=evaluator, history=hist, key=prng_key(seed),
                     max_iters=max_iters, max_evals=max_evals, max_time=max_time, tol=tol,
                     callback=callback, calibrate=calibrate, skip_records=skip, resumed_time=resumed_time,
                     gain_if_noisy=DEFAULT_NAMES["gain"] if switch_to_gain else None)

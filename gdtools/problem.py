@@ -48,6 +48,26 @@ def _first_outside(x, lower, upper):
     return jnp.where(jnp.any(outside), jnp.argmax(outside), -1)
 
 
+#: what :func:`_check_start` returns for an x0 with a nan or an infinity
+NOT_FINITE = -2
+
+
+@saved_jit
+def _check_start(x, lower, upper):
+    """:data:`NOT_FINITE` if ``x`` holds a nan or an infinity, else the index of the first coordinate
+    outside [lower, upper], or -1: a device x0's two checks in one program (each distinct program
+    costs a load in every process; a dream starts one run per octave)."""
+    return jnp.where(jnp.all(jnp.isfinite(x)), _first_outside(x, lower, upper), NOT_FINITE)
+
+
+def _identity(flat):
+    return flat
+
+
+def _not_finite(x):
+    raise InputError(f"x0 contains non-finite values (nan or inf): {np.asarray(x).ravel()[:8]}")
+
+
 def takes_key(fun: Callable, extra: int = 0) -> bool:
     """Whether ``fun`` is written ``fun(x, key)`` (a stochastic objective), or ``fun(x, key, *args)``
     when ``extra`` arguments (``minimize``'s ``args``) follow."""
@@ -229,6 +249,10 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
     x0 = jax.tree_util.tree_map(_as_real, x0)
     leaves = jax.tree_util.tree_leaves(x0)
     device = all(isinstance(leaf, jax.Array) for leaf in leaves)
+    treedef = jax.tree_util.tree_structure(x0)
+    is_single = treedef.num_leaves == 1 and jax.tree_util.treedef_is_leaf(treedef)
+    # One device array is checked for nan and inf together with the bounds, below, in one program.
+    check_later = device and is_single
     for leaf in leaves:
         # Device arrays are checked where they live: one boolean comes back, not the array.
         arr = leaf if device else _as_float_array("x0", leaf)
@@ -241,19 +265,18 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
                              f"finite-difference steps need float32 or float64); cast it, e.g. "
                              f"x0.astype(jnp.float32), and cast back inside fun if it must run in "
                              f"{arr.dtype}")
-        if not (bool(_all_finite(arr)) if device else np.all(np.isfinite(arr))):
-            raise InputError(f"x0 contains non-finite values (nan or inf): {np.asarray(arr).ravel()[:8]}")
-    treedef = jax.tree_util.tree_structure(x0)
-    is_single = treedef.num_leaves == 1 and jax.tree_util.treedef_is_leaf(treedef)
-    if is_single and device:  # compiled reshapes, shared by every run (not eager ones)
-        flat_jax = _flattened(leaves[0])
+        if not check_later and not (bool(_all_finite(arr)) if device else np.all(np.isfinite(arr))):
+            _not_finite(arr)
+    if is_single and device:  # compiled reshapes, shared by every run (not eager ones); none if flat
+        flat_jax = leaves[0] if leaves[0].ndim == 1 else _flattened(leaves[0])
         jax_dtypes = (str(leaves[0].dtype),)
     else:
         jax_leaves = jax.tree_util.tree_map(jnp.asarray, x0)
         flat_jax, jax_unravel = ravel_pytree(jax_leaves)
         jax_dtypes = tuple(str(leaf.dtype) for leaf in jax.tree_util.tree_leaves(jax_leaves))
     if is_single:  # as ravel_pytree's unravel, which passes the dtype through
-        jax_unravel = functools.partial(_reshaped, shape=tuple(np.shape(leaves[0])))
+        shape = tuple(np.shape(leaves[0]))
+        jax_unravel = _identity if len(shape) == 1 else functools.partial(_reshaped, shape=shape)
     n = flat_jax.size
     shapes = [np.shape(leaf) for leaf in leaves]
     dtypes = [np.result_type(np.asarray(leaf).dtype, np.float64) if not device else leaf.dtype
@@ -281,7 +304,11 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
         if np.any(low >= high):
             i = int(np.argmax(low >= high))
             raise InputError(f"bounds need lower < upper; coordinate {i} has lower={lower[i]} >= upper={upper[i]}")
-        if device:  # one compiled check where x lives; one integer comes back
+        if check_later:  # one compiled check where x lives, nan and inf too; one integer comes back
+            i = int(_check_start(x_flat, np.asarray(low, x_flat.dtype), np.asarray(high, x_flat.dtype)))
+            if i == NOT_FINITE:
+                _not_finite(x_flat)
+        elif device:  # one compiled check where x lives; one integer comes back
             i = int(_first_outside(x_flat, np.asarray(low, x_flat.dtype), np.asarray(high, x_flat.dtype)))
         else:
             # A point off a bound by float32 rounding (a float32 result, 0.30000001 for 0.3, passed
@@ -294,6 +321,8 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
         if i >= 0:
             raise InputError(f"x0 violates the bounds: coordinate {i} is {float(x_flat[i])}, outside "
                              f"[{lower[i]}, {upper[i]}]")
+    if check_later and bounds is None and not bool(_all_finite(x_flat)):
+        _not_finite(x_flat)
     typical = np.broadcast_to(1.0, (n,)) if device else np.maximum(1.0, np.abs(x_flat))
     if lower is not None and scalar:
         width = float(upper[0] - lower[0])

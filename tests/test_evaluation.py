@@ -4,6 +4,7 @@ import os
 import pickle
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
+import jax
 import numpy as np
 import pytest
 
@@ -325,3 +326,22 @@ def test_nan_at_a_line_search_trial_step_shortens_the_step_instead_of_failing_th
     res = gd.minimize(fn, np.zeros(2), gradient="central")
     assert res.nit > 3
     np.testing.assert_allclose(res.x, [0.6, 0.6], atol=1e-3)
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_prng_key_is_jax_key_without_compiling(x64, monkeypatch):
+    from gdtools.evaluation import prng_key
+
+    with jax.enable_x64(x64):
+        for seed in (0, 1, 7, 2**31 - 1, 2**31, 3_000_000_000, 2**32 - 1, 2**32, 2**40, -1, -5):
+            expected = jax.random.PRNGKey(seed)
+            key = prng_key(seed)
+            assert key.dtype == expected.dtype and key.shape == expected.shape
+            np.testing.assert_array_equal(key, expected, err_msg=f"seed {seed}")
+        lowered = []
+        monkeypatch.setattr(jax.random, "PRNGKey", lambda seed: lowered.append(seed))
+        prng_key(12345)
+        prng_key(2**32 - 1)
+        assert lowered == []  # made from the seed's words, not by JAX's compiled seeding
+        prng_key(2**32)
+        assert lowered == [2**32]

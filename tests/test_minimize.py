@@ -952,3 +952,24 @@ def test_a_space_runs_gradient_is_named_like_its_x():
     space = gd.Space(n=gd.Int(1, 1000, log=True), r=gd.Real(0.1, 10.0, log=True))
     res = gd.minimize(lambda p: (np.log(p["n"]) - 3.0) ** 2 + np.log(p["r"]) ** 2, space=space, max_evals=20)
     assert set(res.grad) == set(res.x) == {"n", "r"} and all(isinstance(v, float) for v in res.grad.values())
+
+
+@pytest.mark.parametrize("bounds", [None, (0.0, 255.0)])
+def test_a_device_start_is_checked_in_one_program_and_a_flat_one_is_not_reshaped(bounds):
+    from gdtools.problem import build_problem
+
+    for x0 in (jnp.full(12, 3.0), jnp.full((2, 2, 3), 3.0), {"a": jnp.full(3, 3.0), "b": jnp.ones(2)}):
+        for bad in (jnp.nan, jnp.inf):
+            spoilt = jax.tree_util.tree_map(lambda leaf: leaf.ravel().at[1].set(bad).reshape(leaf.shape), x0)
+            with pytest.raises(gd.InputError, match="x0 contains non-finite values"):
+                build_problem(jnp.sum, spoilt, bounds=bounds, space=None)
+        if bounds is not None:
+            outside = jax.tree_util.tree_map(lambda leaf: leaf.ravel().at[1].set(-1.0).reshape(leaf.shape), x0)
+            with pytest.raises(gd.InputError, match="x0 violates the bounds: coordinate 1 is -1.0"):
+                build_problem(jnp.sum, outside, bounds=bounds, space=None)
+        res = gd.minimize(lambda x: sum(jnp.sum((v - 1.0) ** 2) for v in jax.tree_util.tree_leaves(x)), x0,
+                          bounds=bounds, max_iters=3, optimizer=optax.sgd(0.1), callback=lambda s: None)
+        assert jax.tree_util.tree_map(jnp.shape, res.x) == jax.tree_util.tree_map(jnp.shape, x0)
+    flat = jnp.full(12, 3.0)
+    problem = build_problem(jnp.sum, flat, bounds=bounds, space=None)
+    assert problem.x0 is flat and problem.jax_unravel(flat) is flat  # no program to flatten or reshape

@@ -128,8 +128,8 @@ def _cut(x, shift, *, shape, pad, starts, tile):
 
 @program_cache.saved_jit(static_argnames=("shape", "pad", "starts"))
 def _assemble(values, grads, shift, inverse_coverage, *, shape, pad, starts):
-    """Mean value of the tiles, and their gradients put back together (overlaps averaged), cropped,
-    rolled back by ``shift``, negated (minimize minimises) and flattened."""
+    """The negated mean value of the tiles (minimize minimises), and their gradients put back
+    together (overlaps averaged), cropped, rolled back by ``shift``, negated and flattened."""
     height, width = shape[:2]
     grad = jnp.zeros((height + pad[0], width + pad[1], shape[2]), grads[0].dtype)
     for (y, x0), piece in zip(starts, grads):
@@ -138,7 +138,7 @@ def _assemble(values, grads, shift, inverse_coverage, *, shape, pad, starts):
     if inverse_coverage is not None:
         grad = grad * inverse_coverage
     grad = jnp.roll(grad, (-shift[0], -shift[1]), axis=(0, 1))
-    return sum(values) / len(values), -jnp.reshape(grad, (-1,))
+    return -(sum(values) / len(values)), -jnp.reshape(grad, (-1,))
 
 
 class Tiling:
@@ -158,8 +158,9 @@ class Tiling:
         self._inverse_coverage = jax.device_put(1.0 / coverage[:height, :width, None]) if self.overlapping else None
 
     def descent(self, tile_objective: TileObjective, x, shift):
-        """Mean objective over the tiles of the flat image ``x`` rolled by ``shift``, and the negated,
-        flat gradient on ``x``."""
+        """The negated mean objective over the tiles of the flat image ``x`` rolled by ``shift``, and
+        the negated, flat gradient on ``x``: the value and gradient that minimize descends (negated
+        inside the compiled program, not by an extra dispatch)."""
         static = dict(shape=self.shape, pad=self.pad, starts=self.starts)
         pieces = _cut(x, shift, tile=self.tile, **static)
         values, grads = zip(*(tile_objective(piece) for piece in pieces))
@@ -168,7 +169,7 @@ class Tiling:
     def value_and_grad(self, tile_objective: TileObjective, image):
         """Mean objective over the tiles and the gradient on ``image`` (same shape)."""
         value, descent = self.descent(tile_objective, jnp.reshape(image, (-1,)), _NO_SHIFT)
-        return value, -jnp.reshape(descent, self.shape)
+        return -value, -jnp.reshape(descent, self.shape)
 
 
 _NO_SHIFT = np.zeros(2, np.int32)
@@ -201,9 +202,9 @@ class TiledGradient(GradientEstimator):
 
     def estimate(self, fun, x, *, key, iteration, evaluate=None, noise=0.0, scale=None, bounds=None) -> Estimate:
         value, descent = self._tiling.descent(self.tile_objective, x, _random_shift(key, jitter=self.jitter))
-        return Estimate(value=-value, grad=descent, nfev=1)
+        return Estimate(value=value, grad=descent, nfev=1)
 
-    def value(self, x):
-        """The objective (not negated) on the whole image, without jitter."""
+    def descent_value(self, x):
+        """The negated objective (what minimize minimises) on the whole flat image, without jitter."""
         value, _ = self._tiling.descent(self.tile_objective, x, _NO_SHIFT)
         return value
