@@ -178,6 +178,13 @@ def to_uint8(image) -> np.ndarray:
     return np.clip(np.rint(np.asarray(image, dtype=np.float32)), 0, 255).astype(np.uint8)
 
 
+#: zlib level of the PNGs written: 1 (fastest) instead of Pillow's 6. A 1024 x 1024 dream took
+#: 0.27 s to write at level 6 on the H100 machine (8% of a warm `gdtools dream`); here, on
+#: scikit-image's astronaut at 1024 x 1024, 0.45 s at level 6 and 0.11 s at level 1, for a file
+#: 13% larger (1.39 against 1.23 MB).
+PNG_COMPRESS_LEVEL = 1
+
+
 def save_image(path: str | os.PathLike, image, *, metadata: dict | None = None) -> Path:
     """Write ``image`` (float RGB in [0, 255]); a PNG carries ``metadata`` as JSON text.
 
@@ -198,7 +205,7 @@ def save_image(path: str | os.PathLike, image, *, metadata: dict | None = None) 
             info.add_text("Software", f"gdtools {__version__}")
             if metadata is not None:
                 info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
-            picture.save(path, pnginfo=info)
+            picture.save(path, pnginfo=info, compress_level=PNG_COMPRESS_LEVEL)
         else:
             picture.save(path)
     except (KeyError, ValueError) as exc:

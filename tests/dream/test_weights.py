@@ -78,6 +78,30 @@ def test_converted_once_then_read_from_the_cache(tmp_path, monkeypatch):
     np.testing.assert_array_equal(first["_fc.bias"], second["_fc.bias"])
 
 
+def test_the_weights_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
+    source = tmp_path / "weights.pth"
+    source.write_bytes(weights.default_weights_path().read_bytes())
+    cache = tmp_path / "cache"
+    hashed = []
+    real = weights._file_sha256
+    monkeypatch.setattr(weights, "_file_sha256", lambda path: hashed.append(path) or real(path))
+    first = weights.load_state_dict(path=source, cache_dir=cache)
+    weights.load_state_dict(path=source, cache_dir=cache)
+    assert len(hashed) == 1  # the second start read the remembered digest
+    # the same size, another content and time: hashed again, and converted again under a new name
+    data = bytearray(source.read_bytes())
+    data[-1] ^= 1  # one bit of the last stored weight
+    source.write_bytes(bytes(data))
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
+    second = weights.load_state_dict(path=source, cache_dir=cache)
+    assert len(hashed) == 2 and len(list(cache.glob("*.npz"))) == 2
+    assert first.keys() == second.keys()
+    # an unreadable record is no error: the file is hashed again
+    (cache / weights._DIGESTS_FILE).write_text("{not json")
+    weights.load_state_dict(path=source, cache_dir=cache)
+    assert len(hashed) == 3
+
+
 def test_cache_directory_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert weights.user_cache_dir() == tmp_path / "gdtools"
