@@ -97,18 +97,19 @@ def _median_ms(fn, repeats: int) -> float:
     return round(1e3 * statistics.median(times), 3)
 
 
-def breakdown(params_np, layer: str, image0, repeats: int) -> dict:
+def breakdown(params_np, layer: str, image0, repeats: int, precisions=("float32", "bfloat16"),
+              methods=("conv", "shifts")) -> dict:
     """Where a step's time goes: the network's value_and_grad on the image alone, for each depthwise
-    form and number format, and the whole step (roll, gradient, normalised ascent, clip) as one
-    jitted function (default depthwise form and format)."""
+    form in ``methods`` and number format in ``precisions``, and the whole step (roll, gradient,
+    normalised ascent, clip) as one jitted function (default depthwise form and format)."""
     from gdtools.dream.objectives import layer as layer_objective
     from gdtools.dream.tiling import TileObjective
 
     params = jax.tree_util.tree_map(jnp.asarray, params_np)
     image = jnp.asarray(image0)
     out = {}
-    for precision in ("float32", "bfloat16"):
-        for method in ("conv", "shifts"):
+    for precision in precisions:
+        for method in methods:
             tile_objective = TileObjective(layer_objective(layer), params=params, tile=image.shape[0],
                                            depthwise=method, precision=precision)
             t0 = time.perf_counter()
@@ -163,6 +164,10 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true",
                         help="also time the network's value_and_grad alone (each depthwise form) and the "
                              "whole step as one jitted function, to show where a step's time goes")
+    parser.add_argument("--breakdown-precisions", default="float32,bfloat16",
+                        help="number formats of the network timed alone (comma-separated; each compiles)")
+    parser.add_argument("--breakdown-methods", default="conv,shifts",
+                        help="depthwise forms of the network timed alone (comma-separated; each compiles)")
     args = parser.parse_args()
 
     if args.no_torch:
@@ -231,6 +236,7 @@ def main() -> None:
         "gdtools_step_cpu_ms": round(ours_cpu_ms, 2),
         "gdtools_step_ms_all": [round(1e3 * t, 2) for t, _ in ours],
         "load_average_1min_at_end": None,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
     print(f"{report['date']}  {report['machine']} ({report['cpus']} CPUs)  backend={report['backend']}  "
           f"jax {jax.__version__}  torch {report['torch']}  gdtools {gd.__version__}")
@@ -262,7 +268,9 @@ def main() -> None:
         print(f"  ratio against PyTorch's faster configuration: {ours_ms / best_torch_ms:.2f}x")
     print(f"  load average (1 min) at the end: {report['load_average_1min_at_end']} on {report['cpus']} CPUs")
     if args.breakdown:
-        report["breakdown"] = breakdown(params_np, args.layer, image0, args.steps * args.rounds)
+        report["breakdown"] = breakdown(params_np, args.layer, image0, args.steps * args.rounds,
+                                        precisions=[p for p in args.breakdown_precisions.split(",") if p],
+                                        methods=[m for m in args.breakdown_methods.split(",") if m])
         for name, entry in report["breakdown"].items():
             print(f"  {name:<52}{entry['ms']:9.2f} ms   (compilation {entry['compile_s']:.1f} s)")
     if args.json:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The DeepDream GPU benchmarks in one script, for a machine with an NVIDIA GPU (written for an H100)
 # and no network: installs the carried wheels, then measures
-#   1. one dream step to block11 (gdtools vs PyTorch eager, same process, interleaved) at 512, 1024
-#      and 2048 px (benchmarks/dream_step.py, one tile of the image's size);
-#   2. the whole `gdtools dream` process on a 1024 x 1024 image (4 octaves x 10 steps, 512 px tiles)
-#      with a cold and then a warm persistent compilation cache;
+#   1. the whole `gdtools dream` process on a 1024 x 1024 image (4 octaves x 10 steps, 512 px tiles)
+#      with a cold and then a warm persistent compilation cache (twice), and a profile of a warm run;
+#   2. one dream step to block11 (gdtools vs PyTorch eager, same process, interleaved) at 512, 1024
+#      and 2048 px (benchmarks/dream_step.py, one tile of the image's size), in bfloat16 at
+#      BFLOAT16_SIZES, and with XLA's command buffers off at CMDBUF_OFF_SIZES (gdtools only);
 # prints one table and leaves the raw numbers (JSON, logs) in $OUT.
 #
 #   WHEELS=.whl OUT=benchmarks/results/gpu benchmarks/gpu.sh
@@ -31,6 +32,9 @@ WHEELS=${WHEELS:-.whl}
 PY=${PY:-}
 BREAKDOWN_SIZES=${BREAKDOWN_SIZES-1024}
 BFLOAT16_SIZES=${BFLOAT16_SIZES-1024}
+CMDBUF_OFF_SIZES=${CMDBUF_OFF_SIZES-}
+BREAKDOWN_PRECISIONS=${BREAKDOWN_PRECISIONS:-float32,bfloat16}
+BREAKDOWN_METHODS=${BREAKDOWN_METHODS:-conv,shifts}
 TILE=${TILE:-512}
 NO_TORCH=${NO_TORCH:-}
 TESTS=${TESTS-tests/dream/test_efficientnet.py tests/dream/test_saved_network.py tests/test_program_cache.py tests/dream/test_deepdream.py}
@@ -43,10 +47,10 @@ STEPS=${STEPS:-20}
 mkdir -p "$OUT"
 
 failed=0
-stage() {  # stage NAME COMMAND...: run one stage, note a failure, go on
+stage() {  # stage NAME COMMAND...: run one stage (at most STAGE_TIMEOUT s), note a failure, go on
     local name=$1; shift
     echo "== $name"
-    if ! "$@"; then echo "!! stage $name failed"; failed=1; fi
+    if ! timeout "${STAGE_TIMEOUT:-900}" "$@"; then echo "!! stage $name failed"; failed=1; fi
 }
 if [ -z "$PY" ]; then
     if [ ! -x "$VENV/bin/python" ]; then
@@ -68,22 +72,7 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
   [ -n "$NO_TORCH" ] || "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())"
 } | tee "$OUT/machine.txt"
 
-# 1. one step, gdtools against PyTorch eager, and where gdtools' step time goes; gdtools in its
-#    default number format (float32), and at BFLOAT16_SIZES also in bfloat16
-for size in $SIZES; do
-    breakdown=$([[ " $BREAKDOWN_SIZES " == *" $size "* ]] && echo --breakdown || true)
-    stage "step $size" "$PY" benchmarks/dream_step.py --size "$size" --layer block11 --rounds "$ROUNDS" \
-        --steps "$STEPS" $breakdown ${NO_TORCH:+--no-torch} --json "$OUT/step_$size.json" > "$OUT/step_$size.log" 2>&1
-    cat "$OUT/step_$size.log"
-done
-for size in $BFLOAT16_SIZES; do
-    stage "step $size bfloat16" "$PY" benchmarks/dream_step.py --size "$size" --layer block11 --rounds "$ROUNDS" \
-        --steps "$STEPS" --precision bfloat16 ${NO_TORCH:+--no-torch} --json "$OUT/step_${size}_bfloat16.json" \
-        > "$OUT/step_${size}_bfloat16.log" 2>&1
-    cat "$OUT/step_${size}_bfloat16.log"
-done
-
-# 2. the whole process, cold then warm compilation cache
+# 1. the whole process, cold then warm compilation cache (twice: the spread of one machine)
 stage "input image" "$PY" - "$OUT/input.png" "$PROCESS_SIZE" <<'PYEOF'
 import sys
 import numpy as np
@@ -100,7 +89,7 @@ stage "start-up" "$PY" -c "import jax, jax.numpy as jnp; jax.block_until_ready(j
 end=$(date +%s.%N)
 awk -v s="$start" -v e="$end" 'BEGIN { printf "{\"run\": \"python + jax start-up\", \"wall_s\": %.3f}\n", e - s }' \
     > "$OUT/startup.json"
-for run in cold warm; do
+for run in cold warm warm2; do
     if [ "$run" = warm ]; then
         # An installed package has its bytecode compiled (pip does it on install), a copied tree
         # under PYTHONDONTWRITEBYTECODE does not: run the dream once more and compile every module
@@ -135,6 +124,30 @@ stage "warm profile table" "$PY" -c "import pstats, sys; out = open(sys.argv[2],
     "$OUT/warm.prof" "$OUT/warm_profile.txt"
 
 if [ -n "$USER_XDG_CACHE_HOME" ]; then export XDG_CACHE_HOME="$USER_XDG_CACHE_HOME"; else unset XDG_CACHE_HOME; fi
+
+# 2. one step, gdtools against PyTorch eager, and where gdtools' step time goes; gdtools in its
+#    default number format (float32), and at BFLOAT16_SIZES also in bfloat16
+for size in $SIZES; do
+    breakdown=$([[ " $BREAKDOWN_SIZES " == *" $size "* ]] && echo --breakdown || true)
+    stage "step $size" "$PY" benchmarks/dream_step.py --size "$size" --layer block11 --rounds "$ROUNDS" \
+        --steps "$STEPS" $breakdown --breakdown-precisions "$BREAKDOWN_PRECISIONS" --breakdown-methods "$BREAKDOWN_METHODS" \
+        ${NO_TORCH:+--no-torch} --json "$OUT/step_$size.json" > "$OUT/step_$size.log" 2>&1
+    cat "$OUT/step_$size.log"
+done
+for size in $BFLOAT16_SIZES; do
+    stage "step $size bfloat16" "$PY" benchmarks/dream_step.py --size "$size" --layer block11 --rounds "$ROUNDS" \
+        --steps "$STEPS" --precision bfloat16 ${NO_TORCH:+--no-torch} --json "$OUT/step_${size}_bfloat16.json" \
+        > "$OUT/step_${size}_bfloat16.log" 2>&1
+    cat "$OUT/step_${size}_bfloat16.log"
+done
+# XLA's command buffers (CUDA graphs) switched off, gdtools only: what they do for the step
+for size in $CMDBUF_OFF_SIZES; do
+    stage "step $size, command buffers off" env XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_gpu_enable_command_buffer=" \
+        "$PY" benchmarks/dream_step.py --size "$size" --layer block11 --rounds "$ROUNDS" --steps "$STEPS" --no-torch \
+        --json "$OUT/cmdbuf_off_$size.json" > "$OUT/cmdbuf_off_$size.log" 2>&1
+    cat "$OUT/cmdbuf_off_$size.log"
+done
+
 if [ -n "$TESTS" ]; then  # the network and the dream on this backend, by the test suite's own checks
     stage "tests" timeout "${TESTS_TIMEOUT:-240}" "$PY" -m pytest -q -p no:cacheprovider $TESTS > "$OUT/tests.log" 2>&1
     tail -n 30 "$OUT/tests.log"
@@ -149,16 +162,19 @@ def load(name):
     path = out / name
     return json.loads(path.read_text()) if path.exists() else None
 steps = [json.loads(p.read_text()) for p in sorted(out.glob("step_*.json"), key=lambda p: (int(p.stem.split("_")[1]), p.stem))]
+cmdbuf_off = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("cmdbuf_off_*.json"))}
 for r in steps:
     size = r["size"]
     print(f"| {size} | {r.get('precision')} | {r['gdtools_step_ms']} | {r.get('torch_eager_step_ms')} "
           f"| {r.get('ratio_gdtools_over_torch')} | {r['first_call_with_compilation_s']} |")
     for name, entry in r.get("breakdown", {}).items():
         print(f"|   {size}: {name} | | {entry['ms']} | | | {entry['compile_s']} |")
+for name, r in cmdbuf_off.items():
+    print(f"step {r['size']} ({r['precision']}) with XLA_FLAGS={r.get('xla_flags')!r}: {r['gdtools_step_ms']} ms")
 startup = load("startup.json")
 if startup:
     print(f"python + jax start-up (one tiny computation on the default device): {startup['wall_s']:.2f} s")
-process = [r for r in (load(f"process_{run}.json") for run in ("cold", "warm")) if r]
+process = [r for r in (load(f"process_{run}.json") for run in ("cold", "warm", "warm2")) if r]
 for r in process:  # the number format the dream ran in, as its PNG records it
     png = out / f"dream_{r['run']}.png"
     if png.exists():
@@ -176,7 +192,9 @@ if machine and "," in machine[0]:  # nvidia-smi's name, driver, memory
 summary.update(steps=[{k: r.get(k) for k in ("size", "layer", "precision", "precision_setting", "gdtools_step_ms", "torch_eager_step_ms",
                                               "ratio_gdtools_over_torch", "first_call_with_compilation_s",
                                               "gdtools_step_cpu_ms", "torch_eager_step_cpu_ms", "breakdown")}
-                      for r in steps], process=process, startup=startup, raw=str(out))
+                      for r in steps], process=process, startup=startup, raw=str(out),
+               command_buffers_off=[{k: r.get(k) for k in ("size", "precision", "xla_flags", "gdtools_step_ms")}
+                                    for r in cmdbuf_off.values()])
 (out / "gpu_dream.json").write_text(json.dumps(summary, indent=1))
 if summary.get("backend") == "gpu":  # beside the CPU results, which run_all.py puts on docs/benchmarks.md
     pathlib.Path("benchmarks/results/gpu_dream.json").write_text(json.dumps(summary, indent=1))

@@ -183,7 +183,7 @@ def test_gpu_script_runs_on_the_cpu_with_tiny_sizes(tmp_path):
     results = os.path.join(BENCH, "results", "gpu_dream.json")
     before = open(results).read() if os.path.exists(results) else None
     env = dict(os.environ, PY=sys.executable, SIZES="32", PROCESS_SIZE="48", TILE="32", ROUNDS="1", STEPS="1",
-               BREAKDOWN_SIZES="", BFLOAT16_SIZES="32", TESTS="", NO_TORCH="1", OUT=str(tmp_path / "gpu"), WHEELS=str(tmp_path / "none"),
+               BREAKDOWN_SIZES="", BFLOAT16_SIZES="32", CMDBUF_OFF_SIZES="32", TESTS="", NO_TORCH="1", OUT=str(tmp_path / "gpu"), WHEELS=str(tmp_path / "none"),
                XDG_CACHE_HOME=str(tmp_path / "cache"))
     proc = subprocess.run(["bash", os.path.join(BENCH, "gpu.sh")], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
@@ -192,7 +192,10 @@ def test_gpu_script_runs_on_the_cpu_with_tiny_sizes(tmp_path):
     assert summary["backend"] == "cpu"
     assert [(s["size"], s["precision"]) for s in summary["steps"]] == [
         (32, "float32"), (32, "bfloat16")]  # the default first, then bfloat16 for comparison
-    assert [(r["run"], r["ok"], r["tile"]) for r in summary["process"]] == [("cold", True, 32), ("warm", True, 32)]
+    assert [(r["run"], r["ok"], r["tile"]) for r in summary["process"]] == [
+        ("cold", True, 32), ("warm", True, 32), ("warm2", True, 32)]
+    assert [(r["size"], r["xla_flags"]) for r in summary["command_buffers_off"]] == [
+        (32, "--xla_gpu_enable_command_buffer=")]
     assert (tmp_path / "gpu" / "warm_profile.txt").read_text().count("cumtime") >= 1
     assert "not a GPU run" in proc.stdout
     assert (open(results).read() if os.path.exists(results) else None) == before
