@@ -412,12 +412,14 @@ def dream_verdicts(results_dir):
         verdicts.append((targets[1], "not measured" if ratio is None else ("met" if ratio <= 0.15 else "MISSED"),
                          f"ratio {ratio:.3f} (PyTorch eager {step.get('torch_eager_step_ms')} ms)"
                          if ratio is not None else "no PyTorch run"))
-    warm = next((r for r in gpu.get("process", []) if r.get("run") == "warm"), None)
-    if warm is None or not warm.get("ok", True):
+    warm = [r for r in gpu.get("process", []) if r.get("run", "").startswith("warm") and r.get("ok", True)]
+    if not warm:
         verdicts.append((targets[2], "not measured", "no successful warm-cache run in gpu_dream.json"))
-    else:
-        verdicts.append((targets[2], "met" if warm["wall_s"] <= 3.0 else "MISSED", f"{warm['wall_s']:.2f} s"
-                         + (f" (network in {warm['precision']})" if warm.get("precision") else "")))
+    else:  # judged by the slowest warm run: each is one process, and the machine's spread is real
+        slowest = max(r["wall_s"] for r in warm)
+        verdicts.append((targets[2], "met" if slowest <= 3.0 else "MISSED",
+                         " and ".join(f"{r['wall_s']:.2f} s" for r in warm) + f" ({device}"
+                         + (f", network in {warm[0]['precision']})" if warm[0].get("precision") else ")")))
     return verdicts
 
 
@@ -435,6 +437,9 @@ def kernel_lines(kernels, steps):
              f"kernels for {group['us_per_call']:.0f} µs in a call that took {kernels['wall_ms_per_call_untraced']:.2f} ms "
              f"waited for, so it was busy {busy:.0%} of the call; the largest kernel took "
              f"{group['top'][0]['us_per_call']:.0f} µs."]
+    if group["us_per_call"] / 1e3 > 1.2:
+        lines += [f"The kernels alone take longer than the 1.2 ms target for the whole step: what is left to "
+                  f"gain is in the kernels themselves, not in launching them."]
     if step is not None and step.get("gdtools_step_cpu_ms") is not None:
         lines += [f"A `gd.minimize` step in {kernels['precision']} used {step['gdtools_step_cpu_ms']} ms of CPU time "
                   f"(all threads) in {step['gdtools_step_ms']} ms of wall time."]
@@ -450,7 +455,11 @@ def gpu_lines(d, kernels=None):
              f"{d.get('device_name') or d.get('device', '?')}, jax {d.get('jax', '?')}, torch {d.get('torch', '?')}, "
              f"gdtools {d.get('gdtools', '?')}, {d.get('date', '?')}. One step to block11 on an image of the size "
              "given (one tile of that size), median over interleaved rounds; the step goes through `gd.minimize` "
-             "(host loop, one tile) like a real dream's.", ""]
+             "(host loop, one tile) like a real dream's."
+             + ("" if "H100" in str(d.get("device_name", "")) else
+                " The targets name an H100; this run drew another card, so its milliseconds are not the "
+                "targets' (ratios against PyTorch in the same run carry over better). Earlier runs, on H100s, "
+                "are in [`benchmarks/gpu_notes.md`](../benchmarks/gpu_notes.md)."), ""]
     rows = [[f"{r['size']}²", _precision(r), r["gdtools_step_ms"], r.get("torch_eager_step_ms"),
              r.get("ratio_gdtools_over_torch"), r.get("first_call_with_compilation_s")] for r in d.get("steps", [])]
     lines += [_common.markdown_table(["image", "gdtools in", "gdtools step (ms)", "PyTorch eager step (ms)", "ratio",
@@ -471,20 +480,30 @@ def gpu_lines(d, kernels=None):
             closed = next((ms for name, ms in fused.items() if "arguments" not in name), None)
             passed = next((ms for name, ms in fused.items() if "arguments" in name), None)
             if closed is not None and closed > network * 1.5:
+                same = passed is not None and abs(passed - closed) <= 0.1 * closed
                 lines += [f"Written as one jitted function with the weights closed over (constants of the program) "
                           f"the whole step took longer ({closed:.2f} ms) than the network alone"
-                          + (f"; with the weights as arguments, as the tile objective takes them, {passed:.2f} ms."
+                          + (f"; with the weights as arguments, as the tile objective takes them, as long "
+                             f"({passed:.2f} ms): the constants are not the cause." if same else
+                             f"; with the weights as arguments, as the tile objective takes them, {passed:.2f} ms."
                              if passed is not None else ", for a reason not yet established.")
                           + " The product path runs the roll, the tiles and the network as separate programs, "
                             "so it is not affected."]
             lines += [""]
+    for r in d.get("command_buffers_off", []):
+        on = next((s for s in d.get("steps", []) if s.get("size") == r.get("size")
+                   and _precision(s) == r.get("precision")), None)
+        lines += [f"With XLA's command buffers (CUDA graphs) switched off (`XLA_FLAGS={r.get('xla_flags')}`), the "
+                  f"{r['size']}² step in {r.get('precision')} took {r['gdtools_step_ms']} ms"
+                  + (f", against {on['gdtools_step_ms']} ms with them on (the default), in the same session."
+                     if on else "."), ""]
     lines += kernel_lines(kernels, d.get("steps", []))
     startup = (d.get("startup") or {}).get("wall_s")
     process = d.get("process", [])
     if process:
         size, tile = process[0].get("size", 1024), process[0].get("tile", 512)  # gpu.sh's defaults
         lines += [f"The whole `gdtools dream` process on a {size}² image (4 octaves × 10 steps, {tile}² tiles), "
-                  "from a fresh persistent compilation cache (cold) and again (warm)"
+                  "from a fresh persistent compilation cache (cold) and again (warm, then warm2)"
                   + (f"; Python and JAX starting up and running one tiny computation took {startup:.2f} s of it" if startup else "")
                   + ":", "",
                   _common.markdown_table(["run", "wall (s)", "network in"],
