@@ -24,6 +24,7 @@ import inspect
 import os
 import pickle
 import tempfile
+import threading
 from pathlib import Path
 
 import jax
@@ -166,17 +167,30 @@ def _evict() -> None:
 # code ("Function ... not found" when the copy runs), so such a program could not be saved; and
 # when this cache misses but JAX's hits (a new gdtools version changes the source digest, not the
 # compiled code), it would never be saved again: every later process would trace and lower the
-# network anew (1.8 s on this 2-core CPU, every run). JAX reports each backend compilation (also a
-# program its persistent cache served) and each persistent-cache hit through jax.monitoring; a
-# program JAX reuses from memory reports neither, and may have come from its cache earlier.
+# network anew (1.8 s on this 2-core CPU, every run). The price: a miss here (a new version, an
+# XLA_FLAGS change, a program evicted) is a full compilation, as in a first run, and on a GPU
+# without XLA's autotuning results, which JAX keeps only while its cache is on. The switch is
+# process-wide: compilations in other threads meanwhile neither read nor fill JAX's cache.
+#
+# JAX reports each backend compilation (also a program its persistent cache served) and each
+# persistent-cache hit through jax.monitoring, in the thread that compiles; a program JAX reuses
+# from memory reports neither, and may have come from its cache earlier. The counts are kept per
+# thread, so that another thread's compilation cannot make a reused program look fresh.
 _JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
 _BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
-_jax_cache_events = {_JAX_CACHE_HIT: 0, _BACKEND_COMPILE: 0}
+_events = threading.local()
+_switch = threading.RLock()  # one thread at a time switches JAX's cache off and on again
+
+
+def _event_counts() -> dict:
+    if not hasattr(_events, "counts"):
+        _events.counts = {_JAX_CACHE_HIT: 0, _BACKEND_COMPILE: 0}
+    return _events.counts
 
 
 def _count_jax_cache_events(event, *args, **kwargs):
-    if event in _jax_cache_events:
-        _jax_cache_events[event] += 1
+    if event in (_JAX_CACHE_HIT, _BACKEND_COMPILE):
+        _event_counts()[event] += 1
 
 
 jax.monitoring.register_event_listener(_count_jax_cache_events)
@@ -186,21 +200,22 @@ jax.monitoring.register_event_duration_secs_listener(_count_jax_cache_events)
 @contextlib.contextmanager
 def _without_jax_persistent_cache():
     """JAX's persistent compilation cache off for the duration (if it is on, and this JAX can)."""
-    if not (jax.config.jax_compilation_cache_dir and jax.config.jax_enable_compilation_cache):
-        yield
-        return
-    try:
-        from jax.experimental.compilation_cache.compilation_cache import reset_cache
-    except ImportError:  # a JAX without it: its cache may serve the program, which is then not saved
-        yield
-        return
-    jax.config.update("jax_enable_compilation_cache", False)
-    reset_cache()  # JAX decides once whether its cache is used; make it look again
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_compilation_cache", True)
-        reset_cache()
+    with _switch:
+        if not (jax.config.jax_compilation_cache_dir and jax.config.jax_enable_compilation_cache):
+            yield
+            return
+        try:
+            from jax.experimental.compilation_cache.compilation_cache import reset_cache
+        except ImportError:  # a JAX without it: its cache may serve the program, then not saved
+            yield
+            return
+        jax.config.update("jax_enable_compilation_cache", False)
+        reset_cache()  # JAX decides once whether its cache is used; make it look again
+        try:
+            yield
+        finally:
+            jax.config.update("jax_enable_compilation_cache", True)
+            reset_cache()
 
 
 def _settings() -> tuple:
@@ -217,11 +232,12 @@ def compiled(lower, parts, *, sources, args, options=None):
     name = key(*parts, _settings(), sources=sources) if _DIRECTORY is not None else None
     program = load(name, in_tree) if name else None
     if program is None:
-        before = dict(_jax_cache_events)
+        counts = _event_counts()
+        before = dict(counts)
         with _without_jax_persistent_cache() if name else contextlib.nullcontext():
             program = lower().compile(compiler_options=options)
-        fresh = (_jax_cache_events[_BACKEND_COMPILE] > before[_BACKEND_COMPILE]
-                 and _jax_cache_events[_JAX_CACHE_HIT] == before[_JAX_CACHE_HIT])
+        fresh = (counts[_BACKEND_COMPILE] > before[_BACKEND_COMPILE]
+                 and counts[_JAX_CACHE_HIT] == before[_JAX_CACHE_HIT])
         if name and fresh:
             save(name, program, in_tree)
     return program

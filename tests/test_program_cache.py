@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -189,3 +190,15 @@ def test_typed_keys_lambdas_and_settings(cache_dir):
     for partitionable in (False, True):
         with jax.threefry_partitionable(partitionable):
             np.testing.assert_array_equal(draw(key), jax.jit(lambda k: jax.random.randint(k, (2,), -50, 50))(key))
+
+
+def test_compilations_are_counted_per_thread():
+    """Whether a program was compiled right then (and may be saved) is told by JAX's compile events;
+    another thread's compilation must not make a program JAX reused from memory look fresh."""
+    before = dict(program_cache._event_counts())
+    other = threading.Thread(target=lambda: jax.jit(lambda v: v * 7.0 + 1.0).lower(jnp.ones(3)).compile())
+    other.start()
+    other.join()
+    assert program_cache._event_counts() == before
+    jax.jit(lambda v: v * 5.0 + 2.0).lower(jnp.ones(3)).compile()
+    assert program_cache._event_counts()[program_cache._BACKEND_COMPILE] == before[program_cache._BACKEND_COMPILE] + 1
