@@ -64,8 +64,8 @@ def _identity(flat):
     return flat
 
 
-def _not_finite(x):
-    raise InputError(f"x0 contains non-finite values (nan or inf): {np.asarray(x).ravel()[:8]}")
+def _not_finite(x) -> InputError:
+    return InputError(f"x0 contains non-finite values (nan or inf): {np.asarray(x).ravel()[:8]}")
 
 
 def takes_key(fun: Callable, extra: int = 0) -> bool:
@@ -266,7 +266,7 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
                              f"x0.astype(jnp.float32), and cast back inside fun if it must run in "
                              f"{arr.dtype}")
         if not check_later and not (bool(_all_finite(arr)) if device else np.all(np.isfinite(arr))):
-            _not_finite(arr)
+            raise _not_finite(arr)
     if is_single and device:  # compiled reshapes, shared by every run (not eager ones); none if flat
         flat_jax = leaves[0] if leaves[0].ndim == 1 else _flattened(leaves[0])
         jax_dtypes = (str(leaves[0].dtype),)
@@ -286,7 +286,56 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
         x_flat = flat_jax
     else:
         x_flat = np.concatenate([np.asarray(leaf, dtype=float).ravel() for leaf in leaves])
-    lower = upper = None
+    try:
+        bounds, lower, upper, scalar, low, high = _checked_bounds(bounds, x0, n)
+    except InputError:
+        # one device array's nan and inf are checked with the bounds: reported first, as for others
+        if check_later and not bool(_all_finite(x_flat)):
+            raise _not_finite(x_flat) from None
+        raise
+    if bounds is not None:
+        if check_later:  # one compiled check where x lives, nan and inf too; one integer comes back
+            i = int(_check_start(x_flat, np.asarray(low, x_flat.dtype), np.asarray(high, x_flat.dtype)))
+            if i == NOT_FINITE:
+                raise _not_finite(x_flat)
+        elif device:  # one compiled check where x lives; one integer comes back
+            i = int(_first_outside(x_flat, np.asarray(low, x_flat.dtype), np.asarray(high, x_flat.dtype)))
+        else:
+            # A point off a bound by float32 rounding (a float32 result, 0.30000001 for 0.3, passed
+            # back in float64) is moved onto it, as scipy clips x0; anything further is an error.
+            slack = lambda b: np.where(np.isfinite(b), ROUNDING_SLACK * np.maximum(1.0, np.abs(b)), 0.0)  # noqa: E731
+            outside = (x_flat < lower - slack(lower)) | (x_flat > upper + slack(upper))
+            i = int(np.argmax(outside)) if np.any(outside) else -1
+            if i < 0 and (np.any(x_flat < lower) or np.any(x_flat > upper)):
+                x_flat = np.clip(x_flat, lower, upper)
+        if i >= 0:
+            raise InputError(f"x0 violates the bounds: coordinate {i} is {float(x_flat[i])}, outside "
+                             f"[{lower[i]}, {upper[i]}]")
+    if check_later and bounds is None and not bool(_all_finite(x_flat)):
+        raise _not_finite(x_flat)
+    typical = np.broadcast_to(1.0, (n,)) if device else np.maximum(1.0, np.abs(x_flat))
+    if lower is not None and scalar:
+        width = float(upper[0] - lower[0])
+        scale = np.broadcast_to(width, (n,)) if np.isfinite(width) else typical
+    elif lower is not None:
+        width = upper - lower
+        scale = np.where(np.isfinite(width), width, typical)
+    else:
+        scale = typical
+    clip = None
+    if bounds is not None:
+        clip = (float(lower[0]), float(upper[0])) if scalar else (lower, upper)
+    return Problem(x0=x_flat, to_user=to_user, jax_unravel=jax_unravel, lower=lower, upper=upper,
+                   scale=scale, space=None, device=device, stochastic=stochastic, clip=clip,
+                   jax_dtypes=jax_dtypes)
+
+
+def _checked_bounds(bounds, x0, n: int):
+    """``(bounds, lower, upper, scalar, low, high)``: the bounds as given (None when there are
+    none), flat lower and upper bounds, whether both are scalars, and the part to check (their
+    first entries when scalar); an InputError if they are malformed or lower >= upper somewhere."""
+    lower = upper = low = high = None
+    scalar = False
     bounds = _as_lower_upper(bounds, n)
     if isinstance(bounds, (tuple, list)) and len(bounds) == 2 and bounds[0] is None and bounds[1] is None:
         bounds = None
@@ -304,40 +353,7 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
         if np.any(low >= high):
             i = int(np.argmax(low >= high))
             raise InputError(f"bounds need lower < upper; coordinate {i} has lower={lower[i]} >= upper={upper[i]}")
-        if check_later:  # one compiled check where x lives, nan and inf too; one integer comes back
-            i = int(_check_start(x_flat, np.asarray(low, x_flat.dtype), np.asarray(high, x_flat.dtype)))
-            if i == NOT_FINITE:
-                _not_finite(x_flat)
-        elif device:  # one compiled check where x lives; one integer comes back
-            i = int(_first_outside(x_flat, np.asarray(low, x_flat.dtype), np.asarray(high, x_flat.dtype)))
-        else:
-            # A point off a bound by float32 rounding (a float32 result, 0.30000001 for 0.3, passed
-            # back in float64) is moved onto it, as scipy clips x0; anything further is an error.
-            slack = lambda b: np.where(np.isfinite(b), ROUNDING_SLACK * np.maximum(1.0, np.abs(b)), 0.0)  # noqa: E731
-            outside = (x_flat < lower - slack(lower)) | (x_flat > upper + slack(upper))
-            i = int(np.argmax(outside)) if np.any(outside) else -1
-            if i < 0 and (np.any(x_flat < lower) or np.any(x_flat > upper)):
-                x_flat = np.clip(x_flat, lower, upper)
-        if i >= 0:
-            raise InputError(f"x0 violates the bounds: coordinate {i} is {float(x_flat[i])}, outside "
-                             f"[{lower[i]}, {upper[i]}]")
-    if check_later and bounds is None and not bool(_all_finite(x_flat)):
-        _not_finite(x_flat)
-    typical = np.broadcast_to(1.0, (n,)) if device else np.maximum(1.0, np.abs(x_flat))
-    if lower is not None and scalar:
-        width = float(upper[0] - lower[0])
-        scale = np.broadcast_to(width, (n,)) if np.isfinite(width) else typical
-    elif lower is not None:
-        width = upper - lower
-        scale = np.where(np.isfinite(width), width, typical)
-    else:
-        scale = typical
-    clip = None
-    if bounds is not None:
-        clip = (float(lower[0]), float(upper[0])) if scalar else (lower, upper)
-    return Problem(x0=x_flat, to_user=to_user, jax_unravel=jax_unravel, lower=lower, upper=upper,
-                   scale=scale, space=None, device=device, stochastic=stochastic, clip=clip,
-                   jax_dtypes=jax_dtypes)
+    return bounds, lower, upper, scalar, low, high
 
 
 def _is_pair(item) -> bool:

@@ -973,3 +973,12 @@ def test_a_device_start_is_checked_in_one_program_and_a_flat_one_is_not_reshaped
     flat = jnp.full(12, 3.0)
     problem = build_problem(jnp.sum, flat, bounds=bounds, space=None)
     assert problem.x0 is flat and problem.jax_unravel(flat) is flat  # no program to flatten or reshape
+
+
+@pytest.mark.parametrize("bounds", [(1.0, 0.0), (np.nan, 1.0), ((0.0, 1.0, 2.0), 3.0)])
+def test_a_start_with_nan_is_reported_before_bad_bounds_on_every_path(bounds):
+    from gdtools.problem import build_problem
+
+    for x0 in (np.array([np.nan, 0.5]), jnp.array([np.nan, 0.5]), jnp.array([[np.nan, 0.5]])):
+        with pytest.raises(gd.InputError, match="x0 contains non-finite values"):
+            build_problem(jnp.sum, x0, bounds=bounds, space=None)
