@@ -184,7 +184,7 @@ def main() -> None:
     def gdtools_round(seed):
         estimator = TiledGradient(dreamer.tile_objective, shape=image0.shape, jitter=32)
         stamps = []
-        result = gd.minimize(lambda x: -estimator.value(x), jnp.asarray(image0), gradient=estimator,
+        result = gd.minimize(estimator.descent_value, jnp.asarray(image0), gradient=estimator,
                              optimizer=dreamer.optimizer(image0.shape), bounds=PIXEL_RANGE,
                              max_iters=args.steps + 1, seed=seed,
                              callback=lambda state: stamps.append((time.perf_counter(), time.process_time())))

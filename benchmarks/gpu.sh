@@ -110,7 +110,7 @@ PYEOF
     fi
     start=$(date +%s.%N)
     ok=true
-    "$PY" -m gdtools dream "$OUT/input.png" -o "$OUT/dream_$run.png" --max-side "$PROCESS_SIZE" \
+    timeout "${STAGE_TIMEOUT:-900}" "$PY" -m gdtools dream "$OUT/input.png" -o "$OUT/dream_$run.png" --max-side "$PROCESS_SIZE" \
         --tile "$TILE" --octaves 4 --steps 10 --layer block11 --quiet || { ok=false; failed=1; echo "!! process $run failed"; }
     end=$(date +%s.%N)
     awk -v r="$run" -v s="$start" -v e="$end" -v n="$PROCESS_SIZE" -v ok="$ok" -v t="$TILE" \

@@ -244,7 +244,37 @@ def test_gpu_verdicts_and_kernel_lines_read_the_default_formats_step(tmp_path):
     text = " ".join(run_all.kernel_lines(kernels, steps))
     assert "the GPU ran 150 kernels for 1500 µs" in text and "busy 75% of the call" in text
     assert "largest kernel took 120 µs" in text and "3.2 ms of CPU time (all threads) in 2.5 ms of wall time" in text
-    assert "bound by launching kernels" in text
-    busy = " ".join(run_all.kernel_lines({**kernels, "wall_ms_per_call_untraced": 1.6}, steps))
-    assert "busy 94% of the call" in busy and "bound by launching" not in busy  # said only when the figures say it
+    # 1.5 ms of kernels exceed the 1.2 ms target by themselves: not called launch-bound, however idle
+    assert "kernels alone take longer than the 1.2 ms target" in text and "bound by launching" not in text
+    fewer = {**kernels, "groups": {**kernels["groups"], "/device:GPU:0 / Stream #1": {
+        "us_per_call": 1000.0, "events_per_call": 150, "top": [{"name": "fusion", "us_per_call": 120.0}]}}}
+    launch = " ".join(run_all.kernel_lines(fewer, steps))
+    assert "busy 50% of the call" in launch and "bound by launching kernels" in launch
+    assert "kernels alone" not in launch
+    busy = " ".join(run_all.kernel_lines({**fewer, "wall_ms_per_call_untraced": 1.1}, steps))
+    assert "busy 91% of the call" in busy and "bound by launching" not in busy  # said only when the figures say it
     assert run_all.kernel_lines(None, steps) == []
+
+
+def test_the_warm_dream_target_is_judged_by_the_slowest_warm_run(tmp_path):
+    sys.path.insert(0, BENCH)
+    try:
+        import run_all
+    finally:
+        sys.path.remove(BENCH)
+
+    def verdict(process):
+        (tmp_path / "gpu_dream.json").write_text(json.dumps({"steps": [], "process": process, "device_name": "H200"}))
+        return next((status, detail) for target, status, detail in run_all.dream_verdicts(str(tmp_path))
+                    if "warm cache" in target)
+
+    cold = {"run": "cold", "wall_s": 70.0, "ok": True}
+    warm = [{"run": "warm", "wall_s": 2.9, "ok": True, "precision": "float32"},
+            {"run": "warm2", "wall_s": 3.1, "ok": True, "precision": "float32"}]
+    assert verdict([cold] + warm) == ("MISSED", "2.90 s and 3.10 s (H200, network in float32)")
+    assert verdict([cold, warm[0]])[0] == "met"
+    assert verdict([cold, {**warm[0], "ok": False}, warm[1]])[0] == "not measured"  # a failed run is no evidence
+    assert verdict([cold])[0] == "not measured"
+    lines = " ".join(run_all.gpu_lines({"process": [cold] + warm}))
+    assert "again (warm, then warm2)" in lines
+    assert "again (warm)" in " ".join(run_all.gpu_lines({"process": [cold, warm[0]]}))
