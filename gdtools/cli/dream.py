@@ -66,7 +66,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
                         help="the network's number format (float32)")
     parser.add_argument("--gallery", action="store_true", help="dream at a range of layers, one labelled grid")
-    parser.add_argument("--gallery-layers", metavar="L1,L2", help="layers of the gallery (default: stem..block15)")
+    parser.add_argument("--gallery-layers", metavar="L1,L2",
+                        # gdtools.dream.layer_gallery.GALLERY_LAYERS (not imported: it imports JAX; a test
+                        # holds the two equal)
+                        help="layers of the gallery (default: stem,block2,block4,block6,block9,block12,block15)")
     parser.add_argument("--zoom-frames", type=int, metavar="N", help="write N zoom frames and a GIF into OUT/")
     parser.add_argument("--zoom", type=float, help="zoom factor between --zoom-frames frames (1.05)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
@@ -133,7 +136,8 @@ def run(args) -> int:
     else:
         check_folder("-o", args.output)
     image = images.as_read(images.load_image(args.image, max_side=args.max_side))
-    guide_image = images.as_read(images.load_image(args.guide, max_side=args.max_side)) if args.guide else None
+    guide_image = (images.as_read(images.load_image(args.guide, max_side=args.max_side, what="guide image"))
+                   if args.guide else None)
     # every layer and channel is checked before anything is dreamed or created
     params = weights.pretrained_params()
     if args.gallery:
@@ -156,8 +160,8 @@ def run(args) -> int:
             grid = gallery(image, layers=names, settings=settings, params=params, callback=on_step)
         metadata = {**Dreamer.describe_settings(settings), "gallery_layers": list(names), "input": args.image,
                     "max_side": args.max_side}
-        images.save_image(output, grid, metadata=metadata)
-        written = str(output)
+        images.save_image(output, images.to_uint8(grid), metadata=metadata)
+        written = f"{output} ({grid.shape[1]}x{grid.shape[0]}"
     elif args.zoom_frames is not None:
         output.mkdir(parents=True, exist_ok=True)
         frames = []
@@ -171,13 +175,13 @@ def run(args) -> int:
                                                   settings=settings, params=params, callback=on_step)):
                 if dreamer_metadata is None:
                     dreamer_metadata = {**Dreamer.describe_settings(settings), "objective": objective.describe()}
-                images.save_image(output / f"frame_{k:04d}.png", frame,
+                images.save_image(output / f"frame_{k:04d}.png", images.to_uint8(frame),
                                   metadata={**dreamer_metadata, "frame": k, "zoom": zoom,
                                             "seed": settings.seed + k, "input": args.image,
                                             "max_side": args.max_side})
                 frames.append(images.to_uint8(frame))
         save_gif(output / "zoom.gif", frames)
-        written = f"{args.zoom_frames} frames and zoom.gif in {output}"
+        written = f"{args.zoom_frames} frames and zoom.gif in {output} ({image.shape[1]}x{image.shape[0]}"
     else:
         dreamer = Dreamer(objective, settings=settings, params=params)
         with progress_bar(steps_per_dream, desc="dream", quiet=args.quiet, unit="step") as bar:
@@ -186,10 +190,9 @@ def run(args) -> int:
                 bar.update()
 
             result = dreamer(image, callback=on_step)
-        images.save_image(output, result, metadata={**dreamer.metadata(), "input": args.image,
-                                                    "max_side": args.max_side})
-        written = str(output)
-    if not args.quiet:
-        height, width = image.shape[:2]
-        print(f"wrote {written} ({width}x{height}, {time.perf_counter() - started:.1f} s)")
+        images.save_image(output, images.to_uint8(result), metadata={**dreamer.metadata(), "input": args.image,
+                                                                     "max_side": args.max_side})
+        written = f"{output} ({result.shape[1]}x{result.shape[0]}"
+    if not args.quiet:  # the files' sizes, and how long it took
+        print(f"wrote {written}, {time.perf_counter() - started:.1f} s)")
     return 0

@@ -42,12 +42,13 @@ def to_rgb_array(picture: Image.Image) -> np.ndarray:
     return np.asarray(picture.convert("RGB"), dtype=np.float32)
 
 
-def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None) -> np.ndarray:
+def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None, what: str = "image") -> np.ndarray:
     """Read an image file as float32 RGB (height, width, 3) in [0, 255].
 
     Grayscale, palette, RGBA (composited over white) and 16-bit images are converted, and an EXIF
     Orientation tag (a camera's portrait photo) is applied. With
     ``max_side`` the image is shrunk (never enlarged) so that its longer side is at most that.
+    ``what`` names it in the messages ("guide image").
 
     Raises:
       InputError: the file is missing, is not an image Pillow can decode, is truncated, or is
@@ -59,11 +60,12 @@ def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None) 
         raise InputError(f"an image file is named by a path, got {type(path).__name__}")
     path = Path(os.fsdecode(path))
     if not path.is_file():
-        raise InputError(f"image {str(path)!r} does not exist or is not a file")
+        raise InputError(f"{what} {str(path)!r} does not exist or is not a file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with _open(path, max_side) as picture:
+                stored = picture.size  # (width, height) as the file stores it
                 if max_side is not None and max(picture.size) > max_side:
                     # draft() lets JPEG decode at a fraction of its size (down to 1/8 a side): a
                     # 20,000 px JPEG never has to exist in memory at full size (other formats do)
@@ -76,16 +78,22 @@ def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None) 
                     picture = picture.resize(_fitted(picture.size[::-1], max_side)[::-1], Image.LANCZOS)
                 array = to_rgb_array(picture)
     except Image.DecompressionBombError as exc:
-        raise InputError(f"image {str(path)!r} is too large to decode safely ({exc}); shrink it first") from None
+        raise InputError(f"{what} {str(path)!r} is too large to decode safely ({exc}); shrink it first") from None
     except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as exc:
-        raise InputError(f"cannot read image {str(path)!r}: {exc}") from None
-    height, width = array.shape[:2]
-    if min(height, width) < MIN_SIDE:
+        raise InputError(f"cannot read {what} {str(path)!r}: {exc}") from None
+    if min(stored) < MIN_SIDE:
         raise InputError(
-            f"image {str(path)!r} is {width}x{height} pixels; DeepDream needs at least {MIN_SIDE} on each side"
+            f"{what} {str(path)!r} is {stored[0]}x{stored[1]} pixels; DeepDream needs at least {MIN_SIDE} on each side"
         )
+    height, width = array.shape[:2]
     if max_side is not None and max(height, width) > max_side:
         array = resize(array, _fitted((height, width), max_side))
+    if min(array.shape[:2]) < MIN_SIDE:  # long and thin, shrunk by max_side
+        needed = next(m for m in range(max_side, max(stored) + 1) if min(_fitted(stored, m)) >= MIN_SIDE)
+        raise InputError(
+            f"{what} {str(path)!r} is {stored[0]}x{stored[1]} pixels, {array.shape[1]}x{array.shape[0]} once "
+            f"shrunk to a longer side of max_side={max_side} (--max-side); DeepDream needs at least "
+            f"{MIN_SIDE} on each side: a max_side of {needed} or more keeps it")
     return array
 
 
@@ -185,18 +193,35 @@ def to_uint8(image) -> np.ndarray:
 PNG_COMPRESS_LEVEL = 1
 
 
+def displayable(image) -> np.ndarray:
+    """``image`` (RGB (height, width, 3): uint8, floats in [0, 255], or floats in [0, 1] as
+    :func:`~gdtools.dream.dream` gives back for such an input) as uint8 for a file."""
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise InputError(f"an image to write must be an RGB array (height, width, 3), got shape {array.shape}")
+    return to_uint8(on_0_255(array))
+
+
+def _json_value(value):
+    """NumPy scalars and arrays in metadata, as JSON numbers and lists."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def save_image(path: str | os.PathLike, image, *, metadata: dict | None = None) -> Path:
-    """Write ``image`` (float RGB in [0, 255]); a PNG carries ``metadata`` as JSON text.
+    """Write ``image``, RGB (height, width, 3): uint8, floats in [0, 255], or floats in [0, 1]
+    (scaled up, the [0, 1] reading of :func:`is_unit_range`); a PNG carries ``metadata`` as JSON.
 
     The metadata is stored under the key :data:`METADATA_KEY` and the version under ``Software``;
     :func:`read_metadata` reads it back.
 
     Raises:
-      InputError: the format is unknown or the file cannot be written (no such folder, no
-        permission, a full disk).
+      InputError: not an RGB array, metadata that is not JSON data, the format is unknown or the
+        file cannot be written (no such folder, no permission, a full disk).
     """
     path = Path(os.fsdecode(path))
-    picture = Image.fromarray(to_uint8(image), mode="RGB")
+    picture = Image.fromarray(displayable(image), mode="RGB")
     try:
         if path.suffix.lower() == ".png":
             info = PngImagePlugin.PngInfo()
@@ -204,7 +229,11 @@ def save_image(path: str | os.PathLike, image, *, metadata: dict | None = None) 
 
             info.add_text("Software", f"gdtools {__version__}")
             if metadata is not None:
-                info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
+                try:
+                    text = json.dumps(metadata, sort_keys=True, default=_json_value)
+                except (TypeError, ValueError) as exc:
+                    raise InputError(f"the metadata for {str(path)!r} is not JSON data: {exc}") from None
+                info.add_text(METADATA_KEY, text)
             picture.save(path, pnginfo=info, compress_level=PNG_COMPRESS_LEVEL)
         else:
             picture.save(path)

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from gdtools.dream import efficientnet, weights
 from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
-from gdtools.dream.images import on_0_255, to_uint8
+from gdtools.dream.images import is_unit_range, on_0_255, to_uint8
 from gdtools.dream.objectives import as_objective
 from gdtools.errors import InputError
 
@@ -54,12 +54,14 @@ def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | Non
             settings: DreamSettings | None = None, params=None,
             callback: Callable[[str, Progress], bool | None] | None = None, **setting_overrides) -> np.ndarray:
     """Dream ``image`` once per layer and return the labelled grid (input first) as float RGB in
-    [0, 255] (a float ``image`` in [0, 1] is scaled up first).
+    the image's range ([0, 255], or [0, 1] for a float ``image`` in [0, 1], as
+    :func:`~gdtools.dream.dream` gives back).
 
     ``callback(layer, progress)`` is called after every step of every dream.
     """
     params = params if params is not None else weights.pretrained_params()
     check_layers(layers, params)
+    unit = is_unit_range(image)
     image = on_0_255(image)
     cells, labels = [image], ["input"]
     for name in layers:
@@ -67,4 +69,5 @@ def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | Non
         hook = None if callback is None else (lambda progress, name=name: callback(name, progress))
         cells.append(dreamer(image, callback=hook))
         labels.append(name)
-    return labelled_grid(cells, labels, columns=columns)
+    grid = labelled_grid(cells, labels, columns=columns)
+    return grid / np.float32(255.0) if unit else grid

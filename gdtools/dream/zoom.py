@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
-from gdtools.dream.images import on_0_255, resize, to_uint8
+from gdtools.dream.images import displayable, is_unit_range, on_0_255, resize
 from gdtools.errors import InputError
 
 #: how much each frame zooms into the previous one
@@ -37,8 +37,9 @@ def zoom_frames(image, objective="block8", *, frames: int = 60, zoom: float = DE
                 settings: DreamSettings | None = None, params=None,
                 callback: Callable[[int, Progress], bool | None] | None = None,
                 **setting_overrides) -> Iterator[np.ndarray]:
-    """Yield ``frames`` dreamed frames (float RGB in [0, 255]; a float ``image`` in [0, 1] is scaled
-    up first); frame k+1 dreams on frame k zoomed by ``zoom``.
+    """Yield ``frames`` dreamed frames, float RGB in the image's range ([0, 255], or [0, 1] for a
+    float ``image`` in [0, 1], as :func:`~gdtools.dream.dream` gives back); frame k+1 dreams on
+    frame k zoomed by ``zoom``.
 
     Every frame has the image's shape, so the network compiles once for the whole sequence. Each
     frame uses its own seed (``settings.seed + k``). ``callback(frame, progress)`` after every step.
@@ -46,6 +47,7 @@ def zoom_frames(image, objective="block8", *, frames: int = 60, zoom: float = DE
     check_zoom(frames=frames, zoom=zoom)
     dreamer = Dreamer(objective, settings=settings, params=params, **setting_overrides)
     base_seed = dreamer.settings.seed
+    back = (lambda frame: frame / np.float32(255.0)) if is_unit_range(image) else (lambda frame: frame)
     current = on_0_255(image)
     for k in range(frames):
         if k > 0:
@@ -53,12 +55,12 @@ def zoom_frames(image, objective="block8", *, frames: int = 60, zoom: float = DE
         frame_dreamer = dreamer.with_seed(base_seed + k)
         hook = None if callback is None else (lambda progress, k=k: callback(k, progress))
         current = frame_dreamer(current, callback=hook)
-        yield current
+        yield back(current)
 
 
 def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], *, frame_ms: int = 80) -> None:
-    """Write ``frames`` (float or uint8 RGB) as a looping animated GIF."""
-    pictures = [Image.fromarray(to_uint8(frame)) for frame in frames]
+    """Write ``frames`` (RGB: uint8, floats in [0, 255] or floats in [0, 1]) as a looping animated GIF."""
+    pictures = [Image.fromarray(displayable(frame)) for frame in frames]
     if not pictures:
         raise InputError("save_gif needs at least one frame")
     try:

@@ -182,3 +182,29 @@ def test_guide_image(cat_file, tmp_path):
     assert main(["dream", str(cat_file), "-o", str(out), "--guide", str(guide), *SMALL]) == 0
     assert images.read_metadata(out)["objective"] == {"layer": "block3", "guide": str(guide)}  # the path as given
     assert main(["dream", str(cat_file), "-o", str(out), "--guide", str(guide), "--channels", "1", *SMALL]) == 2
+
+
+def test_a_long_thin_image_shrunk_under_the_minimum_names_max_side(tmp_path, capsys):
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.full((106, 1600, 3), 90, np.uint8)).save(wide)
+    assert main(["dream", str(wide), "-o", str(tmp_path / "o.png"), *SMALL_SETTINGS, "--max-side", "160"]) == 2
+    assert_one_line_error(capsys, "is 1600x106 pixels, 160x11 once shrunk to a longer side of max_side=160 "
+                                  "(--max-side); DeepDream needs at least 16 on each side: a max_side of 234 or "
+                                  "more keeps it")
+    assert images.load_image(wide, max_side=234).shape[:2] == (16, 234)  # the size it names does keep it
+    with pytest.raises(images.InputError, match="guide image .* is 1600x106 pixels"):
+        images.load_image(wide, max_side=160, what="guide image")
+
+
+def test_the_summary_gives_the_written_sizes_and_the_help_the_gallery_layers(cat_file, tmp_path, capsys):
+    from gdtools.dream.layer_gallery import GALLERY_LAYERS
+
+    out = tmp_path / "gallery.png"
+    settings = [a for a in SMALL_SETTINGS if a != "--quiet"]
+    assert main(["dream", str(cat_file), "--gallery", "--gallery-layers", "stem,block3", "-o", str(out), *settings]) == 0
+    with Image.open(out) as picture:
+        width, height = picture.size
+    assert f"({width}x{height}, " in capsys.readouterr().out and width == 128
+    with pytest.raises(SystemExit):
+        main(["dream", "--help"])
+    assert f"default: {','.join(GALLERY_LAYERS)})" in " ".join(capsys.readouterr().out.split())

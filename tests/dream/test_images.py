@@ -51,6 +51,21 @@ def test_a_20000_pixel_wide_image_is_shrunk_on_load(tmp_path):
         images.load_image(tmp_path / "wide.png", max_side=0)
 
 
+def test_a_0_1_float_image_is_saved_on_the_0_255_scale_and_bad_arrays_are_input_errors(tmp_path):
+    unit = np.linspace(0.0, 1.0, 20 * 30 * 3, dtype=np.float32).reshape(20, 30, 3)
+    images.save_image(tmp_path / "unit.png", unit)
+    np.testing.assert_allclose(images.load_image(tmp_path / "unit.png"), 255.0 * unit, atol=0.51)
+    images.save_image(tmp_path / "plain.png", 255.0 * unit)
+    np.testing.assert_array_equal(images.load_image(tmp_path / "plain.png"), images.load_image(tmp_path / "unit.png"))
+    for bad in (np.zeros((20, 20)), np.zeros((20, 20, 4)), np.zeros(5)):
+        with pytest.raises(InputError, match=r"RGB array \(height, width, 3\)"):
+            images.save_image(tmp_path / "bad.png", bad)
+    images.save_image(tmp_path / "meta.png", unit, metadata={"a": np.float32(1.5), "b": np.arange(2), "c": np.int64(3)})
+    assert images.read_metadata(tmp_path / "meta.png") == {"a": 1.5, "b": [0, 1], "c": 3}
+    with pytest.raises(InputError, match="metadata .* is not JSON data"):
+        images.save_image(tmp_path / "meta.png", unit, metadata={"a": object()})
+
+
 def test_metadata_round_trip(tmp_path):
     meta = {"layer": "block8", "steps": 10, "gdtools_version": "x"}
     images.save_image(tmp_path / "out.png", np.full((20, 20, 3), 300.0), metadata=meta)

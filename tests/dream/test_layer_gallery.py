@@ -33,13 +33,17 @@ def test_default_gallery_goes_from_low_to_high():
     assert positions == sorted(positions) and positions[0] == 0
 
 
-def test_a_0_1_image_makes_the_same_gallery_as_its_0_255_self(params, cat_small):
+def test_a_0_1_image_makes_the_same_gallery_as_its_0_255_self_in_its_own_range(params, cat_small, tmp_path):
+    from gdtools.dream.images import load_image, save_image
     from gdtools.dream.layer_gallery import gallery
 
     settings = dict(layers=["block3"], params=params, tile=64, octaves=1, steps=2, jitter=4)
     unit = gallery(cat_small.astype(np.float32) / 255.0, **settings)
-    assert np.abs(unit - gallery(cat_small, **settings)).max() <= 1.0  # the grid is drawn in whole levels
-    assert unit.max() > 100  # a picture on the 0..255 scale, not a black one
+    plain = gallery(cat_small, **settings)
+    assert unit.max() <= 1.0 and plain.max() > 100  # each in its input's range, as dream() gives back
+    assert np.abs(255.0 * unit - plain).max() <= 1.0  # the grid is drawn in whole levels
+    save_image(tmp_path / "unit.png", unit)  # saved as the picture it is, not a black one
+    assert np.abs(load_image(tmp_path / "unit.png") - plain).max() <= 1.0
 
 
 def test_every_gallery_layer_is_checked_before_any_is_dreamed(params, monkeypatch):

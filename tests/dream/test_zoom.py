@@ -36,8 +36,20 @@ def test_a_0_1_image_makes_the_same_frames_as_its_0_255_self(params, cat_small):
     settings = dict(params=params, tile=64, octaves=1, steps=2, jitter=4, frames=2)
     unit = list(zoom_frames(cat_small.astype(np.float32) / 255.0, "block3", **settings))
     plain = list(zoom_frames(cat_small, "block3", **settings))
-    for a, b in zip(unit, plain):
-        np.testing.assert_allclose(a, b, atol=0.05)  # frames on the 0..255 scale either way
+    for a, b in zip(unit, plain):  # each in its input's range, as dream() gives back
+        assert a.max() <= 1.0 and b.max() > 100
+        np.testing.assert_allclose(255.0 * a, b, atol=0.05)
+
+
+def test_a_gif_of_0_1_frames_is_not_black(tmp_path):
+    from PIL import Image
+
+    from gdtools.dream.zoom import save_gif
+
+    frame = np.linspace(0.0, 1.0, 32 * 32 * 3, dtype=np.float32).reshape(32, 32, 3)
+    save_gif(tmp_path / "unit.gif", [frame, frame])
+    with Image.open(tmp_path / "unit.gif") as gif:
+        assert np.asarray(gif.convert("RGB")).max() >= 250
 
 
 def test_a_gif_that_cannot_be_written_is_an_input_error(tmp_path):
