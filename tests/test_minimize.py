@@ -916,9 +916,10 @@ def test_a_space_without_a_budget_spends_the_tuners_default_budget():
     calls.clear()
     assert gd.minimize(run_time, space=space, max_iters=5).nit == 5 and len(calls) < DEFAULT_BUDGET
     assert gd.minimize(run_time, space=space, max_evals=300).nfev == 300
-    calls.clear()
-    gd.minimize(run_time, space=space, max_time=0.5)
-    assert len(calls) > DEFAULT_BUDGET  # SPSA's two evaluations a step take microseconds here
+    timed = gd.minimize(run_time, space=space, max_time=0.5)
+    # stopped by the time limit (or the iteration limit on a fast machine), not by the default
+    # budget (a count of evaluations in 0.5 s failed on a loaded machine)
+    assert timed.status in ("max_time", "max_iters") and "the default for a space" not in timed.message
 
 
 def test_spending_the_budget_before_converging_is_no_success_where_the_run_could_converge():
