@@ -85,7 +85,7 @@ class HostLoop:
 
     def __init__(self, *, problem, estimator, optimizer, fun_flat, evaluator, history, key,
                  max_iters, max_evals, max_time, tol, callback, calibrate, skip_records=0,
-                 resumed_time=0.0, gain_if_noisy=None):
+                 resumed_time=0.0, gain_if_noisy=None, gain_iterations=None):
         self.problem = problem
         self.estimator = estimator
         self.optimizer = optimizer
@@ -103,6 +103,9 @@ class HostLoop:
         #: calibrated decaying gain if the objective shows noise at x0 (a line search compares
         #: single noisy values and accepts steps uphill by luck): the gain's name for the history
         self.gain_if_noisy = gain_if_noisy
+        #: the iterations the decaying gain was built for in the run being resumed (its schedule
+        #: depends on them: a resumed run with another budget must still take the recorded steps)
+        self.gain_iterations = gain_iterations
         self.skip_records = skip_records
         self.resumed_time = resumed_time
 
@@ -352,6 +355,10 @@ class HostLoop:
                         budget = self.max_iters
                         if self.max_evals is not None:
                             budget = min(budget, max(1, (self.max_evals - self.nfev()) // max(cost, 1)))
+                        if self.gain_iterations:  # resumed: the schedule of the recorded run
+                            budget = int(self.gain_iterations)
+                        if self.history is not None:
+                            self.history.update_meta(gain_iterations=int(budget))
                         noisy = problem.stochastic or noise > 0
                         optimizer = calibrated_gain(problem.scale, iterations=budget, noisy=noisy,
                                                     first_step=self._first_step(noise))

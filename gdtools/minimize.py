@@ -354,7 +354,7 @@ def minimize(
         meta["start"] = hashlib.sha1(np.ascontiguousarray(problem.x0, dtype=np.float64)).hexdigest()[:16]
     if problem.space is not None and hasattr(problem.space, "describe"):
         meta["space"] = problem.space.describe()
-    replay, skip, resumed_time = (), 0, 0.0
+    replay, skip, resumed_time, recorded = (), 0, 0.0, {}
     if isinstance(history, History):
         hist = history
         hist.update_meta(**meta)
@@ -362,6 +362,12 @@ def minimize(
         hist = History(meta=meta)
     else:
         recorded = _check_resumable(history, meta) if resume else {}
+        if recorded and max_evals is not None:
+            spent = len(History.load(history).evaluations)
+            if spent > max_evals:
+                raise InputError(f"cannot resume {os.fspath(history)!r} with a budget of {max_evals} evaluations "
+                                 f"(max_evals, --budget): the recorded run already spent {spent} (give at least "
+                                 f"that many, or another history file)")
         if default and recorded.get("optimizer") == "default":
             # recorded before the engine named its pick, and before a line search could give way
             # to the gain on a noisy objective: the resumed run must take the recorded path
@@ -394,7 +400,8 @@ def minimize(
                     evaluator=evaluator, history=hist, key=prng_key(seed),
                     max_iters=max_iters, max_evals=max_evals, max_time=max_time, tol=tol,
                     callback=callback, calibrate=calibrate, skip_records=skip, resumed_time=resumed_time,
-                    gain_if_noisy=DEFAULT_NAMES["gain"] if switch_to_gain else None)
+                    gain_if_noisy=DEFAULT_NAMES["gain"] if switch_to_gain else None,
+                    gain_iterations=recorded.get("gain_iterations"))
     try:
         out = loop.run()
         res = _package_host(problem, estimator, out, evaluator, hist, fun_flat,
@@ -501,9 +508,12 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
             # The final point could not be measured: the best point that was, with its value there.
             x, fun_value = evaluator.best_x, evaluator.best_value
         # Ended clearly worse than the start (beyond the noise of the two measurements): the steps
-        # diverged. The best point measured is the better answer, and it is no success.
+        # diverged. The best point measured is the better answer, and it is no success. A noisy
+        # objective whose noise was never measured (a wall time timed once per evaluation, with
+        # SPSA) cannot tell: one sample at each end decided it, a coin flip on a flat objective.
         margin = 3.0 * math.sqrt(2.0) * evaluator.noise
-        if (math.isfinite(fun_value) and math.isfinite(out["f_start"]) and out["nit"] > 0
+        unknown_noise = evaluator.noise == 0.0 and (problem.stochastic or evaluator.noisy_by_nature)
+        if (not unknown_noise and math.isfinite(fun_value) and math.isfinite(out["f_start"]) and out["nit"] > 0
                 and fun_value > out["f_start"] + margin and evaluator.best_x is not None
                 and evaluator.best_value < fun_value):
             reason = "worse"
@@ -541,6 +551,10 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
             last = f" (it was {out['largest']:.3g})" if math.isfinite(out["largest"]) else ""
             message = (message[:-1] + f" before the gradient's largest component fell below tol={limits['tol']}"
                        f"{last}; increase the budget if the loss was still falling.")
+        left = (limits.get("max_evals") or 0) - nfev
+        if reason == "max_evals" and left > 0:  # spent as far as it could be: say what is left
+            message += (f" (The {left} evaluation{'s' if left > 1 else ''} left could not pay for another step "
+                        f"and the final measurement.)")
     hist.record_iteration(iteration=out["nit"], nfev=nfev, time=out["elapsed"], loss=fun_value,
                           grad_norm=None, x=x, final=True)
     user_x = problem.to_user(x) if not problem.device else problem.jax_unravel(x)

@@ -1,6 +1,7 @@
 import json
 import sys
 
+import numpy as np
 import pytest
 
 from gdtools.cli import main
@@ -256,3 +257,18 @@ def test_resume_with_other_repeats_or_statistic_is_refused(tmp_path, capsys):
     resumed = [a if a != str(history) else str(timed) for a in base]
     assert main(resumed + ["--resume", "--budget", "12", "--repeats", "2"] + program) == 2
     assert "was measured with --objective time" in capsys.readouterr().err
+
+
+def test_a_side_by_side_difference_under_two_standard_errors_is_called_within_the_noise():
+    from gdtools.cli.tune import _within_noise
+    from gdtools.evaluation import Measurement
+
+    def timed(*samples):
+        return Measurement(value=float(np.mean(samples)), samples=samples, statistic="mean",
+                           spread=float(np.std(samples, ddof=1)))
+
+    start, final = timed(0.030, 0.022, 0.026), timed(0.0275, 0.0278, 0.0276)  # the tune review's case
+    assert _within_noise(start, final) and _within_noise(final, start)
+    assert not _within_noise(timed(0.030, 0.0301, 0.0299), timed(0.020, 0.0201, 0.0199))
+    assert not _within_noise(Measurement(value=0.02), Measurement(value=0.021))  # one sample: cannot tell
+    assert not _within_noise(Measurement(value=float("nan"), status="failed"), start)

@@ -212,3 +212,28 @@ def test_a_fact_learnt_during_a_file_backed_run_reaches_the_file(tmp_path):
     loaded = History.load(path)
     assert loaded.meta["optimizer"] == "default (Spall's gain)" and loaded.meta["estimator"] == "central"
     assert len(loaded.evaluations) == 1 and len(loaded.iterations) == 1
+
+
+def test_a_run_resumed_with_more_budget_measures_only_the_new_evaluations(tmp_path):
+    """The decaying gain's schedule depends on the budget it was built for; a resume with another
+    budget keeps the recorded schedule, so the recorded evaluations replay instead of being
+    measured again (the first steps of a larger budget differ, and the whole run was re-measured)."""
+    space = gd.Space(x=gd.Int(1, 200), y=gd.Real(0.1, 10.0, log=True))
+    calls = []
+
+    def fun(p):
+        calls.append(p)
+        return (p["x"] - 30) ** 2 / 100 + (p["y"] - 3) ** 2
+
+    path = str(tmp_path / "run.jsonl")
+    first = gd.minimize(fun, space=space, max_evals=30, history=path)
+    measured = len(calls)
+    calls.clear()
+    more = gd.minimize(fun, space=space, max_evals=40, history=path, resume=True)
+    assert more.nfev == 40 and len(calls) <= 40 - first.nfev + 1  # the new evaluations (and a final one)
+    assert measured <= first.nfev + 1
+    h = gd.History.load(path)
+    assert h.meta["gain_iterations"] > 0
+    with pytest.raises(gd.InputError, match="budget of 20 evaluations .* already spent 40"):  # a smaller budget cannot resume it
+        gd.minimize(fun, space=space, max_evals=20, history=path, resume=True)
+    assert sorted(r["index"] for r in h.evaluations) == list(range(more.nfev))

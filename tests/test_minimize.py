@@ -983,3 +983,31 @@ def test_a_start_with_nan_is_reported_before_bad_bounds_on_every_path(bounds):
     for x0 in (np.array([np.nan, 0.5]), jnp.array([np.nan, 0.5]), jnp.array([[np.nan, 0.5]])):
         with pytest.raises(gd.InputError, match="x0 contains non-finite values"):
             build_problem(jnp.sum, x0, bounds=bounds, space=None)
+
+
+def test_a_noisy_run_whose_noise_is_unknown_is_not_called_worse_on_one_sample():
+    # a wall time timed once per evaluation (noisy by nature, no spread to show its noise), on a
+    # flat objective: the last iterate measured above the start by luck was "worse than it started"
+    space = gd.Space(x=gd.Int(1, 200), y=gd.Real(0.1, 10.0, log=True))
+    statuses = []
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+
+        def timed(p, rng=rng):
+            value = 0.02 * (1.0 + 0.2 * rng.normal())
+            return gd.Measurement(value=value, samples=(value,), noisy=True)
+
+        statuses.append(gd.minimize(timed, space=space, max_evals=30, seed=seed).status)
+    assert "worse" not in statuses, statuses
+
+
+def test_a_budget_spent_with_evaluations_left_says_why_they_were_not_used():
+    space = gd.Space(x=gd.Int(1, 200), y=gd.Real(0.1, 10.0, log=True))
+    res = gd.minimize(lambda p: (p["x"] - 30) ** 2 / 100 + (p["y"] - 3) ** 2, space=space, gradient="central",
+                      max_evals=20)
+    assert res.status == "max_evals" and res.nfev == 17
+    assert "(The 3 evaluations left could not pay for another step and the final measurement.)" in res.message
+    for budget, note in ((20, ""), (21, "(The 1 evaluation left could not pay")):
+        spsa = gd.minimize(lambda p: (p["x"] - 30) ** 2 / 100 + (p["y"] - 3) ** 2, space=space, gradient="spsa",
+                           max_evals=budget)
+        assert spsa.nfev == 20 and (note in spsa.message if note else "left could not" not in spsa.message)

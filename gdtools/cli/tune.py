@@ -242,6 +242,15 @@ def _fmt(value) -> str:
     return f"{value:.6g}"
 
 
+def _within_noise(a, b) -> bool:
+    """Whether two side-by-side measurements differ by less than two standard errors of their
+    difference (False when either failed or cannot show its noise)."""
+    if a.status != "ok" or b.status != "ok":
+        return False
+    noise = math.hypot(a.noise, b.noise)
+    return math.isfinite(noise) and abs(a.value - b.value) < 2.0 * noise
+
+
 def _cell(m) -> str:
     """A measured value to four significant digits, ± its spread to the same decimals."""
     if m.status != "ok":
@@ -374,6 +383,11 @@ def run(args) -> int:
     passed_over = any(m.status == "ok" and m.value < m_best.value for m in measured)
     print(f"side by side ({rounds} run{'s' if rounds > 1 else ''} each): {side}; "
           f"best: the {labels[best_i]}" + (" (the fastest that never failed)" if passed_over else ""))
+    close_calls = [label for i, (label, m) in enumerate(zip(labels, measured))
+                   if i != best_i and _within_noise(m, m_best)]
+    if close_calls:
+        print(f"within the measurement noise of the best: the {' and the '.join(close_calls)} (less than two "
+              f"standard errors apart); more --final-rounds would tell them apart")
     if m_start.status == "ok" and m_best.status == "ok" and m_best.value > 0 and m_start.value > 0:
         word = "speedup" if args.objective == "time" else "improvement (start / best)"
         print(f"{word}: {m_start.value / m_best.value:.2f}x")
