@@ -74,10 +74,11 @@ def _timed(fn):
 
 # -- 1. engine vs a hand-written fori_loop --------------------------------------------------------
 
-def hand_loop(fun, optimizer, iters, record=False):
+def hand_loop(fun, optimizer, iters, record=False, record_x=False):
     """The loop a user writes. ``record``: also keep and return the loss of every iterate, as a user
     who wants a loss curve writes it (value_and_grad instead of grad, one array write per iteration;
-    the losses are returned, so XLA cannot drop them). An optimizer with a line search (L-BFGS) is
+    the losses are returned, so XLA cannot drop them); ``record_x`` (with ``record``): every
+    iterate x too, one row per iteration, as gdtools' history keeps it. An optimizer with a line search (L-BFGS) is
     driven as optax documents it: ``value_and_grad_from_state`` and ``update(..., value=, grad=,
     value_fn=)``; it needs the value anyway."""
     line_search = optax.tree_utils.tree_get(jax.eval_shape(optimizer.init, jnp.zeros(1)), "value") is not None
@@ -88,7 +89,7 @@ def hand_loop(fun, optimizer, iters, record=False):
     @jax.jit
     def run(x0):
         def body(i, carry):
-            x, state, losses = carry
+            x, state, losses, xs = carry
             if line_search:
                 f, g = value_and_grad(x, state=state)
                 updates, state = optimizer.update(g, state, x, value=f, grad=g, value_fn=fun)
@@ -100,11 +101,17 @@ def hand_loop(fun, optimizer, iters, record=False):
                 updates, state = optimizer.update(g, state, x)
             if record:
                 losses = losses.at[i].set(f)
-            return optax.apply_updates(x, updates), state, losses
+            x = optax.apply_updates(x, updates)
+            if record_x:
+                xs = jax.lax.dynamic_update_slice(xs, x[None], (i + 1, 0))
+            return x, state, losses, xs
 
         losses = jnp.zeros(iters if record else 0, x0.dtype)
-        x, _, losses = jax.lax.fori_loop(0, iters, body, (x0, optimizer.init(x0), losses))
-        return (x, losses) if record else x
+        xs = jnp.zeros((iters + 1 if record_x else 0, x0.size), x0.dtype)
+        if record_x:
+            xs = xs.at[0].set(x0)
+        x, _, losses, xs = jax.lax.fori_loop(0, iters, body, (x0, optimizer.init(x0), losses, xs))
+        return (x, losses, xs) if record else x
 
     return run
 
@@ -124,7 +131,8 @@ def overhead(n, iters, repeats, optimizer_name="adam"):
     optimizer = OPTIMIZERS[optimizer_name]()
     x0 = jnp.zeros(n)
     hand = hand_loop(rosenbrock, optimizer, iters)
-    hand_rec = hand_loop(rosenbrock, optimizer, iters, record=True)
+    # the same history as the engine keeps: the loss, and x when the engine records it
+    hand_rec = hand_loop(rosenbrock, optimizer, iters, record=True, record_x=n * (iters + 1) <= MAX_TRAJECTORY)
     engine = engine_program(rosenbrock, optimizer, iters, n)
     compile_hand, _ = _timed(lambda: _block(hand(x0)))
     _block(hand_rec(x0))
@@ -324,7 +332,7 @@ def main(argv=None):
           f"runs under {MIN_TIMING} s timed several at a time (calls column), times per run")
     print(_common.markdown_table(
         ["optimizer", "n", "iterations", "calls", "hand loop s", "gdtools program s", "ratio (IQR)", f"<= {OVERHEAD_TARGET}x",
-         "hand loop + loss record s", "gdtools / that", "gd.minimize call s", "call / hand",
+         "hand loop + loss (and x) record s", "gdtools / that", "gd.minimize call s", "call / hand",
          "compile hand s", "compile gdtools s", "same path (max rel. deviation)"],
         [[r["optimizer"], r["n"], r["iters"], r["number"], _common.fmt(r["hand_s"]), _common.fmt(r["engine_s"]),
           f"{r['ratio']:.2f} ({r['ratio_q1']:.2f}–{r['ratio_q3']:.2f})", "met" if r["met"] else "MISSED",
