@@ -160,7 +160,10 @@ def parse_start(items, space) -> dict:
         if not math.isfinite(value):
             raise InputError(f"--start {item!r}: the value must be a finite number")
         start[name] = int(value) if space.params[name].is_int and value == round(value) else value
-    space.check(start)
+    try:
+        space.check(start)
+    except InputError as exc:
+        raise InputError(f"--start: {exc}") from None
     return start
 
 
@@ -174,10 +177,14 @@ def _command(args) -> list[str]:
 
 
 def _check_options(args) -> None:
-    for name in ("budget", "workers", "max_failures"):
+    for name in ("budget", "workers", "max_failures", "repeats"):
         value = getattr(args, name)
         if value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.warmup < 0:
+        raise InputError(f"--warmup must be at least 0, got {args.warmup}")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise InputError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.penalty is not None and not math.isfinite(args.penalty):
         raise InputError(f"--penalty must be a finite number, got {args.penalty}")
     if args.final_rounds is not None and args.final_rounds < 1:
@@ -240,6 +247,12 @@ def _fmt(value) -> str:
     if isinstance(value, int):
         return str(value)
     return f"{value:.6g}"
+
+
+def _cli_names(message: str, args) -> str:
+    """The engine's message with its Python arguments named as the CLI user set them."""
+    return (message.replace(f"(max_evals={args.budget})", f"(--budget {args.budget})")
+            .replace(f"max_failures={args.max_failures}", f"--max-failures {args.max_failures}"))
 
 
 def _within_noise(a, b) -> bool:
@@ -341,6 +354,8 @@ def run(args) -> int:
         # The callback runs after each iteration; the final measurement of the result comes after
         # the last one: count it too, so a finished bar shows every evaluation made.
         bar.update(max(0, min(res.nfev, args.budget) - bar.n))
+    except InputError as exc:  # named as the CLI user set them
+        raise InputError(_cli_names(str(exc), args)) from None
     except KeyboardInterrupt:
         interrupted = True
         close(interrupted)       # Ctrl-C: no queued run starts (pending futures cancelled) ...
@@ -364,8 +379,7 @@ def run(args) -> int:
               file=sys.stderr)
     measured = remeasure(objective, candidates, rounds=rounds, warmup=min(1, args.warmup))
     best_i = pick_best(measured)
-    # The engine's message names its Python arguments; the CLI user set --budget.
-    message = res.message.replace(f"(max_evals={args.budget})", f"(--budget {args.budget})")
+    message = _cli_names(res.message, args)
     print(f"{message} {res.nfev} evaluations, {res.nit} iterations.")
     if best_i is None:
         print(f"None of the {len(candidates)} settings could be measured again: every run failed "
