@@ -355,12 +355,13 @@ class HostLoop:
                         budget = self.max_iters
                         if self.max_evals is not None:
                             budget = min(budget, max(1, (self.max_evals - self.nfev()) // max(cost, 1)))
-                        if self.gain_iterations:  # resumed: the schedule of the recorded run
-                            budget = int(self.gain_iterations)
+                        # resumed: the step schedule of the recorded run (this run's own budget
+                        # still decides where iterate averaging starts: it does not move the steps)
+                        schedule = int(self.gain_iterations) if self.gain_iterations else budget
                         if self.history is not None:
-                            self.history.update_meta(gain_iterations=int(budget))
+                            self.history.update_meta(gain_iterations=schedule)
                         noisy = problem.stochastic or noise > 0
-                        optimizer = calibrated_gain(problem.scale, iterations=budget, noisy=noisy,
+                        optimizer = calibrated_gain(problem.scale, iterations=schedule, noisy=noisy,
                                                     first_step=self._first_step(noise))
                         # Optional Polyak-Ruppert averaging (Polyak & Juditsky 1992): recommend the
                         # mean of the last `average` fraction of the iterates, not the last one.

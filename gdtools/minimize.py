@@ -512,7 +512,8 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
         # objective whose noise was never measured (a wall time timed once per evaluation, with
         # SPSA) cannot tell: one sample at each end decided it, a coin flip on a flat objective.
         margin = 3.0 * math.sqrt(2.0) * evaluator.noise
-        unknown_noise = evaluator.noise == 0.0 and (problem.stochastic or evaluator.noisy_by_nature)
+        unknown_noise = (evaluator.noise == 0.0 and evaluator.known_noise is None
+                         and (problem.stochastic or evaluator.noisy_by_nature))
         if (not unknown_noise and math.isfinite(fun_value) and math.isfinite(out["f_start"]) and out["nit"] > 0
                 and fun_value > out["f_start"] + margin and evaluator.best_x is not None
                 and evaluator.best_value < fun_value):

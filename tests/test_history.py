@@ -237,3 +237,19 @@ def test_a_run_resumed_with_more_budget_measures_only_the_new_evaluations(tmp_pa
     with pytest.raises(gd.InputError, match="budget of 20 evaluations .* already spent 40"):  # a smaller budget cannot resume it
         gd.minimize(fun, space=space, max_evals=20, history=path, resume=True)
     assert sorted(r["index"] for r in h.evaluations) == list(range(more.nfev))
+
+
+def test_a_resumed_run_with_more_budget_averages_over_its_own_last_iterates(tmp_path):
+    # Polyak averaging (SPSA(average=0.5)) recommends the mean of the last half of this run's
+    # iterates; the recorded step schedule of a shorter first run must not move that window
+    space = gd.Space(x=gd.Int(1, 200), y=gd.Real(0.1, 10.0, log=True))
+    fun = lambda p: (p["x"] - 30) ** 2 / 100 + (p["y"] - 3) ** 2  # noqa: E731
+    path = str(tmp_path / "avg.jsonl")
+    gd.minimize(fun, space=space, history=path, max_evals=30, gradient=gd.estimators.SPSA(average=0.5))
+    gd.minimize(fun, space=space, history=path, max_evals=200, gradient=gd.estimators.SPSA(average=0.5),
+                resume=True)
+    h = gd.History.load(path)
+    xs = np.array([it["x"] for it in h.iterations if not it.get("final")])
+    recommended = np.array(h.iterations[-1]["x"])
+    assert h.meta["gain_iterations"] < len(xs) // 4  # the first run's short schedule
+    np.testing.assert_allclose(recommended, xs[len(xs) // 2:].mean(axis=0), atol=1e-3)

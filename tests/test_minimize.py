@@ -1011,3 +1011,17 @@ def test_a_budget_spent_with_evaluations_left_says_why_they_were_not_used():
         spsa = gd.minimize(lambda p: (p["x"] - 30) ** 2 / 100 + (p["y"] - 3) ** 2, space=space, gradient="spsa",
                            max_evals=budget)
         assert spsa.nfev == 20 and (note in spsa.message if note else "left could not" not in spsa.message)
+
+
+def test_a_noise_given_as_zero_is_known_and_the_worse_verdict_stands():
+    # best at the start and worse everywhere else: a run that moves ends worse than it started
+    space = gd.Space(x=gd.Int(1, 200), y=gd.Real(0.1, 10.0, log=True))
+
+    def timed(p):
+        value = 0.0 if (p["x"], round(p["y"], 6)) == (100, 1.0) else 5.0 + p["x"]
+        return gd.Measurement(value=value, samples=(value,), noisy=True)
+
+    told = gd.minimize(timed, space=space, x0={"x": 100, "y": 1.0}, max_evals=30, noise=0.0)
+    assert told.status == "worse" and told.x == {"x": 100, "y": 1.0}  # the user said: exact
+    unknown = gd.minimize(timed, space=space, x0={"x": 100, "y": 1.0}, max_evals=30)
+    assert unknown.status == "max_evals"  # one sample at each end of a noisy run of unknown noise

@@ -256,8 +256,9 @@ def _cli_names(message: str, args) -> str:
 
 
 def _within_noise(a, b) -> bool:
-    """Whether two side-by-side measurements differ by less than two standard errors of their
-    difference (False when either failed or cannot show its noise)."""
+    """Whether two side-by-side measurements differ by less than twice the noise of their
+    difference (each one's noise: the standard error of a median or mean of its runs, the spread
+    of its runs for a minimum; False when either failed or cannot show its noise)."""
     if a.status != "ok" or b.status != "ok":
         return False
     noise = math.hypot(a.noise, b.noise)
@@ -400,8 +401,8 @@ def run(args) -> int:
     close_calls = [label for i, (label, m) in enumerate(zip(labels, measured))
                    if i != best_i and _within_noise(m, m_best)]
     if close_calls:
-        print(f"within the measurement noise of the best: the {' and the '.join(close_calls)} (less than two "
-              f"standard errors apart); more --final-rounds would tell them apart")
+        print(f"within the measurement noise of the best: the {' and the '.join(close_calls)} (apart by less "
+              f"than twice the noise of the difference); more --final-rounds would tell them apart")
     if m_start.status == "ok" and m_best.status == "ok" and m_best.value > 0 and m_start.value > 0:
         word = "speedup" if args.objective == "time" else "improvement (start / best)"
         print(f"{word}: {m_start.value / m_best.value:.2f}x")

@@ -65,7 +65,8 @@ def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None, 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with _open(path, max_side) as picture:
-                stored = picture.size  # (width, height) as the file stores it
+                # (width, height) as the file stores it (before a draft() in _open)
+                stored = getattr(picture, "_gdtools_stored_size", picture.size)
                 if max_side is not None and max(picture.size) > max_side:
                     # draft() lets JPEG decode at a fraction of its size (down to 1/8 a side): a
                     # 20,000 px JPEG never has to exist in memory at full size (other formats do)
@@ -110,7 +111,9 @@ def _open(path: Path, max_side: int | None) -> Image.Image:
             picture = JpegImagePlugin.JpegImageFile(path)  # no check on the full size
         except (OSError, SyntaxError):
             raise Image.DecompressionBombError(f"{path} is too large and not a JPEG") from None
+        stored = picture.size
         picture.draft("RGB", _fitted(picture.size[::-1], max_side)[::-1])
+        picture._gdtools_stored_size = stored  # the file's own size, for load_image's messages
         width, height = picture.size
         if Image.MAX_IMAGE_PIXELS is not None and width * height > 2 * Image.MAX_IMAGE_PIXELS:
             picture.close()

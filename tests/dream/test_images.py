@@ -119,6 +119,15 @@ def test_a_jpeg_over_pillows_pixel_limit_is_decoded_shrunk_when_draft_can(tmp_pa
         images.load_image(tmp_path / "huge.jpg", max_side=32)
 
 
+def test_a_long_jpeg_over_the_pixel_limit_is_named_by_its_own_size(tmp_path, monkeypatch):
+    # opened through the draft() fallback: the message gives the file's size, not the drafted one
+    Image.fromarray(np.full((120, 20000, 3), 90, np.uint8)).save(tmp_path / "strip.jpg")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10**6)
+    with pytest.raises(InputError, match="is 20000x120 pixels, 1000x6 once shrunk .* a max_side of 2584 or more"):
+        images.load_image(tmp_path / "strip.jpg", max_side=1000)
+    assert images.load_image(tmp_path / "strip.jpg", max_side=2584).shape == (16, 2584, 3)
+
+
 def test_a_nearly_black_file_is_not_taken_for_a_unit_range_image(tmp_path):
     from PIL import Image
 
