@@ -52,7 +52,7 @@ def test_unreadable_history_is_one_line_and_exit_2(tmp_path, capsys, content, me
 
 @pytest.mark.parametrize("extra, message", [
     (["--labels", "a,b"], "--labels has 2 labels for 1 history files"),
-    (["--y", "nope"], "`y` must be one of"),
+    (["--y", "nope"], "--y must be one of"),
 ])
 def test_bad_options_exit_2(tmp_path, capsys, extra, message):
     rc = main(["plot", write_history(tmp_path / "a.jsonl"), "-o", str(tmp_path / "x.png"), *extra])

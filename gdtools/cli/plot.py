@@ -58,8 +58,11 @@ def run(args) -> int:
     if args.dpi <= 0:
         raise InputError(f"--dpi must be positive; got {args.dpi}")
     histories = [History.load(path) for path in args.histories]
-    fig = plot_history(histories, x=args.x, y=args.y, log=args.log, params=args.params,
-                       grad_norm=args.grad_norm, labels=labels, best=args.best, band=args.band)
+    try:
+        fig = plot_history(histories, x=args.x, y=args.y, log=args.log, params=args.params,
+                           grad_norm=args.grad_norm, labels=labels, best=args.best, band=args.band)
+    except InputError as exc:  # the library names its arguments; the CLI user set the options
+        raise InputError(str(exc).replace("`y` ", "--y ").replace("`x` ", "--x ")) from None
     written = figure_file("-o", args.output)
     try:
         fig.savefig(written, dpi=args.dpi)
