@@ -361,13 +361,11 @@ def minimize(
     elif history is None:
         hist = History(meta=meta)
     else:
-        recorded = _check_resumable(history, meta) if resume else {}
-        if recorded and max_evals is not None:
-            spent = len(History.load(history).evaluations)
-            if spent > max_evals:
-                raise InputError(f"cannot resume {os.fspath(history)!r} with a budget of {max_evals} evaluations "
-                                 f"(max_evals, --budget): the recorded run already spent {spent} (give at least "
-                                 f"that many, or another history file)")
+        recorded, spent = _check_resumable(history, meta) if resume else ({}, 0)
+        if max_evals is not None and spent > max_evals:
+            raise InputError(f"cannot resume {os.fspath(history)!r} with a budget of {max_evals} evaluations "
+                             f"(max_evals, --budget): the recorded run already spent {spent} (give at least "
+                             f"that many, or another history file)")
         if default and recorded.get("optimizer") == "default":
             # recorded before the engine named its pick, and before a line search could give way
             # to the gain on a noisy objective: the resumed run must take the recorded path
@@ -427,13 +425,15 @@ def _check_history(history) -> None:
     check_output_file("history=", os.fsdecode(history))
 
 
-def _check_resumable(path, meta: dict) -> dict:
+def _check_resumable(path, meta: dict) -> tuple[dict, int]:
     """A run resumed from ``path`` must be the recorded run: same size, gradient, seed, space and start.
-    Returns the recorded meta (empty for a new or empty file)."""
+    Returns the recorded meta and the number of evaluations recorded (empty and 0 for a new or
+    empty file)."""
     if not os.path.exists(path) or os.path.getsize(path) == 0:
-        return {}
+        return {}, 0
     try:
-        recorded = History.load(path).meta
+        recorded_history = History.load(path)
+        recorded = recorded_history.meta
     except Exception as exc:
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it is not a readable history ({exc})") from None
     for name, what in (("n", "number of parameters"), ("estimator", "gradient estimator"), ("seed", "seed"),
@@ -444,7 +444,7 @@ def _check_resumable(path, meta: dict) -> dict:
     if "space" in recorded and "space" not in meta:
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run over the parameter "
                          f"space {recorded['space']!r}, this one has no space")
-    return recorded
+    return recorded, len(recorded_history.evaluations)
 
 
 def _describe(optimizer, name=None) -> str:
