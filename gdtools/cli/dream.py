@@ -175,11 +175,12 @@ def run(args) -> int:
                                                   settings=settings, params=params, callback=on_step)):
                 if dreamer_metadata is None:
                     dreamer_metadata = {**Dreamer.describe_settings(settings), "objective": objective.describe()}
-                images.save_image(output / f"frame_{k:04d}.png", images.to_uint8(frame),
+                pixels = images.to_uint8(frame)
+                images.save_image(output / f"frame_{k:04d}.png", pixels,
                                   metadata={**dreamer_metadata, "frame": k, "zoom": zoom,
                                             "seed": settings.seed + k, "input": args.image,
                                             "max_side": args.max_side})
-                frames.append(images.to_uint8(frame))
+                frames.append(pixels)
         save_gif(output / "zoom.gif", frames)
         written = f"{args.zoom_frames} frames and zoom.gif in {output} ({image.shape[1]}x{image.shape[0]}"
     else:

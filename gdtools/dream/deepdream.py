@@ -223,7 +223,7 @@ class Dreamer:
         array = images.check_image(image)
         unit = images.is_unit_range(array)  # dreamed on the 0..255 scale, given back in [0, 1]
         base = jax.device_put(np.asarray(array * 255.0 if unit else array, dtype=np.float32))
-        back = (lambda out: out / np.float32(255.0)) if unit else (lambda out: out)
+        back = images.back_to_range_of(array)
         shapes = octave_shapes(base.shape[:2], octaves=s.octaves, octave_scale=s.octave_scale)
         seeds = np.random.SeedSequence(s.seed).generate_state(len(shapes))
         dreamed = None

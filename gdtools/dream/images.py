@@ -185,6 +185,14 @@ def on_0_255(image) -> np.ndarray:
     return array * np.float32(255.0) if is_unit_range(image) else array
 
 
+def back_to_range_of(image):
+    """The map from a result on the 0..255 scale back to ``image``'s range: divided by 255 for a
+    [0, 1] float image (:func:`is_unit_range`), unchanged otherwise."""
+    if is_unit_range(image):
+        return lambda result: result / np.float32(255.0)
+    return lambda result: result
+
+
 def to_uint8(image) -> np.ndarray:
     return np.clip(np.rint(np.asarray(image, dtype=np.float32)), 0, 255).astype(np.uint8)
 

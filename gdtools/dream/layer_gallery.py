@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from gdtools.dream import efficientnet, weights
 from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
-from gdtools.dream.images import is_unit_range, on_0_255, to_uint8
+from gdtools.dream.images import back_to_range_of, on_0_255, to_uint8
 from gdtools.dream.objectives import as_objective
 from gdtools.errors import InputError
 
@@ -61,7 +61,7 @@ def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | Non
     """
     params = params if params is not None else weights.pretrained_params()
     check_layers(layers, params)
-    unit = is_unit_range(image)
+    back = back_to_range_of(image)
     image = on_0_255(image)
     cells, labels = [image], ["input"]
     for name in layers:
@@ -69,5 +69,4 @@ def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | Non
         hook = None if callback is None else (lambda progress, name=name: callback(name, progress))
         cells.append(dreamer(image, callback=hook))
         labels.append(name)
-    grid = labelled_grid(cells, labels, columns=columns)
-    return grid / np.float32(255.0) if unit else grid
+    return back(labelled_grid(cells, labels, columns=columns))
