@@ -8,11 +8,13 @@
 
 The PNG written carries every parameter and the gdtools version in its metadata. Bad input (an
 unreadable image, an unknown layer, a channel out of range) is one line on stderr and exit code 2.
+The first Ctrl-C finishes the step in progress, writes what was dreamed and exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -107,13 +109,14 @@ def _check_combinations(args) -> None:
 
 
 def run(args) -> int:
+    from gdtools.cli.interrupt import stop_on_interrupt
     from gdtools.cli.progress import progress_bar
     from gdtools.dream import efficientnet, images, weights
     from gdtools.dream.compilation_cache import enable_compilation_cache
     from gdtools.dream.deepdream import DreamSettings, Dreamer
     from gdtools.dream.layer_gallery import GALLERY_LAYERS, check_layers, gallery
     from gdtools.dream.output_files import check_folder, check_image_file
-    from gdtools.dream.zoom import DEFAULT_ZOOM, check_zoom, save_gif, zoom_frames
+    from gdtools.dream.zoom import DEFAULT_ZOOM, check_zoom, frame_file, remove_stale_frames, save_gif, zoom_frames
 
     _check_combinations(args)
     zoom = DEFAULT_ZOOM if args.zoom is None else args.zoom
@@ -150,25 +153,37 @@ def run(args) -> int:
     enable_compilation_cache()
     started = time.perf_counter()
     steps_per_dream = settings.octaves * settings.steps
+    where = {}  # the last step dreamed, for the message of an interrupted run
+
+    def note(progress, **more):
+        where.update(more, octave=f"{progress.octave + 1}/{progress.octaves}",
+                     step=f"{progress.step + 1}/{progress.steps}")
 
     if args.gallery:
-        with progress_bar(len(names) * steps_per_dream, desc="gallery", quiet=args.quiet, unit="step") as bar:
+        with stop_on_interrupt("dream", saving="the layers dreamed so far") as stop, \
+                progress_bar(len(names) * steps_per_dream, desc="gallery", quiet=args.quiet, unit="step") as bar:
             def on_step(name, progress):
                 bar.set_description(f"gallery {name}", refresh=False)
                 bar.update()
+                note(progress, layer=name)
+                return stop.now()
 
             grid = gallery(image, layers=names, settings=settings, params=params, callback=on_step)
-        metadata = {**Dreamer.describe_settings(settings), "gallery_layers": list(names), "input": args.image,
-                    "max_side": args.max_side}
+        done = list(names[: names.index(where["layer"]) + 1]) if stop.honoured else list(names)
+        metadata = {**Dreamer.describe_settings(settings), "gallery_layers": done, "input": args.image,
+                    "max_side": args.max_side, **_interrupted(stop, where)}
         images.save_image(output, images.to_uint8(grid), metadata=metadata)
         written = f"{output} ({grid.shape[1]}x{grid.shape[0]}"
     elif args.zoom_frames is not None:
         output.mkdir(parents=True, exist_ok=True)
         frames = []
-        with progress_bar(args.zoom_frames * steps_per_dream, desc="zoom", quiet=args.quiet, unit="step") as bar:
+        with stop_on_interrupt("dream", saving="the frames dreamed so far") as stop, \
+                progress_bar(args.zoom_frames * steps_per_dream, desc="zoom", quiet=args.quiet, unit="step") as bar:
             def on_step(frame, progress):
                 bar.set_description(f"frame {frame + 1}/{args.zoom_frames}", refresh=False)
                 bar.update()
+                note(progress, frame=f"{frame + 1}/{args.zoom_frames}")
+                return stop.now()
 
             dreamer_metadata = None
             for k, frame in enumerate(zoom_frames(image, objective, frames=args.zoom_frames, zoom=zoom,
@@ -176,24 +191,44 @@ def run(args) -> int:
                 if dreamer_metadata is None:
                     dreamer_metadata = {**Dreamer.describe_settings(settings), "objective": objective.describe()}
                 pixels = images.to_uint8(frame)
-                images.save_image(output / f"frame_{k:04d}.png", pixels,
+                images.save_image(frame_file(output, k), pixels,
                                   metadata={**dreamer_metadata, "frame": k, "zoom": zoom,
                                             "seed": settings.seed + k, "input": args.image,
-                                            "max_side": args.max_side})
+                                            "max_side": args.max_side,
+                                            **_interrupted(stop, where)})
                 frames.append(pixels)
         save_gif(output / "zoom.gif", frames)
-        written = f"{args.zoom_frames} frames and zoom.gif in {output} ({image.shape[1]}x{image.shape[0]}"
+        stale = remove_stale_frames(output, keep=len(frames))
+        written = (f"{len(frames)} frames and zoom.gif in {output}"
+                   f"{f', removed {stale} frames of an earlier, longer run' if stale else ''}"
+                   f" ({image.shape[1]}x{image.shape[0]}")
     else:
         dreamer = Dreamer(objective, settings=settings, params=params)
-        with progress_bar(steps_per_dream, desc="dream", quiet=args.quiet, unit="step") as bar:
+        with stop_on_interrupt("dream", saving="the dream so far") as stop, \
+                progress_bar(steps_per_dream, desc="dream", quiet=args.quiet, unit="step") as bar:
             def on_step(progress):
                 bar.set_description(f"octave {progress.octave + 1}/{progress.octaves}", refresh=False)
                 bar.update()
+                note(progress)
+                return stop.now()
 
             result = dreamer(image, callback=on_step)
         images.save_image(output, images.to_uint8(result), metadata={**dreamer.metadata(), "input": args.image,
-                                                                     "max_side": args.max_side})
+                                                                     "max_side": args.max_side,
+                                                                     **_interrupted(stop, where)})
         written = f"{output} ({result.shape[1]}x{result.shape[0]}"
     if not args.quiet:  # the files' sizes, and how long it took
         print(f"wrote {written}, {time.perf_counter() - started:.1f} s)")
+    if stop.honoured:
+        print(f"gdtools dream: interrupted; what was written stops at {_where(where)}", file=sys.stderr)
+        return 130
     return 0
+
+
+def _where(where: dict) -> str:
+    return ", ".join(f"{name} {value}" for name, value in where.items())
+
+
+def _interrupted(stop, where: dict) -> dict:
+    """PNG metadata that says where an interrupted dream stopped (nothing for a finished one)."""
+    return {"interrupted_at": _where(where)} if stop.honoured else {}

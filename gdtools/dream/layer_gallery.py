@@ -6,6 +6,7 @@ subtler, finer fur-like textures: the picture that shows what each depth of the 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
@@ -57,16 +58,26 @@ def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | Non
     the image's range ([0, 255], or [0, 1] for a float ``image`` in [0, 1], as
     :func:`~gdtools.dream.dream` gives back).
 
-    ``callback(layer, progress)`` is called after every step of every dream.
+    ``callback(layer, progress)`` is called after every step of every dream; returning True stops
+    the gallery: the layer being dreamed keeps what it has (see :class:`~gdtools.dream.Dreamer`)
+    and the grid holds the layers dreamed so far.
     """
     params = params if params is not None else weights.pretrained_params()
     check_layers(layers, params)
     back = back_to_range_of(image)
     image = on_0_255(image)
     cells, labels = [image], ["input"]
+    stopped = False
+
+    def hook(name, progress):
+        nonlocal stopped
+        stopped = stopped or bool(callback(name, progress))
+        return stopped
+
     for name in layers:
         dreamer = Dreamer(name, settings=settings, params=params, **setting_overrides)
-        hook = None if callback is None else (lambda progress, name=name: callback(name, progress))
-        cells.append(dreamer(image, callback=hook))
+        cells.append(dreamer(image, callback=None if callback is None else functools.partial(hook, name)))
         labels.append(name)
+        if stopped:
+            break
     return back(labelled_grid(cells, labels, columns=columns))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -42,7 +44,8 @@ def zoom_frames(image, objective="block8", *, frames: int = 60, zoom: float = DE
     frame k zoomed by ``zoom``.
 
     Every frame has the image's shape, so the network compiles once for the whole sequence. Each
-    frame uses its own seed (``settings.seed + k``). ``callback(frame, progress)`` after every step.
+    frame uses its own seed (``settings.seed + k``). ``callback(frame, progress)`` after every step;
+    returning True stops: the frame being dreamed is yielded with what it has, and it is the last.
     """
     check_zoom(frames=frames, zoom=zoom)
     dreamer = Dreamer(objective, settings=settings, params=params, **setting_overrides)
@@ -53,9 +56,34 @@ def zoom_frames(image, objective="block8", *, frames: int = 60, zoom: float = DE
         if k > 0:
             current = zoom_in(current, zoom)
         frame_dreamer = dreamer.with_seed(base_seed + k)
-        hook = None if callback is None else (lambda progress, k=k: callback(k, progress))
-        current = frame_dreamer(current, callback=hook)
+        stopped = False
+
+        def hook(progress, k=k):
+            nonlocal stopped
+            stopped = stopped or bool(callback(k, progress))
+            return stopped
+
+        current = frame_dreamer(current, callback=None if callback is None else hook)
         yield back(current)
+        if stopped:
+            return
+
+
+def frame_file(folder: str | os.PathLike, k: int) -> Path:
+    """Where frame ``k`` of a zoom run is written in ``folder``."""
+    return Path(folder) / f"frame_{k:04d}.png"
+
+
+def remove_stale_frames(folder: str | os.PathLike, *, keep: int) -> int:
+    """Delete the frame files numbered ``keep`` and up in ``folder``: left by an earlier, longer run,
+    they would pass for frames of this one. Returns how many were deleted."""
+    removed = 0
+    for path in Path(folder).iterdir():
+        match = re.fullmatch(r"frame_(\d{4,})\.png", path.name)
+        if match and int(match.group(1)) >= keep and path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], *, frame_ms: int = 80) -> None:

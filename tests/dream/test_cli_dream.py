@@ -208,3 +208,89 @@ def test_the_summary_gives_the_written_sizes_and_the_help_the_gallery_layers(cat
     with pytest.raises(SystemExit):
         main(["dream", "--help"])
     assert f"default: {','.join(GALLERY_LAYERS)})" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.fixture
+def ctrl_c_at(monkeypatch):
+    """ctrl_c_at(*steps): a Ctrl-C (SIGINT to this process) as the progress bar counts each of those
+    steps (a step named twice: two Ctrl-C)."""
+    import signal
+
+    from gdtools.cli import progress
+
+    def arm(*steps):
+        real = progress.progress_bar
+
+        def bar(*args, **kwargs):
+            wrapped = real(*args, **kwargs)
+            update, count = wrapped.update, [0]
+
+            def counting_update(n=1):
+                count[0] += n
+                for _ in range(steps.count(count[0])):
+                    os.kill(os.getpid(), signal.SIGINT)
+                return update(n)
+
+            wrapped.update = counting_update
+            return wrapped
+
+        monkeypatch.setattr(progress, "progress_bar", bar)
+
+    return arm
+
+
+def test_ctrl_c_saves_the_dream_so_far_and_exits_130(cat_file, tmp_path, capsys, ctrl_c_at):
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    ctrl_c_at(3)
+    out = tmp_path / "out.png"
+    assert main(["dream", str(cat_file), "-o", str(out), *SMALL_SETTINGS, "--octaves", "2", "--steps", "4",
+                 "--layer", "block3"]) == 130
+    err = capsys.readouterr().err
+    assert "stopping after this step and saving the dream so far" in err
+    assert "interrupted; what was written stops at octave 1/2, step 3/4" in err
+    assert images.load_image(out).shape == (42, 64, 3)  # the full size: the coarse octave's detail on the input
+    assert images.read_metadata(out)["interrupted_at"] == "octave 1/2, step 3/4"
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_second_ctrl_c_aborts_without_saving(cat_file, tmp_path, capsys, ctrl_c_at):
+    ctrl_c_at(1, 1)
+    out = tmp_path / "out.png"
+    assert main(["dream", str(cat_file), "-o", str(out), *SMALL_SETTINGS, "--steps", "4", "--layer", "block3"]) == 130
+    assert "gdtools dream: interrupted" in capsys.readouterr().err and not out.exists()
+
+
+def test_ctrl_c_in_a_gallery_keeps_the_layers_dreamed(cat_file, tmp_path, capsys, ctrl_c_at):
+    ctrl_c_at(3)  # the first step of the second layer
+    out = tmp_path / "g.png"
+    assert main(["dream", str(cat_file), "--gallery", "--gallery-layers", "stem,block3,block4", "-o", str(out),
+                 *SMALL_SETTINGS]) == 130
+    meta = images.read_metadata(out)
+    assert meta["gallery_layers"] == ["stem", "block3"] and meta["interrupted_at"] == "layer block3, octave 1/1, step 1/2"
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_a_zoom_keeps_the_frames_and_stale_frames_go(cat_file, tmp_path, capsys, ctrl_c_at):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("frame_0004.png", "notes.txt"):  # from an earlier, longer run; the user's own file
+        (frames / name).write_bytes(b"old")
+    ctrl_c_at(3)  # the first step of the second frame
+    assert main(["dream", str(cat_file), "--zoom-frames", "4", "-o", str(frames), *SMALL]) == 130
+    assert sorted(p.name for p in frames.iterdir()) == ["frame_0000.png", "frame_0001.png", "notes.txt", "zoom.gif"]
+    with Image.open(frames / "zoom.gif") as gif:
+        assert gif.n_frames == 2
+    assert "interrupted_at" not in images.read_metadata(frames / "frame_0000.png")
+    assert images.read_metadata(frames / "frame_0001.png")["interrupted_at"] == "frame 2/4, octave 1/1, step 1/2"
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_a_finished_zoom_removes_the_frames_of_a_longer_earlier_run(cat_file, tmp_path, capsys):
+    frames = tmp_path / "frames"
+    assert main(["dream", str(cat_file), "--zoom-frames", "3", "-o", str(frames), *SMALL]) == 0
+    assert main(["dream", str(cat_file), "--zoom-frames", "1", "-o", str(frames),
+                 *[a for a in SMALL if a != "--quiet"]]) == 0
+    assert sorted(p.name for p in frames.iterdir()) == ["frame_0000.png", "zoom.gif"]
+    assert "removed 2 frames of an earlier, longer run" in capsys.readouterr().out

@@ -58,3 +58,25 @@ def test_every_gallery_layer_is_checked_before_any_is_dreamed(params, monkeypatc
                                tile=64, octaves=1, steps=1)
     with pytest.raises(InputError, match="layer"):
         gallery_module.gallery(np.zeros((32, 32, 3)), layers=["block2", 7], params=params, tile=64)
+
+
+def test_a_callback_returning_true_stops_the_gallery_after_the_layer_it_is_in(params, cat_small):
+    from gdtools.dream.layer_gallery import gallery
+
+    seen = []
+
+    def stop_in_the_second_layer(name, progress):
+        seen.append(name)
+        return name == "block3"
+
+    settings = dict(params=params, tile=64, octaves=1, steps=2, jitter=4)
+    partial = gallery(cat_small, layers=["stem", "block3", "block4"], callback=stop_in_the_second_layer, **settings)
+    assert seen == ["stem", "stem", "block3"]
+    full = gallery(cat_small, layers=["stem", "block3", "block4"], **settings)
+    # 2 x 2 cells: input, stem / block3 (one step of it), and no block4
+    height, width = cat_small.shape[:2]
+    assert partial.shape == full.shape
+    row = partial.shape[0] // 2
+    np.testing.assert_array_equal(partial[:row], full[:row])
+    assert np.abs(partial[row : row + height, :width] - full[row : row + height, :width]).max() > 0
+    assert (partial[row:, width:] == 255).all() and (full[row:, width:] != 255).any()

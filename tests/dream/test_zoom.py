@@ -56,3 +56,31 @@ def test_a_gif_that_cannot_be_written_is_an_input_error(tmp_path):
     (tmp_path / "plain").write_bytes(b"")
     with pytest.raises(InputError, match="cannot write"):
         zoom.save_gif(tmp_path / "plain" / "z.gif", [np.zeros((20, 20, 3))])
+
+
+def test_a_callback_returning_true_stops_after_the_frame_it_is_in(params, cat_small):
+    from gdtools.dream.zoom import zoom_frames
+
+    calls = []
+
+    def stop_in_frame_1(frame, progress):
+        calls.append((frame, progress.step))
+        return frame == 1 and progress.step == 0
+
+    frames = list(zoom_frames(cat_small, "block3", params=params, tile=64, octaves=1, steps=3, jitter=4,
+                              frames=4, callback=stop_in_frame_1))
+    assert len(frames) == 2 and calls == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    assert frames[1].shape == cat_small.shape
+
+
+def test_stale_frames_of_a_longer_run_are_removed_and_nothing_else(tmp_path):
+    from gdtools.dream.zoom import frame_file, remove_stale_frames
+
+    for k in (0, 1, 2, 12000):
+        frame_file(tmp_path, k).write_bytes(b"png")
+    for name in ("frame_7.png", "frame_0003.jpg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"mine")
+    (tmp_path / "frame_0005.png").mkdir()
+    assert remove_stale_frames(tmp_path, keep=2) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frame_0000.png", "frame_0001.png", "frame_0003.jpg",
+                                                          "frame_0005.png", "frame_7.png", "notes.txt"]

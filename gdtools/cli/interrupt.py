@@ -1,0 +1,56 @@
+"""Ctrl-C as "stop and keep what is done" for long commands (``dream``).
+
+Inside ``with stop_on_interrupt("dream") as stop:`` the first Ctrl-C only sets ``stop.requested``
+and says so on stderr: the command's step callback returns ``stop.now()``, so the command finishes
+the step it is in, saves what it has and exits 130 (``stop.honoured``). A
+second Ctrl-C raises ``KeyboardInterrupt`` at once, as usual. Outside the main thread (where Python
+cannot take SIGINT) the block does nothing and Ctrl-C behaves as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from typing import Iterator
+
+
+class StopRequest:
+    """Whether the user asked to stop (``requested``, set by the first Ctrl-C), and whether the work
+    stopped for it (``honoured``: :meth:`now` said so to it; a request after the work ended is not)."""
+
+    def __init__(self):
+        self.requested = False
+        self.honoured = False
+
+    def now(self) -> bool:
+        """True when the work should stop now (a step's callback returns this)."""
+        self.honoured = self.honoured or self.requested
+        return self.requested
+
+
+@contextlib.contextmanager
+def stop_on_interrupt(command: str, *, saving: str = "what is done", file=None) -> Iterator[StopRequest]:
+    """Turn the first SIGINT into a :class:`StopRequest`; ``saving`` says what is kept."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    stream = sys.stderr if file is None else file
+
+    def on_interrupt(signum, frame):
+        if stop.requested:  # the second Ctrl-C: abort now
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        stop.requested = True
+        print(f"\ngdtools {command}: stopping after this step and saving {saving} "
+              f"(Ctrl-C again to abort without saving)", file=stream, flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    if previous is None:  # a handler installed from C: Python's own is the closest
+        previous = signal.default_int_handler
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
