@@ -5,6 +5,12 @@ as it grows, one record a line, flushed after each line, so that a crash or ``ki
 most the record in flight. ``History.save(path)`` / ``History.load(path)`` round-trip exactly
 (floats are written with ``repr`` precision; NaN and infinities survive).
 
+Every line is standard JSON, readable by ``jq``, JavaScript or pandas: a number JSON cannot hold
+(the value of a failed evaluation, a diverged loss) is written as the string ``"NaN"``,
+``"Infinity"`` or ``"-Infinity"`` (the spelling of protobuf's JSON mapping), and ``load`` reads it
+back as the number; a string that reads like one of them is written behind the prefix ``text:``.
+(Files written before this rule, with bare ``NaN``, load as well.)
+
 File layout (JSON Lines)::
 
     {"kind": "meta", ...}                     # first line: version, estimator, optimizer, seed, ...
@@ -55,6 +61,59 @@ def _plain(value: Any) -> Any:
             return arr.tolist()  # already plain bools, ints and floats, nested as the array is
         return [_plain(v) for v in arr.tolist()]
     return value
+
+
+#: How a number that JSON cannot hold is written in a file, and what it is read back as.
+NONFINITE_SPELLINGS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+#: A string that reads like a spelling (or starts with this prefix) is written behind this prefix,
+#: so that it comes back as the same string.
+TEXT_PREFIX = "text:"
+
+
+def _spelled(value: Any) -> Any:
+    """``value`` with each NaN or infinity replaced by its spelling (see NONFINITE_SPELLINGS)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, str) and (value in NONFINITE_SPELLINGS or value.startswith(TEXT_PREFIX)):
+        return TEXT_PREFIX + value
+    if isinstance(value, dict):
+        return {key: _spelled(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_spelled(item) for item in value]
+    return value
+
+
+def _read_spelled(value: Any) -> Any:
+    """The inverse of :func:`_spelled`, for a record read from a file."""
+    if isinstance(value, str):
+        if value in NONFINITE_SPELLINGS:
+            return NONFINITE_SPELLINGS[value]
+        return value[len(TEXT_PREFIX):] if value.startswith(TEXT_PREFIX) else value
+    if isinstance(value, dict):
+        return {key: _read_spelled(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_read_spelled(item) for item in value]
+    return value
+
+
+def _may_hold_spelling(text: str) -> bool:
+    """Whether a line of JSON may hold a spelling or a prefixed string (else it needs no walk)."""
+    return '"NaN"' in text or 'Infinity"' in text or f'"{TEXT_PREFIX}' in text
+
+
+def _dumps(record: dict) -> str:
+    """A record as one line of standard JSON."""
+    try:
+        text = json.dumps(record, allow_nan=False)
+    except ValueError:  # a NaN or infinity in it
+        return json.dumps(_spelled(record), allow_nan=False)
+    return json.dumps(_spelled(record), allow_nan=False) if _may_hold_spelling(text) else text
+
+
+def _loads(line: str) -> Any:
+    """A record from one line of a history file."""
+    record = json.loads(line)
+    return _read_spelled(record) if _may_hold_spelling(line) else record
 
 
 def _drop_partial_last_line(path: str) -> None:
@@ -125,7 +184,7 @@ class History:
     # -- writing -------------------------------------------------------------------------------
     def _write(self, record: dict) -> None:
         if self._file is not None:
-            self._file.write(json.dumps(record) + "\n")
+            self._file.write(_dumps(record) + "\n")
             self._file.flush()
 
     @property
@@ -284,7 +343,7 @@ class History:
         """Write all records to ``path`` (JSON Lines), replacing it."""
         with open(path, "w", encoding="utf-8") as f:
             for record in self.records():
-                f.write(json.dumps(record) + "\n")
+                f.write(_dumps(record) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "History":
@@ -307,7 +366,7 @@ class History:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = _loads(line)
             except json.JSONDecodeError:
                 if number == len(lines):
                     break  # a record cut short by a crash

@@ -253,3 +253,41 @@ def test_a_resumed_run_with_more_budget_averages_over_its_own_last_iterates(tmp_
     recommended = np.array(h.iterations[-1]["x"])
     assert h.meta["gain_iterations"] < len(xs) // 4  # the first run's short schedule
     np.testing.assert_allclose(recommended, xs[len(xs) // 2:].mean(axis=0), atol=1e-3)
+
+
+def _strict_json(line):
+    """json.loads that refuses NaN and Infinity, as jq, JavaScript and other parsers do."""
+    def refuse(constant):
+        raise ValueError(f"not standard JSON: {constant}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_every_line_is_standard_json_and_nonfinite_numbers_come_back(tmp_path):
+    path = tmp_path / "live.jsonl"
+    h = gd.History(path, meta={"seed": 1, "note": "NaN", "other": "text:Infinity"})
+    h.record_evaluation(iteration=0, x=[math.inf, -math.inf, 0.5], value=math.nan, samples=[1.0, math.nan],
+                        status="failed", error="NaN")
+    h.record_iteration(iteration=0, nfev=1, time=0.0, loss=-math.inf, grad_norm=math.nan, x=[math.inf, 1.0])
+    h.save(tmp_path / "saved.jsonl")
+    for name in ("live.jsonl", "saved.jsonl"):
+        lines = (tmp_path / name).read_text().splitlines()
+        records = [_strict_json(line) for line in lines]
+        assert records[1]["value"] == "NaN" and records[1]["x"] == ["Infinity", "-Infinity", 0.5]
+        loaded = gd.History.load(tmp_path / name)
+        evaluation, iteration = loaded.evaluations[0], loaded.iterations[0]
+        assert math.isnan(evaluation["value"]) and evaluation["x"] == [math.inf, -math.inf, 0.5]
+        assert evaluation["samples"][0] == 1.0 and math.isnan(evaluation["samples"][1])
+        assert evaluation["error"] == "NaN"  # strings stay strings
+        assert loaded.meta["note"] == "NaN" and loaded.meta["other"] == "text:Infinity"
+        assert iteration["loss"] == -math.inf and math.isnan(iteration["grad_norm"]) and iteration["x"] == [math.inf, 1.0]
+        assert loaded == h
+    assert h.evaluations[0]["value"] != "NaN"  # the records in memory keep their numbers
+
+
+def test_a_file_with_bare_nan_from_an_older_gdtools_still_loads(tmp_path):
+    path = tmp_path / "old.jsonl"
+    path.write_text('{"kind": "meta", "format": 1}\n'
+                    '{"kind": "iteration", "iteration": 0, "nfev": 1, "loss": NaN, "grad_norm": Infinity, "x": null}\n')
+    loaded = gd.History.load(path)
+    assert math.isnan(loaded.iterations[0]["loss"]) and loaded.iterations[0]["grad_norm"] == math.inf
