@@ -41,12 +41,12 @@ MAX_RECORDED_X = 10_000
 FORMAT_VERSION = 1
 
 
-def _plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
     """Convert NumPy/JAX scalars and arrays to JSON-ready Python values."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_data(v) for v in value]
     if isinstance(value, (str, bool)) or value is None:
         return value
     if isinstance(value, (int, np.integer)):
@@ -56,10 +56,10 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         arr = np.asarray(value)
         if arr.ndim == 0:
-            return _plain(arr.item())
+            return plain_data(arr.item())
         if arr.dtype.kind in "biuf":
             return arr.tolist()  # already plain bools, ints and floats, nested as the array is
-        return [_plain(v) for v in arr.tolist()]
+        return [plain_data(v) for v in arr.tolist()]
     return value
 
 
@@ -158,7 +158,7 @@ class History:
 
     def __init__(self, path: str | os.PathLike | None = None, *, meta: dict | None = None,
                  append: bool = False):
-        self.meta: dict = {"format": FORMAT_VERSION, **_plain(meta or {})}
+        self.meta: dict = {"format": FORMAT_VERSION, **plain_data(meta or {})}
         self._iterations: list[dict] = []
         # Blocks of iteration records kept as columns until someone asks for the records (see
         # record_iterations): a compiled run's thousands of rows cost nothing until then.
@@ -210,7 +210,7 @@ class History:
         x = fields.get("x")
         if x is not None and np.size(x) > MAX_RECORDED_X:
             fields["x"] = None
-        record = {"kind": "iteration", **_plain(fields)}
+        record = {"kind": "iteration", **plain_data(fields)}
         self.iterations.append(record)
         self._write(record)
         return record
@@ -239,7 +239,7 @@ class History:
 
     def record_evaluation(self, **fields) -> dict:
         """Append an evaluation record (``x, value, samples, status``...); numbered in order."""
-        record = {"kind": "evaluation", "eval": len(self.evaluations), **_plain(fields)}
+        record = {"kind": "evaluation", "eval": len(self.evaluations), **plain_data(fields)}
         self.evaluations.append(record)
         self._write(record)
         return record
@@ -247,7 +247,7 @@ class History:
     def update_meta(self, **fields) -> None:
         """Add run facts to ``meta``; a history written to a file as it happens gets them as a
         further meta line, which ``load`` merges into the first."""
-        fields = _plain(fields)
+        fields = plain_data(fields)
         self.meta.update(fields)
         self._write({"kind": "meta", **fields})
 

@@ -29,7 +29,7 @@ from gdtools.bound_args import BoundArgs
 from gdtools.compiled_loop import CODES, MAX_TRAJECTORY, make_solver
 from gdtools.errors import EvaluationFailed, InputError
 from gdtools.evaluation import Evaluator, fold_in, prng_key
-from gdtools.history import History
+from gdtools.history import History, plain_data
 from gdtools.output_path import check_output_file
 from gdtools.line_search import LineSearchDescent
 from gdtools.host_loop import HostLoop
@@ -39,6 +39,8 @@ from gdtools.space import DEFAULT_BUDGET
 from gdtools.transforms import largest_projected_component, resolve_optimizer
 
 DEFAULT_MAX_ITERS = 1000
+#: A history file keeps a start point of at most this many numbers (a resume of another start names both).
+MAX_START_SHOWN = 32
 #: Largest max_iters run as one compiled program (its history buffer: 3 numbers per iteration).
 MAX_COMPILED_ITERS = 1_000_000
 DEFAULT_TOL = 1e-6
@@ -352,6 +354,9 @@ def minimize(
         # what a resumed run is checked against; an image-sized start held only in memory is not
         # hashed (a dream makes such a problem an octave: 24 MB hashed each time)
         meta["start"] = hashlib.sha1(np.ascontiguousarray(problem.x0, dtype=np.float64)).hexdigest()[:16]
+    if history is not None and not isinstance(history, History) and np.size(problem.x0) <= MAX_START_SHOWN:
+        # the start itself, in the user's terms, for the message of a resume refused for another one
+        meta["start_point"] = plain_data(problem.to_user(problem.x0))
     if problem.space is not None and hasattr(problem.space, "describe"):
         meta["space"] = problem.space.describe()
     replay, skip, resumed_time, recorded = (), 0, 0.0, {}
@@ -437,14 +442,32 @@ def _check_resumable(path, meta: dict) -> tuple[dict, int]:
     except Exception as exc:
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it is not a readable history ({exc})") from None
     for name, what in (("n", "number of parameters"), ("estimator", "gradient estimator"), ("seed", "seed"),
-                       ("space", "parameter space"), ("start", "start point (digest)")):
+                       ("space", "parameter space"), ("start", "start point")):
         if name in recorded and name in meta and recorded[name] != json.loads(json.dumps(meta[name])):
-            raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with {what} "
-                             f"{recorded[name]!r}, this one has {meta[name]!r}")
+            if name == "start":  # the digest tells nothing: the points, where both runs kept them
+                name = "start_point" if "start_point" in recorded and "start_point" in meta else name
+            raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with another {what} "
+                             f"({_difference(recorded[name], json.loads(json.dumps(meta[name])))})")
     if "space" in recorded and "space" not in meta:
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run over the parameter "
                          f"space {recorded['space']!r}, this one has no space")
     return recorded, len(recorded_history.evaluations)
+
+
+def _difference(recorded, given) -> str:
+    """What differs between a recorded setting and the one given, readably: ``c: None recorded,
+    0.2 given``; dicts (an estimator's settings, a space) name only the entries that differ."""
+    if not (isinstance(recorded, dict) and isinstance(given, dict)):
+        return f"{recorded!r} recorded, {given!r} given"
+    parts = []
+    for key in [*recorded, *(key for key in given if key not in recorded)]:
+        if key not in given:
+            parts.append(f"{key}: recorded, not given")
+        elif key not in recorded:
+            parts.append(f"{key}: given, not recorded")
+        elif recorded[key] != given[key]:
+            parts.append(f"{key}: {_difference(recorded[key], given[key])}")
+    return "; ".join(parts)
 
 
 def _describe(optimizer, name=None) -> str:

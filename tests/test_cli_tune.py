@@ -279,3 +279,18 @@ def test_a_side_by_side_difference_under_two_standard_errors_is_called_within_th
     assert not _within_noise(timed(0.030, 0.0301, 0.0299), timed(0.020, 0.0201, 0.0199))
     assert not _within_noise(Measurement(value=0.02), Measurement(value=0.021))  # one sample: cannot tell
     assert not _within_noise(Measurement(value=float("nan"), status="failed"), start)
+
+
+def test_a_refused_resume_names_the_option_and_both_values(tmp_path, capsys):
+    history = tmp_path / "run.jsonl"
+    base = ["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "4", "--seed", "0",
+            "--objective", "stdout", "--warmup", "0", "--repeats", "1", "--quiet", "--history", str(history)]
+    program = ["--", PY, "-c", QUADRATIC, "{x}", "{k}"]
+    assert main(base + ["--start", "k=10"] + program) == 0
+    capsys.readouterr()
+    for extra, words in ((["--start", "k=20"], "another start point (k: 10 recorded, 20 given)"),
+                         (["--start", "k=10", "--perturbation", "0.2"],
+                          "another --perturbation (the default recorded, 0.2 given)")):
+        assert main(base + ["--resume", "--budget", "8", *extra] + program) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err and "digest" not in err, err

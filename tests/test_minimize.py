@@ -1025,3 +1025,21 @@ def test_a_noise_given_as_zero_is_known_and_the_worse_verdict_stands():
     assert told.status == "worse" and told.x == {"x": 100, "y": 1.0}  # the user said: exact
     unknown = gd.minimize(timed, space=space, x0={"x": 100, "y": 1.0}, max_evals=30)
     assert unknown.status == "max_evals"  # one sample at each end of a noisy run of unknown noise
+
+
+def test_a_refused_resume_names_what_differs_not_a_digest(tmp_path):
+    path = tmp_path / "run.jsonl"
+    f = lambda x: float(np.sum((x - 2.0) ** 2))  # noqa: E731
+    gd.minimize(f, np.zeros(3), gradient="central", history=path, max_evals=20)
+    for kwargs, words in ((dict(x0=np.ones(3)), "another start point ([0.0, 0.0, 0.0] recorded, [1.0, 1.0, 1.0] given)"),
+                          (dict(gradient=gd.estimators.Central(step=1e-3)), "another gradient estimator (step: None recorded, 0.001 given)")):
+        kwargs = {"x0": np.zeros(3), "gradient": "central", **kwargs}
+        with pytest.raises(gd.InputError) as error:
+            gd.minimize(f, history=path, resume=True, max_evals=40, **kwargs)
+        assert words in str(error.value)
+    space = gd.Space(x=gd.Int(1, 100), y=gd.Real(0.1, 10, log=True))
+    fun = lambda p: (p["x"] - 30) ** 2 / 100 + (p["y"] - 3) ** 2  # noqa: E731
+    gd.minimize(fun, space=space, gradient="spsa", max_evals=4, history=tmp_path / "space.jsonl")
+    other = gd.Space(x=gd.Int(1, 100), y=gd.Real(0.1, 20, log=True))
+    with pytest.raises(gd.InputError, match=r"another parameter space \(y: high: 10.0 recorded, 20.0 given\)"):
+        gd.minimize(fun, space=other, gradient="spsa", max_evals=8, history=tmp_path / "space.jsonl", resume=True)

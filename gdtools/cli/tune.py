@@ -251,8 +251,12 @@ def _fmt(value) -> str:
 
 def _cli_names(message: str, args) -> str:
     """The engine's message with its Python arguments named as the CLI user set them."""
-    return (message.replace(f"(max_evals={args.budget})", f"(--budget {args.budget})")
-            .replace(f"max_failures={args.max_failures}", f"--max-failures {args.max_failures}"))
+    message = (message.replace(f"(max_evals={args.budget})", f"(--budget {args.budget})")
+               .replace(f"max_failures={args.max_failures}", f"--max-failures {args.max_failures}"))
+    if "another gradient estimator (c: " in message:  # the estimator setting this command sets
+        message = (message.replace("another gradient estimator (c: ", "another --perturbation (")
+                   .replace("(None recorded", "(the default recorded").replace(", None given)", ", the default given)"))
+    return message
 
 
 def _within_noise(a, b) -> bool:
