@@ -395,6 +395,10 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
       rounds: samples per candidate.
       warmup: untimed runs of each candidate before the first round.
 
+    A value that is not a time (``Measurement.noisy`` false, e.g. a number a program prints) and
+    that came out exactly the same in two rounds, for every candidate, is exact: no further round
+    runs (they could not change the comparison).
+
     Returns:
       one :class:`Measurement` per candidate, in order: the statistic of the objective over the
       rounds that succeeded and their spread. A failed run does not end a candidate's rounds (a
@@ -434,6 +438,10 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
                 failed_runs[i] += 1
             elif r >= warmup:
                 samples[i].append(m.value)
+        given_up = [not s and f >= 2 for s, f in zip(samples, failed_runs)]
+        if not timed and r - warmup >= 1 and all(g or (len(s) >= 2 and min(s) == max(s))
+                                                 for s, g in zip(samples, given_up)):
+            break  # every candidate's value repeated exactly: more rounds cannot change anything
     out = []
     for c, s, e, k in zip(candidates, samples, errors, failures):
         if not s:

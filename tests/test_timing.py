@@ -341,3 +341,23 @@ def test_stop_running_programs_kills_the_runs_in_progress(tmp_path):
     worker.join(timeout=20)
     assert not worker.is_alive() and time.perf_counter() - t0 < 20
     assert out["m"].status == "failed" and out["m"].error.startswith("exit code -9")
+
+
+def test_remeasure_stops_once_every_value_repeated_exactly(space):
+    calls = []
+
+    def printed(params):  # an exact number, as a program prints it (--objective stdout)
+        calls.append(params["n"])
+        if params["n"] == 3:
+            raise RuntimeError("always fails")
+        return float(params["n"])
+
+    ms = remeasure(printed, [{"n": 1, "t": 0.0}, {"n": 2, "t": 0.0}, {"n": 3, "t": 0.0}], rounds=5, warmup=1)
+    assert [m.samples for m in ms[:2]] == [(1.0, 1.0), (2.0, 2.0)] and ms[2].status == "failed"
+    assert len(calls) == 3 + 3 + 2  # warm-up, two rounds; the failing one is given up after two runs
+    noisy = iter([1.0, 2.0, 1.5, 1.0, 1.0, 1.0])
+    m, = remeasure(lambda p: next(noisy), [{"n": 1, "t": 0.0}], rounds=5, warmup=0)
+    assert m.samples == (1.0, 2.0, 1.5, 1.0, 1.0)  # values that moved are measured every round
+    # a time is measured every round, however exact it looks
+    assert len(remeasure(time_callable(lambda n, t: None, space), [{"n": 1, "t": 0.0}], rounds=4,
+                         warmup=0)[0].samples) == 4
