@@ -294,11 +294,14 @@ class Evaluator:
 
     def _record(self, index, x, m: Measurement) -> Measurement:
         if self.history is not None:
+            # a nan or infinite value is a failure (as the run treats it), and the record says so
+            status, error = ((m.status, m.error) if m.ok or m.status != "ok"
+                             else ("failed", m.error or f"non-finite value {m.value!r}"))
             self.history.record_evaluation(
                 iteration=self.iteration, x=x,
                 params=m.params if m.params is not None else (self.to_arg(x) if self.record_params else None),
                 value=m.value, samples=list(m.samples), statistic=m.statistic, spread=m.spread,
-                status=m.status, error=m.error, t_start=m.t_start, t_end=m.t_end, index=index,
+                status=status, error=error, t_start=m.t_start, t_end=m.t_end, index=index,
                 **({} if m.eps is None else {"eps": m.eps}), **({"noisy": True} if m.noisy else {}))
         return m
 

@@ -368,8 +368,8 @@ class History:
             try:
                 record = _loads(line)
             except json.JSONDecodeError:
-                if number == len(lines):
-                    break  # a record cut short by a crash
+                if number == len(lines) and (seen_meta or history.iterations or history.evaluations):
+                    break  # a record cut short by a crash (not the only line: a crash keeps the meta)
                 raise InputError(f"history file {path!r}, line {number}: not a JSON record") from None
             kind = record.pop("kind", None) if isinstance(record, dict) else None
             if kind == "meta":

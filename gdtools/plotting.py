@@ -21,7 +21,7 @@ not clearly moved at all.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -56,7 +56,7 @@ def plot_history(
 
     Args:
       histories: a :class:`~gdtools.History` or a sequence of them (one curve each, one colour each);
-        a :class:`~gdtools.Result` stands for its history.
+        a :class:`~gdtools.Result` stands for its history; a dict ``{label: run}`` labels its runs.
       x: the horizontal axis: ``"iteration"``; ``"evals"``, the cumulative number of objective
         evaluations (``nfev``), the honest axis for comparing estimators since an SPSA step costs 2
         evaluations and a central-difference step ``2n``; or ``"time"``, seconds since the start.
@@ -84,6 +84,9 @@ def plot_history(
       InputError: an unknown ``x`` or ``y``, ``labels`` of the wrong length, ``ax`` with extra
         panels, ``log=True`` with non-positive values, or a history without the records asked for.
     """
+    if isinstance(histories, Mapping):  # {label: run}, as a user names runs to compare
+        labels = list(map(str, histories)) if labels is None else labels
+        histories = list(histories.values())
     runs = _as_list(histories)
     if x not in X_AXES:
         raise InputError(f"`x` must be one of {', '.join(map(repr, X_AXES))}; got {x!r}")
@@ -114,19 +117,34 @@ def plot_history(
         main_ax = axes[0]
     else:
         fig, main_ax, axes = ax.figure, ax, [ax]
+    # Runs drawn into this axes by earlier calls (ax=...): the new ones take the next colours and
+    # join their legend entries, so that a loop of calls overlays runs as one call would.
+    earlier = main_ax.__dict__.setdefault("_gdtools_runs", [])
+    colors = colors[len(earlier) % len(colors):] + colors[:len(earlier) % len(colors)]
+    several = len(earlier) + len(series) > 1
 
-    style = {"raw": False, "band": False, "failed": 0, "final": False}
+    style = {"raw": False, "band": False, "failed": 0, "nonfinite": 0, "final": False}
     for i, s in enumerate(series):
         color = colors[i % len(colors)]
-        _draw_main(main_ax, s, color=color, best=best, band=band, y=y, style=style)
+        _draw_main(main_ax, s, color=color, marks_color=color if several else "red", best=best, band=band,
+                   y=y, style=style)
+    if several:  # marks an earlier call drew red, for one run, take their run's colour now
+        for line, color in main_ax.__dict__.get("_gdtools_marks", []):
+            line.set_color(color)
+            line.set_markerfacecolor(color)
+    before = main_ax.__dict__.get("_gdtools_style", {})  # what earlier calls drew here, for the legend
+    style = {key: value + before.get(key, 0) if key in ("failed", "nonfinite") else value or before.get(key, False)
+             for key, value in style.items()}
+    main_ax.__dict__["_gdtools_style"] = style
 
     main_ax.set_ylabel(_y_label(y))
     if log:
         main_ax.set_yscale("log")
     main_ax.grid(True, which="major", alpha=0.3)
 
-    handles = [Line2D([], [], color=colors[i % len(colors)], lw=2, label=s["label"])
-               for i, s in enumerate(series)]
+    earlier.extend(Line2D([], [], color=colors[i % len(colors)], lw=2, label=s["label"])
+                   for i, s in enumerate(series))
+    handles = list(earlier)
     gray = "0.35"
     if style["raw"]:
         handles.append(Line2D([], [], color=gray, lw=1, alpha=0.45,
@@ -139,19 +157,34 @@ def plot_history(
                               label="final measurement of the result"))
     if style["band"]:
         handles.append(Patch(color=gray, alpha=0.2, label="± sd of one evaluation"))
+    marks = gray if several else "red"  # with several runs each run's marks take its colour
     if style["failed"]:
-        handles.append(Line2D([], [], color="red", marker="x", ls="none",
+        handles.append(Line2D([], [], color=marks, marker="x", ls="none",
                               label=f"failed evaluation ({style['failed']})"))
+    if style["nonfinite"]:
+        handles.append(Line2D([], [], color=marks, marker="v", markeredgecolor="black", markeredgewidth=0.5,
+                              ls="none", label=f"nan or infinite loss ({style['nonfinite']})"))
     main_ax.legend(handles=handles, fontsize="small", loc="best")
 
     panel = 1
-    if params:
-        panel_axes = axes[panel:panel + max(1, len(param_names))]
-        _draw_params(panel_axes, runs, series, param_names, x=x, colors=colors)
-        panel += len(panel_axes)
-    if grad_norm:
-        _draw_grad_norm(axes[panel], runs, series, x=x, colors=colors)
-    axes[-1].set_xlabel(_X_LABELS[x])
+    try:
+        if params:
+            panel_axes = axes[panel:panel + max(1, len(param_names))]
+            _draw_params(panel_axes, runs, series, param_names, x=x, colors=colors)
+            panel += len(panel_axes)
+        if grad_norm:
+            _draw_grad_norm(axes[panel], runs, series, x=x, colors=colors)
+    except (TypeError, ValueError, KeyError) as exc:
+        # A hand-edited or foreign file: valid JSON, but not the numbers a history holds.
+        raise InputError(f"a history has a record whose {'parameters' if params else 'gradient norm'} cannot "
+                         f"be plotted ({type(exc).__name__}: {exc})") from None
+    compiled = x == "time" and any(run.meta.get("engine") == "compiled" for run in runs)
+    axes[-1].set_xlabel(_X_LABELS[x] + ("; compiled runs: after compilation, per-iteration times interpolated"
+                                        if compiled else ""))
+    lone_x = {float(v) for s in series for v in np.asarray(s["x"])[np.isfinite(s["x"])]}
+    if len(lone_x) == 1:  # one point on the axis: a range around it, not +-0.05 of it
+        middle = lone_x.pop()
+        axes[-1].set_xlim(middle - 1, middle + 1)
     if ax is None and x == "iteration":
         from matplotlib.ticker import MaxNLocator
         axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -250,10 +283,13 @@ def _labels(runs: list[History], labels) -> list[str]:
             same = [j for j, other in enumerate(original) if other == name]
             if len(same) > 1:
                 seeds = [runs[j].meta.get("seed") for j in same]
+                paths = [runs[j].path for j in same]
                 if None not in seeds and len(set(map(str, seeds))) == len(seeds):
                     suffix = f"seed {runs[i].meta['seed']}"
+                elif None not in paths and len(set(paths)) == len(paths):
+                    suffix = _short_paths(paths)[same.index(i)]
                 else:
-                    suffix = os.path.basename(runs[i].path) if runs[i].path else f"#{i + 1}"
+                    suffix = f"#{i + 1}"
                 names[i] = f"{name} ({suffix})"
         return names
     if isinstance(labels, str):
@@ -265,24 +301,35 @@ def _labels(runs: list[History], labels) -> list[str]:
     return labels
 
 
+def _short_paths(paths: list[str]) -> list[str]:
+    """The shortest ending of each of these different paths that tells it from the others:
+    ``run.jsonl`` where the names differ, ``e1/run.jsonl`` and ``e2/run.jsonl`` where only folders do."""
+    parts = [os.path.normpath(os.path.abspath(path)).split(os.sep) for path in paths]
+    for depth in range(1, max(map(len, parts)) + 1):
+        tails = [os.sep.join(p[-depth:]) for p in parts]
+        if len(set(tails)) == len(tails):
+            return tails
+    return list(paths)
+
+
 def _y_label(y: str) -> str:
     return {"loss": "loss", "value": "evaluated value"}.get(y, y.replace("_", " "))
 
 
 # -- the data behind each curve -------------------------------------------------------------------
 
-def _iteration_x(run: History, label: str, x: str) -> np.ndarray:
+def _iteration_x(run: History, called: str, x: str) -> np.ndarray:
     if x == "iteration":
         xs = run.column("iteration")
         return np.where(np.isnan(xs), np.arange(len(xs), dtype=float), xs)
     if x == "evals":
         xs = run.column("nfev")
         if np.isnan(xs).any():
-            raise InputError(f"x='evals': history {label!r} has iteration records without `nfev`")
+            raise InputError(f"x='evals': history {called} has iteration records without `nfev`")
         return xs
     xs = run.column("time")
     if np.isnan(xs).any():
-        raise InputError(f"x='time': history {label!r} has iteration records without `time`")
+        raise InputError(f"x='time': history {called} has iteration records without `time`")
     return xs
 
 
@@ -300,7 +347,10 @@ def _evaluation_sd(records: list[dict]) -> float:
 
 
 def _failed(record: dict) -> bool:
-    return record.get("status", "ok") != "ok"
+    """A failed evaluation: its status says so, or its value is nan or infinite (files written
+    before the engine recorded such values as failed)."""
+    value = record.get("value")
+    return record.get("status", "ok") != "ok" or (isinstance(value, (int, float)) and not np.isfinite(value))
 
 
 def _eval_x(run: History, record: dict, x: str, it_x: np.ndarray, it_numbers: np.ndarray):
@@ -318,17 +368,24 @@ def _eval_x(run: History, record: dict, x: str, it_x: np.ndarray, it_numbers: np
     return float(it_x[-1]) if len(it_x) else np.nan
 
 
+def _called(run: History, label: str) -> str:
+    """How a message names a run: its legend label, and its file when it has one."""
+    name = os.path.basename(run.path) if run.path else None
+    return f"{label!r}" + (f" ({name})" if name and name not in label else "")
+
+
 def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
-    series = {"label": label}
+    series = {"label": label, "called": _called(run, label)}
+    called = series["called"]
     if y == "value":
         if not run.evaluations:
-            raise InputError(f"y='value': history {label!r} has no evaluation records "
+            raise InputError(f"y='value': history {called} has no evaluation records "
                              "(only black-box runs record evaluations; use y='loss')")
         if x == "time":
             starts = [r.get("t_start") for r in run.evaluations]
             ends = [r.get("t_end") for r in run.evaluations]
             if any(v is None for v in ends) or all(v is None for v in starts):
-                raise InputError(f"x='time', y='value': history {label!r} has evaluation "
+                raise InputError(f"x='time', y='value': history {called} has evaluation "
                                  "records without `t_start`/`t_end`")
             t0 = min(v for v in starts if v is not None)
             xs = np.asarray(ends, dtype=float) - t0
@@ -342,17 +399,17 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
         sd = np.array([_evaluation_sd([r]) for r in run.evaluations])
         order = np.argsort(xs, kind="stable")
         try:
-            it_x = _iteration_x(run, label, x) if run.iterations else None
+            it_x = _iteration_x(run, called, x) if run.iterations else None
         except InputError:
             it_x = None
         series.update(x=xs, y=values, sd=sd, failed_x=xs[failed], order=order, it_x=it_x,
-                      final=np.zeros(len(xs), dtype=bool))
+                      final=np.zeros(len(xs), dtype=bool), nonfinite_x=np.zeros(0))
         return series
 
     if not run.iterations:
         hint = (" (it has evaluation records: plot them with y='value')" if run.evaluations else "")
-        raise InputError(f"history {label!r} has no iteration records to plot{hint}")
-    xs = _iteration_x(run, label, x)
+        raise InputError(f"history {called} has no iteration records to plot{hint}")
+    xs = _iteration_x(run, called, x)
     values = run.column(y)
     it_numbers = run.column("iteration")
     by_iteration: dict[int, list[dict]] = {}
@@ -363,7 +420,8 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
                    for n in it_numbers])
     failed_x = np.array([_eval_x(run, r, x, xs, it_numbers) for r in run.evaluations if _failed(r)])
     final = np.array([bool(r.get("final")) for r in run.iterations])
-    series.update(x=xs, y=values, sd=sd, failed_x=failed_x, order=None, it_x=xs, final=final)
+    series.update(x=xs, y=values, sd=sd, failed_x=failed_x, order=None, it_x=xs, final=final,
+                  nonfinite_x=xs[~np.isfinite(values) & ~final])
     return series
 
 
@@ -374,7 +432,7 @@ def _series_or_error(run: History, label: str, *, x: str, y: str) -> dict:
         raise
     except (TypeError, ValueError, KeyError) as exc:
         # A hand-edited or foreign file: valid JSON, but not the numbers a history holds.
-        raise InputError(f"history {label!r} has a record that cannot be plotted "
+        raise InputError(f"history {_called(run, label)} has a record that cannot be plotted "
                          f"({type(exc).__name__}: {exc})") from None
 
 
@@ -388,13 +446,13 @@ def _check_positive(series: list[dict], y: str) -> None:
     for s in series:
         values = s["y"][np.isfinite(s["y"])]
         if len(values) and values.min() <= 0:
-            raise InputError(f"log=True needs positive values, but {y!r} of {s['label']!r} "
+            raise InputError(f"log=True needs positive values, but {y!r} of {s['called']} "
                              f"reaches {values.min():.6g}; use log=False")
 
 
 # -- drawing ---------------------------------------------------------------------------------------
 
-def _draw_main(ax, s: dict, *, color, best: bool, band: bool, y: str, style: dict) -> None:
+def _draw_main(ax, s: dict, *, color, marks_color, best: bool, band: bool, y: str, style: dict) -> None:
     xs, values, sd = s["x"], s["y"], s["sd"]
     if s["order"] is not None:
         xs, values, sd = xs[s["order"]], values[s["order"]], sd[s["order"]]
@@ -412,8 +470,9 @@ def _draw_main(ax, s: dict, *, color, best: bool, band: bool, y: str, style: dic
         # The engine's closing record measures the result itself; for SPSA and smoothing the
         # iteration losses are means of probes around x, so it is drawn apart, not joined on.
         final = s["final"]
+        lone = int(np.isfinite(values[~final]).sum()) == 1  # a line through one point draws nothing
         ax.plot(xs[~final], values[~final], color=color, lw=1 if best else 2,
-                alpha=0.45 if best else 1.0)
+                alpha=0.45 if best and not lone else 1.0, marker="o" if lone else None, ms=5)
         if band and np.isfinite(sd[~final]).any():
             ax.fill_between(xs[~final], (values - sd)[~final], (values + sd)[~final],
                             where=np.isfinite(sd[~final]), color=color, alpha=0.2, lw=0,
@@ -427,11 +486,19 @@ def _draw_main(ax, s: dict, *, color, best: bool, band: bool, y: str, style: dic
                     markeredgecolor="black", markeredgewidth=0.5)
             style["final"] = True
     failed_x = s["failed_x"][np.isfinite(s["failed_x"])] if len(s["failed_x"]) else s["failed_x"]
+    # Failures and nan or infinite losses have no place on the value axis: they are marked where
+    # they happened along the bottom edge of the panel (in the run's colour when runs are compared).
+    edge = dict(ls="none", ms=6, transform=ax.get_xaxis_transform(), clip_on=False)
+    marks = ax.__dict__.setdefault("_gdtools_marks", [])  # (artist, the run's colour)
     if len(failed_x):
-        # Failures have no value: mark where they happened along the bottom edge of the panel.
-        ax.plot(failed_x, np.full(len(failed_x), 0.03), ls="none", marker="x", color="red",
-                ms=6, transform=ax.get_xaxis_transform(), clip_on=False)
+        line, = ax.plot(failed_x, np.full(len(failed_x), 0.03), marker="x", color=marks_color, **edge)
+        marks.append((line, color))
         style["failed"] += len(failed_x)
+    if len(s["nonfinite_x"]):
+        line, = ax.plot(s["nonfinite_x"], np.full(len(s["nonfinite_x"]), 0.03), marker="v", color=marks_color,
+                        markeredgecolor="black", markeredgewidth=0.5, **edge)
+        marks.append((line, color))
+        style["nonfinite"] += len(s["nonfinite_x"])
 
 
 def _space(run: History) -> dict:

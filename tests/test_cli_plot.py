@@ -82,3 +82,34 @@ def test_unknown_x_is_an_argparse_error(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["plot", write_history(tmp_path / "a.jsonl"), "-o", "x.png", "--x", "nfev"])
     assert exc.value.code == 2
+
+
+def test_messages_name_the_options_and_the_file(tmp_path, capsys):
+    path = tmp_path / "neg.jsonl"
+    h = History(path, meta={"estimator": "spsa"})
+    for i in range(3):
+        h.record_iteration(iteration=i, nfev=i + 1, time=0.0, loss=-1.0 + i, grad_norm=None, x=["z", 1.0])
+    h.close()
+    out = str(tmp_path / "x.png")
+    assert main(["plot", str(path), "-o", out, "--log"]) == 2
+    err = capsys.readouterr().err
+    assert "--log needs positive values" in err and "(neg.jsonl)" in err and "drop --log" in err
+    assert "log=" not in err
+    assert main(["plot", str(path), "-o", out, "--y", "value"]) == 2
+    assert "--y value: history 'spsa' (neg.jsonl) has no evaluation records" in capsys.readouterr().err
+    assert main(["plot", str(path), "-o", out, "--params"]) == 2  # x is not numbers: no traceback
+    err = capsys.readouterr().err
+    assert err.startswith("gdtools plot: error:") and err.count("\n") == 1
+
+
+def test_a_dpi_too_large_for_the_figure_is_refused(tmp_path, capsys):
+    out = tmp_path / "x.png"
+    assert main(["plot", write_history(tmp_path / "a.jsonl"), "-o", str(out), "--dpi", "100000"]) == 2
+    assert "--dpi 100000 makes a 800,000 px wide image" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_file_of_one_line_that_is_not_json_is_called_so(tmp_path, capsys):
+    bad = tmp_path / "hello.jsonl"
+    bad.write_text("hello\n")
+    assert main(["plot", str(bad), "-o", str(tmp_path / "x.png")]) == 2
+    assert "line 1: not a JSON record" in capsys.readouterr().err

@@ -345,3 +345,18 @@ def test_prng_key_is_jax_key_without_compiling(x64, monkeypatch):
         assert lowered == []  # made from the seed's words, not by JAX's compiled seeding
         prng_key(2**32)
         assert lowered == [2**32]
+
+
+def test_a_nan_or_infinite_value_is_recorded_as_a_failed_evaluation():
+    calls = iter(range(1000))
+
+    def sometimes_nan(x):
+        k = next(calls)
+        return {1: math.nan, 3: math.inf}.get(k % 4, float(np.sum((np.asarray(x) - 0.5) ** 2) + 1))
+
+    res = gd.minimize(sometimes_nan, np.zeros(2), gradient="spsa", max_evals=20, on_failure=100.0)
+    records = res.history.evaluations
+    bad = [r for r in records if not np.isfinite(r["value"])]
+    assert bad and all(r["status"] == "failed" for r in bad)
+    assert {r["error"] for r in bad} == {"non-finite value nan", "non-finite value inf"}
+    assert all(r["status"] == "ok" and r["error"] is None for r in records if np.isfinite(r["value"]))

@@ -360,3 +360,84 @@ def test_mark_values_adds_labelled_reference_lines_and_skips_nan():
     assert legend_texts(ax)[-2:] == ["start, measured again", "best"]
     levels = [line.get_ydata()[0] for line in ax.get_lines() if line.get_label() in ("start, measured again", "best")]
     assert levels == [3.0, 1.5]
+
+
+def test_a_nan_value_recorded_as_ok_by_an_older_gdtools_is_marked_failed():
+    h = noisy_history()
+    h.evaluations[3]["value"] = float("nan")  # status stays "ok", as older files have it
+    ax = plot_history(h, x="evals").axes[0]
+    [marks] = [line for line in ax.get_lines() if line.get_marker() == "x"]
+    np.testing.assert_array_equal(marks.get_xdata(), [4.0])
+    assert "failed evaluation (1)" in legend_texts(ax)
+
+
+def test_a_nan_or_infinite_loss_is_marked_where_it_happened():
+    h = smooth_history(6)
+    h.iterations[4]["loss"] = float("nan")
+    h.iterations[5]["loss"] = float("inf")
+    ax = plot_history(h).axes[0]
+    [marks] = [line for line in ax.get_lines() if line.get_marker() == "v"]
+    np.testing.assert_array_equal(marks.get_xdata(), [4.0, 5.0])
+    assert "nan or infinite loss (2)" in legend_texts(ax)
+
+
+def test_a_run_of_one_iteration_shows_its_point_on_a_sensible_axis():
+    h = History(meta={"estimator": "autodiff"})
+    h.record_iteration(iteration=0, nfev=1, time=0.0, loss=0.0, grad_norm=0.0, x=[1.0])
+    ax = plot_history(h).axes[0]
+    assert ax.get_lines()[0].get_marker() == "o"
+    assert ax.get_xlim() == (-1.0, 1.0)
+    longer = plot_history(smooth_history()).axes[0]
+    assert longer.get_lines()[0].get_marker() in ("None", None, "")  # lines need no markers
+
+
+def test_runs_drawn_into_one_axes_by_several_calls_take_new_colours_and_keep_their_labels():
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    plot_history(noisy_history(failed_at=[(2, 1)]), ax=ax, labels=["first"])
+    [first_marks] = [line for line in ax.get_lines() if line.get_marker() == "x"]
+    assert first_marks.get_color() == "red"  # one run so far: failures in red
+    plot_history(noisy_history(failed_at=[(5, 0)], seed=1), ax=ax, labels=["second"])
+    texts = legend_texts(ax)
+    assert texts[:2] == ["first", "second"] and "failed evaluation (2)" in texts
+    curves = [line for line in ax.get_lines() if line.get_marker() in ("None", None, "")]
+    assert len({line.get_color() for line in curves}) == 2
+    marks = [line for line in ax.get_lines() if line.get_marker() == "x"]
+    assert [m.get_color() for m in marks] == [curves[0].get_color(), curves[-1].get_color()]  # each run's own
+
+
+def test_runs_in_files_of_one_name_in_different_folders_are_told_apart_by_folder(tmp_path):
+    runs = []
+    for folder in ("exp1", "exp2"):
+        (tmp_path / folder).mkdir()
+        runs.append(smooth_history(path=tmp_path / folder / "run.jsonl"))
+    assert legend_texts(plot_history(runs).axes[0])[:2] == ["central + adam (exp1/run.jsonl)",
+                                                            "central + adam (exp2/run.jsonl)"]
+
+
+def test_a_dict_of_runs_is_labelled_by_its_keys():
+    ax = plot_history({"spsa run": smooth_history(), "central run": noisy_history()}).axes[0]
+    assert legend_texts(ax)[:2] == ["spsa run", "central run"]
+
+
+def test_messages_name_the_run_by_label_and_file(tmp_path):
+    h = History(tmp_path / "neg.jsonl", meta={"estimator": "spsa"})
+    for i in range(3):
+        h.record_iteration(iteration=i, nfev=i + 1, time=0.0, loss=-1.0 + i, grad_norm=1.0, x=[0.0])
+    with pytest.raises(InputError, match=r"of 'spsa' \(neg.jsonl\) reaches -1"):
+        plot_history(h, log=True)
+
+
+def test_params_that_are_not_numbers_are_an_input_error():
+    h = noisy_history()
+    h.iterations[2]["params"] = {"rate": "oops", "threads": 4}
+    with pytest.raises(InputError, match="parameters cannot be plotted"):
+        plot_history(h, params=True)
+
+
+def test_the_time_axis_says_when_a_compiled_run_left_out_its_compilation():
+    compiled = gd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(3)).history
+    fig = plot_history([compiled, smooth_history()], x="time")
+    assert fig.axes[0].get_xlabel() == "time (s); compiled runs: after compilation, per-iteration times interpolated"
+    assert plot_history(smooth_history(), x="time").axes[0].get_xlabel() == "time (s)"

@@ -16,6 +16,21 @@ from gdtools.output_path import figure_file
 from gdtools.errors import InputError
 
 
+#: The widest image written, in pixels (Matplotlib's Agg canvas stops at 2**16).
+MAX_PIXELS = 32_768
+
+#: The library's words for its arguments, and the options a command-line user set instead.
+_OPTIONS = (("`y` ", "--y "), ("`x` ", "--x "), ("x='time', y='value'", "--x time --y value"),
+            ("x='evals'", "--x evals"), ("x='time'", "--x time"), ("y='value'", "--y value"),
+            ("y='loss'", "--y loss"), ("log=True", "--log"), ("use log=False", "drop --log"))
+
+
+def _as_options(message: str) -> str:
+    for words, option in _OPTIONS:
+        message = message.replace(words, option)
+    return message
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "plot",
@@ -62,7 +77,11 @@ def run(args) -> int:
         fig = plot_history(histories, x=args.x, y=args.y, log=args.log, params=args.params,
                            grad_norm=args.grad_norm, labels=labels, best=args.best, band=args.band)
     except InputError as exc:  # the library names its arguments; the CLI user set the options
-        raise InputError(str(exc).replace("`y` ", "--y ").replace("`x` ", "--x ")) from None
+        raise InputError(_as_options(str(exc))) from None
+    largest = max(fig.get_size_inches())
+    if largest * args.dpi > MAX_PIXELS:
+        raise InputError(f"--dpi {args.dpi} makes a {largest * args.dpi:,.0f} px wide image; this figure "
+                         f"takes --dpi {int(MAX_PIXELS // largest)} at most")
     written = figure_file("-o", args.output)
     try:
         fig.savefig(written, dpi=args.dpi)
