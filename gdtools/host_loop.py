@@ -146,9 +146,13 @@ class HostLoop:
         return np.clip(x, self.problem.lower, self.problem.upper)
 
     def _precision(self):
-        """NumPy problems update in float64; a device problem keeps the user's setting (forcing x64
-        off broke float64 device runs: float32 optimizer state against float64 x)."""
-        return contextlib.nullcontext() if self.problem.device else jax.enable_x64(True)
+        """NumPy problems update in float64; a device problem, and a JAX objective (whose line
+        search traces it inside the update), keep the user's setting (forcing x64 off broke float64
+        device runs: float32 optimizer state against float64 x; forcing it on traced a JAX objective
+        holding float64 NumPy arrays in float64 beside its float32 program: a compiler error)."""
+        if self.problem.device or self.estimator.traceable:
+            return contextlib.nullcontext()
+        return jax.enable_x64(True)
 
     def _measure_noise(self, x, f_start) -> None:
         """An objective of unknown noise that is noisy by nature is measured at x0 a few more times:

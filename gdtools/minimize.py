@@ -15,6 +15,7 @@ import math
 import os
 import time
 import types
+import warnings
 import weakref
 from typing import Any, Callable
 
@@ -338,6 +339,12 @@ def minimize(
                              "black-box estimator ('spsa', 'smoothing', 'central')" + key_hint(fun, len(args)))
         args = _device_args(args, estimator)
         fun_flat = _traceable_flat(problem, fun, estimator, args=args, check=estimator.uses_fun)
+        if not jax.config.jax_enable_x64 and any(
+                getattr(leaf, "dtype", None) == np.float64 or isinstance(leaf, float)
+                for leaf in jax.tree_util.tree_leaves(x0)):
+            warnings.warn("x0 is float64, but JAX runs this objective in float32 (jax_enable_x64 is off): the "
+                          "result is float32-accurate, given back as float64. For float64, run "
+                          "jax.config.update('jax_enable_x64', True) at start-up", UserWarning, stacklevel=2)
 
     # The default optimizer: picked here (the compiled loop's is L-BFGS too), so the history names it.
     default = optimizer is None

@@ -1043,3 +1043,32 @@ def test_a_refused_resume_names_what_differs_not_a_digest(tmp_path):
     other = gd.Space(x=gd.Int(1, 100), y=gd.Real(0.1, 20, log=True))
     with pytest.raises(gd.InputError, match=r"another parameter space \(y: high: 10.0 recorded, 20.0 given\)"):
         gd.minimize(fun, space=other, gradient="spsa", max_evals=8, history=tmp_path / "space.jsonl", resume=True)
+
+
+def test_a_callback_does_not_break_an_objective_holding_float64_numpy_data():
+    """The host loop (callback=) ran L-BFGS's line search under x64 while the objective's program
+    was float32: a compiler error instead of the compiled path's answer."""
+    import warnings
+
+    c = np.array([1000.1, -0.001])
+    f = lambda x: jnp.sum((x - c) ** 2)  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # float64 x0 under x64 off, as below
+        compiled = gd.minimize(f, np.zeros(2))
+        seen = []
+        hosted = gd.minimize(f, np.zeros(2), callback=lambda state: seen.append(state.iteration))
+    assert seen and hosted.success and compiled.success
+    np.testing.assert_allclose(hosted.x, compiled.x, rtol=1e-6)
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_a_float64_start_solved_in_float32_says_so(x64):
+    import warnings
+
+    f = lambda x: jnp.sum((x - 1.5) ** 2)  # noqa: E731
+    with warnings.catch_warnings(record=True) as caught, jax.enable_x64(x64):
+        warnings.simplefilter("always")
+        gd.minimize(f, np.zeros(2))
+        gd.minimize(f, np.zeros(2, np.float32))
+    float32_runs = [w for w in caught if "float32-accurate" in str(w.message)]
+    assert len(float32_runs) == (0 if x64 else 1)
