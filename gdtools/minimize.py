@@ -30,6 +30,7 @@ from gdtools.bound_args import BoundArgs
 from gdtools.compiled_loop import CODES, MAX_TRAJECTORY, make_solver
 from gdtools.errors import EvaluationFailed, InputError
 from gdtools.evaluation import Evaluator, fold_in, prng_key
+from gdtools.free_data import fingerprint
 from gdtools.history import History, plain_data
 from gdtools.output_path import check_output_file
 from gdtools.line_search import LineSearchDescent
@@ -113,7 +114,7 @@ def _flat(fun: Callable, unravel: Callable, *, weak: bool = False) -> Callable:
 
 
 def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple = (),
-                    check: bool = True) -> Callable:
+                    check: bool = True, data: tuple = ((), [])) -> Callable:
     """The objective on a flat JAX vector, ``fun_flat(x, *args)`` with ``args`` JAX arrays (see
     _device_args); checks (unless ``check`` is False) that it traces and returns a real scalar.
 
@@ -122,15 +123,21 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
     value-and-gradient and line-search programs, kept on it) serves later calls too. It holds the
     function by a weak reference: the record, and all compiled for it, go with the function. Other
     callables (bound methods, partials, callable objects) compare equal to others that are not
-    them, and a bound method dies with the call: for them only the check is remembered."""
+    them, and a bound method dies with the call: for them only the check is remembered.
+
+    ``data`` is :func:`gdtools.free_data.fingerprint` of ``fun`` (the key, and the objects it holds
+    by identity): the data ``fun`` reads besides its arguments, baked into what is compiled for it.
+    Another fingerprint (the data changed) is another record, so nothing compiled for the old data
+    is reused; a function keeps the records of its last CHECKED_PER_FUNCTION fingerprints."""
     unravel = problem.jax_unravel
     if not check:
         return _flat(fun, unravel)
-    signature = (*_check_signature(problem), _args_signature(args))
+    data_key, data_keep = data
+    signature = (*_check_signature(problem), _args_signature(args), data_key)
     try:
         known = _CHECKED.get(fun)
         if known is not None and signature in known:
-            return known[signature] or _flat(fun, unravel)
+            return known[signature][0] or _flat(fun, unravel)
     except TypeError:  # an unhashable or non-weakref-able objective: check it every time
         signature = None
     fun_flat = _flat(fun, unravel)
@@ -156,7 +163,10 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
             kept = None
             if isinstance(fun, types.FunctionType):  # compared by identity: the key is this very function
                 kept = fun_flat = _flat(weakref.ref(fun), unravel, weak=True)
-            _CHECKED.setdefault(fun, {})[signature] = kept
+            records = _CHECKED.setdefault(fun, {})
+            records[signature] = (kept, data_keep)
+            while len(records) > CHECKED_PER_FUNCTION:  # data that changes call after call
+                del records[next(iter(records))]
         except TypeError:
             pass
     return fun_flat
@@ -166,6 +176,7 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
 #: Tracing a function again only to learn its output shape costs a small problem's call more than
 #: its whole run. Weak keys: the record goes with the objective.
 _CHECKED: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
+CHECKED_PER_FUNCTION = 4
 
 
 def _structure(problem: Problem) -> tuple:
@@ -338,7 +349,8 @@ def minimize(
             raise InputError("gradient='autodiff' needs a deterministic fun(x); for fun(x, key) use a "
                              "black-box estimator ('spsa', 'smoothing', 'central')" + key_hint(fun, len(args)))
         args = _device_args(args, estimator)
-        fun_flat = _traceable_flat(problem, fun, estimator, args=args, check=estimator.uses_fun)
+        data = fingerprint(fun) if estimator.uses_fun else ((), [])
+        fun_flat = _traceable_flat(problem, fun, estimator, args=args, check=estimator.uses_fun, data=data)
         if not jax.config.jax_enable_x64 and any(
                 getattr(leaf, "dtype", None) == np.float64 or isinstance(leaf, float)
                 for leaf in jax.tree_util.tree_leaves(x0)):
@@ -394,7 +406,7 @@ def minimize(
     compiled = (estimator.traceable and type(estimator) is _estimators.AutoDiff and callback is None
                 and max_time is None and max_evals is None and max_iters <= MAX_COMPILED_ITERS)
     if compiled:
-        return _run_compiled(problem, fun, fun_flat, optimizer, args=args, max_iters=max_iters, tol=tol,
+        return _run_compiled(problem, fun, fun_flat, optimizer, args=args, data=data, max_iters=max_iters, tol=tol,
                              history=hist)
     if fun_flat is not None and args:
         fun_flat = BoundArgs(fun_flat, args)
@@ -607,20 +619,24 @@ def _bounds_key(bound):
     return None if bound is None else np.asarray(bound).tobytes()
 
 
-def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, args, max_iters, tol, record_x, batch=False):
+def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, args, data, max_iters, tol, record_x,
+                     batch=False):
     """The AOT-compiled solver ``solver(x0, args)`` for this objective and settings, from the cache
-    when possible. With ``batch``, ``x0`` has a leading axis of starts and the solver is vmapped over
-    it (``args`` shared by every start)."""
+    when possible (``data``: the objective's fingerprint, see _traceable_flat). With ``batch``,
+    ``x0`` has a leading axis of starts and the solver is vmapped over it (``args`` shared by every
+    start)."""
     key = None
+    data_key, data_keep = data
     try:
         key = (fun, *_structure(problem), str(x0.dtype), x0.shape, _args_signature(args), optimizer,
-               max_iters, float(tol), _bounds_key(problem.lower), _bounds_key(problem.upper), record_x, batch)
+               max_iters, float(tol), _bounds_key(problem.lower), _bounds_key(problem.upper), record_x, batch,
+               data_key)
         hash(key)
     except TypeError:  # an unhashable objective or optimizer: compile without caching
         key = None
     if key is not None and key in _SOLVER_CACHE:
         _SOLVER_CACHE.move_to_end(key)
-        return _SOLVER_CACHE[key]
+        return _SOLVER_CACHE[key][0]
     n = int(x0.shape[-1])
     lower = None if problem.lower is None else jnp.asarray(problem.lower, x0.dtype)
     upper = None if problem.upper is None else jnp.asarray(problem.upper, x0.dtype)
@@ -628,17 +644,17 @@ def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, args, max_iters, 
                          record_x=record_x)
     compiled = jax.jit(jax.vmap(solver, in_axes=(0, None)) if batch else solver).lower(x0, args).compile()
     if key is not None:
-        _SOLVER_CACHE[key] = compiled
+        _SOLVER_CACHE[key] = (compiled, data_keep)
         while len(_SOLVER_CACHE) > SOLVER_CACHE_SIZE:
             _SOLVER_CACHE.popitem(last=False)
     return compiled
 
 
-def _run_compiled(problem, fun, fun_flat, optimizer, *, args, max_iters, tol, history) -> Result:
+def _run_compiled(problem, fun, fun_flat, optimizer, *, args, data, max_iters, tol, history) -> Result:
     optimizer = optimizer if optimizer is not None else _DEFAULT_LBFGS
     x0 = jnp.asarray(problem.x0)
     record_x = int(x0.size) * (max_iters + 1) <= MAX_TRAJECTORY
-    solver = _compiled_solver(fun, problem, fun_flat, optimizer, x0=x0, args=args, max_iters=max_iters,
+    solver = _compiled_solver(fun, problem, fun_flat, optimizer, x0=x0, args=args, data=data, max_iters=max_iters,
                               tol=tol, record_x=record_x)
     t0 = time.perf_counter()
     trace = solver(x0, args)
@@ -692,11 +708,12 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
         raise InputError("batch=True needs a deterministic fun(x) (autodiff); this one takes a key"
                          + key_hint(fun, len(args)))
     args = _device_args(args, estimator)
-    fun_flat = _traceable_flat(problem, fun, estimator, args=args)
+    data = fingerprint(fun)
+    fun_flat = _traceable_flat(problem, fun, estimator, args=args, data=data)
     optimizer = optimizer if optimizer is not None else _DEFAULT_LBFGS
     # Each start flattened as ravel_pytree flattens one (leaves in order, each raveled), all at once.
     starts = jnp.concatenate([jnp.reshape(jnp.asarray(leaf), (count, -1)) for leaf in leaves], axis=1)
-    solver = _compiled_solver(fun, problem, fun_flat, optimizer, x0=starts, args=args, max_iters=max_iters,
+    solver = _compiled_solver(fun, problem, fun_flat, optimizer, x0=starts, args=args, data=data, max_iters=max_iters,
                               tol=tol, record_x=False, batch=True)
     t0 = time.perf_counter()
     traces = jax.device_get(solver(starts, args))  # one transfer, then NumPy slices per start

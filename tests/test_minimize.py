@@ -1,4 +1,5 @@
 import os
+import sys
 import time
 import typing
 
@@ -1072,3 +1073,32 @@ def test_a_float64_start_solved_in_float32_says_so(x64):
         gd.minimize(f, np.zeros(2, np.float32))
     float32_runs = [w for w in caught if "float32-accurate" in str(w.message)]
     assert len(float32_runs) == (0 if x64 else 1)
+
+
+TARGET = np.array([1.0, 2.0], np.float32)
+
+
+def _to_target(x):
+    return jnp.sum((x - TARGET) ** 2)
+
+
+def test_a_second_call_sees_data_the_objective_reads_that_changed_since_the_first():
+    """The compiled programs are kept per objective: reused after its data changed, they solved the
+    old problem and called it a success."""
+    global TARGET
+    minimize_module = sys.modules["gdtools.minimize"]
+
+    np.testing.assert_allclose(gd.minimize(_to_target, jnp.zeros(2)).x, [1.0, 2.0], atol=1e-5)
+    cached = len(minimize_module._SOLVER_CACHE)
+    np.testing.assert_allclose(gd.minimize(_to_target, jnp.zeros(2)).x, [1.0, 2.0], atol=1e-5)
+    assert len(minimize_module._SOLVER_CACHE) == cached  # the same data: the same program
+    TARGET = np.array([5.0, 6.0], np.float32)  # rebound
+    np.testing.assert_allclose(gd.minimize(_to_target, jnp.zeros(2)).x, [5.0, 6.0], atol=1e-4)
+    TARGET[:] = [7.0, 8.0]  # changed in place
+    np.testing.assert_allclose(gd.minimize(_to_target, jnp.zeros(2)).x, [7.0, 8.0], atol=1e-4)
+    stopped = gd.minimize(_to_target, jnp.zeros(2), callback=lambda state: None)  # the host loop's programs
+    np.testing.assert_allclose(stopped.x, [7.0, 8.0], atol=1e-4)
+    TARGET[:] = [-1.0, 3.0]
+    np.testing.assert_allclose(gd.minimize(_to_target, jnp.zeros(2), callback=lambda state: None).x,
+                               [-1.0, 3.0], atol=1e-4)
+    np.testing.assert_allclose(gd.minimize(_to_target, jnp.zeros((2, 2)), batch=True)[1].x, [-1.0, 3.0], atol=1e-4)
