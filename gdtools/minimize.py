@@ -407,7 +407,7 @@ def minimize(
                 and max_time is None and max_evals is None and max_iters <= MAX_COMPILED_ITERS)
     if compiled:
         return _run_compiled(problem, fun, fun_flat, optimizer, args=args, data=data, max_iters=max_iters, tol=tol,
-                             history=hist)
+                             history=hist, skip=skip)
     if fun_flat is not None and args:
         fun_flat = BoundArgs(fun_flat, args)
 
@@ -467,6 +467,11 @@ def _check_resumable(path, meta: dict) -> tuple[dict, int]:
                 name = "start_point" if "start_point" in recorded and "start_point" in meta else name
             raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with another {what} "
                              f"({_difference(recorded[name], json.loads(json.dumps(meta[name])))})")
+    mine, theirs = str(meta.get("optimizer", "")), str(recorded.get("optimizer", ""))
+    if theirs and mine != theirs and not (mine.startswith("default") and theirs.startswith("default")):
+        # (the default may have given way to the gain during the recorded run: not compared)
+        raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with another optimizer "
+                         f"({_difference(theirs, mine)})")
     if "space" in recorded and "space" not in meta:
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run over the parameter "
                          f"space {recorded['space']!r}, this one has no space")
@@ -650,7 +655,9 @@ def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, args, data, max_i
     return compiled
 
 
-def _run_compiled(problem, fun, fun_flat, optimizer, *, args, data, max_iters, tol, history) -> Result:
+def _run_compiled(problem, fun, fun_flat, optimizer, *, args, data, max_iters, tol, history, skip=0) -> Result:
+    """The whole run as one compiled program. ``skip``: the iterations a resumed run's history
+    already holds; the run computes them again (it is deterministic) and records the rest."""
     optimizer = optimizer if optimizer is not None else _DEFAULT_LBFGS
     x0 = jnp.asarray(problem.x0)
     record_x = int(x0.size) * (max_iters + 1) <= MAX_TRAJECTORY
@@ -660,10 +667,10 @@ def _run_compiled(problem, fun, fun_flat, optimizer, *, args, data, max_iters, t
     trace = solver(x0, args)
     jax.block_until_ready(trace)
     elapsed = time.perf_counter() - t0
-    return _package_trace(problem, trace, history, elapsed=elapsed, max_iters=max_iters, tol=tol)
+    return _package_trace(problem, trace, history, elapsed=elapsed, max_iters=max_iters, tol=tol, skip=skip)
 
 
-def _package_trace(problem, trace, history, *, elapsed, max_iters, tol) -> Result:
+def _package_trace(problem, trace, history, *, elapsed, max_iters, tol, skip=0) -> Result:
     nit = int(trace.nit)
     table = np.asarray(trace.table)  # columns sliced here, in NumPy (see Trace)
     loss, gnorm, evals = table[:, 0], table[:, 1], table[:, 2]
@@ -671,11 +678,11 @@ def _package_trace(problem, trace, history, *, elapsed, max_iters, tol) -> Resul
         raise InputError("the objective returned a non-finite value (nan or inf) at x0")
     xs = np.asarray(trace.xs) if trace.xs.shape[0] else None
     history.update_meta(engine="compiled", time_resolution="run (per-iteration times are interpolated)")
-    steps = np.arange(nit + 1)
-    history.record_iterations(iteration=steps, nfev=evals[:nit + 1].astype(int),
-                              time=elapsed * steps / max(nit, 1), loss=loss[:nit + 1].astype(float),
-                              grad_norm=gnorm[:nit + 1].astype(float),
-                              x=None if xs is None else xs[:nit + 1])
+    steps = np.arange(skip, nit + 1)
+    history.record_iterations(iteration=steps, nfev=evals[skip:nit + 1].astype(int),
+                              time=elapsed * steps / max(nit, 1), loss=loss[skip:nit + 1].astype(float),
+                              grad_norm=gnorm[skip:nit + 1].astype(float),
+                              x=None if xs is None else xs[skip:nit + 1])
     reason = CODES[int(trace.status)]
     if reason == "no_progress":
         success, message = stalled_outcome(largest=float(gnorm[nit]), largest_at_start=float(gnorm[0]), tol=tol,

@@ -1102,3 +1102,24 @@ def test_a_second_call_sees_data_the_objective_reads_that_changed_since_the_firs
     np.testing.assert_allclose(gd.minimize(_to_target, jnp.zeros(2), callback=lambda state: None).x,
                                [-1.0, 3.0], atol=1e-4)
     np.testing.assert_allclose(gd.minimize(_to_target, jnp.zeros((2, 2)), batch=True)[1].x, [-1.0, 3.0], atol=1e-4)
+
+
+def test_resuming_a_compiled_run_continues_it_instead_of_appending_a_second_run(tmp_path):
+    path = tmp_path / "ad.jsonl"
+    rosen = lambda x: jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)  # noqa: E731
+    gd.minimize(rosen, jnp.zeros(4), history=path, max_iters=10)
+    resumed = gd.minimize(rosen, jnp.zeros(4), history=path, resume=True)
+    whole = gd.minimize(rosen, jnp.zeros(4))
+    recorded = gd.History.load(path)
+    assert [r["iteration"] for r in recorded.iterations] == list(range(whole.nit + 1))
+    np.testing.assert_allclose(recorded.loss, whole.history.loss)
+    assert [r["iteration"] for r in resumed.history.iterations] == list(range(whole.nit + 1))
+
+
+def test_resuming_with_another_optimizer_is_refused(tmp_path):
+    path = tmp_path / "run.jsonl"
+    f = lambda x: float(np.sum((np.asarray(x) - 2.0) ** 2))  # noqa: E731
+    gd.minimize(f, np.zeros(2), gradient="spsa", history=path, max_evals=10)
+    with pytest.raises(gd.InputError, match=r"another optimizer \(\"default \(Spall's gain\)\" recorded, 'adam' given\)"):
+        gd.minimize(f, np.zeros(2), gradient="spsa", history=path, max_evals=20, resume=True, optimizer="adam")
+    gd.minimize(f, np.zeros(2), gradient="spsa", history=path, max_evals=20, resume=True)  # the same: resumed
