@@ -346,6 +346,13 @@ def _evaluation_sd(records: list[dict]) -> float:
     return float(np.median(sds)) if sds else np.nan
 
 
+def _evaluation_number(record: dict) -> int:
+    """An evaluation's place in its run, from 0: its ``index`` (a resumed run that measured again
+    from some point on numbers its records in the file after the ones it replaced), else ``eval``."""
+    index = record.get("index")
+    return int(record["eval"] if index is None else index)
+
+
 def _failed(record: dict) -> bool:
     """A failed evaluation: its status says so, or its value is nan or infinite (files written
     before the engine recorded such values as failed)."""
@@ -356,7 +363,7 @@ def _failed(record: dict) -> bool:
 def _eval_x(run: History, record: dict, x: str, it_x: np.ndarray, it_numbers: np.ndarray):
     """Where an evaluation record sits on the horizontal axis (nan when it cannot be placed)."""
     if x == "evals":
-        return float(record["eval"]) + 1.0
+        return float(_evaluation_number(record)) + 1.0
     iteration = record.get("iteration")
     if iteration is None:
         return np.nan
@@ -390,7 +397,7 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
             t0 = min(v for v in starts if v is not None)
             xs = np.asarray(ends, dtype=float) - t0
         elif x == "evals":
-            xs = run.column("eval", records="evaluations") + 1.0
+            xs = np.array([_evaluation_number(r) for r in run.evaluations], dtype=float) + 1.0
         else:
             xs = run.column("iteration", records="evaluations")
         values = run.column("value", records="evaluations")
@@ -608,8 +615,8 @@ def _iterate_params(run: History) -> dict[str, np.ndarray]:
 
 def _probe_x(run: History, evals: list[dict], s: dict, x: str) -> np.ndarray:
     if s["order"] is not None:  # y="value": the main panel already places every evaluation
-        lookup = {int(r["eval"]): xv for r, xv in zip(run.evaluations, s["x"])}
-        return np.array([lookup.get(int(r["eval"]), np.nan) for r in evals], dtype=float)
+        lookup = {id(r): xv for r, xv in zip(run.evaluations, s["x"])}
+        return np.array([lookup.get(id(r), np.nan) for r in evals], dtype=float)
     it_numbers = run.column("iteration")
     return np.array([_eval_x(run, r, x, s["x"], it_numbers) for r in evals], dtype=float)
 

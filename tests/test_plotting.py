@@ -441,3 +441,16 @@ def test_the_time_axis_says_when_a_compiled_run_left_out_its_compilation():
     fig = plot_history([compiled, smooth_history()], x="time")
     assert fig.axes[0].get_xlabel() == "time (s); compiled runs: after compilation, per-iteration times interpolated"
     assert plot_history(smooth_history(), x="time").axes[0].get_xlabel() == "time (s)"
+
+
+def test_a_resumed_run_places_its_evaluations_by_their_place_in_the_run(tmp_path):
+    path = tmp_path / "res.jsonl"
+    f = lambda x: float(np.sum((np.asarray(x) - 0.5) ** 2))  # noqa: E731
+    gd.minimize(f, np.zeros(2), gradient="spsa", max_evals=16, history=path)
+    res = gd.minimize(f, np.zeros(2), gradient="spsa", max_evals=32, history=path, resume=True)
+    loaded = gd.History.load(path)
+    assert any(r["eval"] != r["index"] for r in loaded.evaluations)  # renumbered in the file
+    ax = plot_history(loaded, x="evals", y="value").axes[0]
+    dots = [line for line in ax.get_lines() if line.get_marker() == "."][0]
+    assert max(dots.get_xdata()) == res.nfev
+    np.testing.assert_array_equal(sorted(dots.get_xdata()), np.arange(1, res.nfev + 1))
