@@ -12,8 +12,10 @@ its code names, its defaults, a ``functools.partial``'s arguments, a bound metho
 callable object's attributes, and, recursively, the functions, containers and objects these hold
 (up to :data:`MAX_DEPTH` levels and :data:`MAX_VALUES` values). NumPy arrays are summarised by their
 bytes (a change in place is seen), JAX arrays (immutable) by identity, kept alive by the key so that
-their identity cannot pass to another array, numbers and strings by value. Modules, classes and the
-functions of installed libraries are taken as fixed. What lies deeper is taken by identity: pass
+their identity cannot pass to another array, numbers and strings by value, except in lists, dicts
+and sets, which may change while JAX traces the function (a list it appends to), so only the arrays
+and objects they hold are read. Modules, classes and the functions of installed libraries are taken
+as fixed. What lies deeper is taken by identity: pass
 data that changes as ``args=``, which are inputs of the program.
 """
 
@@ -89,17 +91,24 @@ class _Walk:
             return ("method", self.summary(value.__func__, depth), self.summary(value.__self__, depth))
         if isinstance(value, types.FunctionType):
             return self.function(value, depth)
-        if isinstance(value, (tuple, list)):
-            return (type(value).__name__, len(value), tuple(self.summary(item, depth) for item in self.some(value)))
-        if isinstance(value, dict):
-            return ("dict", len(value), tuple((self.summary(k, depth), self.summary(v, depth))
-                                              for k, v in self.some(value.items())))
-        if isinstance(value, (set, frozenset)):
-            return (type(value).__name__, len(value), frozenset(self.summary(item, depth) for item in self.some(value)))
+        if isinstance(value, tuple):
+            return ("tuple", len(value), tuple(self.summary(item, depth) for item in self.some(value)))
+        if isinstance(value, frozenset):
+            return ("frozenset", len(value), frozenset(self.summary(item, depth) for item in self.some(value)))
+        if isinstance(value, (list, dict, set)):
+            # Mutable containers: only the arrays (and objects) they hold. Their numbers and strings
+            # are taken as fixed: a list the function appends to while JAX traces it (a trace
+            # counter) would otherwise change at every trace, and every call would compile anew.
+            items = value.items() if isinstance(value, dict) else value
+            return (type(value).__name__, tuple(self.summary(item, depth) for item in self.some(items)
+                                                if not _is_plain(item)))
         attributes = getattr(value, "__dict__", None)
         if isinstance(attributes, dict):  # an object: its class, and its attributes
             call = getattr(type(value), "__call__", None)
-            return ("object", id(type(value)), self.summary(attributes, depth),
+            # its attributes, numbers too (a model's hyperparameters; a counter it keeps makes
+            # each call compile anew: slower, never wrong)
+            return ("object", id(type(value)),
+                    tuple((name, self.summary(item, depth)) for name, item in self.some(attributes.items())),
                     self.summary(call, depth) if isinstance(call, types.FunctionType) else None)
         return self.identity(value)  # no attributes to read (slots, an extension type)
 
@@ -117,6 +126,13 @@ class _Walk:
                 tuple((name, self.summary(namespace[name], depth)) for name in _global_names(code)
                       if name in namespace),
                 self.summary(function.__defaults__, depth), self.summary(function.__kwdefaults__, depth))
+
+
+def _is_plain(item) -> bool:
+    """A number or string, or a dict item of a key and such a value."""
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], _SCALARS):
+        item = item[1]
+    return isinstance(item, _SCALARS)
 
 
 def _cell(cell):

@@ -83,3 +83,32 @@ def test_cycles_and_huge_containers_end_quickly():
     assert key(fun) == key(fun)
     many = list(range(10 * free_data.MAX_VALUES))
     assert len(str(key(lambda x: jnp.sum(x) * many[0]))) < 40 * free_data.MAX_VALUES
+
+
+def test_numbers_in_lists_and_dicts_are_fixed_so_a_trace_counter_does_not_change_the_key():
+    traces, config = [], {"scale": np.ones(2), "name": "a"}
+
+    def counted(x):
+        traces.append(1)  # runs while JAX traces it
+        return jnp.sum(x * config["scale"])
+
+    before = key(counted)
+    traces.append(1)
+    config["name"] = "b"
+    assert key(counted) == before
+    config["scale"][0] = 2.0  # arrays in them are read
+    assert key(counted) != before
+
+
+def test_an_objects_numbers_are_read():
+    class Scaled:
+        def __init__(self):
+            self.scale = 1.0
+
+        def __call__(self, x):
+            return self.scale * jnp.sum(x)
+
+    model = Scaled()
+    before = key(model)
+    model.scale = 2.0
+    assert key(model) != before
