@@ -24,6 +24,7 @@ from gdtools.bound_args import BoundArgs, kept_on
 from gdtools.errors import EvaluationFailed, InputError
 from gdtools.estimators.finite_difference import _FiniteDifference
 from gdtools.evaluation import fold_in
+from gdtools.problem import key_hint
 from gdtools.program_cache import saved_jit
 from gdtools.line_search import LineSearchDescent
 from gdtools.result import State
@@ -205,10 +206,11 @@ class HostLoop:
                 if self.max_evals is not None and ev.nfev >= self.max_evals:
                     return value  # the budget is spent: reported as a start that did not measure
         except EvaluationFailed:
+            hint = key_hint(ev._call.fun, len(ev._call.args)) if ev.stochastic else ""
             raise InputError(f"the objective did not return a finite value at x0, the start point: "
                              f"it failed {ev.consecutive_failures} times in a row (max_failures="
                              f"{ev.max_failures}); the last error: {ev.last_error}. Nothing to optimise "
-                             f"from there") from None
+                             f"from there{hint}") from None
 
     def _first_step(self, noise) -> float:
         """The default gain's first step, shrunk where the first probes show strong curvature."""
@@ -412,9 +414,12 @@ class HostLoop:
                         self._nfev += trials
                         cost += trials
                 if self.callback is not None:
-                    stop = self.callback(State(iteration=k, x=problem.to_user(x) if not problem.device else x,
-                                               fun=value, grad_norm=gnorm, nfev=self.nfev(),
-                                               elapsed=elapsed(), history=self.history))
+                    try:
+                        stop = self.callback(State(iteration=k, x=problem.to_user(x) if not problem.device else x,
+                                                   fun=value, grad_norm=gnorm, nfev=self.nfev(),
+                                                   elapsed=elapsed(), history=self.history))
+                    except StopIteration:  # scipy's way to stop from a callback (scipy >= 1.11)
+                        stop = True
                     if stop:
                         x = new_x
                         reason = "callback"

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 import types
 import warnings
@@ -145,6 +146,12 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
     try:
         out = jax.eval_shape(fun_flat, jax.ShapeDtypeStruct(jnp.shape(problem.x0), jnp.result_type(problem.x0)),
                              *args)
+    except TypeError as exc:
+        if "returned a value of type" not in str(exc):
+            raise
+        kind = re.search(r"returned a value of type <class '([\w.]+)'>", str(exc))
+        raise InputError(f"the objective must return a real floating-point scalar (a JAX array), got "
+                         f"{kind.group(1) if kind else 'something else'}") from None
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
             jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError,
             *((IndexError,) if args else ())) as exc:
@@ -263,8 +270,9 @@ def minimize(
         finds no lower point.
       seed: seeds every random choice (perturbations, keys passed to ``fun``).
       callback: ``callback(state) -> bool | None`` once per iteration, with the iterate
-        ``state.x``, its value and gradient norm, before its step is applied; True stops the run
-        after that step (``res.nit`` is then ``state.iteration + 1``).
+        ``state.x``, its value and gradient norm, before its step is applied; True (or raising
+        ``StopIteration``, as scipy allows) stops the run after that step (``res.nit`` is then
+        ``state.iteration + 1``).
       executor: a ``concurrent.futures.Executor`` (process pool, dask ``client.get_executor()``)
         that evaluates each batch of probes in parallel.
       history: a path to write every record to as it happens (a new file: an existing one is
@@ -281,10 +289,13 @@ def minimize(
         as the value of a failed evaluation.
       max_failures: see ``on_failure``.
       batch: ``x0`` has a leading axis of independent starting points, solved together in one
-        compiled program (autodiff on traceable objectives only).
+        compiled program (autodiff on traceable objectives only). Every start is checked as a
+        single ``x0`` is; a start where the objective is nan or infinite gets a result of its own
+        with status ``"nonfinite"``.
 
     Returns:
-      A :class:`gdtools.Result`: ``x, fun, nit, nfev, success, message, status, grad, history``.
+      A :class:`gdtools.Result`: ``x, fun, nit, nfev, success, message, status, grad, history``
+      (with ``batch=True``, a list of them, one per start).
 
     Example:
       >>> import jax.numpy as jnp, gdtools as gd
@@ -304,8 +315,10 @@ def minimize(
     if noise is not None and not (isinstance(noise, _REAL) and not isinstance(noise, bool) and noise >= 0
                                   and math.isfinite(noise)):
         raise InputError(f"noise must be a non-negative number, got {noise!r}")
-    if not isinstance(seed, (int, np.integer)):
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise InputError(f"seed must be an integer, got {seed!r}")
+    if not -2**63 <= int(seed) < 2**63:
+        raise InputError(f"seed must be an integer from -2**63 to 2**63 - 1, got {seed}")
     if callback is not None and not callable(callback):
         raise InputError("callback must be callable")
     if executor is not None and not hasattr(executor, "submit"):
@@ -670,12 +683,20 @@ def _run_compiled(problem, fun, fun_flat, optimizer, *, args, data, max_iters, t
     return _package_trace(problem, trace, history, elapsed=elapsed, max_iters=max_iters, tol=tol, skip=skip)
 
 
-def _package_trace(problem, trace, history, *, elapsed, max_iters, tol, skip=0) -> Result:
+def _package_trace(problem, trace, history, *, elapsed, max_iters, tol, skip=0, start=None) -> Result:
+    """A compiled run's Result. ``start``: the run is start ``start`` of a batch, whose failure at
+    its x0 is its own result (the other starts' are kept), not an error."""
     nit = int(trace.nit)
     table = np.asarray(trace.table)  # columns sliced here, in NumPy (see Trace)
     loss, gnorm, evals = table[:, 0], table[:, 1], table[:, 2]
+    unravel = problem.jax_unravel if problem.device else (lambda v: problem.to_user(np.asarray(v, dtype=float)))
     if not np.isfinite(loss[0]):
-        raise InputError("the objective returned a non-finite value (nan or inf) at x0")
+        if start is None:
+            raise InputError("the objective returned a non-finite value (nan or inf) at x0")
+        history.record_iterations(iteration=[0], nfev=[1], time=[0.0], loss=[float(loss[0])], grad_norm=[math.nan])
+        return Result(x=unravel(trace.x), fun=float(loss[0]), nit=0, nfev=1, success=False,
+                      message=f"the objective returned a non-finite value (nan or inf) at start {start}",
+                      status="nonfinite", history=history, grad=None)
     xs = np.asarray(trace.xs) if trace.xs.shape[0] else None
     history.update_meta(engine="compiled", time_resolution="run (per-iteration times are interpolated)")
     steps = np.arange(skip, nit + 1)
@@ -689,7 +710,6 @@ def _package_trace(problem, trace, history, *, elapsed, max_iters, tol, skip=0) 
                                            dtype=trace.x.dtype)
     else:
         success, message = stop_message(reason, tol=tol, max_iters=max_iters, iteration=nit)
-    unravel = problem.jax_unravel if problem.device else (lambda v: problem.to_user(np.asarray(v, dtype=float)))
     return Result(x=unravel(trace.x), fun=float(trace.fun), nit=nit, nfev=int(trace.nfev), success=success,
                   message=message, status=reason, history=history, grad=unravel(trace.grad))
 
@@ -710,7 +730,10 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
         raise InputError(f"batch=True needs every leaf of x0 to have the same leading axis (one row per "
                          f"start); the leaves have {sizes} rows")
     first = jax.tree_util.tree_map(lambda a: a[0], x0)
-    problem = build_problem(fun, first, bounds=bounds, space=None, n_args=len(args))
+    try:
+        problem = build_problem(fun, first, bounds=bounds, space=None, n_args=len(args))
+    except InputError as exc:
+        raise InputError(f"batch=True, start 0 of x0: {exc}") from None
     if problem.stochastic:
         raise InputError("batch=True needs a deterministic fun(x) (autodiff); this one takes a key"
                          + key_hint(fun, len(args)))
@@ -720,6 +743,7 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
     optimizer = optimizer if optimizer is not None else _DEFAULT_LBFGS
     # Each start flattened as ravel_pytree flattens one (leaves in order, each raveled), all at once.
     starts = jnp.concatenate([jnp.reshape(jnp.asarray(leaf), (count, -1)) for leaf in leaves], axis=1)
+    _check_starts(np.asarray(starts), problem)
     solver = _compiled_solver(fun, problem, fun_flat, optimizer, x0=starts, args=args, data=data, max_iters=max_iters,
                               tol=tol, record_x=False, batch=True)
     t0 = time.perf_counter()
@@ -730,5 +754,21 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
         trace = jax.tree_util.tree_map(lambda a: a[i], traces)
         meta = {"estimator": estimator.describe(), "optimizer": optimizer_name, "seed": seed, "batch_index": i}
         results.append(_package_trace(problem, trace, History(meta=meta),
-                                      elapsed=elapsed, max_iters=max_iters, tol=tol))
+                                      elapsed=elapsed, max_iters=max_iters, tol=tol, start=i))
     return results
+
+
+def _check_starts(starts: np.ndarray, problem: Problem) -> None:
+    """Every start of a batch (one row each) is finite and within the bounds, as a single x0 must be."""
+    bad = ~np.isfinite(starts).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(f"batch=True, start {i} of x0 holds nan or inf (coordinate "
+                         f"{int(np.argmax(~np.isfinite(starts[i])))})")
+    if problem.lower is None:
+        return
+    outside = (starts < problem.lower) | (starts > problem.upper)
+    if outside.any():
+        i, j = np.argwhere(outside)[0]
+        raise InputError(f"batch=True, start {i} of x0 violates the bounds: coordinate {j} is "
+                         f"{float(starts[i, j])}, outside [{problem.lower[j]}, {problem.upper[j]}]")

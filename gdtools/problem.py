@@ -382,6 +382,10 @@ def _as_lower_upper(bounds, n: int):
     if isinstance(bounds, np.ndarray) and bounds.shape == (n, 2) and n != 2:
         return bounds[:, 0].astype(float), bounds[:, 1].astype(float)
     pairs = bounds.tolist() if isinstance(bounds, np.ndarray) and bounds.shape == (2, 2) else bounds
+    if (isinstance(pairs, (tuple, list)) and len(pairs) not in (2, n) and pairs
+            and all(_is_pair(b) for b in pairs)):  # (two pairs may be gdtools' (lower, upper))
+        raise InputError(f"bounds has {len(pairs)} (min, max) pairs, x0 has {n} parameters: give one pair "
+                         f"per parameter")
     if not isinstance(pairs, (tuple, list)) or len(pairs) != n or not all(_is_pair(b) for b in pairs):
         return bounds
     lower = np.array([-np.inf if lo is None else float(lo) for lo, _ in pairs])

@@ -1123,3 +1123,44 @@ def test_resuming_with_another_optimizer_is_refused(tmp_path):
     with pytest.raises(gd.InputError, match=r"another optimizer \(\"default \(Spall's gain\)\" recorded, 'adam' given\)"):
         gd.minimize(f, np.zeros(2), gradient="spsa", history=path, max_evals=20, resume=True, optimizer="adam")
     gd.minimize(f, np.zeros(2), gradient="spsa", history=path, max_evals=20, resume=True)  # the same: resumed
+
+
+def test_batch_checks_every_start_and_keeps_the_others_when_one_fails_at_its_start():
+    square = lambda x: jnp.sum(x ** 2)  # noqa: E731
+    with pytest.raises(gd.InputError, match=r"start 1 of x0 violates the bounds: coordinate 0 is -3.0"):
+        gd.minimize(square, jnp.array([[1.5, 1.5], [-3.0, -3.0]]), batch=True, bounds=(1, 2))
+    with pytest.raises(gd.InputError, match=r"start 2 of x0 holds nan or inf \(coordinate 1\)"):
+        gd.minimize(square, jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, jnp.nan]]), batch=True)
+    with pytest.raises(gd.InputError, match=r"start 0 of x0: x0 violates the bounds"):
+        gd.minimize(square, jnp.array([[3.0, 1.5], [1.5, 1.5]]), batch=True, bounds=(1, 2))
+    log_bowl = lambda x: jnp.sum(jnp.log(x) ** 2)  # noqa: E731  (nan below 0)
+    runs = gd.minimize(log_bowl, jnp.array([[2.0, 3.0], [-1.0, 1.0], [0.5, 2.0]]), batch=True)
+    assert runs[1].status == "nonfinite" and not runs[1].success and "at start 1" in runs[1].message
+    for run in (runs[0], runs[2]):
+        assert run.success and np.allclose(run.x, 1.0, atol=1e-3)
+
+
+def test_a_callback_may_stop_the_run_by_raising_stopiteration_as_in_scipy():
+    def stop_at_2(state):
+        if state.iteration >= 2:
+            raise StopIteration
+
+    res = gd.minimize(lambda x: jnp.sum(x ** 2), jnp.ones(3), optimizer="adam", callback=stop_at_2)
+    assert res.status == "callback" and res.nit == 3 and len(res.history) >= 3
+
+
+def test_more_bad_input_gets_one_clear_message():
+    with pytest.raises(gd.InputError, match="must return a real floating-point scalar.*got str"):
+        gd.minimize(lambda x: "1.0", jnp.ones(2))
+    with pytest.raises(gd.InputError, match="seed must be an integer from -2\\*\\*63"):
+        gd.minimize(lambda x: jnp.sum(x), jnp.ones(2), seed=2 ** 70)
+    with pytest.raises(gd.InputError, match="seed must be an integer"):
+        gd.minimize(lambda x: jnp.sum(x), jnp.ones(2), seed=True)
+    with pytest.raises(gd.InputError, match=r"bounds has 4 \(min, max\) pairs, x0 has 3 parameters"):
+        gd.minimize(lambda x: jnp.sum(x ** 2), jnp.ones(3) * 0.5, bounds=[(0, 1)] * 4)
+
+    def loss(w, data):  # data forgotten: taken for fun(x, key)
+        return float(np.sum((np.asarray(w) - data) ** 2))
+
+    with pytest.raises(gd.InputError, match=r"parameter 'data' is taken for a PRNG key.*args="):
+        gd.minimize(loss, np.zeros(3), gradient="spsa", max_evals=50)
