@@ -259,7 +259,8 @@ def minimize(
         with autodiff it counts value-and-gradient passes and the run leaves the compiled program
         for the host loop, as with ``callback`` and ``max_time``). Spent by a deterministic run
         before it converged, it is no success (as max_iters, and scipy's maxfun).
-      max_time: wall-clock budget in seconds.
+      max_time: wall-clock budget in seconds, JAX's compilation left out (as a compiled run's
+        times leave it out), so that a first call, which compiles, and a later one spend it alike.
       tol: stop when the gradient's largest component is at most ``tol`` (deterministic gradients).
         A deterministic run also stops, status ``"no_progress"``, when its steps stop changing
         anything three iterations in a row (x unchanged on the host loop; the value and gradient

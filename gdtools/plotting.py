@@ -32,7 +32,7 @@ X_AXES = ("iteration", "evals", "time")
 #: ``y`` may also name any other numeric field of the iteration records (e.g. one added by a callback).
 Y_BUILTIN = ("loss", "value")
 
-_X_LABELS = {"iteration": "iteration", "evals": "objective evaluations", "time": "time (s)"}
+_X_LABELS = {"iteration": "iteration", "evals": "objective evaluations", "time": "time (s, compilation left out)"}
 #: With more coordinates than this, an unnamed parameter vector is drawn without a legend.
 _MAX_LEGEND_COORDS = 10
 #: Named parameters get one panel each, up to this many; beyond it, the first ones are shown.
@@ -179,8 +179,7 @@ def plot_history(
         raise InputError(f"a history has a record whose {'parameters' if params else 'gradient norm'} cannot "
                          f"be plotted ({type(exc).__name__}: {exc})") from None
     compiled = x == "time" and any(run.meta.get("engine") == "compiled" for run in runs)
-    axes[-1].set_xlabel(_X_LABELS[x] + ("; compiled runs: after compilation, per-iteration times interpolated"
-                                        if compiled else ""))
+    axes[-1].set_xlabel(_X_LABELS[x] + ("; compiled runs: per-iteration times interpolated" if compiled else ""))
     lone_x = {float(v) for s in series for v in np.asarray(s["x"])[np.isfinite(s["x"])]}
     if len(lone_x) == 1:  # one point on the axis: a range around it, not +-0.05 of it
         middle = lone_x.pop()

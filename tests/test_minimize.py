@@ -1164,3 +1164,12 @@ def test_more_bad_input_gets_one_clear_message():
 
     with pytest.raises(gd.InputError, match=r"parameter 'data' is taken for a PRNG key.*args="):
         gd.minimize(loss, np.zeros(3), gradient="spsa", max_evals=50)
+
+
+def test_max_time_leaves_out_compilation_so_a_first_call_is_not_cut_short():
+    """A new objective's first call compiles for a second or more; max_time=0.3 used to end it
+    after one iteration (status max_time) where a second call converged."""
+    rosen = lambda x: jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2) + 0.0  # noqa: E731
+    first = gd.minimize(rosen, jnp.zeros(5), max_time=0.3)
+    assert first.status == "converged" and first.success
+    assert first.history.column("time")[-1] < 0.3
