@@ -8,15 +8,17 @@ user who changes that data between two calls expects the second call to see it. 
 summarises that data, and the caches key on it: changed data, a new program.
 
 What is summarised, following the function's code: the values of its closure cells, the globals
-its code names, its defaults, a ``functools.partial``'s arguments, a bound method's object, a
-callable object's attributes, and, recursively, the functions, containers and objects these hold
-(up to :data:`MAX_DEPTH` levels and :data:`MAX_VALUES` values). NumPy arrays are summarised by their
-bytes (a change in place is seen), JAX arrays (immutable) by identity, kept alive by the key so that
-their identity cannot pass to another array, numbers and strings by value, except in lists, dicts
-and sets, which may change while JAX traces the function (a list it appends to), so only the arrays
-and objects they hold are read. Modules, classes and the functions of installed libraries are taken
-as fixed. What lies deeper is taken by identity: pass
-data that changes as ``args=``, which are inputs of the program.
+its code names (and, for a module of the user's, the attributes of it the code names), its
+defaults, a ``functools.partial``'s arguments, a bound method's object, a callable object's
+attributes and slots and the data its class holds (a class of the user's), and, recursively, the
+functions, containers and objects these hold (up to :data:`MAX_DEPTH` levels and
+:data:`MAX_VALUES` values). NumPy arrays are summarised by their bytes (a change in place is seen),
+JAX arrays (immutable) by identity, kept alive by the key so that their identity cannot pass to
+another array, numbers and strings by value. Modules, classes, the functions of installed
+libraries, what lies deeper and objects that cannot be read are taken by identity. A function that
+changes what it reads while JAX traces it (a list it appends to) is keyed on what it holds after
+the call (see ``gd.minimize``). Data that changes from call to call belongs in ``args=``, inputs
+of the program.
 """
 
 from __future__ import annotations
@@ -46,10 +48,20 @@ def fingerprint(fun) -> tuple[tuple, list]:
     return walk.summary(fun, 0), walk.keep
 
 
+def _is_library_file(filename: str) -> bool:
+    return bool(filename) and filename.startswith(_LIBRARY_PATHS)
+
+
 def _is_library(function) -> bool:
     code = getattr(function, "__code__", None)
-    filename = getattr(code, "co_filename", "")
-    return filename.startswith(_LIBRARY_PATHS) or (getattr(function, "__module__", "") or "").startswith("gdtools")
+    return (_is_library_file(getattr(code, "co_filename", ""))
+            or (getattr(function, "__module__", "") or "").startswith("gdtools"))
+
+
+def _is_user_module(module: types.ModuleType) -> bool:
+    """A module of the user's own (a file outside the standard library and installed packages)."""
+    filename = getattr(module, "__file__", None) or ""
+    return bool(filename) and not _is_library_file(filename) and not module.__name__.startswith("gdtools")
 
 
 class _Walk:
@@ -64,6 +76,12 @@ class _Walk:
         return ("id", id(value))
 
     def summary(self, value, depth: int) -> Any:
+        try:
+            return self._summary(value, depth)
+        except Exception:  # an object that will not be read (a proxy whose attributes raise)
+            return self.identity(value)
+
+    def _summary(self, value, depth: int) -> Any:
         self.count += 1
         if self.count > MAX_VALUES:  # read no further: what lies beyond is taken as fixed
             return ("beyond",)
@@ -82,7 +100,9 @@ class _Walk:
         if (depth >= MAX_DEPTH or isinstance(value, (types.ModuleType, type, types.BuiltinFunctionType))
                 or _is_jax_array(value)):
             return self.identity(value)
-        self.walked[id(value)] = len(self.walked)  # (alive through the walk: fun reaches it)
+        # Recorded by id: values that live on through the walk (fun reaches them), never a
+        # temporary (such as a dict's (key, value) pairs), whose id could pass to the next one.
+        self.walked[id(value)] = len(self.walked)
         depth += 1
         if isinstance(value, functools.partial):
             return ("partial", self.summary(value.func, depth), self.summary(value.args, depth),
@@ -91,26 +111,35 @@ class _Walk:
             return ("method", self.summary(value.__func__, depth), self.summary(value.__self__, depth))
         if isinstance(value, types.FunctionType):
             return self.function(value, depth)
-        if isinstance(value, tuple):
-            return ("tuple", len(value), tuple(self.summary(item, depth) for item in self.some(value)))
-        if isinstance(value, frozenset):
-            return ("frozenset", len(value), frozenset(self.summary(item, depth) for item in self.some(value)))
-        if isinstance(value, (list, dict, set)):
-            # Mutable containers: only the arrays (and objects) they hold. Their numbers and strings
-            # are taken as fixed: a list the function appends to while JAX traces it (a trace
-            # counter) would otherwise change at every trace, and every call would compile anew.
-            items = value.items() if isinstance(value, dict) else value
-            return (type(value).__name__, tuple(self.summary(item, depth) for item in self.some(items)
-                                                if not _is_plain(item)))
-        attributes = getattr(value, "__dict__", None)
-        if isinstance(attributes, dict):  # an object: its class, and its attributes
-            call = getattr(type(value), "__call__", None)
-            # its attributes, numbers too (a model's hyperparameters; a counter it keeps makes
-            # each call compile anew: slower, never wrong)
-            return ("object", id(type(value)),
-                    tuple((name, self.summary(item, depth)) for name, item in self.some(attributes.items())),
-                    self.summary(call, depth) if isinstance(call, types.FunctionType) else None)
-        return self.identity(value)  # no attributes to read (slots, an extension type)
+        if isinstance(value, (tuple, list)):
+            return (type(value).__name__, len(value), tuple(self.summary(item, depth) for item in self.some(value)))
+        if isinstance(value, dict):
+            return ("dict", len(value), self.pairs(value.items(), depth))
+        if isinstance(value, (set, frozenset)):
+            return (type(value).__name__, len(value), frozenset(self.summary(item, depth) for item in self.some(value)))
+        return self.instance(value, depth)
+
+    def pairs(self, items, depth: int) -> tuple:
+        """``(key, value)`` pairs, unpacked (the pairs themselves are temporaries)."""
+        return tuple((self.summary(key, depth), self.summary(item, depth)) for key, item in self.some(items))
+
+    def instance(self, value, depth: int) -> tuple:
+        """An object: its attributes (numbers too: a model's hyperparameters; a counter it keeps
+        makes each call compile anew, slower but never wrong), its slots, the data its class holds
+        (a class of the user's) and its ``__call__``."""
+        cls = type(value)
+        try:
+            attributes = object.__getattribute__(value, "__dict__")
+        except AttributeError:
+            attributes = None
+        slots = [name for klass in cls.__mro__ for name in getattr(klass, "__slots__", ()) if isinstance(name, str)]
+        if not isinstance(attributes, dict) and not slots:
+            return self.identity(value)  # nothing to read (an extension type)
+        call = getattr(cls, "__call__", None)
+        return ("object", id(cls), self.pairs(_class_data(cls).items(), depth),
+                self.pairs(attributes.items(), depth) if isinstance(attributes, dict) else (),
+                tuple((name, self.summary(_slot(value, name), depth)) for name in slots),
+                self.summary(call, depth) if isinstance(call, types.FunctionType) else None)
 
     def some(self, items):
         """The first of ``items`` the budget of MAX_VALUES still lets the walk read."""
@@ -121,18 +150,39 @@ class _Walk:
             return ("library", id(function.__code__))
         code = function.__code__
         namespace = function.__globals__
-        return ("function", id(code),
-                tuple(self.summary(_cell(cell), depth) for cell in function.__closure__ or ()),
-                tuple((name, self.summary(namespace[name], depth)) for name in _global_names(code)
-                      if name in namespace),
-                self.summary(function.__defaults__, depth), self.summary(function.__kwdefaults__, depth))
+        names = _global_names(code)
+        cells = [_cell(cell) for cell in function.__closure__ or ()]
+        read = [(name, self.summary(namespace[name], depth)) for name in names if name in namespace]
+        for value in [*cells, *(namespace[name] for name in names if name in namespace)]:
+            if issubclass(type(value), types.ModuleType) and _is_user_module(value):  # (type: no proxy's __class__)
+                # a module of the user's: the attributes of it the code names (mydata.TARGET)
+                module_data = vars(value)
+                read.append((value.__name__, tuple((attr, self.summary(module_data[attr], depth))
+                                                   for attr in names if attr in module_data)))
+        return ("function", id(code), tuple(self.summary(cell, depth) for cell in cells),
+                tuple(read), self.summary(function.__defaults__, depth), self.summary(function.__kwdefaults__, depth))
 
 
-def _is_plain(item) -> bool:
-    """A number or string, or a dict item of a key and such a value."""
-    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], _SCALARS):
-        item = item[1]
-    return isinstance(item, _SCALARS)
+def _class_data(cls) -> dict:
+    """The data a class of the user's holds for its instances (numbers, strings, arrays,
+    containers; not its functions and descriptors)."""
+    module = sys.modules.get(getattr(cls, "__module__", None) or "")
+    if module is None or not (module.__name__ == "__main__" or _is_user_module(module)):
+        return {}
+    data = {}
+    for klass in cls.__mro__[:-1]:  # not object
+        for name, item in vars(klass).items():
+            if not name.startswith("__") and name not in data and isinstance(
+                    item, (*_SCALARS, np.ndarray, np.generic, tuple, list, dict, set, frozenset)):
+                data[name] = item
+    return data
+
+
+def _slot(value, name):
+    try:
+        return object.__getattribute__(value, name)
+    except AttributeError:  # an empty slot
+        return None
 
 
 def _cell(cell):

@@ -417,9 +417,10 @@ class HostLoop:
                         cost += trials
                 if self.callback is not None:
                     try:
-                        stop = self.callback(State(iteration=k, x=problem.to_user(x) if not problem.device else x,
-                                                   fun=value, grad_norm=gnorm, nfev=self.nfev(),
-                                                   elapsed=elapsed(), history=self.history))
+                        with compile_time.not_counted():
+                            stop = self.callback(State(iteration=k, x=problem.to_user(x) if not problem.device else x,
+                                                       fun=value, grad_norm=gnorm, nfev=self.nfev(),
+                                                       elapsed=elapsed(), history=self.history))
                     except StopIteration:  # scipy's way to stop from a callback (scipy >= 1.11)
                         stop = True
                     if stop:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gdtools import compile_time
 from gdtools import estimators as _estimators
 from gdtools._version import __version__
 from gdtools.bound_args import BoundArgs
@@ -146,12 +147,6 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
     try:
         out = jax.eval_shape(fun_flat, jax.ShapeDtypeStruct(jnp.shape(problem.x0), jnp.result_type(problem.x0)),
                              *args)
-    except TypeError as exc:
-        if "returned a value of type" not in str(exc):
-            raise
-        kind = re.search(r"returned a value of type <class '([\w.]+)'>", str(exc))
-        raise InputError(f"the objective must return a real floating-point scalar (a JAX array), got "
-                         f"{kind.group(1) if kind else 'something else'}") from None
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
             jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError,
             *((IndexError,) if args else ())) as exc:
@@ -161,6 +156,12 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
         raise InputError(f"gradient={estimator.name!r} needs a JAX-traceable objective (jax.numpy "
                          f"operations only), but tracing it failed: {type(exc).__name__}. For a "
                          f"black box, use gradient='central', 'forward', 'spsa' or 'smoothing'.{hint}") from None
+    except TypeError as exc:
+        if "returned a value of type" not in str(exc):
+            raise
+        kind = re.search(r"returned a value of type <class '([\w.]+)'>", str(exc))
+        raise InputError(f"the objective must return a real floating-point scalar (a JAX array), got "
+                         f"{kind.group(1) if kind else 'something else'}") from None
     if getattr(out, "shape", None) != ():
         raise InputError(f"the objective must return a scalar, got shape {getattr(out, 'shape', out)}")
     if not jnp.issubdtype(out.dtype, jnp.floating):
@@ -363,6 +364,7 @@ def minimize(
             raise InputError("gradient='autodiff' needs a deterministic fun(x); for fun(x, key) use a "
                              "black-box estimator ('spsa', 'smoothing', 'central')" + key_hint(fun, len(args)))
         args = _device_args(args, estimator)
+        stages = compile_time.stages()
         data = fingerprint(fun) if estimator.uses_fun else ((), [])
         fun_flat = _traceable_flat(problem, fun, estimator, args=args, check=estimator.uses_fun, data=data)
         if not jax.config.jax_enable_x64 and any(
@@ -420,8 +422,10 @@ def minimize(
     compiled = (estimator.traceable and type(estimator) is _estimators.AutoDiff and callback is None
                 and max_time is None and max_evals is None and max_iters <= MAX_COMPILED_ITERS)
     if compiled:
-        return _run_compiled(problem, fun, fun_flat, optimizer, args=args, data=data, max_iters=max_iters, tol=tol,
-                             history=hist, skip=skip)
+        result = _run_compiled(problem, fun, fun_flat, optimizer, args=args, data=data, max_iters=max_iters,
+                               tol=tol, history=hist, skip=skip, resumed_time=resumed_time)
+        _file_under_what_it_holds_now(fun, data, stages)
+        return result
     if fun_flat is not None and args:
         fun_flat = BoundArgs(fun_flat, args)
 
@@ -440,6 +444,8 @@ def minimize(
                     gain_iterations=recorded.get("gain_iterations"))
     try:
         out = loop.run()
+        if fun_flat is not None and estimator.uses_fun:
+            _file_under_what_it_holds_now(fun, data, stages)
         res = _package_host(problem, estimator, out, evaluator, hist, fun_flat,
                             max_iters=max_iters, max_evals=max_evals, max_time=max_time, tol=tol)
         if default_budget:  # the user set no max_evals: say where it came from
@@ -629,6 +635,27 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                   status=reason or "max_iters", history=hist, grad=grad)
 
 
+def _file_under_what_it_holds_now(fun, data, stages: int) -> None:
+    """An objective that changed what it reads while JAX traced it in this call (a list it appends
+    to, a counter) now holds data other than its key (``data``) says, and the next call would not
+    find what was compiled for it: that is filed under what it holds now too. Nothing to do when
+    nothing was traced since ``stages`` (compile_time.stages())."""
+    if compile_time.stages() == stages:
+        return
+    old_key = data[0]
+    new_key, keep = fingerprint(fun)
+    if new_key == old_key:
+        return
+    try:
+        records = _CHECKED.get(fun) or {}
+        for signature in [sig for sig in records if sig[-1] == old_key]:
+            records[signature[:-1] + (new_key,)] = (records[signature][0], keep)
+        for key in [key for key in _SOLVER_CACHE if key[0] is fun and key[-1] == old_key]:
+            _SOLVER_CACHE[key[:-1] + (new_key,)] = (_SOLVER_CACHE[key][0], keep)
+    except TypeError:  # an unhashable objective or key: nothing was kept for it
+        pass
+
+
 #: Compiled solvers kept between calls, so that minimising the same objective again skips compilation.
 _SOLVER_CACHE: collections.OrderedDict = collections.OrderedDict()
 SOLVER_CACHE_SIZE = 16
@@ -669,9 +696,11 @@ def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, args, data, max_i
     return compiled
 
 
-def _run_compiled(problem, fun, fun_flat, optimizer, *, args, data, max_iters, tol, history, skip=0) -> Result:
+def _run_compiled(problem, fun, fun_flat, optimizer, *, args, data, max_iters, tol, history, skip=0,
+                  resumed_time=0.0) -> Result:
     """The whole run as one compiled program. ``skip``: the iterations a resumed run's history
-    already holds; the run computes them again (it is deterministic) and records the rest."""
+    already holds (the last at ``resumed_time`` s); the run computes them again (it is
+    deterministic) and records the rest."""
     optimizer = optimizer if optimizer is not None else _DEFAULT_LBFGS
     x0 = jnp.asarray(problem.x0)
     record_x = int(x0.size) * (max_iters + 1) <= MAX_TRAJECTORY
@@ -681,10 +710,12 @@ def _run_compiled(problem, fun, fun_flat, optimizer, *, args, data, max_iters, t
     trace = solver(x0, args)
     jax.block_until_ready(trace)
     elapsed = time.perf_counter() - t0
-    return _package_trace(problem, trace, history, elapsed=elapsed, max_iters=max_iters, tol=tol, skip=skip)
+    return _package_trace(problem, trace, history, elapsed=elapsed, max_iters=max_iters, tol=tol, skip=skip,
+                          resumed_time=resumed_time)
 
 
-def _package_trace(problem, trace, history, *, elapsed, max_iters, tol, skip=0, start=None) -> Result:
+def _package_trace(problem, trace, history, *, elapsed, max_iters, tol, skip=0, resumed_time=0.0,
+                   start=None) -> Result:
     """A compiled run's Result. ``start``: the run is start ``start`` of a batch, whose failure at
     its x0 is its own result (the other starts' are kept), not an error."""
     nit = int(trace.nit)
@@ -701,8 +732,11 @@ def _package_trace(problem, trace, history, *, elapsed, max_iters, tol, skip=0, 
     xs = np.asarray(trace.xs) if trace.xs.shape[0] else None
     history.update_meta(engine="compiled", time_resolution="run (per-iteration times are interpolated)")
     steps = np.arange(skip, nit + 1)
+    # times interpolated over the run; a resumed run's go on from the last one recorded
+    times = (elapsed * steps / max(nit, 1) if not skip
+             else resumed_time + elapsed * (steps - skip + 1) / max(nit - skip + 1, 1))
     history.record_iterations(iteration=steps, nfev=evals[skip:nit + 1].astype(int),
-                              time=elapsed * steps / max(nit, 1), loss=loss[skip:nit + 1].astype(float),
+                              time=times, loss=loss[skip:nit + 1].astype(float),
                               grad_norm=gnorm[skip:nit + 1].astype(float),
                               x=None if xs is None else xs[skip:nit + 1])
     reason = CODES[int(trace.status)]
@@ -739,6 +773,7 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
         raise InputError("batch=True needs a deterministic fun(x) (autodiff); this one takes a key"
                          + key_hint(fun, len(args)))
     args = _device_args(args, estimator)
+    stages = compile_time.stages()
     data = fingerprint(fun)
     fun_flat = _traceable_flat(problem, fun, estimator, args=args, data=data)
     optimizer = optimizer if optimizer is not None else _DEFAULT_LBFGS
@@ -750,6 +785,7 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
     t0 = time.perf_counter()
     traces = jax.device_get(solver(starts, args))  # one transfer, then NumPy slices per start
     elapsed = time.perf_counter() - t0
+    _file_under_what_it_holds_now(fun, data, stages)
     results = []
     for i in range(count):
         trace = jax.tree_util.tree_map(lambda a: a[i], traces)
@@ -768,7 +804,10 @@ def _check_starts(starts: np.ndarray, problem: Problem) -> None:
                          f"{int(np.argmax(~np.isfinite(starts[i])))})")
     if problem.lower is None:
         return
-    outside = (starts < problem.lower) | (starts > problem.upper)
+    # compared in the starts' own dtype, as a single device x0 is, and as the solver clips (0.3 in
+    # float32 is 0.30000001 in float64: within float32 bounds of 0.3)
+    lower, upper = problem.lower.astype(starts.dtype), problem.upper.astype(starts.dtype)
+    outside = (starts < lower) | (starts > upper)
     if outside.any():
         i, j = np.argwhere(outside)[0]
         raise InputError(f"batch=True, start {i} of x0 violates the bounds: coordinate {j} is "

@@ -118,8 +118,13 @@ def plot_history(
     else:
         fig, main_ax, axes = ax.figure, ax, [ax]
     # Runs drawn into this axes by earlier calls (ax=...): the new ones take the next colours and
-    # join their legend entries, so that a loop of calls overlays runs as one call would.
-    earlier = main_ax.__dict__.setdefault("_gdtools_runs", [])
+    # join their legend entries, so that a loop of calls overlays runs as one call would. Kept on
+    # the axes, and forgotten once their lines are gone from it (ax.clear() between calls).
+    state = main_ax.__dict__.get("_gdtools_plot")
+    if state is None or not all(line in main_ax.lines for line in state["lines"]):
+        state = main_ax.__dict__["_gdtools_plot"] = {"runs": [], "marks": [], "style": {}, "lines": []}
+    earlier = state["runs"]
+    drawn_before = list(main_ax.lines)
     colors = colors[len(earlier) % len(colors):] + colors[:len(earlier) % len(colors)]
     several = len(earlier) + len(series) > 1
 
@@ -129,13 +134,14 @@ def plot_history(
         _draw_main(main_ax, s, color=color, marks_color=color if several else "red", best=best, band=band,
                    y=y, style=style)
     if several:  # marks an earlier call drew red, for one run, take their run's colour now
-        for line, color in main_ax.__dict__.get("_gdtools_marks", []):
+        for line, color in state["marks"]:
             line.set_color(color)
             line.set_markerfacecolor(color)
-    before = main_ax.__dict__.get("_gdtools_style", {})  # what earlier calls drew here, for the legend
+    state["lines"].extend(line for line in main_ax.lines if line not in drawn_before)
+    before = state["style"]  # what earlier calls drew here, for the legend
     style = {key: value + before.get(key, 0) if key in ("failed", "nonfinite") else value or before.get(key, False)
              for key, value in style.items()}
-    main_ax.__dict__["_gdtools_style"] = style
+    state["style"] = style
 
     main_ax.set_ylabel(_y_label(y))
     if log:
@@ -163,7 +169,7 @@ def plot_history(
                               label=f"failed evaluation ({style['failed']})"))
     if style["nonfinite"]:
         handles.append(Line2D([], [], color=marks, marker="v", markeredgecolor="black", markeredgewidth=0.5,
-                              ls="none", label=f"nan or infinite loss ({style['nonfinite']})"))
+                              ls="none", label=f"nan or infinite {_y_label(y)} ({style['nonfinite']})"))
     main_ax.legend(handles=handles, fontsize="small", loc="best")
 
     panel = 1
@@ -181,7 +187,8 @@ def plot_history(
     compiled = x == "time" and any(run.meta.get("engine") == "compiled" for run in runs)
     axes[-1].set_xlabel(_X_LABELS[x] + ("; compiled runs: per-iteration times interpolated" if compiled else ""))
     lone_x = {float(v) for s in series for v in np.asarray(s["x"])[np.isfinite(s["x"])]}
-    if len(lone_x) == 1:  # one point on the axis: a range around it, not +-0.05 of it
+    if len(lone_x) == 1 and len(earlier) == len(series):  # one point on the axis (and no earlier run's):
+        # a range around it, not +-0.05 of it
         middle = lone_x.pop()
         axes[-1].set_xlim(middle - 1, middle + 1)
     if ax is None and x == "iteration":
@@ -426,8 +433,9 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
                    for n in it_numbers])
     failed_x = np.array([_eval_x(run, r, x, xs, it_numbers) for r in run.evaluations if _failed(r)])
     final = np.array([bool(r.get("final")) for r in run.iterations])
+    present = np.array([r.get(y) is not None for r in run.iterations])  # a field some records lack is no nan
     series.update(x=xs, y=values, sd=sd, failed_x=failed_x, order=None, it_x=xs, final=final,
-                  nonfinite_x=xs[~np.isfinite(values) & ~final])
+                  nonfinite_x=xs[present & ~np.isfinite(values) & ~final])
     return series
 
 
@@ -495,7 +503,7 @@ def _draw_main(ax, s: dict, *, color, marks_color, best: bool, band: bool, y: st
     # Failures and nan or infinite losses have no place on the value axis: they are marked where
     # they happened along the bottom edge of the panel (in the run's colour when runs are compared).
     edge = dict(ls="none", ms=6, transform=ax.get_xaxis_transform(), clip_on=False)
-    marks = ax.__dict__.setdefault("_gdtools_marks", [])  # (artist, the run's colour)
+    marks = ax.__dict__["_gdtools_plot"]["marks"]  # (artist, the run's colour)
     if len(failed_x):
         line, = ax.plot(failed_x, np.full(len(failed_x), 0.03), marker="x", color=marks_color, **edge)
         marks.append((line, color))

@@ -442,13 +442,14 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
         if not timed and r - warmup >= 1 and all(g or (len(s) >= 2 and min(s) == max(s))
                                                  for s, g in zip(samples, given_up)):
             break  # every candidate's value repeated exactly: more rounds cannot change anything
+    done = r + 1 - warmup  # the rounds run (fewer than asked when the values were exact)
     out = []
     for c, s, e, k in zip(candidates, samples, errors, failures):
         if not s:
             out.append(_failed(s, statistic, c, t_start, e or "no run succeeded"))
             continue
         m = _summarise(s, statistic, c, t_start, timed=timed)
-        out.append(dataclasses.replace(m, error=f"{k} of {rounds} runs failed; the last: {e}") if k else m)
+        out.append(dataclasses.replace(m, error=f"{k} of {done} runs failed; the last: {e}") if k else m)
     return out
 
 

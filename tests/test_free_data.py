@@ -85,19 +85,65 @@ def test_cycles_and_huge_containers_end_quickly():
     assert len(str(key(lambda x: jnp.sum(x) * many[0]))) < 40 * free_data.MAX_VALUES
 
 
-def test_numbers_in_lists_and_dicts_are_fixed_so_a_trace_counter_does_not_change_the_key():
-    traces, config = [], {"scale": np.ones(2), "name": "a"}
+def test_numbers_in_lists_dicts_and_pairs_are_read():
+    points, params, config = [(0, 1), (1, 3)], {"t": 1.0}, {"a": np.zeros(2), "b": np.zeros(2), "c": np.zeros(2)}
+    fun = lambda x: jnp.sum(x * points[0][1] * params["t"] + config["c"])  # noqa: E731
+    keys = {key(fun)}
+    for change in (lambda: points.__setitem__(0, (0, -1)), lambda: params.__setitem__("t", 5.0),
+                   lambda: config["c"].__setitem__(0, 3.0)):  # the third of three arrays in a dict, too
+        change()
+        keys.add(key(fun))
+    assert len(keys) == 4
 
-    def counted(x):
-        traces.append(1)  # runs while JAX traces it
-        return jnp.sum(x * config["scale"])
 
-    before = key(counted)
-    traces.append(1)
-    config["name"] = "b"
-    assert key(counted) == before
-    config["scale"][0] = 2.0  # arrays in them are read
-    assert key(counted) != before
+def test_a_user_modules_attributes_a_class_attribute_and_slots_are_read(tmp_path, monkeypatch):
+    import importlib
+
+    (tmp_path / "my_data_module.py").write_text("import numpy as np\nTARGET = np.array([1.0, 2.0])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    my_data_module = importlib.import_module("my_data_module")
+    reads_module = lambda x: jnp.sum(x - my_data_module.TARGET)  # noqa: E731
+    before = key(reads_module)
+    my_data_module.TARGET = np.array([5.0, 6.0])
+    assert key(reads_module) != before
+
+    class Shift:
+        shift = 1.0
+
+        def loss(self, x):
+            return jnp.sum(x - self.shift)
+
+    class Slotted:
+        __slots__ = ("w",)
+
+        def __init__(self):
+            self.w = np.ones(2)
+
+        def __call__(self, x):
+            return jnp.sum(x * self.w)
+
+    shifted, slotted = Shift(), Slotted()
+    before = key(shifted.loss), key(slotted)
+    Shift.shift = 2.0
+    slotted.w[0] = 3.0
+    after = key(shifted.loss), key(slotted)
+    assert before[0] != after[0] and before[1] != after[1]
+
+
+def test_an_object_that_cannot_be_read_is_taken_by_identity_not_a_crash():
+    class Proxy:  # a lazy proxy whose every attribute raises outside its context
+        def __getattribute__(self, name):
+            raise RuntimeError("working outside of context")
+
+    proxy = Proxy()
+
+    def fun(x):
+        if False:
+            proxy.log(x)
+        return jnp.sum(x)
+
+    first, keep = fingerprint(fun)
+    assert key(fun) == first and any(item is proxy for item in keep)
 
 
 def test_an_objects_numbers_are_read():

@@ -1173,3 +1173,38 @@ def test_max_time_leaves_out_compilation_so_a_first_call_is_not_cut_short():
     first = gd.minimize(rosen, jnp.zeros(5), max_time=0.3)
     assert first.status == "converged" and first.success
     assert first.history.column("time")[-1] < 0.3
+
+
+def test_batch_accepts_a_start_on_a_bound_after_float32_rounding_as_a_single_run_does():
+    f = lambda x: jnp.sum((x - 0.1) ** 2)  # noqa: E731
+    x = np.array([0.3, 0.2], np.float32)
+    single = gd.minimize(f, x[:1], bounds=(0.0, 0.3))
+    runs = gd.minimize(f, x.reshape(2, 1), bounds=(0.0, 0.3), batch=True)
+    np.testing.assert_allclose(runs[0].x, single.x, atol=1e-6)
+
+
+def test_a_resumed_compiled_runs_times_go_on_from_the_recorded_ones(tmp_path):
+    path = tmp_path / "h.jsonl"
+    rosen = lambda x: jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)  # noqa: E731
+    gd.minimize(rosen, jnp.zeros(4), history=path, max_iters=5)
+    resumed = gd.minimize(rosen, jnp.zeros(4), history=path, resume=True, max_iters=40)
+    times = gd.History.load(path).column("time")
+    assert len(times) == resumed.nit + 1 > 6 and np.all(np.diff(times) >= 0)
+
+
+def test_an_objective_that_appends_to_a_list_while_traced_is_compiled_once():
+    """Its data (the list) changes while JAX traces it: what was compiled is filed under what it
+    holds after the call, so the next call finds it."""
+    seen = []
+
+    def counted(x):
+        seen.append(len(seen))  # runs only while JAX traces it
+        return jnp.sum((x - 3.0) ** 2)
+
+    gd.minimize(counted, jnp.zeros(2))
+    traced = len(seen)
+    gd.minimize(counted, jnp.ones(2))
+    gd.minimize(counted, jnp.zeros(2), callback=lambda state: None)
+    traced_host = len(seen)
+    gd.minimize(counted, jnp.ones(2), callback=lambda state: None)
+    assert traced > 0 and len(seen) == traced_host

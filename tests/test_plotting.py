@@ -454,3 +454,31 @@ def test_a_resumed_run_places_its_evaluations_by_their_place_in_the_run(tmp_path
     dots = [line for line in ax.get_lines() if line.get_marker() == "."][0]
     assert max(dots.get_xdata()) == res.nfev
     np.testing.assert_array_equal(sorted(dots.get_xdata()), np.arange(1, res.nfev + 1))
+
+
+def test_a_cleared_axes_starts_afresh_and_a_lone_point_keeps_the_runs_before_it():
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    for n in (10, 11, 12):  # a live plot: clear, draw the run so far
+        ax.clear()
+        plot_history(smooth_history(n), ax=ax, labels=["run"])
+    assert legend_texts(ax)[:1] == ["run"] and "run" not in legend_texts(ax)[1:]
+    first_colour = plot_history(smooth_history(), labels=["x"]).axes[0].get_lines()[0].get_color()
+    assert ax.get_lines()[0].get_color() == first_colour
+    one = History(meta={"estimator": "autodiff"})
+    one.record_iteration(iteration=0, nfev=1, time=0.0, loss=0.5, grad_norm=0.0, x=[1.0])
+    plot_history(one, ax=ax, labels=["one point"])
+    assert ax.get_xlim()[1] > 10  # the earlier run's 12 iterations still in view
+
+
+def test_a_field_some_records_lack_is_not_marked_nan():
+    h = smooth_history(10)
+    for i, record in enumerate(h.iterations):
+        if i % 3 == 0:
+            record["lr"] = 0.1 / (i + 1)
+    h.iterations[9]["lr"] = float("nan")
+    ax = plot_history(h, y="lr").axes[0]
+    [marks] = [line for line in ax.get_lines() if line.get_marker() == "v"]
+    np.testing.assert_array_equal(marks.get_xdata(), [9.0])
+    assert "nan or infinite lr (1)" in legend_texts(ax)

@@ -361,3 +361,15 @@ def test_remeasure_stops_once_every_value_repeated_exactly(space):
     # a time is measured every round, however exact it looks
     assert len(remeasure(time_callable(lambda n, t: None, space), [{"n": 1, "t": 0.0}], rounds=4,
                          warmup=0)[0].samples) == 4
+
+
+def test_remeasure_counts_the_rounds_it_ran_when_it_stopped_early(space):
+    calls = iter(range(100))
+
+    def flaky_exact(params):
+        if next(calls) == 2:
+            raise RuntimeError("flaky")
+        return float(params["n"])
+
+    a, b = remeasure(flaky_exact, [{"n": 1, "t": 0.0}, {"n": 2, "t": 0.0}], rounds=10, warmup=0)
+    assert len(a.samples) == 3 and b.error == "1 of 3 runs failed; the last: RuntimeError: flaky"  # not "of 10"
