@@ -388,7 +388,8 @@ def run(args) -> int:
     print(f"{message} {res.nfev} evaluations, {res.nit} iterations.")
     if best_i is None:
         print(f"None of the {len(candidates)} settings could be measured again: every run failed "
-              f"({rounds} run{'s' if rounds > 1 else ''} each): "
+              f"(up to {rounds} run{'s' if rounds > 1 else ''} each; a setting whose first two runs failed "
+              f"is not run again): "
               + "; ".join(f"{label}: {m.error}" for label, m in zip(labels, measured)))
         if args.history:
             print(f"history: {args.history}")
