@@ -625,12 +625,15 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                         f"and the final measurement.)")
     hist.record_iteration(iteration=out["nit"], nfev=nfev, time=out["elapsed"], loss=fun_value,
                           grad_norm=None, x=x, final=True)
-    user_x = problem.to_user(x) if not problem.device else problem.jax_unravel(x)
+    # a device x0's result is a JAX array in its dtype, whichever path (a line search's
+    # NumPy point included) gave the final point
+    on_device = lambda v: problem.jax_unravel(jnp.asarray(v, dtype=jnp.result_type(problem.x0)))  # noqa: E731
+    user_x = problem.to_user(x) if not problem.device else on_device(x)
     grad = out["grad"]
     if grad is not None and problem.space is not None:  # along each parameter's unit-cube coordinate
         grad = {name: float(g) for name, g in zip(problem.space.names, np.asarray(grad, dtype=float))}
     elif grad is not None:
-        grad = problem.to_user(np.asarray(grad, dtype=float)) if not problem.device else problem.jax_unravel(grad)
+        grad = problem.to_user(np.asarray(grad, dtype=float)) if not problem.device else on_device(grad)
     return Result(x=user_x, fun=fun_value, nit=out["nit"], nfev=nfev, success=success, message=message,
                   status=reason or "max_iters", history=hist, grad=grad)
 

@@ -1208,3 +1208,18 @@ def test_an_objective_that_appends_to_a_list_while_traced_is_compiled_once():
     traced_host = len(seen)
     gd.minimize(counted, jnp.ones(2), callback=lambda state: None)
     assert traced > 0 and len(seen) == traced_host
+
+
+@pytest.mark.parametrize("gradient", ["autodiff", "central", "forward", "spsa", "smoothing"])
+def test_the_result_has_the_starts_kind_whatever_the_estimator(gradient):
+    """A JAX start gives a JAX array of its dtype, a NumPy start a float64 NumPy array (as scipy),
+    whichever path ended the run (central differences' line search gave a NumPy float64 array)."""
+    if gradient == "autodiff":
+        fun = lambda x: jnp.sum((x - 0.5) ** 2)  # noqa: E731
+    else:
+        fun = lambda x: float(np.sum((np.asarray(x) - 0.5) ** 2))  # noqa: E731
+    limits = {} if gradient == "autodiff" else {"max_evals": 60}
+    on_device = gd.minimize(fun, jnp.zeros(3), gradient=gradient, **limits)
+    assert isinstance(on_device.x, jax.Array) and on_device.x.dtype == jnp.zeros(3).dtype
+    on_host = gd.minimize(fun, np.zeros(3, np.float32), gradient=gradient, **limits)
+    assert isinstance(on_host.x, np.ndarray) and on_host.x.dtype == np.float64
