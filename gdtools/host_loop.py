@@ -35,6 +35,11 @@ from gdtools.transforms import descend, largest_projected_component, needs_value
 #: Extra evaluations at x0 that measure the noise of a stochastic objective whose noise is unknown.
 NOISE_PROBES = 3
 
+#: Noise below this part of |f(x0)| (or of 1, for a small f) leaves finite differences' line search
+#: in place: a noise=1e-12 on a Rosenbrock of value 9 switched it to the decaying gain, which ran to
+#: max_iters where the line search converges (the noise-aware steps still see the noise).
+NEGLIGIBLE_NOISE = 1e-10
+
 #: Dispatch a device run's next estimate before reading this one's value back (see HostLoop.run).
 PIPELINE = True
 
@@ -247,7 +252,7 @@ class HostLoop:
                 estimator.observe(f_start)
                 self._observe_at(x, f_start)
                 self._measure_noise(x, f_start)
-            if self.gain_if_noisy and self.evaluator.noise > 0:
+            if self.gain_if_noisy and self.evaluator.noise > NEGLIGIBLE_NOISE * max(1.0, abs(f_start)):
                 self.calibrate = True
                 if self.history is not None:
                     self.history.update_meta(optimizer=self.gain_if_noisy)

@@ -284,7 +284,9 @@ def minimize(
         does not exist yet starts a new run there (so one call both starts and resumes); a history
         of another run (size, estimator, seed or parameter space) is refused.
       noise: the objective's noise level (std of one evaluation), if known; else estimated from
-        the measurements' repeats (0 when there are none).
+        the measurements' repeats (0 when there are none). Finite differences' default optimizer
+        gives way to Spall's decaying gain when the noise is more than a negligible part of the
+        value at x0 (host_loop.NEGLIGIBLE_NOISE); below that their steps still follow it.
       on_failure: ``"stop"`` (after ``max_failures`` consecutive failed evaluations, or as many
         iterations in a row spoilt by a failed probe; a failed start is measured again until then)
         or a finite number used
@@ -378,7 +380,8 @@ def minimize(
     default = optimizer is None
     calibrate = False
     if default:
-        optimizer, calibrate = _default_optimizer(estimator, noisy=bool(problem.stochastic or (noise or 0) > 0))
+        # (a given noise= is judged against the value at x0 by the host loop: see gain_if_noisy)
+        optimizer, calibrate = _default_optimizer(estimator, noisy=bool(problem.stochastic))
     # the default line search gives way to the gain if the objective shows noise at x0
     switch_to_gain = default and isinstance(optimizer, LineSearchDescent)
     meta = dict(version=__version__, estimator=estimator.describe(),

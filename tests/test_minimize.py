@@ -1223,3 +1223,13 @@ def test_the_result_has_the_starts_kind_whatever_the_estimator(gradient):
     assert isinstance(on_device.x, jax.Array) and on_device.x.dtype == jnp.zeros(3).dtype
     on_host = gd.minimize(fun, np.zeros(3, np.float32), gradient=gradient, **limits)
     assert isinstance(on_host.x, np.ndarray) and on_host.x.dtype == np.float64
+
+
+def test_a_negligible_noise_level_keeps_finite_differences_line_search():
+    """noise=1e-12 on a Rosenbrock of value 9 switched the default to the decaying gain, which ran
+    to its budget far from the minimum; a noise that matters still switches."""
+    rosen = lambda x: float(np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))  # noqa: E731
+    tiny = gd.minimize(rosen, np.zeros(6), gradient="central", noise=1e-12, max_evals=6000)
+    assert tiny.success and tiny.fun < 1e-5 and "line search" in tiny.history.meta["optimizer"]
+    real = gd.minimize(rosen, np.zeros(6), gradient="central", noise=1e-3, max_evals=200)
+    assert real.history.meta["optimizer"] == "default (Spall's gain)"
