@@ -50,8 +50,30 @@ OBJECTIVES = ("time", "stdout")
 #: Characters of a failed run's stderr kept in its error message.
 STDERR_TAIL = 400
 
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:inf(?:inity)?|nan)\b",
+#: A number as a program prints it: the whole of a word, or of what follows ``=`` in one (``loss=0.5``),
+#: with a unit after it (``0.52s``, ``12ms``, ``50%``); NaN and infinities by name; thousands
+#: separated by commas (``5,202,500``).
+_NUMBER = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:[a-zA-Zµ%]+)?|([-+]?(?:inf(?:inity)?|nan))",
                      re.IGNORECASE)
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+#: What may surround a number in a word: brackets, quotes, and the punctuation after it.
+_AROUND = "()[]{}<>'\",;:"
+
+
+def last_number(text: str) -> str | None:
+    """The last number in a program's output, as printed (None if it printed none). Only whole
+    words count: ``run-3``, ``model-v2``, ``buchanan`` and ``setup.inf`` hold no number, so
+    ``score 0.93 (run-3)`` gives ``0.93``."""
+    for word in reversed(text.split()):
+        word = word.strip(_AROUND)
+        if "=" in word:
+            word = word.rsplit("=", 1)[1].strip(_AROUND)
+        if _THOUSANDS.fullmatch(word):
+            word = word.replace(",", "")
+        match = _NUMBER.fullmatch(word)
+        if match:
+            return match.group(1) or match.group(2)
+    return None
 
 
 # -- argv templates ------------------------------------------------------------------------------
@@ -302,12 +324,12 @@ class TimedCommand:
         if self.objective == "time":
             return elapsed, None, None
         text = (out or b"").decode("utf-8", "replace")
-        numbers = _NUMBER.findall(text)
-        if not numbers:
+        number = last_number(text)
+        if number is None:
             return math.nan, f"no number in the program's output: {text.strip()[-STDERR_TAIL:]!r}", None
-        value = float(numbers[-1])
+        value = float(number)
         if not math.isfinite(value):
-            return math.nan, f"the last number the program printed is {numbers[-1]!r}", None
+            return math.nan, f"the last number the program printed is {number!r}", None
         return value, None, text
 
     def __call__(self, params: Mapping) -> Measurement:
