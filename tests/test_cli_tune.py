@@ -294,3 +294,19 @@ def test_a_refused_resume_names_the_option_and_both_values(tmp_path, capsys):
         assert main(base + ["--resume", "--budget", "8", *extra] + program) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and words in err and "digest" not in err, err
+
+
+def test_an_existing_history_is_never_replaced_without_resume(tmp_path, capsys):
+    history = tmp_path / "run.jsonl"
+    base = ["tune", "--param", "x=0:10", "--budget", "4", "--objective", "stdout", "--warmup", "0", "--repeats", "1",
+            "--quiet", "--history", str(history), "--", PY, "-c", "import sys; print((float(sys.argv[1]) - 3) ** 2)", "{x}"]
+    assert main(base) == 0
+    before = history.read_text()
+    capsys.readouterr()
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "already exists: add --resume" in err and err.count("\n") == 1
+    assert history.read_text() == before
+    mine = tmp_path / "notes.txt"  # not a history at all: refused the same way, untouched
+    mine.write_text("my notes")
+    assert main([a if a != str(history) else str(mine) for a in base]) == 2 and mine.read_text() == "my notes"

@@ -61,7 +61,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--dask", metavar="ADDRESS",
                         help="run evaluations on a dask.distributed scheduler (tcp://host:8786)")
     parser.add_argument("--history", metavar="FILE",
-                        help="write every evaluation to this JSON Lines file as it happens (an existing file is replaced unless --resume)")
+                        help="write every evaluation to this JSON Lines file as it happens (a new file; "
+                             "an existing one is continued with --resume, never replaced)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run recorded in --history instead of starting over")
     parser.add_argument("--plot", metavar="FILE", help="write the loss curve to this image")
@@ -198,6 +199,10 @@ def _check_options(args) -> None:
         raise InputError(f"--resume: history file {args.history!r} does not exist")
     if args.resume:
         _check_same_measurement(args)
+    elif args.history and os.path.isfile(args.history) and os.path.getsize(args.history) > 0:
+        # what it holds may be hours of measurements: never replaced without being asked
+        raise InputError(f"--history {args.history!r} already exists: add --resume to continue the run it "
+                         f"holds, or remove it (or give another file) to start a new one")
     if args.workers > 1 and args.dask:
         raise InputError("give either --workers or --dask, not both")
     if args.history:
