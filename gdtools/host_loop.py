@@ -354,7 +354,7 @@ class HostLoop:
                     ev = self.evaluator
                     if ev.on_failure == "stop" and unusable >= ev.max_failures:
                         reason = "failed"
-                        detail = (f"{unusable} iterations in a row had a failed probe, so no gradient "
+                        detail = (f"{unusable} gradient estimates in a row had a failed probe, so no gradient "
                                   f"(max_failures={ev.max_failures}); the last error: {ev.last_error}")
                         break
                     continue

@@ -485,11 +485,22 @@ def _check_resumable(path, meta: dict) -> tuple[dict, int]:
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it is not a readable history ({exc})") from None
     for name, what in (("n", "number of parameters"), ("estimator", "gradient estimator"), ("seed", "seed"),
                        ("space", "parameter space"), ("start", "start point")):
-        if name in recorded and name in meta and recorded[name] != json.loads(json.dumps(meta[name])):
+        if name not in recorded or name not in meta:
+            continue
+        mine, theirs = json.loads(json.dumps(meta[name])), recorded[name]
+        if name == "space" and isinstance(theirs, dict) and mine == theirs and list(mine) != list(theirs):
+            raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded its parameters in another "
+                             f"order ({', '.join(theirs)} recorded, {', '.join(mine)} given)")
+        if mine != theirs:
             if name == "start":  # the digest tells nothing: the points, where both runs kept them
                 name = "start_point" if "start_point" in recorded and "start_point" in meta else name
+                mine, theirs = json.loads(json.dumps(meta[name])), recorded[name]
+            if name == "estimator" and isinstance(theirs, dict) and theirs.get("name") != mine.get("name"):
+                difference = f"{theirs.get('name')} recorded, {mine.get('name')} given"  # not every setting
+            else:
+                difference = _difference(theirs, mine)
             raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with another {what} "
-                             f"({_difference(recorded[name], json.loads(json.dumps(meta[name])))})")
+                             f"({difference})")
     mine, theirs = str(meta.get("optimizer", "")), str(recorded.get("optimizer", ""))
     if theirs and mine != theirs and not (mine.startswith("default") and theirs.startswith("default")):
         # (the default may have given way to the gain during the recorded run: not compared)

@@ -310,3 +310,47 @@ def test_an_existing_history_is_never_replaced_without_resume(tmp_path, capsys):
     mine = tmp_path / "notes.txt"  # not a history at all: refused the same way, untouched
     mine.write_text("my notes")
     assert main([a if a != str(history) else str(mine) for a in base]) == 2 and mine.read_text() == "my notes"
+
+
+def test_more_refused_resumes_name_the_option(tmp_path, capsys):
+    history = tmp_path / "run.jsonl"
+    params = ["--param", "x=0:10", "--param", "k=1:100:log:int"]
+    rest = ["--budget", "4", "--seed", "0", "--objective", "stdout", "--warmup", "0", "--repeats", "1", "--quiet",
+            "--history", str(history), "--", PY, "-c", QUADRATIC, "{x}", "{k}"]
+    assert main(["tune", *params, *rest]) == 0
+    capsys.readouterr()
+    swapped = ["--param", "k=1:100:log:int", "--param", "x=0:10"]
+    assert main(["tune", *swapped, "--resume", *rest]) == 2
+    assert "recorded its --param options in another order (x, k recorded, k, x given)" in capsys.readouterr().err
+    central = ["tune", *params, "--gradient", "central", "--resume", "--budget", "8", *rest[2:]]
+    assert main(central) == 2
+    assert "another --gradient (spsa recorded, central given)" in capsys.readouterr().err
+
+
+def test_the_search_is_printed_when_ctrl_c_stops_the_side_by_side_rounds(tmp_path, capsys, monkeypatch):
+    from gdtools import timing
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(timing, "remeasure", interrupted)
+    history = tmp_path / "run.jsonl"
+    assert main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "4", "--objective", "stdout",
+                 "--warmup", "0", "--repeats", "1", "--quiet", "--history", str(history),
+                 "--", PY, "-c", QUADRATIC, "{x}", "{k}"]) == 130
+    out = capsys.readouterr()
+    assert "4 evaluations" in out.out and "interrupted while measuring the settings again side by side" in out.out
+    assert "best command:" in out.out and f"history: {history}" in out.out and "--resume" in out.err
+
+
+def test_exact_printed_numbers_report_the_rounds_run_and_a_failed_run_without_history_says_so(capsys):
+    args = ["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "6", "--objective", "stdout",
+            "--warmup", "0", "--repeats", "1", "--final-rounds", "5", "--", PY, "-c", QUADRATIC, "{x}", "{k}"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "up to 5 runs each" in captured.err and "side by side (2 runs each)" in captured.out
+    only_the_start = "import sys; x = float(sys.argv[1]); sys.exit(0 if abs(x - 5) < 1e-9 else 1)"
+    assert main(["tune", "--param", "x=0:10", "--start", "x=5", "--budget", "12", "--warmup", "0", "--repeats", "1",
+                 "--quiet", "--", PY, "-c", only_the_start, "{x}"]) == 1
+    out = capsys.readouterr().out
+    assert "Add --history FILE to keep what is measured" in out and "is in the history" not in out

@@ -258,10 +258,20 @@ def _cli_names(message: str, args) -> str:
     """The engine's message with its Python arguments named as the CLI user set them."""
     message = (message.replace(f"(max_evals={args.budget})", f"(--budget {args.budget})")
                .replace(f"max_failures={args.max_failures}", f"--max-failures {args.max_failures}"))
+    message = (message.replace("another gradient estimator (", "another --gradient (", 1)
+               if "another gradient estimator (c: " not in message else message)
+    message = message.replace("recorded its parameters in another order", "recorded its --param options in another order")
+    if not args.history:  # there is no file: the engine's history is this command's memory only
+        message = message.replace("Everything measured so far is in the history.",
+                                  "Add --history FILE to keep what is measured.")
     if "another gradient estimator (c: " in message:  # the estimator setting this command sets
         message = (message.replace("another gradient estimator (c: ", "another --perturbation (")
                    .replace("(None recorded", "(the default recorded").replace(", None given)", ", the default given)"))
     return message
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
 
 
 def _within_noise(a, b) -> bool:
@@ -384,13 +394,23 @@ def run(args) -> int:
             labels.append(label)
     rounds = args.final_rounds if args.final_rounds is not None else max(3, args.repeats)
     if not args.quiet:
-        print(f"gdtools tune: comparing {len(candidates)} settings side by side, {rounds} "
-              f"run{'s' if rounds > 1 else ''} each",
-              file=sys.stderr)
-    measured = remeasure(objective, candidates, rounds=rounds, warmup=min(1, args.warmup))
-    best_i = pick_best(measured)
+        print(f"gdtools tune: comparing {_count(len(candidates), 'setting')} side by side, "
+              f"{'up to ' if args.objective != 'time' else ''}{_count(rounds, 'run')} each", file=sys.stderr)
     message = _cli_names(res.message, args)
-    print(f"{message} {res.nfev} evaluations, {res.nit} iterations.")
+    try:
+        measured = remeasure(objective, candidates, rounds=rounds, warmup=min(1, args.warmup))
+    except KeyboardInterrupt:  # the search is done: its answer is printed, not lost
+        stop_running_programs()
+        print(f"{message} {_count(res.nfev, 'evaluation')}, {_count(res.nit, 'iteration')}.")
+        print(f"interrupted while measuring the settings again side by side; the search's final point: "
+              f"{dict(res.x)} (best command: {shlex.join(objective.command(res.x))})")
+        if args.history:
+            print(f"history: {args.history}")
+        raise
+    # rounds run: fewer than asked where printed numbers repeated exactly (see remeasure)
+    rounds = max([len(m.samples) for m in measured if m.status == "ok"] or [rounds])
+    best_i = pick_best(measured)
+    print(f"{message} {_count(res.nfev, 'evaluation')}, {_count(res.nit, 'iteration')}.")
     if best_i is None:
         print(f"None of the {len(candidates)} settings could be measured again: every run failed "
               f"(up to {rounds} run{'s' if rounds > 1 else ''} each; a setting whose first two runs failed "
