@@ -304,8 +304,13 @@ class HostLoop:
                 if pending is not None and pending[0] == k and pending[2] is x:
                     est = pending[1]
                 else:
+                    # After a failed probe the next ones are half as far from x (a quarter after two
+                    # failures...): a program that gets faster towards a limit it fails beyond (a
+                    # batch too large for memory) otherwise has the same probe fail again and again.
+                    probe_scale = (kwargs if not unusable or kwargs["scale"] is None
+                                   else {**kwargs, "scale": kwargs["scale"] * 0.5 ** unusable})
                     est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
-                                             noise=noise, **kwargs, **extra)
+                                             noise=noise, **probe_scale, **extra)
                 pending = None
                 if k == 0 and np.shape(est.grad) != np.shape(x):
                     raise InputError(f"the gradient estimator {type(estimator).__name__} returned a gradient "

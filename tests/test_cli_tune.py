@@ -1,4 +1,5 @@
 import json
+import re
 import sys
 
 import numpy as np
@@ -354,3 +355,15 @@ def test_exact_printed_numbers_report_the_rounds_run_and_a_failed_run_without_hi
                  "--quiet", "--", PY, "-c", only_the_start, "{x}"]) == 1
     out = capsys.readouterr().out
     assert "Add --history FILE to keep what is measured" in out and "is in the history" not in out
+
+
+def test_probes_come_closer_after_one_fails_so_a_limit_that_fails_beyond_is_approached(capsys):
+    """Faster with a larger batch, failing above 100 (out of memory): the same far probe failed
+    three times in a row and the run stopped at exit 1; halving the probes after a failure reaches
+    the limit."""
+    program = "import sys; b = int(sys.argv[1]); sys.exit(1) if b > 100 else print(1000.0 / b)"
+    assert main(["tune", "--param", "batch=1:1024:log:int", "--budget", "12", "--repeats", "1", "--warmup", "0",
+                 "--objective", "stdout", "--quiet", "--", PY, "-c", program, "{batch}"]) == 0
+    out = capsys.readouterr().out
+    best = int(re.search(r"best command: .* (\d+)$", out, re.MULTILINE).group(1))
+    assert 80 <= best <= 100, out
