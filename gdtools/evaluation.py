@@ -207,6 +207,7 @@ class Evaluator:
         self.last_error: str | None = None
         self.best_x: np.ndarray | None = None
         self.best_value = math.inf
+        self.worst_value = -math.inf  # of the successful measurements: bounds a penalty (see _value)
         self.iteration = 0
         self._noises: list[float] = []
         #: whether a measurement said it is noisy by nature (Measurement.noisy: a timing)
@@ -293,6 +294,8 @@ class Evaluator:
             m = results[i]
             if m.ok and m.value < self.best_value:
                 self.best_x, self.best_value = points[i].copy(), float(m.value)
+            if m.ok and m.value > self.worst_value:
+                self.worst_value = float(m.value)
         return np.array([self._value(results[i], trial=trial) for i in range(len(points))])
 
     def _record(self, index, x, m: Measurement) -> Measurement:
@@ -328,4 +331,12 @@ class Evaluator:
                     f"{self.consecutive_failures} consecutive evaluations failed (max_failures="
                     f"{self.max_failures}); the last one: {m.error or 'non-finite value'}")
             return math.nan
-        return float(self.on_failure)
+        # The penalty, or a value as far beyond the worst measured as the worst is from the best,
+        # if that is lower: a failed probe must read as worse than anything measured, but a penalty
+        # of 1e6 beside values of 10 made the first gradient estimate so large that Adam's scale
+        # kept its direction for many steps (the search walked away from the optimum).
+        penalty = float(self.on_failure)
+        if math.isfinite(self.worst_value) and math.isfinite(self.best_value):
+            spread = self.worst_value - self.best_value
+            penalty = min(penalty, self.worst_value + max(spread, abs(self.worst_value), 1e-12))
+        return penalty

@@ -289,8 +289,9 @@ def minimize(
         value at x0 (host_loop.NEGLIGIBLE_NOISE); below that their steps still follow it.
       on_failure: ``"stop"`` (after ``max_failures`` consecutive failed evaluations, or as many
         iterations in a row spoilt by a failed probe; a failed start is measured again until then)
-        or a finite number used
-        as the value of a failed evaluation.
+        or a finite number used as the value of a failed evaluation (at most as far beyond the
+        worst value measured so far as that is from the best, or twice the worst if more: a huge
+        penalty would swamp the steps' scale).
       max_failures: see ``on_failure``.
       batch: ``x0`` has a leading axis of independent starting points, solved together in one
         compiled program (autodiff on traceable objectives only). Every start is checked as a

@@ -360,3 +360,17 @@ def test_a_nan_or_infinite_value_is_recorded_as_a_failed_evaluation():
     assert bad and all(r["status"] == "failed" for r in bad)
     assert {r["error"] for r in bad} == {"non-finite value nan", "non-finite value inf"}
     assert all(r["status"] == "ok" and r["error"] is None for r in records if np.isfinite(r["value"]))
+
+
+def test_the_size_of_a_large_penalty_does_not_change_the_search():
+    """A penalty of 1e6 beside values under 100 made the first SPSA estimate so large that the
+    steps kept its direction and walked away from the optimum (ending 'worse'); any penalty above
+    the values' own range now searches as a moderate one does."""
+    space = gd.Space(a=gd.Real(1, 100))
+    fun = lambda p: math.inf if p["a"] > 50 else (p["a"] - 40) ** 2  # noqa: E731
+    runs = [gd.minimize(fun, {"a": 48.0}, space=space, gradient="spsa", max_evals=12, on_failure=penalty, seed=0)
+            for penalty in (300.0, 1e6, 1e12)]
+    assert [r.x["a"] for r in runs[1:]] == [runs[0].x["a"]] * 2
+    assert all(r.status == "max_evals" and abs(r.x["a"] - 40) < 5 for r in runs)
+    small = gd.minimize(fun, {"a": 48.0}, space=space, gradient="spsa", max_evals=12, on_failure=70.0, seed=0)
+    assert small.x["a"] != runs[0].x["a"]  # a penalty inside the bound is used as given
