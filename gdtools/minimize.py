@@ -568,6 +568,9 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
     reason = out["reason"]
     x = out["x"]
     fun_value = math.nan
+    # the closing record: the result measured at its end (True), or the best point measured
+    # during the run standing in for it ("best measured": its value is from then)
+    final = True
     if evaluator is not None:
         if out["nit"] == 0 and not math.isfinite(out["f_start"]):
             raise InputError(f"the objective did not return a finite value at x0 "
@@ -589,6 +592,7 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
         if not math.isfinite(fun_value) and evaluator.best_x is not None:
             # The final point could not be measured: the best point that was, with its value there.
             x, fun_value = evaluator.best_x, evaluator.best_value
+            final = "best measured"
         # Ended clearly worse than the start (beyond the noise of the two measurements): the steps
         # diverged. The best point measured is the better answer, and it is no success. A noisy
         # objective whose noise was never measured (a wall time timed once per evaluation, with
@@ -602,6 +606,7 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
             reason = "worse"
             out["detail"] = f"f = {fun_value:.6g} at the last iterate, {out['f_start']:.6g} at x0"
             x, fun_value = evaluator.best_x, evaluator.best_value
+            final = "best measured"
     else:
         # Autodiff is asked once more at the final x; a custom estimator that measures nothing
         # through the engine (DeepDream's) reports the best value it saw (see Result.fun).
@@ -639,7 +644,7 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
             message += (f" (The {left} evaluation{'s' if left > 1 else ''} left could not pay for another step "
                         f"and the final measurement.)")
     hist.record_iteration(iteration=out["nit"], nfev=nfev, time=out["elapsed"], loss=fun_value,
-                          grad_norm=None, x=x, final=True)
+                          grad_norm=None, x=x, final=final)
     # a device x0's result is a JAX array in its dtype, whichever path (a line search's
     # NumPy point included) gave the final point
     on_device = lambda v: problem.jax_unravel(jnp.asarray(v, dtype=jnp.result_type(problem.x0)))  # noqa: E731

@@ -128,7 +128,7 @@ def plot_history(
     colors = colors[len(earlier) % len(colors):] + colors[:len(earlier) % len(colors)]
     several = len(earlier) + len(series) > 1
 
-    style = {"raw": False, "band": False, "failed": 0, "nonfinite": 0, "final": False}
+    style = {"raw": False, "band": False, "failed": 0, "nonfinite": 0, "final": False, "stand_in": False}
     for i, s in enumerate(series):
         color = colors[i % len(colors)]
         _draw_main(main_ax, s, color=color, marks_color=color if several else "red", best=best, band=band,
@@ -161,6 +161,9 @@ def plot_history(
     if style["final"]:
         handles.append(Line2D([], [], color=gray, marker="*", ms=10, ls="none",
                               label="final measurement of the result"))
+    if style["stand_in"]:
+        handles.append(Line2D([], [], color=gray, marker="*", ms=10, ls="none", markerfacecolor="none",
+                              label="result: the best point measured during the run"))
     if style["band"]:
         handles.append(Patch(color=gray, alpha=0.2, label="± sd of one evaluation"))
     marks = gray if several else "red"  # with several runs each run's marks take its colour
@@ -416,7 +419,8 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
         except InputError:
             it_x = None
         series.update(x=xs, y=values, sd=sd, failed_x=xs[failed], order=order, it_x=it_x,
-                      final=np.zeros(len(xs), dtype=bool), nonfinite_x=np.zeros(0))
+                      final=np.zeros(len(xs), dtype=bool), nonfinite_x=np.zeros(0),
+                      stand_in=np.zeros(len(xs), dtype=bool))
         return series
 
     if not run.iterations:
@@ -433,9 +437,12 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
                    for n in it_numbers])
     failed_x = np.array([_eval_x(run, r, x, xs, it_numbers) for r in run.evaluations if _failed(r)])
     final = np.array([bool(r.get("final")) for r in run.iterations])
+    # a closing record of the best point measured during the run, standing in for the result's own
+    # measurement (which failed, or came out worse than the start)
+    stand_in = np.array([r.get("final") == "best measured" for r in run.iterations])
     present = np.array([r.get(y) is not None for r in run.iterations])  # a field some records lack is no nan
     series.update(x=xs, y=values, sd=sd, failed_x=failed_x, order=None, it_x=xs, final=final,
-                  nonfinite_x=xs[present & ~np.isfinite(values) & ~final])
+                  nonfinite_x=xs[present & ~np.isfinite(values) & ~final], stand_in=stand_in)
     return series
 
 
@@ -495,10 +502,15 @@ def _draw_main(ax, s: dict, *, color, marks_color, best: bool, band: bool, y: st
         if best:
             ax.plot(xs[~final], _running_min(values[~final]), color=color, lw=2)
             style["raw"] = style["raw"] or int((~final).sum()) >= 2  # one point draws no line
-        if final.any():
-            ax.plot(xs[final], values[final], ls="none", marker="*", ms=11, color=color,
+        measured = final & ~s["stand_in"]
+        if measured.any():
+            ax.plot(xs[measured], values[measured], ls="none", marker="*", ms=11, color=color,
                     markeredgecolor="black", markeredgewidth=0.5)
             style["final"] = True
+        if s["stand_in"].any():  # a hollow star: not a measurement made at the end
+            ax.plot(xs[s["stand_in"]], values[s["stand_in"]], ls="none", marker="*", ms=11, color=color,
+                    markerfacecolor="none", markeredgewidth=1.2)
+            style["stand_in"] = True
     failed_x = s["failed_x"][np.isfinite(s["failed_x"])] if len(s["failed_x"]) else s["failed_x"]
     # Failures and nan or infinite losses have no place on the value axis: they are marked where
     # they happened along the bottom edge of the panel (in the run's colour when runs are compared).

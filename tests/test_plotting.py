@@ -482,3 +482,21 @@ def test_a_field_some_records_lack_is_not_marked_nan():
     [marks] = [line for line in ax.get_lines() if line.get_marker() == "v"]
     np.testing.assert_array_equal(marks.get_xdata(), [9.0])
     assert "nan or infinite lr (1)" in legend_texts(ax)
+
+
+def test_a_result_that_stands_in_for_a_failed_final_measurement_is_a_hollow_star():
+    calls = []
+
+    def fails_last(x):  # the 12th evaluation, the final measurement of the result, fails
+        calls.append(1)
+        if len(calls) == 12:
+            raise RuntimeError("crashed")
+        return float(np.sum((np.asarray(x) - 0.5) ** 2)) + 1.0
+
+    res = gd.minimize(fails_last, np.zeros(2), gradient="spsa", max_evals=12, on_failure=100.0)
+    assert res.history.iterations[-1]["final"] == "best measured"
+    ax = plot_history(res).axes[0]
+    stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
+    assert len(stars) == 1 and stars[0].get_markerfacecolor() == "none"
+    texts = legend_texts(ax)
+    assert "result: the best point measured during the run" in texts and "final measurement of the result" not in texts
