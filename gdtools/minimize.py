@@ -171,10 +171,7 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
             kept = None
             if isinstance(fun, types.FunctionType):  # compared by identity: the key is this very function
                 kept = fun_flat = _flat(weakref.ref(fun), unravel, weak=True)
-            records = _CHECKED.setdefault(fun, {})
-            records[signature] = (kept, data_keep)
-            while len(records) > CHECKED_PER_FUNCTION:  # data that changes call after call
-                del records[next(iter(records))]
+            _keep_checked(_CHECKED.setdefault(fun, {}), signature, (kept, data_keep))
         except TypeError:
             pass
     return fun_flat
@@ -185,6 +182,14 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
 #: its whole run. Weak keys: the record goes with the objective.
 _CHECKED: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
 CHECKED_PER_FUNCTION = 4
+
+
+def _keep_checked(records: dict, signature, record) -> None:
+    """Keep a function's record for ``signature``, and its last CHECKED_PER_FUNCTION only (data
+    that changes call after call)."""
+    records[signature] = record
+    while len(records) > CHECKED_PER_FUNCTION:
+        del records[next(iter(records))]
 
 
 def _structure(problem: Problem) -> tuple:
@@ -671,10 +676,11 @@ def _file_under_what_it_holds_now(fun, data, stages: int) -> None:
         return
     try:
         records = _CHECKED.get(fun) or {}
-        for signature in [sig for sig in records if sig[-1] == old_key]:
-            records[signature[:-1] + (new_key,)] = (records[signature][0], keep)
-        for key in [key for key in _SOLVER_CACHE if key[0] is fun and key[-1] == old_key]:
-            _SOLVER_CACHE[key[:-1] + (new_key,)] = (_SOLVER_CACHE[key][0], keep)
+        for signature, (kept, _) in [(sig, record) for sig, record in records.items() if sig[-1] == old_key]:
+            _keep_checked(records, signature[:-1] + (new_key,), (kept, keep))
+        for key, (compiled, _) in [(key, entry) for key, entry in _SOLVER_CACHE.items()
+                                   if key[0] is fun and key[-1] == old_key]:
+            _keep_solver(key[:-1] + (new_key,), (compiled, keep))
     except TypeError:  # an unhashable objective or key: nothing was kept for it
         pass
 
@@ -713,10 +719,15 @@ def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, args, data, max_i
                          record_x=record_x)
     compiled = jax.jit(jax.vmap(solver, in_axes=(0, None)) if batch else solver).lower(x0, args).compile()
     if key is not None:
-        _SOLVER_CACHE[key] = (compiled, data_keep)
-        while len(_SOLVER_CACHE) > SOLVER_CACHE_SIZE:
-            _SOLVER_CACHE.popitem(last=False)
+        _keep_solver(key, (compiled, data_keep))
     return compiled
+
+
+def _keep_solver(key, entry) -> None:
+    """Keep ``(compiled solver, what its key holds by identity)``, the SOLVER_CACHE_SIZE latest only."""
+    _SOLVER_CACHE[key] = entry
+    while len(_SOLVER_CACHE) > SOLVER_CACHE_SIZE:
+        _SOLVER_CACHE.popitem(last=False)
 
 
 def _run_compiled(problem, fun, fun_flat, optimizer, *, args, data, max_iters, tol, history, skip=0,
