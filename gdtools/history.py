@@ -106,8 +106,10 @@ def _dumps(record: dict) -> str:
     try:
         text = json.dumps(record, allow_nan=False)
     except ValueError:  # a NaN or infinity in it
-        return json.dumps(_spelled(record), allow_nan=False)
-    return json.dumps(_spelled(record), allow_nan=False) if _may_hold_spelling(text) else text
+        text = None
+    if text is None or _may_hold_spelling(text):
+        text = json.dumps(_spelled(record), allow_nan=False)
+    return text
 
 
 def _loads(line: str) -> Any:

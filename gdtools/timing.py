@@ -447,10 +447,14 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
     failed_runs = [0] * len(candidates)  # runs that failed, warm-up runs included
     timed = False  # whether the runs measure something noisy by nature (Measurement.noisy)
     t_start = time.time()
+
+    def given_up(i) -> bool:  # its first two runs failed
+        return not samples[i] and failed_runs[i] >= 2
+
     for r in range(warmup + rounds):
         shift = r % max(1, len(candidates))
         for i in [*range(shift, len(candidates)), *range(shift)]:
-            if not samples[i] and failed_runs[i] >= 2:
+            if given_up(i):
                 continue  # failed every run, twice: a setting that hangs costs no more timeouts
             m = run(candidates[i])  # a plain objective's exception: a failed run, as in minimize
             timed = timed or m.noisy
@@ -460,9 +464,8 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
                 failed_runs[i] += 1
             elif r >= warmup:
                 samples[i].append(m.value)
-        given_up = [not s and f >= 2 for s, f in zip(samples, failed_runs)]
-        if not timed and r - warmup >= 1 and all(g or (len(s) >= 2 and min(s) == max(s))
-                                                 for s, g in zip(samples, given_up)):
+        if not timed and r - warmup >= 1 and all(given_up(i) or (len(s) >= 2 and min(s) == max(s))
+                                                 for i, s in enumerate(samples)):
             break  # every candidate's value repeated exactly: more rounds cannot change anything
     done = r + 1 - warmup  # the rounds run (fewer than asked when the values were exact)
     out = []

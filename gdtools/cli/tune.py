@@ -258,16 +258,14 @@ def _cli_names(message: str, args) -> str:
     """The engine's message with its Python arguments named as the CLI user set them."""
     message = (message.replace(f"(max_evals={args.budget})", f"(--budget {args.budget})")
                .replace(f"max_failures={args.max_failures}", f"--max-failures {args.max_failures}"))
-    message = (message.replace("another gradient estimator (", "another --gradient (", 1)
-               if "another gradient estimator (c: " not in message else message)
     message = message.replace("recorded its parameters in another order", "recorded its --param options in another order")
     if not args.history:  # there is no file: the engine's history is this command's memory only
         message = message.replace("Everything measured so far is in the history.",
                                   "Add --history FILE to keep what is measured.")
     if "another gradient estimator (c: " in message:  # the estimator setting this command sets
-        message = (message.replace("another gradient estimator (c: ", "another --perturbation (")
-                   .replace("(None recorded", "(the default recorded").replace(", None given)", ", the default given)"))
-    return message
+        return (message.replace("another gradient estimator (c: ", "another --perturbation (")
+                .replace("(None recorded", "(the default recorded").replace(", None given)", ", the default given)"))
+    return message.replace("another gradient estimator (", "another --gradient (", 1)
 
 
 def _count(number: int, thing: str) -> str:
@@ -396,12 +394,12 @@ def run(args) -> int:
     if not args.quiet:
         print(f"gdtools tune: comparing {_count(len(candidates), 'setting')} side by side, "
               f"{'up to ' if args.objective != 'time' else ''}{_count(rounds, 'run')} each", file=sys.stderr)
-    message = _cli_names(res.message, args)
+    searched = f"{_cli_names(res.message, args)} {_count(res.nfev, 'evaluation')}, {_count(res.nit, 'iteration')}."
     try:
         measured = remeasure(objective, candidates, rounds=rounds, warmup=min(1, args.warmup))
     except KeyboardInterrupt:  # the search is done: its answer is printed, not lost
         stop_running_programs()
-        print(f"{message} {_count(res.nfev, 'evaluation')}, {_count(res.nit, 'iteration')}.")
+        print(searched)
         print(f"interrupted while measuring the settings again side by side; the search's final point: "
               f"{dict(res.x)} (best command: {shlex.join(objective.command(res.x))})")
         if args.history:
@@ -410,10 +408,10 @@ def run(args) -> int:
     # rounds run: fewer than asked where printed numbers repeated exactly (see remeasure)
     rounds = max([len(m.samples) for m in measured if m.status == "ok"] or [rounds])
     best_i = pick_best(measured)
-    print(f"{message} {_count(res.nfev, 'evaluation')}, {_count(res.nit, 'iteration')}.")
+    print(searched)
     if best_i is None:
         print(f"None of the {len(candidates)} settings could be measured again: every run failed "
-              f"(up to {rounds} run{'s' if rounds > 1 else ''} each; a setting whose first two runs failed "
+              f"(up to {_count(rounds, 'run')} each; a setting whose first two runs failed "
               f"is not run again): "
               + "; ".join(f"{label}: {m.error}" for label, m in zip(labels, measured)))
         if args.history:
@@ -426,7 +424,7 @@ def run(args) -> int:
     side = ", ".join(f"{label} {_cell(m)}" + (f" ({m.error.split(';')[0]})" if m.status == "ok" and m.error else "")
                      for label, m in zip(labels, measured))
     passed_over = any(m.status == "ok" and m.value < m_best.value for m in measured)
-    print(f"side by side ({rounds} run{'s' if rounds > 1 else ''} each): {side}; "
+    print(f"side by side ({_count(rounds, 'run')} each): {side}; "
           f"best: the {labels[best_i]}" + (" (the fastest that never failed)" if passed_over else ""))
     close_calls = [label for i, (label, m) in enumerate(zip(labels, measured))
                    if i != best_i and _within_noise(m, m_best)]
