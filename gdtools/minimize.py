@@ -35,6 +35,8 @@ from gdtools.evaluation import Evaluator, fold_in, prng_key
 from gdtools.free_data import fingerprint
 from gdtools.history import History, plain_data
 from gdtools.output_path import check_output_file
+from gdtools.optax_description import PREFIX as OPTAX_PREFIX, UNDESCRIBED as UNDESCRIBED_OPTAX
+from gdtools.optax_description import describe_transformation, differing_parts
 from gdtools.line_search import LineSearchDescent
 from gdtools.host_loop import HostLoop
 from gdtools.problem import Problem, build_problem, key_hint
@@ -508,10 +510,12 @@ def _check_resumable(path, meta: dict) -> tuple[dict, int]:
             raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with another {what} "
                              f"({difference})")
     mine, theirs = str(meta.get("optimizer", "")), str(recorded.get("optimizer", ""))
-    if theirs and mine != theirs and not (mine.startswith("default") and theirs.startswith("default")):
-        # (the default may have given way to the gain during the recorded run: not compared)
+    if (theirs and mine != theirs and not (mine.startswith("default") and theirs.startswith("default"))
+            and not (theirs == UNDESCRIBED_OPTAX and mine.startswith(OPTAX_PREFIX))):
+        # (the default may have given way to the gain during the recorded run: not compared; an
+        # optax transformation recorded without its description may be this one)
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with another optimizer "
-                         f"({_difference(theirs, mine)})")
+                         f"({_difference(*differing_parts(theirs, mine))})")
     if "space" in recorded and "space" not in meta:
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run over the parameter "
                          f"space {recorded['space']!r}, this one has no space")
@@ -536,11 +540,11 @@ def _difference(recorded, given) -> str:
 
 def _describe(optimizer, name=None) -> str:
     """The optimizer's name for the history: the name it was given by, else its type's; optax's
-    transformations are all one type, named after what they are."""
+    transformations are all one type, described by what their closures hold (optax_description)."""
     if name:
         return name
     if isinstance(optimizer, optax.GradientTransformation):
-        return "optax transformation"
+        return describe_transformation(optimizer) or UNDESCRIBED_OPTAX
     return getattr(optimizer, "__name__", None) or type(optimizer).__name__
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from gdtools.errors import InputError
 from gdtools.history import History
+from gdtools.optax_description import short_description
 
 X_AXES = ("iteration", "evals", "time")
 #: ``y`` may also name any other numeric field of the iteration records (e.g. one added by a callback).
@@ -272,6 +273,8 @@ def default_label(run: History, index: int = 0) -> str:
     optimizer = _describe(run.meta.get("optimizer"))
     if optimizer and optimizer.startswith("default (") and optimizer.endswith(")"):
         optimizer = optimizer[len("default ("):-1]  # the one the engine picked, e.g. "L-BFGS"
+    elif optimizer:
+        optimizer = short_description(optimizer)  # an optax transformation: "optax adam, lr 0.001"
     parts = [_describe(run.meta.get("estimator")), optimizer]
     # A bare "default" (older histories) says only that the engine picked it.
     parts = [p for p in parts if p and p != "default"]

@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 import time
@@ -423,7 +424,8 @@ def test_a_line_search_run_does_not_keep_the_objective_alive():
 def test_history_names_the_optimizer_as_the_user_named_it():
     f = lambda x: jnp.sum(x ** 2)
     assert gd.minimize(f, jnp.ones(2), optimizer="adam").history.meta["optimizer"] == "adam"
-    assert gd.minimize(f, jnp.ones(2), optimizer=optax.sgd(0.1)).history.meta["optimizer"] == "optax transformation"
+    assert gd.minimize(f, jnp.ones(2), optimizer=optax.sgd(0.1)).history.meta["optimizer"] == \
+        "optax: identity > scale(step_size=-0.1)"
     # the default is named as what the engine picked
     assert gd.minimize(f, jnp.ones(2)).history.meta["optimizer"] == "default (L-BFGS)"
     g = lambda x: float(np.sum(np.asarray(x) ** 2))  # noqa: E731
@@ -1123,6 +1125,28 @@ def test_resuming_with_another_optimizer_is_refused(tmp_path):
     with pytest.raises(gd.InputError, match=r"another optimizer \(\"default \(Spall's gain\)\" recorded, 'adam' given\)"):
         gd.minimize(f, np.zeros(2), gradient="spsa", history=path, max_evals=20, resume=True, optimizer="adam")
     gd.minimize(f, np.zeros(2), gradient="spsa", history=path, max_evals=20, resume=True)  # the same: resumed
+
+
+def test_resuming_with_another_optax_transformation_is_refused_and_with_the_same_resumed(tmp_path):
+    path = tmp_path / "run.jsonl"
+    f = lambda x: float(np.sum((np.asarray(x) - 2.0) ** 2))  # noqa: E731
+    gd.minimize(f, np.zeros(2), gradient="central", optimizer=optax.adam(0.1), history=path, max_evals=20)
+    with pytest.raises(gd.InputError, match=r"another optimizer .*scale_by_adam.*given"):
+        gd.minimize(f, np.zeros(2), gradient="central", optimizer=optax.sgd(0.1), history=path,
+                    max_evals=40, resume=True)
+    with pytest.raises(gd.InputError, match=r"another optimizer \('scale\(step_size=-0.1\)' recorded, 'scale\(step_size=-0.01\)' given\)$"):
+        gd.minimize(f, np.zeros(2), gradient="central", optimizer=optax.adam(0.01), history=path,
+                    max_evals=40, resume=True)
+    res = gd.minimize(f, np.zeros(2), gradient="central", optimizer=optax.adam(0.1), history=path,
+                      max_evals=40, resume=True)
+    assert 30 < res.nfev <= 40  # went on from the recorded 20
+    # a history written before optax transformations were described may have been this one
+    lines = path.read_text().splitlines()
+    meta = json.loads(lines[0])
+    meta["optimizer"] = "optax transformation"
+    path.write_text("\n".join([json.dumps(meta), *lines[1:]]) + "\n")
+    assert gd.minimize(f, np.zeros(2), gradient="central", optimizer=optax.adam(0.1), history=path,
+                       max_evals=60, resume=True).nfev > 50
 
 
 def test_batch_checks_every_start_and_keeps_the_others_when_one_fails_at_its_start():

@@ -11,6 +11,7 @@ from PIL import Image
 
 import gdtools as gd
 import jax.numpy as jnp
+import optax
 from gdtools.errors import InputError
 from gdtools.history import History
 from gdtools.plotting import plot_history
@@ -157,6 +158,11 @@ def test_default_label_names_the_optimizer_the_engine_chose():
     assert legend_texts(plot_history(h).axes[0])[0] == "spsa"
     h = gd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(3)).history
     assert legend_texts(plot_history(h).axes[0])[0] == "autodiff + L-BFGS"
+    # optax transformations by what they are, not one name for all
+    runs = [gd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(3), optimizer=opt, max_iters=5).history
+            for opt in (optax.adam(1e-2), optax.sgd(0.1))]
+    assert legend_texts(plot_history(runs).axes[0])[:2] == ["autodiff + optax adam, lr 0.01",
+                                                            "autodiff + optax sgd, lr 0.1"]
 
 
 def test_runs_of_one_method_with_different_seeds_are_told_apart_by_seed():

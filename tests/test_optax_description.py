@@ -1,0 +1,77 @@
+import jax.numpy as jnp
+import optax
+import pytest
+
+from gdtools.optax_description import (MAX_LENGTH, UNDESCRIBED, describe_transformation, differing_parts,
+                                        short_description)
+
+
+def test_adam_is_described_by_its_factories_and_settings():
+    assert describe_transformation(optax.adam(1e-3)) == (
+        "optax: scale_by_adam(b1=0.9, b2=0.999, eps=1e-08, eps_root=0.0, mu_dtype=None, nesterov=False)"
+        " > scale(step_size=-0.001)")
+
+
+@pytest.mark.parametrize("a, b", [
+    (optax.adam(1e-3), optax.sgd(1e-3)),
+    (optax.adam(1e-3), optax.adam(1e-2)),
+    (optax.adam(1e-3), optax.adam(1e-3, b1=0.8)),
+    (optax.sgd(0.1), optax.sgd(0.1, momentum=0.9)),
+    (optax.adam(optax.exponential_decay(1e-2, 100, 0.5)), optax.adam(optax.exponential_decay(1e-2, 100, 0.9))),
+    (optax.chain(optax.clip(1.0), optax.adam(1e-2)), optax.adam(1e-2)),
+])
+def test_different_optimizers_get_different_descriptions(a, b):
+    assert describe_transformation(a) != describe_transformation(b)
+
+
+def test_equal_optimizers_built_twice_get_the_same_description():
+    assert describe_transformation(optax.adamw(1e-3)) == describe_transformation(optax.adamw(1e-3))
+    assert describe_transformation(optax.lbfgs()) == describe_transformation(optax.lbfgs())
+
+
+@pytest.mark.parametrize("optimizer, label", [
+    (optax.adam(1e-3), "optax adam, lr 0.001"),
+    (optax.adam(jnp.float32(1e-3)), "optax adam, lr 0.001"),  # as short as float32 allows
+    (optax.sgd(0.1), "optax sgd, lr 0.1"),
+    (optax.sgd(0.1, momentum=0.9), "optax trace, lr 0.1"),
+    (optax.chain(optax.clip(1.0), optax.adam(1e-2)), "optax clip > adam, lr 0.01"),
+    (optax.adam(optax.exponential_decay(1e-2, 100, 0.5)), "optax adam > schedule"),
+    (optax.inject_hyperparams(optax.adam)(learning_rate=0.01), "optax adam (injected hyperparameters)"),
+])
+def test_short_description_names_the_parts_and_the_learning_rate(optimizer, label):
+    assert short_description(describe_transformation(optimizer)) == label
+
+
+def test_other_names_pass_through_the_short_form():
+    assert short_description("adam") == "adam" and short_description(UNDESCRIBED) == UNDESCRIBED
+
+
+def test_unreadable_transformations_are_not_described():
+    class Mine:
+        def init(self, params):
+            return ()
+
+        def update(self, updates, state, params=None):
+            return updates, state
+
+    assert describe_transformation(object()) is None
+    text = describe_transformation(Mine())
+    assert text is None or text.startswith("optax: ")
+
+
+def test_very_deep_descriptions_are_cut():
+    deep = optax.adam(1e-3)
+    for _ in range(40):
+        deep = optax.chain(optax.clip(1.0), deep)
+    text = describe_transformation(deep)
+    assert len(text) == MAX_LENGTH and text.endswith("...")
+
+
+def test_differing_parts_are_what_a_message_names():
+    adam1, adam2 = describe_transformation(optax.adam(0.1)), describe_transformation(optax.adam(0.01))
+    assert differing_parts(adam1, adam2) == ("scale(step_size=-0.1)", "scale(step_size=-0.01)")
+    sgd = describe_transformation(optax.sgd(0.1))
+    assert differing_parts(adam1, sgd) == (adam1.removeprefix("optax: ").split(" > ")[0], "identity")
+    adamw = describe_transformation(optax.adamw(0.1))  # parts that do not line up: whole
+    assert differing_parts(adam1, adamw) == (adam1, adamw)
+    assert differing_parts("adam", sgd) == ("adam", sgd)
