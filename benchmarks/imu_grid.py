@@ -107,8 +107,11 @@ def main() -> int:
     t0 = time.time()
     gradient = "spsa" if args.c is None else gd.estimators.SPSA(c=args.c)
     suffix = "" if args.c is None else f"_c{args.c:g}"
+    history = os.path.join(RESULTS, f"imu_tuner_history{suffix}.jsonl")
+    if os.path.exists(history):
+        os.remove(history)  # this script's own last run (minimize never replaces a history file)
     res = gd.minimize(objective, space=space, gradient=gradient, seed=args.seed, max_evals=budget,
-                      history=os.path.join(RESULTS, f"imu_tuner_history{suffix}.jsonl"))
+                      history=history)
     tuner_best = best_measured(res.history)
     print(f"tuner ({'SPSA, default noise-aware c' if args.c is None else f'SPSA, c={args.c:g}'}, "
           f"seed {args.seed}): {res.nfev} evaluations (budget {budget}), {time.time() - t0:.0f} s; final point "

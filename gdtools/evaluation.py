@@ -79,6 +79,23 @@ class Measurement:
     eps: float | None = None
     noisy: bool = False
 
+    def __post_init__(self):
+        # a user builds these: a wrong type or a misspelt status is named here, not found later as a
+        # TypeError deep in the engine or a failure read as success
+        if self.status not in ("ok", "failed"):
+            raise InputError(f"Measurement status must be 'ok' or 'failed', got {self.status!r}")
+        value = self.value
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            try:
+                value = np.asarray(value)
+                ok = value.shape == () and np.issubdtype(value.dtype, np.number) and not np.iscomplexobj(value)
+            except Exception:  # noqa: BLE001 - whatever it is, it is not a number
+                ok = False
+            if not ok:
+                raise InputError(f"Measurement value must be a real number, got {type(self.value).__name__} "
+                                 f"{self.value!r}"[:300])
+        object.__setattr__(self, "value", float(value))
+
     @property
     def ok(self) -> bool:
         return self.status == "ok" and math.isfinite(self.value)
@@ -97,6 +114,8 @@ def as_measurement(result: Any) -> Measurement:
     """Accept what an objective may return: a Measurement, or a real scalar."""
     if isinstance(result, Measurement):
         return result
+    if result is None:
+        raise InputError("the objective returned None, expected a real scalar (a missing return statement?)")
     try:
         arr = np.asarray(result)
     except Exception:
@@ -106,6 +125,8 @@ def as_measurement(result: Any) -> Measurement:
             arr = arr.reshape(())
         else:
             raise InputError(f"the objective returned an array of shape {arr.shape}, expected a scalar")
+    if arr.dtype == object or arr.dtype.kind in "USV":
+        raise InputError(f"the objective returned {type(result).__name__} {result!r}, expected a real scalar"[:300])
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise InputError(f"the objective returned {arr.dtype} values, expected a real scalar")
     return Measurement(value=float(arr))
@@ -274,22 +295,22 @@ class Evaluator:
                     measured = self._call(*args)
                 results[i] = self._record(first + i, x, measured)
             else:
-                pending[self.executor.submit(self._call, *args)] = i
-        for future in as_completed(pending):
-            i = pending[future]
-            try:
-                m = future.result()
-            except InputError:
-                raise
-            except Exception as exc:
-                if _not_sent(exc):
-                    raise InputError(
-                        f"the objective could not be sent to the executor's workers ({type(exc).__name__}: "
-                        f"{exc}): it and what it holds must pickle, so define it at module level (not a "
-                        f"lambda or a nested function) and keep locks, clients and open files out of it, "
-                        f"or use a thread pool") from None
-                m = Measurement(value=math.nan, status="failed", error=f"{type(exc).__name__}: {exc}")
-            results[i] = self._record(first + i, points[i], m)
+                try:
+                    pending[self.executor.submit(self._call, *args)] = i
+                except Exception as exc:  # a pool shut down, or broken by a worker that died
+                    self._stop_pending(pending, results, first, points)
+                    raise EvaluationFailed(f"the executor could not start an evaluation ({type(exc).__name__}: "
+                                           f"{exc}); a process pool breaks when a worker dies (a crash, "
+                                           f"os._exit or the memory limit in the objective)") from None
+        try:
+            for future in as_completed(pending):
+                i = pending[future]
+                results[i] = self._record(first + i, points[i], self._outcome(future))
+        except BaseException:
+            # Ctrl-C (or an error) while waiting: what finished is recorded, what has not started
+            # is cancelled (a run already started in a worker cannot be stopped from here)
+            self._stop_pending(pending, results, first, points)
+            raise
         for i in range(len(points)):  # before _value, which may end the run
             m = results[i]
             if m.ok and m.value < self.best_value:
@@ -310,6 +331,35 @@ class Evaluator:
                 status=status, error=error, t_start=m.t_start, t_end=m.t_end, index=index,
                 **({} if m.eps is None else {"eps": m.eps}), **({"noisy": True} if m.noisy else {}))
         return m
+
+    @staticmethod
+    def _outcome(future) -> Measurement:
+        """A finished future's measurement; an exception from the executor is a failed one."""
+        try:
+            return future.result()
+        except InputError:
+            raise
+        except Exception as exc:
+            if _not_sent(exc):
+                raise InputError(
+                    f"the objective could not be sent to the executor's workers ({type(exc).__name__}: "
+                    f"{exc}): it and what it holds must pickle, so define it at module level (not a "
+                    f"lambda or a nested function) and keep locks, clients and open files out of it, "
+                    f"or use a thread pool") from None
+            return Measurement(value=math.nan, status="failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _stop_pending(self, pending, results, first, points) -> None:
+        """Record the pending evaluations that finished, cancel those that have not started."""
+        for future, i in pending.items():
+            if i in results:
+                continue
+            if future.done() and not future.cancelled():
+                try:
+                    results[i] = self._record(first + i, points[i], self._outcome(future))
+                except Exception:  # noqa: BLE001 - an objective that cannot be sent: nothing measured
+                    pass
+            else:
+                future.cancel()
 
     def _value(self, m: Measurement, *, trial: bool = False) -> float:
         if m.eps is not None and m.eps > self.value_eps:

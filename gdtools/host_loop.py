@@ -195,8 +195,8 @@ class HostLoop:
 
     def _observe_at(self, x, value) -> None:
         """Tell the estimator f(x), for a deterministic objective only: one draw of a random
-        objective is not its value at x."""
-        if not self.problem.stochastic:
+        objective (or of a timing) is not its value at x."""
+        if not self.problem.stochastic and not (self.evaluator is not None and self.evaluator.noisy_by_nature):
             self.estimator.observe_at(x, value)
 
     def _measure_start(self, x) -> float:
@@ -211,7 +211,9 @@ class HostLoop:
                     return value
                 if self.max_evals is not None and ev.nfev >= self.max_evals:
                     return value  # the budget is spent: reported as a start that did not measure
-        except EvaluationFailed:
+        except EvaluationFailed as exc:
+            if ev.consecutive_failures < ev.max_failures:  # not the objective's failures: the executor's
+                raise EvaluationFailed(f"at x0, the start point: {exc}") from None
             hint = key_hint(ev._call.fun, len(ev._call.args)) if ev.stochastic else ""
             raise InputError(f"the objective did not return a finite value at x0, the start point: "
                              f"it failed {ev.consecutive_failures} times in a row (max_failures="
@@ -246,6 +248,9 @@ class HostLoop:
         f_start = math.nan
         self._f0_samples = []
         if self.evaluator is not None:
+            # settings that do not fit x (a step per coordinate of another length) are named before
+            # anything is measured: a first measurement may take an hour
+            getattr(estimator, "check_size", lambda n: None)(int(np.size(x)))
             f_start = self._measure_start(x)
             self._f0_samples = [f_start] if math.isfinite(f_start) else []
             if math.isfinite(f_start):
@@ -312,6 +317,12 @@ class HostLoop:
                     est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
                                              noise=noise, **probe_scale, **extra)
                 pending = None
+                if k == 0 and self.evaluator is not None and self.evaluator.successes == 0:
+                    # the start and every probe of the first gradient failed, each read as the
+                    # penalty: nothing to go on, and the rest of the budget would fail the same way
+                    # (a wrong option in a command, a dead license server)
+                    reason = "failed"
+                    break
                 if k == 0 and np.shape(est.grad) != np.shape(x):
                     raise InputError(f"the gradient estimator {type(estimator).__name__} returned a gradient "
                                      f"of shape {np.shape(est.grad)}; x has shape {np.shape(x)}")

@@ -285,7 +285,7 @@ def minimize(
       executor: a ``concurrent.futures.Executor`` (process pool, dask ``client.get_executor()``)
         that evaluates each batch of probes in parallel.
       history: a path to write every record to as it happens (a new file: an existing one is
-        replaced, unless ``resume``), a :class:`History`, or None.
+        refused, unless ``resume`` continues it), a :class:`History`, or None.
       resume: continue the run recorded in ``history`` (a path): recorded evaluations are replayed
         instead of measured, so the resumed run reaches the uninterrupted run's result. A path that
         does not exist yet starts a new run there (so one call both starts and resumes); a history
@@ -363,7 +363,7 @@ def minimize(
     problem = build_problem(fun, x0, bounds=bounds, space=space, n_args=len(args))
     if resume and not isinstance(history, (str, bytes)) and not hasattr(history, "__fspath__"):
         raise InputError("resume=True needs history= the path of the run to continue")
-    _check_history(history)
+    _check_history(history, resume)
 
     fun_flat = None
     if estimator.traceable:
@@ -471,13 +471,18 @@ def minimize(
 _REAL = (int, float, np.integer, np.floating)
 
 
-def _check_history(history) -> None:
-    """``history`` is None, a History, or a path whose folder exists."""
+def _check_history(history, resume: bool) -> None:
+    """``history`` is None, a History, or a path whose folder exists; an existing file is
+    continued (``resume``), never replaced: it may hold hours of measurements."""
     if history is None or isinstance(history, History):
         return
     if not isinstance(history, (str, bytes)) and not hasattr(history, "__fspath__"):
         raise InputError(f"history must be a path, a gd.History or None, got {type(history).__name__}")
-    check_output_file("history=", os.fsdecode(history))
+    path = os.fsdecode(history)
+    check_output_file("history=", path)
+    if not resume and os.path.isfile(path) and os.path.getsize(path) > 0:
+        raise InputError(f"history={path!r} already exists: resume=True continues the run it holds; to "
+                         f"start a new run, remove it or give another file")
 
 
 def _check_resumable(path, meta: dict) -> tuple[dict, int]:
@@ -591,6 +596,11 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
             # penalty stood for it)
             fun_value = out["f_start"] if evaluator.successes else math.nan
             reason, out["detail"] = "too_small", 2 + estimator.evaluations(int(np.size(x)))
+        elif (reason != "failed" and not problem.stochastic and not evaluator.noisy_by_nature
+              and evaluator.noise == 0 and evaluator.best_x is not None and np.array_equal(evaluator.best_x, x)):
+            # an exact objective already measured at x (the last accepted step): measuring it again
+            # would give the same number for one more evaluation
+            fun_value = evaluator.best_value
         elif reason != "failed" and not spent:
             try:
                 fun_value = float(evaluator(np.asarray(x, dtype=float)[None])[0])

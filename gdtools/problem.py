@@ -309,7 +309,7 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
             if i < 0 and (np.any(x_flat < lower) or np.any(x_flat > upper)):
                 x_flat = np.clip(x_flat, lower, upper)
         if i >= 0:
-            raise InputError(f"x0 violates the bounds: coordinate {i} is {float(x_flat[i])}, outside "
+            raise InputError(f"x0 violates the bounds: {coordinate_name(x0, i)} is {float(x_flat[i])}, outside "
                              f"[{lower[i]}, {upper[i]}]")
     if check_later and bounds is None and not bool(_all_finite(x_flat)):
         raise _not_finite(x_flat)
@@ -330,13 +330,38 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
                    jax_dtypes=jax_dtypes)
 
 
+def coordinate_name(x0, i: int) -> str:
+    """Flat coordinate ``i`` named for the user: ``coordinate 3`` of one array, and with the part of a
+    pytree it lies in, ``coordinate 3 (x0['width'])`` or ``coordinate 4 (x0['w'][1])``."""
+    paths = jax.tree_util.tree_flatten_with_path(x0)[0]
+    if len(paths) == 1 and not paths[0][0]:
+        return f"coordinate {i}"
+    start = 0
+    for path, leaf in paths:
+        size = int(np.size(leaf))
+        if i < start + size:
+            where = "".join(f"[{int(k)}]" for k in np.unravel_index(i - start, np.shape(leaf)))
+            return f"coordinate {i} (x0{jax.tree_util.keystr(path)}{where})"
+        start += size
+    return f"coordinate {i}"
+
+
 def _checked_bounds(bounds, x0, n: int):
     """``(bounds, lower, upper, scalar, low, high)``: the bounds as given (None when there are
     none), flat lower and upper bounds, whether both are scalars, and the part to check (their
     first entries when scalar); an InputError if they are malformed or lower >= upper somewhere."""
     lower = upper = low = high = None
     scalar = False
-    bounds = _as_lower_upper(bounds, n)
+    given, bounds = bounds, _as_lower_upper(bounds, n)
+    treedef = jax.tree_util.tree_structure(x0)
+    if bounds is not given and treedef.num_leaves > 1:
+        # scipy's forms give one (min, max) per coordinate in x0's flat order, which for a dict is
+        # its sorted keys (JAX's order), not the order it was written in: refused, not guessed
+        names = ", ".join(jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(x0)[0])
+        raise InputError(f"bounds as one (min, max) per coordinate (scipy's form) do not say which part of "
+                         f"x0 each belongs to: x0 is a pytree, flattened in the order {names}. Give "
+                         f"bounds=(lower, upper), each a number or a pytree like x0: for x0 = "
+                         f"{{'a': ..., 'b': ...}}, bounds=({{'a': 0, 'b': -1}}, {{'a': 10, 'b': 1}})")
     if isinstance(bounds, (tuple, list)) and len(bounds) == 2 and bounds[0] is None and bounds[1] is None:
         bounds = None
     if bounds is not None:
@@ -352,7 +377,8 @@ def _checked_bounds(bounds, x0, n: int):
             raise InputError("bounds contain nan")
         if np.any(low >= high):
             i = int(np.argmax(low >= high))
-            raise InputError(f"bounds need lower < upper; coordinate {i} has lower={lower[i]} >= upper={upper[i]}")
+            raise InputError(f"bounds need lower < upper; {coordinate_name(x0, i)} has lower={lower[i]} "
+                             f">= upper={upper[i]}")
     return bounds, lower, upper, scalar, low, high
 
 

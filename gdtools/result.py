@@ -30,8 +30,9 @@ STOP_REASONS = {
                          "needs {detail} evaluations (the start, one gradient estimate and the final "
                          "measurement). x0 is returned, as measured."),
     "worse": (False, "The run ended worse than it started: {detail}. Its steps were too large for "
-                     "this problem (fewer parameters, a smaller perturbation or more evaluations "
-                     "help); the best point measured is returned."),
+                     "this problem, or the objective is noisier than the engine knew (give its noise "
+                     "level, noise=, or measure repeats; fewer parameters, a smaller perturbation or "
+                     "more evaluations help too); the best point measured is returned."),
 }
 
 

@@ -26,8 +26,28 @@ def test_as_measurement_accepts_numbers_and_refuses_the_rest():
     assert as_measurement(np.float32(1.5)).value == 1.5
     with pytest.raises(gd.InputError, match="scalar"):
         as_measurement([1.0, 2.0])
-    with pytest.raises(gd.InputError, match="expected a real scalar"):
+    with pytest.raises(gd.InputError, match="the objective returned str 'fast', expected a real scalar"):
         as_measurement("fast")
+    with pytest.raises(gd.InputError, match=r"returned None, expected a real scalar \(a missing return statement\?\)"):
+        as_measurement(None)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(value="1.0"), "Measurement value must be a real number, got str '1.0'"),
+    (dict(value=None), "Measurement value must be a real number, got NoneType None"),
+    (dict(value=[1.0]), r"Measurement value must be a real number, got list \[1.0\]"),
+    (dict(value=True), "Measurement value must be a real number, got bool True"),
+    (dict(value=1.0, status="fail"), "Measurement status must be 'ok' or 'failed', got 'fail'"),
+])
+def test_a_measurement_built_wrong_is_named_where_it_is_built(kwargs, message):
+    with pytest.raises(gd.InputError, match=message):
+        Measurement(**kwargs)
+
+
+def test_a_measurement_takes_any_real_scalar_as_a_float():
+    for value in (2, np.float32(1.5), np.array(3.0), jax.numpy.float32(0.5)):
+        m = Measurement(value=value)
+        assert type(m.value) is float and m.value == float(value)
 
 
 def test_measurement_noise_from_repeats():
@@ -259,10 +279,22 @@ def test_a_run_where_every_evaluation_failed_is_not_a_success():
     def always(x):
         raise RuntimeError("no licence")
 
-    res = gd.minimize(always, np.ones(2), gradient="spsa", max_evals=12, on_failure=1e3)
+    res = gd.minimize(always, np.ones(2), gradient="spsa", max_evals=200, on_failure=1e3)
     assert not res.success and res.status == "failed"
     assert "Every evaluation failed" in res.message and "no licence" in res.message
     assert math.isnan(res.fun)  # never the penalty, which measured nothing
+    # the start and the first gradient's probes all failed: the run stops there, not at the budget
+    assert res.nfev == 3 and len(res.history.evaluations) == 3
+
+
+def test_a_run_whose_start_failed_goes_on_once_a_probe_succeeds():
+    def edge(x):
+        if x[0] >= 1.0:  # the start fails; probes below it do not
+            raise RuntimeError("too large")
+        return float(np.sum((np.asarray(x) - 0.5) ** 2))
+
+    res = gd.minimize(edge, np.ones(2), gradient="central", max_evals=100, on_failure=10.0)
+    assert res.fun < 0.1 and res.nfev > 5
 
 
 class _CannotSend:
@@ -374,3 +406,46 @@ def test_the_size_of_a_large_penalty_does_not_change_the_search():
     assert all(r.status == "max_evals" and abs(r.x["a"] - 40) < 5 for r in runs)
     small = gd.minimize(fun, {"a": 48.0}, space=space, gradient="spsa", max_evals=12, on_failure=70.0, seed=0)
     assert small.x["a"] != runs[0].x["a"]  # a penalty inside the bound is used as given
+
+
+def _dies_above_half(x):
+    if x[0] > 0.5:
+        os._exit(1)  # the worker process dies: the pool is broken
+    return float(np.sum(x ** 2))
+
+
+def test_a_broken_process_pool_ends_the_run_with_one_message():
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        with pytest.raises(gd.EvaluationFailed, match=r"at x0, the start point: the executor could not start an "
+                                                      r"evaluation \(BrokenProcessPool"):
+            gd.minimize(_dies_above_half, np.ones(2), gradient="central", executor=pool)
+
+
+def test_an_interrupt_records_what_finished_and_cancels_what_has_not_started(monkeypatch):
+    import threading
+
+    from gdtools import evaluation
+
+    started = []
+
+    def fun(x):
+        started.append(1)
+        threading.Event().wait(0.3 if len(started) == 3 else 0.0)  # the third runs when Ctrl-C comes
+        return sphere(x)
+
+    def interrupted_after_two(futures, real=evaluation.as_completed):
+        finished = real(futures)
+        yield next(finished)
+        yield next(finished)
+        raise KeyboardInterrupt  # Ctrl-C while the engine waits for the third result
+
+    monkeypatch.setattr(evaluation, "as_completed", interrupted_after_two)
+    history = gd.History()
+    with ThreadPoolExecutor(1) as pool:
+        ev = Evaluator(fun, to_arg=lambda x: x, history=history, executor=pool)
+        with pytest.raises(KeyboardInterrupt):
+            ev(np.arange(12.0).reshape(6, 2))
+    # what finished is recorded; the runs queued behind the third never started (all ran before)
+    assert sorted(r["index"] for r in history.evaluations) == [0, 1]
+    assert len(started) <= 3

@@ -192,3 +192,38 @@ def test_central_reports_f_at_x_where_the_engine_knows_it():
     assert res.success and res.nfev < 1000 and res.fun < 1e-3, res
     recorded = [float(fun(x)) for x in res.history.x]
     np.testing.assert_array_equal(res.history.loss, recorded)
+
+
+@pytest.mark.parametrize("gradient", ["forward", "central"])
+def test_an_exact_objective_is_never_measured_twice_at_one_point(gradient):
+    # forward differences measured f(x) again at every point the line search had accepted (and at
+    # x0), and every run measured its result once more at the end: 41 evaluations, 9 repeats
+    seen = []
+
+    def fun(x):
+        seen.append(tuple(np.asarray(x, dtype=float)))
+        return float(np.sum((np.asarray(x) - np.arange(3)) ** 2) + 0.1 * np.sum(np.asarray(x) ** 4))
+
+    res = gd.minimize(fun, np.zeros(3), gradient=gradient, max_evals=200)
+    assert res.success and len(seen) == len(set(seen)) == res.nfev
+    assert res.fun == fun(res.x)  # the value reported is the value there
+
+
+def test_a_noisy_objective_keeps_its_base_point_in_the_batch():
+    # a noise level given: f(x) is measured beside its probes (its value from a line search is
+    # another draw), as before
+    seen = []
+
+    def fun(x):
+        seen.append(tuple(np.asarray(x, dtype=float)))
+        return float(np.sum(np.asarray(x) ** 2))
+
+    gd.minimize(fun, np.ones(3), gradient="forward", noise=1e-3, max_evals=60)
+    assert len(seen) > len(set(seen))
+
+
+def test_a_step_of_the_wrong_length_is_refused_before_anything_is_measured():
+    calls = []
+    with pytest.raises(gd.InputError, match="step has shape \\(2,\\), but x has 3 coordinates"):
+        gd.minimize(lambda x: calls.append(1) or float(np.sum(x ** 2)), np.zeros(3), gradient=Central(step=[1e-3, 1e-3]))
+    assert calls == []

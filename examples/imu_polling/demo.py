@@ -22,8 +22,10 @@ def run(out: str, *, budget: int = 24, seed: int = 0, filename: str = "loss.png"
     os.makedirs(out, exist_ok=True)
     space = settings.SPACE
     objective = settings.objective()
-    res = gd.minimize(objective, space=space, gradient="spsa", seed=seed, max_evals=budget,
-                      history=os.path.join(out, "imu_run.jsonl"))
+    history = os.path.join(out, "imu_run.jsonl")
+    if os.path.exists(history):
+        os.remove(history)  # the last demo's (minimize never replaces a history file itself)
+    res = gd.minimize(objective, space=space, gradient="spsa", seed=seed, max_evals=budget, history=history)
     start = space.center()
     candidates = [start, res.x]
     lucky = best_measured(res.history)

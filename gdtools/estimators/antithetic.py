@@ -48,8 +48,10 @@ class AntitheticEstimator(GradientEstimator):
     stochastic = True
 
     def __init__(self, *, size, count, gamma, average, size_name, count_name):
-        if size is not None and not (np.isfinite(size) and size > 0):
-            raise InputError(f"{size_name} must be a positive number, got {size!r}")
+        if size is not None and not (isinstance(size, (int, float, np.integer, np.floating))
+                                     and not isinstance(size, bool) and np.isfinite(size) and size > 0):
+            raise InputError(f"{size_name} must be a positive number (a fraction of each coordinate's "
+                             f"scale, one for all coordinates), got {size!r}")
         if not isinstance(count, int) or count < 1:
             raise InputError(f"{count_name} must be a positive integer, got {count!r}")
         if not (isinstance(average, (int, float)) and 0.0 <= average < 1.0):

@@ -74,8 +74,10 @@ class _FiniteDifference(GradientEstimator):
         return None
 
     def check_size(self, n: int) -> None:
-        """InputError when one gradient's probe points would not fit in memory (2n or n + 1 points
-        of n numbers: 160 GB at n = 100,000)."""
+        """InputError when a given step does not fit n coordinates, or when one gradient's probe
+        points would not fit in memory (2n or n + 1 points of n numbers: 160 GB at n = 100,000)."""
+        if self.step is not None:
+            self.steps(np.zeros(n))  # a step per coordinate must have one per coordinate
         points = self.evaluations(n)
         size = 8 * points * n
         if size > MAX_PROBE_BYTES:
@@ -109,7 +111,8 @@ class _FiniteDifference(GradientEstimator):
 
 
 class Forward(_FiniteDifference):
-    """Forward differences: ``g_i = (f(x + h_i e_i) - f(x)) / h_i``; n + 1 evaluations, error O(h).
+    """Forward differences: ``g_i = (f(x + h_i e_i) - f(x)) / h_i``; n + 1 evaluations, error O(h);
+    n where the engine already measured f(x) of an exact objective (see :meth:`observe_at`).
 
     Args:
       step: a fixed step (scalar or per coordinate); default: the rules in the module docstring.
@@ -128,8 +131,13 @@ class Forward(_FiniteDifference):
         h = self.steps(x, f0=self._last_value, noise=noise, scale=scale, min_step=min_step)
         if bounds is not None:
             h = np.where(x + h > bounds[1], -h, h)
-        points = np.vstack([x, x + np.diag(h)])
+        # f(x) of an exact objective is not measured again where the engine already did (the
+        # start, a line search's accepted point): n evaluations a gradient instead of n + 1
+        known = self._known_value(x) if noise == 0 else None
+        points = x + np.diag(h) if known is not None else np.vstack([x, x + np.diag(h)])
         values = evaluate(points)
+        if known is not None:
+            values = np.concatenate([[known], values])
         f0 = values[0]
         self._last_value = f0
         grad = (values[1:] - f0) / h
