@@ -243,6 +243,18 @@ def stop_running_programs() -> None:
         _kill(proc)
 
 
+def _exit_description(code: int) -> str:
+    """``exit code 3``, or for a run killed by a signal (a negative code) ``killed by signal 11
+    (SIGSEGV)``."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        name = f" ({signal.Signals(-code).name})"
+    except ValueError:
+        name = ""
+    return f"killed by signal {-code}{name}"
+
+
 def _kill(proc: subprocess.Popen) -> None:
     """Kill a timed-out run and everything it started (its own process group)."""
     try:
@@ -320,7 +332,7 @@ class TimedCommand:
         elapsed = time.perf_counter() - t0
         if proc.returncode != 0:
             tail = (err or b"").decode("utf-8", "replace").strip()[-STDERR_TAIL:]
-            return math.nan, f"exit code {proc.returncode}: {tail}", None
+            return math.nan, _exit_description(proc.returncode) + (f": {tail}" if tail else ""), None
         if self.objective == "time":
             return elapsed, None, None
         text = (out or b"").decode("utf-8", "replace")
@@ -337,12 +349,19 @@ class TimedCommand:
         argv, env = self.command(params), self.environment(params)
         t_start = time.time()
         samples: list[float] = []
+        previous = None
         for run in range(self.warmup + self.repeats):
             value, error, _ = self._run_once(argv, env)
             if error is not None:
                 return _failed(samples, self.statistic, params, t_start, error)
             if run >= self.warmup:
                 samples.append(value)
+            if self.objective == "stdout" and value == previous:
+                # the same number printed twice in a row (a warm-up's included): an exact result,
+                # which more runs cannot change; its samples are those two (spread 0: no noise)
+                samples = [value, value]
+                break
+            previous = value
         return _summarise(samples, self.statistic, params, t_start, timed=self.objective == "time")
 
 
@@ -358,7 +377,8 @@ def time_command(argv: Sequence[str], space: Space, *, repeats: int = 5, warmup:
         shell). Every placeholder must name a parameter of ``space`` and every parameter must
         appear in some placeholder (of ``argv`` or ``env``).
       space: the :class:`~gdtools.space.Space` of the parameters.
-      repeats: timed runs per evaluation.
+      repeats: timed runs per evaluation. With ``objective="stdout"`` the runs stop when the
+        program prints the same number twice in a row (the warm-up's counts): an exact result.
       warmup: untimed runs before them (file cache, CPU frequency).
       timeout: seconds after which a run is killed (with everything it started) and the
         evaluation fails; None for no limit.

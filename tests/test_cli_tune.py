@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import sys
 
@@ -11,6 +12,7 @@ from gdtools.errors import InputError
 from gdtools.space import Int, Real
 
 PY = sys.executable
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A deterministic objective a program prints: minimum at x = 3, k = 20.
 QUADRATIC = ("import sys; x = float(sys.argv[1]); k = int(sys.argv[2]); "
              "print('result', (x - 3) ** 2 + (k - 20) ** 2 / 100 + 1)")
@@ -245,7 +247,9 @@ def test_resume_with_other_repeats_or_statistic_is_refused(tmp_path, capsys):
     history = tmp_path / "run.jsonl"
     base = ["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "6", "--seed", "0",
             "--objective", "stdout", "--warmup", "0", "--quiet", "--history", str(history)]
-    program = ["--", PY, "-c", QUADRATIC, "{x}", "{k}"]
+    # a noisy printed number (an exact one repeats and stops its runs early, whatever --repeats)
+    noisy = QUADRATIC.replace("+ 1)", "+ 1 + __import__('random').gauss(0, 1e-3))")
+    program = ["--", PY, "-c", noisy, "{x}", "{k}"]
     assert main(base + ["--repeats", "2"] + program) == 0
     before = history.read_text()
     capsys.readouterr()
@@ -367,3 +371,94 @@ def test_probes_come_closer_after_one_fails_so_a_limit_that_fails_beyond_is_appr
     out = capsys.readouterr().out
     best = int(re.search(r"best command: .* (\d+)$", out, re.MULTILINE).group(1))
     assert 80 <= best <= 100, out
+
+
+def test_sigterm_stops_the_programs_being_timed_and_exits_143(tmp_path):
+    """`timeout`, a scheduler cancelling the job or a closed ssh session send SIGTERM or SIGHUP: the
+    program being timed (in its own session) must stop with gdtools, as on Ctrl-C."""
+    import signal
+    import subprocess
+    import time
+
+    marker = tmp_path / "started"
+    program = tmp_path / "long.py"
+    program.write_text("import os, sys, time\n"
+                       f"open({str(marker)!r}, 'w').write(str(os.getpid()))\n"
+                       "time.sleep(60)\n")
+    proc = subprocess.Popen([PY, "-m", "gdtools", "tune", "--quiet", "--param", "a=1:100", "--repeats", "1",
+                             "--budget", "8", "--history", str(tmp_path / "h.jsonl"), "--", PY, str(program), "{a}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    deadline = time.time() + 120
+    while not (marker.exists() and marker.read_text()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert marker.exists(), proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "terminated (SIGTERM)" in err and "--resume" in err
+    pid = int(marker.read_text())
+    time.sleep(0.2)
+    try:  # the timed program is gone (killed with its process group), or a zombie awaiting its reaper
+        with open(f"/proc/{pid}/stat") as stat:
+            assert stat.read().split(") ")[1][0] in "ZX"
+    except FileNotFoundError:
+        pass
+
+
+def test_an_exact_printed_number_resumes_with_any_repeats(tmp_path, capsys):
+    history = tmp_path / "run.jsonl"
+    base = ["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--seed", "0", "--objective", "stdout",
+            "--warmup", "0", "--quiet", "--history", str(history), "--", PY, "-c", QUADRATIC, "{x}", "{k}"]
+    assert main(base[:1] + ["--budget", "6", "--repeats", "3"] + base[1:]) == 0
+    assert {len(r["samples"]) for r in gd_history(history).evaluations} == {2}  # stopped at the repeat
+    assert main(base[:1] + ["--budget", "12", "--repeats", "5", "--resume"] + base[1:]) == 0, capsys.readouterr().err
+
+
+def gd_history(path):
+    from gdtools.history import History
+
+    return History.load(path)
+
+
+@pytest.mark.parametrize("faster, code", [(True, 0), (False, 1)])
+def test_a_search_that_ended_worse_exits_0_when_side_by_side_its_best_beats_the_start(monkeypatch, capsys,
+                                                                                      faster, code):
+    """'worse' comes from one measurement at each end; the side-by-side rounds decide the exit status
+    when they show the returned setting faster than the start beyond their noise."""
+    import dataclasses
+
+    import gdtools
+
+    real = gdtools.minimize
+
+    def ended_worse(*args, **kwargs):
+        res = real(*args, **kwargs)
+        x = {"x": 3.0, "k": 20} if faster else dict(res.x)
+        return dataclasses.replace(res, status="worse", success=False, x=x)
+
+    monkeypatch.setattr(gdtools, "minimize", ended_worse)
+    start = [] if faster else ["--start", "x=3", "--start", "k=20"]  # not faster: the start is the optimum
+    assert main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "6", "--quiet",
+                 "--objective", "stdout", *start, "--", PY, "-c", QUADRATIC, "{x}", "{k}"]) == code
+    out = capsys.readouterr().out
+    assert ("beats the start beyond the noise: exit status 0" in out) == faster, out
+
+
+def test_plot_and_history_naming_one_file_is_refused(tmp_path, capsys):
+    same = str(tmp_path / "same.png")
+    assert main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--history", same, "--plot", same,
+                 "--", PY, "-c", QUADRATIC, "{x}", "{k}"]) == 2
+    assert "--plot and --history name the same file" in capsys.readouterr().err
+    assert not os.path.exists(same)
+
+
+def test_an_objective_that_never_changes_gets_a_warning(capsys):
+    constant = "import sys; print('elapsed 0.52s (run-3)')"
+    main(["tune", "--param", "x=0:10", "--budget", "8", "--quiet", "--objective", "stdout",
+          "--", PY, "-c", constant, "{x}"])
+    err = capsys.readouterr().err
+    assert "warning: all" in err and "measured the same value, 0.52" in err
+    main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "8", "--quiet",
+          "--objective", "stdout", "--", PY, "-c", QUADRATIC, "{x}", "{k}"])
+    assert "warning" not in capsys.readouterr().err

@@ -247,6 +247,21 @@ def test_stdout_objective_takes_the_last_number():
     assert m.spread == 0.0
 
 
+def test_a_printed_number_that_repeats_exactly_is_not_run_again(tmp_path):
+    runs = tmp_path / "runs"
+    space = Space(x=Real(-5.0, 5.0))
+    exact = ("import sys; open(sys.argv[2], 'a').write('.'); print((float(sys.argv[1]) - 1) ** 2)")
+    objective = time_command([PY, "-c", exact, "{x}", str(runs)], space, objective="stdout", repeats=5, warmup=1)
+    m = objective({"x": 3.0})
+    # the warm-up and the first timed run printed 4.0: two runs, not six
+    assert runs.read_text() == ".." and m.samples == (4.0, 4.0) and m.spread == 0.0 and m.noise == 0.0
+    varying = ("import sys; f = open(sys.argv[2], 'a'); f.write('.'); f.close(); "
+               "print(len(open(sys.argv[2]).read()))")  # prints 1, 2, 3, ...: never repeats
+    runs.unlink()
+    counting = time_command([PY, "-c", varying, "{x}", str(runs)], space, objective="stdout", repeats=5, warmup=1)
+    assert counting({"x": 3.0}).samples == (2.0, 3.0, 4.0, 5.0, 6.0)
+
+
 @pytest.mark.parametrize("printed, error", [("no numbers here", "no number"),
                                             ("value nan", "'nan'")])
 def test_stdout_objective_without_a_usable_number_fails(printed, error):
@@ -340,7 +355,7 @@ def test_stop_running_programs_kills_the_runs_in_progress(tmp_path):
     stop_running_programs()  # what Ctrl-C in `gdtools tune` does
     worker.join(timeout=20)
     assert not worker.is_alive() and time.perf_counter() - t0 < 20
-    assert out["m"].status == "failed" and out["m"].error.startswith("exit code -9")
+    assert out["m"].status == "failed" and out["m"].error == "killed by signal 9 (SIGKILL)"
 
 
 def test_remeasure_stops_once_every_value_repeated_exactly(space):

@@ -12,6 +12,7 @@ import os
 import sys
 
 from gdtools._version import __version__
+from gdtools.cli.interrupt import Terminated, terminate_as_interrupt
 from gdtools.errors import InputError
 
 SUBCOMMANDS = ("tune", "plot", "dream", "layers")
@@ -46,14 +47,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        with terminate_as_interrupt():
+            return int(args.func(args) or 0)
     except InputError as exc:
         print(f"gdtools {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         hint = ""
         if args.command == "tune" and getattr(args, "history", None):
             hint = f"; what was measured is in {args.history}: the same command with --resume continues the run"
+        if isinstance(exc, Terminated):
+            print(f"gdtools {args.command}: terminated ({exc}){hint}", file=sys.stderr)
+            return 128 + exc.signum
         print(f"gdtools {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into a program that stopped reading (| head)

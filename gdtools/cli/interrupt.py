@@ -1,4 +1,5 @@
-"""Ctrl-C as "stop and keep what is done" for long commands (``dream``).
+"""Ctrl-C as "stop and keep what is done" for long commands (``dream``), and SIGTERM or SIGHUP as
+Ctrl-C (:func:`terminate_as_interrupt`, for every command).
 
 Inside ``with stop_on_interrupt("dream") as stop:`` the first Ctrl-C only sets ``stop.requested``
 and says so on stderr: the command's step callback returns ``stop.now()``, so the command finishes
@@ -14,6 +15,35 @@ import signal
 import sys
 import threading
 from typing import Iterator
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (``timeout``, a scheduler cancelling a job, a closed ssh session) taken as
+    Ctrl-C is: the same clean-up (the programs being timed stop, what is measured is kept), then
+    the exit code of the signal, 128 + its number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Inside the block SIGTERM and SIGHUP raise :class:`Terminated` (in the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum, frame):
+        raise Terminated(signum)
+
+    names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {name: signal.signal(getattr(signal, name), on_signal) for name in names}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler if handler is not None else signal.SIG_DFL)
 
 
 class StopRequest:

@@ -209,6 +209,9 @@ def _check_options(args) -> None:
         check_output_file("--history", args.history)
     if args.plot:
         args.plot = figure_file("--plot", args.plot)
+        if args.history and os.path.realpath(args.plot) == os.path.realpath(args.history):
+            raise InputError(f"--plot and --history name the same file, {args.history!r}: the figure "
+                             f"would overwrite the measurements; give two files")
 
 
 def _check_same_measurement(args) -> None:
@@ -227,6 +230,8 @@ def _check_same_measurement(args) -> None:
         if record.get("noisy") and args.objective != "time":
             raise InputError(f"--resume: {args.history!r} was measured with --objective time (wall times); "
                              f"this command has --objective {args.objective}")
+        if len(samples) < args.repeats and len(samples) == 2 and samples[0] == samples[1]:
+            continue  # a printed number that repeated exactly: its runs stopped early, whatever --repeats
         if len(samples) != args.repeats:
             raise InputError(f"--resume: {args.history!r} was measured with --repeats {len(samples)} "
                              f"(timed runs per evaluation); this command has --repeats {args.repeats}: "
@@ -384,6 +389,12 @@ def run(args) -> int:
         if not interrupted:
             close()
 
+    measured_values = [r.get("value") for r in res.history.evaluations if r.get("status") == "ok"]
+    if len(measured_values) >= 3 and len(set(measured_values)) == 1:
+        print(f"gdtools tune: warning: all {len(measured_values)} evaluations measured the same value, "
+              f"{measured_values[0]:.6g}: the settings seem not to change it (is that the number the "
+              f"program prints for its result, and do the placeholders reach it?)", file=sys.stderr)
+
     # Compare the start with the tuner's final point and its best-measured point, side by side.
     candidates, labels = [start], ["start"]
     for label, point in (("final point", res.x), ("best-measured point", best_measured(res.history))):
@@ -438,6 +449,14 @@ def run(args) -> int:
         print(f"the start point failed when measured again: {m_start.error}")
     else:
         print("no ratio: it needs positive values (the start's and the best's)")
+    # "worse" is the search's verdict from one measurement at each end; the side-by-side rounds
+    # just measured are the better evidence, and a setting they show faster than the start beyond
+    # the noise is what the user ran the search for
+    overruled = (res.status == "worse" and best_i != 0 and m_start.status == "ok" and m_best.status == "ok"
+                 and m_best.value < m_start.value and not _within_noise(m_start, m_best))
+    if overruled:
+        print(f"the search's last iterate measured worse than its start, but side by side the "
+              f"{labels[best_i]} beats the start beyond the noise: exit status 0")
     print("best command: " + shlex.join(objective.command(best)))
     if args.history:
         print(f"history: {args.history}")
@@ -452,4 +471,4 @@ def run(args) -> int:
         mark_values(fig, measured_again)  # a start that failed again is nan: not drawn
         fig.savefig(args.plot, dpi=120)
         print(f"loss curve: {args.plot}")
-    return 0 if res.success else 1
+    return 0 if res.success or overruled else 1
