@@ -47,6 +47,10 @@ def prng_key(seed: int):
     return jax.random.PRNGKey(seed)
 
 
+#: How many of the last successful measurements an Evaluator keeps by point (measured_value).
+RECENT_VALUES = 64
+
+
 @dataclasses.dataclass(frozen=True)
 class Measurement:
     """One evaluation of an objective, with what is known about its noise.
@@ -229,6 +233,7 @@ class Evaluator:
         self.best_x: np.ndarray | None = None
         self.best_value = math.inf
         self.worst_value = -math.inf  # of the successful measurements: bounds a penalty (see _value)
+        self._recent: dict[bytes, float] = {}  # the last RECENT_VALUES successful values, by point
         self.iteration = 0
         self._noises: list[float] = []
         #: whether a measurement said it is noisy by nature (Measurement.noisy: a timing)
@@ -239,6 +244,11 @@ class Evaluator:
         # Keys for batches asked for without one (the start point, line searches, the final check).
         self._key = key
         self.record_params = record_params
+
+    def measured_value(self, x) -> float | None:
+        """The value measured at exactly ``x`` by one of the last RECENT_VALUES successful
+        evaluations, or None (for an exact objective: what measuring it again would give)."""
+        return self._recent.get(np.asarray(x, dtype=float).tobytes())
 
     @property
     def noise(self) -> float:
@@ -315,6 +325,10 @@ class Evaluator:
             m = results[i]
             if m.ok and m.value < self.best_value:
                 self.best_x, self.best_value = points[i].copy(), float(m.value)
+            if m.ok:
+                self._recent[points[i].tobytes()] = float(m.value)
+                while len(self._recent) > RECENT_VALUES:
+                    self._recent.pop(next(iter(self._recent)))
             if m.ok and m.value > self.worst_value:
                 self.worst_value = float(m.value)
         return np.array([self._value(results[i], trial=trial) for i in range(len(points))])

@@ -7,6 +7,7 @@ the default size would climb out of the valley (a stiff function such as Rosenbr
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax.numpy as jnp
@@ -43,7 +44,17 @@ def calibrated_gain(scale, *, iterations: int, noisy: bool = True,
     instead of growing back as it vanishes. Steps are clipped to ``MAX_STEP * first_step * s`` per
     coordinate.
     """
-    s = np.asarray(scale, dtype=float)
+    s = np.ascontiguousarray(scale, dtype=float)
+    return _calibrated_gain(s.tobytes(), s.shape, int(iterations), bool(noisy), float(first_step))
+
+
+@functools.lru_cache(maxsize=32)
+def _calibrated_gain(scale: bytes, shape: tuple, iterations: int, noisy: bool,
+                     first_step: float) -> optax.GradientTransformation:
+    """One transformation object per setting, so that its compiled update (kept per object, see
+    host_loop._jitted_descent) serves every run with those settings: built anew for each call, it
+    was compiled anew, 0.2 s of a 0.25 s SPSA run on a cheap objective."""
+    s = np.frombuffer(scale, dtype=float).reshape(shape)
     A = max(1.0, 0.1 * iterations)
     a = first_step * (A + 1.0) ** ALPHA
     limit = MAX_STEP * first_step * s

@@ -253,6 +253,14 @@ class History:
         self.meta.update(fields)
         self._write({"kind": "meta", **fields})
 
+    @staticmethod
+    def append_meta(path, **fields) -> None:
+        """Add run facts to a finished history file as a further meta line (what ``update_meta``
+        writes during a run; ``load`` merges it into the first): e.g. ``gdtools tune``'s side-by-side
+        measurements, made after the run."""
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(_dumps({"kind": "meta", **plain_data(fields)}) + "\n")
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()

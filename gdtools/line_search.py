@@ -35,6 +35,11 @@ class LineSearchState:
     step: float
 
 
+#: L-BFGS's two-loop recursion, the default direction, and its update compiled once per process.
+_DEFAULT_DIRECTION = optax.scale_by_lbfgs()
+_DEFAULT_UPDATE = jax.jit(_DEFAULT_DIRECTION.update)
+
+
 class LineSearchDescent:
     """Descent along an optax direction with an Armijo backtracking search on the host.
 
@@ -53,10 +58,12 @@ class LineSearchDescent:
                  trials_per_batch=1, max_batches=30):
         if not 0 < c1 < 1 or not 0 < shrink < 1 or grow < 1:
             raise InputError("line search needs 0 < c1 < 1, 0 < shrink < 1 and grow >= 1")
-        self.direction = direction if direction is not None else optax.scale_by_lbfgs()
+        self.direction = direction if direction is not None else _DEFAULT_DIRECTION
         self.c1, self.shrink, self.grow, self.max_step = c1, shrink, grow, max_step
         self.trials_per_batch, self.max_batches = trials_per_batch, max_batches
-        self._update = jax.jit(self.direction.update)
+        # The default direction's program is shared by every search: jitted per instance, each
+        # minimize call compiled it anew (0.44 s of a 0.5 s call on a cheap objective).
+        self._update = _DEFAULT_UPDATE if direction is None else jax.jit(direction.update)
 
     def init(self, x) -> LineSearchState:
         return LineSearchState(self.direction.init(jnp.asarray(x)), self.max_step)

@@ -597,10 +597,10 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
             fun_value = out["f_start"] if evaluator.successes else math.nan
             reason, out["detail"] = "too_small", 2 + estimator.evaluations(int(np.size(x)))
         elif (reason != "failed" and not problem.stochastic and not evaluator.noisy_by_nature
-              and evaluator.noise == 0 and evaluator.best_x is not None and np.array_equal(evaluator.best_x, x)):
+              and evaluator.noise == 0 and evaluator.measured_value(x) is not None):
             # an exact objective already measured at x (the last accepted step): measuring it again
             # would give the same number for one more evaluation
-            fun_value = evaluator.best_value
+            fun_value = evaluator.measured_value(x)
         elif reason != "failed" and not spent:
             try:
                 fun_value = float(evaluator(np.asarray(x, dtype=float)[None])[0])

@@ -20,6 +20,7 @@ not clearly moved at all.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Mapping, Sequence
 
@@ -214,6 +215,26 @@ def mark_values(fig, values, *, styles=(":", "--", "-.")):
         handles.append(ax.axhline(value, color="black", lw=1.2, ls=styles[i % len(styles)], label=label))
     ax.legend(handles=handles, fontsize="small", loc="best")
     return fig
+
+
+def measured_again(meta: dict) -> dict:
+    """``label -> value`` of the side-by-side measurements ``gdtools tune`` recorded in a history's
+    meta (``side_by_side``): the start, and the best setting when it is not the start, for
+    :func:`mark_values`. Empty when there are none."""
+    side = meta.get("side_by_side")
+    if not isinstance(side, dict) or not isinstance(side.get("settings"), dict):
+        return {}
+    settings, best = side["settings"], side.get("best")
+    values = {}
+    for label, measured in settings.items():
+        value = measured.get("value") if isinstance(measured, dict) else None
+        if not isinstance(value, (int, float)):
+            value = math.nan  # a failed measurement ("NaN" in the file): not drawn
+        if label == "start":
+            values["start, measured again"] = value
+        elif label == best:
+            values[f"best ({label}), measured again"] = value
+    return values
 
 
 # -- validation and labels -------------------------------------------------------------------------

@@ -462,3 +462,31 @@ def test_an_objective_that_never_changes_gets_a_warning(capsys):
     main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "8", "--quiet",
           "--objective", "stdout", "--", PY, "-c", QUADRATIC, "{x}", "{k}"])
     assert "warning" not in capsys.readouterr().err
+
+
+def test_the_side_by_side_measurements_are_kept_in_the_history_and_plotted(tmp_path, capsys, monkeypatch):
+    from gdtools import plotting
+    from gdtools.history import History
+    from gdtools.plotting import measured_again
+
+    history = tmp_path / "run.jsonl"
+    argv = ["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "10", "--quiet",
+            "--objective", "stdout", "--history", str(history), "--", PY, "-c", QUADRATIC, "{x}", "{k}"]
+    assert main(argv) == 0
+    side = History.load(history).meta["side_by_side"]
+    assert side["best"] != "start" and set(side["settings"]) >= {"start", side["best"]}
+    start = side["settings"]["start"]
+    assert start["params"] == {"x": 5.0, "k": 10} and start["value"] == pytest.approx(1 + 4 + 1)  # (5-3)²+(10-20)²/100+1
+    again = measured_again(History.load(history).meta)
+    assert list(again) == ["start, measured again", f"best ({side['best']}), measured again"]
+    figure = tmp_path / "plot.png"
+    marked = []
+    monkeypatch.setattr(plotting, "mark_values", lambda fig, values: marked.append(values))
+    assert main(["plot", str(history), "-o", str(figure)]) == 0 and marked == [again]
+    monkeypatch.undo()
+    # a finished run resumed: the first end's side-by-side is dropped (None), the new end's recorded
+    program = argv.index("--")
+    assert main(argv[:6] + ["20"] + argv[7:program] + ["--resume"] + argv[program:]) == 0
+    lines = [json.loads(line) for line in history.read_text().splitlines()]
+    sides = [line["side_by_side"] for line in lines if line["kind"] == "meta" and "side_by_side" in line]
+    assert len(sides) == 3 and sides[1] is None and sides[2]["settings"]["start"]["value"] == pytest.approx(6.0)

@@ -227,3 +227,31 @@ def test_a_step_of_the_wrong_length_is_refused_before_anything_is_measured():
     with pytest.raises(gd.InputError, match="step has shape \\(2,\\), but x has 3 coordinates"):
         gd.minimize(lambda x: calls.append(1) or float(np.sum(x ** 2)), np.zeros(3), gradient=Central(step=[1e-3, 1e-3]))
     assert calls == []
+
+
+@pytest.mark.parametrize("gradient", ["forward", "central"])
+def test_a_probe_that_failed_once_is_measured_again_alone(gradient):
+    # the 5th call crashes: before, the whole gradient was thrown away and all its probes measured
+    # again at the next iteration (8 of 8 repeated for central in 4-D)
+    seen = []
+
+    def flaky(x):
+        seen.append(tuple(np.asarray(x, dtype=float)))
+        if len(seen) == 5:
+            raise RuntimeError("flaky")
+        return float(np.sum((np.asarray(x) - 1.0) ** 2))
+
+    res = gd.minimize(flaky, np.zeros(4), gradient=gradient)
+    assert res.success and res.nfev == len(seen)
+    assert [p for p in set(seen) if seen.count(p) > 1] == [seen[4]] and seen.count(seen[4]) == 2  # it alone, once more
+
+
+def test_a_probe_that_fails_again_leaves_the_estimate_unusable_as_before():
+    def edge(x):
+        if x[0] > 0.3:  # beyond the edge of the domain: every probe there fails
+            raise RuntimeError("outside the domain")
+        return float(np.sum((np.asarray(x) - 1.0) ** 2))
+
+    res = gd.minimize(edge, np.zeros(3), gradient="central", max_evals=300)
+    assert res.status == "failed" and "had a failed probe" in res.message and res.nfev < 300
+    np.testing.assert_allclose(res.x, 0.3, atol=1e-3)

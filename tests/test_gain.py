@@ -79,3 +79,16 @@ def test_probes_that_bounds_made_uneven_are_not_offered_for_calibration():
     est.estimate(None, np.zeros(3), key=key, iteration=0, evaluate=evaluate,
                  bounds=(np.zeros(3), np.ones(3)))
     assert est.last_probes is None
+
+
+def test_a_second_spsa_run_with_the_same_settings_compiles_nothing():
+    # the gain was a new transformation each call, so its update was compiled again: 0.2 s a run
+    from gdtools import compile_time
+
+    fun = lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2))  # noqa: E731
+    gd.minimize(fun, np.zeros(5), gradient="spsa", max_evals=100)
+    before = compile_time.stages()
+    gd.minimize(lambda x: fun(x) + 1.0, np.zeros(5), gradient="spsa", max_evals=100, seed=3)
+    assert compile_time.stages() == before
+    assert gain.calibrated_gain(np.ones(3), iterations=50) is gain.calibrated_gain(np.ones(3), iterations=50)
+    assert gain.calibrated_gain(np.ones(3), iterations=50) is not gain.calibrated_gain(np.ones(3), iterations=51)

@@ -62,7 +62,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from gdtools.history import History
-    from gdtools.plotting import plot_history
+    from gdtools.plotting import mark_values, measured_again, plot_history
 
     labels = None
     if args.labels is not None:
@@ -78,6 +78,10 @@ def run(args) -> int:
                            grad_norm=args.grad_norm, labels=labels, best=args.best, band=args.band)
     except InputError as exc:  # the library names its arguments; the CLI user set the options
         raise InputError(_as_options(str(exc))) from None
+    if len(histories) == 1 and args.y == "loss":  # a tuning run's side-by-side measurements, as tune drew them
+        again = measured_again(histories[0].meta)
+        if again:
+            mark_values(fig, again)
     largest = max(fig.get_size_inches())
     if largest * args.dpi > MAX_PIXELS:
         raise InputError(f"--dpi {args.dpi} makes a {largest * args.dpi:,.0f} px wide image; this figure "

@@ -341,6 +341,7 @@ def _progress(total, quiet):
 
 def run(args) -> int:
     import gdtools as gd
+    from gdtools.history import History
     from gdtools.timing import best_measured, pick_best, remeasure, stop_running_programs, time_command
 
     command = _command(args)
@@ -395,9 +396,17 @@ def run(args) -> int:
               f"{measured_values[0]:.6g}: the settings seem not to change it (is that the number the "
               f"program prints for its result, and do the placeholders reach it?)", file=sys.stderr)
 
+    if args.resume and "side_by_side" in res.history.meta:
+        # a finished run resumed: the side-by-side of its first end is not this end's
+        History.append_meta(args.history, side_by_side=None)
+
     # Compare the start with the tuner's final point and its best-measured point, side by side.
     candidates, labels = [start], ["start"]
-    for label, point in (("final point", res.x), ("best-measured point", best_measured(res.history))):
+    # (a result that stands in for a failed or worse final point is the best-measured point itself)
+    stand_in = bool(res.history.iterations) and res.history.iterations[-1].get("final") == "best measured"
+    found = ((("best-measured point", res.x),) if stand_in else
+             (("final point", res.x), ("best-measured point", best_measured(res.history))))
+    for label, point in found:
         if point is not None and dict(point) not in candidates:
             candidates.append(dict(point))
             labels.append(label)
@@ -421,7 +430,7 @@ def run(args) -> int:
     best_i = pick_best(measured)
     print(searched)
     if best_i is None:
-        print(f"None of the {len(candidates)} settings could be measured again: every run failed "
+        print(f"None of the {_count(len(candidates), 'setting')} could be measured again: every run failed "
               f"(up to {_count(rounds, 'run')} each; a setting whose first two runs failed "
               f"is not run again): "
               + "; ".join(f"{label}: {m.error}" for label, m in zip(labels, measured)))
@@ -430,6 +439,12 @@ def run(args) -> int:
         return 1
     m_start, m_best = measured[0], measured[best_i]
     best = candidates[best_i]
+    if args.history:  # kept with the run, so that `gdtools plot` draws them too
+        History.append_meta(args.history, side_by_side={
+            "rounds": rounds, "best": labels[best_i],
+            "settings": {label: {"params": dict(point), "value": m.value, "spread": m.spread,
+                                 "samples": list(m.samples), "status": m.status, "error": m.error}
+                         for label, point, m in zip(labels, candidates, measured)}})
 
     print(_table(space, start, best, m_start, m_best, unit, args.objective))
     side = ", ".join(f"{label} {_cell(m)}" + (f" ({m.error.split(';')[0]})" if m.status == "ok" and m.error else "")
@@ -464,11 +479,13 @@ def run(args) -> int:
         from gdtools.plotting import mark_values, plot_history
 
         fig = plot_history(res.history, x="evals", params=True)
+        fig.axes[0].set_ylabel(f"run time (s, {args.statistic} of {_count(args.repeats, 'run')})"
+                               if args.objective == "time" else "the number the program printed")
         # The side-by-side measurements the table reports, so the figure tells the same story.
-        measured_again = {"start, measured again": m_start.value}
+        again = {"start, measured again": m_start.value}
         if best_i:
-            measured_again[f"best ({labels[best_i]}), measured again"] = m_best.value
-        mark_values(fig, measured_again)  # a start that failed again is nan: not drawn
+            again[f"best ({labels[best_i]}), measured again"] = m_best.value
+        mark_values(fig, again)  # a start that failed again is nan: not drawn
         fig.savefig(args.plot, dpi=120)
         print(f"loss curve: {args.plot}")
     return 0 if res.success or overruled else 1

@@ -73,6 +73,19 @@ class _FiniteDifference(GradientEstimator):
             return self._known[1]
         return None
 
+    @staticmethod
+    def _measured_again_where_failed(points, values, evaluate) -> tuple[np.ndarray, int]:
+        """``(values, extra evaluations)``: the probes that failed (nan: a run that crashed now and
+        then) measured once more, the others kept. Without this one failed probe spoiled the whole
+        gradient, and the engine measured all n + 1 or 2n probes again at the next iteration. A
+        probe that fails again stays nan (beyond the edge of the objective's domain, say)."""
+        failed = ~np.isfinite(values)
+        if not failed.any():
+            return values, 0
+        values = np.array(values, dtype=float)
+        values[failed] = evaluate(points[failed])
+        return values, int(failed.sum())
+
     def check_size(self, n: int) -> None:
         """InputError when a given step does not fit n coordinates, or when one gradient's probe
         points would not fit in memory (2n or n + 1 points of n numbers: 160 GB at n = 100,000)."""
@@ -135,13 +148,13 @@ class Forward(_FiniteDifference):
         # start, a line search's accepted point): n evaluations a gradient instead of n + 1
         known = self._known_value(x) if noise == 0 else None
         points = x + np.diag(h) if known is not None else np.vstack([x, x + np.diag(h)])
-        values = evaluate(points)
+        values, again = self._measured_again_where_failed(points, evaluate(points), evaluate)
         if known is not None:
             values = np.concatenate([[known], values])
         f0 = values[0]
         self._last_value = f0
         grad = (values[1:] - f0) / h
-        return Estimate(value=f0, grad=grad, nfev=len(points))
+        return Estimate(value=f0, grad=grad, nfev=len(points) + again)
 
 
 class Central(_FiniteDifference):
@@ -204,7 +217,8 @@ class Central(_FiniteDifference):
         minus_points = plus_points.copy()
         np.fill_diagonal(plus_points, upper)
         np.fill_diagonal(minus_points, lower)
-        values = evaluate(np.vstack([plus_points, minus_points]))
+        points = np.vstack([plus_points, minus_points])
+        values, again = self._measured_again_where_failed(points, evaluate(points), evaluate)
         plus, minus = values[:n], values[n:]
         grad = (plus - minus) / (upper - lower)
         if one_sided.any():
@@ -214,4 +228,4 @@ class Central(_FiniteDifference):
         # recorded as the iteration's loss
         value = f0 if f0 is not None else float(np.mean(values))
         self._last_value = value
-        return Estimate(value=value, grad=grad, nfev=2 * n)
+        return Estimate(value=value, grad=grad, nfev=2 * n + again)
