@@ -46,3 +46,22 @@ def test_iterate_averaging_is_an_option_that_changes_the_recommendation():
     assert problem.true(averaged.x) <= 1.05 * problem.f_min
     with pytest.raises(gd.InputError, match="average"):
         SPSA(average=1.5)
+
+
+def test_the_perturbations_of_one_step_are_distinct_directions():
+    # drawn independently, 4 directions in 3-D (4 up to sign) repeated one another: 2 evaluations
+    # of the same two points for nothing
+    import jax
+
+    from gdtools.estimators.spsa import _distinct_up_to_sign
+
+    for seed in range(20):
+        d = SPSA(n_perturbations=4).directions(jax.random.PRNGKey(seed), 3)
+        canonical = {tuple(row * row[0]) for row in d}
+        assert len(canonical) == 4 and set(np.unique(d)) <= {-1.0, 1.0}
+    too_many = np.ones((3, 2))  # 3 rows, 2 directions up to sign: left as drawn
+    assert _distinct_up_to_sign(too_many.copy(), jax.random.PRNGKey(0)).tolist() == too_many.tolist()
+    seen = []
+    fun = lambda x: seen.append(tuple(np.asarray(x, float))) or float(np.sum((np.asarray(x) - 1) ** 2))  # noqa: E731
+    gd.minimize(fun, np.zeros(3), gradient=SPSA(n_perturbations=4), max_evals=202)
+    assert len(seen) == len(set(seen))
