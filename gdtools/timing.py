@@ -421,8 +421,16 @@ def time_command(argv: Sequence[str], space: Space, *, repeats: int = 5, warmup:
 
 # -- comparing settings fairly ----------------------------------------------------------------------
 
+def _run_elsewhere(run_on, run, params) -> Measurement:
+    """One measurement through ``run_on``; its failure (a worker lost) is a failed run."""
+    try:
+        return run_on(run, params)
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong there, nothing was measured
+        return Measurement(value=math.nan, status="failed", error=f"{type(exc).__name__}: {exc}")
+
+
 def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int = 5,
-              warmup: int = 1) -> list[Measurement]:
+              warmup: int = 1, run_on: Callable | None = None) -> list[Measurement]:
     """Measure several settings again, interleaved, so that drift on the machine hits all alike.
 
     The tuner's own measurements of its best point are biased low (of many noisy values, the
@@ -436,6 +444,9 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
       candidates: the settings to compare, dicts in user units.
       rounds: samples per candidate.
       warmup: untimed runs of each candidate before the first round.
+      run_on: ``run_on(run, params) -> Measurement`` runs one measurement somewhere else (``run``
+        is picklable): e.g. on one worker of the dask cluster the search ran on, so that the
+        comparison times the same hardware; None runs them here.
 
     A value that is not a time (``Measurement.noisy`` false, e.g. a number a program prints) and
     that came out exactly the same in two rounds, for every candidate, is exact: no further round
@@ -476,7 +487,8 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
         for i in [*range(shift, len(candidates)), *range(shift)]:
             if given_up(i):
                 continue  # failed every run, twice: a setting that hangs costs no more timeouts
-            m = run(candidates[i])  # a plain objective's exception: a failed run, as in minimize
+            # a plain objective's exception: a failed run, as in minimize
+            m = run(candidates[i]) if run_on is None else _run_elsewhere(run_on, run, candidates[i])
             timed = timed or m.noisy
             if m.status != "ok" or not math.isfinite(m.value):
                 errors[i] = m.error or f"non-finite value {m.value!r}"

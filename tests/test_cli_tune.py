@@ -490,3 +490,26 @@ def test_the_side_by_side_measurements_are_kept_in_the_history_and_plotted(tmp_p
     lines = [json.loads(line) for line in history.read_text().splitlines()]
     sides = [line["side_by_side"] for line in lines if line["kind"] == "meta" and "side_by_side" in line]
     assert len(sides) == 3 and sides[1] is None and sides[2]["settings"]["start"]["value"] == pytest.approx(6.0)
+
+
+def test_with_dask_the_side_by_side_rounds_run_on_the_cluster(capsys, monkeypatch):
+    distributed = pytest.importorskip("dask.distributed")
+    from gdtools import timing
+
+    real, through_cluster = timing.remeasure, []
+
+    def spy(objective, candidates, **kwargs):
+        run_on = kwargs["run_on"]
+        assert run_on is not None  # without --dask: None (measured here)
+
+        def counted(run, params):
+            through_cluster.append(params)
+            return run_on(run, params)
+
+        return real(objective, candidates, **{**kwargs, "run_on": counted})
+
+    monkeypatch.setattr(timing, "remeasure", spy)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        out = _tune_output(capsys, "--dask", cluster.scheduler_address)
+    assert through_cluster and "best command" in out

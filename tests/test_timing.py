@@ -399,3 +399,24 @@ def test_the_last_number_is_a_whole_word_not_a_piece_of_one(printed, number):
     from gdtools.timing import last_number
 
     assert last_number(printed) == number
+
+
+def test_remeasure_runs_each_measurement_through_run_on_where_given():
+    space = Space(x=Real(0.0, 10.0))
+    calls = []
+
+    def run_on(run, params):
+        calls.append(dict(params))
+        return pickle.loads(pickle.dumps(run))(params)  # as a worker would: the run travels
+
+    objective = time_command([PY, "-c", "import sys; print(float(sys.argv[1]) ** 2)", "{x}"], space,
+                             objective="stdout", repeats=3, warmup=1)
+    measured = remeasure(objective, [{"x": 1.0}, {"x": 2.0}], rounds=3, warmup=1, run_on=run_on)
+    assert [m.value for m in measured] == [1.0, 4.0]
+    assert len(calls) == 6 and {c["x"] for c in calls} == {1.0, 2.0}  # warm-up + 2 rounds (exact), each
+
+    def lost(run, params):
+        raise RuntimeError("worker lost")
+
+    failed = remeasure(objective, [{"x": 1.0}], rounds=2, warmup=0, run_on=lost)
+    assert failed[0].status == "failed" and "worker lost" in failed[0].error

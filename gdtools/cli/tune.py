@@ -320,14 +320,22 @@ def _executor(args):
         except Exception as exc:  # a bad address, or no scheduler there
             raise InputError(f"--dask {args.dask!r}: cannot connect to a dask scheduler there "
                              f"({type(exc).__name__}: {exc})") from None
-        return client.get_executor(), lambda interrupted=False: client.close()
+        workers = sorted(client.scheduler_info().get("workers", {}))
+
+        def on_one_worker(run, params):
+            # the side-by-side rounds, one at a time on one worker: the hardware the search timed
+            return client.submit(run, params, pure=False, workers=workers[:1],
+                                 allow_other_workers=not workers).result()
+
+        return client.get_executor(), lambda interrupted=False: client.close(), on_one_worker
     if args.workers > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=args.workers)
         # Interrupted: the programs running were killed; do not wait for the queued ones.
-        return pool, lambda interrupted=False: pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
-    return None, lambda interrupted=False: None
+        return (pool, lambda interrupted=False: pool.shutdown(wait=not interrupted, cancel_futures=interrupted),
+                None)
+    return None, lambda interrupted=False: None, None
 
 
 def _progress(total, quiet):
@@ -353,7 +361,9 @@ def run(args) -> int:
     unit = ", s" if args.objective == "time" else ""
     _check_budget(args, gd.estimators.resolve(args.gradient), len(space.names))
 
-    executor, close = _executor(args)  # a bad --dask address fails here, before the progress bar
+    # (a bad --dask address fails here, before the progress bar; `run_on` runs the side-by-side
+    # rounds on the cluster, whose client stays open for them)
+    executor, close, run_on = _executor(args)
     bar = _progress(args.budget, args.quiet)
     best_seen = [math.inf]
 
@@ -387,8 +397,8 @@ def run(args) -> int:
         raise
     finally:
         bar.close()
-        if not interrupted:
-            close()
+        if not interrupted and (run_on is None or sys.exc_info()[0] is not None):
+            close()  # (a cluster's client stays open for the side-by-side rounds, unless this failed)
 
     measured_values = [r.get("value") for r in res.history.evaluations if r.get("status") == "ok"]
     if len(measured_values) >= 3 and len(set(measured_values)) == 1:
@@ -416,7 +426,7 @@ def run(args) -> int:
               f"{'up to ' if args.objective != 'time' else ''}{_count(rounds, 'run')} each", file=sys.stderr)
     searched = f"{_cli_names(res.message, args)} {_count(res.nfev, 'evaluation')}, {_count(res.nit, 'iteration')}."
     try:
-        measured = remeasure(objective, candidates, rounds=rounds, warmup=min(1, args.warmup))
+        measured = remeasure(objective, candidates, rounds=rounds, warmup=min(1, args.warmup), run_on=run_on)
     except KeyboardInterrupt:  # the search is done: its answer is printed, not lost
         stop_running_programs()
         print(searched)
@@ -425,6 +435,9 @@ def run(args) -> int:
         if args.history:
             print(f"history: {args.history}")
         raise
+    finally:
+        if run_on is not None:
+            close()
     # rounds run: fewer than asked where printed numbers repeated exactly (see remeasure)
     rounds = max([len(m.samples) for m in measured if m.status == "ok"] or [rounds])
     best_i = pick_best(measured)
