@@ -47,8 +47,11 @@ def prng_key(seed: int):
     return jax.random.PRNGKey(seed)
 
 
-#: How many of the last successful measurements an Evaluator keeps by point (measured_value).
+#: How many of the last successful measurements an Evaluator keeps by point (measured_value), from
+#: batches of at most RECENT_BATCH points (the start, line-search trials: the points a run may end
+#: at; a gradient's 2n probes would push them out).
 RECENT_VALUES = 64
+RECENT_BATCH = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,7 +328,7 @@ class Evaluator:
             m = results[i]
             if m.ok and m.value < self.best_value:
                 self.best_x, self.best_value = points[i].copy(), float(m.value)
-            if m.ok:
+            if m.ok and len(points) <= RECENT_BATCH:  # the start, line-search trials: not a gradient's probes
                 self._recent[points[i].tobytes()] = float(m.value)
                 while len(self._recent) > RECENT_VALUES:
                     self._recent.pop(next(iter(self._recent)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -45,15 +46,18 @@ def calibrated_gain(scale, *, iterations: int, noisy: bool = True,
     coordinate.
     """
     s = np.ascontiguousarray(scale, dtype=float)
-    return _calibrated_gain(s.tobytes(), s.shape, int(iterations), bool(noisy), float(first_step))
+    return _calibrated_gain(s.tobytes(), s.shape, int(iterations), bool(noisy), float(first_step),
+                            bool(jax.config.jax_enable_x64))
 
 
 @functools.lru_cache(maxsize=32)
-def _calibrated_gain(scale: bytes, shape: tuple, iterations: int, noisy: bool,
-                     first_step: float) -> optax.GradientTransformation:
+def _calibrated_gain(scale: bytes, shape: tuple, iterations: int, noisy: bool, first_step: float,
+                     x64: bool) -> optax.GradientTransformation:
     """One transformation object per setting, so that its compiled update (kept per object, see
     host_loop._jitted_descent) serves every run with those settings: built anew for each call, it
-    was compiled anew, 0.2 s of a 0.25 s SPSA run on a cheap objective."""
+    was compiled anew, 0.2 s of a 0.25 s SPSA run on a cheap objective. ``x64``: the precision it is
+    traced in (a device run in float32 and a host run in float64 get one each: JAX reused the
+    lowering of its clipping constant across the two and failed to verify the program)."""
     s = np.frombuffer(scale, dtype=float).reshape(shape)
     A = max(1.0, 0.1 * iterations)
     a = first_step * (A + 1.0) ** ALPHA

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import functools
 import math
 import time
@@ -85,6 +86,28 @@ def _descent_with_args(optimizer, lower, upper, fun_flat):
         return descend(optimizer, grad, state, x, value=value, value_fn=value_fn, lower=lower, upper=upper)
 
     return jax.jit(step)
+
+
+class Probes:
+    """The ``evaluate`` an estimator gets: ``evaluate(points)`` measures a batch of probes with the
+    iteration's key; ``evaluate.again(points)`` measures probes that just failed once more, as far
+    as the budget allows (the final measurement's evaluation kept), their failures not counted
+    towards ``max_failures`` (the engine's recovery, probes closer to x at the next iteration,
+    must still get its turn)."""
+
+    def __init__(self, evaluator, key, max_evals):
+        self.evaluator, self.key, self.max_evals = evaluator, key, max_evals
+
+    def __call__(self, points):
+        return self.evaluator(points, key=self.key)
+
+    def again(self, points):
+        points = np.asarray(points)
+        if self.max_evals is not None:
+            points = points[:max(0, self.max_evals - self.evaluator.nfev - 1)]
+        if not len(points):
+            return np.full(0, np.nan)
+        return self.evaluator(points, key=self.key, trial=True)
 
 
 class HostLoop:
@@ -276,6 +299,7 @@ class HostLoop:
         ahead = (PIPELINE and problem.device and self.evaluator is None and estimator.traceable
                  and getattr(estimator, "pure", False) and not searching)
         pending = None  # (iteration, estimate made ahead, the point it was made at)
+        last = None  # (the point, its estimate): reused where x did not move (exact objectives)
         previous_x = None
         largest_at_start = gnorm = math.nan  # the gradient's largest component: first finite, latest
         recent: list[float] = []
@@ -304,10 +328,17 @@ class HostLoop:
                 extra = {}
                 if problem.space is not None:
                     extra["min_step"] = problem.min_step(x)
-                evaluate = (lambda pts, _key=key: self.evaluator(pts, key=_key)) if self.evaluator else None
+                evaluate = Probes(self.evaluator, key, self.max_evals) if self.evaluator else None
                 noise = self.evaluator.noise if self.evaluator is not None else 0.0
+                exact = (self.evaluator is not None and not problem.stochastic and not estimator.stochastic
+                         and noise == 0.0 and not self.evaluator.noisy_by_nature)
                 if pending is not None and pending[0] == k and pending[2] is x:
                     est = pending[1]
+                elif exact and last is not None and last[0] is x and not unusable:
+                    # the line search found no step, so x is where it was: an exact objective's
+                    # gradient there is the one just estimated (measuring its n or 2n probes
+                    # again gave the same numbers, 40 evaluations an iteration at n = 40)
+                    est = dataclasses.replace(last[1], nfev=0)
                 else:
                     # After a failed probe the next ones are half as far from x (a quarter after two
                     # failures...): a program that gets faster towards a limit it fails beyond (a
@@ -317,6 +348,7 @@ class HostLoop:
                     est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
                                              noise=noise, **probe_scale, **extra)
                 pending = None
+                last = (x, est)
                 if k == 0 and self.evaluator is not None and self.evaluator.successes == 0:
                     # the start and every probe of the first gradient failed, each read as the
                     # penalty: nothing to go on, and the rest of the budget would fail the same way
@@ -409,6 +441,11 @@ class HostLoop:
                             bounds=None if problem.lower is None else (problem.lower, problem.upper))
                         if new_x is not x:  # an accepted trial point: measured there
                             self._observe_at(new_x, new_value)
+                        elif exact:
+                            # no step helped, along the quasi-Newton direction nor along -g: on an
+                            # exact objective the next iterations would replay the same searches
+                            # on the same numbers (the gradient at x is reused), so stop here
+                            recent.extend([0.0, 0.0, 0.0])
                     elif ahead_x is not None:  # the step was taken ahead, with the estimate after it
                         new_x, state = ahead_x, ahead_state
                     else:

@@ -121,6 +121,8 @@ def _describe_function(function, depth: int) -> str:
 
 
 def _describe_value(value, depth: int) -> str:
+    if isinstance(value, np.generic) and value.size == 1:
+        value = value.item()  # np.float64(0.1) reads 0.1, as the same number written plainly
     if isinstance(value, _SIMPLE):
         return repr(value)
     if hasattr(value, "update") and hasattr(value, "init"):  # a transformation

@@ -353,11 +353,13 @@ def _checked_bounds(bounds, x0, n: int):
     lower = upper = low = high = None
     scalar = False
     given, bounds = bounds, _as_lower_upper(bounds, n)
-    treedef = jax.tree_util.tree_structure(x0)
-    if bounds is not given and treedef.num_leaves > 1:
+    paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(x0)[0]]
+    keyed = any(not isinstance(key, jax.tree_util.SequenceKey) for path in paths for key in path)
+    if bounds is not given and len(paths) > 1 and keyed:
         # scipy's forms give one (min, max) per coordinate in x0's flat order, which for a dict is
-        # its sorted keys (JAX's order), not the order it was written in: refused, not guessed
-        names = ", ".join(jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(x0)[0])
+        # its sorted keys (JAX's order), not the order it was written in: refused, not guessed (a
+        # list or tuple of arrays flattens in its written order: taken)
+        names = ", ".join(jax.tree_util.keystr(path) for path in paths)
         raise InputError(f"bounds as one (min, max) per coordinate (scipy's form) do not say which part of "
                          f"x0 each belongs to: x0 is a pytree, flattened in the order {names}. Give "
                          f"bounds=(lower, upper), each a number or a pytree like x0: for x0 = "

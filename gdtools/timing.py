@@ -356,11 +356,14 @@ class TimedCommand:
                 return _failed(samples, self.statistic, params, t_start, error)
             if run >= self.warmup:
                 samples.append(value)
-            if self.objective == "stdout" and value == previous:
-                # the same number printed twice in a row (a warm-up's included): an exact result,
-                # which more runs cannot change; its samples are those two (spread 0: no noise)
-                samples = [value, value]
-                break
+            if self.objective == "stdout" and value == previous and run + 1 < self.warmup + self.repeats:
+                # the same number printed twice in a row (a warm-up's included): most likely an
+                # exact result, which more runs cannot change. Its samples are those two (never
+                # more than repeats), its spread unknown (nan, not 0): a noisy number printed to
+                # two decimals also repeats now and then, and must not make the run's noise 0.
+                samples = [value] * min(2, self.repeats)
+                return dataclasses.replace(_summarise(samples, self.statistic, params, t_start, timed=False),
+                                           spread=math.nan)
             previous = value
         return _summarise(samples, self.statistic, params, t_start, timed=self.objective == "time")
 

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import re
 import sys
@@ -413,6 +414,25 @@ def test_an_exact_printed_number_resumes_with_any_repeats(tmp_path, capsys):
     assert main(base[:1] + ["--budget", "6", "--repeats", "3"] + base[1:]) == 0
     assert {len(r["samples"]) for r in gd_history(history).evaluations} == {2}  # stopped at the repeat
     assert main(base[:1] + ["--budget", "12", "--repeats", "5", "--resume"] + base[1:]) == 0, capsys.readouterr().err
+    assert main(base[:1] + ["--budget", "16", "--repeats", "1", "--resume"] + base[1:]) == 0, capsys.readouterr().err
+
+
+def test_a_noisy_printed_number_that_repeats_by_chance_leaves_the_noise_measured(tmp_path):
+    # printed to one decimal, a noisy number repeats now and then: that evaluation stops early but
+    # must not report a spread of 0 (the run's noise, a median, would drop to 0: an exact objective)
+    import gdtools as gd
+    from gdtools.timing import time_command
+
+    counter = tmp_path / "count"
+    counter.write_text("0")
+    sequence = "[1.0, 1.0, 1.1, 1.0, 0.9, 1.1, 1.0, 0.9]"
+    noisy = (f"import sys; p = sys.argv[2]; c = int(open(p).read()); open(p, 'w').write(str(c + 1)); "
+             f"print({sequence}[c % 8])")
+    objective = time_command([PY, "-c", noisy, "{x}", str(counter)], gd.Space(x=gd.Real(0, 10)),
+                             objective="stdout", repeats=5, warmup=1)
+    by_chance, varied = objective({"x": 3.0}), objective({"x": 3.0})
+    assert by_chance.samples == (1.0, 1.0) and math.isnan(by_chance.spread) and math.isnan(by_chance.noise)
+    assert varied.samples == (1.0, 0.9, 1.1, 1.0, 0.9) and varied.noise > 0
 
 
 def gd_history(path):
@@ -421,9 +441,10 @@ def gd_history(path):
     return History.load(path)
 
 
-@pytest.mark.parametrize("faster, code", [(True, 0), (False, 1)])
+@pytest.mark.parametrize("faster, rounds, code", [(True, [], 0), (False, [], 1),
+                                                  (True, ["--final-rounds", "1"], 1)])  # no noise shown: no verdict
 def test_a_search_that_ended_worse_exits_0_when_side_by_side_its_best_beats_the_start(monkeypatch, capsys,
-                                                                                      faster, code):
+                                                                                      faster, rounds, code):
     """'worse' comes from one measurement at each end; the side-by-side rounds decide the exit status
     when they show the returned setting faster than the start beyond their noise."""
     import dataclasses
@@ -440,9 +461,9 @@ def test_a_search_that_ended_worse_exits_0_when_side_by_side_its_best_beats_the_
     monkeypatch.setattr(gdtools, "minimize", ended_worse)
     start = [] if faster else ["--start", "x=3", "--start", "k=20"]  # not faster: the start is the optimum
     assert main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "6", "--quiet",
-                 "--objective", "stdout", *start, "--", PY, "-c", QUADRATIC, "{x}", "{k}"]) == code
+                 "--objective", "stdout", *start, *rounds, "--", PY, "-c", QUADRATIC, "{x}", "{k}"]) == code
     out = capsys.readouterr().out
-    assert ("beats the start beyond the noise: exit status 0" in out) == faster, out
+    assert ("beats the start beyond the noise: exit status 0" in out) == (code == 0), out
 
 
 def test_plot_and_history_naming_one_file_is_refused(tmp_path, capsys):

@@ -195,16 +195,17 @@ def test_central_reports_f_at_x_where_the_engine_knows_it():
 
 
 @pytest.mark.parametrize("gradient", ["forward", "central"])
-def test_an_exact_objective_is_never_measured_twice_at_one_point(gradient):
+@pytest.mark.parametrize("n", [3, 40])  # 40: 80 probes a gradient, more than the points kept
+def test_an_exact_objective_is_never_measured_twice_at_one_point(gradient, n):
     # forward differences measured f(x) again at every point the line search had accepted (and at
     # x0), and every run measured its result once more at the end: 41 evaluations, 9 repeats
     seen = []
 
     def fun(x):
         seen.append(tuple(np.asarray(x, dtype=float)))
-        return float(np.sum((np.asarray(x) - np.arange(3)) ** 2) + 0.1 * np.sum(np.asarray(x) ** 4))
+        return float(np.sum((np.asarray(x) - np.arange(n)) ** 2) + 0.1 * np.sum(np.asarray(x) ** 4))
 
-    res = gd.minimize(fun, np.zeros(3), gradient=gradient, max_evals=200)
+    res = gd.minimize(fun, np.zeros(n), gradient=gradient, max_evals=200 * n)
     assert res.success and len(seen) == len(set(seen)) == res.nfev
     assert res.fun == fun(res.x)  # the value reported is the value there
 
@@ -255,3 +256,26 @@ def test_a_probe_that_fails_again_leaves_the_estimate_unusable_as_before():
     res = gd.minimize(edge, np.zeros(3), gradient="central", max_evals=300)
     assert res.status == "failed" and "had a failed probe" in res.message and res.nfev < 300
     np.testing.assert_allclose(res.x, 0.3, atol=1e-3)
+
+
+def test_a_probe_measured_again_neither_counts_as_a_failure_in_a_row_nor_overruns_the_budget():
+    # an objective that fails below 0.05 (a batch too large for memory, say): the probes that fail
+    # again must leave the engine its recovery, probes closer to x at the next iteration; counted
+    # as failures in a row they stopped the run at x0 after 7 evaluations
+    def limited(x):
+        if np.any(x < 0.05):
+            raise RuntimeError("out of memory")
+        return float(np.sum((x - 0.1) ** 2) + 1)
+
+    res = gd.minimize(limited, np.array([0.2, 0.2]), gradient="central", noise=0.01, max_evals=200)
+    assert res.fun < 1.01 and res.nfev > 7
+    calls = []
+
+    def flaky(x):  # every third call fails
+        calls.append(1)
+        if len(calls) % 3 == 0:
+            raise RuntimeError("flaky")
+        return float(np.sum((np.asarray(x) - 1.0) ** 2))
+
+    res = gd.minimize(flaky, np.zeros(3), gradient="central", max_evals=8)
+    assert res.nfev == len(calls) <= 8

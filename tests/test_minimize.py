@@ -764,6 +764,10 @@ def test_scipy_per_coordinate_bounds_on_a_dict_x0_are_refused_not_matched_in_sor
     res = gd.minimize(f, {"width": 1.0, "alpha": 0.1}, gradient="central",
                       bounds=({"width": 0, "alpha": 0}, {"width": 10, "alpha": 1}))
     assert res.x["width"] == pytest.approx(5.0, abs=1e-4)
+    # a tuple of arrays flattens in the order it is written: pairs per coordinate are taken
+    g = lambda p: float(np.sum((p[0] - 5) ** 2) + (p[1] - 0.5) ** 2)  # noqa: E731
+    res = gd.minimize(g, (np.ones(2), 0.1), gradient="central", bounds=[(0, 10), (0, 10), (0, 1)])
+    np.testing.assert_allclose(res.x[0], [5.0, 5.0], atol=1e-4)
 
 
 def test_messages_about_a_coordinate_of_a_pytree_name_its_part():

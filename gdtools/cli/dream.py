@@ -8,7 +8,7 @@
 
 The PNG written carries every parameter and the gdtools version in its metadata. Bad input (an
 unreadable image, an unknown layer, a channel out of range) is one line on stderr and exit code 2.
-The first Ctrl-C finishes the step in progress, writes what was dreamed and exits 130.
+The first Ctrl-C (or SIGTERM) finishes the step in progress, writes what was dreamed and exits 130 (143).
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ def run(args) -> int:
         print(f"wrote {written}, {time.perf_counter() - started:.1f} s)")
     if stop.honoured:
         print(f"gdtools dream: interrupted; what was written stops at {_where(where)}", file=sys.stderr)
-        return 130
+        return stop.exit_code
     return 0
 
 

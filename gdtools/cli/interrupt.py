@@ -1,11 +1,12 @@
 """Ctrl-C as "stop and keep what is done" for long commands (``dream``), and SIGTERM or SIGHUP as
 Ctrl-C (:func:`terminate_as_interrupt`, for every command).
 
-Inside ``with stop_on_interrupt("dream") as stop:`` the first Ctrl-C only sets ``stop.requested``
-and says so on stderr: the command's step callback returns ``stop.now()``, so the command finishes
-the step it is in, saves what it has and exits 130 (``stop.honoured``). A
-second Ctrl-C raises ``KeyboardInterrupt`` at once, as usual. Outside the main thread (where Python
-cannot take SIGINT) the block does nothing and Ctrl-C behaves as usual.
+Inside ``with stop_on_interrupt("dream") as stop:`` the first Ctrl-C (or SIGTERM, or SIGHUP) only
+sets ``stop.requested`` and says so on stderr: the command's step callback returns ``stop.now()``,
+so the command finishes the step it is in, saves what it has and exits 130 (143 for SIGTERM:
+``stop.exit_code``; ``stop.honoured``). A second one raises ``KeyboardInterrupt`` at once (or
+:class:`Terminated`). Outside the main thread (where Python cannot take signals) the block does
+nothing and Ctrl-C behaves as usual.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ class StopRequest:
     def __init__(self):
         self.requested = False
         self.honoured = False
+        self.signum = signal.SIGINT  # the signal that asked (SIGTERM and SIGHUP ask as Ctrl-C does)
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the number of the signal that asked: 130 for Ctrl-C, 143 for SIGTERM."""
+        return 128 + int(self.signum)
 
     def now(self) -> bool:
         """True when the work should stop now (a step's callback returns this)."""
@@ -70,17 +77,26 @@ def stop_on_interrupt(command: str, *, saving: str = "what is done", file=None) 
     stream = sys.stderr if file is None else file
 
     def on_interrupt(signum, frame):
-        if stop.requested:  # the second Ctrl-C: abort now
-            signal.signal(signal.SIGINT, previous)
-            raise KeyboardInterrupt
-        stop.requested = True
-        print(f"\ngdtools {command}: stopping after this step and saving {saving} "
+        if stop.requested:  # the second Ctrl-C (or signal): abort now
+            restore()
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+        stop.requested, stop.signum = True, signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\ngdtools {command}: {name}: stopping after this step and saving {saving} "
               f"(Ctrl-C again to abort without saving)", file=stream, flush=True)
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    if previous is None:  # a handler installed from C: Python's own is the closest
-        previous = signal.default_int_handler
+    # SIGTERM and SIGHUP (a scheduler's cancel, a closed session) ask as Ctrl-C does: a scheduler
+    # usually waits a while before it kills, time enough to finish the step and save
+    names = [name for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {name: signal.signal(getattr(signal, name), on_interrupt) for name in names}
+
+    def restore():
+        for name, handler in previous.items():
+            if handler is None:  # a handler installed from C: Python's own is the closest
+                handler = signal.default_int_handler if name == "SIGINT" else signal.SIG_DFL
+            signal.signal(getattr(signal, name), handler)
+
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        restore()

@@ -230,8 +230,8 @@ def _check_same_measurement(args) -> None:
         if record.get("noisy") and args.objective != "time":
             raise InputError(f"--resume: {args.history!r} was measured with --objective time (wall times); "
                              f"this command has --objective {args.objective}")
-        if len(samples) < args.repeats and len(samples) == 2 and samples[0] == samples[1]:
-            continue  # a printed number that repeated exactly: its runs stopped early, whatever --repeats
+        if len(samples) == 2 and samples[0] == samples[1] and not _is_number(record.get("spread")):
+            continue  # a printed number that repeated (spread left unknown): its runs stopped early
         if len(samples) != args.repeats:
             raise InputError(f"--resume: {args.history!r} was measured with --repeats {len(samples)} "
                              f"(timed runs per evaluation); this command has --repeats {args.repeats}: "
@@ -240,6 +240,11 @@ def _check_same_measurement(args) -> None:
             raise InputError(f"--resume: {args.history!r} was measured with --statistic "
                              f"{record['statistic']}; this command has --statistic {args.statistic}")
         return
+
+
+def _is_number(value) -> bool:
+    """A finite number (a history's "NaN" loads as nan, an old record's missing field as None)."""
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _check_budget(args, estimator, n: int) -> None:
@@ -481,6 +486,7 @@ def run(args) -> int:
     # just measured are the better evidence, and a setting they show faster than the start beyond
     # the noise is what the user ran the search for
     overruled = (res.status == "worse" and best_i != 0 and m_start.status == "ok" and m_best.status == "ok"
+                 and math.isfinite(math.hypot(m_start.noise, m_best.noise))  # rounds that show their noise
                  and m_best.value < m_start.value and not _within_noise(m_start, m_best))
     if overruled:
         print(f"the search's last iterate measured worse than its start, but side by side the "

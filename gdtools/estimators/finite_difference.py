@@ -76,15 +76,18 @@ class _FiniteDifference(GradientEstimator):
     @staticmethod
     def _measured_again_where_failed(points, values, evaluate) -> tuple[np.ndarray, int]:
         """``(values, extra evaluations)``: the probes that failed (nan: a run that crashed now and
-        then) measured once more, the others kept. Without this one failed probe spoiled the whole
-        gradient, and the engine measured all n + 1 or 2n probes again at the next iteration. A
-        probe that fails again stays nan (beyond the edge of the objective's domain, say)."""
-        failed = ~np.isfinite(values)
-        if not failed.any():
+        then) measured once more through the engine's ``evaluate.again`` (as far as the budget
+        allows), the others kept. Without this one failed probe spoiled the whole gradient, and the
+        engine measured all n + 1 or 2n probes again at the next iteration. A probe that fails again
+        stays nan (beyond the edge of the objective's domain, say): the engine then probes closer."""
+        failed = np.flatnonzero(~np.isfinite(values))
+        again = getattr(evaluate, "again", None)
+        if not failed.size or again is None:  # (an evaluate of one's own: no second try)
             return values, 0
+        measured = np.asarray(again(points[failed]), dtype=float)
         values = np.array(values, dtype=float)
-        values[failed] = evaluate(points[failed])
-        return values, int(failed.sum())
+        values[failed[:len(measured)]] = measured
+        return values, len(measured)
 
     def check_size(self, n: int) -> None:
         """InputError when a given step does not fit n coordinates, or when one gradient's probe

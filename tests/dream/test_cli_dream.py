@@ -218,7 +218,7 @@ def ctrl_c_at(monkeypatch):
 
     from gdtools.cli import progress
 
-    def arm(*steps):
+    def arm(*steps, signum=signal.SIGINT):
         real = progress.progress_bar
 
         def bar(*args, **kwargs):
@@ -228,7 +228,7 @@ def ctrl_c_at(monkeypatch):
             def counting_update(n=1):
                 count[0] += n
                 for _ in range(steps.count(count[0])):
-                    os.kill(os.getpid(), signal.SIGINT)
+                    os.kill(os.getpid(), signum)
                 return update(n)
 
             wrapped.update = counting_update
@@ -253,6 +253,17 @@ def test_ctrl_c_saves_the_dream_so_far_and_exits_130(cat_file, tmp_path, capsys,
     assert images.load_image(out).shape == (42, 64, 3)  # the full size: the coarse octave's detail on the input
     assert images.read_metadata(out)["interrupted_at"] == "octave 1/2, step 3/4"
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_sigterm_saves_the_dream_so_far_as_ctrl_c_does_and_exits_143(cat_file, tmp_path, capsys, ctrl_c_at):
+    import signal
+
+    ctrl_c_at(3, signum=signal.SIGTERM)  # a scheduler cancelling the job
+    out = tmp_path / "out.png"
+    assert main(["dream", str(cat_file), "-o", str(out), *SMALL_SETTINGS, "--steps", "4",
+                 "--layer", "block3"]) == 128 + signal.SIGTERM
+    assert "SIGTERM: stopping after this step" in capsys.readouterr().err
+    assert images.read_metadata(out)["interrupted_at"] == "octave 1/1, step 3/4"
 
 
 def test_a_second_ctrl_c_aborts_without_saving(cat_file, tmp_path, capsys, ctrl_c_at):
