@@ -35,6 +35,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from typing import Callable, Mapping, Sequence
@@ -243,6 +244,11 @@ def stop_running_programs() -> None:
         _kill(proc)
 
 
+def _read_all(file) -> bytes:
+    file.seek(0)
+    return file.read()
+
+
 def _exit_description(code: int) -> str:
     """``exit code 3``, or for a run killed by a signal (a negative code) ``killed by signal 11
     (SIGSEGV)``."""
@@ -305,31 +311,36 @@ class TimedCommand:
         return {**os.environ, **{k: _fill(p, params) for k, p in self._env.items()}}
 
     def _run_once(self, argv, env) -> tuple[float, str | None, str | None]:
-        """One run: (seconds or number, error or None, stdout)."""
-        capture = subprocess.PIPE if self.objective == "stdout" else subprocess.DEVNULL
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=capture,
-                                    stderr=subprocess.PIPE, env=env, cwd=self.cwd,
-                                    start_new_session=True)
-        except OSError as exc:
-            return math.nan, f"cannot start {argv[0]!r}: {exc.strerror or exc}", None
-        with _RUNNING_LOCK:
-            _RUNNING.add(proc)
-        try:
-            out, err = proc.communicate(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            proc.communicate()
-            return math.nan, f"timed out after {self.timeout:g} s", None
-        except BaseException:  # Ctrl-C while it runs: the program (in its own session) stops too
-            _kill(proc)
-            proc.wait()
-            raise
-        finally:
+        """One run: (seconds or number, error or None, stdout).
+
+        Its output goes to temporary files, not pipes: the run ends when the program exits, not
+        when the last process holding its output closes it (a child left running in the
+        background, ``server &``, kept a pipe open and was timed, or hung the run)."""
+        with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+            t0 = time.perf_counter()
+            try:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                        stdout=out_file if self.objective == "stdout" else subprocess.DEVNULL,
+                                        stderr=err_file, env=env, cwd=self.cwd, start_new_session=True)
+            except OSError as exc:
+                return math.nan, f"cannot start {argv[0]!r}: {exc.strerror or exc}", None
             with _RUNNING_LOCK:
-                _RUNNING.discard(proc)
-        elapsed = time.perf_counter() - t0
+                _RUNNING.add(proc)
+            try:
+                proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+                proc.wait()
+                return math.nan, f"timed out after {self.timeout:g} s", None
+            except BaseException:  # Ctrl-C while it runs: the program (in its own session) stops too
+                _kill(proc)
+                proc.wait()
+                raise
+            finally:
+                with _RUNNING_LOCK:
+                    _RUNNING.discard(proc)
+            elapsed = time.perf_counter() - t0
+            out, err = _read_all(out_file), _read_all(err_file)
         if proc.returncode != 0:
             tail = (err or b"").decode("utf-8", "replace").strip()[-STDERR_TAIL:]
             return math.nan, _exit_description(proc.returncode) + (f": {tail}" if tail else ""), None

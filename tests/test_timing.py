@@ -424,3 +424,14 @@ def test_remeasure_runs_each_measurement_through_run_on_where_given():
 
     failed = remeasure(objective, [{"x": 1.0}], rounds=2, warmup=0, run_on=lost)
     assert failed[0].status == "failed" and "worker lost" in failed[0].error
+
+
+def test_a_child_left_running_in_the_background_is_not_timed():
+    # its inherited stderr (and stdout) kept the pipes open: the run was timed until the child
+    # ended (2 s for a program that returns at once), or hung without --timeout
+    space = Space(a=Int(1, 10))
+    printed = time_command(["bash", "-c", "sleep 3 & echo {a}"], space, objective="stdout", repeats=1, warmup=0)
+    timed = time_command(["bash", "-c", "sleep 3 & true {a}"], space, repeats=1, warmup=0)
+    t0 = time.perf_counter()
+    assert printed({"a": 4}).value == 4.0 and timed({"a": 4}).value < 1.0
+    assert time.perf_counter() - t0 < 2.0
