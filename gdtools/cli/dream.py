@@ -14,6 +14,8 @@ The first Ctrl-C (or SIGTERM) finishes the step in progress, writes what was dre
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import re
 import sys
 import time
 from pathlib import Path
@@ -59,7 +61,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--step-size", type=float, default=1.5,
                         help="mean change of a pixel value (0..255) per step (default 1.5)")
     parser.add_argument("--jitter", type=int, default=32, help="largest random roll in pixels (default 32)")
-    parser.add_argument("--tile", type=int, default=512, help="tile side; one compilation per size (512)")
+    parser.add_argument("--tile", type=int, default=None,
+                        help="tile side; one compilation per size (512, or the image's longer side "
+                             "rounded up to a multiple of 32 when that is smaller)")
     parser.add_argument("--max-side", type=int, default=1024,
                         help="shrink the input so its longer side is at most this (default 1024)")
     parser.add_argument("--normalize", default="mean_abs", choices=("mean_abs", "laplacian"),
@@ -91,6 +95,20 @@ def _objective(args, guide_image):
     return objectives.layer(layer)
 
 
+#: DreamSettings' argument names, as the options that set them.
+_OPTIONS = {"octave_scale": "--octave-scale", "step_size": "--step-size", "max_side": "--max-side",
+            "octaves": "--octaves", "steps": "--steps", "jitter": "--jitter", "tile": "--tile",
+            "seed": "--seed", "normalize": "--normalize", "precision": "--precision"}
+
+
+def _option_names(message: str) -> str:
+    """A library message about an argument, naming the option instead (``step_size must be`` ->
+    ``--step-size must be``)."""
+    for name, option in _OPTIONS.items():
+        message = re.sub(rf"(?<![\w-]){name}(?= must| has| is| should)", option, message)
+    return message
+
+
 def _check_combinations(args) -> None:
     """Refuse options that the chosen mode would ignore."""
     if args.gallery and args.zoom_frames is not None:
@@ -113,7 +131,7 @@ def run(args) -> int:
     from gdtools.cli.progress import progress_bar
     from gdtools.dream import efficientnet, images, weights
     from gdtools.dream.compilation_cache import enable_compilation_cache
-    from gdtools.dream.deepdream import DreamSettings, Dreamer
+    from gdtools.dream.deepdream import DreamSettings, Dreamer, fitting_tile
     from gdtools.dream.layer_gallery import GALLERY_LAYERS, check_layers, gallery
     from gdtools.dream.output_files import check_folder, check_image_file
     from gdtools.dream.zoom import DEFAULT_ZOOM, check_zoom, frame_file, remove_stale_frames, save_gif, zoom_frames
@@ -125,9 +143,15 @@ def run(args) -> int:
     if args.zoom_frames is not None and Path(args.output).suffix.lower() in (".png", ".jpg", ".jpeg", ".gif"):
         raise InputError(f"with --zoom-frames, -o is the folder for the frames and zoom.gif, not an image "
                          f"file: got {args.output!r}; give e.g. -o frames/")
-    settings = DreamSettings(octaves=args.octaves, octave_scale=args.octave_scale, steps=args.steps,
-                             step_size=args.step_size, jitter=args.jitter, tile=args.tile,
-                             normalize=args.normalize, seed=args.seed, precision=args.precision)
+    try:
+        settings = DreamSettings(octaves=args.octaves, octave_scale=args.octave_scale, steps=args.steps,
+                                 step_size=args.step_size, jitter=args.jitter,
+                                 tile=DreamSettings.tile if args.tile is None else args.tile,
+                                 normalize=args.normalize, seed=args.seed, precision=args.precision)
+    except InputError as exc:  # the library names its arguments; the CLI user set the options
+        raise InputError(_option_names(str(exc))) from None
+    if args.zoom_frames is None and Path(args.output).resolve() == Path(args.image).resolve():
+        raise InputError(f"-o {args.output!r} is the input image: the dream would replace it; give another file")
     output = Path(args.output)
     if args.zoom_frames is None:
         check_image_file("-o", args.output)
@@ -138,7 +162,12 @@ def run(args) -> int:
                              "use .png (keeps the parameters) or .jpg")
     else:
         check_folder("-o", args.output)
-    image = images.as_read(images.load_image(args.image, max_side=args.max_side))
+    try:
+        image = images.as_read(images.load_image(args.image, max_side=args.max_side))
+    except InputError as exc:
+        raise InputError(_option_names(str(exc))) from None
+    if args.tile is None:  # no larger than the image: padding a small image up to 512 is wasted work
+        settings = dataclasses.replace(settings, tile=fitting_tile(settings.tile, image.shape))
     guide_image = (images.as_read(images.load_image(args.guide, max_side=args.max_side, what="guide image"))
                    if args.guide else None)
     # every layer and channel is checked before anything is dreamed or created

@@ -82,8 +82,9 @@ def stop_on_interrupt(command: str, *, saving: str = "what is done", file=None) 
             raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
         stop.requested, stop.signum = True, signum
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        again = "Ctrl-C again" if signum == signal.SIGINT else "a second signal"
         print(f"\ngdtools {command}: {name}: stopping after this step and saving {saving} "
-              f"(Ctrl-C again to abort without saving)", file=stream, flush=True)
+              f"({again} aborts without saving)", file=stream, flush=True)
 
     # SIGTERM and SIGHUP (a scheduler's cancel, a closed session) ask as Ctrl-C does: a scheduler
     # usually waits a while before it kills, time enough to finish the step and save

@@ -250,6 +250,18 @@ class Dreamer:
         return back(np.clip(np.asarray(dreamed), *PIXEL_RANGE).reshape(base.shape))
 
 
+#: Tiles are a whole number of the network's largest stride (32 pixels) on a side.
+TILE_MULTIPLE = 32
+
+
+def fitting_tile(tile: int, shape) -> int:
+    """``tile``, or the image's longer side rounded up to a multiple of 32 when that is smaller: an
+    image smaller than a tile is padded up to it, so a 256-pixel dream in 512-pixel tiles made the
+    network do four times the work (3.2x the time of 256-pixel tiles on a CPU)."""
+    side = max(int(shape[0]), int(shape[1]))
+    return int(min(tile, max(TILE_MULTIPLE, -(-side // TILE_MULTIPLE) * TILE_MULTIPLE)))
+
+
 def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4, octave_scale: float = 1.4,
           steps: int = 10, step_size: float = 1.5, jitter: int = 32, tile: int = 512,
           normalize: str = "mean_abs", seed: int = 0, depthwise: str = "auto", precision: str = "float32",
@@ -267,7 +279,9 @@ def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4
       steps: gradient steps per octave.
       step_size: mean change of a pixel value per step (on the 0..255 scale).
       jitter: largest random roll in pixels per step (hides tile seams, smooths the result).
-      tile: side of the square tiles the network sees; one compilation per tile size.
+      tile: side of the square tiles the network sees; one compilation per tile size. An image
+        smaller than it gets tiles of its own longer side (rounded up to a multiple of 32) instead:
+        see :func:`fitting_tile`.
       normalize: ``"mean_abs"`` (g / mean |g|) or ``"laplacian"`` (Laplacian pyramid bands, then mean |g|).
       seed: seeds the jitter (an integer >= 0); the same seed gives the same image on the same backend.
       depthwise: how depthwise convolutions are computed (``auto`` picks per backend).
@@ -285,6 +299,6 @@ def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4
     if compilation_cache:
         enable_compilation_cache()
     dreamer = Dreamer(objective, params=params, octaves=octaves, octave_scale=octave_scale, steps=steps,
-                      step_size=step_size, jitter=jitter, tile=tile, normalize=normalize, seed=seed,
-                      depthwise=depthwise, precision=precision)
+                      step_size=step_size, jitter=jitter, tile=fitting_tile(tile, np.shape(image)),
+                      normalize=normalize, seed=seed, depthwise=depthwise, precision=precision)
     return dreamer(image, callback=callback)

@@ -59,25 +59,26 @@ def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | Non
     :func:`~gdtools.dream.dream` gives back).
 
     ``callback(layer, progress)`` is called after every step of every dream; returning True stops
-    the gallery: the layer being dreamed keeps what it has (see :class:`~gdtools.dream.Dreamer`)
-    and the grid holds the layers dreamed so far.
+    the gallery: the layer being dreamed keeps what it has (see :class:`~gdtools.dream.Dreamer`;
+    labelled "(partly)" unless its last step was done) and the grid holds the layers dreamed so far.
     """
     params = params if params is not None else weights.pretrained_params()
     check_layers(layers, params)
     back = back_to_range_of(image)
     image = on_0_255(image)
     cells, labels = [image], ["input"]
-    stopped = False
+    stopped, last = False, None
 
     def hook(name, progress):
-        nonlocal stopped
-        stopped = stopped or bool(callback(name, progress))
+        nonlocal stopped, last
+        stopped, last = stopped or bool(callback(name, progress)), progress
         return stopped
 
     for name in layers:
         dreamer = Dreamer(name, settings=settings, params=params, **setting_overrides)
         cells.append(dreamer(image, callback=None if callback is None else functools.partial(hook, name)))
-        labels.append(name)
+        finished = last is None or (last.octave + 1 == last.octaves and last.step + 1 == last.steps)
+        labels.append(name if not stopped or finished else f"{name} (partly)")
         if stopped:
             break
     return back(labelled_grid(cells, labels, columns=columns))

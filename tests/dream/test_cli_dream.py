@@ -305,3 +305,26 @@ def test_a_finished_zoom_removes_the_frames_of_a_longer_earlier_run(cat_file, tm
                  *[a for a in SMALL if a != "--quiet"]]) == 0
     assert sorted(p.name for p in frames.iterdir()) == ["frame_0000.png", "zoom.gif"]
     assert "removed 2 frames of an earlier, longer run" in capsys.readouterr().out
+
+
+def test_the_tile_is_never_larger_than_the_image(cat_file, tmp_path):
+    # padded up to the default 512, a small dream made the network do the work of a large one
+    out = tmp_path / "out.png"
+    assert main(["dream", str(cat_file), "-o", str(out), "--max-side", "64", "--octaves", "1", "--steps", "1",
+                 "--quiet", "--layer", "block3"]) == 0
+    assert images.read_metadata(out)["tile"] == 64
+    from gdtools.dream.deepdream import fitting_tile
+
+    assert fitting_tile(512, (200, 150, 3)) == 224 and fitting_tile(128, (200, 150, 3)) == 128
+    assert fitting_tile(512, (20, 10, 3)) == 32 and fitting_tile(512, (1000, 700, 3)) == 512
+
+
+def test_the_input_is_never_the_output_and_messages_name_the_options(cat_file, tmp_path, capsys):
+    before = cat_file.read_bytes()
+    assert main(["dream", str(cat_file), "-o", str(cat_file), *SMALL]) == 2
+    assert "is the input image: the dream would replace it" in capsys.readouterr().err
+    assert cat_file.read_bytes() == before
+    for option, value, name in (("--step-size", "-1", "--step-size must be"), ("--tile", "8", "--tile must be"),
+                                ("--max-side", "10", "--max-side must be")):
+        assert main(["dream", str(cat_file), "-o", str(tmp_path / "o.png"), *SMALL, option, value]) == 2
+        assert name in capsys.readouterr().err

@@ -80,3 +80,20 @@ def test_a_callback_returning_true_stops_the_gallery_after_the_layer_it_is_in(pa
     np.testing.assert_array_equal(partial[:row], full[:row])
     assert np.abs(partial[row : row + height, :width] - full[row : row + height, :width]).max() > 0
     assert (partial[row:, width:] == 255).all() and (full[row:, width:] != 255).any()
+
+
+def test_a_layer_stopped_before_its_last_step_is_labelled_partly(params, cat_small, monkeypatch):
+    from gdtools.dream import layer_gallery
+
+    seen = []
+    real = layer_gallery.labelled_grid
+    monkeypatch.setattr(layer_gallery, "labelled_grid", lambda cells, labels, **kw: seen.append(labels) or real(cells, labels, **kw))
+    settings = dict(params=params, tile=64, octaves=1, steps=2, jitter=4, layers=["stem", "block3"])
+    steps = []
+
+    def stop_at(count):
+        return lambda name, progress: steps.append(name) or len(steps) == count
+
+    layer_gallery.gallery(cat_small, callback=stop_at(3), **settings)  # block3's first of two steps
+    layer_gallery.gallery(cat_small, callback=(steps.clear() or stop_at(2)), **settings)  # stem's last step
+    assert seen == [["input", "stem", "block3 (partly)"], ["input", "stem"]]
