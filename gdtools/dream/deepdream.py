@@ -213,8 +213,9 @@ class Dreamer:
         return result.x
 
     def __call__(self, image, *, callback: Callable[[Progress], bool | None] | None = None) -> np.ndarray:
-        """Dream ``image`` (RGB (H, W, 3) in [0, 255], or floats in [0, 1]); returns the dreamed
-        image, same shape and range.
+        """Dream ``image`` (RGB (H, W, 3) in [0, 255], or floats in [0, 1]; grayscale or RGBA is made
+        RGB first, see :func:`~gdtools.dream.images.check_image`); returns the dreamed RGB image,
+        same height, width and range.
 
         ``callback(progress)`` is called after every step with a :class:`Progress`; returning True
         stops the dream early: the full-size image plus the detail dreamed so far is returned.
@@ -272,7 +273,9 @@ def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4
     Args:
       image: float or uint8 RGB array (height, width, 3) with values in [0, 255], or a float array
         with values in [0, 1] (scikit-image's ``img_as_float``, Lucid's convention), whose result is
-        then in [0, 1] too (see :func:`gdtools.dream.images.is_unit_range`).
+        then in [0, 1] too (see :func:`gdtools.dream.images.is_unit_range`). Grayscale (height,
+        width) and arrays with alpha last (RGBA) are made RGB first (see
+        :func:`gdtools.dream.images.check_image`); the result is RGB.
       objective: a layer name (``"stem"``, ``"block0"``..``"block15"``, ``"head"``; its energy is
         maximised) or an objective from :mod:`gdtools.dream.objectives`.
       octaves: number of scales, coarse to fine; each is ``octave_scale`` times the previous.

@@ -155,12 +155,19 @@ def is_unit_range(image) -> bool:
 
 
 def check_image(image, *, what: str = "image") -> np.ndarray:
-    """``image`` as an array, or :class:`InputError` unless it is RGB (height, width, 3), at least
-    :data:`MIN_SIDE` pixels on a side, finite, with values in [0, 255] (or floats in [0, 1]).
-    ``what`` names it in the messages ("guide image")."""
+    """``image`` as an RGB array (height, width, 3), or :class:`InputError` unless it is an image at
+    least :data:`MIN_SIDE` pixels on a side, finite, with values in [0, 255] (or floats in [0, 1]).
+
+    Besides RGB, an image may be grayscale ((height, width) or (height, width, 1): its value is
+    copied to the three channels) or carry an alpha channel last ((height, width, 2) gray + alpha,
+    (height, width, 4) RGBA: composited over white, as a file with transparency is read); the
+    array returned is RGB on the same scale. ``what`` names it in the messages ("guide image")."""
     array = np.asarray(image)
-    if array.ndim != 3 or array.shape[-1] != 3:
-        raise InputError(f"{what} must be an RGB array (height, width, 3), got shape {array.shape}")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
+        raise InputError(f"{what} must be an RGB array (height, width, 3), grayscale (height, width) or with "
+                         f"alpha (height, width, 4), got shape {np.shape(image)}")
     if min(array.shape[:2]) < MIN_SIDE:
         raise InputError(f"{what} is {array.shape[1]}x{array.shape[0]} pixels; DeepDream needs at least "
                          f"{MIN_SIDE} on each side")
@@ -170,7 +177,22 @@ def check_image(image, *, what: str = "image") -> np.ndarray:
     if low < 0 or high > 255:
         raise InputError(f"{what} values lie in [{low:g}, {high:g}]; give RGB values in [0, 255] "
                          f"(or floats in [0, 1])")
-    return array
+    return _as_rgb(array)
+
+
+def _as_rgb(array: np.ndarray) -> np.ndarray:
+    """A checked (height, width, 1 to 4) image as RGB on its own scale: gray copied to three
+    channels, a last alpha channel composited over white (1.0 for a [0, 1] float image, else 255)."""
+    channels = array.shape[-1]
+    if channels == 3:
+        return array
+    if channels in (2, 4):
+        white = 1.0 if is_unit_range(array) else 255.0
+        alpha = array[..., -1:].astype(np.float32) / np.float32(white)
+        colour = array[..., :-1].astype(np.float32) * alpha + np.float32(white) * (1.0 - alpha)
+        array = colour.astype(np.float32) if np.issubdtype(array.dtype, np.floating) \
+            else np.rint(colour).astype(array.dtype)
+    return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array
 
 
 def as_read(image) -> np.ndarray:

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from gdtools.dream import efficientnet, weights
 from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
-from gdtools.dream.images import back_to_range_of, on_0_255, to_uint8
+from gdtools.dream.images import back_to_range_of, check_image, on_0_255, to_uint8
 from gdtools.dream.objectives import as_objective
 from gdtools.errors import InputError
 
@@ -64,6 +64,7 @@ def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | Non
     """
     params = params if params is not None else weights.pretrained_params()
     check_layers(layers, params)
+    image = check_image(image)
     back = back_to_range_of(image)
     image = on_0_255(image)
     cells, labels = [image], ["input"]

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
-from gdtools.dream.images import back_to_range_of, displayable, on_0_255, resize
+from gdtools.dream.images import back_to_range_of, check_image, displayable, on_0_255, resize
 from gdtools.errors import InputError
 
 #: how much each frame zooms into the previous one
@@ -50,6 +50,7 @@ def zoom_frames(image, objective="block8", *, frames: int = 60, zoom: float = DE
     check_zoom(frames=frames, zoom=zoom)
     dreamer = Dreamer(objective, settings=settings, params=params, **setting_overrides)
     base_seed = dreamer.settings.seed
+    image = check_image(image)
     back = back_to_range_of(image)
     current = on_0_255(image)
     for k in range(frames):

@@ -79,6 +79,13 @@ def test_same_seed_same_image_other_seed_other_image(dreamer, cat_small):
     assert np.abs(a - dreamer.with_seed(7)(cat_small)).mean() > 0.1
 
 
+def test_a_grayscale_array_is_dreamed_as_its_rgb_copy(dreamer, cat_small):
+    gray = cat_small.mean(axis=-1)
+    out = dreamer(gray)
+    assert out.shape == cat_small.shape  # the dream is in colour
+    np.testing.assert_array_equal(out, dreamer(np.repeat(gray[..., None], 3, axis=-1)))
+
+
 def test_callback_can_stop_the_dream(dreamer, cat_small):
     seen = []
     out = dreamer(cat_small, callback=lambda p: seen.append(p) or True)
@@ -140,7 +147,7 @@ def test_settings_are_validated(bad, match):
 
 def test_bad_images_and_layers(dreamer, params):
     with pytest.raises(InputError, match="RGB"):
-        dreamer(np.zeros((32, 32)))
+        dreamer(np.zeros((32, 32, 6)))
     with pytest.raises(InputError, match="at least 16"):
         dreamer(np.zeros((1, 1, 3)))
     with pytest.raises(InputError, match="unknown layer 'block16'.*head"):

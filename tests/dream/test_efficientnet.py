@@ -92,7 +92,9 @@ def test_classify_validates(tmp_path):
     with pytest.raises(InputError, match="top"):
         classify(data.coffee(), top=0)
     with pytest.raises(InputError, match="RGB"):
-        classify(np.zeros((10, 10)))
+        classify(np.zeros((20, 20, 7)))
+    gray = data.camera()
+    assert classify(gray, top=3) == classify(np.repeat(gray[..., None], 3, axis=-1), top=3)
 
 
 def test_depthwise_kernel_gradient_of_the_shifted_form(full_float32):

@@ -66,6 +66,31 @@ def test_a_0_1_float_image_is_saved_on_the_0_255_scale_and_bad_arrays_are_input_
         images.save_image(tmp_path / "meta.png", unit, metadata={"a": object()})
 
 
+def test_gray_and_alpha_arrays_are_made_rgb_on_their_own_scale():
+    gray = (np.arange(20 * 30) % 256).astype(np.uint8).reshape(20, 30)
+    for shape in ((20, 30), (20, 30, 1)):
+        rgb = images.check_image(gray.reshape(shape))
+        assert rgb.shape == (20, 30, 3) and rgb.dtype == np.uint8
+        np.testing.assert_array_equal(rgb, np.repeat(gray[..., None], 3, axis=-1))
+    colour = np.full((20, 30, 3), 100, np.uint8)
+    alpha = np.zeros((20, 30, 1), np.uint8)
+    alpha[:, 15:] = 255
+    rgba = images.check_image(np.concatenate([colour, alpha], axis=-1))  # left transparent, right opaque
+    assert rgba.shape == (20, 30, 3) and rgba.dtype == np.uint8
+    np.testing.assert_array_equal(rgba[:, :15], 255)  # over white, as a file with transparency is read
+    np.testing.assert_array_equal(rgba[:, 15:], 100)
+    half = images.check_image(np.concatenate([np.full((20, 30, 3), 0.2, np.float32),
+                                               np.full((20, 30, 1), 0.5, np.float32)], axis=-1))
+    np.testing.assert_allclose(half, 0.6, rtol=1e-6)  # a [0, 1] image: white is 1.0
+    gray_alpha = images.check_image(np.stack([np.full((20, 30), 50.0), np.full((20, 30), 255.0)], axis=-1))
+    assert gray_alpha.shape == (20, 30, 3)
+    np.testing.assert_allclose(gray_alpha, 50.0)
+    np.testing.assert_array_equal(images.check_image(colour), colour)
+    for bad in (np.zeros((20, 30, 5)), np.zeros((2, 20, 30, 3)), np.zeros(30)):
+        with pytest.raises(InputError, match=r"must be an RGB array \(height, width, 3\), grayscale"):
+            images.check_image(bad)
+
+
 def test_metadata_round_trip(tmp_path):
     meta = {"layer": "block8", "steps": 10, "gdtools_version": "x"}
     images.save_image(tmp_path / "out.png", np.full((20, 20, 3), 300.0), metadata=meta)

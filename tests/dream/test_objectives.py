@@ -91,4 +91,4 @@ def test_guide_images_are_checked_like_images():
     with pytest.raises(InputError, match=r"guide image values lie in \[0, 300\]"):
         obj.guide("block3", np.concatenate([np.zeros((20, 10, 3)), np.full((20, 10, 3), 300.0)], axis=1))
     with pytest.raises(InputError, match="guide image must be an RGB array"):
-        obj.guide("block3", np.zeros((20, 20)))
+        obj.guide("block3", np.zeros((20, 20, 5)))
