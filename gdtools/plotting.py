@@ -68,7 +68,9 @@ def plot_history(
       best: also draw the running best (minimum so far) as a solid line; the raw values go faint.
       band: shade ``y ± the typical standard deviation of one evaluation`` where evaluations were
         repeated (see the module docstring); with ``y="value"``, error bars on each point instead.
-      log: logarithmic vertical axis (every plotted value must then be positive).
+      log: logarithmic vertical axis (every plotted value must then be positive). A band's lower
+        edge stops a factor :data:`LOG_BAND_FLOOR` (10) below the run's lowest value: noise as large
+        as the value would reach zero, which a log axis cannot show.
       params: add panels of the parameter trajectories: the iteration records' ``params`` (user
         units) when present, else their ``x`` mapped to user units through ``meta["space"]`` (the
         unit-cube point of a :class:`~gdtools.space.Space`), else the raw coordinates of ``x``;
@@ -134,7 +136,7 @@ def plot_history(
     for i, s in enumerate(series):
         color = colors[i % len(colors)]
         _draw_main(main_ax, s, color=color, marks_color=color if several else "red", best=best, band=band,
-                   y=y, style=style)
+                   y=y, style=style, log=log)
     if several:  # marks an earlier call drew red, for one run, take their run's colour now
         for line, color in state["marks"]:
             line.set_color(color)
@@ -497,16 +499,26 @@ def _check_positive(series: list[dict], y: str) -> None:
 
 # -- drawing ---------------------------------------------------------------------------------------
 
-def _draw_main(ax, s: dict, *, color, marks_color, best: bool, band: bool, y: str, style: dict) -> None:
+#: On a log axis a band's lower edge, y - sd, stops this factor below the run's lowest value: noise
+#: as large as the value reaches zero, which a log axis cannot show, and stretching the axis down
+#: to the nearest positive edge squashed every curve into the top of the panel.
+LOG_BAND_FLOOR = 10.0
+
+
+def _draw_main(ax, s: dict, *, color, marks_color, best: bool, band: bool, y: str, style: dict,
+               log: bool = False) -> None:
     xs, values, sd = s["x"], s["y"], s["sd"]
     if s["order"] is not None:
         xs, values, sd = xs[s["order"]], values[s["order"]], sd[s["order"]]
+    positive = values[np.isfinite(values) & (values > 0)]
+    floor = positive.min() / LOG_BAND_FLOOR if log and positive.size else -np.inf
     if y == "value":
         # Every evaluation is a point; the best-so-far line is what the search achieved.
         ax.plot(xs, values, ls="none", marker=".", ms=4, color=color, alpha=0.45 if best else 0.9)
         if band and np.isfinite(sd).any():
-            ax.errorbar(xs, values, yerr=np.where(np.isfinite(sd), sd, 0.0), fmt="none",
-                        ecolor=color, alpha=0.3, lw=0.8)
+            up = np.where(np.isfinite(sd), sd, 0.0)
+            down = np.minimum(up, np.maximum(values - floor, 0.0))
+            ax.errorbar(xs, values, yerr=np.vstack([down, up]), fmt="none", ecolor=color, alpha=0.3, lw=0.8)
             style["band"] = True
         style["raw"] = style["raw"] or (best and len(values) >= 2)  # one point draws no line
         if best:
@@ -519,7 +531,7 @@ def _draw_main(ax, s: dict, *, color, marks_color, best: bool, band: bool, y: st
         ax.plot(xs[~final], values[~final], color=color, lw=1 if best else 2,
                 alpha=0.45 if best and not lone else 1.0, marker="o" if lone else None, ms=5)
         if band and np.isfinite(sd[~final]).any():
-            ax.fill_between(xs[~final], (values - sd)[~final], (values + sd)[~final],
+            ax.fill_between(xs[~final], np.maximum(values - sd, floor)[~final], (values + sd)[~final],
                             where=np.isfinite(sd[~final]), color=color, alpha=0.2, lw=0,
                             interpolate=False)
             style["band"] = True

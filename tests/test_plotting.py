@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 from gdtools.errors import InputError
 from gdtools.history import History
+from gdtools import plotting
 from gdtools.plotting import plot_history
 
 
@@ -27,7 +28,7 @@ def smooth_history(n=12, *, meta=None, path=None, dim=2):
     return h
 
 
-def noisy_history(n=10, *, repeats=3, failed_at=(), seed=0):
+def noisy_history(n=10, *, repeats=3, failed_at=(), seed=0, noise=0.1):
     """A black-box run: two probes an iteration with `repeats` samples, named log/int params."""
     rng = np.random.default_rng(seed)
     h = History(meta={"estimator": "spsa", "optimizer": "sgd",
@@ -38,7 +39,7 @@ def noisy_history(n=10, *, repeats=3, failed_at=(), seed=0):
         rate = 0.5 * 0.8 ** i
         for probe in range(2):
             failed = (i, probe) in failed_at
-            samples = [] if failed else list(1.0 + 0.1 * rng.standard_normal(repeats))
+            samples = [] if failed else list(1.0 + noise * rng.standard_normal(repeats))
             h.record_evaluation(iteration=i, x=[0.0, 0.0],
                                 value=None if failed else float(np.mean(samples)),
                                 samples=samples, statistic="mean",
@@ -122,6 +123,27 @@ def test_band_is_loss_plus_minus_median_sd_of_repeated_evaluations():
     assert vertices[:, 1].max() == pytest.approx(np.max(h.loss + expected_sd))
     assert vertices[:, 1].min() == pytest.approx(np.min(h.loss - expected_sd))
     assert "± sd of one evaluation" in legend_texts(ax)
+
+
+def test_on_a_log_axis_noise_larger_than_the_loss_does_not_stretch_the_axis_down():
+    h = noisy_history(repeats=4, noise=3.0)  # y - sd < 0 at most iterations
+    floor = min(h.loss) / plotting.LOG_BAND_FLOOR
+    ax = plot_history(h, log=True).axes[0]
+    [band] = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    lower = np.concatenate([p.vertices for p in band.get_paths()])[:, 1].min()
+    assert lower == pytest.approx(floor)  # clipped there, not at some tiny positive y - sd
+    assert floor / 2 < ax.get_ylim()[0] <= floor
+    h_values = noisy_history(repeats=4, noise=0.7)  # every value positive, some spreads larger
+    values = np.array([r["value"] for r in h_values.evaluations])
+    spreads = np.array([np.std(r["samples"], ddof=1) for r in h_values.evaluations])
+    assert values.min() > 0 and (values - spreads).min() < values.min() / plotting.LOG_BAND_FLOOR
+    points = plot_history(h_values, y="value", log=True).axes[0]
+    [bars] = [c for c in points.collections if isinstance(c, LineCollection)]
+    ends = np.concatenate([seg[:, 1] for seg in bars.get_segments()])
+    assert ends.min() == pytest.approx(values.min() / plotting.LOG_BAND_FLOOR)  # error bars clipped alike
+    linear = plot_history(h).axes[0]
+    [band] = [c for c in linear.collections if isinstance(c, PolyCollection)]
+    assert np.concatenate([p.vertices for p in band.get_paths()])[:, 1].min() < 0  # y - sd as it is
 
 
 def test_no_band_without_repeats_or_when_switched_off():
