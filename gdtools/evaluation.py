@@ -62,7 +62,10 @@ class Measurement:
       value: the number the optimizer sees (a statistic of ``samples`` when there are several).
       samples: every repeat's raw value.
       statistic: how ``value`` was made from ``samples`` ("median", "mean", "min", "value").
-      spread: standard deviation of the samples (nan with fewer than two).
+      spread: standard deviation of the samples; left out, it is computed from ``samples`` (their
+        sample standard deviation; nan with fewer than two finite ones). Give ``math.nan`` for
+        samples whose spread says nothing of the noise (a value printed to fewer digits than it
+        varies by, repeated).
       status: "ok" or "failed".
       error: what went wrong, for a failed evaluation.
       params: the point in the user's units, when the objective knows them.
@@ -77,7 +80,7 @@ class Measurement:
     value: float
     samples: tuple = ()
     statistic: str = "value"
-    spread: float = math.nan
+    spread: float | None = None
     status: str = "ok"
     error: str | None = None
     params: dict | None = None
@@ -102,6 +105,11 @@ class Measurement:
                 raise InputError(f"Measurement value must be a real number, got {type(self.value).__name__} "
                                  f"{self.value!r}"[:300])
         object.__setattr__(self, "value", float(value))
+        if self.spread is None:
+            finite = [float(v) for v in self.samples if isinstance(v, (int, float, np.integer, np.floating))
+                      and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)]
+            spread = float(np.std(finite, ddof=1)) if len(finite) >= 2 else math.nan
+            object.__setattr__(self, "spread", spread)
 
     @property
     def ok(self) -> bool:

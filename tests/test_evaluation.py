@@ -56,6 +56,28 @@ def test_measurement_noise_from_repeats():
     assert math.isnan(Measurement(value=1.0).noise)
 
 
+def test_a_measurement_without_a_spread_gets_its_samples_spread():
+    m = Measurement(value=2.0, samples=(1.0, 2.0, 3.0), statistic="median")
+    assert m.spread == pytest.approx(1.0) and m.noise == pytest.approx(1.2533 / math.sqrt(3))
+    assert Measurement(value=1.0, samples=(1.0, math.nan, 3.0)).spread == pytest.approx(math.sqrt(2))
+    assert math.isnan(Measurement(value=1.0, samples=(1.0,)).spread)
+    assert math.isnan(Measurement(value=1.0, samples=(1.0, 1.0), spread=math.nan).spread)  # unknown, said so
+
+
+def test_repeats_without_a_spread_are_noise_the_engine_sees():
+    # Samples given without `spread` were taken for a noise-free objective: central differences
+    # then took the line search meant for exact functions and probed values up to 5e9.
+    rng = np.random.default_rng(0)
+
+    def objective(p):
+        samples = _bowl(p) * (1.0 + 0.03 * rng.standard_normal(5))
+        return gd.Measurement(value=float(np.median(samples)), samples=tuple(samples), statistic="median")
+
+    res = gd.minimize(objective, space=BOX, gradient="central", max_evals=60, seed=0)
+    assert res.history.meta["optimizer"] == "default (Spall's gain)"
+    assert res.success and _bowl(res.x) < 1.01, (res.x, res.message)
+
+
 def test_batch_goes_through_the_executor_and_keeps_order():
     h = gd.History()
     points = np.arange(12.0).reshape(6, 2)
