@@ -269,6 +269,12 @@ class Evaluator:
         recent = [v for v in self._noises[-20:] if math.isfinite(v)]
         return float(np.median(recent)) if recent else 0.0
 
+    @property
+    def noise_measured(self) -> bool:
+        """Whether :attr:`noise` rests on something: given, or measured (0 included: a random
+        objective that repeated its value exactly at x0 is measured to be deterministic)."""
+        return self.known_noise is not None or any(math.isfinite(v) for v in self._noises)
+
     def observe_noise(self, std: float) -> None:
         """Add a noise measurement (std of one evaluation) to the running estimate."""
         if math.isfinite(std):

@@ -616,8 +616,9 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
         # diverged. The best point measured is the better answer, and it is no success. A noisy
         # objective whose noise was never measured (a wall time timed once per evaluation, with
         # SPSA) cannot tell: one sample at each end decided it, a coin flip on a flat objective.
+        # Noise measured to be 0 (a fun(x, key) that ignores its key) is known, not unknown.
         margin = 3.0 * math.sqrt(2.0) * evaluator.noise
-        unknown_noise = (evaluator.noise == 0.0 and evaluator.known_noise is None
+        unknown_noise = (not evaluator.noise_measured
                          and (problem.stochastic or evaluator.noisy_by_nature))
         if (not unknown_noise and math.isfinite(fun_value) and math.isfinite(out["f_start"]) and out["nit"] > 0
                 and fun_value > out["f_start"] + margin and evaluator.best_x is not None

@@ -1063,6 +1063,15 @@ def test_a_noise_given_as_zero_is_known_and_the_worse_verdict_stands():
     assert unknown.status == "max_evals"  # one sample at each end of a noisy run of unknown noise
 
 
+@pytest.mark.parametrize("gradient, budget", [("spsa", 7), ("smoothing", 23), ("central", 23)])
+def test_a_random_objective_measured_to_be_exact_at_x0_is_called_worse(gradient, budget):
+    # fun(x, key) that ignores its key: the noise probes at x0 measured its noise exactly 0. That
+    # was taken for "noise unknown", and a run ending above the start reported success.
+    rosen = lambda x: float(np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))  # noqa: E731
+    res = gd.minimize(lambda x, key: rosen(np.asarray(x)), np.zeros(5), gradient=gradient, max_evals=budget)
+    assert res.status == "worse" and not res.success and res.fun <= 4.0, (res.status, res.fun)
+
+
 def test_a_refused_resume_names_what_differs_not_a_digest(tmp_path):
     path = tmp_path / "run.jsonl"
     f = lambda x: float(np.sum((x - 2.0) ** 2))  # noqa: E731
