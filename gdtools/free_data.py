@@ -12,7 +12,8 @@ its code names (and, for a module of the user's, the attributes of it the code n
 defaults, a ``functools.partial``'s arguments, a bound method's object, a callable object's
 attributes and slots and the data its class holds (a class of the user's), and, recursively, the
 functions, containers and objects these hold (up to :data:`MAX_DEPTH` levels and
-:data:`MAX_VALUES` values). NumPy arrays are summarised by their bytes (a change in place is seen),
+:data:`MAX_VALUES` values: data beyond either is not read, so the key of such a function matches
+nothing, not even itself, and every call compiles anew, with a warning). NumPy arrays are summarised by their bytes (a change in place is seen),
 JAX arrays (immutable) by identity, kept alive by the key so that their identity cannot pass to
 another array, numbers and strings by value. Modules, classes, the functions of installed
 libraries, what lies deeper and objects that cannot be read are taken by identity. A function that
@@ -28,6 +29,7 @@ import itertools
 import sys
 import sysconfig
 import types
+import warnings
 import zlib
 from typing import Any
 
@@ -45,7 +47,28 @@ def fingerprint(fun) -> tuple[tuple, list]:
     """``(key, keep)``: a hashable summary of the data ``fun`` reads besides its arguments, and the
     objects the key names by identity (hold them as long as the key)."""
     walk = _Walk()
-    return walk.summary(fun, 0), walk.keep
+    key = walk.summary(fun, 0)
+    if walk.incomplete:
+        # Data left unread may change unseen: a key that matches no other, so nothing compiled for
+        # this call is given to a later one (slower, never wrong).
+        token = object()
+        walk.keep.append(token)
+        name = getattr(fun, "__qualname__", None) or type(fun).__name__
+        warnings.warn(f"gd.minimize cannot follow all the data the objective {name} reads (nested more than "
+                      f"{MAX_DEPTH} levels deep, or more than {MAX_VALUES} values), so it compiles the "
+                      f"objective anew on every call rather than risk reusing a program built for old data. "
+                      f"Pass data that changes between calls as args=(...), inputs of the program",
+                      UserWarning, stacklevel=_user_stacklevel())
+        return ("incomplete", token), walk.keep
+    return key, walk.keep
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` of a warning raised here that names the user's line calling gdtools."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and (frame.f_globals.get("__name__") or "").startswith("gdtools"):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _is_library_file(filename: str) -> bool:
@@ -69,6 +92,7 @@ class _Walk:
         self.keep: list = []
         self.walked: dict[int, int] = {}  # id of a value walked -> its order, for one met again
         self.count = 0
+        self.incomplete = False  # some data was left unread (too deep, or past MAX_VALUES)
 
     def identity(self, value) -> tuple:
         """``value`` by identity, kept alive with the key (so that its id cannot pass to another)."""
@@ -83,7 +107,8 @@ class _Walk:
 
     def _summary(self, value, depth: int) -> Any:
         self.count += 1
-        if self.count > MAX_VALUES:  # read no further: what lies beyond is taken as fixed
+        if self.count > MAX_VALUES:  # read no further
+            self.incomplete = True
             return ("beyond",)
         if isinstance(value, _SCALARS):
             return (type(value).__name__, value)
@@ -96,9 +121,12 @@ class _Walk:
             return ("again", self.walked[id(value)])
         if isinstance(value, (types.FunctionType, types.MethodType, functools.partial)) and depth >= MAX_DEPTH:
             # too deep to follow: its code, not the function (a key must not keep a function alive)
+            self.incomplete = self.incomplete or not (isinstance(value, types.FunctionType) and _is_library(value))
             return ("unfollowed", id(getattr(value, "__code__", None)), getattr(value, "__qualname__", None))
-        if (depth >= MAX_DEPTH or isinstance(value, (types.ModuleType, type, types.BuiltinFunctionType))
-                or _is_jax_array(value)):
+        if isinstance(value, (types.ModuleType, type, types.BuiltinFunctionType)) or _is_jax_array(value):
+            return self.identity(value)
+        if depth >= MAX_DEPTH:  # a container or an object too deep to read
+            self.incomplete = True
             return self.identity(value)
         # Recorded by id: values that live on through the walk (fun reaches them), never a
         # temporary (such as a dict's (key, value) pairs), whose id could pass to the next one.
@@ -143,7 +171,10 @@ class _Walk:
 
     def some(self, items):
         """The first of ``items`` the budget of MAX_VALUES still lets the walk read."""
-        return itertools.islice(items, max(0, MAX_VALUES - self.count))
+        budget = max(0, MAX_VALUES - self.count)
+        if len(items) > budget:
+            self.incomplete = True
+        return itertools.islice(items, budget)
 
     def function(self, function: types.FunctionType, depth: int) -> tuple:
         if _is_library(function):

@@ -4,6 +4,7 @@ import functools
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from gdtools import free_data
 from gdtools.free_data import fingerprint
@@ -82,7 +83,24 @@ def test_cycles_and_huge_containers_end_quickly():
     fun = lambda x: jnp.sum(x) + len(ring)  # noqa: E731
     assert key(fun) == key(fun)
     many = list(range(10 * free_data.MAX_VALUES))
-    assert len(str(key(lambda x: jnp.sum(x) * many[0]))) < 40 * free_data.MAX_VALUES
+    huge = lambda x: jnp.sum(x) * many[0]  # noqa: E731
+    with pytest.warns(UserWarning, match="cannot follow all the data .* compiles the objective anew"):
+        first = key(huge)
+    assert len(str(first)) < 40 * free_data.MAX_VALUES
+
+
+def test_data_left_unread_gives_a_key_that_matches_nothing():
+    # Past the depth or the number of values read, a change went unseen and the program compiled
+    # for the old data was reused: a silently wrong result. Such a key now matches no other.
+    deep = {"a": {"b": {"c": {"d": {"e": {"f": {"g": [1.0]}}}}}}}
+    data = list(np.linspace(0.0, 1.0, 2 * free_data.MAX_VALUES))
+    for fun in (lambda x: jnp.sum(x) * deep["a"]["b"]["c"]["d"]["e"]["f"]["g"][0],
+                lambda x: jnp.sum(x) * data[-1]):
+        with pytest.warns(UserWarning, match="cannot follow"):
+            assert key(fun) != key(fun)
+    shallow = {"a": {"b": [1.0]}}
+    fun = lambda x: jnp.sum(x) * shallow["a"]["b"][0]  # noqa: E731
+    assert key(fun) == key(fun)
 
 
 def test_numbers_in_lists_dicts_and_pairs_are_read():

@@ -1148,6 +1148,28 @@ def test_a_second_call_sees_data_the_objective_reads_that_changed_since_the_firs
     np.testing.assert_allclose(gd.minimize(_to_target, jnp.zeros((2, 2)), batch=True)[1].x, [-1.0, 3.0], atol=1e-4)
 
 
+def test_data_nested_deeper_than_the_fingerprint_reads_is_never_stale():
+    # A trainer object holding its target 7 levels down: past the fingerprint's depth, a change was
+    # not seen and the program compiled for the old target solved the old problem.
+    class Layer:
+        def __init__(self):
+            self.params = {"target": [1.0, 1.0]}
+
+    class Trainer:
+        def __init__(self):
+            self.model = {"layers": [Layer()]}
+
+        def loss(self, x):
+            return jnp.sum((x - jnp.asarray(self.model["layers"][0].params["target"])) ** 2)
+
+    trainer = Trainer()
+    with pytest.warns(UserWarning, match="compiles the objective anew on every call"):
+        np.testing.assert_allclose(gd.minimize(trainer.loss, jnp.zeros(2)).x, [1.0, 1.0], atol=1e-4)
+    trainer.model["layers"][0].params["target"][0] = 5.0
+    with pytest.warns(UserWarning, match="Pass data that changes between calls as args"):
+        np.testing.assert_allclose(gd.minimize(trainer.loss, jnp.zeros(2)).x, [5.0, 1.0], atol=1e-4)
+
+
 def test_resuming_a_compiled_run_continues_it_instead_of_appending_a_second_run(tmp_path):
     path = tmp_path / "ad.jsonl"
     rosen = lambda x: jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)  # noqa: E731
