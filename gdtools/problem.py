@@ -198,6 +198,10 @@ def _flatten_bound(name, bound, x0_tree, n, open_value):
         return np.broadcast_to(np.float64(open_value), (n,))
     if _is_scalar_bound(bound):
         return np.broadcast_to(np.float64(_as_float_array(name, bound)), (n,))
+    if isinstance(bound, np.ndarray) and bound.shape == (n,):
+        # scipy's forms (Bounds, pairs), already one number per coordinate in x0's flat order (an
+        # x0 of any shape: a matrix, a 0-d array), or an array of that flat shape
+        return bound.astype(float)
     if not isinstance(bound, dict) and jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(x0_tree)):
         # one array x0: a bound may be any array-like (a list) of its shape
         arr = _as_float_array(name, bound)
@@ -205,8 +209,6 @@ def _flatten_bound(name, bound, x0_tree, n, open_value):
             return np.broadcast_to(arr, np.shape(x0_tree)).astype(float).ravel()
         except ValueError:
             raise InputError(f"{name} has shape {arr.shape}, x0 has {np.shape(x0_tree)}") from None
-    if isinstance(bound, np.ndarray) and bound.shape == (n,):
-        return bound.astype(float)  # scipy's forms (Bounds, pairs), already one number per coordinate
     # A pytree like x0, or a prefix of it: each of its leaves a number or None (open there) for a
     # whole subtree of x0, or an array of that leaf's shape.
     def fill(b, subtree):
@@ -355,7 +357,7 @@ def _checked_bounds(bounds, x0, n: int):
     given, bounds = bounds, _as_lower_upper(bounds, n)
     paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(x0)[0]]
     keyed = any(not isinstance(key, jax.tree_util.SequenceKey) for path in paths for key in path)
-    if bounds is not given and len(paths) > 1 and keyed:
+    if bounds is not given and len(paths) > 1 and keyed and not all(map(_is_scalar_bound, bounds)):
         # scipy's forms give one (min, max) per coordinate in x0's flat order, which for a dict is
         # its sorted keys (JAX's order), not the order it was written in: refused, not guessed (a
         # list or tuple of arrays flattens in its written order: taken)
@@ -401,6 +403,8 @@ def _as_lower_upper(bounds, n: int):
     same bounds would mean one box for one start and another for the next).
     """
     if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
+        if np.size(bounds.lb) == 1 and np.size(bounds.ub) == 1:  # Bounds(0, 1): one box for every coordinate
+            return float(np.ravel(bounds.lb)[0]), float(np.ravel(bounds.ub)[0])
         try:
             return (np.broadcast_to(np.asarray(bounds.lb, dtype=float), (n,)),
                     np.broadcast_to(np.asarray(bounds.ub, dtype=float), (n,)))

@@ -666,6 +666,25 @@ def test_scipy_bounds_object_and_pairs_for_three_parameters():
         gd.minimize(q, np.zeros(3), gradient="central", bounds=bad)
 
 
+def test_scipy_bound_forms_fit_an_x0_of_any_shape():
+    # They were broadcast to a flat (n,) array and then to x0's shape: a matrix or a 0-d x0 was
+    # refused ("bounds[0] (lower) has shape (4,), x0 has (2, 2)"), a dict x0 with Bounds(0, 1) too.
+    from scipy.optimize import Bounds
+
+    f = lambda x: jnp.sum((x - 2.0) ** 2)  # noqa: E731
+    np.testing.assert_allclose(gd.minimize(f, jnp.zeros((2, 2)), bounds=Bounds(0, 1)).x, np.ones((2, 2)), atol=1e-5)
+    np.testing.assert_allclose(gd.minimize(f, jnp.zeros((2, 2)), bounds=Bounds(np.zeros(4), [1, 2, 3, 4])).x,
+                               [[1, 2], [2, 2]], atol=1e-5)  # per coordinate, in x0's flat (C) order
+    np.testing.assert_allclose(gd.minimize(f, jnp.zeros((2, 2)), bounds=[(0, 1), (0, 3), (0, 1), (0, 3)]).x,
+                               [[1, 2], [1, 2]], atol=1e-5)
+    assert float(gd.minimize(f, jnp.array(0.5), bounds=[(0, 1)]).x) == pytest.approx(1.0, abs=1e-5)
+    res = gd.minimize(lambda p: f(p["a"]) + f(p["b"]), {"a": jnp.zeros(2), "b": jnp.zeros(1)}, bounds=Bounds(0, 1))
+    np.testing.assert_allclose(np.concatenate([res.x["a"], res.x["b"]]), 1.0, atol=1e-5)
+    with pytest.raises(gd.InputError, match=r"do not say which part of x0"):  # per coordinate: refused as before
+        gd.minimize(lambda p: f(p["a"]) + f(p["b"]), {"a": jnp.zeros(2), "b": jnp.zeros(1)},
+                    bounds=Bounds([0, 0, 0], [1, 1, 2]))
+
+
 @pytest.mark.parametrize("gradient, max_evals, needs", [("central", 21, 22), ("spsa", 3, 4)])
 def test_a_budget_too_small_for_one_step_is_no_success(gradient, max_evals, needs):
     res = gd.minimize(lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2)), np.zeros(10), gradient=gradient,
