@@ -18,6 +18,10 @@ File layout (JSON Lines)::
     {"kind": "iteration", "iteration": 0, ...}
     {"kind": "meta", ...}                     # later: a fact learnt during the run, merged on load
 
+Only the first meta line holds ``"format"``; a file with a second such line holds two runs (files
+joined with ``cat``) and is refused by ``load``. A resumed run appends to its file under the same
+first line.
+
 Iteration records hold ``iteration, nfev, time, loss, grad_norm, x`` (``x`` the flat parameter
 vector, or ``None`` for vectors longer than :data:`MAX_RECORDED_X`). Evaluation records hold
 ``eval, iteration, x, value, samples, statistic, spread, status`` and, where the objective gives
@@ -359,7 +363,9 @@ class History:
     def load(cls, path: str | os.PathLike) -> "History":
         """Read a history file written by ``save`` or by a run with ``history=path``.
 
-        A last line cut short by a crash is ignored; any other unreadable line is an error.
+        A last line cut short by a crash is ignored; any other unreadable line is an error, and so
+        is a file that holds more than one run (a second meta line with ``"format"``: only a run's
+        first line has it; a resumed run appends to its file without one).
         """
         path = os.fspath(path)
         try:
@@ -383,6 +389,12 @@ class History:
                 raise InputError(f"history file {path!r}, line {number}: not a JSON record") from None
             kind = record.pop("kind", None) if isinstance(record, dict) else None
             if kind == "meta":
+                if seen_meta and "format" in record:
+                    # Only a run's first meta line says "format" (update_meta, append_meta and a
+                    # resume write none): a second one is another run's start, e.g. two files
+                    # joined with `cat`, whose records would merge into one garbled run.
+                    raise InputError(f"{path!r} holds more than one run (a second run starts at line "
+                                     f"{number}); give each run its own history file")
                 # a later meta line adds what the run learnt on the way (update_meta)
                 history.meta = {**history.meta, **record} if seen_meta else record
                 seen_meta = True

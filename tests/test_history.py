@@ -291,3 +291,25 @@ def test_a_file_with_bare_nan_from_an_older_gdtools_still_loads(tmp_path):
                     '{"kind": "iteration", "iteration": 0, "nfev": 1, "loss": NaN, "grad_norm": Infinity, "x": null}\n')
     loaded = gd.History.load(path)
     assert math.isnan(loaded.iterations[0]["loss"]) and loaded.iterations[0]["grad_norm"] == math.inf
+
+
+def test_a_file_holding_two_runs_is_refused_and_a_resumed_run_still_loads(tmp_path):
+    # `cat a.jsonl b.jsonl > two.jsonl` once loaded as one run: b's meta merged into a's, and the
+    # de-duplication by evaluation index dropped a's records that b numbered the same
+    fun = lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2))  # noqa: E731
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    gd.minimize(fun, np.zeros(2), gradient="spsa", max_evals=10, history=str(a))
+    gd.minimize(fun, np.zeros(2), gradient="central", max_evals=12, history=str(b))
+    first = a.read_text()
+    two = tmp_path / "two.jsonl"
+    two.write_text(first + b.read_text())
+    line = first.count("\n") + 1
+    with pytest.raises(gd.InputError, match=rf"two.jsonl' holds more than one run \(a second run starts "
+                                            rf"at line {line}\)"):
+        gd.History.load(two)
+    # a resumed run appends to its file, with later meta lines but no second "format"
+    metas_before = a.read_text().count('"kind": "meta"')
+    gd.minimize(fun, np.zeros(2), gradient="spsa", max_evals=20, history=str(a), resume=True)
+    metas = [json.loads(line) for line in a.read_text().splitlines() if '"kind": "meta"' in line]
+    assert "format" in metas[0] and len(metas) > metas_before and not any("format" in m for m in metas[1:])
+    assert len(gd.History.load(a).evaluations) == 20
