@@ -61,7 +61,9 @@ def plot_history(
         a :class:`~gdtools.Result` stands for its history; a dict ``{label: run}`` labels its runs.
       x: the horizontal axis: ``"iteration"``; ``"evals"``, the cumulative number of objective
         evaluations (``nfev``), the honest axis for comparing estimators since an SPSA step costs 2
-        evaluations and a central-difference step ``2n``; or ``"time"``, seconds since the start.
+        evaluations and a central-difference step ``2n``; or ``"time"``, seconds since the start on
+        the iteration records' clock (JAX's compilation left out), where each evaluation sits at the
+        time of its iteration's record.
       y: ``"loss"``, the loss of each iteration; ``"value"``, every evaluation record's value as a
         point (black-box runs, like Optuna's optimisation history); or the name of another numeric
         field of the iteration records, such as a noise-free loss added after the run.
@@ -192,7 +194,11 @@ def plot_history(
         raise InputError(f"a history has a record whose {'parameters' if params else 'gradient norm'} cannot "
                          f"be plotted ({type(exc).__name__}: {exc})") from None
     compiled = x == "time" and any(run.meta.get("engine") == "compiled" for run in runs)
-    axes[-1].set_xlabel(_X_LABELS[x] + ("; compiled runs: per-iteration times interpolated" if compiled else ""))
+    # evaluations drawn as points (values, probes) sit at their iteration's time: the label says so
+    placed = x == "time" and (y == "value" or params and any(
+        isinstance(r.get("params"), dict) for run in runs for r in run.evaluations))
+    axes[-1].set_xlabel(_X_LABELS[x] + ("; compiled runs: per-iteration times interpolated" if compiled else "")
+                        + ("; evaluations at the end of their iteration" if placed else ""))
     lone_x = {float(v) for s in series for v in np.asarray(s["x"])[np.isfinite(s["x"])]}
     if len(lone_x) == 1 and len(earlier) == len(series):  # one point on the axis (and no earlier run's):
         # a range around it, not +-0.05 of it
@@ -395,19 +401,41 @@ def _failed(record: dict) -> bool:
     return record.get("status", "ok") != "ok" or (isinstance(value, (int, float)) and not np.isfinite(value))
 
 
-def _eval_x(run: History, record: dict, x: str, it_x: np.ndarray, it_numbers: np.ndarray):
-    """Where an evaluation record sits on the horizontal axis (nan when it cannot be placed)."""
+def _evals_x(run: History, records: list[dict], x: str, it_x: np.ndarray, it_numbers: np.ndarray) -> np.ndarray:
+    """Where these evaluation records sit on the horizontal axis (nan where one cannot be placed).
+
+    On the time axis an evaluation sits at the time of its iteration's record, on the iteration
+    clock, which leaves JAX's compilation (and the pause before a resume) out: the time by which it
+    was done. The evaluations after the last record (a run stopped mid-iteration) follow it by the
+    wall-clock seconds since the last evaluation of a recorded iteration ended."""
     if x == "evals":
-        return float(_evaluation_number(record)) + 1.0
-    iteration = record.get("iteration")
-    if iteration is None:
-        return np.nan
+        return np.array([_evaluation_number(r) for r in records], dtype=float) + 1.0
+    iterations = [r.get("iteration") for r in records]
     if x == "iteration":
-        return float(iteration)
-    hits = np.flatnonzero(it_numbers == iteration)
-    if len(hits):
-        return float(it_x[hits[0]])
-    return float(it_x[-1]) if len(it_x) else np.nan
+        return np.array([np.nan if i is None else i for i in iterations], dtype=float)
+    at = {}  # iteration number -> time of its (first) record
+    for number, t in zip(it_numbers.tolist(), np.asarray(it_x, dtype=float).tolist()):
+        if np.isfinite(number):
+            at.setdefault(int(number), t)
+    if not at:
+        return np.full(len(records), np.nan)
+    last = max(at)
+    ends = [r.get("t_end") for r in run.evaluations
+            if isinstance(r.get("iteration"), (int, float)) and r["iteration"] <= last
+            and isinstance(r.get("t_end"), (int, float))]
+    t_ref = max(ends) if ends else None
+    out = np.empty(len(records))
+    for k, (record, i) in enumerate(zip(records, iterations)):
+        if i is None:
+            out[k] = np.nan
+        elif int(i) in at:
+            out[k] = at[int(i)]
+        else:
+            t_end = record.get("t_end")
+            later = (t_end - t_ref if t_ref is not None and isinstance(t_end, (int, float))
+                     and i > last else 0.0)
+            out[k] = at[last] + max(0.0, later)
+    return out
 
 
 def _called(run: History, label: str) -> str:
@@ -424,17 +452,15 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
             raise InputError(f"y='value': history {called} has no evaluation records "
                              "(only black-box runs record evaluations; use y='loss')")
         if x == "time":
-            starts = [r.get("t_start") for r in run.evaluations]
-            ends = [r.get("t_end") for r in run.evaluations]
-            if any(v is None for v in ends) or all(v is None for v in starts):
-                raise InputError(f"x='time', y='value': history {called} has evaluation "
-                                 "records without `t_start`/`t_end`")
-            t0 = min(v for v in starts if v is not None)
-            xs = np.asarray(ends, dtype=float) - t0
-        elif x == "evals":
-            xs = np.array([_evaluation_number(r) for r in run.evaluations], dtype=float) + 1.0
+            # the iteration clock, as the iterate lines of the params panel use it: the wall clock
+            # of t_start/t_end holds JAX's compilation and the pause before a resume
+            if not run.iterations:
+                raise InputError(f"x='time', y='value': history {called} has no iteration records, "
+                                 "whose times place its evaluations on the run's clock; use x='evals'")
+            it_time = _iteration_x(run, called, x)
+            xs = _evals_x(run, run.evaluations, x, it_time, run.column("iteration"))
         else:
-            xs = run.column("iteration", records="evaluations")
+            xs = _evals_x(run, run.evaluations, x, np.zeros(0), np.zeros(0))
         values = run.column("value", records="evaluations")
         failed = np.array([_failed(r) for r in run.evaluations])
         values = np.where(failed, np.nan, values)
@@ -461,7 +487,7 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
             by_iteration.setdefault(int(record["iteration"]), []).append(record)
     sd = np.array([_evaluation_sd(by_iteration.get(int(n), [])) if np.isfinite(n) else np.nan
                    for n in it_numbers])
-    failed_x = np.array([_eval_x(run, r, x, xs, it_numbers) for r in run.evaluations if _failed(r)])
+    failed_x = _evals_x(run, [r for r in run.evaluations if _failed(r)], x, xs, it_numbers)
     final = np.array([bool(r.get("final")) for r in run.iterations])
     # a closing record of the best point measured during the run, standing in for the result's own
     # measurement (which failed, or came out worse than the start)
@@ -673,7 +699,7 @@ def _probe_x(run: History, evals: list[dict], s: dict, x: str) -> np.ndarray:
         lookup = {id(r): xv for r, xv in zip(run.evaluations, s["x"])}
         return np.array([lookup.get(id(r), np.nan) for r in evals], dtype=float)
     it_numbers = run.column("iteration")
-    return np.array([_eval_x(run, r, x, s["x"], it_numbers) for r in evals], dtype=float)
+    return _evals_x(run, evals, x, s["x"], it_numbers)
 
 
 def _draw_grad_norm(ax, runs, series, *, x: str, colors) -> None:

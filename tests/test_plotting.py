@@ -528,3 +528,30 @@ def test_a_result_that_stands_in_for_a_failed_final_measurement_is_a_hollow_star
     assert len(stars) == 1 and stars[0].get_markerfacecolor() == "none"
     texts = legend_texts(ax)
     assert "result: the best point measured during the run" in texts and "final measurement of the result" not in texts
+
+
+def test_on_the_time_axis_evaluations_sit_on_the_iteration_clock_in_every_panel():
+    # The wall clock of t_start/t_end holds JAX's compilation (here 5 s before the first probe) and
+    # the pause before a resume; the iteration records' `time` leaves them out, and the iterate
+    # lines of the params panel use it. Evaluation dots once sat seconds to the right of the lines.
+    h = noisy_history(n=4)
+    clock = 1000.0
+    for r in h.evaluations:
+        clock += 5.0 if r["eval"] == 1 else 0.1
+        r["t_start"], r["t_end"] = clock - 0.1, clock
+    h.record_evaluation(iteration=4, x=[0.0, 0.0], value=1.2, samples=[], status="ok",
+                        params={"rate": 0.2, "threads": 4}, t_start=clock + 0.5, t_end=clock + 0.7)
+    fig = plot_history(h, x="time", y="value", params=True)
+    it_time = {r["iteration"]: r["time"] for r in h.iterations}  # 0, 1, 2, 3
+    expected = [it_time[r["iteration"]] for r in h.evaluations[:-1]] + [3.0 + 0.7]  # a stopped iteration:
+    dots = [line for line in fig.axes[0].get_lines() if line.get_marker() == "."][0]  # seconds after the last
+    np.testing.assert_allclose(np.sort(dots.get_xdata()), expected)
+    probes = [line for line in fig.axes[1].get_lines() if line.get_marker() == "."][0]
+    np.testing.assert_allclose(probes.get_xdata(), expected)
+    line = [line for line in fig.axes[1].get_lines() if line.get_marker() in ("None", None, "")][0]
+    assert set(np.asarray(probes.get_xdata())[:-1]) == set(line.get_xdata())  # dots on the iterate line's clock
+    assert fig.axes[-1].get_xlabel() == "time (s, compilation left out); evaluations at the end of their iteration"
+    with pytest.raises(InputError, match="no iteration records"):
+        only_evals = History()
+        only_evals.record_evaluation(iteration=0, x=[0.0], value=1.0, status="ok", t_start=0.0, t_end=1.0)
+        plot_history(only_evals, x="time", y="value")
