@@ -81,14 +81,16 @@ def plot_history(
       grad_norm: add a panel of the gradient norm (log axis when every norm is positive).
       labels: one legend label per history; by default the estimator and optimizer named in each
         history's ``meta``, else the file name.
-      ax: a Matplotlib ``Axes`` to draw the loss panel into (only without extra panels).
+      ax: a Matplotlib ``Axes`` to draw the loss panel into (only without extra panels). Calls into
+        one axes overlay their runs as one call with a list would (next colours, one legend, default
+        labels told apart); they must use the same ``x``, ``y`` and ``log`` (``ax.clear()`` resets).
 
     Returns:
       the ``matplotlib.figure.Figure`` (save it with ``fig.savefig("loss.png")``).
 
     Raises:
       InputError: an unknown ``x`` or ``y``, ``labels`` of the wrong length, ``ax`` with extra
-        panels, ``log=True`` with non-positive values, or a history without the records asked for.
+        panels or already holding runs drawn with another ``x``, ``y`` or ``log``, ``log=True`` with non-positive values, or a history without the records asked for.
     """
     if isinstance(histories, Mapping):  # {label: run}, as a user names runs to compare
         labels = list(map(str, histories)) if labels is None else labels
@@ -97,10 +99,23 @@ def plot_history(
     if x not in X_AXES:
         raise InputError(f"`x` must be one of {', '.join(map(repr, X_AXES))}; got {x!r}")
     _check_y(runs, y)
-    names = _labels(runs, labels)
     if ax is not None and (params or grad_norm):
         raise InputError("`ax` holds only the loss panel; leave `ax=None` to get the "
                          "`params`/`grad_norm` panels in a new figure")
+    # Runs drawn into this axes by earlier calls (ax=...): the new ones take the next colours and
+    # join their legend entries, so that a loop of calls overlays runs as one call would. Kept on
+    # the axes, and forgotten once their lines are gone from it (ax.clear() between calls).
+    state = _axes_state(ax) if ax is not None else _new_state()
+    if state["runs"] and state["view"] != (x, y, bool(log)):
+        keys = [k for k, held, asked in zip(("x", "y", "log"), state["view"], (x, y, bool(log))) if held != asked]
+        held = ", ".join(f"{k}={v!r}" for k, v in zip(("x", "y", "log"), state["view"]) if k in keys)
+        asked = ", ".join(f"{k}={v!r}" for k, v in zip(("x", "y", "log"), (x, y, bool(log))) if k in keys)
+        raise InputError(f"`ax` already holds runs drawn with {held}; this call asks for {asked}: runs "
+                         "overlaid in one axes need the same x, y and log (draw into another axes, or "
+                         "call ax.clear() first)")
+    facts = [_label_facts(run, len(state["runs"]) + i) for i, run in enumerate(runs)]
+    earlier_defaults = [f for _, f in state["defaults"]]
+    names = _labels(facts, labels, earlier=earlier_defaults)
     series = [_series_or_error(run, name, x=x, y=y) for run, name in zip(runs, names)]
     if log:
         _check_positive(series, y)
@@ -123,12 +138,8 @@ def plot_history(
         main_ax = axes[0]
     else:
         fig, main_ax, axes = ax.figure, ax, [ax]
-    # Runs drawn into this axes by earlier calls (ax=...): the new ones take the next colours and
-    # join their legend entries, so that a loop of calls overlays runs as one call would. Kept on
-    # the axes, and forgotten once their lines are gone from it (ax.clear() between calls).
-    state = main_ax.__dict__.get("_gdtools_plot")
-    if state is None or not all(line in main_ax.lines for line in state["lines"]):
-        state = main_ax.__dict__["_gdtools_plot"] = {"runs": [], "marks": [], "style": {}, "lines": []}
+    main_ax.__dict__["_gdtools_plot"] = state
+    state["view"] = (x, y, bool(log))
     earlier = state["runs"]
     drawn_before = list(main_ax.lines)
     colors = colors[len(earlier) % len(colors):] + colors[:len(earlier) % len(colors)]
@@ -154,8 +165,14 @@ def plot_history(
         main_ax.set_yscale("log")
     main_ax.grid(True, which="major", alpha=0.3)
 
-    earlier.extend(Line2D([], [], color=colors[i % len(colors)], lw=2, label=s["label"])
-                   for i, s in enumerate(series))
+    handles = [Line2D([], [], color=colors[i % len(colors)], lw=2, label=s["label"]) for i, s in enumerate(series)]
+    if labels is None and earlier_defaults:
+        # the earlier runs' labels, told apart from the new runs' as one call with them all would
+        for (handle, _), name in zip(state["defaults"], _labels(earlier_defaults + facts, None)):
+            handle.set_label(name)
+    earlier.extend(handles)
+    if labels is None:
+        state["defaults"].extend(zip(handles, facts))
     handles = list(earlier)
     gray = "0.35"
     if style["raw"]:
@@ -314,32 +331,55 @@ def default_label(run: History, index: int = 0) -> str:
     return f"run {index + 1}"
 
 
-def _labels(runs: list[History], labels) -> list[str]:
+def _label_facts(run: History, index: int) -> tuple:
+    """What a run's default label is made of: its default label, seed and file."""
+    return default_label(run, index), run.meta.get("seed"), run.path
+
+
+def _labels(facts: list[tuple], labels, *, earlier: Sequence[tuple] = ()) -> list[str]:
+    """The legend labels of runs described by ``facts`` (see :func:`_label_facts`): ``labels``, or by
+    default their :func:`default_label`, told apart from each other and from the ``earlier`` runs
+    with default labels in the same axes."""
     if labels is None:
-        names = [default_label(run, i) for i, run in enumerate(runs)]
+        every = list(earlier) + list(facts)
+        names = [name for name, _, _ in every]
         # Two runs of the same method (a seed study, a resumed run) still need telling apart: by
         # their seeds where those differ, else by file name, else by position.
         original = list(names)
         for i, name in enumerate(original):
             same = [j for j, other in enumerate(original) if other == name]
             if len(same) > 1:
-                seeds = [runs[j].meta.get("seed") for j in same]
-                paths = [runs[j].path for j in same]
+                seeds = [every[j][1] for j in same]
+                paths = [every[j][2] for j in same]
                 if None not in seeds and len(set(map(str, seeds))) == len(seeds):
-                    suffix = f"seed {runs[i].meta['seed']}"
+                    suffix = f"seed {every[i][1]}"
                 elif None not in paths and len(set(paths)) == len(paths):
                     suffix = _short_paths(paths)[same.index(i)]
                 else:
                     suffix = f"#{i + 1}"
                 names[i] = f"{name} ({suffix})"
-        return names
+        return names[len(earlier):]
     if isinstance(labels, str):
         labels = [labels]
     labels = [str(label) for label in labels]
-    if len(labels) != len(runs):
-        raise InputError(f"`labels` has {len(labels)} entries for {len(runs)} histories; "
+    if len(labels) != len(facts):
+        raise InputError(f"`labels` has {len(labels)} entries for {len(facts)} histories; "
                          "give one label per history")
     return labels
+
+
+def _new_state() -> dict:
+    return {"runs": [], "marks": [], "style": {}, "lines": [], "defaults": [], "view": None}
+
+
+def _axes_state(ax) -> dict:
+    """What earlier calls drew into ``ax``: their legend handles, marks, legend style, lines, the
+    runs with default labels (handle, facts) and the axes they were drawn with (x, y, log); a new
+    one where there were none or their lines are gone (``ax.clear()``)."""
+    state = ax.__dict__.get("_gdtools_plot")
+    if state is None or not all(line in ax.lines for line in state["lines"]):
+        state = _new_state()
+    return state
 
 
 def _short_paths(paths: list[str]) -> list[str]:

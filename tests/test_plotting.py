@@ -555,3 +555,39 @@ def test_on_the_time_axis_evaluations_sit_on_the_iteration_clock_in_every_panel(
         only_evals = History()
         only_evals.record_evaluation(iteration=0, x=[0.0], value=1.0, status="ok", t_start=0.0, t_end=1.0)
         plot_history(only_evals, x="time", y="value")
+
+
+def test_calls_into_one_axes_must_share_its_axes():
+    # a later call with another x once drew onto the same axes and took the x label: a run against
+    # evaluations and one against iterations under one label
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    plot_history(smooth_history(), ax=ax, x="evals")
+    lines = list(ax.get_lines())
+    for kwargs, message in [({"x": "iteration"}, "drawn with x='evals'; this call asks for x='iteration'"),
+                            ({"x": "evals", "log": True}, "drawn with log=False; this call asks for log=True"),
+                            ({"x": "evals", "y": "grad_norm"}, "y='loss'; this call asks for y='grad_norm'")]:
+        with pytest.raises(InputError, match=message):
+            plot_history(smooth_history(), ax=ax, **kwargs)
+    assert ax.get_lines() == lines and ax.get_xlabel() == "objective evaluations"  # nothing drawn
+    plot_history(smooth_history(), ax=ax, x="evals")  # the same axes: overlaid
+    ax.clear()
+    plot_history(smooth_history(), ax=ax, x="time", log=True)  # a cleared axes takes any
+
+
+def test_calls_into_one_axes_tell_runs_of_one_method_apart_as_a_list_does():
+    # a loop of calls over two seeds of one method once gave two identical legend entries
+    from matplotlib.figure import Figure
+
+    meta = lambda seed: {"estimator": {"name": "spsa"}, "optimizer": "sgd", "seed": seed}  # noqa: E731
+    runs = [smooth_history(meta=meta(0)), smooth_history(meta=meta(1))]
+    listed = legend_texts(plot_history(runs).axes[0])[:2]
+    assert listed == ["spsa + sgd (seed 0)", "spsa + sgd (seed 1)"]
+    ax = Figure().add_subplot()
+    for run in runs:
+        plot_history(run, ax=ax)
+    assert legend_texts(ax)[:2] == listed
+    plot_history(smooth_history(meta={"estimator": "central"}), ax=ax, labels=["mine"])
+    plot_history(smooth_history(meta=meta(2)), ax=ax)  # a given label is left as it is
+    assert legend_texts(ax)[:4] == listed + ["mine", "spsa + sgd (seed 2)"]
