@@ -299,7 +299,9 @@ class History:
                 + (f", path={self.path!r})" if self.path else ")"))
 
     def column(self, name: str, *, records: str = "iterations") -> np.ndarray:
-        """One field of every iteration (or evaluation) record as a float array (missing: nan)."""
+        """One field of every iteration (or evaluation) record as a float array (missing: nan).
+
+        Raises ValueError naming the record when a value is not a number (a list, a string)."""
         if records == "iterations" and self._blocks:
             parts = [self._column(self._iterations, name)]
             for columns, xs, size in self._blocks:
@@ -310,7 +312,22 @@ class History:
 
     @staticmethod
     def _column(rows: list[dict], name: str) -> np.ndarray:
-        return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
+        values = [np.nan if r.get(name) is None else r[name] for r in rows]
+        try:
+            column = np.array(values, dtype=float)
+        except (TypeError, ValueError):
+            column = None
+        if column is None or column.ndim != 1:
+            # A hand-edited or foreign file: say which record holds what, not NumPy's complaint (or,
+            # for a list, a 2-D array that breaks whoever indexes it)
+            for i, value in enumerate(values):
+                try:
+                    float(value)
+                except (TypeError, ValueError):
+                    kind = rows[i].get("kind", "")
+                    raise ValueError(f"{name!r} of {kind + ' ' if kind else ''}record {i + 1} is "
+                                     f"{value!r}, not a number") from None
+        return column
 
     @property
     def loss(self) -> np.ndarray:

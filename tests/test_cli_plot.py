@@ -38,6 +38,8 @@ def test_plot_writes_svg_by_extension(tmp_path):
     ('{"kind": "meta"}\nnot json\n{"kind": "iteration"}\n', "line 2: not a JSON record"),
     ('{"kind": "iteration", "iteration": 0}\n', "not a gdtools history file"),
     ('{"kind": "meta"}\n{"kind": "iteration", "iteration": 0, "loss": "abc"}\n', "cannot be plotted"),
+    ('{"kind": "meta"}\n{"kind": "iteration", "iteration": 0, "loss": [1, 2]}\n',
+     "cannot be plotted (ValueError: 'loss' of iteration record 1 is [1, 2], not a number)"),
     ('{"kind": "meta"}\n', "no iteration records"),
 ])
 def test_unreadable_history_is_one_line_and_exit_2(tmp_path, capsys, content, message):

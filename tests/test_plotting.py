@@ -591,3 +591,17 @@ def test_calls_into_one_axes_tell_runs_of_one_method_apart_as_a_list_does():
     plot_history(smooth_history(meta={"estimator": "central"}), ax=ax, labels=["mine"])
     plot_history(smooth_history(meta=meta(2)), ax=ax)  # a given label is left as it is
     assert legend_texts(ax)[:4] == listed + ["mine", "spsa + sgd (seed 2)"]
+
+
+@pytest.mark.parametrize("field, kwargs", [("loss", {}), ("grad_norm", {"grad_norm": True}),
+                                           ("nfev", {"x": "evals"})])
+def test_a_list_where_a_number_belongs_is_an_input_error_naming_the_record(field, kwargs):
+    # a list-valued loss made a 2-D column, and an IndexError escaped from deep in the plotting
+    h = smooth_history(4)
+    for record in h.iterations:  # lists of one length: a 2-D column, no complaint from NumPy
+        record[field] = [1.0, 2.0]
+    with pytest.raises(InputError, match=rf"'{field}' of iteration record 1 is \[1.0, 2.0\], not a number"):
+        plot_history(h, **kwargs)
+    h.iterations[0][field] = 1.0  # lists among numbers
+    with pytest.raises(InputError, match=rf"'{field}' of iteration record 2 is \[1.0, 2.0\], not a number"):
+        plot_history(h, **kwargs)
