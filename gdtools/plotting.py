@@ -693,8 +693,9 @@ def _draw_params(axes, runs, series, names, *, x: str, colors) -> None:
                 failed = np.array([_failed(r) for r in evals])
                 ax.plot(ex[~failed], ey[~failed], ls="none", marker=".", ms=3, color=color,
                         alpha=0.35)
-                if failed.any():
-                    ax.plot(ex[failed], ey[failed], ls="none", marker="x", ms=5, color="red")
+                if failed.any():  # red for one run; with several, the run's colour, as in the loss panel
+                    ax.plot(ex[failed], ey[failed], ls="none", marker="x", ms=5,
+                            color=color if len(runs) > 1 else "red")
         if _is_log_param(runs, name):
             from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 

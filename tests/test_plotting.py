@@ -605,3 +605,14 @@ def test_a_list_where_a_number_belongs_is_an_input_error_naming_the_record(field
     h.iterations[0][field] = 1.0  # lists among numbers
     with pytest.raises(InputError, match=rf"'{field}' of iteration record 2 is \[1.0, 2.0\], not a number"):
         plot_history(h, **kwargs)
+
+
+def test_failed_probes_in_the_params_panels_take_their_runs_colour_as_in_the_loss_panel():
+    one = noisy_history(failed_at=[(2, 1)])
+    lone = plot_history(one, params=True)
+    assert [m.get_color() for m in lone.axes[1].get_lines() if m.get_marker() == "x"] == ["red"]
+    fig = plot_history([one, noisy_history(failed_at=[(5, 0)], seed=1)], params=True)
+    loss_marks = [m.get_color() for m in fig.axes[0].get_lines() if m.get_marker() == "x"]
+    for ax in fig.axes[1:3]:
+        assert [m.get_color() for m in ax.get_lines() if m.get_marker() == "x"] == loss_marks
+    assert len(set(loss_marks)) == 2 and "red" not in loss_marks
