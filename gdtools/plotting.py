@@ -160,7 +160,13 @@ def plot_history(
              for key, value in style.items()}
     state["style"] = style
 
-    main_ax.set_ylabel(_y_label(y))
+    # A tuning run's loss and values are what it measured: its units (the same for every run here,
+    # those drawn by earlier calls too, or the plain word)
+    units = {measured_label(run.meta) for run in runs} if y in ("loss", "value") else {None}
+    if state.get("units") is not None:
+        units |= state["units"]
+    state["units"] = units
+    main_ax.set_ylabel(units.pop() if len(units) == 1 and None not in units else _y_label(y))
     if log:
         main_ax.set_yscale("log")
     main_ax.grid(True, which="major", alpha=0.3)
@@ -369,7 +375,7 @@ def _labels(facts: list[tuple], labels, *, earlier: Sequence[tuple] = ()) -> lis
 
 
 def _new_state() -> dict:
-    return {"runs": [], "marks": [], "style": {}, "lines": [], "defaults": [], "view": None}
+    return {"runs": [], "marks": [], "style": {}, "lines": [], "defaults": [], "view": None, "units": None}
 
 
 def _axes_state(ax) -> dict:
@@ -391,6 +397,23 @@ def _short_paths(paths: list[str]) -> list[str]:
         if len(set(tails)) == len(tails):
             return tails
     return list(paths)
+
+
+def measured_label(meta: dict) -> str | None:
+    """What the values of a ``gdtools tune`` run are, from its history's ``meta["measured"]``
+    (``objective``, ``statistic``, ``repeats``): ``"run time (s, median of 3 runs)"`` or ``"the number
+    the program printed"``; None for other histories (and tuning runs recorded before it was kept)."""
+    measured = meta.get("measured")
+    if not isinstance(measured, dict):
+        return None
+    if measured.get("objective") == "time":
+        statistic, repeats = measured.get("statistic"), measured.get("repeats")
+        if isinstance(statistic, str) and isinstance(repeats, int) and not isinstance(repeats, bool):
+            return f"run time (s, {statistic} of {repeats} run{'' if repeats == 1 else 's'})"
+        return "run time (s)"
+    if measured.get("objective") == "stdout":
+        return "the number the program printed"
+    return None
 
 
 def _y_label(y: str) -> str:

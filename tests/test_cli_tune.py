@@ -534,3 +534,21 @@ def test_with_dask_the_side_by_side_rounds_run_on_the_cluster(capsys, monkeypatc
                                   host="127.0.0.1", dashboard_address=None) as cluster:
         out = _tune_output(capsys, "--dask", cluster.scheduler_address)
     assert through_cluster and "best command" in out
+
+
+@pytest.mark.parametrize("objective, label", [("time", "run time (s, median of 2 runs)"),
+                                              ("stdout", "the number the program printed")])
+def test_gdtools_plot_labels_a_tuning_history_as_tune_plot_does(tmp_path, monkeypatch, objective, label):
+    # `gdtools plot tune.jsonl` once said "loss" where `gdtools tune --plot` said "run time (s, ...)"
+    from gdtools import plotting
+
+    history, plot = tmp_path / "run.jsonl", tmp_path / "tune.png"
+    labels = []
+    real = plotting.mark_values
+    monkeypatch.setattr(plotting, "mark_values",
+                        lambda fig, values: labels.append(fig.axes[0].get_ylabel()) or real(fig, values))
+    assert main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "6", "--quiet",
+                 "--repeats", "2", "--warmup", "0", "--final-rounds", "1", "--objective", objective,
+                 "--history", str(history), "--plot", str(plot), "--", PY, "-c", QUADRATIC, "{x}", "{k}"]) in (0, 1)
+    assert main(["plot", str(history), "-o", str(tmp_path / "plot.png")]) == 0
+    assert labels == [label, label]

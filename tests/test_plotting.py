@@ -616,3 +616,17 @@ def test_failed_probes_in_the_params_panels_take_their_runs_colour_as_in_the_los
     for ax in fig.axes[1:3]:
         assert [m.get_color() for m in ax.get_lines() if m.get_marker() == "x"] == loss_marks
     assert len(set(loss_marks)) == 2 and "red" not in loss_marks
+
+
+def test_a_tuning_history_is_labelled_with_what_tune_measured():
+    h = noisy_history(n=4)
+    assert plot_history(h).axes[0].get_ylabel() == "loss"  # no "measured": a history from before it
+    h.meta["measured"] = {"objective": "time", "statistic": "median", "repeats": 3}
+    for y in ("loss", "value"):
+        assert plot_history(h, y=y).axes[0].get_ylabel() == "run time (s, median of 3 runs)"
+    printed = noisy_history(n=4)
+    printed.meta["measured"] = {"objective": "stdout", "statistic": "mean", "repeats": 1}
+    assert plot_history(printed).axes[0].get_ylabel() == "the number the program printed"
+    assert plot_history([h, printed]).axes[0].get_ylabel() == "loss"  # two units: the plain word
+    assert plot_history([h, noisy_history(n=4)]).axes[0].get_ylabel() == "loss"
+    assert plot_history(h, y="grad_norm").axes[0].get_ylabel() == "grad norm"

@@ -393,6 +393,11 @@ def run(args) -> int:
         # The callback runs after each iteration; the final measurement of the result comes after
         # the last one: count it too, so a finished bar shows every evaluation made.
         bar.update(max(0, min(res.nfev, args.budget) - bar.n))
+        # what the values are, so that `gdtools plot` labels them as --plot does (measured_label)
+        measured = {"objective": args.objective, "statistic": args.statistic, "repeats": args.repeats}
+        res.history.meta["measured"] = measured
+        if args.history:
+            History.append_meta(args.history, measured=measured)
     except InputError as exc:  # named as the CLI user set them
         raise InputError(_cli_names(str(exc), args)) from None
     except KeyboardInterrupt:
@@ -497,9 +502,7 @@ def run(args) -> int:
     if args.plot:
         from gdtools.plotting import mark_values, plot_history
 
-        fig = plot_history(res.history, x="evals", params=True)
-        fig.axes[0].set_ylabel(f"run time (s, {args.statistic} of {_count(args.repeats, 'run')})"
-                               if args.objective == "time" else "the number the program printed")
+        fig = plot_history(res.history, x="evals", params=True)  # labelled by meta["measured"]
         # The side-by-side measurements the table reports, so the figure tells the same story.
         again = {"start, measured again": m_start.value}
         if best_i:
