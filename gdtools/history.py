@@ -419,6 +419,12 @@ class History:
                 history.iterations.append({"kind": kind, **record})
             elif kind == "evaluation":
                 history.evaluations.append({"kind": kind, **record})
+            elif kind is None or not seen_meta:
+                # JSON, but not a history's (a foreign JSON Lines file): no "kind", or no meta first
+                what = ("it is not a JSON object" if not isinstance(record, dict) else 'it has no "kind"'
+                        if kind is None else f"kind {kind!r} before any meta record")
+                raise InputError(f"{path!r} is not a gdtools history file (line {number} is not a history "
+                                 f"record: {what})")
             else:
                 raise InputError(f"history file {path!r}, line {number}: unknown record kind {kind!r}")
         if not seen_meta:

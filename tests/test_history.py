@@ -61,7 +61,15 @@ def test_non_history_files_are_refused_with_a_clear_message(tmp_path):
         gd.History.load(picture)
     other = tmp_path / "other.jsonl"
     other.write_text('{"a": 1}\n')
-    with pytest.raises(gd.InputError, match="unknown record kind|not a gdtools history"):
+    with pytest.raises(gd.InputError, match=r"'.*other.jsonl' is not a gdtools history file \(line 1 is not a "
+                                            r"history record: it has no \"kind\"\)"):
+        gd.History.load(other)
+    other.write_text('{"kind": "meta"}\n[1, 2]\n')  # JSON, but not a record: not "unknown record kind None"
+    with pytest.raises(gd.InputError, match=r"not a gdtools history file \(line 2 is not a history record: "
+                                            r"it is not a JSON object\)"):
+        gd.History.load(other)
+    other.write_text('{"kind": "meta"}\n{"kind": "checkpoint"}\n')  # a kind from a newer gdtools, say
+    with pytest.raises(gd.InputError, match="line 2: unknown record kind 'checkpoint'"):
         gd.History.load(other)
 
 
