@@ -78,7 +78,8 @@ def plot_history(
         unit-cube point of a :class:`~gdtools.space.Space`), else the raw coordinates of ``x``;
         the evaluated points are faint dots when evaluation records hold ``params``; a parameter
         that ``meta["space"]`` marks as ``log`` gets a logarithmic axis.
-      grad_norm: add a panel of the gradient norm (log axis when every norm is positive).
+      grad_norm: add a panel of the gradient norm, on a log axis unless none is positive (norms of
+        exactly 0 are left off it and marked along the bottom edge).
       labels: one legend label per history; by default the estimator and optimizer named in each
         history's ``meta``, else the file name.
       ax: a Matplotlib ``Axes`` to draw the loss panel into (only without extra panels). Calls into
@@ -686,10 +687,13 @@ def _draw_params(axes, runs, series, names, *, x: str, colors) -> None:
             if xs is None or s["it_x"] is None:
                 continue
             style_cycle = ["-", "--", ":", "-."]
+            # a lone run's coordinates have a legend: up to 4 told apart by line style in the run's
+            # colour, up to 10 by colour (one of the colour cycle's each), beyond that none
+            own_colours = len(runs) == 1 and 4 < xs.shape[1] <= _MAX_LEGEND_COORDS
             for j in range(xs.shape[1]):
-                ax.plot(s["it_x"], xs[:, j], color=colors[i % len(colors)], lw=1,
-                        ls=style_cycle[j % len(style_cycle)] if xs.shape[1] <= 4 else "-",
-                        alpha=1.0 if xs.shape[1] <= 4 else 0.5,
+                ax.plot(s["it_x"], xs[:, j], color=colors[j % len(colors)] if own_colours else colors[i % len(colors)],
+                        lw=1, ls=style_cycle[j % len(style_cycle)] if xs.shape[1] <= 4 else "-",
+                        alpha=1.0 if xs.shape[1] <= 4 or own_colours else 0.5,
                         label=f"x[{j}]" if len(runs) == 1 and xs.shape[1] <= _MAX_LEGEND_COORDS
                         else None)
             drawn += 1
@@ -768,21 +772,37 @@ def _probe_x(run: History, evals: list[dict], s: dict, x: str) -> np.ndarray:
 
 def _draw_grad_norm(ax, runs, series, *, x: str, colors) -> None:
     positive = True
-    drawn = False
+    lines = []  # (x, norms, colour) of each run with norms
+    zeros = 0
     for i, (run, s) in enumerate(zip(runs, series)):
         if s["it_x"] is None:
             continue
         norms = run.column("grad_norm")
         if not np.isfinite(norms).any():
             continue
+        lines.append((s["it_x"], norms, colors[i % len(colors)]))
         finite = norms[np.isfinite(norms)]
-        positive = positive and bool((finite > 0).all())
-        ax.plot(s["it_x"], norms, color=colors[i % len(colors)], lw=1.2)
-        drawn = True
-    if not drawn:
+        # a norm of exactly 0 (a converged run) has no place on a log axis: left off it, not a
+        # reason for a linear axis that flattens every other norm; a negative one is no norm
+        positive = positive and bool((finite >= 0).all()) and bool((finite > 0).any())
+    for it_x, norms, color in lines:
+        if positive:
+            zero = norms == 0
+            norms = np.where(zero, np.nan, norms)
+            if zero.any():  # marked along the bottom edge, where the run reached it
+                ax.plot(np.asarray(it_x)[zero], np.full(int(zero.sum()), 0.03), ls="none", marker="|", ms=8,
+                        color=color, transform=ax.get_xaxis_transform(), clip_on=False)
+                zeros += int(zero.sum())
+        ax.plot(it_x, norms, color=color, lw=1.2)
+    if not lines:
         ax.text(0.5, 0.5, "no gradient norms recorded", transform=ax.transAxes,
                 ha="center", va="center", color="0.4")
     elif positive:
         ax.set_yscale("log")
+        if zeros:
+            from matplotlib.lines import Line2D
+
+            ax.legend(handles=[Line2D([], [], color="0.35", marker="|", ms=8, ls="none",
+                                      label=f"gradient norm 0 ({zeros})")], fontsize="small", loc="best")
     ax.set_ylabel("gradient norm")
     ax.grid(True, alpha=0.3)

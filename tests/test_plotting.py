@@ -630,3 +630,32 @@ def test_a_tuning_history_is_labelled_with_what_tune_measured():
     assert plot_history([h, printed]).axes[0].get_ylabel() == "loss"  # two units: the plain word
     assert plot_history([h, noisy_history(n=4)]).axes[0].get_ylabel() == "loss"
     assert plot_history(h, y="grad_norm").axes[0].get_ylabel() == "grad norm"
+
+
+def test_five_to_ten_unnamed_coordinates_of_one_run_are_told_apart_by_colour():
+    # they were x[0]..x[4] in one colour, solid, alpha 0.5: a legend of identical entries
+    for dim in (5, 10):
+        x_ax = plot_history(smooth_history(dim=dim), params=True).axes[1]
+        handles, texts = x_ax.get_legend_handles_labels()
+        assert texts == [f"x[{j}]" for j in range(dim)]
+        looks = {(h.get_color(), h.get_linestyle(), h.get_alpha()) for h in handles}
+        assert len(looks) == dim
+    few = plot_history(smooth_history(dim=3), params=True).axes[1].get_legend_handles_labels()[0]
+    assert len({h.get_linestyle() for h in few}) == 3 and len({h.get_color() for h in few}) == 1
+
+
+def test_a_gradient_norm_of_zero_keeps_the_log_axis_and_is_marked_not_drawn():
+    # one norm of exactly 0 (a converged run) switched the panel to a linear axis, flattening the rest
+    h = smooth_history()
+    h.iterations[-1]["grad_norm"] = 0.0
+    g = plot_history(h, grad_norm=True).axes[1]
+    assert g.get_yscale() == "log"
+    curve, = [line for line in g.get_lines() if line.get_marker() in ("None", None, "")]
+    np.testing.assert_array_equal(curve.get_ydata()[:-1], h.column("grad_norm")[:-1])
+    assert np.isnan(curve.get_ydata()[-1])
+    mark, = [line for line in g.get_lines() if line.get_marker() == "|"]
+    assert list(mark.get_xdata()) == [11.0]
+    assert legend_texts(g) == ["gradient norm 0 (1)"]
+    for record in h.iterations:
+        record["grad_norm"] = 0.0  # nothing positive to show on a log axis
+    assert plot_history(h, grad_norm=True).axes[1].get_yscale() == "linear"
