@@ -198,15 +198,29 @@ class Dreamer:
         return _ascent(tuple(shape) if self.settings.normalize == "laplacian" else None,
                        self.settings.step_size, self.settings.normalize)
 
+    def tile_objective_for(self, shape) -> TileObjective:
+        """The compiled tile objective for an image of ``shape``: tiles of the settings' side, or
+        smaller ones for a smaller image (see :func:`fitting_tile`), compiled once per side and
+        kept (shared with this Dreamer's :meth:`with_seed` twins)."""
+        tile = fitting_tile(self.settings.tile, shape)
+        if tile == self.settings.tile:
+            return self.tile_objective
+        fitted = self.__dict__.setdefault("_fitted_tiles", {})
+        if tile not in fitted:
+            fitted[tile] = TileObjective(self.objective, params=self.params, tile=tile,
+                                         depthwise=self.settings.depthwise, precision=self.settings.precision)
+        return fitted[tile]
+
     def run_octave(self, image, *, seed: int, shape=None, callback: Callable | None = None,
-                   steps: int | None = None):
+                   steps: int | None = None, tile_objective: TileObjective | None = None):
         """``steps`` iterations of ``gd.minimize`` on ``image``, a JAX array: an (H, W, 3) image, or
-        the flat image of ``shape`` (H, W, 3). Returns the new image, in the same form."""
+        the flat image of ``shape`` (H, W, 3). Returns the new image, in the same form.
+        ``tile_objective``: the one to use (default: that of the settings' tile)."""
         import gdtools as gd
 
         flat = shape is not None
         shape = tuple(int(s) for s in shape) if flat else tuple(image.shape)
-        estimator = TiledGradient(self.tile_objective, shape=shape, jitter=self.settings.jitter)
+        estimator = TiledGradient(tile_objective or self.tile_objective, shape=shape, jitter=self.settings.jitter)
         result = gd.minimize(estimator.descent_value, image, gradient=estimator, optimizer=self.optimizer(shape),
                              bounds=PIXEL_RANGE, max_iters=steps or self.settings.steps, seed=int(seed),
                              callback=callback)
@@ -215,7 +229,8 @@ class Dreamer:
     def __call__(self, image, *, callback: Callable[[Progress], bool | None] | None = None) -> np.ndarray:
         """Dream ``image`` (RGB (H, W, 3) in [0, 255], or floats in [0, 1]; grayscale or RGBA is made
         RGB first, see :func:`~gdtools.dream.images.check_image`); returns the dreamed RGB image,
-        same height, width and range.
+        same height, width and range. An image smaller than the settings' tile is dreamed in tiles of
+        its own size (see :func:`fitting_tile`): the settings' tile is the largest.
 
         ``callback(progress)`` is called after every step with a :class:`Progress`; returning True
         stops the dream early: the full-size image plus the detail dreamed so far is returned.
@@ -227,6 +242,7 @@ class Dreamer:
         back = images.back_to_range_of(array)
         shapes = octave_shapes(base.shape[:2], octaves=s.octaves, octave_scale=s.octave_scale)
         seeds = np.random.SeedSequence(s.seed).generate_state(len(shapes))
+        tile_objective = self.tile_objective_for(base.shape)
         dreamed = None
         stopped = False
         for octave, shape in enumerate(shapes):
@@ -241,7 +257,8 @@ class Dreamer:
                 return stop
 
             dreamed = self.run_octave(current, seed=int(seeds[octave]), shape=(*shape, base.shape[2]),
-                                      callback=on_step if callback is not None else None)
+                                      callback=on_step if callback is not None else None,
+                                      tile_objective=tile_objective)
             if stopped:
                 if octave < len(shapes) - 1:
                     # what the finished octaves would start from: the full-size original plus the

@@ -86,6 +86,17 @@ def test_a_grayscale_array_is_dreamed_as_its_rgb_copy(dreamer, cat_small):
     np.testing.assert_array_equal(out, dreamer(np.repeat(gray[..., None], 3, axis=-1)))
 
 
+def test_a_dreamer_uses_tiles_no_larger_than_the_image(dreamer, cat_small):
+    # Dreamer(tile=512), its gallery and its zoom padded a small image up to 512-pixel tiles (the
+    # CLI and dream() fitted the tile): the same dream for several times the network's work.
+    small = cat_small[:40, :60]
+    roomy = dreamer.with_settings(tile=512)
+    assert roomy.tile_objective_for(small.shape).tile == 64 and roomy.settings.tile == 512
+    np.testing.assert_array_equal(roomy(small), dreamer(small))
+    twin = roomy.with_seed(5)
+    assert twin.tile_objective_for(small.shape) is roomy.tile_objective_for(small.shape)  # compiled once
+
+
 def test_callback_can_stop_the_dream(dreamer, cat_small):
     seen = []
     out = dreamer(cat_small, callback=lambda p: seen.append(p) or True)
