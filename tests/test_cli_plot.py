@@ -80,10 +80,13 @@ def test_an_output_without_extension_is_a_png_and_the_message_names_it(tmp_path,
     assert f"wrote {tmp_path / 'curve.png'}" in capsys.readouterr().err
 
 
-def test_unknown_x_is_an_argparse_error(tmp_path):
+def test_unknown_x_is_an_argparse_error_of_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["plot", write_history(tmp_path / "a.jsonl"), "-o", "x.png", "--x", "nfev"])
     assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "argument --x: invalid choice: 'nfev'" in err  # not the usage block first
+    assert "gdtools plot --help lists the options" in err
 
 
 def test_messages_name_the_options_and_the_file(tmp_path, capsys):

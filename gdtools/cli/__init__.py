@@ -22,8 +22,16 @@ class UsageError(InputError):
     """A command-line argument that cannot be used."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line (argparse prints the whole usage block first:
+    11 lines for `gdtools dream`, the error last), and exit code 2 as before."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gdtools",
         description="Gradient descent for JAX programs, black boxes, real program tuning and DeepDream.",
     )
