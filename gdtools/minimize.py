@@ -108,12 +108,14 @@ def _args_signature(args: tuple) -> tuple:
 
 def _flat(fun: Callable, unravel: Callable, *, weak: bool = False) -> Callable:
     """``fun_flat(x, *args) = fun(unravel(x), *args)``; ``weak``: ``fun`` is a weak reference."""
+    # jnp.asarray: an objective may return a Python number (one that ignores x), which JAX's
+    # transformations take but the engine's programs cannot (no dtype)
     if weak:
         def fun_flat(x, *args):
-            return fun()(unravel(x), *args)
+            return jnp.asarray(fun()(unravel(x), *args))
     else:
         def fun_flat(x, *args):
-            return fun(unravel(x), *args)
+            return jnp.asarray(fun(unravel(x), *args))
     return fun_flat
 
 
@@ -237,8 +239,9 @@ def minimize(
         PRNG key (paired probes get the same key: common random numbers). It may return a
         :class:`gdtools.Measurement` (repeats, spread, failure) instead of a number.
       x0: start point, a flat array or a pytree (dict of arrays); ``res.x`` has its structure
-        (a list or tuple of numbers is a vector: ``res.x`` is then an array; integer leaves are
-        optimised as reals and come back as floats).
+        (a list or tuple of numbers is a vector and a list of equal-length lists of numbers a
+        matrix, as NumPy reads them: ``res.x`` is then an array; integer leaves are optimised as
+        reals and come back as floats).
         With ``space``, a dict in user units (default: the centre of the space).
       args: extra arguments passed to ``fun`` after ``x`` (and its key): ``fun(x, *args)``, as in
         scipy.optimize (a single non-tuple value is taken as ``(args,)``). With autodiff they are

@@ -230,6 +230,15 @@ def _flatten_bound(name, bound, x0_tree, n, open_value):
     return flat
 
 
+def matrix_items(nested):
+    """The items of nested lists, depth first."""
+    for item in nested:
+        if type(item) is list:
+            yield from matrix_items(item)
+        else:
+            yield item
+
+
 def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
     """Validate ``fun``, ``x0``, ``bounds`` and ``space`` and make the flat problem; ``n_args``:
     how many extra arguments (``minimize``'s ``args``) ``fun`` takes after ``x`` (and its key)."""
@@ -244,6 +253,15 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
     if type(x0) in (list, tuple) and x0 and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
                                                 for v in x0):
         x0 = np.asarray(x0, dtype=float)  # a list of numbers is a vector, as scipy takes it
+    elif type(x0) is list and x0 and all(type(v) is list for v in x0):
+        # a list of lists of numbers, [[1., 2.], [3., 4.]], is a matrix, as NumPy reads it (ragged
+        # or holding anything but numbers, it stays a pytree)
+        try:
+            matrix = np.asarray(x0, dtype=float)
+        except (TypeError, ValueError):
+            matrix = None
+        if matrix is not None and not any(isinstance(v, bool) for v in matrix_items(x0)):
+            x0 = matrix
     leaves = jax.tree_util.tree_leaves(x0)
     if not leaves or all(np.size(leaf) == 0 for leaf in leaves):
         raise InputError("x0 is empty: it must hold at least one number")

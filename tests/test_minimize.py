@@ -227,6 +227,24 @@ def test_integer_leaves_and_lists_of_numbers_are_optimised_as_real_numbers():
     np.testing.assert_allclose(res.x, 1.5, atol=1e-5)
 
 
+def test_a_list_of_lists_of_numbers_is_a_matrix_and_a_ragged_one_a_pytree():
+    # [[0, 2], [3, 4]] reached fun as lists: `x - 1.5` raised a TypeError inside the user's code
+    for gradient in ("autodiff", "central"):
+        res = gd.minimize(lambda x: jnp.sum((jnp.asarray(x) - 1.5) ** 2), [[0, 2], [3, 4]], gradient=gradient)
+        assert isinstance(res.x, np.ndarray) and res.x.shape == (2, 2)
+        np.testing.assert_allclose(res.x, 1.5, atol=1e-4)
+    ragged = gd.minimize(lambda p: jnp.sum((jnp.asarray(p[0]) - 1.0) ** 2) + (p[1][0] - 2.0) ** 2, [[0.0, 0.0], [0.0]])
+    assert isinstance(ragged.x, list) and len(ragged.x) == 2  # a pytree, as before
+    np.testing.assert_allclose(ragged.x[1][0], 2.0, atol=1e-4)
+
+
+def test_an_objective_returning_a_python_number_is_taken():
+    # `lambda x: 1.0` passed the checks, then failed deep in the compiled loop (AttributeError)
+    for kwargs in ({}, {"callback": lambda state: None}):
+        res = gd.minimize(lambda x: 1.0, jnp.zeros(2), **kwargs)
+        assert res.success and res.fun == 1.0 and list(res.x) == [0.0, 0.0]
+
+
 def test_a_minimum_on_a_bound_is_converged_by_the_projected_gradient():
     f = lambda x: jnp.sum((x - 2.0) ** 2)
     runs = [gd.minimize(f, jnp.zeros(3), bounds=(-1.0, 1.0)),
