@@ -367,7 +367,9 @@ class HostLoop:
                 # wait for it, and the host's bookkeeping would leave the device idle again.
                 largest = _stationarity(grad, x, problem.clip)
                 ahead_x = ahead_state = None
-                if ahead and optimizer is not None and k + 1 < self.max_iters:
+                if (ahead and optimizer is not None and k + 1 < self.max_iters
+                        and (self.max_evals is None or self.nfev(cost + 1) <= self.max_evals)):
+                    # (made ahead only where the budget lets the next iteration use it)
                     with self._precision():
                         ahead_x, ahead_state = step(grad, state, x, est.value)
                     pending = (k + 1, estimator.estimate(self.fun_flat, ahead_x, key=fold_in(self.key, k + 1),
@@ -502,6 +504,17 @@ class HostLoop:
             reason, detail = "failed", str(exc)
         if average_count >= 2 and reason in ("max_evals", "max_iters", "max_time"):
             x = self._project(average_sum / average_count)
+        # The objective's value at the result where an estimate made there holds it (one made
+        # ahead, or the last one where x did not move): not asked for again. An estimate made
+        # ahead and not used was evaluated all the same: counted.
+        value_at_x = None
+        if pending is not None:
+            if self.evaluator is None:
+                self._nfev += pending[1].nfev
+            if pending[2] is x:
+                value_at_x = pending[1].value
+        if value_at_x is None and last is not None and last[0] is x:
+            value_at_x = last[1].value
         return dict(x=x, nfev=self.nfev(), best_f=best_f, f_start=f_start, nit=k, reason=reason, detail=detail,
                     grad=last_grad, elapsed=elapsed(), optimizer=optimizer, largest=gnorm,
-                    largest_at_start=largest_at_start)
+                    largest_at_start=largest_at_start, value_at_x=value_at_x)

@@ -108,15 +108,20 @@ def _args_signature(args: tuple) -> tuple:
 
 def _flat(fun: Callable, unravel: Callable, *, weak: bool = False) -> Callable:
     """``fun_flat(x, *args) = fun(unravel(x), *args)``; ``weak``: ``fun`` is a weak reference."""
-    # jnp.asarray: an objective may return a Python number (one that ignores x), which JAX's
-    # transformations take but the engine's programs cannot (no dtype)
     if weak:
         def fun_flat(x, *args):
-            return jnp.asarray(fun()(unravel(x), *args))
+            return _as_jax_number(fun()(unravel(x), *args))
     else:
         def fun_flat(x, *args):
-            return jnp.asarray(fun(unravel(x), *args))
+            return _as_jax_number(fun(unravel(x), *args))
     return fun_flat
+
+
+def _as_jax_number(value):
+    """An objective may return a Python number (one that ignores x), which JAX's transformations
+    take but the engine's programs cannot (it has no dtype): made a JAX scalar. Anything else is
+    left to the checks."""
+    return jnp.asarray(value) if type(value) in (int, float) else value
 
 
 def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple = (),
@@ -634,7 +639,11 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
         # Autodiff is asked once more at the final x; a custom estimator that measures nothing
         # through the engine (DeepDream's) reports the best value it saw (see Result.fun).
         if isinstance(estimator, _estimators.AutoDiff):
-            fun_value = float(estimator.value_and_grad(fun_flat)(x)[0])
+            if out.get("value_at_x") is not None:  # known from an estimate made at x
+                fun_value = float(out["value_at_x"])
+            else:  # one more evaluation, counted (the budget kept one for it)
+                fun_value = float(estimator.value_and_grad(fun_flat)(x)[0])
+                out["nfev"] += 1
         else:
             fun_value = float(out["best_f"])
         if not math.isfinite(fun_value) and out["nit"] == 0:

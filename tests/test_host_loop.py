@@ -22,10 +22,11 @@ def _run(monkeypatch, pipeline, fun, x0, **kwargs):
     return result, calls
 
 
-def _same(a, b):
+def _same(a, b, *, wasted=0):
+    """``wasted``: evaluations of an estimate made ahead that the stop left unused (counted)."""
     (ra, ca), (rb, cb) = a, b
     np.testing.assert_array_equal(np.asarray(ra.x), np.asarray(rb.x))
-    assert (ra.nit, ra.status, ra.nfev) == (rb.nit, rb.status, rb.nfev)
+    assert (ra.nit, ra.status, ra.nfev + wasted) == (rb.nit, rb.status, rb.nfev)
     assert ra.fun == rb.fun or (np.isnan(ra.fun) and np.isnan(rb.fun))
     assert [(i, f) for i, f, _ in ca] == [(i, f) for i, f, _ in cb]
     for (_, _, xa), (_, _, xb) in zip(ca, cb):
@@ -63,7 +64,7 @@ def blows_up(x):
 def test_nonfinite_stops_at_the_same_place(monkeypatch):
     x0 = jnp.zeros(3)
     runs = [_run(monkeypatch, p, blows_up, x0, optimizer=optax.sgd(0.1), max_iters=40) for p in (False, True)]
-    _same(*runs)
+    _same(*runs, wasted=1)  # the estimate made ahead of the nan was evaluated all the same
     assert runs[1][0].status == "nonfinite"
 
 
