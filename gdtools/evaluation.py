@@ -54,6 +54,17 @@ RECENT_VALUES = 64
 RECENT_BATCH = 4
 
 
+def check_failure_policy(on_failure, max_failures) -> None:
+    """InputError unless ``on_failure`` is "stop" or a finite penalty and ``max_failures`` a
+    positive integer (see :class:`Evaluator`)."""
+    if not (on_failure == "stop" or (isinstance(on_failure, (int, float, np.integer, np.floating))
+                                     and not isinstance(on_failure, (bool, np.bool_))
+                                     and math.isfinite(on_failure))):
+        raise InputError(f"on_failure must be 'stop' or a finite number (a penalty value), got {on_failure!r}")
+    if not isinstance(max_failures, int) or isinstance(max_failures, bool) or max_failures < 1:
+        raise InputError(f"max_failures must be a positive integer, got {max_failures!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Measurement:
     """One evaluation of an objective, with what is known about its noise.
@@ -220,12 +231,7 @@ class Evaluator:
     def __init__(self, fun, *, to_arg, history=None, executor=None, stochastic=False,
                  on_failure="stop", max_failures=3, noise=None, replay=(), key=None,
                  record_params=False, args=()):
-        if not (on_failure == "stop" or (isinstance(on_failure, (int, float, np.integer, np.floating))
-                                         and not isinstance(on_failure, (bool, np.bool_))
-                                         and math.isfinite(on_failure))):
-            raise InputError(f"on_failure must be 'stop' or a finite number (a penalty value), got {on_failure!r}")
-        if not isinstance(max_failures, int) or max_failures < 1:
-            raise InputError(f"max_failures must be a positive integer, got {max_failures!r}")
+        check_failure_policy(on_failure, max_failures)
         self._call = _Call(fun, stochastic, args)
         self.to_arg = to_arg
         self.history = history

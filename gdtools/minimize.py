@@ -31,7 +31,7 @@ from gdtools._version import __version__
 from gdtools.bound_args import BoundArgs
 from gdtools.compiled_loop import CODES, MAX_TRAJECTORY, make_solver
 from gdtools.errors import EvaluationFailed, InputError
-from gdtools.evaluation import Evaluator, fold_in, prng_key
+from gdtools.evaluation import Evaluator, check_failure_policy, fold_in, prng_key
 from gdtools.free_data import fingerprint
 from gdtools.history import History, plain_data
 from gdtools.output_path import check_output_file
@@ -372,6 +372,7 @@ def minimize(
     if resume and not isinstance(history, (str, bytes)) and not hasattr(history, "__fspath__"):
         raise InputError("resume=True needs history= the path of the run to continue")
     _check_history(history, resume)
+    check_failure_policy(on_failure, max_failures)  # before a history file is made
 
     fun_flat = None
     if estimator.traceable:

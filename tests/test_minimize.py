@@ -1377,6 +1377,18 @@ def test_a_negligible_noise_level_keeps_finite_differences_line_search():
     assert real.history.meta["optimizer"] == "default (Spall's gain)"
 
 
+@pytest.mark.parametrize("bad", [dict(on_failure="skip"), dict(max_failures=0), dict(max_failures=True)])
+def test_a_refused_failure_policy_leaves_no_history_file_behind(tmp_path, bad):
+    # the file was made before on_failure was checked: the corrected call was then refused as
+    # "already exists"
+    path = tmp_path / "run.jsonl"
+    f = lambda x: float(np.sum(np.asarray(x) ** 2))  # noqa: E731
+    with pytest.raises(gd.InputError, match="on_failure must be|max_failures must be"):
+        gd.minimize(f, np.ones(2), gradient="central", history=path, max_evals=10, **bad)
+    assert not path.exists()
+    gd.minimize(f, np.ones(2), gradient="central", history=path, max_evals=10)
+
+
 def test_an_existing_history_file_is_never_replaced(tmp_path):
     path = tmp_path / "run.jsonl"
     f = lambda x: float(np.sum((np.asarray(x) - 2.0) ** 2))  # noqa: E731
