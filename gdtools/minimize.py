@@ -848,12 +848,16 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
     traces = jax.device_get(solver(starts, args))  # one transfer, then NumPy slices per start
     elapsed = time.perf_counter() - t0
     _file_under_what_it_holds_now(fun, data, stages)
+    # The starts run in lockstep until the longest is done: one that stopped after k of the longest's
+    # iterations was done k / longest of the way through the run (its times are spread over that).
+    longest = max(1, int(np.max(traces.nit)))
     results = []
     for i in range(count):
         trace = jax.tree_util.tree_map(lambda a: a[i], traces)
         meta = {"estimator": estimator.describe(), "optimizer": optimizer_name, "seed": seed, "batch_index": i}
         results.append(_package_trace(problem, trace, History(meta=meta),
-                                      elapsed=elapsed, max_iters=max_iters, tol=tol, start=i))
+                                      elapsed=elapsed * int(trace.nit) / longest, max_iters=max_iters, tol=tol,
+                                      start=i))
     return results
 
 

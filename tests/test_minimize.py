@@ -81,6 +81,18 @@ def test_batch_of_starts_runs_in_one_program():
         np.testing.assert_allclose(res.x, 1.0, atol=1e-3)
 
 
+def test_a_batch_start_that_stops_early_ends_early_on_the_time_axis():
+    # every start's iterations were spread over the whole batch's time: a start done in 3 iterations
+    # looked as slow per iteration as the longest
+    results = gd.minimize(rosenbrock, jnp.array([[0.9, 0.8], [-1.5, 2.0], [0.0, 0.0]]), batch=True, max_iters=500)
+    nits = [r.nit for r in results]
+    ends = [r.history.iterations[-1]["time"] for r in results]
+    longest = int(np.argmax(nits))
+    for nit, end in zip(nits, ends):
+        assert end == pytest.approx(ends[longest] * nit / nits[longest])
+    assert min(nits) < max(nits)
+
+
 def test_a_batch_of_pytree_starts_gives_each_start_its_own_run_compiled_once():
     traces = []
 
