@@ -376,6 +376,9 @@ def minimize(
 
     fun_flat = None
     if estimator.traceable:
+        if executor is not None:
+            raise InputError(f"executor= runs a black box's evaluations in parallel; gradient={estimator.name!r} "
+                             f"runs the objective as a compiled JAX program, which takes no executor")
         if problem.space is not None:
             raise InputError("gradient='autodiff' cannot differentiate through a Space (integers, "
                              "rounding); use gradient='spsa' or 'central'")

@@ -1,3 +1,4 @@
+import concurrent.futures
 import json
 import os
 import sys
@@ -228,6 +229,7 @@ def test_device_mode_keeps_jax_arrays_with_custom_estimator():
     (dict(batch=True, x0=np.zeros((2, 2)), callback=print), "batch=True .* callback"),
     (dict(batch=True, x0=np.zeros((2, 2)), max_iters=10**7), "max_iters must be at most"),
     (dict(gradient=gd.estimators.Forward(step=[1e-3, 1e-3, 1e-3])), "step has shape"),
+    (dict(executor=concurrent.futures.ThreadPoolExecutor(1)), "compiled JAX program, which takes no executor"),
 ])
 def test_bad_input_gets_a_clear_error(kwargs, match):
     args = dict(x0=np.zeros(2))
