@@ -146,7 +146,11 @@ def plot_history(
     colors = colors[len(earlier) % len(colors):] + colors[:len(earlier) % len(colors)]
     several = len(earlier) + len(series) > 1
 
-    style = {"raw": False, "band": False, "failed": 0, "nonfinite": 0, "final": False, "stand_in": False}
+    style = {"raw": False, "band": False, "failed": 0, "nonfinite": 0, "final": False, "stand_in": False,
+             "probes": ""}
+    if y == "loss":  # SPSA's and smoothing's iteration losses are means of probes around x, not f(x)
+        kinds = sorted({_describe(run.meta.get("estimator")) for run in runs} & set(PROBE_MEAN_ESTIMATORS))
+        style["probes"] = " and ".join(PROBE_MEAN_ESTIMATORS[kind] for kind in kinds)
     for i, s in enumerate(series):
         color = colors[i % len(colors)]
         _draw_main(main_ax, s, color=color, marks_color=color if several else "red", best=best, band=band,
@@ -186,7 +190,8 @@ def plot_history(
         handles.append(Line2D([], [], color=gray, lw=1, alpha=0.45,
                               marker="." if y == "value" else None,
                               ls="none" if y == "value" else "-",
-                              label="each evaluation" if y == "value" else "raw"))
+                              label="each evaluation" if y == "value" else
+                              f"raw ({style['probes']}: mean of the probes around x)" if style["probes"] else "raw"))
         handles.append(Line2D([], [], color=gray, lw=2, label="best so far"))
     if style["final"]:
         handles.append(Line2D([], [], color=gray, marker="*", ms=10, ls="none",
@@ -588,6 +593,10 @@ def _check_positive(series: list[dict], y: str) -> None:
 
 
 # -- drawing ---------------------------------------------------------------------------------------
+
+#: Estimators whose iteration loss is the mean of probes around x (f near x, a little above it
+#: near a minimum), not f(x): the legend says so. Their names in the legend.
+PROBE_MEAN_ESTIMATORS = {"spsa": "SPSA", "smoothing": "smoothing"}
 
 #: On a log axis a band's lower edge, y - sd, stops this factor below the run's lowest value: noise
 #: as large as the value reaches zero, which a log axis cannot show, and stretching the axis down

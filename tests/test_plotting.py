@@ -146,6 +146,18 @@ def test_on_a_log_axis_noise_larger_than_the_loss_does_not_stretch_the_axis_down
     assert np.concatenate([p.vertices for p in band.get_paths()])[:, 1].min() < 0  # y - sd as it is
 
 
+def test_the_legend_says_when_the_raw_loss_is_a_mean_of_probes():
+    # SPSA's iteration loss is the mean of its two probes around x: it levels off a perturbation's
+    # worth above f(x), decades above the final star on a log axis, and read as a stall
+    texts = legend_texts(plot_history(noisy_history()).axes[0])
+    assert "raw (SPSA: mean of the probes around x)" in texts
+    h = History(meta={"estimator": {"name": "central"}})
+    for i in range(3):
+        h.record_iteration(iteration=i, nfev=i + 1, time=float(i), loss=1.0 / (i + 1), grad_norm=1.0)
+    assert "raw" in legend_texts(plot_history(h).axes[0])
+    assert "mean of the probes" not in " ".join(legend_texts(plot_history(noisy_history(), y="value").axes[0]))
+
+
 def test_no_band_without_repeats_or_when_switched_off():
     for h, band in [(noisy_history(repeats=1), True), (noisy_history(repeats=3), False)]:
         ax = plot_history(h, band=band).axes[0]
