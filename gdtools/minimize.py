@@ -475,6 +475,17 @@ def minimize(
             res.message = res.message.replace(
                 f"(max_evals={max_evals})", f"(max_evals={max_evals}, the default for a space; pass max_evals=)")
         return res
+    except BaseException as exc:
+        # An error or Ctrl-C mid-run: what was measured goes with it (nothing measured is lost,
+        # history file or not). Input errors found before anything was measured carry nothing.
+        if hist.evaluations or hist.iterations:
+            try:
+                exc.history = hist
+                exc.add_note(f"gdtools: what was measured before this ({len(hist.evaluations)} evaluations, "
+                             f"{len(hist.iterations)} iterations) is in this exception's .history")
+            except (AttributeError, TypeError):  # an exception that takes no attributes
+                pass
+        raise
     finally:
         if history is not None and not isinstance(history, History):
             hist.close()

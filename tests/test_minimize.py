@@ -1403,6 +1403,28 @@ def test_a_refused_failure_policy_leaves_no_history_file_behind(tmp_path, bad):
     gd.minimize(f, np.ones(2), gradient="central", history=path, max_evals=10)
 
 
+@pytest.mark.parametrize("stop", [None, KeyboardInterrupt])
+def test_an_error_or_interrupt_mid_run_carries_what_was_measured(stop):
+    # without a history file, what was measured before `return` was forgotten (or Ctrl-C) was lost
+    calls = []
+
+    def objective(x):
+        calls.append(1)
+        if len(calls) > 15:
+            if stop is KeyboardInterrupt:
+                raise KeyboardInterrupt
+            return None
+        return float(np.sum(np.asarray(x) ** 2))
+
+    with pytest.raises(KeyboardInterrupt if stop else gd.InputError) as info:
+        gd.minimize(objective, np.ones(3), gradient="central", max_evals=50)
+    assert len(info.value.history.evaluations) == 15
+    assert "is in this exception's .history" in info.value.__notes__[0]
+    with pytest.raises(gd.InputError) as early:  # refused before anything was measured: nothing to carry
+        gd.minimize(objective, np.ones(3), gradient="newton")
+    assert not hasattr(early.value, "history")
+
+
 def test_an_existing_history_file_is_never_replaced(tmp_path):
     path = tmp_path / "run.jsonl"
     f = lambda x: float(np.sum((np.asarray(x) - 2.0) ** 2))  # noqa: E731
