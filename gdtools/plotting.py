@@ -344,8 +344,8 @@ def default_label(run: History, index: int = 0) -> str:
 
 
 def _label_facts(run: History, index: int) -> tuple:
-    """What a run's default label is made of: its default label, seed and file."""
-    return default_label(run, index), run.meta.get("seed"), run.path
+    """What a run's default label is made of: its default label, seed, file and start of a batch."""
+    return default_label(run, index), run.meta.get("seed"), run.path, run.meta.get("batch_index")
 
 
 def _labels(facts: list[tuple], labels, *, earlier: Sequence[tuple] = ()) -> list[str]:
@@ -354,7 +354,7 @@ def _labels(facts: list[tuple], labels, *, earlier: Sequence[tuple] = ()) -> lis
     with default labels in the same axes."""
     if labels is None:
         every = list(earlier) + list(facts)
-        names = [name for name, _, _ in every]
+        names = [name for name, *_ in every]
         # Two runs of the same method (a seed study, a resumed run) still need telling apart: by
         # their seeds where those differ, else by file name, else by position.
         original = list(names)
@@ -363,10 +363,13 @@ def _labels(facts: list[tuple], labels, *, earlier: Sequence[tuple] = ()) -> lis
             if len(same) > 1:
                 seeds = [every[j][1] for j in same]
                 paths = [every[j][2] for j in same]
+                starts = [every[j][3] for j in same]
                 if None not in seeds and len(set(map(str, seeds))) == len(seeds):
                     suffix = f"seed {every[i][1]}"
                 elif None not in paths and len(set(paths)) == len(paths):
                     suffix = _short_paths(paths)[same.index(i)]
+                elif None not in starts and len(set(map(str, starts))) == len(starts):
+                    suffix = f"start {every[i][3]}"  # batch=True's starts, numbered as batch_index
                 else:
                     suffix = f"#{i + 1}"
                 names[i] = f"{name} ({suffix})"

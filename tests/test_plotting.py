@@ -209,6 +209,13 @@ def test_runs_of_one_method_with_different_seeds_are_told_apart_by_seed():
     assert legend_texts(plot_history(same).axes[0])[:2] == ["spsa (#1)", "spsa (#2)"]
 
 
+def test_the_starts_of_a_batch_are_labelled_by_their_batch_index():
+    # they were "#1", "#2", ... while their meta numbers them from 0
+    runs = gd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros((3, 2)), batch=True, max_iters=5)
+    labels = legend_texts(plot_history([r.history for r in runs]).axes[0])[:3]
+    assert [label.rsplit(" (", 1)[1] for label in labels] == ["start 0)", "start 1)", "start 2)"]
+
+
 def test_same_method_twice_gets_told_apart_and_labels_override():
     ax = plot_history([smooth_history(), smooth_history()]).axes[0]
     assert legend_texts(ax)[:2] == ["central + adam (#1)", "central + adam (#2)"]
