@@ -783,7 +783,7 @@ def _probe_x(run: History, evals: list[dict], s: dict, x: str) -> np.ndarray:
 
 
 def _draw_grad_norm(ax, runs, series, *, x: str, colors) -> None:
-    positive = True
+    positive, some_positive = True, False
     lines = []  # (x, norms, colour) of each run with norms
     zeros = 0
     for i, (run, s) in enumerate(zip(runs, series)):
@@ -796,7 +796,9 @@ def _draw_grad_norm(ax, runs, series, *, x: str, colors) -> None:
         finite = norms[np.isfinite(norms)]
         # a norm of exactly 0 (a converged run) has no place on a log axis: left off it, not a
         # reason for a linear axis that flattens every other norm; a negative one is no norm
-        positive = positive and bool((finite >= 0).all()) and bool((finite > 0).any())
+        positive = positive and bool((finite >= 0).all())
+        some_positive = some_positive or bool((finite > 0).any())
+    positive = positive and some_positive  # (a run that started at its minimum has only a 0)
     for it_x, norms, color in lines:
         if positive:
             zero = norms == 0

@@ -675,6 +675,11 @@ def test_a_gradient_norm_of_zero_keeps_the_log_axis_and_is_marked_not_drawn():
     mark, = [line for line in g.get_lines() if line.get_marker() == "|"]
     assert list(mark.get_xdata()) == [11.0]
     assert legend_texts(g) == ["gradient norm 0 (1)"]
+    at_minimum = smooth_history()
+    for record in at_minimum.iterations:
+        record["grad_norm"] = 0.0
+    # a batch start already at its minimum (norm 0 only) beside runs with positive norms: log still
+    assert plot_history([h, at_minimum], grad_norm=True).axes[1].get_yscale() == "log"
     for record in h.iterations:
         record["grad_norm"] = 0.0  # nothing positive to show on a log axis
     assert plot_history(h, grad_norm=True).axes[1].get_yscale() == "linear"
