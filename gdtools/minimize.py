@@ -165,6 +165,13 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
         raise InputError(f"gradient={estimator.name!r} needs a JAX-traceable objective (jax.numpy "
                          f"operations only), but tracing it failed: {type(exc).__name__}. For a "
                          f"black box, use gradient='central', 'forward', 'spsa' or 'smoothing'.{hint}") from None
+    except ValueError as exc:
+        if not (args and "Non-hashable static arguments" in str(exc)):
+            raise
+        # a jax.jit(fun, static_argnums=...) given one of args=: args are traced inputs, never static
+        raise InputError("one of args= is a static argument of the jitted objective (static_argnums), but "
+                         "args are traced inputs of the compiled program; pass that one by closure instead "
+                         "(lambda x: fun(x, value))") from None
     except TypeError as exc:
         if "returned a value of type" not in str(exc):
             raise

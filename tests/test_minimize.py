@@ -588,6 +588,9 @@ def test_leaf_dtypes_are_part_of_the_compiled_program_s_key():
 def test_an_args_value_used_as_a_python_number_gets_the_closure_hint():
     with pytest.raises(gd.InputError, match="pass that one by closure"):
         gd.minimize(lambda x, n: jnp.sum(x[:n] ** 2), jnp.ones(3), args=(2,))
+    static = jax.jit(lambda x, n: jnp.sum((x - n) ** 2), static_argnums=1)  # JAX's own hash error before
+    with pytest.raises(gd.InputError, match=r"static argument of the jitted objective .* pass that one by closure"):
+        gd.minimize(static, jnp.zeros(2), args=(4,))
 
 
 def test_a_second_parameter_named_key_is_the_key_whatever_args_follow():
