@@ -439,6 +439,13 @@ def _iteration_x(run: History, called: str, x: str) -> np.ndarray:
         xs = run.column("nfev")
         if np.isnan(xs).any():
             raise InputError(f"x='evals': history {called} has iteration records without `nfev`")
+        first = run.evaluations[0] if run.evaluations else None
+        if (first is not None and xs[0] > 1 and run.iterations[0].get("iteration") == 0
+                and first.get("value") is not None and run.iterations[0].get("loss") == first.get("value")):
+            # A black box's iteration 0 holds the start's own measurement, the run's first
+            # evaluation: drawn there, where its dot is, not after the first gradient's probes.
+            xs = xs.copy()
+            xs[0] = 1.0
         return xs
     xs = run.column("time")
     if np.isnan(xs).any():

@@ -85,6 +85,16 @@ def test_the_closing_measurement_of_the_result_is_a_marker_not_part_of_the_curve
     assert "final measurement of the result" in legend_texts(ax)
 
 
+def test_a_black_box_runs_start_is_drawn_at_its_own_evaluation_on_the_evals_axis():
+    # iteration 0 holds the start's measurement, evaluation 1, but was drawn after the first
+    # gradient's probes (at 7 for central differences in 3-d), away from its own dot
+    res = gd.minimize(lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2)), np.zeros(3), gradient="central",
+                      max_evals=30)
+    raw = plot_history(res.history, x="evals").axes[0].get_lines()[0]
+    assert raw.get_xdata()[0] == 1 and raw.get_ydata()[0] == res.history.evaluations[0]["value"]
+    assert list(raw.get_xdata()[1:]) == [r["nfev"] for r in res.history.iterations[1:] if not r.get("final")]
+
+
 def test_best_false_draws_only_the_raw_curve():
     fig = plot_history(smooth_history(), best=False)
     [ax] = fig.axes
