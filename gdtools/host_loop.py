@@ -299,6 +299,8 @@ class HostLoop:
         ahead = (PIPELINE and problem.device and self.evaluator is None and estimator.traceable
                  and getattr(estimator, "pure", False) and not searching)
         pending = None  # (iteration, estimate made ahead, the point it was made at)
+        uncounted_step = None  # the optax state of a step taken ahead whose line-search trials are not counted yet
+        trials_before = 0  # the line-search trials of the last step (an optax line search)
         last = None  # (the point, its estimate): reused where x did not move (exact objectives)
         previous_x = None
         largest_at_start = gnorm = math.nan  # the gradient's largest component: first finite, latest
@@ -368,10 +370,13 @@ class HostLoop:
                 largest = _stationarity(grad, x, problem.clip)
                 ahead_x = ahead_state = None
                 if (ahead and optimizer is not None and k + 1 < self.max_iters
-                        and (self.max_evals is None or self.nfev(cost + 1) <= self.max_evals)):
-                    # (made ahead only where the budget lets the next iteration use it)
+                        and (self.max_evals is None
+                             or self.nfev(cost + 2 * trials_before + 1) <= self.max_evals)):
+                    # (made ahead only where the budget lets the next iteration use it: this step's
+                    # line-search trials and the next estimate and step's, expected as the last ones)
                     with self._precision():
                         ahead_x, ahead_state = step(grad, state, x, est.value)
+                    uncounted_step = ahead_state
                     pending = (k + 1, estimator.estimate(self.fun_flat, ahead_x, key=fold_in(self.key, k + 1),
                                                          iteration=k + 1, evaluate=None, noise=noise, **kwargs),
                                ahead_x)
@@ -471,10 +476,12 @@ class HostLoop:
                     # An optax line search evaluates the objective at its trial points: count them
                     # (and expect as many next time, for max_evals).
                     trials = optax.tree_utils.tree_get(state, "num_linesearch_steps")
+                    uncounted_step = None
                     if trials is not None:
                         trials = int(trials)
                         self._nfev += trials
                         cost += trials
+                        trials_before = trials
                 if self.callback is not None:
                     try:
                         with compile_time.not_counted():
@@ -508,6 +515,8 @@ class HostLoop:
         # ahead, or the last one where x did not move): not asked for again. An estimate made
         # ahead and not used was evaluated all the same: counted.
         value_at_x = None
+        if uncounted_step is not None and self.evaluator is None:  # a step taken ahead, not used
+            self._nfev += int(optax.tree_utils.tree_get(uncounted_step, "num_linesearch_steps", 0))
         if pending is not None:
             if self.evaluator is None:
                 self._nfev += pending[1].nfev

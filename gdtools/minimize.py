@@ -281,7 +281,10 @@ def minimize(
       max_evals: evaluation budget, the final measurement of ``res.x`` included (for a black box;
         with autodiff it counts value-and-gradient passes and the run leaves the compiled program
         for the host loop, as with ``callback`` and ``max_time``). Spent by a deterministic run
-        before it converged, it is no success (as max_iters, and scipy's maxfun).
+        before it converged, it is no success (as max_iters, and scipy's maxfun). An optax
+        optimizer with a line search of its own (``optax.lbfgs``, autodiff's default) takes as many
+        trial points as it needs: its last step can go past the budget by a few (``nfev`` counts
+        them all; 37 for ``max_evals=35`` on 4-d Rosenbrock).
       max_time: wall-clock budget in seconds, JAX's compilation left out (as a compiled run's
         times leave it out), so that a first call, which compiles, and a later one spend it alike.
       tol: stop when the gradient's largest component is at most ``tol`` (deterministic gradients).
