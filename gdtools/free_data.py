@@ -93,6 +93,12 @@ class _Walk:
         self.walked: dict[int, int] = {}  # id of a value walked -> its order, for one met again
         self.count = 0
         self.incomplete = False  # some data was left unread (too deep, or past MAX_VALUES)
+        # Inside an object of an installed library (a logger, a plotting object): read as far as the
+        # limits go, on a budget of its own, and what is left unread there does not make the key
+        # incomplete (a logger's manager reaches every logger of the process: it would have made
+        # an ordinary objective compile on every call)
+        self.in_library = 0
+        self.library_count = 0
 
     def identity(self, value) -> tuple:
         """``value`` by identity, kept alive with the key (so that its id cannot pass to another)."""
@@ -105,11 +111,21 @@ class _Walk:
         except Exception:  # an object that will not be read (a proxy whose attributes raise)
             return self.identity(value)
 
-    def _summary(self, value, depth: int) -> Any:
-        self.count += 1
-        if self.count > MAX_VALUES:  # read no further
+    def unread(self) -> None:
+        """Some data is left unread: outside a library's object, the key is incomplete."""
+        if not self.in_library:
             self.incomplete = True
-            return ("beyond",)
+
+    def _summary(self, value, depth: int) -> Any:
+        if self.in_library:
+            self.library_count += 1
+            if self.library_count > MAX_VALUES:  # read no further into libraries' objects
+                return ("beyond",)
+        else:
+            self.count += 1
+            if self.count > MAX_VALUES:  # read no further
+                self.incomplete = True
+                return ("beyond",)
         if isinstance(value, _SCALARS):
             return (type(value).__name__, value)
         if isinstance(value, np.ndarray) and not value.dtype.hasobject:
@@ -121,12 +137,15 @@ class _Walk:
             return ("again", self.walked[id(value)])
         if isinstance(value, (types.FunctionType, types.MethodType, functools.partial)) and depth >= MAX_DEPTH:
             # too deep to follow: its code, not the function (a key must not keep a function alive)
-            self.incomplete = self.incomplete or not (isinstance(value, types.FunctionType) and _is_library(value))
+            function = value.__func__ if isinstance(value, types.MethodType) else value
+            if not (isinstance(function, types.FunctionType) and _is_library(function)):
+                self.unread()
             return ("unfollowed", id(getattr(value, "__code__", None)), getattr(value, "__qualname__", None))
         if isinstance(value, (types.ModuleType, type, types.BuiltinFunctionType)) or _is_jax_array(value):
             return self.identity(value)
         if depth >= MAX_DEPTH:  # a container or an object too deep to read
-            self.incomplete = True
+            if not _is_library_class(type(value)):
+                self.unread()
             return self.identity(value)
         # Recorded by id: values that live on through the walk (fun reaches them), never a
         # temporary (such as a dict's (key, value) pairs), whose id could pass to the next one.
@@ -164,16 +183,21 @@ class _Walk:
         if not isinstance(attributes, dict) and not slots:
             return self.identity(value)  # nothing to read (an extension type)
         call = getattr(cls, "__call__", None)
-        return ("object", id(cls), self.pairs(_class_data(cls).items(), depth),
-                self.pairs(attributes.items(), depth) if isinstance(attributes, dict) else (),
-                tuple((name, self.summary(_slot(value, name), depth)) for name in slots),
-                self.summary(call, depth) if isinstance(call, types.FunctionType) else None)
+        library = _is_library_class(cls)
+        self.in_library += library
+        try:
+            return ("object", id(cls), self.pairs(_class_data(cls).items(), depth),
+                    self.pairs(attributes.items(), depth) if isinstance(attributes, dict) else (),
+                    tuple((name, self.summary(_slot(value, name), depth)) for name in slots),
+                    self.summary(call, depth) if isinstance(call, types.FunctionType) else None)
+        finally:
+            self.in_library -= library
 
     def some(self, items):
         """The first of ``items`` the budget of MAX_VALUES still lets the walk read."""
-        budget = max(0, MAX_VALUES - self.count)
+        budget = max(0, MAX_VALUES - (self.library_count if self.in_library else self.count))
         if len(items) > budget:
-            self.incomplete = True
+            self.unread()
         return itertools.islice(items, budget)
 
     def function(self, function: types.FunctionType, depth: int) -> tuple:
@@ -192,6 +216,21 @@ class _Walk:
                                                    for attr in names if attr in module_data)))
         return ("function", id(code), tuple(self.summary(cell, depth) for cell in cells),
                 tuple(read), self.summary(function.__defaults__, depth), self.summary(function.__kwdefaults__, depth))
+
+
+_CONTAINERS = (list, dict, tuple, set, frozenset)
+
+
+def _is_library_class(cls) -> bool:
+    """A class of an installed library or of Python's own (a logger, an Axes), not of the user's
+    code; the built-in containers, which hold the user's data, are not counted as one."""
+    if issubclass(cls, _CONTAINERS) and cls.__module__ == "builtins":
+        return False
+    name = getattr(cls, "__module__", None) or ""
+    if name == "__main__":
+        return False
+    module = sys.modules.get(name)
+    return module is None or not _is_user_module(module)
 
 
 def _class_data(cls) -> dict:

@@ -720,9 +720,9 @@ def _file_under_what_it_holds_now(fun, data, stages: int) -> None:
     to, a counter) now holds data other than its key (``data``) says, and the next call would not
     find what was compiled for it: that is filed under what it holds now too. Nothing to do when
     nothing was traced since ``stages`` (compile_time.stages())."""
-    if compile_time.stages() == stages:
-        return
     old_key = data[0]
+    if compile_time.stages() == stages or (isinstance(old_key, tuple) and old_key[:1] == ("incomplete",)):
+        return  # (an incomplete key matches nothing: filing the programs again would only evict others)
     new_key, keep = fingerprint(fun)
     if new_key == old_key:
         return

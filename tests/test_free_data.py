@@ -1,6 +1,8 @@
 """fingerprint: what a JAX objective reads besides its arguments, so that stale programs are not reused."""
 
 import functools
+import logging
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -101,6 +103,36 @@ def test_data_left_unread_gives_a_key_that_matches_nothing():
     shallow = {"a": {"b": [1.0]}}
     fun = lambda x: jnp.sum(x) * shallow["a"]["b"][0]  # noqa: E731
     assert key(fun) == key(fun)
+
+
+LOGGER = logging.getLogger("gdtools-test-objective")
+
+
+def test_an_objective_holding_a_library_object_keeps_a_key_that_matches():
+    # a logger's manager reaches every logger of the process, far past the depth and the values
+    # read: that made an ordinary objective compile on every call, with a warning each time
+    LOGGER.addHandler(logging.NullHandler())
+    data = np.arange(3.0)
+
+    def fun(x):
+        LOGGER.debug("called")
+        return jnp.sum(x * data)
+
+    class Holder:
+        def __init__(self):
+            self.logger, self.log = LOGGER, logging.getLogger("gdtools-test-other")
+
+        def loss(self, x):
+            self.logger.debug("x")
+            return jnp.sum(x)
+
+    holder = Holder()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert key(fun) == key(fun) and key(holder.loss) == key(holder.loss)
+        first = key(fun)
+        data[1] = 5.0  # the user's data is still read, next to the logger
+        assert key(fun) != first
 
 
 def test_numbers_in_lists_dicts_and_pairs_are_read():

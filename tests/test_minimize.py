@@ -4,6 +4,7 @@ import os
 import sys
 import time
 import typing
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -1257,8 +1258,12 @@ def test_data_nested_deeper_than_the_fingerprint_reads_is_never_stale():
     with pytest.warns(UserWarning, match="compiles the objective anew on every call"):
         np.testing.assert_allclose(gd.minimize(trainer.loss, jnp.zeros(2)).x, [1.0, 1.0], atol=1e-4)
     trainer.model["layers"][0].params["target"][0] = 5.0
-    with pytest.warns(UserWarning, match="Pass data that changes between calls as args"):
+    cached = len(sys.modules["gdtools.minimize"]._SOLVER_CACHE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         np.testing.assert_allclose(gd.minimize(trainer.loss, jnp.zeros(2)).x, [5.0, 1.0], atol=1e-4)
+    assert [str(w.message).count("Pass data that changes between calls as args") for w in caught] == [1]  # once
+    assert len(sys.modules["gdtools.minimize"]._SOLVER_CACHE) <= cached + 1  # not filed twice
 
 
 def test_resuming_a_compiled_run_continues_it_instead_of_appending_a_second_run(tmp_path):
