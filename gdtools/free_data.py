@@ -12,8 +12,9 @@ its code names (and, for a module of the user's, the attributes of it the code n
 defaults, a ``functools.partial``'s arguments, a bound method's object, a callable object's
 attributes and slots and the data its class holds (a class of the user's), and, recursively, the
 functions, containers and objects these hold (up to :data:`MAX_DEPTH` levels and
-:data:`MAX_VALUES` values: data beyond either is not read, so the key of such a function matches
-nothing, not even itself, and every call compiles anew, with a warning). NumPy arrays are summarised by their bytes (a change in place is seen),
+:data:`MAX_VALUES` values: the user's data beyond either is not read, so the key of such a function
+matches nothing, not even itself, and every call compiles anew, with a warning; objects of installed
+libraries are read on a budget of their own, and what lies beyond it is taken as fixed). NumPy arrays are summarised by their bytes (a change in place is seen),
 JAX arrays (immutable) by identity, kept alive by the key so that their identity cannot pass to
 another array, numbers and strings by value. Modules, classes, the functions of installed
 libraries, what lies deeper and objects that cannot be read are taken by identity. A function that
