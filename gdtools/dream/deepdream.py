@@ -157,6 +157,9 @@ class Dreamer:
         self.objective = objective.resolve(self._guide_features)
         self.tile_objective = TileObjective(self.objective, params=self.params, tile=settings.tile,
                                             depthwise=settings.depthwise, precision=settings.precision)
+        # tile objectives for images smaller than the tile, by side (see tile_objective_for): made
+        # here, so that with_seed twins made before the first dream share them
+        self._fitted_tiles: dict[int, TileObjective] = {}
 
     def _guide_features(self, layer: str, guide_image) -> np.ndarray:
         guide_image = images.check_image(guide_image, what="guide image").astype(np.float32)
@@ -205,7 +208,7 @@ class Dreamer:
         tile = fitting_tile(self.settings.tile, shape)
         if tile == self.settings.tile:
             return self.tile_objective
-        fitted = self.__dict__.setdefault("_fitted_tiles", {})
+        fitted = self._fitted_tiles
         if tile not in fitted:
             fitted[tile] = TileObjective(self.objective, params=self.params, tile=tile,
                                          depthwise=self.settings.depthwise, precision=self.settings.precision)

@@ -95,6 +95,10 @@ def test_a_dreamer_uses_tiles_no_larger_than_the_image(dreamer, cat_small):
     np.testing.assert_array_equal(roomy(small), dreamer(small))
     twin = roomy.with_seed(5)
     assert twin.tile_objective_for(small.shape) is roomy.tile_objective_for(small.shape)  # compiled once
+    # twins made before the first dream (zoom_frames makes one a frame) share them too
+    fresh = dreamer.with_settings(tile=256)
+    early_twins = [fresh.with_seed(k) for k in range(3)]
+    assert len({id(t.tile_objective_for(small.shape)) for t in early_twins}) == 1
 
 
 def test_callback_can_stop_the_dream(dreamer, cat_small):
