@@ -260,8 +260,9 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
             matrix = np.asarray(x0, dtype=float)
         except (TypeError, ValueError):
             matrix = None
-        if matrix is not None and not any(isinstance(v, bool) for v in matrix_items(x0)):
-            x0 = matrix
+        if matrix is not None and all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+                                      for v in matrix_items(x0)):
+            x0 = matrix  # (only numbers: a nested list of arrays stays a pytree)
     leaves = jax.tree_util.tree_leaves(x0)
     if not leaves or all(np.size(leaf) == 0 for leaf in leaves):
         raise InputError("x0 is empty: it must hold at least one number")

@@ -288,6 +288,9 @@ def test_a_list_of_lists_of_numbers_is_a_matrix_and_a_ragged_one_a_pytree():
     ragged = gd.minimize(lambda p: jnp.sum((jnp.asarray(p[0]) - 1.0) ** 2) + (p[1][0] - 2.0) ** 2, [[0.0, 0.0], [0.0]])
     assert isinstance(ragged.x, list) and len(ragged.x) == 2  # a pytree, as before
     np.testing.assert_allclose(ragged.x[1][0], 2.0, atol=1e-4)
+    arrays = gd.minimize(lambda p: sum(jnp.sum((leaf - 1.0) ** 2) for leaf in jax.tree_util.tree_leaves(p)),
+                         [[jnp.zeros(2), jnp.ones(2)], [jnp.zeros(2), jnp.ones(2)]])
+    assert isinstance(arrays.x, list) and isinstance(arrays.x[0], list)  # arrays in lists: a pytree, as before
 
 
 def test_an_objective_returning_a_python_number_is_taken():
