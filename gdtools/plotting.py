@@ -517,6 +517,15 @@ def _evals_x(run: History, records: list[dict], x: str, it_x: np.ndarray, it_num
     return out
 
 
+def _wall_clock(records: list[dict]) -> np.ndarray:
+    """Each record's end, in seconds since the first record's start (nan where not recorded)."""
+    starts = [r["t_start"] for r in records if isinstance(r.get("t_start"), (int, float))]
+    if not starts:
+        return np.full(len(records), np.nan)
+    t0 = min(starts)
+    return np.array([r["t_end"] - t0 if isinstance(r.get("t_end"), (int, float)) else np.nan for r in records])
+
+
 def _called(run: History, label: str) -> str:
     """How a message names a run: its legend label, and its file when it has one."""
     name = os.path.basename(run.path) if run.path else None
@@ -533,11 +542,13 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
         if x == "time":
             # the iteration clock, as the iterate lines of the params panel use it: the wall clock
             # of t_start/t_end holds JAX's compilation and the pause before a resume
-            if not run.iterations:
-                raise InputError(f"x='time', y='value': history {called} has no iteration records, "
-                                 "whose times place its evaluations on the run's clock; use x='evals'")
-            it_time = _iteration_x(run, called, x)
-            xs = _evals_x(run, run.evaluations, x, it_time, run.column("iteration"))
+            if run.iterations:
+                it_time = _iteration_x(run, called, x)
+                xs = _evals_x(run, run.evaluations, x, it_time, run.column("iteration"))
+            else:
+                # no iteration yet (a run stopped in its first gradient, a tune watched live): the
+                # wall clock of the evaluations, from the first one's start
+                xs = _wall_clock(run.evaluations)
         else:
             xs = _evals_x(run, run.evaluations, x, np.zeros(0), np.zeros(0))
         values = run.column("value", records="evaluations")
