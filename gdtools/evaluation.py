@@ -54,6 +54,19 @@ RECENT_VALUES = 64
 RECENT_BATCH = 4
 
 
+def _real_or_none(value) -> float | None:
+    """A sample as a float: a Python, NumPy or JAX real scalar (not a bool); None for anything else."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    try:
+        array = np.asarray(value)
+    except Exception:  # noqa: BLE001 - not a number
+        return None
+    if array.shape != () or not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        return None
+    return float(array)
+
+
 def check_failure_policy(on_failure, max_failures) -> None:
     """InputError unless ``on_failure`` is "stop" or a finite penalty and ``max_failures`` a
     positive integer (see :class:`Evaluator`)."""
@@ -117,8 +130,7 @@ class Measurement:
                                  f"{self.value!r}"[:300])
         object.__setattr__(self, "value", float(value))
         if self.spread is None:
-            finite = [float(v) for v in self.samples if isinstance(v, (int, float, np.integer, np.floating))
-                      and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)]
+            finite = [v for v in map(_real_or_none, self.samples) if v is not None and math.isfinite(v)]
             spread = float(np.std(finite, ddof=1)) if len(finite) >= 2 else math.nan
             object.__setattr__(self, "spread", spread)
 

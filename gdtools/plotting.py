@@ -161,8 +161,11 @@ def plot_history(
             line.set_markerfacecolor(color)
     state["lines"].extend(line for line in main_ax.lines if line not in drawn_before)
     before = state["style"]  # what earlier calls drew here, for the legend
+    probes = " and ".join(dict.fromkeys(part for text in (before.get("probes") or "", style["probes"])
+                                        for part in text.split(" and ") if part))
     style = {key: value + before.get(key, 0) if key in ("failed", "nonfinite") else value or before.get(key, False)
              for key, value in style.items()}
+    style["probes"] = probes  # SPSA's and smoothing's, from this call and the earlier ones
     state["style"] = style
 
     # A tuning run's loss and values are what it measured: its units (the same for every run here,

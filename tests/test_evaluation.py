@@ -5,6 +5,7 @@ import pickle
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -60,6 +61,7 @@ def test_a_measurement_without_a_spread_gets_its_samples_spread():
     m = Measurement(value=2.0, samples=(1.0, 2.0, 3.0), statistic="median")
     assert m.spread == pytest.approx(1.0) and m.noise == pytest.approx(1.2533 / math.sqrt(3))
     assert Measurement(value=1.0, samples=(1.0, math.nan, 3.0)).spread == pytest.approx(math.sqrt(2))
+    assert Measurement(value=2.0, samples=tuple(jnp.array([1.0, 2.0, 3.0]))).spread == pytest.approx(1.0)  # JAX scalars
     assert math.isnan(Measurement(value=1.0, samples=(1.0,)).spread)
     assert math.isnan(Measurement(value=1.0, samples=(1.0, 1.0), spread=math.nan).spread)  # unknown, said so
 

@@ -166,6 +166,11 @@ def test_the_legend_says_when_the_raw_loss_is_a_mean_of_probes():
         h.record_iteration(iteration=i, nfev=i + 1, time=float(i), loss=1.0 / (i + 1), grad_norm=1.0)
     assert "raw" in legend_texts(plot_history(h).axes[0])
     assert "mean of the probes" not in " ".join(legend_texts(plot_history(noisy_history(), y="value").axes[0]))
+    smoothing = noisy_history()
+    smoothing.meta["estimator"] = "smoothing"
+    ax = plot_history(noisy_history()).axes[0]
+    plot_history(smoothing, ax=ax)  # a second call into the same axes: both named
+    assert "raw (SPSA and smoothing: mean of the probes around x)" in legend_texts(ax)
 
 
 def test_no_band_without_repeats_or_when_switched_off():
