@@ -217,6 +217,33 @@ def test_workers_and_dask_give_the_serial_result(capsys):
         assert _tune_output(capsys, "--dask", cluster.scheduler_address) == serial
 
 
+def test_a_run_stopped_early_keeps_what_its_values_are(tmp_path, capsys, monkeypatch):
+    # meta.measured was written after the search only: a run interrupted in it was plotted as "loss"
+    from gdtools import timing
+    from gdtools.history import History
+
+    real = timing.time_command
+
+    def stops_at_the_sixth_call(*args, **kwargs):
+        objective = real(*args, **kwargs)
+        calls = []
+
+        def counted(params):
+            calls.append(1)
+            if len(calls) == 6:
+                raise KeyboardInterrupt
+            return objective(params)
+        return counted
+
+    monkeypatch.setattr(timing, "time_command", stops_at_the_sixth_call)
+    history = tmp_path / "h.jsonl"
+    code = main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "20", "--quiet",
+                 "--repeats", "2", "--warmup", "0", "--history", str(history), "--", PY, "-c", QUADRATIC,
+                 "{x}", "{k}"])
+    assert code == 130
+    assert History.load(history).meta["measured"] == {"objective": "time", "statistic": "median", "repeats": 2}
+
+
 def test_workers_and_dask_together_is_an_error(capsys):
     assert main(["tune", "--param", "x=0:1", "--workers", "2", "--dask", "tcp://127.0.0.1:1",
                  "--", PY, "{x}"]) == 2
