@@ -427,6 +427,8 @@ def minimize(
         meta["start_point"] = plain_data(problem.to_user(problem.x0))
     if problem.space is not None and hasattr(problem.space, "describe"):
         meta["space"] = problem.space.describe()
+    if type(fun).__module__ == "gdtools.timing" and isinstance(getattr(fun, "measured", None), dict):
+        meta["measured"] = fun.measured  # a timed program or callable: what its values are, for plots
     replay, skip, resumed_time, recorded = (), 0, 0.0, {}
     if isinstance(history, History):
         hist = history

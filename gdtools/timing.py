@@ -174,6 +174,12 @@ class TimedCallable:
         name = getattr(self.fn, "__qualname__", repr(self.fn))
         return f"time_callable({name}, repeats={self.repeats}, warmup={self.warmup})"
 
+    @property
+    def measured(self) -> dict:
+        """What the values are (``gd.minimize`` keeps it in the history's meta, and plots label
+        their axis with it): wall times, their statistic and repeats."""
+        return {"objective": "time", "statistic": self.statistic, "repeats": self.repeats}
+
     def __call__(self, params: Mapping) -> Measurement:
         self.space.check(params)
         t_start = time.time()
@@ -296,6 +302,12 @@ class TimedCommand:
                              f"it cannot change the run; add '{{{unused[0]}}}' to the command")
         if all(kind == "text" for kind, _ in self._argv[0]):
             _check_program(self.argv_template[0], cwd=cwd, env=self.env)
+
+    @property
+    def measured(self) -> dict:
+        """What the values are (``gd.minimize`` keeps it in the history's meta, and plots label
+        their axis with it): wall times or a printed number, their statistic and repeats."""
+        return {"objective": self.objective, "statistic": self.statistic, "repeats": self.repeats}
 
     def __repr__(self) -> str:
         return f"time_command({self.argv_template!r}, repeats={self.repeats}, objective={self.objective!r})"

@@ -36,6 +36,20 @@ def space():
 
 # -- time_callable --------------------------------------------------------------------------------
 
+def test_a_run_of_a_timed_objective_keeps_what_its_values_are_for_its_plots(space, tmp_path):
+    # gdtools tune wrote meta.measured; the same run through the API (make demo's) was plotted as "loss"
+    import gdtools as gd
+
+    callable_run = gd.minimize(time_callable(sleepy, space, repeats=2, warmup=0), space=space, max_evals=6)
+    assert callable_run.history.meta["measured"] == {"objective": "time", "statistic": "median", "repeats": 2}
+    assert gd.plot_history(callable_run.history).axes[0].get_ylabel() == "run time (s, median of 2 runs)"
+    command = time_command([PY, "-c", "import sys; print(int(sys.argv[1]) * float(sys.argv[2]))", "{n}", "{t}"],
+                           space, repeats=1, warmup=0, objective="stdout")
+    path = tmp_path / "run.jsonl"
+    gd.minimize(command, space=space, max_evals=6, history=path)
+    assert gd.History.load(path).meta["measured"] == {"objective": "stdout", "statistic": "median", "repeats": 1}
+
+
 def test_time_callable_measures_every_repeat(space):
     objective = time_callable(sleepy, space, repeats=3, warmup=1)
     m = objective({"n": 2, "t": 0.01})
