@@ -13,6 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gdtools as gd  # noqa: E402
+from gdtools.plotting import mark_values  # noqa: E402
 from gdtools.timing import best_measured, pick_best, remeasure  # noqa: E402
 import settings  # noqa: E402
 
@@ -37,6 +38,11 @@ def run(out: str, *, budget: int = 24, seed: int = 0, filename: str = "loss.png"
         raise RuntimeError(f"no setting could be measured again: {[m.error for m in measured]}")
     path = os.path.join(out, filename)
     fig = gd.plot_history(res.history, x="evals", params=True)
+    # the side-by-side measurements the summary reports, drawn as gdtools tune --plot draws them
+    again = {"start, measured again": measured[0].value}
+    if best != 0:
+        again["best, measured again"] = measured[best].value
+    mark_values(fig, again)
     fig.savefig(path, dpi=110)
     return {"start": start, "best": candidates[best], "start_time": measured[0].value,
             "best_time": measured[best].value, "nfev": res.nfev, "plot": path}
