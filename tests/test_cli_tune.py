@@ -222,20 +222,16 @@ def test_a_run_stopped_early_keeps_what_its_values_are(tmp_path, capsys, monkeyp
     from gdtools import timing
     from gdtools.history import History
 
-    real = timing.time_command
+    real = timing.TimedCommand.__call__
+    calls = []
 
-    def stops_at_the_sixth_call(*args, **kwargs):
-        objective = real(*args, **kwargs)
-        calls = []
+    def stops_at_the_sixth_call(self, params):  # the timed program itself, Ctrl-C at its sixth run
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real(self, params)
 
-        def counted(params):
-            calls.append(1)
-            if len(calls) == 6:
-                raise KeyboardInterrupt
-            return objective(params)
-        return counted
-
-    monkeypatch.setattr(timing, "time_command", stops_at_the_sixth_call)
+    monkeypatch.setattr(timing.TimedCommand, "__call__", stops_at_the_sixth_call)
     history = tmp_path / "h.jsonl"
     code = main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "20", "--quiet",
                  "--repeats", "2", "--warmup", "0", "--history", str(history), "--", PY, "-c", QUADRATIC,

@@ -372,13 +372,7 @@ def run(args) -> int:
     bar = _progress(args.budget, args.quiet)
     best_seen = [math.inf]
 
-    # what the values are, so that `gdtools plot` labels them as --plot does (measured_label):
-    # recorded with the first iteration, so that a run stopped early has it too
-    measured = {"objective": args.objective, "statistic": args.statistic, "repeats": args.repeats}
-
     def callback(state):
-        if state.history is not None and state.history.meta.get("measured") != measured:
-            state.history.update_meta(measured=measured)
         if math.isfinite(state.fun):
             best_seen[0] = min(best_seen[0], state.fun)
         bar.update(max(0, min(state.nfev, args.budget) - bar.n))
@@ -399,10 +393,6 @@ def run(args) -> int:
         # The callback runs after each iteration; the final measurement of the result comes after
         # the last one: count it too, so a finished bar shows every evaluation made.
         bar.update(max(0, min(res.nfev, args.budget) - bar.n))
-        if res.history.meta.get("measured") != measured:  # (a run that ended before its first iteration)
-            res.history.meta["measured"] = measured
-            if args.history:
-                History.append_meta(args.history, measured=measured)
     except InputError as exc:  # named as the CLI user set them
         raise InputError(_cli_names(str(exc), args)) from None
     except KeyboardInterrupt:
@@ -507,7 +497,8 @@ def run(args) -> int:
     if args.plot:
         from gdtools.plotting import mark_values, plot_history
 
-        fig = plot_history(res.history, x="evals", params=True)  # labelled by meta["measured"]
+        # labelled by meta["measured"], which gd.minimize records from the timed objective
+        fig = plot_history(res.history, x="evals", params=True)
         # The side-by-side measurements the table reports, so the figure tells the same story.
         again = {"start, measured again": m_start.value}
         if best_i:
