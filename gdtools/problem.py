@@ -230,6 +230,11 @@ def _flatten_bound(name, bound, x0_tree, n, open_value):
     return flat
 
 
+def _is_plain_number(value) -> bool:
+    """A Python or NumPy real number (not a bool): an entry of a list x0 read as an array."""
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
 def matrix_items(nested):
     """The items of nested lists, depth first."""
     for item in nested:
@@ -250,8 +255,7 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
     if x0 is None:
         raise InputError("x0 is required (a flat array or a pytree of arrays), unless a space is given")
     # (a plain list or tuple: a NamedTuple of numbers is a pytree of named parameters)
-    if type(x0) in (list, tuple) and x0 and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-                                                for v in x0):
+    if type(x0) in (list, tuple) and x0 and all(map(_is_plain_number, x0)):
         x0 = np.asarray(x0, dtype=float)  # a list of numbers is a vector, as scipy takes it
     elif type(x0) is list and x0 and all(type(v) is list for v in x0):
         # a list of lists of numbers, [[1., 2.], [3., 4.]], is a matrix, as NumPy reads it (ragged
@@ -260,8 +264,7 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
             matrix = np.asarray(x0, dtype=float)
         except (TypeError, ValueError):
             matrix = None
-        if matrix is not None and all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
-                                      for v in matrix_items(x0)):
+        if matrix is not None and all(map(_is_plain_number, matrix_items(x0))):
             x0 = matrix  # (only numbers: a nested list of arrays stays a pytree)
     leaves = jax.tree_util.tree_leaves(x0)
     if not leaves or all(np.size(leaf) == 0 for leaf in leaves):
