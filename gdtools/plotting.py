@@ -39,6 +39,11 @@ _X_LABELS = {"iteration": "iteration", "evals": "objective evaluations", "time":
 _MAX_LEGEND_COORDS = 10
 #: Named parameters get one panel each, up to this many; beyond it, the first ones are shown.
 _MAX_PARAM_PANELS = 8
+#: A loss-panel legend of more entries than this goes above the panel, in two columns, where the
+#: figure's layout makes room for it (constrained layout, as plot_history's own figures have): in a
+#: panel full of curves, bands and reference lines, loc="best" finds no corner that long a legend
+#: leaves free, and it covers the data.
+_LEGEND_INSIDE_MAX = 4
 
 
 def plot_history(
@@ -211,7 +216,7 @@ def plot_history(
     if style["nonfinite"]:
         handles.append(Line2D([], [], color=marks, marker="v", markeredgecolor="black", markeredgewidth=0.5,
                               ls="none", label=f"nan or infinite {_y_label(y)} ({style['nonfinite']})"))
-    main_ax.legend(handles=handles, fontsize="small", loc="best")
+    _place_legend(main_ax, handles)
 
     panel = 1
     try:
@@ -253,8 +258,20 @@ def mark_values(fig, values, *, styles=(":", "--", "-.")):
         if value is None or not np.isfinite(value):
             continue
         handles.append(ax.axhline(value, color="black", lw=1.2, ls=styles[i % len(styles)], label=label))
-    ax.legend(handles=handles, fontsize="small", loc="best")
+    _place_legend(ax, handles)
     return fig
+
+
+def _place_legend(ax, handles) -> None:
+    """The loss panel's legend: in the panel's least crowded corner, or above it when it is long
+    (see _LEGEND_INSIDE_MAX)."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    if len(handles) > _LEGEND_INSIDE_MAX and isinstance(ax.figure.get_layout_engine(), ConstrainedLayoutEngine):
+        ax.legend(handles=handles, fontsize="small", loc="lower left", bbox_to_anchor=(0, 1.02, 1, 0),
+                  mode="expand", ncol=2, borderaxespad=0)
+    else:
+        ax.legend(handles=handles, fontsize="small", loc="best")
 
 
 def measured_again(meta: dict) -> dict:

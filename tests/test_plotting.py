@@ -156,6 +156,25 @@ def test_on_a_log_axis_noise_larger_than_the_loss_does_not_stretch_the_axis_down
     assert np.concatenate([p.vertices for p in band.get_paths()])[:, 1].min() < 0  # y - sd as it is
 
 
+def test_a_long_legend_sits_above_the_loss_panel_and_a_short_one_inside_it():
+    def extents(fig):
+        fig.draw_without_rendering()
+        renderer = fig._get_renderer()
+        ax = fig.axes[0]
+        return (ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer),
+                fig.bbox)
+
+    legend, panel, page = extents(plot_history(smooth_history()))  # 3 entries
+    assert panel.contains(*legend.min) and panel.contains(*legend.max)
+
+    fig = plot_history(noisy_history(failed_at=[(2, 1)]), x="evals")
+    plotting.mark_values(fig, {"start, measured again": 1.9, "best, measured again": 1.1})
+    legend, panel, page = extents(fig)
+    assert len(fig.axes[0].get_legend().get_texts()) == 7
+    assert legend.y0 >= panel.y1  # over no curve
+    assert page.contains(*legend.min) and page.contains(*legend.max)  # and on the page
+
+
 def test_the_legend_says_when_the_raw_loss_is_a_mean_of_probes():
     # SPSA's iteration loss is the mean of its two probes around x: it levels off a perturbation's
     # worth above f(x), decades above the final star on a log axis, and read as a stall
