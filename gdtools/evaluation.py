@@ -133,6 +133,12 @@ class Measurement:
             finite = [v for v in map(_real_or_none, self.samples) if v is not None and math.isfinite(v)]
             spread = float(np.std(finite, ddof=1)) if len(finite) >= 2 else math.nan
             object.__setattr__(self, "spread", spread)
+        else:
+            spread = _real_or_none(self.spread)
+            if spread is None or spread < 0:
+                raise InputError(f"Measurement spread must be the samples' standard deviation: a number >= 0 "
+                                 f"(or nan for unknown), got {self.spread!r}"[:300])
+            object.__setattr__(self, "spread", spread)
 
     @property
     def ok(self) -> bool:

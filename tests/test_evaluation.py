@@ -66,6 +66,18 @@ def test_a_measurement_without_a_spread_gets_its_samples_spread():
     assert math.isnan(Measurement(value=1.0, samples=(1.0, 1.0), spread=math.nan).spread)  # unknown, said so
 
 
+@pytest.mark.parametrize("spread", [-0.1, "0.1", [0.1, 0.2], True])
+def test_a_spread_that_is_no_standard_deviation_is_refused(spread):
+    # a negative spread was taken as given, and its noise estimate came out negative
+    with pytest.raises(gd.InputError, match="Measurement spread must be"):
+        Measurement(value=1.0, samples=(1.0, 1.1), spread=spread)
+
+
+def test_a_spread_given_as_a_numpy_or_jax_number_is_kept_as_a_float():
+    assert Measurement(value=1.0, spread=np.float32(0.5)).spread == 0.5
+    assert type(Measurement(value=1.0, spread=jnp.float32(0.5)).spread) is float
+
+
 def test_repeats_without_a_spread_are_noise_the_engine_sees():
     # Samples given without `spread` were taken for a noise-free objective: central differences
     # then took the line search meant for exact functions and probed values up to 5e9.
