@@ -575,3 +575,19 @@ def test_gdtools_plot_labels_a_tuning_history_as_tune_plot_does(tmp_path, monkey
                  "--history", str(history), "--plot", str(plot), "--", PY, "-c", QUADRATIC, "{x}", "{k}"]) in (0, 1)
     assert main(["plot", str(history), "-o", str(tmp_path / "plot.png")]) == 0
     assert labels == [label, label]
+
+
+def test_a_printed_number_history_resumed_as_wall_times_is_refused(tmp_path, capsys):
+    """The history's meta records what its values are (measured.objective): a run of printed
+    numbers resumed with --objective time would compare wall times with those numbers."""
+    history = tmp_path / "run.jsonl"
+    base = ["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "4", "--seed", "0",
+            "--warmup", "0", "--repeats", "1", "--quiet", "--final-rounds", "1", "--history", str(history)]
+    program = ["--", PY, "-c", QUADRATIC, "{x}", "{k}"]
+    assert main(base + ["--objective", "stdout"] + program) == 0
+    before = history.read_text()
+    capsys.readouterr()
+    assert main(base + ["--resume", "--objective", "time"] + program) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--objective stdout" in err and "--objective time" in err, err
+    assert history.read_text() == before

@@ -218,12 +218,17 @@ def _check_same_measurement(args) -> None:
     """A resumed run must measure as the recorded one did: the same objective (wall time or the
     number printed), the same number of runs per evaluation (--repeats) and the same statistic of
     them, or one history would mix two kinds of values or two precisions. Wall times are recorded
-    as noisy, so a timed history is told from a printed-number one; a printed-number history cannot
-    be told from one timed before gdtools recorded that, so only the first is checked. (--warmup
-    is not recorded.)"""
+    as noisy, so a timed history is told from a printed-number one; a printed-number history is
+    told by its meta's ``measured`` entry (what its values are; a history written before gdtools
+    recorded that is not checked). (--warmup is not recorded.)"""
     from gdtools.history import History
 
-    for record in History.load(args.history).evaluations:
+    history = History.load(args.history)
+    recorded = (history.meta.get("measured") or {}).get("objective")
+    if recorded in ("time", "stdout") and recorded != args.objective:
+        raise InputError(f"--resume: {args.history!r} was measured with --objective {recorded}; "
+                         f"this command has --objective {args.objective}")
+    for record in history.evaluations:
         samples = record.get("samples")
         if record.get("status") != "ok" or not isinstance(samples, list):
             continue
