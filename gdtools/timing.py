@@ -52,8 +52,8 @@ OBJECTIVES = ("time", "stdout")
 STDERR_TAIL = 400
 
 #: A number as a program prints it: the whole of a word, or of what follows ``=`` in one (``loss=0.5``),
-#: with a unit after it (``0.52s``, ``12ms``, ``50%``); NaN and infinities by name; thousands
-#: separated by commas (``5,202,500``).
+#: with a unit after it (``0.52s``, ``12ms``, ``50%``) and a sentence's full stop (``0.52.``); NaN
+#: and infinities by name; thousands separated by commas (``5,202,500``).
 _NUMBER = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:[a-zA-Zµ%]+)?|([-+]?(?:inf(?:inity)?|nan))",
                      re.IGNORECASE)
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
@@ -69,6 +69,7 @@ def last_number(text: str) -> str | None:
         word = word.strip(_AROUND)
         if "=" in word:
             word = word.rsplit("=", 1)[1].strip(_AROUND)
+        word = word.rstrip(".")  # the full stop of a sentence ("Done in 0.52.")
         if _THOUSANDS.fullmatch(word):
             word = word.replace(",", "")
         match = _NUMBER.fullmatch(word)
