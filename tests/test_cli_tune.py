@@ -72,6 +72,8 @@ def test_parse_start_fills_the_centre_and_checks_bounds():
     (["--param", "x=0:10", "--", PY, "-c", "pass"], ["'x'", "no placeholder"]),
     (["--param", "x=0:10"], ["after '--'"]),
     (["--", PY, "{x}"], ["at least one --param"]),
+    # options after the program are the program's: the --param there never reached gdtools tune
+    ([PY, "{x}", "--param", "x=0:10"], ["at least one --param", "before the program"]),
     (["--param", "x=0:10", "--resume", "--", PY, "{x}"], ["--resume needs --history"]),
     (["--param", "x=0:10", "--start", "x=11", "--", PY, "{x}"], ["--start: ", "'x' = 11", "[0.0, 10.0]"]),
     (["--param", "x=0:10", "--repeats", "0", "--", PY, "{x}"], ["--repeats must be at least 1"]),

@@ -363,6 +363,10 @@ def run(args) -> int:
     from gdtools.timing import best_measured, pick_best, remeasure, stop_running_programs, time_command
 
     command = _command(args)
+    if not args.param and any(a == "--param" or a.startswith("--param=") for a in command):
+        # argparse hands everything from the program on to the program
+        raise InputError(f"give at least one --param {_SPEC_HELP}, before the program: the options "
+                         f"after it ({shlex.join(command[:1])} ... --param ...) are the program's")
     space = parse_space(args.param)
     start = parse_start(args.start, space)
     _check_options(args)
