@@ -549,6 +549,11 @@ def _check_resumable(path, meta: dict) -> tuple[dict, int]:
                 difference = _difference(theirs, mine)
             raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with another {what} "
                              f"({difference})")
+    mine, theirs = ((m.get("objective") if isinstance(m, dict) else None)
+                    for m in (meta.get("measured"), recorded.get("measured")))
+    if mine and theirs and mine != theirs:  # wall times and printed numbers: two kinds of values
+        raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with another objective "
+                         f"({theirs!r} recorded, {mine!r} given)")
     mine, theirs = str(meta.get("optimizer", "")), str(recorded.get("optimizer", ""))
     if (theirs and mine != theirs and not (mine.startswith("default") and theirs.startswith("default"))
             and not (theirs == UNDESCRIBED_OPTAX and mine.startswith(OPTAX_PREFIX))):

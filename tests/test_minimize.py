@@ -1468,3 +1468,16 @@ def test_an_existing_history_file_is_never_replaced(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert gd.minimize(f, np.zeros(2), gradient="central", history=empty, max_evals=20).nfev > 1
+
+
+def test_resuming_a_history_of_printed_numbers_with_a_timed_objective_is_refused(tmp_path):
+    """A time_command's history records what its values are (meta.measured): printed numbers
+    resumed as wall times (or the reverse) would mix two kinds of values in one run."""
+    path = tmp_path / "run.jsonl"
+    space = gd.Space(x=gd.Real(0.0, 10.0))
+    argv = [sys.executable, "-c", "import sys; print((float(sys.argv[1]) - 3) ** 2)", "{x}"]
+    printed = gd.timing.time_command(argv, space, repeats=1, warmup=0, objective="stdout")
+    gd.minimize(printed, space=space, max_evals=4, history=path)
+    timed = gd.timing.time_command(argv, space, repeats=1, warmup=0)
+    with pytest.raises(gd.InputError, match=r"another objective \('stdout' recorded, 'time' given\)"):
+        gd.minimize(timed, space=space, max_evals=8, history=path, resume=True)
