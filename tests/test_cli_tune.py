@@ -593,3 +593,15 @@ def test_a_printed_number_history_resumed_as_wall_times_is_refused(tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--objective stdout" in err and "--objective time" in err, err
     assert history.read_text() == before
+
+
+def test_side_by_side_counts_the_rounds_run_when_runs_failed(tmp_path, capsys):
+    """Every candidate failed one of its 3 timed rounds (runs 5 to 7: the search spent 4): the
+    line said '2 runs each' beside '(1 of 3 runs failed)'."""
+    runs = tmp_path / "runs"
+    program = ("import sys; f = open(sys.argv[2], 'a'); f.write('.'); f.close(); "
+               "sys.exit(1 if len(open(sys.argv[2]).read()) in (5, 6, 7) else 0)")
+    assert main(["tune", "--param", "x=0:10", "--budget", "4", "--repeats", "1", "--warmup", "0",
+                 "--final-rounds", "3", "--quiet", "--", PY, "-c", program, "{x}", str(runs)]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "side by side (3 runs each)" in out and "of 3 runs failed" in out, out
