@@ -605,3 +605,15 @@ def test_side_by_side_counts_the_rounds_run_when_runs_failed(tmp_path, capsys):
                  "--final-rounds", "3", "--quiet", "--", PY, "-c", program, "{x}", str(runs)]) in (0, 1)
     out = capsys.readouterr().out
     assert "side by side (3 runs each)" in out and "of 3 runs failed" in out, out
+
+
+def test_the_loss_curve_is_drawn_when_no_setting_could_be_measured_again(tmp_path, capsys):
+    """The search ran (4 runs), then every side-by-side run failed: the command exits 1, and the
+    --plot asked for is still written (it was skipped)."""
+    runs, plot = tmp_path / "runs", tmp_path / "loss.png"
+    program = ("import sys; f = open(sys.argv[2], 'a'); f.write('.'); f.close(); "
+               "sys.exit(1 if len(open(sys.argv[2]).read()) > 4 else 0)")
+    assert main(["tune", "--param", "x=0:10", "--budget", "4", "--repeats", "1", "--warmup", "0", "--quiet",
+                 "--plot", str(plot), "--", PY, "-c", program, "{x}", str(runs)]) == 1
+    out = capsys.readouterr().out
+    assert "could be measured again" in out and f"loss curve: {plot}" in out and plot.stat().st_size > 0, out

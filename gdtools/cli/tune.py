@@ -465,6 +465,8 @@ def run(args) -> int:
               + "; ".join(f"{label}: {m.error}" for label, m in zip(labels, measured)))
         if args.history:
             print(f"history: {args.history}")
+        if args.plot:  # the search's curve, without side-by-side lines: none was measured
+            _plot(res.history, args.plot, {})
         return 1
     m_start, m_best = measured[0], measured[best_i]
     best = candidates[best_i]
@@ -506,15 +508,21 @@ def run(args) -> int:
     if args.history:
         print(f"history: {args.history}")
     if args.plot:
-        from gdtools.plotting import mark_values, plot_history
-
-        # labelled by meta["measured"], which gd.minimize records from the timed objective
-        fig = plot_history(res.history, x="evals", params=True)
         # The side-by-side measurements the table reports, so the figure tells the same story.
         again = {"start, measured again": m_start.value}
         if best_i:
             again[f"best ({labels[best_i]}), measured again"] = m_best.value
-        mark_values(fig, again)  # a start that failed again is nan: not drawn
-        fig.savefig(args.plot, dpi=120)
-        print(f"loss curve: {args.plot}")
+        _plot(res.history, args.plot, again)  # a start that failed again is nan: not drawn
     return 0 if res.success or overruled else 1
+
+
+def _plot(history, path: str, again: dict) -> None:
+    """The loss curve of the search, with the side-by-side values ``again`` ({label: value}) marked."""
+    from gdtools.plotting import mark_values, plot_history
+
+    # labelled by meta["measured"], which gd.minimize records from the timed objective
+    fig = plot_history(history, x="evals", params=True)
+    if again:
+        mark_values(fig, again)
+    fig.savefig(path, dpi=120)
+    print(f"loss curve: {path}")
