@@ -617,3 +617,20 @@ def test_the_loss_curve_is_drawn_when_no_setting_could_be_measured_again(tmp_pat
                  "--plot", str(plot), "--", PY, "-c", program, "{x}", str(runs)]) == 1
     out = capsys.readouterr().out
     assert "could be measured again" in out and f"loss curve: {plot}" in out and plot.stat().st_size > 0, out
+
+
+def test_a_history_holding_only_a_failed_start_does_not_block_the_next_run(tmp_path, capsys):
+    """A start that fails (a setup mistake) ends the command with exit 2 before anything was
+    measured; its history held only those failures, so the same command, once the program was
+    fixed, was refused ('already exists'), and with --resume replayed the failures and stopped
+    with the stale error without running the program."""
+    history, broken = tmp_path / "run.jsonl", tmp_path / "broken"
+    broken.write_text("")
+    program = "import os, sys; os.path.exists(sys.argv[2]) and sys.exit(4); print(sys.argv[1])"
+    argv = ["tune", "--param", "x=0:10", "--budget", "4", "--repeats", "1", "--warmup", "0", "--quiet",
+            "--objective", "stdout", "--history", str(history), "--", PY, "-c", program, "{x}", str(broken)]
+    assert main(argv) == 2
+    assert "exit code 4" in capsys.readouterr().err
+    broken.unlink()
+    assert main(argv) == 0
+    assert history.exists()

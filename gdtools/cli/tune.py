@@ -252,6 +252,17 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def _only_failures(path: str) -> bool:
+    """Whether the history file at ``path`` exists and holds no successful evaluation."""
+    from gdtools.history import History
+
+    try:
+        history = History.load(path)
+    except (OSError, InputError):
+        return False
+    return not any(record.get("status", "ok") == "ok" for record in history.evaluations)
+
+
 def _check_budget(args, estimator, n: int) -> None:
     """The budget must pay for one step: the start, one gradient estimate and the final measurement."""
     need = 1 + estimator.evaluations(n) + 1
@@ -403,7 +414,14 @@ def run(args) -> int:
         # the last one: count it too, so a finished bar shows every evaluation made.
         bar.update(max(0, min(res.nfev, args.budget) - bar.n))
     except InputError as exc:  # named as the CLI user set them
-        raise InputError(_cli_names(str(exc), args)) from None
+        message = _cli_names(str(exc), args)
+        if args.history and not args.resume and _only_failures(args.history):
+            # a new file that holds nothing but a start that failed (a setup mistake): kept, it
+            # would refuse the same command once the program is fixed, and --resume would replay
+            # the failures instead of running it
+            os.remove(args.history)
+            message += f" ({args.history}, which held only the failed runs, was removed)"
+        raise InputError(message) from None
     except KeyboardInterrupt:
         interrupted = True
         close(interrupted)       # Ctrl-C: no queued run starts (pending futures cancelled) ...
