@@ -153,13 +153,43 @@ def _drop_final_record(path: str) -> bool:
         return True
 
 
+def _drop_trailing_failures(path: str) -> int:
+    """Cut the file from the first failed evaluation of the failures in a row that end it (the
+    iteration records among them go too; meta records stay, in their order); how many failed
+    evaluations were cut. A run that stopped on failures in a row (a crashed program, a full disk)
+    would stop again at once if a resume replayed them: it measures them again instead, as if it
+    had been cut off just before them."""
+    with open(path, "rb+") as f:
+        lines = f.read().splitlines(keepends=True)
+        cut_at, cut = len(lines), 0
+        for i in range(len(lines) - 1, -1, -1):
+            try:
+                record = json.loads(lines[i])
+            except ValueError:
+                break
+            kind = record.get("kind") if isinstance(record, dict) else None
+            if kind == "evaluation":
+                if record.get("status") != "failed":
+                    break
+                cut_at, cut = i, cut + 1
+            elif kind not in ("iteration", "meta"):
+                break
+        if cut:
+            metas = [line for line in lines[cut_at:] if json.loads(line).get("kind") == "meta"]
+            f.seek(sum(len(line) for line in lines[:cut_at]))
+            f.truncate()
+            f.writelines(metas)
+    return cut
+
+
 class History:
     """Records of one run, optionally mirrored to an append-only JSON Lines file.
 
     Args:
       path: file to append records to as they arrive (``None``: memory only).
       meta: run description stored as the first line (estimator, optimizer, seed, space, ...).
-      append: if True and ``path`` exists, keep its records (used by resume) instead of replacing it.
+      append: if True and ``path`` exists, keep its records (used by resume) instead of replacing it;
+        failed evaluations that end the file are cut, to be measured again.
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, meta: dict | None = None,
@@ -181,6 +211,8 @@ class History:
                     # A finished run resumed (with the same budget, or more): its end is not the end
                     # any more. The final measurement's evaluation stays, to be replayed.
                     old.iterations.pop()
+                if _drop_trailing_failures(self.path):
+                    old = History.load(self.path)
                 self.iterations, self.evaluations = old.iterations, old.evaluations
                 self._file = open(self.path, "a", encoding="utf-8")
             else:

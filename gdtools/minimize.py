@@ -305,7 +305,9 @@ def minimize(
       history: a path to write every record to as it happens (a new file: an existing one is
         refused, unless ``resume`` continues it), a :class:`History`, or None.
       resume: continue the run recorded in ``history`` (a path): recorded evaluations are replayed
-        instead of measured, so the resumed run reaches the uninterrupted run's result. A path that
+        instead of measured, so the resumed run reaches the uninterrupted run's result; failed
+        evaluations that end the record are measured again (a run stopped by failures in a row
+        would stop again at once: resuming is how a fixed program gets its retry). A path that
         does not exist yet starts a new run there (so one call both starts and resumes); a history
         of another run (size, estimator, seed or parameter space) is refused.
       noise: the objective's noise level (std of one evaluation), if known; else estimated from

@@ -195,6 +195,36 @@ def test_resume_reaches_the_uninterrupted_result(tmp_path):
     assert [r["loss"] for r in after.iterations] == [r["loss"] for r in full.history.iterations]
 
 
+def test_a_run_stopped_by_failures_is_retried_when_resumed(tmp_path):
+    # A run that stopped on max_failures failures in a row (a broken program, a full disk): its
+    # resume replayed the failures and stopped again with the stale error, measuring nothing.
+    path, broken = tmp_path / "run.jsonl", [False]
+
+    def program(x):
+        if broken[0]:
+            raise OSError("disk full")
+        return sphere(np.asarray(x) - 0.5)
+
+    full = gd.minimize(program, np.zeros(3), gradient="spsa", max_evals=40, seed=2)
+    calls = []
+
+    def breaking(x):
+        calls.append(1)
+        broken[0] = broken[0] or len(calls) > 15
+        return program(x)
+
+    stopped = gd.minimize(breaking, np.zeros(3), gradient="spsa", max_evals=40, seed=2, history=str(path))
+    assert stopped.status == "failed" and "disk full" in stopped.message
+    assert [r["status"] for r in stopped.history.evaluations][-3:] == ["failed"] * 3
+    broken[0] = False  # fixed
+    resumed = gd.minimize(program, np.zeros(3), gradient="spsa", max_evals=40, seed=2, history=str(path),
+                          resume=True)
+    np.testing.assert_array_equal(resumed.x, full.x)  # the failures measured again, as never made
+    after = gd.History.load(path)
+    assert all(r["status"] == "ok" for r in after.evaluations) and len(after.evaluations) == full.nfev
+    assert after.meta == gd.History.load(path).meta and "estimator" in after.meta
+
+
 def test_space_runs_record_each_evaluation_in_user_units():
     space = gd.Space(rate=gd.Int(10, 1000, log=True), alpha=gd.Real(0.0, 1.0))
     res = gd.minimize(lambda p: (np.log(p["rate"]) - 4.0) ** 2 + (p["alpha"] - 0.3) ** 2, space=space,
