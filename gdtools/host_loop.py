@@ -208,11 +208,17 @@ class HostLoop:
             probes = min(probes, spare)
         if probes < 1:
             return
-        values = [f_start]
+        # Only successful measurements: a failed probe reads as nan ("stop", which left the noise
+        # unmeasured: noise-free steps on a noisy objective) or as the on_failure penalty (a
+        # "noise" of the penalty's size: the steps' cap). A start that failed is the penalty too.
+        values = [f_start] if ev.successes else []
         for j in range(probes):
-            values.append(float(ev(np.asarray(x, dtype=float)[None], key=fold_in(self.key, 2**31 + j))[0]))
+            before = ev.successes
+            value = float(ev(np.asarray(x, dtype=float)[None], key=fold_in(self.key, 2**31 + j))[0])
+            if ev.successes > before:
+                values.append(value)
         values = np.asarray(values)
-        if np.all(np.isfinite(values)):
+        if values.size >= 2:
             ev.observe_noise(float(np.std(values, ddof=1)))
             self._f0_samples = values
 
