@@ -88,6 +88,16 @@ def _descent_with_args(optimizer, lower, upper, fun_flat):
     return jax.jit(step)
 
 
+def _raise_if_value_fn_wanted(exc: TypeError) -> None:
+    """The InputError for an optimizer's update that failed for want of the objective's value
+    function; nothing for another TypeError."""
+    if "value_fn" in str(exc) or "value" in str(exc):
+        raise InputError(
+            "this optimizer needs the objective's value function (an optax line "
+            "search), which a black box cannot provide; use the default optimizer "
+            "(L-BFGS with a host line search) or one without a line search") from None
+
+
 class Probes:
     """The ``evaluate`` an estimator gets: ``evaluate(points)`` measures a batch of probes with the
     iteration's key; ``evaluate.again(points)`` measures probes that just failed once more, as far
@@ -169,6 +179,21 @@ class HostLoop:
                         kept.popitem(last=False)
             return BoundArgs(step, value_fn.args) if bound else step
         return _jitted_descent(optimizer, lower, upper, value_fn)
+
+    def _check_update(self, x) -> None:
+        """An optimizer whose update wants the objective's value function (an optax line search,
+        ``optax.lbfgs``), which a black box cannot give, is named before anything is measured, not
+        after the start and the first gradient (hours of measurements for a program tuned): the
+        update is traced once here (JAX keeps the trace for the run's first step)."""
+        optimizer = self.optimizer
+        with self._precision():
+            point = x if self.problem.device else np.asarray(x, dtype=float)
+            value = jnp.asarray(0.0, point.dtype) if self.problem.device else np.float64(0.0)
+            try:
+                jax.eval_shape(self._make_step(optimizer), point, optimizer.init(jnp.asarray(x)), point, value)
+            except TypeError as exc:
+                _raise_if_value_fn_wanted(exc)
+                raise
 
     def _project(self, x):
         if self.problem.lower is None:
@@ -280,6 +305,8 @@ class HostLoop:
             # settings that do not fit x (a step per coordinate of another length) are named before
             # anything is measured: a first measurement may take an hour
             getattr(estimator, "check_size", lambda n: None)(int(np.size(x)))
+            if not self.calibrate and not isinstance(self.optimizer, LineSearchDescent):
+                self._check_update(x)
             f_start = self._measure_start(x)
             self._f0_samples = [f_start] if math.isfinite(f_start) else []
             if math.isfinite(f_start):
@@ -471,12 +498,8 @@ class HostLoop:
                                 step_value = jnp.asarray(value)
                             new_x, state = step(grad, state, x, step_value)
                         except TypeError as exc:
-                            if "value_fn" not in str(exc) and "value" not in str(exc):
-                                raise
-                            raise InputError(
-                                "this optimizer needs the objective's value function (an optax line "
-                                "search), which a black box cannot provide; use the default optimizer "
-                                "(L-BFGS with a host line search) or one without a line search") from None
+                            _raise_if_value_fn_wanted(exc)
+                            raise
                 new_x = new_x if problem.device else np.asarray(new_x, dtype=float)
                 if self.evaluator is None and not searching:
                     # An optax line search evaluates the objective at its trial points: count them

@@ -182,3 +182,19 @@ def test_a_failed_noise_probe_at_x0_is_left_out_of_the_noise_level(on_failure):
     res = gd.minimize(noisy, np.zeros(3), gradient="central", max_evals=30, on_failure=on_failure)
     first_probe = res.history.evaluations[1 + host_loop.NOISE_PROBES]
     assert first_probe["iteration"] == 0 and 0.01 < first_probe["x"][0] < 0.15, first_probe
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", optax.lbfgs()])
+def test_an_optax_line_search_on_a_black_box_is_refused_before_anything_is_measured(optimizer):
+    # The update wanted the objective's value function only at the first step: the start and the
+    # first gradient (an hour each for a tuned program) were measured, then an InputError. Bad
+    # input is named before anything is measured.
+    calls = []
+
+    def black_box(x):
+        calls.append(None)
+        return float(np.sum((np.asarray(x) - 1.0) ** 2))
+
+    with pytest.raises(gd.InputError, match="value function"):
+        gd.minimize(black_box, np.zeros(3), gradient="central", optimizer=optimizer, max_evals=50)
+    assert calls == []
