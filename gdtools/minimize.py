@@ -683,12 +683,16 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
         if not math.isfinite(fun_value) and out["nit"] == 0:
             raise InputError("the objective returned a non-finite value (nan or inf) at x0")
     nfev = evaluator.nfev if evaluator is not None else out["nfev"]
+    # A run with a gradient test to pass: exact or finite-difference gradients of an exact objective.
+    # Any other (a random estimate, a noisy objective, a space) succeeds by spending its budget.
+    could_converge = (not estimator.stochastic and not problem.stochastic and problem.space is None
+                      and (evaluator is None or evaluator.noise == 0.0))
     if evaluator is not None and evaluator.successes == 0:
         # Every evaluation failed (the on_failure penalty stood for each): nothing was measured.
         reason = "failed"
         success, message = False, (f"Every evaluation failed ({evaluator.nfev} of them), so nothing was "
                                    f"measured; the last error: {evaluator.last_error}.")
-    elif reason == "max_iters" and estimator.stochastic:
+    elif reason == "max_iters" and not could_converge:
         success, message = True, f"The iteration budget (max_iters={limits['max_iters']}) was spent."
     elif reason == "no_progress":
         success, message = stalled_outcome(largest=out["largest"], largest_at_start=out["largest_at_start"],
@@ -697,8 +701,6 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
     else:
         success, message = stop_message(reason or "max_iters", iteration=out["detail"], detail=out["detail"],
                                         **limits)
-        could_converge = (not estimator.stochastic and not problem.stochastic and problem.space is None
-                          and (evaluator is None or evaluator.noise == 0.0))
         if reason in ("max_evals", "max_time") and could_converge:
             # A run that could have converged and did not: as scipy reports its maxfun and maxiter.
             success = False

@@ -1066,6 +1066,21 @@ def test_spending_the_budget_before_converging_is_no_success_where_the_run_could
     assert gd.minimize(q, np.zeros(4), gradient="spsa", max_evals=12).success
 
 
+def test_spending_max_iters_on_a_noisy_objective_with_finite_differences_is_a_success():
+    # As max_evals and max_time: a noisy objective (fun(x, key), a given noise=, repeats with a
+    # spread) has no gradient test to pass. max_iters alone was called a failure ("increase
+    # max_iters") unless the estimate was random (SPSA), while max_evals on the same run succeeded.
+    def noisy(x, key):
+        return float(np.sum((np.asarray(x) - 1.0) ** 2)) + 0.01 * float(jax.random.normal(key))
+
+    for gradient in ("central", "forward"):
+        res = gd.minimize(noisy, np.zeros(2), gradient=gradient, max_iters=5)
+        assert res.status == "max_iters" and res.success, res
+    q = NumpyQuadratic(n=4)
+    assert gd.minimize(q, np.zeros(4), gradient="central", max_iters=3, noise=0.01).success
+    assert not gd.minimize(q, np.zeros(4), gradient="central", max_iters=1).success  # could converge
+
+
 def test_x0_off_a_bound_by_float32_rounding_is_moved_onto_it():
     # A float32 result on a bound, 0.30000001 for 0.3, passed back in float64 was "outside the
     # bounds"; scipy clips x0 into them. Anything further off is still an error.
