@@ -294,7 +294,9 @@ def minimize(
         when the gradient's largest component has fallen to 1/1000 of its value at the start
         (1/200 in float32), where rounding and estimation errors stop line searches; with the
         gradient still larger it is a failure, as scipy's L-BFGS-B reports a line search that
-        finds no lower point.
+        finds no lower point. A finite-difference run of an objective taken for exact (no key, no
+        ``noise=``, no spread) that stopped moving measures its last point once more: two values
+        there mean noise nobody declared, and the run fails, saying so.
       seed: seeds every random choice (perturbations, keys passed to ``fun``).
       callback: ``callback(state) -> bool | None`` once per iteration, with the iterate
         ``state.x``, its value and gradient norm, before its step is applied; True (or raising
@@ -595,6 +597,29 @@ def _describe(optimizer, name=None) -> str:
     return getattr(optimizer, "__name__", None) or type(optimizer).__name__
 
 
+def _check_exact_at_stall(problem, out, evaluator, max_evals) -> None:
+    """A run that stopped moving with finite differences of an objective taken for exact (no key,
+    no ``noise=``, no spread): x is measured once more. Two values at one point (beyond rounding)
+    mean noise the engine was not told of, whose differences over steps sized for an exact
+    objective gave gradients of the noise, not the slope; the stop then proves nothing:
+    ``out["two_values"]`` holds them, for the message. One evaluation, where the budget has room
+    for it."""
+    if (out["reason"] != "no_progress" or evaluator is None or problem.space is not None or problem.stochastic
+            or evaluator.noisy_by_nature or evaluator.noise != 0
+            or (max_evals is not None and evaluator.nfev + 1 > max_evals)):
+        return
+    x = np.asarray(out["x"], dtype=float)
+    before = evaluator.measured_value(x)
+    if before is None:
+        return
+    try:
+        again = float(evaluator(x[None])[0])
+    except EvaluationFailed:
+        return
+    if math.isfinite(again) and abs(again - before) > 4 * evaluator.value_eps * max(abs(again), abs(before)):
+        out["two_values"] = (before, again)
+
+
 def _check_forward_stall(problem, estimator, out, evaluator, max_evals) -> None:
     """A forward-difference run that stopped moving: its gradient estimate is off by about
     h |f''| / 2, so an estimate that looks small may hide a slope (float32 Rosenbrock: 0.0009
@@ -603,7 +628,7 @@ def _check_forward_stall(problem, estimator, out, evaluator, max_evals) -> None:
     measurement) is what the stopping rule then judges: ``out["largest"]`` becomes its largest
     component."""
     n = int(np.size(out["x"]))
-    if (out["reason"] != "no_progress" or evaluator is None or problem.space is not None
+    if (out["reason"] != "no_progress" or evaluator is None or problem.space is not None or "two_values" in out
             or type(estimator) is not _estimators.Forward
             or (max_evals is not None and evaluator.nfev + 2 * n + 1 > max_evals)):
         return
@@ -620,6 +645,7 @@ def _check_forward_stall(problem, estimator, out, evaluator, max_evals) -> None:
 
 
 def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) -> Result:
+    _check_exact_at_stall(problem, out, evaluator, limits.get("max_evals"))
     _check_forward_stall(problem, estimator, out, evaluator, limits.get("max_evals"))
     reason = out["reason"]
     x = out["x"]
@@ -694,6 +720,14 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                                    f"measured; the last error: {evaluator.last_error}.")
     elif reason == "max_iters" and not could_converge:
         success, message = True, f"The iteration budget (max_iters={limits['max_iters']}) was spent."
+    elif reason == "no_progress" and "two_values" in out:
+        first, second = out["two_values"]
+        success, message = False, (
+            f"Stopped: the last steps did not change x, but the objective gave two values there "
+            f"({first:.10g}, then {second:.10g}): it is noisy, and finite differences with steps sized for "
+            f"an exact objective measured its noise, not its slope. Tell the engine: write it fun(x, key), "
+            f"return a gdtools.Measurement with repeats, or give noise= (its standard deviation); or use "
+            f"gradient='spsa'. The last point is returned.")
     elif reason == "no_progress":
         success, message = stalled_outcome(largest=out["largest"], largest_at_start=out["largest_at_start"],
                                            tol=limits["tol"], dtype=np.dtype(x.dtype),

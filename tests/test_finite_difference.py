@@ -206,7 +206,11 @@ def test_an_exact_objective_is_never_measured_twice_at_one_point(gradient, n):
         return float(np.sum((np.asarray(x) - np.arange(n)) ** 2) + 0.1 * np.sum(np.asarray(x) ** 4))
 
     res = gd.minimize(fun, np.zeros(n), gradient=gradient, max_evals=200 * n)
-    assert res.success and len(seen) == len(set(seen)) == res.nfev
+    assert res.success and len(seen) == res.nfev
+    # but a run that stopped moving measures its last point once more: two values there would
+    # mean noise nobody declared, and the stop would prove nothing
+    once_more = [tuple(np.asarray(res.x, dtype=float))] if res.status == "no_progress" else []
+    assert [p for i, p in enumerate(seen) if p in seen[:i]] == once_more
     assert res.fun == fun(res.x)  # the value reported is the value there
 
 

@@ -1003,6 +1003,25 @@ def test_a_forward_difference_stall_is_judged_by_one_central_estimate():
                         max_evals=stalled.nfev - 10)
     assert tight.nfev <= stalled.nfev - 10
 
+@pytest.mark.parametrize("gradient", ["forward", "central"])
+def test_a_stall_of_finite_differences_on_noise_nobody_declared_is_no_success(gradient):
+    # noisyopt's habit: a noisy fun(x) without a key. Steps sized for an exact objective difference
+    # the noise (gradients of 1e3 where the slope is 2), the line search stalls at x0, and the stall
+    # was called a success ("at the precision the run resolves"). x measured once more shows two
+    # values at one point: the message says the objective is noisy and how to say so.
+    rng = np.random.default_rng(3)
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return float(np.sum((np.asarray(x) - 1) ** 2) + 1 + 0.01 * rng.standard_normal())
+
+    res = gd.minimize(f, np.zeros(4), gradient=gradient, max_evals=300)
+    assert not res.success, res
+    assert "gave two values there" in res.message or res.status == "worse", res
+    assert res.nfev == len(calls) <= 300
+
+
 def test_a_space_run_that_stops_on_its_rounded_point_is_a_success():
     # Over integers the gradient estimate never vanishes: the run stops where the rounded point
     # no longer changes, here the exact optimum (n = 20, r = 1).
