@@ -133,7 +133,7 @@ def run(args) -> int:
     from gdtools.dream.compilation_cache import enable_compilation_cache
     from gdtools.dream.deepdream import DreamSettings, Dreamer, fitting_tile
     from gdtools.dream.layer_gallery import GALLERY_LAYERS, check_layers, gallery
-    from gdtools.dream.output_files import check_folder, check_image_file
+    from gdtools.dream.output_files import check_folder, check_image_file, check_image_format
     from gdtools.dream.zoom import DEFAULT_ZOOM, check_zoom, frame_file, remove_stale_frames, save_gif, zoom_frames
 
     _check_combinations(args)
@@ -155,11 +155,7 @@ def run(args) -> int:
     output = Path(args.output)
     if args.zoom_frames is None:
         check_image_file("-o", args.output)
-        from PIL import Image
-
-        if output.suffix.lower() not in Image.registered_extensions():
-            raise InputError(f"cannot tell the image format of -o {str(output)!r} from its extension; "
-                             "use .png (keeps the parameters) or .jpg")
+        check_image_format("-o", args.output)
     else:
         check_folder("-o", args.output)
     try:

@@ -3,6 +3,7 @@ path that cannot be written should not be found out afterwards)."""
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 
@@ -19,6 +20,25 @@ def check_image_file(flag: str, path: str | os.PathLike) -> None:
     _check_writable_folder(flag, path, folder)
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise InputError(f"{flag} {path!r}: the file exists and is not writable")
+
+
+def check_image_format(flag: str, path: str | os.PathLike) -> None:
+    """Pillow can write an RGB image in the format of ``path``'s extension: it knows the extension
+    and has a writer for that format that takes RGB (it reads PSD but never writes it; XBM is black
+    and white only). Tried on a small image in memory."""
+    from PIL import Image
+
+    path = os.fsdecode(path)
+    image_format = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
+    if image_format is None:
+        raise InputError(f"cannot tell the image format of {flag} {path!r} from its extension; "
+                         "use .png (keeps the parameters) or .jpg")
+    try:
+        Image.new("RGB", (16, 16)).save(io.BytesIO(), format=image_format)
+    except (KeyError, OSError, ValueError) as exc:
+        raise InputError(f"cannot write {flag} {path!r} as {image_format}: "
+                         f"{'Pillow has no writer for it' if isinstance(exc, KeyError) else exc}; "
+                         "use .png (keeps the parameters) or .jpg") from None
 
 
 def check_folder(flag: str, path: str | os.PathLike) -> None:

@@ -92,6 +92,8 @@ def no_dreaming(monkeypatch):
     ("/proc/x.png", "cannot write into '/proc'"),
     ("--zoom-frames 2 -o {tmp}/plain", "plain' is an existing file, not a folder"),
     ("--zoom-frames 2 -o {tmp}/plain.png/frames", "plain.png' is a file, not a folder"),
+    ("{tmp}/out.psd", "cannot write -o '{tmp}/out.psd' as PSD"),  # Pillow reads PSD, never writes it
+    ("{tmp}/out.xbm", "cannot write -o '{tmp}/out.xbm' as XBM"),  # black and white only
 ])
 def test_an_output_that_cannot_be_written_is_refused_before_dreaming(cat_file, tmp_path, capsys, no_dreaming,
                                                                      output, message):
@@ -101,7 +103,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_dreaming(cat_file, t
     (tmp_path / "plain").write_bytes(b"")
     options = output.format(tmp=tmp_path).split()
     assert main(["dream", str(cat_file), *SMALL, *(options if len(options) > 1 else ["-o", *options])]) == 2
-    assert_one_line_error(capsys, message)
+    assert_one_line_error(capsys, message.format(tmp=tmp_path))
 
 
 @pytest.mark.parametrize("extra,message", [
