@@ -322,6 +322,6 @@ def dream(image, objective: Objective | str = DEFAULT_LAYER, *, octaves: int = 4
     if compilation_cache:
         enable_compilation_cache()
     dreamer = Dreamer(objective, params=params, octaves=octaves, octave_scale=octave_scale, steps=steps,
-                      step_size=step_size, jitter=jitter, tile=fitting_tile(tile, np.shape(image)),
+                      step_size=step_size, jitter=jitter, tile=tile,
                       normalize=normalize, seed=seed, depthwise=depthwise, precision=precision)
     return dreamer(image, callback=callback)

@@ -8,7 +8,7 @@ import pytest
 import gdtools as gd
 from gdtools import program_cache
 from gdtools.dream import deepdream, laplacian, tiling
-from gdtools.dream.deepdream import Dreamer, DreamSettings
+from gdtools.dream.deepdream import Dreamer, DreamSettings, dream
 from gdtools.errors import InputError
 
 
@@ -169,6 +169,15 @@ def test_bad_images_and_layers(dreamer, params):
         Dreamer("block16", params=params, tile=64)
     with pytest.raises(InputError, match=r"values lie in \[-1, 300\]"):
         dreamer(np.concatenate([np.full((32, 16, 3), -1.0), np.full((32, 16, 3), 300.0)], axis=1))
+
+
+def test_dream_checks_the_image_and_the_tile_as_a_dreamer_does(params, cat_small):
+    # dream() fitted the tile to np.shape(image) before anything was checked: a flat array was an
+    # IndexError, and a fractional tile was truncated (tile=100.7 dreamed in 96-pixel tiles)
+    with pytest.raises(InputError, match="RGB"):
+        dream(np.zeros(100), "block3", params=params)
+    with pytest.raises(InputError, match="tile must be an integer >= 32, got 100.7"):
+        dream(cat_small, "block3", params=params, tile=100.7, octaves=1, steps=1)
 
 
 def test_a_float_image_in_0_1_is_dreamed_as_0_255_and_given_back_in_0_1(dreamer, cat_small):
