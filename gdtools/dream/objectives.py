@@ -52,8 +52,12 @@ class Objective:
         """This objective with everything that depends on the network computed (guide features)."""
         return self
 
-    def key(self) -> str:
-        """A string that identifies the computation, for caching compiled functions."""
+    def key(self) -> str | None:
+        """A string that identifies the computation, for caching compiled functions; None for an
+        objective defined outside this module, whose ``describe()`` need not tell two computations
+        apart (two instances, or its code before and after an edit): it is compiled, not cached."""
+        if not _defined_here(self):
+            return None
         return repr(self.describe())
 
     # arithmetic, Lucid style
@@ -82,6 +86,11 @@ class Objective:
 
     def __neg__(self):
         return self * -1.0
+
+
+def _defined_here(objective) -> bool:
+    """Whether ``objective``'s class is one of this module's, whose key() describes its computation."""
+    return type(objective).__module__ == __name__
 
 
 def _as_objective(value) -> Objective:
@@ -177,7 +186,9 @@ class Guide(Objective):
     def describe(self):
         return {"layer": self.layer, "guide": self.name or f"sha256:{self._digest}"}
 
-    def key(self) -> str:
+    def key(self) -> str | None:
+        if not _defined_here(self):
+            return None
         # The resolved features are constants of the compiled program: a guide file with the same
         # name but other pixels, other network weights or another depthwise form are other programs.
         features = "unresolved" if self.features is None else \
@@ -205,8 +216,11 @@ class Sum(Objective):
                 flat.append((weight, objective))
         return cls(flat)
 
-    def key(self) -> str:
-        return repr([(w, objective.key()) for w, objective in self.terms])
+    def key(self) -> str | None:
+        keys = [objective.key() for _, objective in self.terms]
+        if not _defined_here(self) or None in keys:
+            return None
+        return repr([(w, key) for (w, _), key in zip(self.terms, keys)])
 
     def check(self, table):
         for _, objective in self.terms:

@@ -92,9 +92,12 @@ class TileObjective:
 
     def _compile(self, piece):
         args = (self.params, piece)
+        objective_key = self.objective.key()
+        if objective_key is None:  # an objective defined outside gdtools: compiled, never saved or loaded
+            return self._value_and_grad.lower(*args).compile(compiler_options=self._options)
         shapes = jax.tree_util.tree_map(lambda a: (tuple(a.shape), str(a.dtype)), args)
         # (the JAX settings, matmul precision among them, are added by program_cache.compiled)
-        parts = ("tile_objective", self.objective.key(), self.method, self.precision, shapes, sorted((self._options or {}).items()))
+        parts = ("tile_objective", objective_key, self.method, self.precision, shapes, sorted((self._options or {}).items()))
         return program_cache.compiled(lambda: self._value_and_grad.lower(*args), parts, sources=_NETWORK_SOURCES,
                                       args=args, options=self._options)
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from gdtools import program_cache
-from gdtools.dream.objectives import channels, layer
+from gdtools.dream.objectives import Objective, channels, layer
 from gdtools.dream.tiling import TileObjective
 
 
@@ -96,3 +96,32 @@ def test_a_read_only_cache_with_a_bad_file_still_dreams(params, cache_dir):
         assert again.traces == 1 and np.isfinite(float(value))
     finally:
         cache_dir.chmod(0o700)
+
+
+class _Signed(Objective):
+    """An objective written by a user: its describe() does not tell its instances apart (nor would
+    it change with its code)."""
+
+    layers = ("block1",)
+
+    def __init__(self, sign):
+        self.sign = sign
+
+    def __call__(self, activations):
+        return self.sign * jnp.mean(jnp.square(activations["block1"]))
+
+    def describe(self):
+        return {"custom": "energy"}
+
+
+def test_an_objective_defined_outside_gdtools_is_never_served_another_ones_program(params, cache_dir):
+    # the saved network was keyed by describe(): _Signed(-1) got _Signed(+1)'s program, and dreamed
+    # exactly the same image (up the objective instead of down), in this process or any later one
+    piece = _piece(39)
+    up = TileObjective(_Signed(1.0), params=params, tile=39)(piece)
+    down = TileObjective(_Signed(-1.0), params=params, tile=39)(piece)
+    assert float(down[0]) == pytest.approx(-float(up[0]), rel=1e-6)
+    np.testing.assert_allclose(np.asarray(down[1]), -np.asarray(up[1]), rtol=1e-5, atol=1e-8)
+    for mixed in (_Signed(1.0) + layer("block2"), 2.0 * _Signed(1.0)):
+        assert mixed.key() is None
+    assert list(cache_dir.glob("*.xla")) == []
