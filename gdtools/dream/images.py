@@ -24,15 +24,17 @@ _RESIZABLE_MODES = ("RGB", "RGBA", "L", "LA", "RGBX")
 
 
 def to_rgb_array(picture: Image.Image) -> np.ndarray:
-    """A Pillow image of any mode as float32 RGB in [0, 255] (16-bit scaled down, alpha over white)."""
+    """A Pillow image of any mode as float32 RGB in [0, 255] (16-bit scaled down, 32-bit float in
+    [0, 1] scaled up, alpha over white)."""
     mode = picture.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         values = np.asarray(picture, dtype=np.float64)
         top = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
         gray = np.clip(values / top * 255.0, 0, 255)
         return np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
-    if mode == "F":
-        gray = np.clip(np.asarray(picture, dtype=np.float64), 0, 255)
+    if mode == "F":  # 32-bit float: in [0, 1] (img_as_float saved as TIFF) it is scaled up, as an array is
+        values = np.asarray(picture, dtype=np.float64)
+        gray = np.clip(values * 255.0 if values.max(initial=0) <= 1.0 else values, 0, 255)
         return np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
     has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in picture.info)
     if has_alpha:

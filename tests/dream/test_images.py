@@ -162,3 +162,13 @@ def test_a_nearly_black_file_is_not_taken_for_a_unit_range_image(tmp_path):
     loaded = images.load_image(tmp_path / "dark.png")
     assert images.is_unit_range(loaded)  # read as floats, it looks like a [0, 1] image ...
     assert images.on_0_255(images.as_read(loaded)).max() == 1.0  # ... as_read keeps it on 0..255
+
+
+def test_a_float_tiff_in_0_1_is_read_as_the_picture_it_is(tmp_path):
+    # a 32-bit float file (mode F: scikit-image's img_as_float saved as TIFF) in [0, 1] was clipped
+    # to 0..255 as it was, a black image, and gdtools dream dreamed on black
+    gray = np.random.default_rng(0).uniform(0.2, 0.9, (20, 30)).astype(np.float32)
+    Image.fromarray(gray).save(tmp_path / "unit.tif")
+    np.testing.assert_allclose(images.load_image(tmp_path / "unit.tif")[..., 1], gray * 255.0, rtol=1e-5)
+    Image.fromarray(gray * 255.0).save(tmp_path / "wide.tif")  # on the 0..255 scale already: as it is
+    np.testing.assert_allclose(images.load_image(tmp_path / "wide.tif")[..., 1], gray * 255.0, rtol=1e-5)
