@@ -31,6 +31,9 @@ def labelled_grid(cells: Sequence[np.ndarray], labels: Sequence[str], *, columns
     columns = columns or math.ceil(math.sqrt(len(cells)))
     rows = math.ceil(len(cells) / columns)
     font = ImageFont.load_default(size=max(12, height // 16))
+    widest = max(font.getlength(label) for label in labels)
+    if widest > 0.95 * width:  # smaller, so that no caption runs under the neighbouring cells
+        font = ImageFont.load_default(size=max(1, int(font.size * 0.95 * width / widest)))
     caption = int(font.size * 1.6)
     sheet = Image.new("RGB", (columns * width, rows * (height + caption)), "white")
     draw = ImageDraw.Draw(sheet)

@@ -18,6 +18,17 @@ def test_labelled_grid_places_cells_and_captions():
     np.testing.assert_array_equal(grid[30 + caption :, 40:], 255.0)  # the empty cell stays white
 
 
+def test_a_caption_stays_under_its_own_cell_however_narrow():
+    # the font was sized by the cell's height alone: under a narrow cell a long label ran into the
+    # neighbouring captions (and off the sheet on the left)
+    cells = [np.zeros((200, 40, 3), np.float32)] * 3
+    grid = gallery_module.labelled_grid(cells, ["", "block12 (partly)", ""], columns=3)
+    strips = grid[200:]
+    assert strips[:, 40:80].min() < 128  # the label is there ...
+    np.testing.assert_array_equal(strips[:, :40], 255.0)  # ... and its neighbours' captions stay blank
+    np.testing.assert_array_equal(strips[:, 80:], 255.0)
+
+
 def test_gallery_validates_its_layers():
     with pytest.raises(InputError, match="layers"):
         gallery_module.gallery(np.zeros((32, 32, 3)), layers="block3")
