@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from typing import Callable, Sequence
 
 import numpy as np
@@ -27,6 +28,7 @@ def labelled_grid(cells: Sequence[np.ndarray], labels: Sequence[str], *, columns
     """Tile equally sized RGB images into a grid with a caption strip under each."""
     if not cells or len(cells) != len(labels):
         raise InputError("labelled_grid needs as many labels as images, and at least one image")
+    _check_columns(columns)
     height, width = cells[0].shape[:2]
     columns = columns or math.ceil(math.sqrt(len(cells)))
     rows = math.ceil(len(cells) / columns)
@@ -42,6 +44,12 @@ def labelled_grid(cells: Sequence[np.ndarray], labels: Sequence[str], *, columns
         sheet.paste(Image.fromarray(to_uint8(cell)), (left, top))
         draw.text((left + width // 2, top + height + caption // 2), label, fill="black", font=font, anchor="mm")
     return np.asarray(sheet, dtype=np.float32)
+
+
+def _check_columns(columns) -> None:
+    if columns is not None and (not isinstance(columns, numbers.Integral) or isinstance(columns, bool)
+                                or columns < 1):
+        raise InputError(f"columns must be a positive integer, got {columns!r}")
 
 
 def check_layers(layers: Sequence[str], params) -> None:
@@ -67,6 +75,7 @@ def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | Non
     """
     params = params if params is not None else weights.pretrained_params()
     check_layers(layers, params)
+    _check_columns(columns)
     image = check_image(image)
     back = back_to_range_of(image)
     image = on_0_255(image)

@@ -69,6 +69,9 @@ def test_every_gallery_layer_is_checked_before_any_is_dreamed(params, monkeypatc
                                tile=64, octaves=1, steps=1)
     with pytest.raises(InputError, match="layer"):
         gallery_module.gallery(np.zeros((32, 32, 3)), layers=["block2", 7], params=params, tile=64)
+    for columns in (-1, 0, 2.5):  # were a ValueError or TypeError from Pillow after every layer was dreamed
+        with pytest.raises(InputError, match=f"columns must be a positive integer, got {columns}"):
+            gallery_module.gallery(np.zeros((32, 32, 3)), layers=["block2"], params=params, columns=columns)
 
 
 def test_a_callback_returning_true_stops_the_gallery_after_the_layer_it_is_in(params, cat_small):
