@@ -162,8 +162,9 @@ def run(args) -> int:
         image = images.as_read(images.load_image(args.image, max_side=args.max_side))
     except InputError as exc:
         raise InputError(_option_names(str(exc))) from None
-    if args.tile is None:  # no larger than the image: padding a small image up to 512 is wasted work
-        settings = dataclasses.replace(settings, tile=fitting_tile(settings.tile, image.shape))
+    # no larger than the image (padding a small image up to 512 is wasted work), whether --tile was
+    # given or not: the Dreamer fits it so, and the PNG records the tile used
+    settings = dataclasses.replace(settings, tile=fitting_tile(settings.tile, image.shape))
     guide_image = (images.as_read(images.load_image(args.guide, max_side=args.max_side, what="guide image"))
                    if args.guide else None)
     # every layer and channel is checked before anything is dreamed or created

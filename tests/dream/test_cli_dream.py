@@ -315,6 +315,10 @@ def test_the_tile_is_never_larger_than_the_image(cat_file, tmp_path):
     assert main(["dream", str(cat_file), "-o", str(out), "--max-side", "64", "--octaves", "1", "--steps", "1",
                  "--quiet", "--layer", "block3"]) == 0
     assert images.read_metadata(out)["tile"] == 64
+    # a --tile larger than the image is fitted as well (by the Dreamer): it recorded 512, not the 64 it used
+    assert main(["dream", str(cat_file), "-o", str(out), "--max-side", "64", "--octaves", "1", "--steps", "1",
+                 "--quiet", "--layer", "block3", "--tile", "512"]) == 0
+    assert images.read_metadata(out)["tile"] == 64
     from gdtools.dream.deepdream import fitting_tile
 
     assert fitting_tile(512, (200, 150, 3)) == 224 and fitting_tile(128, (200, 150, 3)) == 128
