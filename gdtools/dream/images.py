@@ -258,7 +258,7 @@ def save_image(path: str | os.PathLike, image, *, metadata: dict | None = None) 
     path = Path(os.fsdecode(path))
     picture = Image.fromarray(displayable(image), mode="RGB")
     try:
-        if path.suffix.lower() == ".png":
+        if Image.registered_extensions().get(path.suffix.lower()) == "PNG":  # .png, and .apng
             info = PngImagePlugin.PngInfo()
             from gdtools._version import __version__
 

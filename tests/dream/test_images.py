@@ -98,6 +98,9 @@ def test_metadata_round_trip(tmp_path):
     assert np.asarray(Image.open(tmp_path / "out.png")).max() == 255  # clipped, not wrapped
     with Image.open(tmp_path / "out.png") as picture:
         assert picture.text["Software"].startswith("gdtools ")
+    # .apng is a PNG too (Pillow writes one): it was written without the metadata
+    images.save_image(tmp_path / "out.apng", np.zeros((20, 20, 3)), metadata=meta)
+    assert images.read_metadata(tmp_path / "out.apng") == meta
 
 
 def test_fit_max_side_keeps_the_aspect_ratio():
