@@ -513,7 +513,15 @@ _REAL = (int, float, np.integer, np.floating)
 def _check_history(history, resume: bool) -> None:
     """``history`` is None, a History, or a path whose folder exists; an existing file is
     continued (``resume``), never replaced: it may hold hours of measurements."""
-    if history is None or isinstance(history, History):
+    if history is None:
+        return
+    if isinstance(history, History):
+        if history.evaluations or history.iterations:
+            # a second run's records after the first's, under the second's meta: one history
+            # that is neither run (plots and resume would read it as one)
+            raise InputError(f"history= is a gd.History that already holds a run ({len(history.iterations)} "
+                             f"iterations, {len(history.evaluations)} evaluations): give each run a new "
+                             f"gd.History(), or a path with resume=True to continue a run")
         return
     if not isinstance(history, (str, bytes)) and not hasattr(history, "__fspath__"):
         raise InputError(f"history must be a path, a gd.History or None, got {type(history).__name__}")

@@ -942,6 +942,20 @@ def test_a_pytree_bound_of_other_shapes_names_x0s():
     with pytest.raises(gd.InputError, match=r"bounds\[0\] \(lower\) must be numbers"):
         gd.minimize(lambda p: jnp.sum(p.w) + jnp.sum(p.b), x0, bounds=(_Params("a", None), 1.0))
 
+def test_a_history_object_holding_a_run_is_not_given_a_second_one():
+    # the second run's records went after the first's, under the second's meta (its estimator
+    # named for both): one history that was neither run
+    h = gd.History()
+    gd.minimize(bowl, np.ones(3), gradient="spsa", max_evals=20, history=h)
+    kept = (len(h.evaluations), len(h.iterations), dict(h.meta))
+    with pytest.raises(gd.InputError, match="already holds a run"):
+        gd.minimize(bowl, np.ones(3), gradient="central", max_evals=20, history=h)
+    assert (len(h.evaluations), len(h.iterations), dict(h.meta)) == kept
+    fresh = gd.History(meta={"note": "mine"})  # an empty one, with meta of the user's own, is used
+    res = gd.minimize(bowl, np.ones(3), gradient="central", max_evals=20, history=fresh)
+    assert res.history is fresh and fresh.evaluations and fresh.meta["note"] == "mine"
+
+
 def test_a_saved_in_memory_history_still_refuses_another_start(tmp_path):
     res = gd.minimize(bowl, np.ones(3), max_iters=3)
     path = tmp_path / "saved.jsonl"
