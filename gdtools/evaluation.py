@@ -147,7 +147,8 @@ class Measurement:
     @property
     def noise(self) -> float:
         """Estimated standard deviation of ``value`` (nan when the samples cannot tell)."""
-        n = len(self.samples)
+        # the samples the statistic could use: a failed repeat (nan) is none of them
+        n = sum(1 for v in map(_real_or_none, self.samples) if v is not None and math.isfinite(v))
         if n < 2 or not math.isfinite(self.spread):
             return math.nan
         factor = 1.2533 if self.statistic == "median" else 1.0  # efficiency of the median

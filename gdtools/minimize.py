@@ -287,6 +287,9 @@ def minimize(
         them all; 37 for ``max_evals=35`` on 4-d Rosenbrock).
       max_time: wall-clock budget in seconds, JAX's compilation left out (as a compiled run's
         times leave it out), so that a first call, which compiles, and a later one spend it alike.
+        It is checked between iterations: the iteration under way when it runs out finishes (for
+        central differences 2n evaluations, and the final measurement follows), so a run of a slow
+        objective can pass it by about one iteration's time.
       tol: stop when the gradient's largest component is at most ``tol`` (deterministic gradients).
         A deterministic run also stops, status ``"no_progress"``, when its steps stop changing
         anything three iterations in a row (x unchanged on the host loop; the value and gradient

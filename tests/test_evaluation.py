@@ -66,6 +66,12 @@ def test_a_measurement_without_a_spread_gets_its_samples_spread():
     assert math.isnan(Measurement(value=1.0, samples=(1.0, 1.0), spread=math.nan).spread)  # unknown, said so
 
 
+def test_a_failed_repeat_does_not_count_towards_the_noise_of_the_mean():
+    # nan samples were counted in sqrt(n): the noise of a mean of 2 read as that of a mean of 4
+    m = Measurement(value=2.0, samples=(1.0, math.nan, 3.0, math.nan), statistic="mean")
+    assert m.noise == pytest.approx(math.sqrt(2) / math.sqrt(2))
+
+
 @pytest.mark.parametrize("spread", [-0.1, "0.1", [0.1, 0.2], True])
 def test_a_spread_that_is_no_standard_deviation_is_refused(spread):
     # a negative spread was taken as given, and its noise estimate came out negative
