@@ -241,7 +241,7 @@ def plot_history(
         # a range around it, not +-0.05 of it
         middle = lone_x.pop()
         axes[-1].set_xlim(middle - 1, middle + 1)
-    if ax is None and x == "iteration":
+    if ax is None and x in ("iteration", "evals"):  # counts: no tick at 2.5
         from matplotlib.ticker import MaxNLocator
         axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
@@ -437,8 +437,10 @@ def measured_label(meta: dict) -> str | None:
         return None
     if measured.get("objective") == "time":
         statistic, repeats = measured.get("statistic"), measured.get("repeats")
+        if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats == 1:
+            return "run time (s, one run)"
         if isinstance(statistic, str) and isinstance(repeats, int) and not isinstance(repeats, bool):
-            return f"run time (s, {statistic} of {repeats} run{'' if repeats == 1 else 's'})"
+            return f"run time (s, {statistic} of {repeats} runs)"
         return "run time (s)"
     if measured.get("objective") == "stdout":
         return "the number the program printed"

@@ -634,3 +634,15 @@ def test_a_history_holding_only_a_failed_start_does_not_block_the_next_run(tmp_p
     broken.unlink()
     assert main(argv) == 0
     assert history.exists()
+
+
+def test_the_summary_says_how_many_evaluations_failed_and_what_stood_for_them(capsys):
+    # with --penalty the search goes on through failures, and the run ended with exit 0 and no word
+    # of the 11 failed evaluations out of 16 behind its answer
+    program = "import sys; n = int(sys.argv[1]); n > 60 and sys.exit(3); print(1 / n)"
+    argv = ["tune", "--param", "n=1:100:log:int", "--start", "n=30", "--budget", "16", "--objective", "stdout",
+            "--penalty", "0", "--quiet", "--", PY, "-c", program, "{n}"]
+    assert main(argv) == 0
+    summary = capsys.readouterr().out.splitlines()[0]
+    failed = re.search(r"16 evaluations \((\d+) failed, each counted as --penalty 0\)", summary)
+    assert failed and int(failed.group(1)) > 0, summary

@@ -685,12 +685,22 @@ def test_a_tuning_history_is_labelled_with_what_tune_measured():
     h.meta["measured"] = {"objective": "time", "statistic": "median", "repeats": 3}
     for y in ("loss", "value"):
         assert plot_history(h, y=y).axes[0].get_ylabel() == "run time (s, median of 3 runs)"
+    h.meta["measured"] = {"objective": "time", "statistic": "median", "repeats": 1}
+    assert plot_history(h).axes[0].get_ylabel() == "run time (s, one run)"  # not "median of 1 run"
+    h.meta["measured"]["repeats"] = 3
     printed = noisy_history(n=4)
     printed.meta["measured"] = {"objective": "stdout", "statistic": "mean", "repeats": 1}
     assert plot_history(printed).axes[0].get_ylabel() == "the number the program printed"
     assert plot_history([h, printed]).axes[0].get_ylabel() == "loss"  # two units: the plain word
     assert plot_history([h, noisy_history(n=4)]).axes[0].get_ylabel() == "loss"
     assert plot_history(h, y="grad_norm").axes[0].get_ylabel() == "grad norm"
+
+
+def test_evaluation_counts_get_whole_ticks():
+    fig = plot_history(noisy_history(n=3), x="evals")  # 6 evaluations: ticks at 1.5, 2.5, ... were drawn
+    fig.draw_without_rendering()
+    ticks = fig.axes[-1].get_xticks()
+    assert len(ticks) > 2 and all(float(t).is_integer() for t in ticks), ticks
 
 
 def test_five_to_ten_unnamed_coordinates_of_one_run_are_told_apart_by_colour():

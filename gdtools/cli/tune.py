@@ -456,7 +456,11 @@ def run(args) -> int:
     if not args.quiet:
         print(f"gdtools tune: comparing {_count(len(candidates), 'setting')} side by side, "
               f"{'up to ' if args.objective != 'time' else ''}{_count(rounds, 'run')} each", file=sys.stderr)
-    searched = f"{_cli_names(res.message, args)} {_count(res.nfev, 'evaluation')}, {_count(res.nit, 'iteration')}."
+    failed = sum(1 for r in res.history.evaluations if r.get("status") == "failed")
+    failures = (f" ({failed} failed{', each counted as --penalty %g' % args.penalty if args.penalty is not None else ''})"
+                if failed else "")
+    searched = (f"{_cli_names(res.message, args)} {_count(res.nfev, 'evaluation')}{failures}, "
+                f"{_count(res.nit, 'iteration')}.")
     try:
         measured = remeasure(objective, candidates, rounds=rounds, warmup=min(1, args.warmup), run_on=run_on)
     except KeyboardInterrupt:  # the search is done: its answer is printed, not lost
