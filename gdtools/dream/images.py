@@ -286,4 +286,14 @@ def read_metadata(path: str | os.PathLike) -> dict:
             text = picture.text.get(METADATA_KEY) if hasattr(picture, "text") else None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"cannot read image {str(path)!r}: {exc}") from None
-    return json.loads(text) if text else {}
+    if not text:
+        return {}
+    try:
+        metadata = json.loads(text)
+    except ValueError:
+        metadata = None
+    if not isinstance(metadata, dict):
+        # another program's text under our key, or one edited by hand
+        raise InputError(f"image {str(path)!r} has a {METADATA_KEY!r} text entry that is not gdtools' "
+                         f"parameters (not a JSON object): {text[:60]!r}")
+    return metadata

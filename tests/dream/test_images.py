@@ -175,3 +175,19 @@ def test_a_float_tiff_in_0_1_is_read_as_the_picture_it_is(tmp_path):
     np.testing.assert_allclose(images.load_image(tmp_path / "unit.tif")[..., 1], gray * 255.0, rtol=1e-5)
     Image.fromarray(gray * 255.0).save(tmp_path / "wide.tif")  # on the 0..255 scale already: as it is
     np.testing.assert_allclose(images.load_image(tmp_path / "wide.tif")[..., 1], gray * 255.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("text", ["x", "[1, 2]"])
+def test_metadata_that_is_not_gdtools_parameters_is_named(tmp_path, text):
+    # another program's text under the key was a JSONDecodeError from deep in json
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text(images.METADATA_KEY, text)
+    path = tmp_path / "other.png"
+    Image.new("RGB", (4, 4)).save(path, pnginfo=info)
+    with pytest.raises(InputError, match="not gdtools' parameters"):
+        images.read_metadata(path)
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (4, 4)).save(plain)
+    assert images.read_metadata(plain) == {}
