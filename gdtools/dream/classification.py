@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import numbers
 from importlib import resources
 
 import jax
@@ -44,8 +45,9 @@ def classify(image, *, top: int = 5, params=None, depthwise: str = "auto") -> li
     Returns:
       ``[(class index, name, probability), ...]``, most likely first.
     """
-    if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= 1000:
+    if not isinstance(top, numbers.Integral) or isinstance(top, (bool, np.bool_)) or not 1 <= top <= 1000:
         raise InputError(f"top must be an integer from 1 to 1000, got {top!r}")
+    top = int(top)
     if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
         image = images.as_read(images.load_image(image))
     array = images.on_0_255(images.check_image(image))

@@ -6,6 +6,7 @@ Inside gdtools an image is a float32 array (height, width, 3) of RGB values in [
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import warnings
 from pathlib import Path
@@ -56,8 +57,10 @@ def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None, 
       InputError: the file is missing, is not an image Pillow can decode, is truncated, or is
         smaller than :data:`MIN_SIDE` pixels on a side.
     """
-    if max_side is not None and (not isinstance(max_side, int) or max_side < MIN_SIDE):
+    if max_side is not None and (not isinstance(max_side, numbers.Integral) or isinstance(max_side, (bool, np.bool_))
+                                 or max_side < MIN_SIDE):
         raise InputError(f"max_side must be an integer >= {MIN_SIDE}, got {max_side!r}")
+    max_side = None if max_side is None else int(max_side)
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise InputError(f"an image file is named by a path, got {type(path).__name__}")
     path = Path(os.fsdecode(path))

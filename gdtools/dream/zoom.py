@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 from pathlib import Path
@@ -29,9 +30,9 @@ def zoom_in(image: np.ndarray, factor: float) -> np.ndarray:
 def check_zoom(*, frames, zoom, flags: tuple[str, str] = ("frames", "zoom")) -> None:
     """Raise :class:`InputError` unless ``frames`` is a positive integer and ``zoom`` a number from
     1 to 2; ``flags`` name them in the message."""
-    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
+    if not isinstance(frames, numbers.Integral) or isinstance(frames, (bool, np.bool_)) or frames < 1:
         raise InputError(f"{flags[0]} must be a positive integer, got {frames!r}")
-    if not isinstance(zoom, (int, float)) or isinstance(zoom, bool) or not 1.0 <= zoom <= 2.0:
+    if not isinstance(zoom, numbers.Real) or isinstance(zoom, (bool, np.bool_)) or not 1.0 <= zoom <= 2.0:
         raise InputError(f"{flags[1]} must be a number from 1 to 2, got {zoom!r}")
 
 
@@ -47,10 +48,16 @@ def zoom_frames(image, objective="block8", *, frames: int = 60, zoom: float = DE
     frame uses its own seed (``settings.seed + k``). ``callback(frame, progress)`` after every step;
     returning True stops: the frame being dreamed is yielded with what it has, and it is the last.
     """
+    # checked at the call, not at the first frame asked for (a generator's body waits for that)
     check_zoom(frames=frames, zoom=zoom)
     dreamer = Dreamer(objective, settings=settings, params=params, **setting_overrides)
-    base_seed = dreamer.settings.seed
     image = check_image(image)
+    return _frames(dreamer, image, frames=int(frames), zoom=float(zoom), callback=callback)
+
+
+def _frames(dreamer: Dreamer, image: np.ndarray, *, frames: int, zoom: float, callback) -> Iterator[np.ndarray]:
+    """:func:`zoom_frames`' frames, its inputs checked."""
+    base_seed = dreamer.settings.seed
     back = back_to_range_of(image)
     current = on_0_255(image)
     for k in range(frames):

@@ -26,8 +26,22 @@ def test_gif_has_every_frame(tmp_path):
 
 @pytest.mark.parametrize("bad", [dict(frames=0), dict(frames=2.5), dict(zoom=0.5), dict(zoom=3.0)])
 def test_zoom_frames_validates(bad):
+    # at the call: a generator's checks waited for the first frame to be asked for
     with pytest.raises(InputError):
-        next(zoom.zoom_frames(np.zeros((32, 32, 3)), "block3", **bad))
+        zoom.zoom_frames(np.zeros((32, 32, 3)), "block3", **bad)
+    with pytest.raises(InputError, match="block3"):
+        zoom.zoom_frames(np.zeros((32, 32, 3)), "blokc3")
+
+
+def test_numpy_numbers_are_numbers_to_the_dream_functions(params, cat_small, tmp_path):
+    # np.int64 frames, max_side and top were refused as "not an integer"
+    zoom.check_zoom(frames=np.int64(2), zoom=np.float32(1.05))
+    from gdtools.dream import classification, images
+
+    path = tmp_path / "cat.png"
+    Image.fromarray(np.asarray(cat_small, dtype=np.uint8)).save(path)
+    assert max(images.load_image(path, max_side=np.int64(40)).shape[:2]) == 40
+    assert len(classification.classify(cat_small, top=np.int64(2), params=params)) == 2
 
 
 def test_a_0_1_image_makes_the_same_frames_as_its_0_255_self(params, cat_small):
