@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--max-side", type=int, default=384, help="image size (default 384 px)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.max_side < 32:
+        parser.error(f"--max-side must be at least 32 px, got {args.max_side}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -45,7 +47,7 @@ def main() -> None:
 
     objective = objective_for(args.layer)
     dreamer = dream.Dreamer(objective, octaves=4, octave_scale=1.4, steps=10, step_size=1.5, jitter=32,
-                            tile=args.max_side, seed=args.seed)
+                            seed=args.seed)  # the tile (512 by default) is fitted to the image
     started = time.perf_counter()
     steps = []
     result = dreamer(image, callback=steps.append)  # each octave's steps run through gd.minimize
