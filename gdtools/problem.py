@@ -216,7 +216,7 @@ def _flatten_bound(name, bound, x0_tree, n, open_value):
         return [np.broadcast_to(value, np.shape(leaf)) for leaf in jax.tree_util.tree_leaves(subtree)]
 
     try:
-        filled = jax.tree_util.tree_map(fill, bound, x0_tree, is_leaf=lambda v: v is None)
+        filled = jax.tree_util.tree_map(fill, _lists_as_arrays(bound, x0_tree, name), x0_tree, is_leaf=lambda v: v is None)
         flat = np.concatenate([leaf.ravel() for leaf in jax.tree_util.tree_leaves(filled)]).astype(float)
     except InputError:
         raise
@@ -228,6 +228,20 @@ def _flatten_bound(name, bound, x0_tree, n, open_value):
     if flat.size != n:  # a guard: the structures matched, so the sizes should
         raise InputError(f"{name} holds {flat.size} numbers, x0 {n}")
     return flat
+
+
+def _lists_as_arrays(bound, x0_part, name: str):
+    """``bound`` with each plain list or tuple that stands where x0 has one array read as an array
+    (``{"a": [0, 0.5]}`` for an ``{"a": np.zeros(2)}``), as a single-array x0's bound is; where x0
+    has a list or a dict itself, the bound's follows its structure."""
+    if type(bound) in (list, tuple) and jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(x0_part)):
+        return bound if x0_part is None else _as_float_array(name, bound)
+    if isinstance(bound, dict) and isinstance(x0_part, dict):
+        return {key: _lists_as_arrays(value, x0_part[key], name) if key in x0_part else value
+                for key, value in bound.items()}
+    if type(bound) in (list, tuple) and type(x0_part) is type(bound) and len(bound) == len(x0_part):
+        return type(bound)(_lists_as_arrays(b, x, name) for b, x in zip(bound, x0_part))
+    return bound
 
 
 def _is_plain_number(value) -> bool:

@@ -934,6 +934,22 @@ def test_a_bound_may_be_a_prefix_of_x0s_structure():
     np.testing.assert_allclose(res.x["a"], [-1.0] * 3)
 
 
+def test_a_list_bound_on_an_array_leaf_of_a_pytree_is_that_leafs_array():
+    # as a list is for a single-array x0; it was refused as "not a pytree like x0"
+    fun = lambda p: jnp.sum((p["a"] - 0.3) ** 2) + (p["b"] - 0.2) ** 2  # noqa: E731
+    x0 = {"a": jnp.array([0.0, 0.6]), "b": 0.0}
+    res = gd.minimize(fun, x0, bounds=({"a": [0, 0.5], "b": -1}, {"a": 1.0, "b": 1.0}))
+    np.testing.assert_allclose(res.x["a"], [0.3, 0.5], atol=1e-6)
+    with pytest.raises(gd.InputError, match=r"bounds\[0\] \(lower\) must be numbers"):
+        gd.minimize(fun, x0, bounds=({"a": ["x", 0.5], "b": -1}, 1.0))
+    with pytest.raises(gd.InputError, match=r"x0's shapes are"):
+        gd.minimize(fun, x0, bounds=({"a": [0, 0.5, 1], "b": -1}, 1.0))
+    # where x0 holds a list itself, the bound's list follows it leaf by leaf
+    res = gd.minimize(lambda p: (p[0] - 3.0) ** 2 + (p[1] + 3.0) ** 2, [jnp.zeros(()), jnp.zeros(())],
+                      bounds=([0.0, -1.0], [1.0, 0.0]))
+    np.testing.assert_allclose([float(v) for v in res.x], [1.0, -1.0], atol=1e-6)
+
+
 def test_a_pytree_bound_of_other_shapes_names_x0s():
     x0 = _Params(jnp.zeros(2), jnp.zeros(3))
     with pytest.raises(gd.InputError, match=r"bounds\[0\] \(lower\) must be a scalar or a pytree like x0.*"
