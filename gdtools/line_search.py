@@ -84,29 +84,38 @@ class LineSearchDescent:
         steepest = not float(g @ d) < 0  # not a descent direction: steepest descent instead
         if steepest:
             d = -g
-        found, left = self._search(x, value, g, d, state.step, evaluate, project, left, bounds)
+        # Values measured in this iteration, by point: trial steps past a bound project onto one
+        # point, which an exact objective (the only kind a line search runs on) need not be asked
+        # about twice, and x's value is known.
+        known = {np.asarray(x, dtype=float).tobytes(): float(value)}
+        found, left = self._search(x, value, g, d, state.step, evaluate, project, left, bounds, known)
         if found is None and not steepest and left >= 1:
             # No step along the quasi-Newton direction (its curvature pairs, made of projected
             # steps, can scale it far off: a 10-d Rosenbrock in a box stalled 0.05 above its
             # minimum with a gradient of 2.8): forget them and search along -g, as L-BFGS-B does.
             direction_state = self.direction.init(jnp.asarray(x))
-            found, left = self._search(x, value, g, -g, self.max_step, evaluate, project, left, bounds)
+            found, left = self._search(x, value, g, -g, self.max_step, evaluate, project, left, bounds, known)
         if found is None:
             return x, value, LineSearchState(direction_state, state.step)
         point, v, s = found
         return point, v, LineSearchState(direction_state, min(self.max_step, self.grow * s))
 
-    def _search(self, x, value, g, d, t, evaluate, project, left, bounds):
+    def _search(self, x, value, g, d, t, evaluate, project, left, bounds, known):
         """Armijo backtracking from step length ``t`` along ``d``: ``((point, value, step) or None,
-        trial points left)``."""
+        trial points left)``. ``known``: values already measured, by point (filled as it goes)."""
         slope = float(g @ d)
         for _ in range(self.max_batches):
             if left < 1:
                 break
             steps = t * self.shrink ** np.arange(int(min(self.trials_per_batch, left)))
-            left -= len(steps)
-            points = np.array([project(x + s * d) for s in steps])
-            values = evaluate(points)
+            points = np.array([project(x + s * d) for s in steps], dtype=float)
+            keys = [point.tobytes() for point in points]
+            new = list(dict.fromkeys(key for key in keys if key not in known))
+            if new:
+                at = {key: i for i, key in reversed(list(enumerate(keys)))}
+                known.update(zip(new, map(float, evaluate(points[[at[key] for key in new]]))))
+                left -= len(new)
+            values = [known[key] for key in keys]
             for s, point, v in zip(steps, points, values):
                 decrease = s * slope if bounds is None else min(s * slope, float(g @ (point - x)))
                 if np.isfinite(v) and v <= value + self.c1 * decrease:

@@ -68,3 +68,21 @@ def test_a_second_finite_difference_run_compiles_nothing():
     res = gd.minimize(lambda x: fun(x) + 1.0, np.zeros(5), gradient="central")  # another objective
     assert res.success and compile_time.stages() == before
     assert LineSearchDescent()._update is LineSearchDescent()._update
+
+
+def test_trial_steps_that_project_onto_one_point_measure_it_once():
+    # steps past a bound all land on the bound: it was measured again for every shorter step
+    # (here 5 times), each counted against the budget, on an exact objective whose value there
+    # cannot change
+    measured = []
+
+    def evaluate(points):
+        measured.extend(tuple(p) for p in np.asarray(points))
+        return np.array([(float(p[0]) - 0.6) ** 2 for p in np.asarray(points)])
+
+    search = LineSearchDescent()
+    x = np.array([0.5])
+    new_x, new_value, _ = search.step(x, 0.01, np.array([-10.0]), search.init(x), evaluate,
+                                      lambda p: np.clip(p, 0.0, 1.0), bounds=(np.zeros(1), np.ones(1)))
+    assert len(measured) == len(set(measured)) and measured.count((1.0,)) == 1, measured
+    assert 0.5 < new_x[0] < 1.0 and new_value == (new_x[0] - 0.6) ** 2
