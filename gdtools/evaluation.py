@@ -94,8 +94,10 @@ class Measurement:
       error: what went wrong, for a failed evaluation.
       params: the point in the user's units, when the objective knows them.
       t_start, t_end: wall-clock timestamps (``time.time()``) of the evaluation.
-      eps: the machine epsilon of the value's type when it is coarser than float64 (float32:
-        1.2e-7), else None: finite differences need steps the value can resolve.
+      eps: the value's relative resolution when it is coarser than float64's: the machine epsilon
+        of its type (float32: 1.2e-7), or the last printed digit's place over the value for a
+        number a program printed (``"0.52"``: 0.019); else None. Finite differences need steps the
+        value can resolve.
       noisy: the value is noisy by nature (a wall time is), even when a single sample cannot show
         its spread. An objective whose noise is not known then has it measured at x0 by a few
         more evaluations, instead of being taken for an exact function.

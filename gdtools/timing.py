@@ -78,6 +78,23 @@ def last_number(text: str) -> str | None:
     return None
 
 
+def printed_precision(number: str) -> float | None:
+    """The relative resolution of a number as printed: its last digit's place over its size
+    (``"0.52"``: 0.01 / 0.52, ``"1.5e-3"``: 0.1e-3 / 1.5e-3, ``"120"``: 1 / 120); None for zero, a
+    number that is not finite, or one printed to float64's full precision. Finite differences of
+    printed numbers need steps that change them in the digits printed."""
+    mantissa, _, exponent = number.lower().lstrip("+-").partition("e")
+    try:
+        value = abs(float(number))
+        place = 10.0 ** ((int(exponent) if exponent else 0) - len(mantissa.partition(".")[2]))
+    except (ValueError, OverflowError):
+        return None
+    if not math.isfinite(value) or value == 0:
+        return None
+    relative = place / value
+    return relative if relative > np.finfo(np.float64).eps else None
+
+
 # -- argv templates ------------------------------------------------------------------------------
 
 def _parse_template(text: str, where: str) -> list[tuple[str, str]]:
@@ -374,10 +391,14 @@ class TimedCommand:
         t_start = time.time()
         samples: list[float] = []
         previous = None
+        precision = None  # the coarsest relative resolution of the numbers printed
         for run in range(self.warmup + self.repeats):
-            value, error, _ = self._run_once(argv, env)
+            value, error, text = self._run_once(argv, env)
             if error is not None:
                 return _failed(samples, self.statistic, params, t_start, error)
+            if self.objective == "stdout":
+                printed = printed_precision(last_number(text))
+                precision = printed if precision is None or (printed or 0) > precision else precision
             if run >= self.warmup:
                 samples.append(value)
             if self.objective == "stdout" and value == previous and run + 1 < self.warmup + self.repeats:
@@ -387,9 +408,10 @@ class TimedCommand:
                 # two decimals also repeats now and then, and must not make the run's noise 0.
                 samples = [value] * min(2, self.repeats)
                 return dataclasses.replace(_summarise(samples, self.statistic, params, t_start, timed=False),
-                                           spread=math.nan)
+                                           spread=math.nan, eps=precision)
             previous = value
-        return _summarise(samples, self.statistic, params, t_start, timed=self.objective == "time")
+        measurement = _summarise(samples, self.statistic, params, t_start, timed=self.objective == "time")
+        return measurement if precision is None else dataclasses.replace(measurement, eps=precision)
 
 
 def time_command(argv: Sequence[str], space: Space, *, repeats: int = 5, warmup: int = 1,

@@ -12,7 +12,7 @@ import pytest
 from gdtools.errors import InputError
 from gdtools.evaluation import Measurement
 from gdtools.space import Int, Real, Space
-from gdtools.timing import best_measured, format_value, remeasure, time_callable, time_command
+from gdtools.timing import best_measured, format_value, printed_precision, remeasure, time_callable, time_command
 
 PY = sys.executable
 
@@ -259,6 +259,28 @@ def test_stdout_objective_takes_the_last_number():
     m = objective({"x": 3.0})
     assert m.status == "ok" and m.value == pytest.approx(4.0) and m.samples == (4.0, 4.0)
     assert m.spread == 0.0
+
+
+@pytest.mark.parametrize("number, precision", [("0.52", 0.01 / 0.52), ("1.5e-3", 0.1e-3 / 1.5e-3), ("120", 1 / 120),
+                                               ("-0.140000", 1e-6 / 0.14), (".5", 0.2), ("1E+05", 1.0),
+                                               ("0", None), ("0.000", None), ("inf", None),
+                                               ("0.30000000000000004", None)])
+def test_a_printed_numbers_precision_is_its_last_digits_place_over_its_size(number, precision):
+    assert printed_precision(number) == (None if precision is None else pytest.approx(precision))
+
+
+def test_finite_differences_of_printed_numbers_take_steps_the_digits_show():
+    # steps of 1.5e-8 (float64's rule) changed nothing in 6 printed decimals: x's gradient was 0,
+    # and x never left its start (0.5, the optimum at 0.3)
+    import gdtools as gd
+
+    space = Space(n=Int(1, 100, log=True), x=Real(0.0, 1.0))
+    code = "import sys; n, x = int(sys.argv[1]), float(sys.argv[2]); print('%.6f' % (1 / n + (x - 0.3) ** 2))"
+    objective = time_command([PY, "-c", code, "{n}", "{x}"], space, objective="stdout", repeats=1, warmup=0)
+    m = objective({"n": 10, "x": 0.5})
+    assert m.eps == pytest.approx(1e-6 / 0.14)
+    res = gd.minimize(objective, space=space, gradient="forward", max_evals=30)
+    assert abs(res.x["x"] - 0.3) < 0.05, res
 
 
 def test_a_printed_number_that_repeats_exactly_is_not_run_again(tmp_path):
