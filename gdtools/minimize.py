@@ -623,9 +623,12 @@ def _check_exact_at_stall(problem, out, evaluator, max_evals) -> None:
     before = evaluator.measured_value(x)
     if before is None:
         return
+    successes = evaluator.successes
     try:
         again = float(evaluator(x[None])[0])
     except EvaluationFailed:
+        return
+    if evaluator.successes == successes:  # it failed: a penalty (or nan) is no value of the objective
         return
     if math.isfinite(again) and abs(again - before) > 4 * evaluator.value_eps * max(abs(again), abs(before)):
         out["two_values"] = (before, again)

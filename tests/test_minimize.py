@@ -1052,6 +1052,28 @@ def test_a_stall_of_finite_differences_on_noise_nobody_declared_is_no_success(gr
     assert res.nfev == len(calls) <= 300
 
 
+def test_a_failed_measurement_at_a_stall_is_not_taken_for_noise():
+    # The stall's extra measurement of x can fail (a flaky program); with an on_failure penalty the
+    # evaluator hands back the penalty, which is no second value of the objective: the message
+    # said the objective "gave two values there (4.58, then 1000000): it is noisy".
+    import zlib
+    seen = set()
+
+    def f(x):
+        k = np.asarray(x, dtype=float).tobytes()
+        if k in seen:
+            raise RuntimeError("worker crashed")  # fails on a second visit only
+        seen.add(k)
+        jitter = (zlib.crc32(k) / 2**32 - 0.5) * 0.02  # rough, but one value per point
+        return float(np.sum((np.asarray(x) - 1) ** 2) + 1 + jitter)
+
+    res = gd.minimize(f, np.zeros(4), gradient="central", max_evals=300, on_failure=1e6)
+    assert res.status == "no_progress", res
+    assert res.history.evaluations[-1]["status"] == "failed"  # the extra measurement was made
+    assert "two values" not in res.message and "1000000" not in res.message, res.message
+    assert res.fun < 1e6
+
+
 def test_a_space_run_that_stops_on_its_rounded_point_is_a_success():
     # Over integers the gradient estimate never vanishes: the run stops where the rounded point
     # no longer changes, here the exact optimum (n = 20, r = 1).
