@@ -139,18 +139,27 @@ def _drop_partial_last_line(path: str) -> None:
 
 
 def _drop_final_record(path: str) -> bool:
-    """Cut the file's last line if it is a run's final iteration record; whether it was."""
+    """Cut the run's final iteration record if it ends the file (after it only meta lines, such as
+    ``gdtools tune``'s side-by-side, which stay, in their order); whether it did."""
     with open(path, "rb+") as f:
-        data = f.read()
-        start = data.rstrip(b"\n").rfind(b"\n") + 1
-        try:
-            record = json.loads(data[start:])
-        except ValueError:
-            return False
-        if not (isinstance(record, dict) and record.get("kind") == "iteration" and record.get("final")):
-            return False
-        f.truncate(start)
-        return True
+        lines = f.read().splitlines(keepends=True)
+        for i in range(len(lines) - 1, 0, -1):
+            if not lines[i].strip():
+                continue
+            try:
+                record = json.loads(lines[i])
+            except ValueError:
+                return False
+            kind = record.get("kind") if isinstance(record, dict) else None
+            if kind == "meta":
+                continue
+            if not (kind == "iteration" and record.get("final")):
+                return False
+            f.seek(sum(len(line) for line in lines[:i]))
+            f.truncate()
+            f.writelines(lines[i + 1:])
+            return True
+        return False
 
 
 def _drop_trailing_failures(path: str) -> int:

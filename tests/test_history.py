@@ -321,3 +321,25 @@ def test_a_file_holding_two_runs_is_refused_and_a_resumed_run_still_loads(tmp_pa
     metas = [json.loads(line) for line in a.read_text().splitlines() if '"kind": "meta"' in line]
     assert "format" in metas[0] and len(metas) > metas_before and not any("format" in m for m in metas[1:])
     assert len(gd.History.load(a).evaluations) == 20
+
+
+def test_a_finished_run_with_a_meta_line_after_its_end_is_resumed_from_before_its_end(tmp_path):
+    # gdtools tune appends its side-by-side (a meta line) after the final iteration record: the
+    # final record was then kept on resume, counted as one of the iterations already recorded (the
+    # resumed run left one of its own unrecorded) and the file held two final records
+    import gdtools as gd
+
+    space = gd.Space(a=gd.Real(0, 1), b=gd.Real(0, 1))
+    f = lambda p: (p["a"] - 0.3) ** 2 + (p["b"] - 0.6) ** 2  # noqa: E731
+    runs = {}
+    for appended in (False, True):
+        path = tmp_path / f"run{appended}.jsonl"
+        gd.minimize(f, space=space, gradient="spsa", max_evals=20, history=str(path), seed=1)
+        if appended:
+            History.append_meta(path, side_by_side={"best": "start"})
+        gd.minimize(f, space=space, gradient="spsa", max_evals=30, history=str(path), seed=1, resume=True)
+        runs[appended] = History.load(path)
+    assert [bool(r.get("final")) for r in runs[True].iterations].count(True) == 1
+    assert ([{k: v for k, v in r.items() if k != "time"} for r in runs[True].iterations]
+            == [{k: v for k, v in r.items() if k != "time"} for r in runs[False].iterations])
+    assert runs[True].meta["side_by_side"] == {"best": "start"}  # the meta line itself stays
