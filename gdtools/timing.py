@@ -69,7 +69,7 @@ def last_number(text: str) -> str | None:
         word = word.strip(_AROUND)
         if "=" in word:
             word = word.rsplit("=", 1)[1].strip(_AROUND)
-        word = word.rstrip(".")  # the full stop of a sentence ("Done in 0.52.")
+        word = word.rstrip(_AROUND + ".")  # the full stop of a sentence ("Done in 0.52.", "(loss 0.52).")
         if _THOUSANDS.fullmatch(word):
             word = word.replace(",", "")
         match = _NUMBER.fullmatch(word)

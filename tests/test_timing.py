@@ -435,6 +435,7 @@ def test_remeasure_counts_the_rounds_it_ran_when_it_stopped_early(space):
     ("score 3 (run by buchanan)", "3"), ("took 0.52s", "0.52"), ("loss=1.5e-3,", "1.5e-3"), ("50%", "50"),
     ("value nan", "nan"), ("best -inf", "-inf"), ("x setup.inf", None), ("on 2023-01-01", None),
     ("Done in 0.52.", "0.52"), ("took 0.52s.", "0.52"), ("total 5,202,500.", "5202500"), ("at .5", ".5"),
+    ("Done (loss 0.52).", "0.52"), ("loss=(0.5).", "0.5"), ("(run-3).", None),
 ])
 def test_the_last_number_is_a_whole_word_not_a_piece_of_one(printed, number):
     from gdtools.timing import last_number
