@@ -263,6 +263,19 @@ def _only_failures(path: str) -> bool:
     return not any(record.get("status", "ok") == "ok" for record in history.evaluations)
 
 
+def _penalty_words(penalty, evaluations) -> str:
+    """What stood for the failed evaluations: ``--penalty``, or less where it was capped (once
+    something was measured, a failure counts at most as far beyond the worst value measured as that
+    is from the best, or twice the worst: the smallest such cap is the first value's)."""
+    if penalty is None:
+        return ""
+    first = next((r.get("value") for r in evaluations if r.get("status") == "ok" and _is_number(r.get("value"))),
+                 None)
+    if first is None or penalty <= first + max(abs(first), 1e-12):
+        return f", each counted as --penalty {penalty:g}"
+    return f", each counted as --penalty {penalty:g} or less: at most about as far beyond the worst value measured as that is from the best"
+
+
 def _check_budget(args, estimator, n: int) -> None:
     """The budget must pay for one step: the start, one gradient estimate and the final measurement."""
     need = 1 + estimator.evaluations(n) + 1
@@ -457,8 +470,7 @@ def run(args) -> int:
         print(f"gdtools tune: comparing {_count(len(candidates), 'setting')} side by side, "
               f"{'up to ' if args.objective != 'time' else ''}{_count(rounds, 'run')} each", file=sys.stderr)
     failed = sum(1 for r in res.history.evaluations if r.get("status") == "failed")
-    failures = (f" ({failed} failed{', each counted as --penalty %g' % args.penalty if args.penalty is not None else ''})"
-                if failed else "")
+    failures = (f" ({failed} failed{_penalty_words(args.penalty, res.history.evaluations)})" if failed else "")
     searched = (f"{_cli_names(res.message, args)} {_count(res.nfev, 'evaluation')}{failures}, "
                 f"{_count(res.nit, 'iteration')}.")
     try:
