@@ -46,8 +46,11 @@ def main() -> None:
     print("the network sees:", ", ".join(f"{name} {p:.0%}" for _, name, p in dream.classify(image, top=3)))
 
     objective = objective_for(args.layer)
+    # tiles of 512 pixels, or of the image's side rounded up to 32 if smaller (384 for the sample),
+    # as the Dreamer would fit them: given here, the PNG's metadata records the tile used
+    tile = dream.deepdream.fitting_tile(512, image.shape)
     dreamer = dream.Dreamer(objective, octaves=4, octave_scale=1.4, steps=10, step_size=1.5, jitter=32,
-                            seed=args.seed)  # the tile (512 by default) is fitted to the image
+                            tile=tile, seed=args.seed)
     started = time.perf_counter()
     steps = []
     result = dreamer(image, callback=steps.append)  # each octave's steps run through gd.minimize

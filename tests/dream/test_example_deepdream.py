@@ -26,3 +26,24 @@ def test_the_example_objective_fits_every_layer(example, params):
         assert objective.describe()["sum"][1]["channels"] == [c for c in (3, 17) if c < info.channels]
     with pytest.raises(SystemExit, match="unknown layer 'blokc8'"):
         example.objective_for("blokc8")
+
+
+@pytest.mark.parametrize("max_side", [96, 384])
+def test_the_example_records_the_tile_it_dreamed_in(example, params, tmp_path, monkeypatch, max_side):
+    # the Dreamer fits its 512-pixel tile to a smaller image; the PNG said 512 for a 384-pixel dream
+    import sys
+
+    import gdtools as gd
+    from gdtools.dream.deepdream import Dreamer, Progress, fitting_tile
+
+    def no_dream(self, image, *, callback=None):  # the tile recorded is the question, not the dream
+        for step in range(2):
+            callback(Progress(octave=0, octaves=1, step=step, steps=2, objective=0.0, shape=image.shape))
+        return image
+
+    monkeypatch.setattr(Dreamer, "__call__", no_dream)
+    monkeypatch.setattr(gd.dream, "classify", lambda image, top: [])
+    monkeypatch.setattr(sys, "argv", ["deepdream.py", "--out", str(tmp_path), "--max-side", str(max_side)])
+    example.main()
+    shape = gd.dream.images.load_image(tmp_path / "deepdream.png").shape
+    assert gd.dream.images.read_metadata(tmp_path / "deepdream.png")["tile"] == fitting_tile(512, shape)
