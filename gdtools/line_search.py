@@ -9,6 +9,8 @@ measure them in parallel::
     d = -direction(g)                      (steepest descent if that is not a descent direction,
                                             or, with a fresh memory, if no step along it passes)
     t in {t0, t0*r, t0*r^2, ...}:  accept the largest t with f(x + t d) <= f(x) + c1 * t * g.d
+                                            (and f(x + t d) < f(x): a decrease below the
+                                            rounding of f is no decrease)
     t0 = min(t_max, grow * t_accepted)     for the next iteration
 
 This is the default optimizer of ``minimize`` for noise-free finite differences (scipy's L-BFGS-B
@@ -89,10 +91,11 @@ class LineSearchDescent:
         # about twice, and x's value is known.
         known = {np.asarray(x, dtype=float).tobytes(): float(value)}
         found, left = self._search(x, value, g, d, state.step, evaluate, project, left, bounds, known)
-        if found is None and not steepest and left >= 1:
+        if found is None and not steepest and left >= 1 and not np.array_equal(d, -g):
             # No step along the quasi-Newton direction (its curvature pairs, made of projected
             # steps, can scale it far off: a 10-d Rosenbrock in a box stalled 0.05 above its
             # minimum with a gradient of 2.8): forget them and search along -g, as L-BFGS-B does.
+            # (Not when the direction was -g already, a fresh memory's: the same trial points again.)
             direction_state = self.direction.init(jnp.asarray(x))
             found, left = self._search(x, value, g, -g, self.max_step, evaluate, project, left, bounds, known)
         if found is None:
@@ -118,7 +121,9 @@ class LineSearchDescent:
             values = [known[key] for key in keys]
             for s, point, v in zip(steps, points, values):
                 decrease = s * slope if bounds is None else min(s * slope, float(g @ (point - x)))
-                if np.isfinite(v) and v <= value + self.c1 * decrease:
+                # strictly lower too: where c1 * decrease is below the rounding of f, Armijo's test
+                # alone passed points of exactly f(x), and x crept on without ever stalling
+                if np.isfinite(v) and v <= value + self.c1 * decrease and v < value:
                     return (point, float(v), s), left
             t = steps[-1] * self.shrink
             if t * np.max(np.abs(d)) <= 1e-15 * max(1.0, float(np.max(np.abs(x)))):

@@ -86,3 +86,23 @@ def test_trial_steps_that_project_onto_one_point_measure_it_once():
                                       lambda p: np.clip(p, 0.0, 1.0), bounds=(np.zeros(1), np.ones(1)))
     assert len(measured) == len(set(measured)) and measured.count((1.0,)) == 1, measured
     assert 0.5 < new_x[0] < 1.0 and new_value == (new_x[0] - 0.6) ** 2
+
+
+def test_a_step_that_leaves_the_value_unchanged_is_not_accepted():
+    # Himmelblau from a float32 JAX start, forward differences: near the minimum Armijo's required
+    # decrease c1 * t * g.d fell below the rounding of f, so trial points with exactly the value at
+    # x passed it. x crept on (1e-12 a step, in float64, below what the float32 objective resolves),
+    # the value never changed and the gradient changed only in its last digits, so the stall was
+    # never seen: 1000 iterations and 4015 evaluations, "max_iters" (a few hundred suffice to stall).
+    import jax.numpy as jnp
+
+    def himmelblau(x):
+        return (x[0] ** 2 + x[1] - 11) ** 2 + (x[0] + x[1] ** 2 - 7) ** 2
+
+    res = gd.minimize(himmelblau, jnp.zeros(2, jnp.float32), gradient="forward")
+    assert res.status in ("converged", "no_progress") and res.nfev < 300, (res.status, res.nfev)
+    np.testing.assert_allclose(np.asarray(res.x), [3.0, 2.0], atol=1e-3)
+    records = res.history.iterations
+    for before, after in zip(records, records[1:]):  # every step that moved x lowered f
+        if not np.array_equal(before["x"], after["x"]):
+            assert after["loss"] < before["loss"], (before, after)
