@@ -45,6 +45,9 @@ from gdtools.space import DEFAULT_BUDGET
 from gdtools.transforms import largest_projected_component, resolve_optimizer
 
 DEFAULT_MAX_ITERS = 1000
+#: A decrease of f by at most FTOL * max(|f|, 1) is none (scipy's L-BFGS-B ftol: factr 1e7 times
+#: float64's eps): see _check_forward_stall.
+FTOL = 1e7 * float(np.finfo(np.float64).eps)
 #: A history file keeps a start point of at most this many numbers (a resume of another start names both).
 MAX_START_SHOWN = 32
 #: Largest max_iters run as one compiled program (its history buffer: 3 numbers per iteration).
@@ -299,7 +302,10 @@ def minimize(
         gradient still larger it is a failure, as scipy's L-BFGS-B reports a line search that
         finds no lower point. A finite-difference run of an objective taken for exact (no key, no
         ``noise=``, no spread) that stopped moving measures its last point once more: two values
-        there mean noise nobody declared, and the run fails, saying so.
+        there mean noise nobody declared, and the run fails, saying so. A forward-difference run
+        that stopped moving is judged by one central-difference estimate at its point (2n
+        evaluations), and one line search along it: a clear decrease of f means forward
+        differences' error hid the slope, and the run, no success, returns the lower point.
       seed: seeds every random choice (perturbations, keys passed to ``fun``).
       callback: ``callback(state) -> bool | None`` once per iteration, with the iterate
         ``state.x``, its value and gradient norm, before its step is applied; True (or raising
@@ -655,7 +661,27 @@ def _check_forward_stall(problem, estimator, out, evaluator, max_evals) -> None:
     except EvaluationFailed:
         return
     clip = problem.clip if problem.clip is not None else (None, None)
-    out["largest"] = float(largest_projected_component(np.asarray(est.grad, dtype=float), x, *clip))
+    grad = np.asarray(est.grad, dtype=float)
+    out["largest"] = float(largest_projected_component(grad, x, *clip))
+    # Forward differences' error may have stopped the run short of the minimum where central
+    # differences still see the slope (a float32 quadratic of condition 1e6 stalled at f = 1.67
+    # with 129 left, under 1/200 of the start's gradient: a "success"). One line search along the
+    # central gradient tells: a clear decrease (beyond FTOL, scipy's L-BFGS-B ftol, and the value's
+    # rounding) is taken, and the run is no success (see _package_host).
+    f_x = evaluator.measured_value(x)
+    left = None if max_evals is None else max_evals - evaluator.nfev - 1  # the final measurement's
+    if f_x is None or not math.isfinite(f_x) or (left is not None and left < 1) or not np.any(grad):
+        return
+    bounds = None if problem.lower is None else (problem.lower, problem.upper)
+    project = (lambda p: p) if bounds is None else (lambda p: np.clip(p, *bounds))  # noqa: E731
+    try:
+        found, _ = LineSearchDescent()._search(x, f_x, grad, -grad, 1.0, lambda pts: evaluator(pts, trial=True),
+                                               project, np.inf if left is None else left, bounds,
+                                               {x.tobytes(): f_x})
+    except EvaluationFailed:
+        return
+    if found is not None and f_x - found[1] > max(FTOL, 10 * evaluator.value_eps) * max(abs(f_x), 1.0):
+        out["x"], out["central_step"] = found[0], (f_x, found[1])
 
 
 def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) -> Result:
@@ -734,6 +760,13 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                                    f"measured; the last error: {evaluator.last_error}.")
     elif reason == "max_iters" and not could_converge:
         success, message = True, f"The iteration budget (max_iters={limits['max_iters']}) was spent."
+    elif reason == "no_progress" and "central_step" in out:
+        before, after = out["central_step"]
+        success, message = False, (
+            f"Stopped: forward differences made no further progress, but a step along a central-difference "
+            f"gradient still lowered f from {before:.10g} to {after:.10g}: their error (h |f''| / 2) hid the "
+            f"slope, and the run stopped short of the minimum. gradient='central' goes on from here (the "
+            f"lowered point is returned).")
     elif reason == "no_progress" and "two_values" in out:
         first, second = out["two_values"]
         success, message = False, (
