@@ -40,7 +40,7 @@ from gdtools.optax_description import describe_transformation, differing_parts
 from gdtools.line_search import LineSearchDescent
 from gdtools.host_loop import HostLoop
 from gdtools.problem import Problem, build_problem, key_hint
-from gdtools.result import Result, stalled_outcome, stop_message
+from gdtools.result import STALL_FAILURES, Result, stalled_outcome, stop_message
 from gdtools.space import DEFAULT_BUDGET
 from gdtools.transforms import largest_projected_component, resolve_optimizer
 
@@ -760,21 +760,9 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                                    f"measured; the last error: {evaluator.last_error}.")
     elif reason == "max_iters" and not could_converge:
         success, message = True, f"The iteration budget (max_iters={limits['max_iters']}) was spent."
-    elif reason == "no_progress" and "central_step" in out:
-        before, after = out["central_step"]
-        success, message = False, (
-            f"Stopped: forward differences made no further progress, but a step along a central-difference "
-            f"gradient still lowered f from {before:.10g} to {after:.10g}: their error (h |f''| / 2) hid the "
-            f"slope, and the run stopped short of the minimum. gradient='central' goes on from here (the "
-            f"lowered point is returned).")
-    elif reason == "no_progress" and "two_values" in out:
-        first, second = out["two_values"]
-        success, message = False, (
-            f"Stopped: the last steps did not change x, but the objective gave two values there "
-            f"({first:.10g}, then {second:.10g}): it is noisy, and finite differences with steps sized for "
-            f"an exact objective measured its noise, not its slope. Tell the engine: write it fun(x, key), "
-            f"return a gdtools.Measurement with repeats, or give noise= (its standard deviation); or use "
-            f"gradient='spsa'. The last point is returned.")
+    elif reason == "no_progress" and any(check in out for check in STALL_FAILURES):
+        check = next(check for check in STALL_FAILURES if check in out)
+        success, message = False, STALL_FAILURES[check].format(*out[check])
     elif reason == "no_progress":
         success, message = stalled_outcome(largest=out["largest"], largest_at_start=out["largest_at_start"],
                                            tol=limits["tol"], dtype=np.dtype(x.dtype),

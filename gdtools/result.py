@@ -42,6 +42,22 @@ STOP_REASONS = {
 STALL_REDUCTION = 1e-3
 
 
+#: A finite-difference run that stopped moving (no_progress), found short of its minimum by a
+#: check at its point (minimize's _check_exact_at_stall, _check_forward_stall): no success, whatever
+#: the gradient's size. The two numbers are the values the check measured.
+STALL_FAILURES = {
+    "two_values": ("Stopped: the last steps did not change x, but the objective gave two values there "
+                   "({0:.10g}, then {1:.10g}): it is noisy, and finite differences with steps sized for an "
+                   "exact objective measured its noise, not its slope. Tell the engine: write it fun(x, key), "
+                   "return a gdtools.Measurement with repeats, or give noise= (its standard deviation); or use "
+                   "gradient='spsa'. The last point is returned."),
+    "central_step": ("Stopped: forward differences made no further progress, but a step along a "
+                     "central-difference gradient still lowered f from {0:.10g} to {1:.10g}: their error "
+                     "(h |f''| / 2) hid the slope, and the run stopped short of the minimum. "
+                     "gradient='central' goes on from here (the lowered point is returned)."),
+}
+
+
 def stop_message(reason: str, **fields) -> tuple[bool, str]:
     success, template = STOP_REASONS[reason]
     return success, template.format_map(_Defaulting(fields))
