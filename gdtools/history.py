@@ -138,6 +138,20 @@ def _drop_partial_last_line(path: str) -> None:
             f.write(b"\n")  # a whole record that only lacks its newline
 
 
+def _kind(record) -> str | None:
+    """A history record's kind ("meta", "evaluation", "iteration"), None for anything else."""
+    return record.get("kind") if isinstance(record, dict) else None
+
+
+def _cut_keeping_meta(f, lines: list[bytes], at: int) -> None:
+    """Cut the open file ``f``, read as ``lines``, from line ``at``; the meta records among the
+    lines cut are written back, in their order (facts learnt during the run stay)."""
+    kept = [line for line in lines[at:] if line.strip() and _kind(json.loads(line)) == "meta"]
+    f.seek(sum(len(line) for line in lines[:at]))
+    f.truncate()
+    f.writelines(kept)
+
+
 def _drop_final_record(path: str) -> bool:
     """Cut the run's final iteration record if it ends the file (after it only meta lines, such as
     ``gdtools tune``'s side-by-side, which stay, in their order); whether it did."""
@@ -150,14 +164,11 @@ def _drop_final_record(path: str) -> bool:
                 record = json.loads(lines[i])
             except ValueError:
                 return False
-            kind = record.get("kind") if isinstance(record, dict) else None
-            if kind == "meta":
+            if _kind(record) == "meta":
                 continue
-            if not (kind == "iteration" and record.get("final")):
+            if not (_kind(record) == "iteration" and record.get("final")):
                 return False
-            f.seek(sum(len(line) for line in lines[:i]))
-            f.truncate()
-            f.writelines(lines[i + 1:])
+            _cut_keeping_meta(f, lines, i)
             return True
         return False
 
@@ -176,18 +187,14 @@ def _drop_trailing_failures(path: str) -> int:
                 record = json.loads(lines[i])
             except ValueError:
                 break
-            kind = record.get("kind") if isinstance(record, dict) else None
-            if kind == "evaluation":
+            if _kind(record) == "evaluation":
                 if record.get("status") != "failed":
                     break
                 cut_at, cut = i, cut + 1
-            elif kind not in ("iteration", "meta"):
+            elif _kind(record) not in ("iteration", "meta"):
                 break
         if cut:
-            metas = [line for line in lines[cut_at:] if json.loads(line).get("kind") == "meta"]
-            f.seek(sum(len(line) for line in lines[:cut_at]))
-            f.truncate()
-            f.writelines(metas)
+            _cut_keeping_meta(f, lines, cut_at)
     return cut
 
 
