@@ -113,10 +113,12 @@ class LineSearchDescent:
             steps = t * self.shrink ** np.arange(int(min(self.trials_per_batch, left)))
             points = np.array([project(x + s * d) for s in steps], dtype=float)
             keys = [point.tobytes() for point in points]
-            new = list(dict.fromkeys(key for key in keys if key not in known))
+            new = {}  # the points not measured yet, each once, in the order of their steps
+            for key, point in zip(keys, points):
+                if key not in known:
+                    new.setdefault(key, point)
             if new:
-                at = {key: i for i, key in reversed(list(enumerate(keys)))}
-                known.update(zip(new, map(float, evaluate(points[[at[key] for key in new]]))))
+                known.update(zip(new, map(float, evaluate(np.array(list(new.values()))))))
                 left -= len(new)
             values = [known[key] for key in keys]
             for s, point, v in zip(steps, points, values):

@@ -437,9 +437,10 @@ def measured_label(meta: dict) -> str | None:
         return None
     if measured.get("objective") == "time":
         statistic, repeats = measured.get("statistic"), measured.get("repeats")
-        if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats == 1:
+        counted = isinstance(repeats, int) and not isinstance(repeats, bool)
+        if counted and repeats == 1:
             return "run time (s, one run)"
-        if isinstance(statistic, str) and isinstance(repeats, int) and not isinstance(repeats, bool):
+        if counted and isinstance(statistic, str):
             return f"run time (s, {statistic} of {repeats} runs)"
         return "run time (s)"
     if measured.get("objective") == "stdout":

@@ -159,14 +159,15 @@ def _check_options(repeats, warmup, statistic) -> None:
 
 
 def _summarise(samples: list[float], statistic: str, params: dict, t_start: float, *,
-               timed: bool) -> Measurement:
-    """``timed``: the samples are wall times, noisy whether or not there are enough to show it."""
+               timed: bool, eps: float | None = None) -> Measurement:
+    """``timed``: the samples are wall times, noisy whether or not there are enough to show it;
+    ``eps``: the values' relative resolution, when coarser than float64's (printed numbers)."""
     arr = np.asarray(samples, dtype=float)
     value = {"median": np.median, "mean": np.mean, "min": np.min}[statistic](arr)
     spread = float(np.std(arr, ddof=1)) if len(arr) >= 2 else math.nan
     return Measurement(value=float(value), samples=tuple(float(s) for s in samples),
                        statistic=statistic, spread=spread, params=dict(params),
-                       t_start=t_start, t_end=time.time(), noisy=timed)
+                       t_start=t_start, t_end=time.time(), noisy=timed, eps=eps)
 
 
 def _failed(samples: list[float], statistic: str, params: dict, t_start: float,
@@ -398,7 +399,8 @@ class TimedCommand:
                 return _failed(samples, self.statistic, params, t_start, error)
             if self.objective == "stdout":
                 printed = printed_precision(last_number(text))
-                precision = printed if precision is None or (printed or 0) > precision else precision
+                if printed is not None and (precision is None or printed > precision):
+                    precision = printed
             if run >= self.warmup:
                 samples.append(value)
             if self.objective == "stdout" and value == previous and run + 1 < self.warmup + self.repeats:
@@ -407,11 +409,10 @@ class TimedCommand:
                 # more than repeats), its spread unknown (nan, not 0): a noisy number printed to
                 # two decimals also repeats now and then, and must not make the run's noise 0.
                 samples = [value] * min(2, self.repeats)
-                return dataclasses.replace(_summarise(samples, self.statistic, params, t_start, timed=False),
-                                           spread=math.nan, eps=precision)
+                return dataclasses.replace(_summarise(samples, self.statistic, params, t_start, timed=False,
+                                                      eps=precision), spread=math.nan)
             previous = value
-        measurement = _summarise(samples, self.statistic, params, t_start, timed=self.objective == "time")
-        return measurement if precision is None else dataclasses.replace(measurement, eps=precision)
+        return _summarise(samples, self.statistic, params, t_start, timed=self.objective == "time", eps=precision)
 
 
 def time_command(argv: Sequence[str], space: Space, *, repeats: int = 5, warmup: int = 1,
