@@ -33,6 +33,10 @@ from gdtools.result import State
 from gdtools.gain import FIRST_STEP, calibrated_gain, curvature_limited_first_step
 from gdtools.transforms import descend, largest_projected_component, needs_value_fn
 
+#: Machine epsilon of float32: the precision assumed for an objective whose values did not change
+#: at all over steps sized for float64 (see HostLoop.run).
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
 #: Extra evaluations at x0 that measure the noise of a stochastic objective whose noise is unknown.
 NOISE_PROBES = 3
 
@@ -383,6 +387,17 @@ class HostLoop:
                     est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
                                              noise=noise, **probe_scale, **extra)
                 pending = None
+                if (exact and isinstance(estimator, _FiniteDifference) and estimator.step is None
+                        and self.evaluator.value_eps < FLOAT32_EPS and not np.any(np.asarray(est.grad))
+                        and (self.max_evals is None or self.nfev(est.nfev + 1) <= self.max_evals)):
+                    # Every probe returned exactly f(x): either f is flat there, or it resolves no
+                    # change as small as steps sized for float64 make (float32 arithmetic behind a
+                    # Python float: a quadratic of value 1.3e6 "converged" at x0). Steps sized for
+                    # float32 tell which; the run keeps them if they see a slope.
+                    self.evaluator.value_eps = FLOAT32_EPS
+                    estimator.observe_precision(FLOAT32_EPS)
+                    est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
+                                             noise=noise, **kwargs, **extra)
                 last = (x, est)
                 if k == 0 and self.evaluator is not None and self.evaluator.successes == 0:
                     # the start and every probe of the first gradient failed, each read as the

@@ -198,3 +198,27 @@ def test_an_optax_line_search_on_a_black_box_is_refused_before_anything_is_measu
     with pytest.raises(gd.InputError, match="value function"):
         gd.minimize(black_box, np.zeros(3), gradient="central", optimizer=optimizer, max_evals=50)
     assert calls == []
+
+
+def _float32_behind_a_float(d):
+    """A quadratic computed in float32 and returned as a Python float: the type hides the precision."""
+    d = np.asarray(d, np.float32)
+    return lambda x: float(np.sum(d * (np.asarray(x, np.float32) - 1) ** 2))
+
+
+@pytest.mark.parametrize("gradient", ["forward", "central"])
+def test_probes_that_all_return_f_x_are_tried_again_with_steps_sized_for_float32(gradient):
+    # Steps sized for float64 change no float32 value of 248: every difference was exactly 0, and
+    # the run "converged" at x0 (scipy's L-BFGS-B does the same).
+    fun = _float32_behind_a_float(np.logspace(0, 2, 10))
+    x0 = np.zeros(10)
+    res = gd.minimize(fun, x0, gradient=gradient)
+    assert res.nit > 0
+    assert res.fun < 1e-3 * fun(x0)
+
+
+def test_a_flat_objective_still_converges_after_one_more_estimate_with_float32_steps():
+    n = 3
+    res = gd.minimize(lambda x: float(np.floor(np.sum(x))), np.full(n, 0.5), gradient="forward")
+    assert res.success and res.status == "converged"
+    assert res.nfev == 1 + n + n  # x0, the float64-sized probes, the float32-sized ones; no more
