@@ -170,17 +170,23 @@ def largest_projected_component(grad, x, lower=None, upper=None):
     return jnp.where(jnp.isnan(jnp.sum(grad)) & ~may_overflow, jnp.inf, largest)
 
 
+def held_at_bound(grad, x, lower, upper):
+    """The coordinates the gradient holds at a bound: on the lower bound and rising, on the upper
+    and falling. Computed with the module of ``grad``: JAX's or NumPy's."""
+    return ((x <= lower) & (grad > 0)) | ((x >= upper) & (grad < 0))
+
+
 def free_gradient(grad, x, lower, upper):
-    """``grad`` with the components of coordinates held at a bound (on the lower bound and rising,
-    on the upper and falling) set to zero: they take no part in a projected quasi-Newton
-    direction. Computed with the module of ``grad``: JAX's or NumPy's."""
+    """``grad`` with the components of coordinates held at a bound (:func:`held_at_bound`) set to
+    zero: they take no part in a projected quasi-Newton direction."""
     xp = _array_module(grad)
-    held = ((x <= lower) & (grad > 0)) | ((x >= upper) & (grad < 0))
-    return xp.where(held, xp.zeros_like(grad), grad)
+    return xp.where(held_at_bound(grad, x, lower, upper), xp.zeros_like(grad), grad)
 
 
-def _projected(value_fn, lower, upper):
-    return lambda y: value_fn(jnp.clip(y, lower, upper))
+def _projected(value_fn, x, held, lower, upper):
+    """The objective along the steps a line search tries from ``x``: held coordinates kept where
+    they are, the others clipped to the bounds."""
+    return lambda y: value_fn(jnp.clip(jnp.where(held, x, y), lower, upper))
 
 
 def descend(optimizer, grad, state, x, *, value=None, value_fn=None, lower=None, upper=None):
@@ -189,21 +195,29 @@ def descend(optimizer, grad, state, x, *, value=None, value_fn=None, lower=None,
     With ``value_fn`` (an objective the optimizer may evaluate, for optax's line searches) the
     update also gets ``value`` and ``grad`` at ``x``; without it, the plain ``update``.
     """
+    held = None
     if lower is not None and value_fn is not None:
         # Projected quasi-Newton (an optax line search, L-BFGS's): coordinates held at a bound by
-        # the gradient (on the lower bound and rising, on the upper and falling) take no part in
-        # the direction, and the line search sees the objective along the projected path, the
-        # points the step can reach. (Without the mask L-BFGS's curvature pairs mix in steps the
-        # projection undoes: 10-d Rosenbrock in [-2, 0.5] stalled at 7.611 after 1000 iterations,
-        # against 7.594813 in 15 now.) Optimizers without a line search keep their plain update
-        # and the projection after it (DeepDream's normalised ascent among them).
-        grad = free_gradient(grad, x, lower, upper)
-        value_fn = _projected(value_fn, lower, upper)
+        # the gradient take no part in the direction, and stay where they are; the line search
+        # sees the objective along the projected path, the points the step can reach. (Without
+        # the mask L-BFGS's curvature pairs mix in steps the projection undoes: 10-d Rosenbrock in
+        # [-2, 0.5] stalled at 7.611 after 1000 iterations, against 7.594813 in 15 now. With the
+        # mask on the gradient alone, L-BFGS's matrix, not diagonal, still moved held coordinates
+        # into the box and the projection back, iteration after iteration: 18 bounded quadratics,
+        # n = 5 to 20, took 29,460 evaluations and three of them 1000 iterations without
+        # converging; 380 with the coordinates held, against scipy L-BFGS-B's 120.) Optimizers
+        # without a line search keep their plain update and the projection after it (DeepDream's
+        # normalised ascent among them).
+        held = held_at_bound(grad, x, lower, upper)
+        grad = jnp.where(held, jnp.zeros_like(grad), grad)
+        value_fn = _projected(value_fn, x, held, lower, upper)
     if value_fn is not None:
         updates, state = optimizer.update(grad, state, x, value=value, grad=grad, value_fn=value_fn)
     else:
         updates, state = optimizer.update(grad, state, x)
-    x = optax.apply_updates(x, updates)
+    new_x = optax.apply_updates(x, updates)
+    if held is not None:
+        new_x = jnp.where(held, x, new_x)
     if lower is not None:
-        x = jnp.clip(x, lower, upper)
-    return x, state
+        new_x = jnp.clip(new_x, lower, upper)
+    return new_x, state
