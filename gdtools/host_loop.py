@@ -493,7 +493,8 @@ class HostLoop:
                             x, value, grad, state, project=self._project,
                             evaluate=lambda pts, _key=search_key: self.evaluator(pts, key=_key, trial=True),
                             max_evaluations=left,
-                            bounds=None if problem.lower is None else (problem.lower, problem.upper))
+                            bounds=None if problem.lower is None else (problem.lower, problem.upper),
+                            value_eps=self.evaluator.value_eps)
                         if new_x is not x:  # an accepted trial point: measured there
                             self._observe_at(new_x, new_value)
                         elif exact:

@@ -41,6 +41,9 @@ class LineSearchState:
 _DEFAULT_DIRECTION = optax.scale_by_lbfgs()
 _DEFAULT_UPDATE = jax.jit(_DEFAULT_DIRECTION.update)
 
+#: Machine epsilon of the objective's values unless the engine says otherwise (see step's value_eps).
+EPS = float(np.finfo(np.float64).eps)
+
 
 class LineSearchDescent:
     """Descent along an optax direction with an Armijo backtracking search on the host.
@@ -71,12 +74,14 @@ class LineSearchDescent:
         return LineSearchState(self.direction.init(jnp.asarray(x)), self.max_step)
 
     def step(self, x, value, grad, state: LineSearchState, evaluate: Callable, project: Callable,
-             max_evaluations: int | None = None, bounds=None):
+             max_evaluations: int | None = None, bounds=None, value_eps: float = EPS):
         """One iteration: returns ``(new_x, new_value, new_state)``; ``new_x is x`` if no step helped.
         ``max_evaluations``: trial points the search may measure at most (the run's budget).
         ``bounds``: ``(lower, upper)`` arrays, when ``project`` clips to them: coordinates held at a
         bound by the gradient then take no part in the direction, and the sufficient decrease is
-        measured along the projected step (Bertsekas' projected Armijo rule)."""
+        measured along the projected step (Bertsekas' projected Armijo rule). ``value_eps``: the
+        relative rounding of the objective's values; the search ends where the decrease a step
+        promises is below it (a lower value there would be rounding, not progress)."""
         g = np.asarray(grad, dtype=float)
         if bounds is not None:
             g = free_gradient(g, np.asarray(x, dtype=float), *bounds)
@@ -97,20 +102,22 @@ class LineSearchDescent:
         # point, which an exact objective (the only kind a line search runs on) need not be asked
         # about twice, and x's value is known.
         known = {np.asarray(x, dtype=float).tobytes(): float(value)}
-        found, left = self._search(x, value, g, d, state.step, evaluate, project, left, bounds, known)
+        found, left = self._search(x, value, g, d, state.step, evaluate, project, left, bounds, known,
+                                   value_eps)
         if found is None and not steepest and left >= 1 and not np.array_equal(d, -g):
             # No step along the quasi-Newton direction (its curvature pairs, made of projected
             # steps, can scale it far off: a 10-d Rosenbrock in a box stalled 0.05 above its
             # minimum with a gradient of 2.8): forget them and search along -g, as L-BFGS-B does.
             # (Not when the direction was -g already, a fresh memory's: the same trial points again.)
             direction_state = self.direction.init(jnp.asarray(x))
-            found, left = self._search(x, value, g, -g, self.max_step, evaluate, project, left, bounds, known)
+            found, left = self._search(x, value, g, -g, self.max_step, evaluate, project, left, bounds,
+                                       known, value_eps)
         if found is None:
             return x, value, LineSearchState(direction_state, state.step)
         point, v, s = found
         return point, v, LineSearchState(direction_state, min(self.max_step, self.grow * s))
 
-    def _search(self, x, value, g, d, t, evaluate, project, left, bounds, known):
+    def _search(self, x, value, g, d, t, evaluate, project, left, bounds, known, value_eps=EPS):
         """Armijo backtracking from step length ``t`` along ``d``: ``((point, value, step) or None,
         trial points left)``. ``known``: values already measured, by point (filled as it goes)."""
         slope = float(g @ d)
@@ -136,5 +143,10 @@ class LineSearchDescent:
                     return (point, float(v), s), left
             t = steps[-1] * self.shrink
             if t * np.max(np.abs(d)) <= 1e-15 * max(1.0, float(np.max(np.abs(x)))):
+                break
+            if t * abs(slope) < value_eps * abs(value):
+                # the decrease promised to first order is below the rounding of f: a search that
+                # failed at a minimum (to its gradient's accuracy) halved its step 30 times, each
+                # trial an evaluation (36 bounded problems: 9,953 evaluations in all, 9,300 now)
                 break
         return None, left

@@ -677,7 +677,7 @@ def _check_forward_stall(problem, estimator, out, evaluator, max_evals) -> None:
     try:
         found, _ = LineSearchDescent()._search(x, f_x, grad, -grad, 1.0, lambda pts: evaluator(pts, trial=True),
                                                project, np.inf if left is None else left, bounds,
-                                               {x.tobytes(): f_x})
+                                               {x.tobytes(): f_x}, evaluator.value_eps)
     except EvaluationFailed:
         return
     if found is not None and f_x - found[1] > max(FTOL, 10 * evaluator.value_eps) * max(abs(f_x), 1.0):

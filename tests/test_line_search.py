@@ -124,3 +124,22 @@ def test_coordinates_held_at_a_bound_stay_there_and_the_run_is_short():
         reached = [k for k, x in enumerate(path) if x[i] == bound]
         assert reached and all(x[i] == bound for x in path[reached[0]:])
     assert res.nfev <= 40
+
+
+def test_a_search_at_a_minimum_stops_where_the_decrease_it_promises_is_below_rounding():
+    # At the minimum of 1e3 + |x|^2 a finite-difference gradient is its error (1e-6 here): no step
+    # lowers f. The search halved its step 30 times along the quasi-Newton direction and 30 along
+    # -g, 60 evaluations for nothing; a first-order decrease below f's rounding cannot be measured.
+    from gdtools.line_search import LineSearchDescent
+
+    measured = []
+
+    def evaluate(points):
+        measured.extend(points)
+        return [1e3 + float(np.sum(p ** 2)) for p in points]
+
+    search = LineSearchDescent()
+    x = np.zeros(3)
+    new_x, _, _ = search.step(x, 1e3, np.full(3, 1e-6), search.init(x), evaluate, lambda p: p)
+    assert new_x is x
+    assert 0 < len(measured) <= 30
