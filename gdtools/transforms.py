@@ -172,15 +172,8 @@ def largest_projected_component(grad, x, lower=None, upper=None):
 
 def held_at_bound(grad, x, lower, upper):
     """The coordinates the gradient holds at a bound: on the lower bound and rising, on the upper
-    and falling. Computed with the module of ``grad``: JAX's or NumPy's."""
+    and falling. They take no part in a projected quasi-Newton direction. NumPy or JAX arrays."""
     return ((x <= lower) & (grad > 0)) | ((x >= upper) & (grad < 0))
-
-
-def free_gradient(grad, x, lower, upper):
-    """``grad`` with the components of coordinates held at a bound (:func:`held_at_bound`) set to
-    zero: they take no part in a projected quasi-Newton direction."""
-    xp = _array_module(grad)
-    return xp.where(held_at_bound(grad, x, lower, upper), xp.zeros_like(grad), grad)
 
 
 def _projected(value_fn, x, held, lower, upper):
