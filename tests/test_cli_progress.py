@@ -48,3 +48,40 @@ def test_terminal_gets_the_redrawn_bar():
     with progress_bar(3, desc="tune", file=out) as bar:
         bar.update(3)
     assert "\r" in out.getvalue() and "3/3" in out.getvalue()
+
+
+def test_log_gets_no_extra_line_while_nothing_happens(monkeypatch):
+    # tqdm's monitor thread used to print a stale line when a slow iteration kept the bar waiting
+    # (a tune step of two long runs), and the next update printed another at once: two lines
+    # seconds apart in a log promised one every LOG_INTERVAL
+    import threading
+    import time
+
+    from tqdm import tqdm
+
+    monkeypatch.setattr(progress, "LOG_INTERVAL", 0.3)
+    if tqdm.monitor is not None:
+        tqdm.monitor.exit()
+    monkeypatch.setattr(tqdm, "monitor", None)
+    monkeypatch.setattr(tqdm, "monitor_interval", 0.02)
+    waiting = threading.Event()
+    written_while_waiting = []
+
+    class Log(io.StringIO):
+        def write(self, text):
+            if waiting.is_set():
+                written_while_waiting.append(text)
+            return super().write(text)
+
+    with progress_bar(1000, desc="tune", unit="eval", file=Log()) as bar:
+        start = time.monotonic()
+        while time.monotonic() - start < 0.5:  # fast steps: at least one line, tqdm learns to skip
+            time.sleep(0.02)
+            bar.update(2)
+        waiting.set()  # a slow step: nothing changes, nothing to print
+        time.sleep(1.0)
+        waiting.clear()
+        bar.update(2)
+    if tqdm.monitor is not None:
+        tqdm.monitor.exit()
+    assert written_while_waiting == []

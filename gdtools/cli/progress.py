@@ -67,5 +67,7 @@ def progress_bar(total: int | None, *, desc: str | None = None, quiet: bool = Fa
     if _is_terminal(stream):
         return tqdm(total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True,
                     mininterval=0.1, leave=True)
+    # miniters=1: every update checks the clock itself, so tqdm's monitor thread (which prints a
+    # stale line for a bar that skips updates, and the next update printed another at once) stays out
     return tqdm(total=total, desc=desc, unit=unit, file=_LineWriter(stream), ncols=80, ascii=True,
-                mininterval=LOG_INTERVAL, maxinterval=LOG_INTERVAL, leave=True)
+                mininterval=LOG_INTERVAL, maxinterval=LOG_INTERVAL, miniters=1, leave=True)
