@@ -651,3 +651,23 @@ def test_the_summary_says_how_many_evaluations_failed_and_what_stood_for_them(ca
     assert main(argv) == 0
     summary = capsys.readouterr().out.splitlines()[0]
     assert re.search(said, summary), summary
+
+
+def test_a_progress_line_shows_the_loss_of_the_iteration_it_counts(tmp_path, capsys, monkeypatch):
+    # the bar was counted on before its text was set: each line in a log showed the evaluations of
+    # one iteration beside the loss of the one before
+    from gdtools.cli import progress
+
+    monkeypatch.setattr(progress, "LOG_INTERVAL", 0.0)
+    history = tmp_path / "run.jsonl"
+    code = main(["tune", "--param", "x=0:10", "--budget", "12", "--repeats", "1", "--objective", "stdout",
+                 "--final-rounds", "1", "--history", str(history), "--", PY, "-c", QUADRATIC, "{x}", "20"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    loss_at = {r["nfev"]: r["loss"] for r in map(json.loads, history.read_text().splitlines())
+               if r["kind"] == "iteration" and not r.get("final")}  # (the final measurement's lines
+    shown = [(int(n), float(c)) for n, c in re.findall(r" (\d+)/12 \[.*current (\S+) ", err)
+             if int(n) in loss_at]                                  # keep the last iteration's loss)
+    assert len(shown) >= 3
+    for nfev, current in shown:
+        assert current == pytest.approx(loss_at[nfev], rel=1e-3), (nfev, err)

@@ -408,8 +408,9 @@ def run(args) -> int:
     def callback(state):
         if math.isfinite(state.fun):
             best_seen[0] = min(best_seen[0], state.fun)
-        bar.update(max(0, min(state.nfev, args.budget) - bar.n))
+        # the text first: a line the update prints shows this iteration's loss beside its count
         bar.set_postfix_str(f"current {state.fun:.4g}  best {best_seen[0]:.4g}", refresh=False)
+        bar.update(max(0, min(state.nfev, args.budget) - bar.n))
         return None
 
     gradient = args.gradient
