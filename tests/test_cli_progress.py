@@ -85,3 +85,26 @@ def test_log_gets_no_extra_line_while_nothing_happens(monkeypatch):
     if tqdm.monitor is not None:
         tqdm.monitor.exit()
     assert written_while_waiting == []
+
+
+def test_log_ends_with_one_final_line(monkeypatch):
+    # closing a bar whose last update had just printed its final count printed that count again
+    # (with another rate): two 100% lines at the end of every tune and dream log
+    import time
+
+    monkeypatch.setattr(progress, "LOG_INTERVAL", 0.0)
+    out = io.StringIO()
+    with progress_bar(4, desc="tune", unit="eval", file=out) as bar:
+        for _ in range(4):
+            time.sleep(0.01)
+            bar.set_postfix_str("current 1", refresh=False)
+            bar.update()
+    lines = out.getvalue().splitlines()
+    assert [line for line in lines if " 4/4 " in line] == lines[-1:]
+
+
+def test_log_closing_line_shows_what_changed_since_the_last(monkeypatch):
+    out = io.StringIO()
+    with progress_bar(10, desc="tune", unit="eval", file=out) as bar:
+        bar.update(3)  # (within LOG_INTERVAL of the first line: not printed)
+    assert " 3/10 " in out.getvalue().splitlines()[-1]

@@ -6,8 +6,8 @@
 * ``quiet=True``: a disabled bar (every method still works and prints nothing); wire it to ``--quiet``.
 * stderr is a terminal: the usual redrawn bar, refreshed at most every 0.1 s.
 * stderr is not a terminal (a CI log, ``2> log.txt``): no carriage returns; one plain ASCII line per
-  refresh, at most one every :data:`LOG_INTERVAL` seconds, plus the final line, so a log shows the
-  progress of a long run without thousands of redraws.
+  refresh, at most one every :data:`LOG_INTERVAL` seconds, plus the final line (unless the last line
+  already showed it), so a log shows the progress of a long run without thousands of redraws.
 
 The library itself never prints or draws bars; only the command line does.
 """
@@ -40,6 +40,20 @@ class _LineWriter:
         self._stream.flush()
 
 
+class _LogBar(tqdm):
+    """tqdm for a log: closing prints the final line only when it shows something the last line
+    did not (an update that printed the final count, then the close, made two 100% lines)."""
+
+    _shown = None
+
+    def display(self, msg=None, pos=None):
+        shown = (self.n, self.postfix, self.desc)
+        if msg is None and self.disable and shown == self._shown:  # close() disables, then displays
+            return True
+        self._shown = shown
+        return super().display(msg, pos)
+
+
 def _is_terminal(stream) -> bool:
     try:
         return bool(stream.isatty())
@@ -69,5 +83,5 @@ def progress_bar(total: int | None, *, desc: str | None = None, quiet: bool = Fa
                     mininterval=0.1, leave=True)
     # miniters=1: every update checks the clock itself, so tqdm's monitor thread (which prints a
     # stale line for a bar that skips updates, and the next update printed another at once) stays out
-    return tqdm(total=total, desc=desc, unit=unit, file=_LineWriter(stream), ncols=80, ascii=True,
+    return _LogBar(total=total, desc=desc, unit=unit, file=_LineWriter(stream), ncols=80, ascii=True,
                 mininterval=LOG_INTERVAL, maxinterval=LOG_INTERVAL, miniters=1, leave=True)
