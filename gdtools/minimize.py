@@ -941,7 +941,17 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
     args = _device_args(args, estimator)
     stages = compile_time.stages()
     data = fingerprint(fun)
-    fun_flat = _traceable_flat(problem, fun, estimator, args=args, data=data)
+    try:
+        fun_flat = _traceable_flat(problem, fun, estimator, args=args, data=data)
+    except Exception as exc:
+        if isinstance(exc, InputError) or any(np.ndim(leaf) > 1 for leaf in leaves):
+            raise
+        # x0 of shape (n,) is n starts of one number each: a vector objective fails on a scalar (a
+        # deep JAX traceback), where the user most likely forgot the leading axis of the starts
+        raise InputError(f"batch=True reads x0's leading axis as the starts: x0 of shape {np.shape(leaves[0])} "
+                         f"is {count} starts of one number each, and the objective failed on one "
+                         f"({type(exc).__name__}: {exc}). For one start of {count} numbers, leave out "
+                         f"batch=True; for several, stack them: x0 of shape (starts, {count}).") from None
     optimizer = optimizer if optimizer is not None else _DEFAULT_LBFGS
     # Each start flattened as ravel_pytree flattens one (leaves in order, each raveled), all at once.
     starts = jnp.concatenate([jnp.reshape(jnp.asarray(leaf), (count, -1)) for leaf in leaves], axis=1)

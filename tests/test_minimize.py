@@ -1587,3 +1587,12 @@ def test_resuming_a_history_of_printed_numbers_with_a_timed_objective_is_refused
     timed = gd.timing.time_command(argv, space, repeats=1, warmup=0)
     with pytest.raises(gd.InputError, match=r"another objective \('stdout' recorded, 'time' given\)"):
         gd.minimize(timed, space=space, max_evals=8, history=path, resume=True)
+
+
+def test_batch_with_a_vector_x0_says_the_leading_axis_holds_the_starts():
+    """A user who forgets the leading axis of the starts got JAX's IndexError from deep inside the
+    objective, traced on one number."""
+    rosen = lambda x: jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)  # noqa: E731
+    with pytest.raises(gd.InputError, match=r"x0 of shape \(4,\) is 4 starts of one number each.*IndexError"
+                                            r".*leave out batch=True.*\(starts, 4\)"):
+        gd.minimize(rosen, jnp.zeros(4), batch=True)
