@@ -371,6 +371,7 @@ class HostLoop:
                 noise = self.evaluator.noise if self.evaluator is not None else 0.0
                 exact = (self.evaluator is not None and not problem.stochastic and not estimator.stochastic
                          and noise == 0.0 and not self.evaluator.noisy_by_nature)
+                successes = self.evaluator.successes if self.evaluator is not None else 0
                 if pending is not None and pending[0] == k and pending[2] is x:
                     est = pending[1]
                 elif exact and last is not None and last[0] is x and not unusable:
@@ -462,6 +463,15 @@ class HostLoop:
                         break
                     continue
                 unusable = 0
+                ev = self.evaluator
+                if (ev is not None and k > 0 and est.nfev > 0 and ev.successes == successes
+                        and ev.on_failure != "stop" and ev.best_x is not None and not np.array_equal(ev.best_x, x)):
+                    # Every probe failed, each read as the penalty: a flat estimate, zero, so the
+                    # run stayed where every setting near x fails and spent the rest of its budget
+                    # there (27 of 30 evaluations of a tune run). It goes back to the best point
+                    # measured, where probes on both sides of the failing region tell it apart.
+                    previous_x, x = x, self._project(np.array(ev.best_x, dtype=float))
+                    continue
                 last_grad = grad
                 if not estimator.stochastic and noise == 0.0 and gnorm <= self.tol:  # (no evaluator: noise 0)
                     reason = "converged"

@@ -222,3 +222,19 @@ def test_a_flat_objective_still_converges_after_one_more_estimate_with_float32_s
     res = gd.minimize(lambda x: float(np.floor(np.sum(x))), np.full(n, 0.5), gradient="forward")
     assert res.success and res.status == "converged"
     assert res.nfev == 1 + n + n  # x0, the float64-sized probes, the float32-sized ones; no more
+
+
+def test_a_run_whose_probes_all_fail_goes_back_to_the_best_point_measured():
+    # A setting that crashes above a = 0.55 (a tune run with --penalty). Once a step landed there,
+    # every probe failed, read as the penalty: a flat estimate, so the run never left, and 27 of its
+    # 30 evaluations failed.
+    def program(p):
+        if p["a"] > 0.55:
+            raise RuntimeError("crashed")
+        return (p["a"] - 0.3) ** 2 + (p["b"] - 7) ** 2
+
+    res = gd.minimize(program, {"a": 0.5, "b": 10}, space=gd.Space(a=gd.Real(0, 1), b=gd.Int(1, 20)),
+                      gradient="spsa", on_failure=100.0, max_evals=30, seed=0)
+    failed = sum(e.get("status") == "failed" for e in res.history.evaluations)
+    assert failed <= 10
+    assert res.fun < 1.0
