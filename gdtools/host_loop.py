@@ -507,10 +507,12 @@ class HostLoop:
                             value_eps=self.evaluator.value_eps)
                         if new_x is not x:  # an accepted trial point: measured there
                             self._observe_at(new_x, new_value)
-                        elif exact:
+                        elif exact and (left is None or self.nfev() < self.max_evals - 1):
                             # no step helped, along the quasi-Newton direction nor along -g: on an
                             # exact objective the next iterations would replay the same searches
-                            # on the same numbers (the gradient at x is reused), so stop here
+                            # on the same numbers (the gradient at x is reused), so stop here.
+                            # (Not where the budget cut the search short: that run stops as
+                            # max_evals at the next iteration, not as one that cannot progress.)
                             recent.extend([0.0, 0.0, 0.0])
                     elif ahead_x is not None:  # the step was taken ahead, with the estimate after it
                         new_x, state = ahead_x, ahead_state

@@ -1250,6 +1250,23 @@ def test_a_budget_spent_with_evaluations_left_says_why_they_were_not_used():
         assert spsa.nfev == 20 and (note in spsa.message if note else "left could not" not in spsa.message)
 
 
+def test_a_line_search_cut_short_by_the_budget_is_not_a_stall():
+    # The budget left room for two trial steps of the last line search, both too long (x = 10, then
+    # 7.4, from 3.0): the run was called stalled, "the rounded point no longer changes; the
+    # optimizer can make no further progress", with z at 0.10 of its optimum 0.5 (f 1.157, min 1)
+    space = gd.Space(x=gd.Real(0, 10), y=gd.Int(1, 100, log=True), z=gd.Real(0.01, 1, log=True))
+
+    def f(p):
+        return (p["x"] - 3) ** 2 + (p["y"] - 10) ** 2 / 100 + (p["z"] - 0.5) ** 2 + 1
+
+    for budget in (9, 40):
+        res = gd.minimize(f, space=space, gradient="central", max_evals=budget)
+        assert res.status == "max_evals" and "budget" in res.message, (budget, res)
+    q = NumpyQuadratic(n=2)  # no space: a stop the gradient test would judge
+    cut = gd.minimize(q, np.zeros(2), gradient="central", max_evals=6)
+    assert cut.status == "max_evals" and not cut.success, cut
+
+
 def test_a_noise_given_as_zero_is_known_and_the_worse_verdict_stands():
     # best at the start and worse everywhere else: a run that moves ends worse than it started
     space = gd.Space(x=gd.Int(1, 200), y=gd.Real(0.1, 10.0, log=True))
