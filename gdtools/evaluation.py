@@ -353,6 +353,7 @@ class Evaluator:
                     pending[self.executor.submit(self._call, *args)] = i
                 except Exception as exc:  # a pool shut down, or broken by a worker that died
                     self._stop_pending(pending, results, first, points)
+                    self.nfev = first + i  # the points from this one on were never evaluated
                     raise EvaluationFailed(f"the executor could not start an evaluation ({type(exc).__name__}: "
                                            f"{exc}); a process pool breaks when a worker dies (a crash, "
                                            f"os._exit or the memory limit in the objective)") from None

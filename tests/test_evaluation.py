@@ -523,3 +523,25 @@ def test_an_interrupt_records_what_finished_and_cancels_what_has_not_started(mon
     # (all ran before, unrecorded)
     assert sorted(r["index"] for r in history.evaluations) == [0, 1]
     assert len(started) <= 3
+
+
+class _RefusesAfter:
+    """An executor whose submit raises once it has taken ``n`` evaluations (a cluster gone away)."""
+
+    def __init__(self, pool, n):
+        self.pool, self.n = pool, n
+
+    def submit(self, fn, *args):
+        if self.n == 0:
+            raise RuntimeError("the cluster went away")
+        self.n -= 1
+        return self.pool.submit(fn, *args)
+
+
+def test_points_an_executor_refused_are_not_counted_as_evaluations():
+    # SPSA: the start, then a pair whose first probe the executor refused: nfev was 3, the
+    # evaluations made 1 (and the summary counted 2 evaluations never run)
+    with ThreadPoolExecutor(2) as pool:
+        res = gd.minimize(sphere, np.ones(2), gradient="spsa", max_evals=20, executor=_RefusesAfter(pool, 1))
+    assert res.status == "failed" and "the cluster went away" in res.message, res
+    assert res.nfev == len(res.history.evaluations) == 1, res
