@@ -561,6 +561,42 @@ def test_with_dask_the_side_by_side_rounds_run_on_the_cluster(capsys, monkeypatc
     assert through_cluster and "best command" in out
 
 
+def test_with_dask_the_side_by_side_rounds_outlive_a_worker_lost_in_the_search(capsys, monkeypatch):
+    # The rounds were bound, strictly, to the worker listed first when the search started: once it
+    # had died (killed, or restarted by its nanny under another address) they waited for ever
+    import threading
+
+    distributed = pytest.importorskip("dask.distributed")
+    from gdtools import timing
+
+    real, hung = timing.remeasure, []
+
+    def first_worker_lost(objective, candidates, **kwargs):
+        with distributed.Client(cluster.scheduler_address) as client:
+            client.retire_workers(workers=sorted(client.scheduler_info()["workers"])[:1], close_workers=True)
+        run_on = kwargs["run_on"]
+
+        def bounded(run, params):  # a round that hangs fails the test, not the test run
+            if hung:
+                raise AssertionError("a round hung")
+            out = []
+            thread = threading.Thread(target=lambda: out.append(run_on(run, params)), daemon=True)
+            thread.start()
+            thread.join(60)
+            if not out:
+                hung.append(params)
+                raise AssertionError("a round hung")
+            return out[0]
+
+        return real(objective, candidates, **{**kwargs, "run_on": bounded})
+
+    monkeypatch.setattr(timing, "remeasure", first_worker_lost)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        out = _tune_output(capsys, "--dask", cluster.scheduler_address)
+    assert not hung and "best command" in out
+
+
 @pytest.mark.parametrize("objective, label", [("time", "run time (s, median of 2 runs)"),
                                               ("stdout", "the number the program printed")])
 def test_gdtools_plot_labels_a_tuning_history_as_tune_plot_does(tmp_path, monkeypatch, objective, label):

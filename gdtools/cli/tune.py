@@ -354,12 +354,18 @@ def _executor(args):
         except Exception as exc:  # a bad address, or no scheduler there
             raise InputError(f"--dask {args.dask!r}: cannot connect to a dask scheduler there "
                              f"({type(exc).__name__}: {exc})") from None
-        workers = sorted(client.scheduler_info().get("workers", {}))
+        chosen: list = []
 
         def on_one_worker(run, params):
-            # the side-by-side rounds, one at a time on one worker: the hardware the search timed
-            return client.submit(run, params, pure=False, workers=workers[:1],
-                                 allow_other_workers=not workers).result()
+            # the side-by-side rounds, one at a time on one worker: the hardware the search timed.
+            # One alive now: a worker that died during the search (restarted by its nanny under
+            # another address, or gone) held its rounds for ever when it was chosen at the start;
+            # should it die during them, the others take them over.
+            alive = sorted(client.scheduler_info().get("workers", {}))
+            if not chosen or chosen[0] not in alive:
+                chosen[:] = alive[:1]
+            return client.submit(run, params, pure=False, workers=chosen or None,
+                                 allow_other_workers=bool(chosen)).result()
 
         return client.get_executor(), lambda interrupted=False: client.close(), on_one_worker
     if args.workers > 1:
