@@ -143,10 +143,12 @@ def _kind(record) -> str | None:
     return record.get("kind") if isinstance(record, dict) else None
 
 
-def _cut_keeping_meta(f, lines: list[bytes], at: int) -> None:
+def _cut_keeping_meta(f, lines: list[bytes], at: int, keep=lambda record: False) -> None:
     """Cut the open file ``f``, read as ``lines``, from line ``at``; the meta records among the
-    lines cut are written back, in their order (facts learnt during the run stay)."""
-    kept = [line for line in lines[at:] if line.strip() and _kind(json.loads(line)) == "meta"]
+    lines cut are written back, in their order (facts learnt during the run stay), and so are the
+    records ``keep`` is true of."""
+    kept = [line for line in lines[at:]
+            if line.strip() and (_kind(record := json.loads(line)) == "meta" or keep(record))]
     f.seek(sum(len(line) for line in lines[:at]))
     f.truncate()
     f.writelines(kept)
@@ -174,28 +176,36 @@ def _drop_final_record(path: str) -> bool:
 
 
 def _drop_trailing_failures(path: str) -> int:
-    """Cut the file from the first failed evaluation of the failures in a row that end it (the
-    iteration records among them go too; meta records stay, in their order); how many failed
-    evaluations were cut. A run that stopped on failures in a row (a crashed program, a full disk)
-    would stop again at once if a resume replayed them: it measures them again instead, as if it
-    had been cut off just before them."""
+    """Cut the failed evaluations in a row that end the run, in the order of their indices, from
+    the file (the iteration records from the first of them on go too; meta records stay, in their
+    order); how many were cut. A run that stopped on failures in a row (a crashed program, a full
+    disk) would stop again at once if a resume replayed them: it measures them again instead, as if
+    it had been cut off just before them. (By index, not by line: a parallel batch's evaluations
+    are written as they finish, so a probe that succeeded may follow the failed one after it.)"""
     with open(path, "rb+") as f:
         lines = f.read().splitlines(keepends=True)
-        cut_at, cut = len(lines), 0
-        for i in range(len(lines) - 1, -1, -1):
+        records = []
+        for line in lines:
             try:
-                record = json.loads(lines[i])
+                records.append(json.loads(line) if line.strip() else None)
             except ValueError:
-                break
+                records.append(None)
+        latest = {}  # each index's last record (a resumed run that took another path measured again)
+        for i, record in enumerate(records):
             if _kind(record) == "evaluation":
-                if record.get("status") != "failed":
-                    break
-                cut_at, cut = i, cut + 1
-            elif _kind(record) not in ("iteration", "meta"):
+                latest[record.get("index", record.get("eval"))] = i
+        first = None  # the first index of the failures that end the run
+        for index in sorted((i for i in latest if isinstance(i, int)), reverse=True):
+            if records[latest[index]].get("status") != "failed":
                 break
-        if cut:
-            _cut_keeping_meta(f, lines, cut_at)
-    return cut
+            first = index
+        if first is None:
+            return 0
+        cut = [latest[i] for i in latest if isinstance(i, int) and i >= first]
+        _cut_keeping_meta(f, lines, min(cut), keep=lambda record: (
+            _kind(record) == "evaluation" and isinstance(i := record.get("index", record.get("eval")), int)
+            and i < first))
+    return len(cut)
 
 
 class History:

@@ -231,6 +231,35 @@ def test_a_run_stopped_by_failures_is_retried_when_resumed(tmp_path):
     assert after.meta["seed"] == 2 and after.meta["estimator"] == stopped.history.meta["estimator"]  # kept
 
 
+def test_a_parallel_run_stopped_by_failed_probes_is_retried_when_resumed(tmp_path):
+    # With a pool, each pair's failing probe (quick) was written before the probe that succeeded:
+    # the failures that ended the run (by index) did not end the file, so the resume, the program
+    # fixed, replayed them and stopped again at once with the stale error, measuring nothing
+    import time
+
+    path, broken = tmp_path / "run.jsonl", [True]
+    space = gd.Space(x=gd.Real(0, 10), y=gd.Int(1, 100, log=True))
+
+    def program(p):
+        if p["x"] < 3.5 and broken[0]:
+            raise MemoryError("out of memory")
+        time.sleep(0.1)
+        return (p["x"] - 3) ** 2 + (p["y"] - 10) ** 2 / 100 + 1
+
+    with ThreadPoolExecutor(2) as pool:
+        stopped = gd.minimize(program, space=space, max_evals=40, executor=pool, history=str(path))
+    assert stopped.status == "failed" and "out of memory" in stopped.message, stopped
+    statuses = [r["status"] for r in gd.History.load(path).evaluations]
+    assert statuses[-2:] == ["failed", "ok"]  # the failure first in the file, its index last
+    broken[0] = False  # fixed
+    with ThreadPoolExecutor(2) as pool:
+        resumed = gd.minimize(program, space=space, max_evals=40, executor=pool, history=str(path), resume=True)
+    assert resumed.status == "max_evals", resumed
+    after = gd.History.load(path)
+    assert len(after.evaluations) == resumed.nfev and sorted(r["index"] for r in after.evaluations) == list(
+        range(resumed.nfev))
+
+
 def test_space_runs_record_each_evaluation_in_user_units():
     space = gd.Space(rate=gd.Int(10, 1000, log=True), alpha=gd.Real(0.0, 1.0))
     res = gd.minimize(lambda p: (np.log(p["rate"]) - 4.0) ** 2 + (p["alpha"] - 0.3) ** 2, space=space,
