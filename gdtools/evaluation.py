@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from concurrent.futures import as_completed
 from typing import Any, Callable
@@ -218,6 +219,17 @@ def _coarse_eps(value) -> float | None:
     return eps if eps > np.finfo(np.float64).eps else None
 
 
+def _submit_options(executor) -> dict:
+    """What ``executor.submit`` needs besides the call: ``pure=False`` for a dask cluster's executor
+    (``client.get_executor()``), which otherwise takes equal calls for one task (dask's default,
+    ``pure=True``) and runs them once: the start measured again for its noise gave one time three
+    times, and a failed start retried was never run again."""
+    cfexecutor = sys.modules.get("distributed.cfexecutor")  # (dask is not imported for this)
+    if cfexecutor is not None and isinstance(executor, getattr(cfexecutor, "ClientExecutor", ())):
+        return {"pure": False}
+    return {}
+
+
 def _not_sent(exc: BaseException) -> bool:
     """Whether an executor failed to ship the objective to its workers (a setup error: every
     evaluation would fail alike), rather than the objective failing there."""
@@ -350,7 +362,7 @@ class Evaluator:
                 results[i] = self._record(first + i, x, measured)
             else:
                 try:
-                    pending[self.executor.submit(self._call, *args)] = i
+                    pending[self.executor.submit(self._call, *args, **_submit_options(self.executor))] = i
                 except Exception as exc:  # a pool shut down, or broken by a worker that died
                     self._stop_pending(pending, results, first, points)
                     self.nfev = first + i  # the points from this one on were never evaluated

@@ -515,6 +515,25 @@ def _dies_above_half(x):
     return float(np.sum(x ** 2))
 
 
+def _a_new_time(x):
+    import random
+
+    return gd.Measurement(value=1.0 + random.random(), samples=(1.0,), noisy=True)
+
+
+def test_a_dask_executor_runs_a_point_measured_again_again():
+    # client.get_executor() submits with dask's pure=True: equal calls were one task, so the start
+    # measured again for its noise (--repeats 1, central differences) was run once and recorded
+    # three times, the same time each
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            ev = Evaluator(_a_new_time, to_arg=lambda x: x, executor=client.get_executor())
+            values = ev(np.zeros((3, 2)))
+    assert len(set(values)) == 3, values
+
+
 def test_a_broken_process_pool_ends_the_run_with_one_message():
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=ctx) as pool:
