@@ -132,6 +132,22 @@ def test_against_a_bound_a_known_value_at_x_gives_the_one_sided_three_point_form
     np.testing.assert_allclose(_grad(moved, f, x, bounds=(lo, hi)).grad, slid)
 
 
+def test_a_coordinate_held_at_its_bound_beside_a_one_sided_one_warns_of_nothing():
+    # x = 0.5 at the top of [0, 0.5], too narrow for the three-point formula: its pair is [0, 0.5],
+    # whose upper point is x. The formula, computed for every coordinate and kept for the one-sided
+    # ones, divided by that 0: "RuntimeWarning: divide by zero" in the middle of gdtools tune's output
+    import warnings
+
+    f = lambda p: float(np.sum((p - 0.2) ** 2))  # noqa: E731
+    lo, hi, x = np.zeros(2), np.array([1.0, 0.5]), np.array([0.0, 0.5])
+    central = Central(step=0.6)
+    central.observe_at(x, f(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = _grad(central, f, x, bounds=(lo, hi))
+    np.testing.assert_allclose(est.grad, [-0.4, 2 * (0.25 - 0.2)], rtol=1e-9)
+
+
 def test_the_three_point_step_shrinks_to_fit_the_box():
     # a fixed step of 0.6 at x = 0 in [0, 1]: points at 0.6 and 1.2 do not fit; at 0.5 and 1.0 they do
     f = lambda p: float((p[0] - 0.3) ** 2)  # noqa: E731

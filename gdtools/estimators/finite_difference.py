@@ -225,7 +225,10 @@ class Central(_FiniteDifference):
         plus, minus = values[:n], values[n:]
         grad = (plus - minus) / (upper - lower)
         if one_sided.any():
-            grad = np.where(one_sided, (-3.0 * f0 + 4.0 * plus - minus) / (upper - x) / 2.0, grad)
+            # (the other coordinates' steps in the formula: 1, not a pair's upper point, which is x
+            # itself for a coordinate held at its upper bound, a division by 0 warned of)
+            step = np.where(one_sided, upper - x, 1.0)
+            grad = np.where(one_sided, (-3.0 * f0 + 4.0 * plus - minus) / step / 2.0, grad)
         # f(x) where the engine knows it; else the probes' mean, off by about h**2 f''/2 (float32
         # central steps, 5e-3: 0.0097 against f(x) = 6e-5 on Rosenbrock), which the history
         # recorded as the iteration's loss
