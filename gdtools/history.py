@@ -226,6 +226,9 @@ class History:
         # record_iterations): a compiled run's thousands of rows cost nothing until then.
         self._blocks: list[tuple[dict, np.ndarray | None, int]] = []   # (columns, xs, rows)
         self.evaluations: list[dict] = []
+        # a resumed run's evaluations from the file, by index: one measured again under its index
+        # (the run took another path from there) replaces it, as load() keeps the later record
+        self._recorded: dict = {}
         self.path = None if path is None else os.fspath(path)
         self._file = None
         if self.path is not None:
@@ -240,6 +243,7 @@ class History:
                 if _drop_trailing_failures(self.path):
                     old = History.load(self.path)
                 self.iterations, self.evaluations = old.iterations, old.evaluations
+                self._recorded = {r["index"]: r for r in old.evaluations if r.get("index") is not None}
                 self._file = open(self.path, "a", encoding="utf-8")
             else:
                 self._file = open(self.path, "w", encoding="utf-8")
@@ -304,6 +308,9 @@ class History:
     def record_evaluation(self, **fields) -> dict:
         """Append an evaluation record (``x, value, samples, status``...); numbered in order."""
         record = {"kind": "evaluation", "eval": len(self.evaluations), **plain_data(fields)}
+        stale = self._recorded.pop(record.get("index"), None) if self._recorded else None
+        if stale is not None:
+            self.evaluations = [r for r in self.evaluations if r is not stale]
         self.evaluations.append(record)
         self._write(record)
         return record

@@ -343,3 +343,22 @@ def test_a_finished_run_with_a_meta_line_after_its_end_is_resumed_from_before_it
     assert ([{k: v for k, v in r.items() if k != "time"} for r in runs[True].iterations]
             == [{k: v for k, v in r.items() if k != "time"} for r in runs[False].iterations])
     assert runs[True].meta["side_by_side"] == {"best": "start"}  # the meta line itself stays
+
+
+def test_a_resumed_runs_history_in_memory_holds_each_evaluation_once_as_its_file_does(tmp_path):
+    # Resuming a finished run with a larger budget: its final measurement (index 8) stays in the
+    # file to be replayed, but the resumed run measured a probe there instead. The file's reader
+    # keeps the later record; the history in memory held both, so counts of evaluations (failed
+    # ones, the best measured point) read from it counted the stale one too.
+    path = str(tmp_path / "run.jsonl")
+    rng = np.random.default_rng(0)
+
+    def noisy(p):
+        return (p["x"] - 30) ** 2 / 100 + (p["y"] - 3) ** 2 + float(rng.normal(0, 0.01))
+
+    space = gd.Space(x=gd.Int(1, 100), y=gd.Real(0.1, 10, log=True))
+    gd.minimize(noisy, space=space, gradient="spsa", max_evals=10, history=path)
+    res = gd.minimize(noisy, space=space, gradient="spsa", max_evals=20, history=path, resume=True)
+    in_memory = [r["index"] for r in res.history.evaluations]
+    assert in_memory == [r["index"] for r in gd.History.load(path).evaluations]
+    assert len(in_memory) == len(set(in_memory)) == res.nfev
