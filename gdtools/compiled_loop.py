@@ -97,14 +97,17 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
         """One iteration: the optax update, the bounds, and value and gradient at the new point."""
         new_x, state = descend(optimizer, g, state, x, value=f, value_fn=fun if extra else None,
                                lower=lower, upper=upper)
-        if from_state:
+        # (the state keeps the value in x's dtype: an objective of another precision, a float32
+        # model of float64 parameters under x64, is evaluated here again)
+        reuse = from_state and f.dtype == x.dtype
+        if reuse:
             new_f, new_g = optax.value_and_grad_from_state(fun)(new_x, state=state)
         else:
             new_f, new_g = value_and_grad(new_x)
         # Evaluations: the line search's trial points (its last one is new_x, whose value and
         # gradient the state then carries), plus value_and_grad at new_x when it is computed here.
         steps = optax.tree_utils.tree_get(state, "num_linesearch_steps", 0)
-        return new_x, state, new_f, new_g, jnp.asarray(steps, jnp.int32) + (0 if from_state else 1)
+        return new_x, state, new_f, new_g, jnp.asarray(steps, jnp.int32) + (0 if reuse else 1)
 
     def replay(step, x0, f0, g0, iterations):
         """``(x, f, g)`` after ``iterations`` steps from x0, recomputed (the same steps again)."""

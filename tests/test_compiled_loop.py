@@ -163,3 +163,17 @@ def test_a_nan_in_a_large_gradient_with_a_finite_value_stops_the_run_at_once(n):
     for callback in (None, lambda state: None):  # the compiled program and the host loop
         res = gd.minimize(fun, -jnp.ones(n), optimizer="adam", max_iters=50, callback=callback)
         assert res.status == "nonfinite" and res.nit == 0 and not res.success, res
+
+
+@pytest.mark.parametrize("x_dtype, f_dtype", [(jnp.float64, jnp.float32), (jnp.float32, jnp.float64)])
+def test_lbfgs_on_an_objective_of_another_precision_than_x(x_dtype, f_dtype):
+    # Under x64, a float32 model of float64 parameters (or float32 parameters on float64 data):
+    # optax's L-BFGS keeps the value in x's dtype, and reusing it from its state crashed the
+    # compiled default path (single start and batch=True) in a lax.cond of mismatched dtypes.
+    with jax.enable_x64(True):
+        fun = lambda x: jnp.sum((x.astype(f_dtype) - 1.0) ** 2)  # noqa: E731
+        res = gd.minimize(fun, jnp.zeros(3, x_dtype))
+        batch = gd.minimize(fun, jnp.zeros((2, 3), x_dtype), batch=True)
+    for r in (res, *batch):
+        assert r.success and r.x.dtype == x_dtype, r
+        np.testing.assert_allclose(r.x, 1.0, atol=1e-5)
