@@ -40,6 +40,7 @@ from gdtools.optax_description import describe_transformation, differing_parts
 from gdtools.line_search import LineSearchDescent
 from gdtools.host_loop import HostLoop
 from gdtools.problem import Problem, build_problem, key_hint
+from gdtools.program_cache import Tracer
 from gdtools.result import STALL_FAILURES, Result, stalled_outcome, stop_message
 from gdtools.space import DEFAULT_BUDGET
 from gdtools.transforms import largest_projected_component, resolve_optimizer
@@ -367,6 +368,10 @@ def minimize(
     if executor is not None and not hasattr(executor, "submit"):
         raise InputError(f"executor must have a submit() method (concurrent.futures.Executor), got "
                          f"{type(executor).__name__}")
+    traced = [name for name, value in (("x0", x0), ("args", args), ("bounds", bounds))
+              if any(isinstance(leaf, Tracer) for leaf in jax.tree_util.tree_leaves(value))]
+    if traced:
+        raise _traced_error(f"{' and '.join(traced)} hold{'s' if len(traced) == 1 else ''} a traced value")
     optimizer_name = optimizer if isinstance(optimizer, str) else None
     if optimizer is not None and not isinstance(optimizer, LineSearchDescent):
         optimizer = resolve_optimizer(optimizer)
@@ -411,6 +416,7 @@ def minimize(
         args = _device_args(args, estimator)
         stages = compile_time.stages()
         data = fingerprint(fun) if estimator.uses_fun else ((), [])
+        _check_untraced_data(data)
         fun_flat = _traceable_flat(problem, fun, estimator, args=args, check=estimator.uses_fun, data=data)
         if not jax.config.jax_enable_x64 and any(
                 getattr(leaf, "dtype", None) == np.float64 or isinstance(leaf, float)
@@ -517,6 +523,19 @@ def minimize(
 
 
 _REAL = (int, float, np.integer, np.floating)
+
+
+def _traced_error(what: str) -> InputError:
+    """gd.minimize called inside a JAX transformation, as optimistix's solvers can be: it runs
+    programs of its own and reads numbers back, which a traced value cannot give."""
+    return InputError(f"gd.minimize cannot run inside jax.jit, jax.vmap or jax.grad: {what}. Call it outside "
+                      f"them; for many starts at once, give x0 a leading axis and batch=True")
+
+
+def _check_untraced_data(data) -> None:
+    """The objective reads no traced value (a closure over a value of an enclosing jax.vmap)."""
+    if any(isinstance(value, Tracer) for value in data[1]):
+        raise _traced_error("the objective reads a traced value of the transformation around it")
 
 
 def _check_history(history, resume: bool) -> None:
@@ -941,6 +960,7 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
     args = _device_args(args, estimator)
     stages = compile_time.stages()
     data = fingerprint(fun)
+    _check_untraced_data(data)
     try:
         fun_flat = _traceable_flat(problem, fun, estimator, args=args, data=data)
     except Exception as exc:

@@ -1613,3 +1613,18 @@ def test_batch_with_a_vector_x0_says_the_leading_axis_holds_the_starts():
     with pytest.raises(gd.InputError, match=r"x0 of shape \(4,\) is 4 starts of one number each.*IndexError"
                                             r".*leave out batch=True.*\(starts, 4\)"):
         gd.minimize(rosen, jnp.zeros(4), batch=True)
+
+
+def test_minimize_inside_a_jax_transformation_is_refused_clearly():
+    """An optimistix user vmaps or jits over the solver; gd.minimize runs programs of its own and
+    reads numbers back. It failed with JAX's TracerBoolConversionError (x0 traced) or "Computation
+    compiled for 2 inputs but called with 1" (a closure over a traced value)."""
+    fun = lambda x, y: jnp.sum((x - y) ** 2)  # noqa: E731
+    calls = {"x0": lambda y: gd.minimize(fun, y, args=(jnp.ones(3),)).x,
+             "args": lambda y: gd.minimize(fun, jnp.zeros(3), args=(y,)).x,
+             "objective": lambda y: gd.minimize(lambda x: fun(x, y), jnp.zeros(3)).x,
+             "batch": lambda y: gd.minimize(lambda x: fun(x, y), jnp.zeros((2, 3)), batch=True)[0].x}
+    for what, call in calls.items():
+        for transform in (jax.vmap, jax.jit):
+            with pytest.raises(gd.InputError, match="cannot run inside jax.jit, jax.vmap"):
+                transform(call)(jnp.ones((2, 3)) if transform is jax.vmap else jnp.ones(3))
