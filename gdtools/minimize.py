@@ -40,7 +40,7 @@ from gdtools.optax_description import describe_transformation, differing_parts
 from gdtools.line_search import LineSearchDescent
 from gdtools.host_loop import HostLoop
 from gdtools.problem import Problem, build_problem, key_hint
-from gdtools.program_cache import Tracer
+from gdtools.program_cache import Tracer, _settings as jax_settings
 from gdtools.result import STALL_FAILURES, Result, stalled_outcome, stop_message
 from gdtools.space import DEFAULT_BUDGET
 from gdtools.transforms import largest_projected_component, resolve_optimizer
@@ -856,7 +856,7 @@ def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, args, data, max_i
     try:
         key = (fun, *_structure(problem), str(x0.dtype), x0.shape, _args_signature(args), optimizer,
                max_iters, float(tol), _bounds_key(problem.lower), _bounds_key(problem.upper), record_x, batch,
-               data_key)
+               jax_settings(), data_key)  # (x64 on or off: a float32 x0's objective may compute in either)
         hash(key)
     except TypeError:  # an unhashable objective or optimizer: compile without caching
         key = None

@@ -1628,3 +1628,15 @@ def test_minimize_inside_a_jax_transformation_is_refused_clearly():
         for transform in (jax.vmap, jax.jit):
             with pytest.raises(gd.InputError, match="cannot run inside jax.jit, jax.vmap"):
                 transform(call)(jnp.ones((2, 3)) if transform is jax.vmap else jnp.ones(3))
+
+
+def test_a_compiled_solver_is_not_reused_after_jax_enable_x64_changed():
+    """The solver cache's key named x0's dtype but not the JAX settings: a float32 x0 solved with x64
+    off, then on, got the float32 program again (f = 1/3 in float32, not float64)."""
+    def fun(x):
+        return jnp.sum((x - 1.0) ** 2) + np.float64(1 / 3)  # float64 under x64, even for a float32 x
+
+    with jax.enable_x64(False):
+        assert gd.minimize(fun, jnp.zeros(2, jnp.float32)).fun == float(np.float32(1 / 3))
+    with jax.enable_x64(True):
+        assert gd.minimize(fun, jnp.zeros(2, jnp.float32)).fun == 1 / 3
