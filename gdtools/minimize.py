@@ -949,6 +949,8 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
     if len(sizes) > 1:
         raise InputError(f"batch=True needs every leaf of x0 to have the same leading axis (one row per "
                          f"start); the leaves have {sizes} rows")
+    if count == 0:
+        raise InputError("batch=True needs at least one start: x0's leading axis has length 0")
     first = jax.tree_util.tree_map(lambda a: a[0], x0)
     try:
         problem = build_problem(fun, first, bounds=bounds, space=None, n_args=len(args))

@@ -1450,6 +1450,13 @@ def test_batch_checks_every_start_and_keeps_the_others_when_one_fails_at_its_sta
         assert run.success and np.allclose(run.x, 1.0, atol=1e-3)
 
 
+def test_batch_of_no_starts_is_refused_clearly():
+    # a leading axis of length 0 (every start filtered out) failed with JAX's IndexError
+    for x0 in (jnp.zeros((0, 3)), {"a": jnp.zeros((0, 2)), "b": jnp.zeros(0)}):
+        with pytest.raises(gd.InputError, match="at least one start"):
+            gd.minimize(lambda x: sum(jnp.sum(v ** 2) for v in jax.tree_util.tree_leaves(x)), x0, batch=True)
+
+
 def test_a_callback_may_stop_the_run_by_raising_stopiteration_as_in_scipy():
     def stop_at_2(state):
         if state.iteration >= 2:
