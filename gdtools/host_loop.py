@@ -571,16 +571,16 @@ class HostLoop:
         # The objective's value at the result where an estimate made there holds it (one made
         # ahead, or the last one where x did not move): not asked for again. An estimate made
         # ahead and not used was evaluated all the same: counted.
-        value_at_x = None
+        value_at_x = grad_at_x = None
         if uncounted_step is not None and self.evaluator is None:  # a step taken ahead, not used
             self._nfev += int(optax.tree_utils.tree_get(uncounted_step, "num_linesearch_steps", 0))
         if pending is not None:
             if self.evaluator is None:
                 self._nfev += pending[1].nfev
             if pending[2] is x:
-                value_at_x = pending[1].value
+                value_at_x, grad_at_x = pending[1].value, pending[1].grad
         if value_at_x is None and last is not None and last[0] is x:
-            value_at_x = last[1].value
+            value_at_x, grad_at_x = last[1].value, last[1].grad
         return dict(x=x, nfev=self.nfev(), best_f=best_f, f_start=f_start, nit=k, reason=reason, detail=detail,
                     grad=last_grad, elapsed=elapsed(), optimizer=optimizer, largest=gnorm,
-                    largest_at_start=largest_at_start, value_at_x=value_at_x)
+                    largest_at_start=largest_at_start, value_at_x=value_at_x, grad_at_x=grad_at_x)

@@ -759,10 +759,20 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
         # through the engine (DeepDream's) reports the best value it saw (see Result.fun).
         if isinstance(estimator, _estimators.AutoDiff):
             if out.get("value_at_x") is not None:  # known from an estimate made at x
-                fun_value = float(out["value_at_x"])
+                fun_value, grad_at_x = float(out["value_at_x"]), out.get("grad_at_x")
             else:  # one more evaluation, counted (the budget kept one for it)
-                fun_value = float(estimator.value_and_grad(fun_flat)(x)[0])
+                fun_value, grad_at_x = estimator.value_and_grad(fun_flat)(x)
+                fun_value = float(fun_value)
                 out["nfev"] += 1
+            if grad_at_x is not None and math.isfinite(fun_value):
+                # The gradient at the result, as the compiled program's: res.grad, and the test of
+                # a run stopped by a budget right where it converged (as the compiled program
+                # tests every iterate before its budget)
+                clip = problem.clip if problem.clip is not None else (None, None)
+                out["grad"], out["largest"] = grad_at_x, float(largest_projected_component(
+                    np.asarray(grad_at_x, dtype=float), np.asarray(x, dtype=float), *clip))
+                if reason in ("max_iters", "max_evals", "max_time") and out["largest"] <= limits["tol"]:
+                    reason = "converged"
         else:
             fun_value = float(out["best_f"])
         if not math.isfinite(fun_value) and out["nit"] == 0:

@@ -1647,3 +1647,22 @@ def test_a_compiled_solver_is_not_reused_after_jax_enable_x64_changed():
         assert gd.minimize(fun, jnp.zeros(2, jnp.float32)).fun == float(np.float32(1 / 3))
     with jax.enable_x64(True):
         assert gd.minimize(fun, jnp.zeros(2, jnp.float32)).fun == 1 / 3
+
+
+@pytest.mark.parametrize("x0", [jnp.zeros(3), np.zeros(3)])
+def test_the_host_loop_reports_the_gradient_at_its_result_and_tests_it_as_the_compiled_program_does(x0):
+    """Stopped by max_iters, max_evals or a callback right after the step that reached the optimum,
+    the host loop gave res.grad at the previous iterate (largest 4.4 where x was the minimum) and,
+    for the budgets, no success, though its final value_and_grad at x had the gradient below tol;
+    the compiled program (the same call without the callback) said converged."""
+    target = jnp.arange(1.0, 4.0)
+    fun = lambda x: jnp.sum((x - target) ** 2)  # noqa: E731  (L-BFGS: the minimum in 2 steps)
+    compiled = gd.minimize(fun, x0, max_iters=2)
+    assert compiled.status == "converged" and compiled.success
+    for settings in (dict(max_iters=2, callback=lambda state: None), dict(max_evals=6),
+                     dict(callback=lambda state: state.iteration >= 1)):
+        res = gd.minimize(fun, x0, **settings)
+        np.testing.assert_allclose(res.x, target, atol=1e-5)
+        assert np.max(np.abs(res.grad)) < 1e-5, (settings, res.grad)
+        assert res.success and res.status == ("callback" if "callback" in settings and len(settings) == 1
+                                              else "converged"), (settings, res)
