@@ -182,6 +182,11 @@ def _traceable_flat(problem: Problem, fun: Callable, estimator, *, args: tuple =
         kind = re.search(r"returned a value of type <class '([\w.]+)'>", str(exc))
         raise InputError(f"the objective must return a real floating-point scalar (a JAX array), got "
                          f"{kind.group(1) if kind else 'something else'}") from None
+    if not hasattr(out, "shape") and out is not None:
+        # (optimistix's has_aux=True, jax.value_and_grad's: (loss, aux))
+        raise InputError(f"the objective must return a scalar, got a {type(out).__name__}"
+                         f"{f' of {len(out)} values' if isinstance(out, (tuple, list)) else ''}: gd.minimize "
+                         f"takes no auxiliary outputs (has_aux); return the loss alone (lambda x: fun(x)[0])")
     if getattr(out, "shape", None) != ():
         raise InputError(f"the objective must return a scalar, got shape {getattr(out, 'shape', out)}")
     if not jnp.issubdtype(out.dtype, jnp.floating):

@@ -1666,3 +1666,12 @@ def test_the_host_loop_reports_the_gradient_at_its_result_and_tests_it_as_the_co
         assert np.max(np.abs(res.grad)) < 1e-5, (settings, res.grad)
         assert res.success and res.status == ("callback" if "callback" in settings and len(settings) == 1
                                               else "converged"), (settings, res)
+
+
+def test_an_objective_with_auxiliary_outputs_is_refused_in_a_few_words():
+    # optimistix's has_aux habit: (loss, aux). The message printed the whole pytree of
+    # ShapeDtypeStructs as a "shape".
+    aux = {f"layer{i}": jnp.zeros((8, 8)) for i in range(20)}
+    with pytest.raises(gd.InputError, match=r"got a tuple of 2 values: .*has_aux") as caught:
+        gd.minimize(lambda x: (jnp.sum(x ** 2), aux), jnp.ones(3))
+    assert len(str(caught.value)) < 200
