@@ -921,7 +921,8 @@ def _package_trace(problem, trace, history, *, elapsed, max_iters, tol, skip=0, 
     nit = int(trace.nit)
     table = np.asarray(trace.table)  # columns sliced here, in NumPy (see Trace)
     loss, gnorm, evals = table[:, 0], table[:, 1], table[:, 2]
-    unravel = problem.jax_unravel if problem.device else (lambda v: problem.to_user(np.asarray(v, dtype=float)))
+    unravel = ((lambda v: problem.jax_unravel(jnp.asarray(v))) if problem.device  # (a batch's NumPy slices too)
+              else (lambda v: problem.to_user(np.asarray(v, dtype=float))))
     if not np.isfinite(loss[0]):
         if start is None:
             raise InputError("the objective returned a non-finite value (nan or inf) at x0")

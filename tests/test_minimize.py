@@ -1675,3 +1675,12 @@ def test_an_objective_with_auxiliary_outputs_is_refused_in_a_few_words():
     with pytest.raises(gd.InputError, match=r"got a tuple of 2 values: .*has_aux") as caught:
         gd.minimize(lambda x: (jnp.sum(x ** 2), aux), jnp.ones(3))
     assert len(str(caught.value)) < 200
+
+
+def test_a_batch_of_jax_vectors_gives_jax_arrays_as_a_single_run_does():
+    # flat starts came back as NumPy arrays (x and grad), pytree and matrix starts as JAX arrays
+    fun = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    single = gd.minimize(fun, jnp.zeros(3))
+    for res in gd.minimize(fun, jnp.zeros((2, 3)), batch=True):
+        assert type(res.x) is type(single.x) and type(res.grad) is type(single.grad), (type(res.x), type(single.x))
+        assert res.x.dtype == single.x.dtype
