@@ -542,9 +542,10 @@ class HostLoop:
                 if self.callback is not None:
                     try:
                         with compile_time.not_counted():
-                            stop = self.callback(State(iteration=k, x=problem.to_user(x) if not problem.device else x,
-                                                       fun=value, grad_norm=gnorm, nfev=self.nfev(),
-                                                       elapsed=elapsed(), history=self.history))
+                            # in x0's structure (a device x0's too: its pytree or matrix, not the flat vector)
+                            user_x = problem.jax_unravel(x) if problem.device else problem.to_user(x)
+                            stop = self.callback(State(iteration=k, x=user_x, fun=value, grad_norm=gnorm,
+                                                       nfev=self.nfev(), elapsed=elapsed(), history=self.history))
                     except StopIteration:  # scipy's way to stop from a callback (scipy >= 1.11)
                         stop = True
                     if stop:

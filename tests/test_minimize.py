@@ -130,6 +130,20 @@ def test_callback_stops_the_run_and_sees_state():
     assert states[-1].fun < states[0].fun
 
 
+@pytest.mark.parametrize("device", [True, False])
+def test_a_callback_sees_x_in_the_structure_of_x0(device):
+    # a JAX pytree (or matrix) x0's callback got the flat vector the engine works on
+    leaf = jnp.zeros if device else np.zeros
+    x0 = {"a": leaf(2), "b": leaf((2, 2))}
+    seen = []
+    gd.minimize(lambda p: jnp.sum((p["a"] - 1.0) ** 2) + jnp.sum((p["b"] + 1.0) ** 2), x0,
+                callback=lambda state: seen.append(state.x), max_iters=3)
+    assert jax.tree_util.tree_map(np.shape, seen[0]) == {"a": (2,), "b": (2, 2)}
+    gd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), leaf((2, 3)), callback=lambda state: seen.append(state.x),
+                max_iters=3)
+    assert np.shape(seen[-1]) == (2, 3)
+
+
 def test_max_evals_is_never_exceeded():
     q = NumpyQuadratic(n=4, f_min=1.0)
     res = gd.minimize(q, np.zeros(4), gradient="central", max_evals=50, tol=0.0)
