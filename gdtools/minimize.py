@@ -481,8 +481,12 @@ def minimize(
     compiled = (estimator.traceable and type(estimator) is _estimators.AutoDiff and callback is None
                 and max_time is None and max_evals is None and max_iters <= MAX_COMPILED_ITERS)
     if compiled:
-        result = _run_compiled(problem, fun, fun_flat, optimizer, args=args, data=data, max_iters=max_iters,
-                               tol=tol, history=hist, skip=skip, resumed_time=resumed_time)
+        try:
+            result = _run_compiled(problem, fun, fun_flat, optimizer, args=args, data=data, max_iters=max_iters,
+                                   tol=tol, history=hist, skip=skip, resumed_time=resumed_time)
+        finally:
+            if history is not None and not isinstance(history, History):
+                hist.close()  # (as the host loop's run closes it)
         _file_under_what_it_holds_now(fun, data, stages)
         return result
     if fun_flat is not None and args:

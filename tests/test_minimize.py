@@ -1698,3 +1698,16 @@ def test_a_batch_of_jax_vectors_gives_jax_arrays_as_a_single_run_does():
     for res in gd.minimize(fun, jnp.zeros((2, 3)), batch=True):
         assert type(res.x) is type(single.x) and type(res.grad) is type(single.grad), (type(res.x), type(single.x))
         assert res.x.dtype == single.x.dtype
+
+
+def test_a_compiled_run_closes_its_history_file(tmp_path):
+    # the host loop closed it; the compiled program's run left it open as long as its result lived
+    import gc
+    import io
+
+    path = tmp_path / "run.jsonl"
+    res = gd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(3), history=path)
+    assert res.success and len(gd.History.load(path).iterations) == len(res.history.iterations)
+    still_open = [f for f in gc.get_objects() if isinstance(f, io.IOBase) and not f.closed
+                  and str(getattr(f, "name", "")) == str(path)]
+    assert not still_open
