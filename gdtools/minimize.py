@@ -276,7 +276,10 @@ def minimize(
         Default: L-BFGS with a line search for autodiff and noise-free finite differences; for SPSA,
         smoothing and noisy objectives, Spall's gain ``a/(k+1+A)**0.602`` on Adam-normalised
         estimates (AMSGrad-normalised without noise), so the first step moves 0.15 of each
-        coordinate's scale.
+        coordinate's scale. It works on one flat vector of x0's numbers (a pytree's leaves
+        raveled and concatenated), not on x0's pytree: transformations that follow a pytree's
+        structure (``optax.multi_transform``, ``optax.masked``, adafactor's factored matrices,
+        muon's) see that one vector (labels or masks shaped like x0 are refused).
       bounds: ``(lower, upper)``, scalars or pytrees like ``x0`` (any pytree: dict, tuple, NamedTuple;
         each leaf a number or an array of that leaf's shape; None for an open side or leaf), or
         scipy's forms: a list of ``(min, max)`` pairs, one per parameter, or a
@@ -402,6 +405,7 @@ def minimize(
         max_iters = 10**9 if (max_evals is not None or max_time is not None) else DEFAULT_MAX_ITERS
 
     problem = build_problem(fun, x0, bounds=bounds, space=space, n_args=len(args))
+    _check_optimizer_takes_a_vector(optimizer, problem)
     if resume and not isinstance(history, (str, bytes)) and not hasattr(history, "__fspath__"):
         raise InputError("resume=True needs history= the path of the run to continue")
     _check_history(history, resume)
@@ -545,6 +549,27 @@ def _check_untraced_data(data) -> None:
     """The objective reads no traced value (a closure over a value of an enclosing jax.vmap)."""
     if any(isinstance(value, Tracer) for value in data[1]):
         raise _traced_error("the objective reads a traced value of the transformation around it")
+
+
+def _check_optimizer_takes_a_vector(optimizer, problem: Problem) -> None:
+    """The optimizer works on the flat vector of x0's numbers: one whose state follows x0's pytree
+    (optax.multi_transform's labels, optax.masked's mask) fails to start on it, named here rather
+    than in a JAX pytree-structure error from inside the run."""
+    if (optimizer is None or isinstance(optimizer, LineSearchDescent) or problem.space is not None
+            or problem.to_user.treedef is None):  # (one array: nothing shaped like a pytree to refuse)
+        return
+    flat = jax.ShapeDtypeStruct((int(np.size(problem.x0)),), jnp.result_type(float))
+    try:
+        jax.eval_shape(optimizer.init, flat)
+    except (ValueError, TypeError) as exc:
+        try:
+            jax.eval_shape(lambda x: optimizer.init(problem.jax_unravel(x)), flat)
+        except Exception:  # it fails on x0's own structure too: not this (the run names what)
+            return
+        raise InputError(f"the optimizer cannot start on the parameters as gd.minimize gives them: one flat vector "
+                         f"of x0's {int(np.size(problem.x0))} numbers (a pytree's leaves raveled and joined), not "
+                         f"x0's pytree, so labels or masks shaped like x0 (optax.multi_transform, optax.masked) "
+                         f"do not fit it ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
 
 
 def _check_history(history, resume: bool) -> None:
@@ -976,6 +1001,7 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
         problem = build_problem(fun, first, bounds=bounds, space=None, n_args=len(args))
     except InputError as exc:
         raise InputError(f"batch=True, start 0 of x0: {exc}") from None
+    _check_optimizer_takes_a_vector(optimizer, problem)
     if problem.stochastic:
         raise InputError("batch=True needs a deterministic fun(x) (autodiff); this one takes a key"
                          + key_hint(fun, len(args)))

@@ -1711,3 +1711,20 @@ def test_a_compiled_run_closes_its_history_file(tmp_path):
     still_open = [f for f in gc.get_objects() if isinstance(f, io.IOBase) and not f.closed
                   and str(getattr(f, "name", "")) == str(path)]
     assert not still_open
+
+
+def test_an_optimizer_shaped_like_the_pytree_x0_is_refused_clearly():
+    """The optimizer works on one flat vector of x0's numbers; optax.multi_transform's labels and
+    optax.masked's mask, shaped like x0, failed inside the run with JAX's 'pytree structure error'
+    about a DynamicJaxprTracer."""
+    fun = lambda p: jnp.sum((p["w"] - 1.0) ** 2) + jnp.sum((p["b"] + 1.0) ** 2)  # noqa: E731
+    x0 = {"w": jnp.zeros((3, 2)), "b": jnp.zeros(2)}
+    for optimizer in (optax.multi_transform({"w": optax.adam(0.1), "b": optax.sgd(0.1)}, {"w": "w", "b": "b"}),
+                      optax.chain(optax.masked(optax.add_decayed_weights(0.1), {"w": True, "b": False}),
+                                  optax.sgd(0.1))):
+        for batch in (False, True):
+            start = jax.tree_util.tree_map(lambda a: jnp.stack([a, a]), x0) if batch else x0
+            with pytest.raises(gd.InputError, match="one flat vector of x0's 8 numbers.*multi_transform"):
+                gd.minimize(fun, start, optimizer=optimizer, batch=batch)
+    res = gd.minimize(fun, x0, optimizer=optax.adafactor(0.1), max_iters=500)  # fits a vector: runs
+    assert res.success
