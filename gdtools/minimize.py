@@ -39,7 +39,7 @@ from gdtools.optax_description import PREFIX as OPTAX_PREFIX, UNDESCRIBED as UND
 from gdtools.optax_description import describe_transformation, differing_parts
 from gdtools.line_search import LineSearchDescent
 from gdtools.host_loop import HostLoop
-from gdtools.problem import Problem, build_problem, key_hint
+from gdtools.problem import Problem, build_problem, key_hint, lists_as_array
 from gdtools.program_cache import Tracer, _settings as jax_settings
 from gdtools.result import STALL_FAILURES, Result, stalled_outcome, stop_message
 from gdtools.space import DEFAULT_BUDGET
@@ -362,6 +362,9 @@ def minimize(
     max_iters = _check_positive("max_iters", max_iters)
     max_evals = _check_positive("max_evals", max_evals)
     max_time = _check_positive("max_time", max_time, kind=float)
+    if (isinstance(tol, (jax.Array, np.ndarray)) and not isinstance(tol, jax.core.Tracer) and tol.shape == ()
+            and jnp.issubdtype(tol.dtype, jnp.floating)):
+        tol = float(tol)  # a JAX or NumPy 0-d float, as a NumPy scalar is taken
     if not isinstance(tol, _REAL) or isinstance(tol, bool) or tol < 0 or math.isnan(tol):
         raise InputError(f"tol must be a non-negative number, got {tol!r}")
     if noise is not None and not (isinstance(noise, _REAL) and not isinstance(noise, bool) and noise >= 0
@@ -986,6 +989,7 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
         raise InputError("batch=True runs one compiled program and needs gradient='autodiff'")
     if history is not None:
         raise InputError("batch=True returns one History per start in each result; history= is not supported")
+    x0 = lists_as_array(x0)  # [[0., 0.], [1., 2.]]: two starts, as a single run reads a matrix
     leaves = jax.tree_util.tree_leaves(x0)
     if not leaves or any(np.ndim(leaf) < 1 for leaf in leaves):
         raise InputError("batch=True needs x0 with a leading axis of starting points")

@@ -258,6 +258,22 @@ def matrix_items(nested):
             yield item
 
 
+def lists_as_array(x0):
+    """``x0`` as NumPy reads it where it is a plain list (or tuple) of numbers, a vector as scipy
+    takes it, or a list of lists of numbers, a matrix; anything else as it is (a NamedTuple of
+    numbers is a pytree of named parameters; a ragged list, or one holding arrays, a pytree)."""
+    if type(x0) in (list, tuple) and x0 and all(map(_is_plain_number, x0)):
+        return np.asarray(x0, dtype=float)
+    if type(x0) is list and x0 and all(type(v) is list for v in x0):
+        try:
+            matrix = np.asarray(x0, dtype=float)
+        except (TypeError, ValueError):
+            return x0
+        if all(map(_is_plain_number, matrix_items(x0))):
+            return matrix
+    return x0
+
+
 def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
     """Validate ``fun``, ``x0``, ``bounds`` and ``space`` and make the flat problem; ``n_args``:
     how many extra arguments (``minimize``'s ``args``) ``fun`` takes after ``x`` (and its key)."""
@@ -268,18 +284,7 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
         return _space_problem(x0, bounds=bounds, space=space, stochastic=stochastic)
     if x0 is None:
         raise InputError("x0 is required (a flat array or a pytree of arrays), unless a space is given")
-    # (a plain list or tuple: a NamedTuple of numbers is a pytree of named parameters)
-    if type(x0) in (list, tuple) and x0 and all(map(_is_plain_number, x0)):
-        x0 = np.asarray(x0, dtype=float)  # a list of numbers is a vector, as scipy takes it
-    elif type(x0) is list and x0 and all(type(v) is list for v in x0):
-        # a list of lists of numbers, [[1., 2.], [3., 4.]], is a matrix, as NumPy reads it (ragged
-        # or holding anything but numbers, it stays a pytree)
-        try:
-            matrix = np.asarray(x0, dtype=float)
-        except (TypeError, ValueError):
-            matrix = None
-        if matrix is not None and all(map(_is_plain_number, matrix_items(x0))):
-            x0 = matrix  # (only numbers: a nested list of arrays stays a pytree)
+    x0 = lists_as_array(x0)
     leaves = jax.tree_util.tree_leaves(x0)
     if not leaves or all(np.size(leaf) == 0 for leaf in leaves):
         raise InputError("x0 is empty: it must hold at least one number")

@@ -1728,3 +1728,19 @@ def test_an_optimizer_shaped_like_the_pytree_x0_is_refused_clearly():
                 gd.minimize(fun, start, optimizer=optimizer, batch=batch)
     res = gd.minimize(fun, x0, optimizer=optax.adafactor(0.1), max_iters=500)  # fits a vector: runs
     assert res.success
+
+
+def test_tol_may_be_a_jax_or_numpy_scalar():
+    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    for tol in (jnp.float32(1e-3), np.array(1e-3)):
+        assert gd.minimize(f, jnp.zeros(2), tol=tol).status == "converged"
+    with pytest.raises(gd.InputError, match="tol must be a non-negative number"):
+        gd.minimize(f, jnp.zeros(2), tol=jnp.array([1e-3]))
+
+
+def test_batch_reads_a_list_of_lists_as_starts_as_a_single_run_reads_it_as_a_matrix():
+    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    runs = gd.minimize(f, [[0.0, 0.0], [1.0, 2.0]], batch=True)
+    assert len(runs) == 2
+    for run in runs:
+        np.testing.assert_allclose(np.asarray(run.x), [1.0, 1.0], atol=1e-5)
