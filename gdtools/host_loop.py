@@ -395,10 +395,16 @@ class HostLoop:
                     # change as small as steps sized for float64 make (float32 arithmetic behind a
                     # Python float: a quadratic of value 1.3e6 "converged" at x0). Steps sized for
                     # float32 tell which; the run keeps them if they see a slope.
-                    self.evaluator.value_eps = FLOAT32_EPS
+                    steps = estimator.steps(x, min_step=extra.get("min_step"))
                     estimator.observe_precision(FLOAT32_EPS)
-                    est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
-                                             noise=noise, **kwargs, **extra)
+                    if np.array_equal(estimator.steps(x, min_step=extra.get("min_step")), steps):
+                        # integer parameters, each moved by its unit either way: the same probes
+                        # again (a space of Ints measured every one twice), nothing to tell
+                        estimator.observe_precision(self.evaluator.value_eps)
+                    else:
+                        self.evaluator.value_eps = FLOAT32_EPS
+                        est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
+                                                 noise=noise, **kwargs, **extra)
                 last = (x, est)
                 if k == 0 and self.evaluator is not None and self.evaluator.successes == 0:
                     # the start and every probe of the first gradient failed, each read as the

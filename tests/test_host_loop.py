@@ -224,6 +224,21 @@ def test_a_flat_objective_still_converges_after_one_more_estimate_with_float32_s
     assert res.nfev == 1 + n + n  # x0, the float64-sized probes, the float32-sized ones; no more
 
 
+@pytest.mark.parametrize("gradient", ["forward", "central"])
+def test_integer_parameters_on_a_plateau_are_not_probed_again_with_float32_steps(gradient):
+    # An Int moves by its unit whatever the precision: the retry with steps sized for float32 ran
+    # the very same probes again (forward: (51, 50) and (50, 51) measured twice each).
+    space = gd.Space(a=gd.Int(0, 100), b=gd.Int(0, 100))
+    calls = []
+
+    def program(p):
+        calls.append((p["a"], p["b"]))
+        return float((p["a"] // 10 - 3) ** 2 + (p["b"] // 10 - 2) ** 2)
+
+    res = gd.minimize(program, space=space, gradient=gradient, max_evals=50)
+    assert len(calls) == len(set(calls)) == res.nfev
+
+
 def test_a_run_whose_probes_all_fail_goes_back_to_the_best_point_measured():
     # A setting that crashes above a = 0.55 (a tune run with --penalty). Once a step landed there,
     # every probe failed, read as the penalty: a flat estimate, so the run never left, and 27 of its
