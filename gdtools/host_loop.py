@@ -388,9 +388,9 @@ class HostLoop:
                     est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
                                              noise=noise, **probe_scale, **extra)
                 pending = None
+                untold = False  # a zero gradient the budget left no room to tell from float32 rounding
                 if (exact and isinstance(estimator, _FiniteDifference) and estimator.step is None
-                        and self.evaluator.value_eps < FLOAT32_EPS and not np.any(np.asarray(est.grad))
-                        and (self.max_evals is None or self.nfev(est.nfev + 1) <= self.max_evals)):
+                        and self.evaluator.value_eps < FLOAT32_EPS and not np.any(np.asarray(est.grad))):
                     # Every probe returned exactly f(x): either f is flat there, or it resolves no
                     # change as small as steps sized for float64 make (float32 arithmetic behind a
                     # Python float: a quadratic of value 1.3e6 "converged" at x0). Steps sized for
@@ -401,6 +401,11 @@ class HostLoop:
                         # integer parameters, each moved by its unit either way: the same probes
                         # again (a space of Ints measured every one twice), nothing to tell
                         estimator.observe_precision(self.evaluator.value_eps)
+                    elif self.max_evals is not None and self.nfev(est.nfev + 1) > self.max_evals:
+                        # no room for the float32-sized probes: the run cannot say it converged (a
+                        # float32 quadratic of 248 at x0 did, with max_evals=21 for n = 10)
+                        estimator.observe_precision(self.evaluator.value_eps)
+                        untold = True
                     else:
                         self.evaluator.value_eps = FLOAT32_EPS
                         est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
@@ -479,6 +484,11 @@ class HostLoop:
                     previous_x, x = x, self._project(np.array(ev.best_x, dtype=float))
                     continue
                 last_grad = grad
+                if untold:
+                    # (a largest component of 0 would read as converged; at the start, the budget
+                    # is too small for one step: detail says what it needs)
+                    reason, detail, gnorm = "max_evals", self.nfev(est.nfev + 1), math.nan
+                    break
                 if not estimator.stochastic and noise == 0.0 and gnorm <= self.tol:  # (no evaluator: noise 0)
                     reason = "converged"
                     break

@@ -759,7 +759,8 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
             # a budget too small to move: x0, as measured at the start (nan if that failed and a
             # penalty stood for it)
             fun_value = out["f_start"] if evaluator.successes else math.nan
-            reason, out["detail"] = "too_small", 2 + estimator.evaluations(int(np.size(x)))
+            reason, out["detail"] = "too_small", (out["detail"] if isinstance(out["detail"], int)
+                                                  else 2 + estimator.evaluations(int(np.size(x))))
         elif (reason != "failed" and not problem.stochastic and not evaluator.noisy_by_nature
               and evaluator.noise == 0 and evaluator.measured_value(x) is not None):
             # an exact objective already measured at x (the last accepted step): measuring it again

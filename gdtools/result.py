@@ -27,8 +27,8 @@ STOP_REASONS = {
     "failed": (False, "Stopped after failed evaluations: {detail}. Everything measured so far is in "
                       "the history."),
     "too_small": (False, "The evaluation budget (max_evals={max_evals}) is too small for one step: it "
-                         "needs {detail} evaluations (the start, one gradient estimate and the final "
-                         "measurement). x0 is returned, as measured."),
+                         "needs {detail} evaluations (the start, the first step's gradient estimate and the "
+                         "final measurement). x0 is returned, as measured."),
     "worse": (False, "The run ended worse than it started: {detail}. Its steps were too large for "
                      "this problem, or the objective is noisier than the engine knew (give its noise "
                      "level, noise=, or measure repeats; fewer parameters, a smaller perturbation or "

@@ -217,6 +217,15 @@ def test_probes_that_all_return_f_x_are_tried_again_with_steps_sized_for_float32
     assert res.fun < 1e-3 * fun(x0)
 
 
+def test_a_budget_with_no_room_for_the_float32_sized_probes_is_no_convergence():
+    # max_evals=21 for n = 10: x0 and 10 probes all returning f(x), and no room for 10 more; the
+    # zero difference "converged" at x0, f = 248, a success
+    fun = _float32_behind_a_float(np.logspace(0, 2, 10))
+    res = gd.minimize(fun, np.zeros(10), gradient="forward", max_evals=21)
+    assert not res.success and res.status == "too_small"
+    assert "needs 22 evaluations" in res.message
+
+
 def test_a_flat_objective_still_converges_after_one_more_estimate_with_float32_steps():
     n = 3
     res = gd.minimize(lambda x: float(np.floor(np.sum(x))), np.full(n, 0.5), gradient="forward")
