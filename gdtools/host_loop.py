@@ -37,6 +37,10 @@ from gdtools.transforms import descend, largest_projected_component, needs_value
 #: at all over steps sized for float64 (see HostLoop.run).
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
+#: Times in a row a run goes back to the best point measured, each time after the step from it
+#: landed where every probe failed, before it stops (see HostLoop.run).
+MAX_RETREATS = 3
+
 #: Extra evaluations at x0 that measure the noise of a stochastic objective whose noise is unknown.
 NOISE_PROBES = 3
 
@@ -344,6 +348,7 @@ class HostLoop:
         recent: list[float] = []
         seen = None  # a device run's last (value, largest gradient component)
         unusable = 0  # iterations in a row whose estimate a failed probe spoilt
+        retreat = None  # (the iteration the run last went back to the best point, how many times in a row)
         average_from, average_sum, average_count = math.inf, 0.0, 0
         try:
             for k in range(self.max_iters + 1):
@@ -480,8 +485,19 @@ class HostLoop:
                     # Every probe failed, each read as the penalty: a flat estimate, zero, so the
                     # run stayed where every setting near x fails and spent the rest of its budget
                     # there (27 of 30 evaluations of a tune run). It goes back to the best point
-                    # measured, where probes on both sides of the failing region tell it apart.
+                    # measured, where probes on both sides of the failing region tell it apart. A
+                    # step that lands in the failing region from there again and again (a fixed
+                    # gain: sgd(0.4) went back and forth 1500 times) ends the run.
+                    # (the step right after going back failed all over again: a cycle)
+                    cycle = retreat is not None and k - retreat[0] <= 2
+                    retreat = (k, retreat[1] + 1 if cycle else 1)
                     previous_x, x = x, self._project(np.array(ev.best_x, dtype=float))
+                    if retreat[1] > MAX_RETREATS:
+                        reason = "failed"
+                        detail = (f"after each of the last {MAX_RETREATS} steps from the best point measured, "
+                                  f"every probe failed: the steps land where the objective fails (lower the "
+                                  f"step size, or narrow the bounds); the last error: {ev.last_error}")
+                        break
                     continue
                 last_grad = grad
                 if untold:

@@ -262,3 +262,18 @@ def test_a_run_whose_probes_all_fail_goes_back_to_the_best_point_measured():
     failed = sum(e.get("status") == "failed" for e in res.history.evaluations)
     assert failed <= 10
     assert res.fun < 1.0
+
+
+def test_a_run_whose_steps_land_in_the_failing_region_again_and_again_stops():
+    # A fixed gain steps from the best point into the region that fails, every probe there fails,
+    # the run goes back, and the same step follows: 1500 times, to max_iters (3003 evaluations).
+    def fun(x):
+        if x[0] + x[1] >= 2.0:
+            raise RuntimeError("boom")
+        return float((x[0] - 3) ** 2 + (x[1] - 3) ** 2)
+
+    res = gd.minimize(fun, np.zeros(2), gradient="forward", on_failure=100.0, optimizer=optax.sgd(0.4))
+    assert res.status == "failed" and not res.success
+    assert "every probe failed" in res.message and "boom" in res.message
+    assert res.nfev <= 40
+    assert res.fun < 18.0  # the best point measured, below the start's 18
