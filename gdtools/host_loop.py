@@ -61,7 +61,7 @@ def _largest_device(grad):
 _projected_largest_device = saved_jit(largest_projected_component)
 
 
-def _stationarity(grad, x, clip):
+def stationarity(grad, x, clip):
     """:func:`~gdtools.transforms.largest_projected_component` where ``grad`` lives: compiled on a
     device, in NumPy on the host (no dispatch per iteration)."""
     lower, upper = clip if clip is not None else (None, None)
@@ -402,19 +402,18 @@ class HostLoop:
                     # float32 tell which; the run keeps them if they see a slope.
                     steps = estimator.steps(x, min_step=extra.get("min_step"))
                     estimator.observe_precision(FLOAT32_EPS)
-                    if np.array_equal(estimator.steps(x, min_step=extra.get("min_step")), steps):
-                        # integer parameters, each moved by its unit either way: the same probes
-                        # again (a space of Ints measured every one twice), nothing to tell
-                        estimator.observe_precision(self.evaluator.value_eps)
-                    elif self.max_evals is not None and self.nfev(est.nfev + 1) > self.max_evals:
-                        # no room for the float32-sized probes: the run cannot say it converged (a
-                        # float32 quadratic of 248 at x0 did, with max_evals=21 for n = 10)
-                        estimator.observe_precision(self.evaluator.value_eps)
-                        untold = True
-                    else:
+                    # (integer parameters move by their unit either way: the same probes again, as
+                    # a space of Ints measured every one twice, would tell nothing)
+                    other = not np.array_equal(estimator.steps(x, min_step=extra.get("min_step")), steps)
+                    if other and (self.max_evals is None or self.nfev(est.nfev + 1) <= self.max_evals):
                         self.evaluator.value_eps = FLOAT32_EPS
                         est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
                                                  noise=noise, **kwargs, **extra)
+                    else:
+                        estimator.observe_precision(self.evaluator.value_eps)
+                        # no room for other probes: the run cannot say it converged (a float32
+                        # quadratic of 248 at x0 did, with max_evals=21 for n = 10)
+                        untold = other
                 last = (x, est)
                 if k == 0 and self.evaluator is not None and self.evaluator.successes == 0:
                     # the start and every probe of the first gradient failed, each read as the
@@ -432,7 +431,7 @@ class HostLoop:
                 # The largest gradient component is asked for before anything is made ahead: a
                 # device runs its programs in order, so asked after the next estimate it would
                 # wait for it, and the host's bookkeeping would leave the device idle again.
-                largest = _stationarity(grad, x, problem.clip)
+                largest = stationarity(grad, x, problem.clip)
                 ahead_x = ahead_state = None
                 if (ahead and optimizer is not None and k + 1 < self.max_iters
                         and (self.max_evals is None

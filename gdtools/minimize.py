@@ -38,12 +38,12 @@ from gdtools.output_path import check_output_file
 from gdtools.optax_description import PREFIX as OPTAX_PREFIX, UNDESCRIBED as UNDESCRIBED_OPTAX
 from gdtools.optax_description import describe_transformation, differing_parts
 from gdtools.line_search import LineSearchDescent
-from gdtools.host_loop import HostLoop
+from gdtools.host_loop import HostLoop, stationarity
 from gdtools.problem import Problem, build_problem, key_hint, lists_as_array
 from gdtools.program_cache import Tracer, _settings as jax_settings
 from gdtools.result import STALL_FAILURES, Result, stalled_outcome, stop_message
 from gdtools.space import DEFAULT_BUDGET
-from gdtools.transforms import largest_projected_component, resolve_optimizer
+from gdtools.transforms import resolve_optimizer
 
 DEFAULT_MAX_ITERS = 1000
 #: A decrease of f by at most FTOL * max(|f|, 1) is none (scipy's L-BFGS-B ftol: factr 1e7 times
@@ -716,9 +716,8 @@ def _check_forward_stall(problem, estimator, out, evaluator, max_evals) -> None:
                                noise=evaluator.noise, scale=problem.scale, bounds=problem.bounds)
     except EvaluationFailed:
         return
-    clip = problem.clip if problem.clip is not None else (None, None)
     grad = np.asarray(est.grad, dtype=float)
-    out["largest"] = float(largest_projected_component(grad, x, *clip))
+    out["largest"] = float(stationarity(grad, x, problem.clip))
     # Forward differences' error may have stopped the run short of the minimum where central
     # differences still see the slope (a float32 quadratic of condition 1e6 stalled at f = 1.67
     # with 129 left, under 1/200 of the start's gradient: a "success"). One line search along the
@@ -806,9 +805,8 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                 # The gradient at the result, as the compiled program's: res.grad, and the test of
                 # a run stopped by a budget right where it converged (as the compiled program
                 # tests every iterate before its budget)
-                clip = problem.clip if problem.clip is not None else (None, None)
-                out["grad"], out["largest"] = grad_at_x, float(largest_projected_component(
-                    np.asarray(grad_at_x, dtype=float), np.asarray(x, dtype=float), *clip))
+                out["grad"] = grad_at_x
+                out["largest"] = float(stationarity(np.asarray(grad_at_x, dtype=float), x, problem.clip))
                 if reason in ("max_iters", "max_evals", "max_time") and out["largest"] <= limits["tol"]:
                     reason = "converged"
         else:

@@ -145,7 +145,7 @@ def test_what_is_read_back_is_asked_for_before_the_estimate_made_ahead(monkeypat
     from gdtools.estimators.autodiff import AutoDiff
 
     events = []
-    real = host_loop._stationarity
+    real = host_loop.stationarity
 
     def stationarity(grad, x, clip):
         events.append("largest")
@@ -157,7 +157,7 @@ def test_what_is_read_back_is_asked_for_before_the_estimate_made_ahead(monkeypat
             return super().estimate(fun, x, iteration=iteration, **kwargs)
 
     monkeypatch.setattr(host_loop, "PIPELINE", True)
-    monkeypatch.setattr(host_loop, "_stationarity", stationarity)
+    monkeypatch.setattr(host_loop, "stationarity", stationarity)
     gd.minimize(rosen, jnp.zeros(3), gradient=Logged(), optimizer=optax.adam(0.01), max_iters=3,
                 callback=lambda s: None)
     assert events == ["estimate 0", "largest", "estimate 1", "largest", "estimate 2", "largest"]
