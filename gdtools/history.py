@@ -229,6 +229,9 @@ class History:
         # a resumed run's evaluations from the file, by index: one measured again under its index
         # (the run took another path from there) replaces it, as load() keeps the later record
         self._recorded: dict = {}
+        #: free coordinates -> the whole flat point, for a problem with parameters fixed by their
+        #: bounds (gdtools.fixed_parameters): records hold the whole point, as the user wrote it
+        self.expand_x = None
         self.path = None if path is None else os.fspath(path)
         self._file = None
         if self.path is not None:
@@ -273,8 +276,14 @@ class History:
         self._blocks = []
         self._iterations = records
 
+    def as_recorded(self, x):
+        """The point ``x`` of the engine's flat problem as a record holds it (the whole point)."""
+        return x if x is None or self.expand_x is None else self.expand_x(x)
+
     def record_iteration(self, **fields) -> dict:
         """Append an iteration record (``iteration, nfev, time, loss, grad_norm, x``...)."""
+        if "x" in fields:
+            fields["x"] = self.as_recorded(fields["x"])
         x = fields.get("x")
         if x is not None and np.size(x) > MAX_RECORDED_X:
             fields["x"] = None
@@ -289,7 +298,7 @@ class History:
         :meth:`record_iteration` for each row; in memory they stay columns until ``iterations``
         is read (``column``, ``loss`` and ``x`` read the columns), so a compiled run's thousands of
         records cost next to nothing."""
-        xs = columns.pop("x", None)
+        xs = self.as_recorded(columns.pop("x", None))
         columns = {name: np.array(value) for name, value in columns.items()}
         sizes = {len(value) for value in columns.values()} | ({len(xs)} if xs is not None else set())
         if len(sizes) > 1:
@@ -307,6 +316,8 @@ class History:
 
     def record_evaluation(self, **fields) -> dict:
         """Append an evaluation record (``x, value, samples, status``...); numbered in order."""
+        if "x" in fields:
+            fields["x"] = self.as_recorded(fields["x"])
         record = {"kind": "evaluation", "eval": len(self.evaluations), **plain_data(fields)}
         stale = self._recorded.pop(record.get("index"), None) if self._recorded else None
         if stale is not None:

@@ -222,7 +222,7 @@ def _structure(problem: Problem) -> tuple:
     them and as the traced objective sees them)."""
     unravel = problem.to_user
     return (unravel.treedef, tuple(unravel.shapes), tuple(str(d) for d in unravel.dtypes),
-            problem.jax_dtypes)
+            problem.jax_dtypes, None if problem.fixed is None else problem.fixed.key)
 
 
 def _check_signature(problem: Problem):
@@ -285,7 +285,10 @@ def minimize(
         scipy's forms: a list of ``(min, max)`` pairs, one per parameter, or a
         ``scipy.optimize.Bounds``; iterates are projected onto them (projected L-BFGS, not scipy's
         L-BFGS-B: near many active bounds it may take more iterations), and ``tol`` applies to the
-        projected gradient ``|clip(x - g) - x|`` (zero at a minimum on a bound).
+        projected gradient ``|clip(x - g) - x|`` (zero at a minimum on a bound). A parameter whose
+        bounds are equal (``lower == upper``) is fixed there and taken out of the problem, as scipy
+        does: no probe or step is spent on it, ``res.x`` and the history hold it at its value, and
+        ``res.grad`` has nan for it (as scipy's ``res.jac``).
       space: a :class:`gdtools.Space` of named parameters; the optimiser then works on the unit cube.
       max_iters: iterations (default 1000, or unlimited when ``max_evals`` is given for a black box).
         With ``space`` and none of max_iters, max_evals and max_time, ``max_evals`` is 200
@@ -452,7 +455,10 @@ def minimize(
     if history is not None or np.size(problem.x0) <= MAX_HASHED_IN_MEMORY:
         # what a resumed run is checked against; an image-sized start held only in memory is not
         # hashed (a dream makes such a problem an octave: 24 MB hashed each time)
-        meta["start"] = hashlib.sha1(np.ascontiguousarray(problem.x0, dtype=np.float64)).hexdigest()[:16]
+        start = np.ascontiguousarray(problem.x0, dtype=np.float64).tobytes()
+        if problem.fixed is not None:  # the parameters fixed by their bounds, and where, are part of it
+            start += problem.fixed.mask.tobytes() + problem.fixed.values.tobytes()
+        meta["start"] = hashlib.sha1(start).hexdigest()[:16]
     if history is not None and not isinstance(history, History) and np.size(problem.x0) <= MAX_START_SHOWN:
         # the start itself, in the user's terms, for the message of a resume refused for another one
         meta["start_point"] = plain_data(problem.to_user(problem.x0))
@@ -482,6 +488,8 @@ def minimize(
             skip = len(hist.iterations)
             if hist.iterations:
                 resumed_time = float(hist.iterations[-1].get("time") or 0.0)
+    if problem.fixed is not None:
+        hist.expand_x = problem.fixed.expand  # records hold the whole point, fixed parameters too
 
     # The compiled program holds a history row per allowed iteration: beyond MAX_COMPILED_ITERS the
     # host loop, which records as it goes, runs instead.
@@ -855,7 +863,7 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
     if grad is not None and problem.space is not None:  # along each parameter's unit-cube coordinate
         grad = {name: float(g) for name, g in zip(problem.space.names, np.asarray(grad, dtype=float))}
     elif grad is not None:
-        grad = problem.to_user(np.asarray(grad, dtype=float)) if not problem.device else on_device(grad)
+        grad = problem.grad_to_user(grad)
     return Result(x=user_x, fun=fun_value, nit=out["nit"], nfev=nfev, success=success, message=message,
                   status=reason or "max_iters", history=hist, grad=grad)
 
@@ -978,7 +986,7 @@ def _package_trace(problem, trace, history, *, elapsed, max_iters, tol, skip=0, 
     else:
         success, message = stop_message(reason, tol=tol, max_iters=max_iters, iteration=nit)
     return Result(x=unravel(trace.x), fun=float(trace.fun), nit=nit, nfev=int(trace.nfev), success=success,
-                  message=message, status=reason, history=history, grad=unravel(trace.grad))
+                  message=message, status=reason, history=history, grad=problem.grad_to_user(trace.grad))
 
 
 def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, tol, history, seed,
@@ -1026,6 +1034,15 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
     optimizer = optimizer if optimizer is not None else _DEFAULT_LBFGS
     # Each start flattened as ravel_pytree flattens one (leaves in order, each raveled), all at once.
     starts = jnp.concatenate([jnp.reshape(jnp.asarray(leaf), (count, -1)) for leaf in leaves], axis=1)
+    if problem.fixed is not None:  # the solver sees the free coordinates; every start holds the fixed ones
+        held = np.asarray(starts)[:, problem.fixed.mask]
+        off = held != problem.fixed.values.astype(held.dtype)
+        if off.any():
+            i, k = np.argwhere(off)[0]
+            raise InputError(f"batch=True, start {i} of x0 violates the bounds: coordinate "
+                             f"{np.flatnonzero(problem.fixed.mask)[k]} is {float(held[i, k])}, but its "
+                             f"bounds fix it at {float(problem.fixed.values[k])}")
+        starts = starts[:, jnp.asarray(problem.fixed.free)]
     _check_starts(np.asarray(starts), problem)
     solver = _compiled_solver(fun, problem, fun_flat, optimizer, x0=starts, args=args, data=data, max_iters=max_iters,
                               tol=tol, record_x=False, batch=True)

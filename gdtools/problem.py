@@ -19,6 +19,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gdtools.errors import InputError
+from gdtools.fixed_parameters import FixedParameters, FreeToJax, FreeToUser
 from gdtools.program_cache import saved_jit
 
 
@@ -131,6 +132,8 @@ class Problem:
       device: True when x0 was a JAX array: the loop keeps x on the device.
       stochastic: whether the objective takes a key.
       clip: the bounds as the jitted update uses them (scalars stay scalars: no image-sized constants).
+      fixed: the coordinates fixed by their bounds (lower == upper), taken out of the problem: the
+        other attributes then hold the free coordinates only (see gdtools.fixed_parameters).
     """
 
     x0: Any
@@ -144,10 +147,23 @@ class Problem:
     stochastic: bool
     clip: Any = None  # (lower, upper) for projecting iterates: scalars when the bounds were scalars
     jax_dtypes: tuple = ()  # the leaves' dtypes as jax_unravel gives them to a traced objective
+    fixed: FixedParameters | None = None
 
     @property
     def bounds(self):
         return None if self.lower is None else (self.lower, self.upper)
+
+    def grad_to_user(self, grad):
+        """A flat gradient in the user's structure; a parameter fixed by its bounds has none: nan
+        there, as in scipy's ``res.jac``."""
+        if self.device:
+            grad = jnp.asarray(grad, dtype=jnp.result_type(self.x0))
+            if self.fixed is None:
+                return self.jax_unravel(grad)
+            return self.fixed.jax_unravel_full(self.fixed.expand_jax(grad, fill=jnp.nan))
+        if self.fixed is None:
+            return self.to_user(np.asarray(grad, dtype=float))
+        return self.fixed.to_user_full(self.fixed.expand(grad, fill=np.nan))
 
     def min_step(self, x):
         if self.space is None:
@@ -368,9 +384,24 @@ def build_problem(fun, x0, *, bounds, space, n_args: int = 0) -> Problem:
     clip = None
     if bounds is not None:
         clip = (float(lower[0]), float(upper[0])) if scalar else (lower, upper)
-    return Problem(x0=x_flat, to_user=to_user, jax_unravel=jax_unravel, lower=lower, upper=upper,
-                   scale=scale, space=None, device=device, stochastic=stochastic, clip=clip,
-                   jax_dtypes=jax_dtypes)
+    problem = Problem(x0=x_flat, to_user=to_user, jax_unravel=jax_unravel, lower=lower, upper=upper,
+                      scale=scale, space=None, device=device, stochastic=stochastic, clip=clip,
+                      jax_dtypes=jax_dtypes)
+    if bounds is not None and not scalar and np.any(lower == upper):
+        return _without_fixed(problem, lower == upper)
+    return problem
+
+
+def _without_fixed(problem: Problem, mask) -> Problem:
+    """``problem`` on its free coordinates: those whose bounds are equal are fixed at them, as
+    scipy's bounded methods remove them (see gdtools.fixed_parameters)."""
+    fixed = FixedParameters(mask, problem.x0, to_user=problem.to_user, jax_unravel=problem.jax_unravel)
+    free = fixed.free
+    lower, upper = np.asarray(problem.lower)[free], np.asarray(problem.upper)[free]
+    x0 = problem.x0[jnp.asarray(free)] if problem.device else problem.x0[free]
+    return dataclasses.replace(problem, x0=x0, to_user=FreeToUser(fixed), jax_unravel=FreeToJax(fixed),
+                               lower=lower, upper=upper, scale=np.asarray(problem.scale)[free],
+                               clip=(lower, upper), fixed=fixed)
 
 
 def coordinate_name(x0, i: int) -> str:
@@ -392,7 +423,8 @@ def coordinate_name(x0, i: int) -> str:
 def _checked_bounds(bounds, x0, n: int):
     """``(bounds, lower, upper, scalar, low, high)``: the bounds as given (None when there are
     none), flat lower and upper bounds, whether both are scalars, and the part to check (their
-    first entries when scalar); an InputError if they are malformed or lower >= upper somewhere."""
+    first entries when scalar); an InputError if they are malformed or lower > upper somewhere
+    (lower == upper fixes a parameter, as in scipy)."""
     lower = upper = low = high = None
     scalar = False
     given, bounds = bounds, _as_lower_upper(bounds, n)
@@ -420,10 +452,13 @@ def _checked_bounds(bounds, x0, n: int):
         low, high = (lower[:1], upper[:1]) if scalar else (lower, upper)
         if np.any(np.isnan(low)) or np.any(np.isnan(high)):
             raise InputError("bounds contain nan")
-        if np.any(low >= high):
-            i = int(np.argmax(low >= high))
-            raise InputError(f"bounds need lower < upper; {coordinate_name(x0, i)} has lower={lower[i]} "
-                             f">= upper={upper[i]}")
+        if np.any(low > high):
+            i = int(np.argmax(low > high))
+            raise InputError(f"bounds need lower <= upper; {coordinate_name(x0, i)} has lower={lower[i]} "
+                             f"> upper={upper[i]}")
+        if np.all(low == high):
+            raise InputError("every parameter is fixed by its bounds (lower == upper): there is nothing to "
+                             "optimise; evaluate fun at x0 instead")
     return bounds, lower, upper, scalar, low, high
 
 
