@@ -275,6 +275,8 @@ def save_image(path: str | os.PathLike, image, *, metadata: dict | None = None) 
             picture.save(path, pnginfo=info, compress_level=PNG_COMPRESS_LEVEL)
         else:
             picture.save(path)
+    except InputError:  # the metadata's own message (an InputError is a ValueError, not a format's)
+        raise
     except (KeyError, ValueError) as exc:
         raise InputError(f"cannot write {str(path)!r}: unknown image format ({exc})") from None
     except OSError as exc:

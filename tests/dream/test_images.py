@@ -62,8 +62,10 @@ def test_a_0_1_float_image_is_saved_on_the_0_255_scale_and_bad_arrays_are_input_
             images.save_image(tmp_path / "bad.png", bad)
     images.save_image(tmp_path / "meta.png", unit, metadata={"a": np.float32(1.5), "b": np.arange(2), "c": np.int64(3)})
     assert images.read_metadata(tmp_path / "meta.png") == {"a": 1.5, "b": [0, 1], "c": 3}
-    with pytest.raises(InputError, match="metadata .* is not JSON data"):
+    with pytest.raises(InputError, match="metadata .* is not JSON data") as error:
         images.save_image(tmp_path / "meta.png", unit, metadata={"a": object()})
+    # it read "cannot write 'meta.png': unknown image format (the metadata ... is not JSON data ...)"
+    assert str(error.value).startswith("the metadata") and "format" not in str(error.value)
 
 
 def test_gray_and_alpha_arrays_are_made_rgb_on_their_own_scale():
