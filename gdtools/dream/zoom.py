@@ -95,12 +95,13 @@ def remove_stale_frames(folder: str | os.PathLike, *, keep: int) -> int:
 
 
 def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], *, frame_ms: int = 80) -> None:
-    """Write ``frames`` (RGB: uint8, floats in [0, 255] or floats in [0, 1]) as a looping animated GIF."""
+    """Write ``frames`` (RGB: uint8, floats in [0, 255] or floats in [0, 1]) as a looping animated GIF
+    (a GIF whatever ``path``'s extension)."""
     pictures = [Image.fromarray(displayable(frame)) for frame in frames]
     if not pictures:
         raise InputError("save_gif needs at least one frame")
     try:
         pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0,
-                         optimize=True)
+                         optimize=True, format="GIF")
     except OSError as exc:
         raise InputError(f"cannot write {os.fsdecode(path)!r}: {exc.strerror or exc}") from None

@@ -66,6 +66,15 @@ def test_a_gif_of_0_1_frames_is_not_black(tmp_path):
         assert np.asarray(gif.convert("RGB")).max() >= 250
 
 
+def test_a_gif_is_a_gif_whatever_the_extension(tmp_path):
+    # Pillow chose the format by the extension: no extension was a ValueError and .jpg or .bmp a
+    # KeyError from deep in Pillow; .png wrote an animated PNG and .pdf a PDF
+    for name in ("zoom", "zoom.jpg", "zoom.bmp", "zoom.png"):
+        zoom.save_gif(tmp_path / name, [np.zeros((20, 20, 3)), np.full((20, 20, 3), 200.0)])
+        with Image.open(tmp_path / name) as gif:
+            assert gif.format == "GIF" and gif.n_frames == 2
+
+
 def test_a_gif_that_cannot_be_written_is_an_input_error(tmp_path):
     (tmp_path / "plain").write_bytes(b"")
     with pytest.raises(InputError, match="cannot write"):
