@@ -59,6 +59,8 @@ def check_layers(layers: Sequence[str], params) -> None:
         raise InputError(f"layers must be a non-empty list of layer names, got {layers!r}")
     table = efficientnet.layer_table(params)
     for name in layers:
+        if not isinstance(name, str):  # an Objective would be dreamed, then fail as a caption
+            raise InputError(f"a gallery's layers are layer names such as 'block4', got {name!r}")
         as_objective(name).check(table)
 
 

@@ -69,6 +69,12 @@ def test_every_gallery_layer_is_checked_before_any_is_dreamed(params, monkeypatc
                                tile=64, octaves=1, steps=1)
     with pytest.raises(InputError, match="layer"):
         gallery_module.gallery(np.zeros((32, 32, 3)), layers=["block2", 7], params=params, tile=64)
+    from gdtools.dream import objectives
+
+    # an objective passed the check, was dreamed, and then the grid failed on it as a caption (TypeError)
+    with pytest.raises(InputError, match="layer names"):
+        gallery_module.gallery(np.zeros((32, 32, 3)), layers=["block2", objectives.channels("block9", [3])],
+                               params=params, tile=64, octaves=1, steps=1)
     for columns in (-1, 0, 2.5):  # were a ValueError or TypeError from Pillow after every layer was dreamed
         with pytest.raises(InputError, match=f"columns must be a positive integer, got {columns}"):
             gallery_module.gallery(np.zeros((32, 32, 3)), layers=["block2"], params=params, columns=columns)
