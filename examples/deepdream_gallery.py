@@ -28,13 +28,17 @@ def main() -> None:
     args = parser.parse_args()
     image = images.fit_max_side(data.chelsea().astype(np.float32), args.max_side)
     settings = DreamSettings(tile=args.max_side)
-    timings = {}
+    finished = {}  # when each layer's last step so far ended
 
     def on_step(layer, progress):
-        timings.setdefault(layer, time.perf_counter())
+        finished[layer] = time.perf_counter()
 
     started = time.perf_counter()
     grid = gallery(image, layers=GALLERY_LAYERS, settings=settings, columns=args.columns, callback=on_step)
+    previous = started
+    for layer, end in finished.items():
+        print(f"  {layer}: {end - previous:.1f} s")
+        previous = end
     metadata = {**Dreamer.describe_settings(settings), "gallery_layers": list(GALLERY_LAYERS),
                 "input": "skimage.data.chelsea()", "max_side": args.max_side}
     images.save_image(args.out, grid, metadata=metadata)
