@@ -41,6 +41,9 @@ NORMALIZATIONS = ("mean_abs", "laplacian")
 PIXEL_RANGE = (0.0, 255.0)
 #: the guide image is shrunk to at most this size before its features are taken
 GUIDE_MAX_SIDE = 512
+#: the largest jitter: the random roll is drawn as a 32-bit integer up to jitter + 1 (a roll by more
+#: than the image's side is a roll by the remainder)
+MAX_JITTER = 2**31 - 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +70,8 @@ class DreamSettings:
         positive_int("steps", self.steps)
         positive_int("tile", self.tile, minimum=32)
         positive_int("jitter", self.jitter, minimum=0)
+        if self.jitter > MAX_JITTER:  # was an OverflowError from jax.random.randint at the first step
+            raise InputError(f"jitter must be at most {MAX_JITTER} pixels, got {self.jitter!r}")
         positive_int("seed", self.seed, minimum=0)  # NumPy's SeedSequence takes no negative seed
         for name in ("octave_scale", "step_size"):
             value = getattr(self, name)

@@ -151,6 +151,7 @@ def test_laplacian_normalisation(dreamer, cat_small):
     (dict(octaves=0), "octaves"), (dict(steps=1.5), "steps"), (dict(step_size=-1.0), "step_size"),
     (dict(octave_scale=1.0), "octave_scale"), (dict(normalize="l2"), "normalize"), (dict(tile=8), "tile"),
     (dict(jitter=-1), "jitter"), (dict(depthwise="fft"), "depthwise"),
+    (dict(jitter=2**31 - 1), "jitter must be at most 2147483646 pixels"), (dict(jitter=10**20), "jitter"),
     (dict(precision="float16"), "precision='float16'; choose one of float32, bfloat16"),
     (dict(precision="auto"), "precision='auto'; choose one of float32, bfloat16"),
     (dict(seed=-1), r"seed must be an integer >= 0, got -1"), (dict(seed=1.5), "seed"), (dict(seed=True), "seed"),
