@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import numbers
 from typing import Callable
 
@@ -103,7 +104,10 @@ def octave_shapes(shape: tuple[int, int], *, octaves: int, octave_scale: float) 
     height, width = shape
     sizes = []
     for i in reversed(range(octaves)):
-        factor = octave_scale**i
+        try:
+            factor = octave_scale**i
+        except OverflowError:  # (--octave-scale 1e10 --octaves 40): so coarse that each side is the smallest
+            factor = math.inf
         sizes.append((max(images.MIN_SIDE, round(height / factor)), max(images.MIN_SIDE, round(width / factor))))
     return sizes
 

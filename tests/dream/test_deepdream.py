@@ -193,6 +193,8 @@ def test_a_float_image_in_0_1_is_dreamed_as_0_255_and_given_back_in_0_1(dreamer,
 def test_octave_shapes_go_coarse_to_fine():
     assert deepdream.octave_shapes((100, 140), octaves=3, octave_scale=1.4) == [(51, 71), (71, 100), (100, 140)]
     assert deepdream.octave_shapes((20, 20), octaves=3, octave_scale=2.0)[0] == (16, 16)
+    # 1e10**39 overflows a float: an OverflowError traceback after the network was loaded
+    assert deepdream.octave_shapes((20, 30), octaves=40, octave_scale=1e10)[:2] == [(16, 16), (16, 16)]
 
 
 def test_metadata_names_everything(dreamer):
