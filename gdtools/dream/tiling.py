@@ -21,6 +21,7 @@ from jax import lax
 
 from gdtools import program_cache
 from gdtools.dream import efficientnet, objectives
+from gdtools.errors import InputError
 from gdtools.estimators.base import Estimate, GradientEstimator
 
 
@@ -72,7 +73,11 @@ class TileObjective:
                 params = jax.tree_util.tree_map(lambda a: a.astype(dtype), params)
                 x = x.astype(dtype)
             acts = efficientnet.activations(params, x, layers=objective.layers, depthwise=self.method)
-            return objective({name: a.astype(jnp.float32) for name, a in acts.items()})
+            result = objective({name: a.astype(jnp.float32) for name, a in acts.items()})
+            if jnp.shape(result) != ():  # a user's objective (Lucid's return one value per image)
+                raise InputError(f"an objective must return a scalar to maximise, got shape {jnp.shape(result)}; "
+                                 "reduce it, e.g. with .mean()")
+            return result
 
         self._value_and_grad = jax.jit(jax.value_and_grad(value, argnums=1))
         self._options = _compiler_options(jax.default_backend())

@@ -161,6 +161,25 @@ def test_settings_are_validated(bad, match):
         DreamSettings(**bad)
 
 
+class _PerImage(gd.dream.Objective):
+    """A Lucid-style objective: one value per image of the batch, shape (1,), not a scalar."""
+
+    layers = ("block1",)
+
+    def __call__(self, activations):
+        return activations["block1"][..., 3].mean(axis=(1, 2))
+
+    def describe(self):
+        return {"per_image": 3}
+
+
+def test_an_objective_that_returns_no_scalar_is_an_input_error(params, cat_small):
+    # was a TypeError from JAX's grad ("Gradient only defined for scalar-output functions") at the first step
+    for objective in (_PerImage(), _PerImage() + gd.dream.layer("block2")):
+        with pytest.raises(InputError, match=r"must return a scalar.*shape \(1,\)"):
+            Dreamer(objective, params=params, tile=64, octaves=1, steps=1)(cat_small)
+
+
 def test_bad_images_and_layers(dreamer, params):
     with pytest.raises(InputError, match="RGB"):
         dreamer(np.zeros((32, 32, 6)))
