@@ -167,6 +167,9 @@ def check_image(image, *, what: str = "image") -> np.ndarray:
     copied to the three channels) or carry an alpha channel last ((height, width, 2) gray + alpha,
     (height, width, 4) RGBA: composited over white, as a file with transparency is read); the
     array returned is RGB on the same scale. ``what`` names it in the messages ("guide image")."""
+    if isinstance(image, (str, bytes, os.PathLike)):  # np.asarray made it a 0-d array: "got shape ()"
+        raise InputError(f"{what} must be an image array, got the path {os.fsdecode(image)!r}; "
+                         f"read the file with gdtools.dream.load_image first")
     array = np.asarray(image)
     if array.ndim == 2:
         array = array[..., None]

@@ -93,6 +93,13 @@ def test_gray_and_alpha_arrays_are_made_rgb_on_their_own_scale():
             images.check_image(bad)
 
 
+def test_a_path_where_an_image_array_belongs_is_named_as_a_path(tmp_path):
+    # np.asarray("cat.png") is a 0-d array: the message was "... got shape ()"
+    for path in ("cat.png", tmp_path / "cat.png", b"cat.png"):
+        with pytest.raises(InputError, match=r"must be an image array, got the path .*cat\.png.*load_image"):
+            images.check_image(path)
+
+
 def test_metadata_round_trip(tmp_path):
     meta = {"layer": "block8", "steps": 10, "gdtools_version": "x"}
     images.save_image(tmp_path / "out.png", np.full((20, 20, 3), 300.0), metadata=meta)
