@@ -166,7 +166,10 @@ def check_image(image, *, what: str = "image") -> np.ndarray:
     Besides RGB, an image may be grayscale ((height, width) or (height, width, 1): its value is
     copied to the three channels) or carry an alpha channel last ((height, width, 2) gray + alpha,
     (height, width, 4) RGBA: composited over white, as a file with transparency is read); the
-    array returned is RGB on the same scale. ``what`` names it in the messages ("guide image")."""
+    array returned is RGB on the same scale. A Pillow image of any mode is converted as a file is
+    read (:func:`to_rgb_array`). ``what`` names it in the messages ("guide image")."""
+    if isinstance(image, Image.Image):  # np.asarray gave a palette image's indices, dreamed as gray
+        image = as_read(to_rgb_array(image))  # on the 0..255 scale, however dark
     if isinstance(image, (str, bytes, os.PathLike)):  # np.asarray made it a 0-d array: "got shape ()"
         raise InputError(f"{what} must be an image array, got the path {os.fsdecode(image)!r}; "
                          f"read the file with gdtools.dream.load_image first")

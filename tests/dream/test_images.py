@@ -100,6 +100,18 @@ def test_a_path_where_an_image_array_belongs_is_named_as_a_path(tmp_path):
             images.check_image(path)
 
 
+def test_a_pillow_image_is_converted_as_a_file_is_read():
+    # np.asarray of a palette image is its indices: a "P" image was dreamed as gray palette indices
+    colours = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    for picture in (Image.fromarray(colours).convert("P"), Image.fromarray(colours).convert("RGBA"),
+                    Image.fromarray(colours)):
+        np.testing.assert_array_equal(images.check_image(picture), images.to_rgb_array(picture))
+    palette = Image.fromarray(colours).convert("P")
+    np.testing.assert_array_equal(images.check_image(palette), np.asarray(palette.convert("RGB")))
+    dark = Image.fromarray(np.ones((20, 30, 3), np.uint8))  # on the 0..255 scale, not taken for [0, 1]
+    assert not images.is_unit_range(images.check_image(dark))
+
+
 def test_metadata_round_trip(tmp_path):
     meta = {"layer": "block8", "steps": 10, "gdtools_version": "x"}
     images.save_image(tmp_path / "out.png", np.full((20, 20, 3), 300.0), metadata=meta)
