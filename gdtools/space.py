@@ -44,6 +44,13 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _log_ratio(a: float, b: float) -> float:
+    """``log(a / b)`` for ``a >= b > 0``, also where ``a / b`` overflows (1e300 / 1e-300 is inf,
+    which made the middle of such a log range its top and every unit position nan)."""
+    ratio = a / b
+    return math.log(ratio) if math.isfinite(ratio) else math.log(a) - math.log(b)
+
+
 class _Param:
     """A bounded scalar parameter; see :class:`Real` and :class:`Int`."""
 
@@ -67,6 +74,9 @@ class _Param:
             raise InputError(f"{self.kind}: `low` must be below `high`, got low={low!r}, high={high!r}")
         if log and low <= 0:
             raise InputError(f"{self.kind}: a log scale needs `low` > 0, got low={low!r}")
+        if not log and not math.isfinite(float(high) - float(low)):
+            raise InputError(f"{self.kind}: the range from low={low:g} to high={high:g} is wider than "
+                             f"a float can hold; narrow it, or search it on a log scale")
         self.low, self.high, self.log = low, high, log
 
     def __repr__(self) -> str:
@@ -81,18 +91,21 @@ class _Param:
 
     # -- scale ---------------------------------------------------------------------------------
     def _span(self) -> float:
-        return math.log(self.high / self.low) if self.log else float(self.high - self.low)
+        return _log_ratio(self.high, self.low) if self.log else float(self.high - self.low)
 
     def unit(self, value: float) -> float:
         """Position of ``value`` (already checked to lie within bounds) in [0, 1]."""
         if self.log:
-            return math.log(value / self.low) / self._span()
+            return _log_ratio(value, self.low) / self._span()
         return (value - self.low) / self._span()
 
     def continuous(self, u: float) -> float:
         """User value at unit position ``u`` (not rounded), kept inside the bounds."""
         if self.log:
-            v = self.low * math.exp(u * self._span())
+            try:
+                v = self.low * math.exp(u * self._span())
+            except OverflowError:  # a log range wider than a float's (high / low is inf)
+                v = math.exp(math.log(self.low) + u * self._span())
         else:
             v = self.low + u * self._span()
         return min(max(v, self.low), self.high)

@@ -69,6 +69,7 @@ def test_to_unit_errors_name_parameter_value_and_bounds(params, words):
     (lambda: Real("a", 1.0), ["low", "'a'"]),
     (lambda: Real(0.0, float("inf")), ["high", "inf"]),
     (lambda: Int(1.5, 4), ["low", "whole", "1.5"]),
+    (lambda: Real(-1e308, 1e308), ["range", "wider than a float", "log scale"]),
     (lambda: Space(), ["at least one"]),
     (lambda: Space(rate=(1, 10)), ["'rate'", "Real", "Int", "(1, 10)"]),
 ])
@@ -144,3 +145,14 @@ def test_space_pickles():
 def test_log_scale_rounding_noise_does_not_reach_the_values():
     # exp(log(0.1) / 2 + log(10) / 2) is 1.0000000000000002 in floating point
     assert Space(y=Real(0.1, 10.0, log=True)).center() == {"y": 1.0}
+
+
+def test_log_range_wider_than_a_float_keeps_its_middle_and_ends():
+    # high / low = 1e300 / 1e-300 overflows to inf: the middle was the top (1e300, which
+    # `gdtools tune --param x=1e-300:1e300:log` started from) and every unit position nan
+    space = Space(x=Real(1e-300, 1e300, log=True))
+    assert space.center()["x"] == pytest.approx(1.0, rel=1e-12)
+    assert space.to_unit({"x": 1e300}) == pytest.approx([1.0])
+    assert space.to_unit({"x": 1e-300}) == pytest.approx([0.0])
+    assert space.to_unit({"x": 1e150})[0] == pytest.approx(0.75)
+    assert space.from_unit([0.25])["x"] == pytest.approx(1e-150, rel=1e-12)
