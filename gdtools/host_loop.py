@@ -535,7 +535,9 @@ class HostLoop:
                             evaluate=lambda pts, _key=search_key: self.evaluator(pts, key=_key, trial=True),
                             max_evaluations=left,
                             bounds=None if problem.lower is None else (problem.lower, problem.upper),
-                            value_eps=self.evaluator.value_eps)
+                            value_eps=self.evaluator.value_eps,
+                            setting=None if problem.space is None else
+                            (lambda point: tuple(problem.to_user(point).items())))
                         if new_x is not x:  # an accepted trial point: measured there
                             self._observe_at(new_x, new_value)
                         elif exact and (left is None or self.nfev() < self.max_evals - 1):

@@ -74,14 +74,17 @@ class LineSearchDescent:
         return LineSearchState(self.direction.init(jnp.asarray(x)), self.max_step)
 
     def step(self, x, value, grad, state: LineSearchState, evaluate: Callable, project: Callable,
-             max_evaluations: int | None = None, bounds=None, value_eps: float = EPS):
+             max_evaluations: int | None = None, bounds=None, value_eps: float = EPS,
+             setting: Callable | None = None):
         """One iteration: returns ``(new_x, new_value, new_state)``; ``new_x is x`` if no step helped.
         ``max_evaluations``: trial points the search may measure at most (the run's budget).
         ``bounds``: ``(lower, upper)`` arrays, when ``project`` clips to them: coordinates held at a
         bound by the gradient then take no part in the direction, and the sufficient decrease is
         measured along the projected step (Bertsekas' projected Armijo rule). ``value_eps``: the
         relative rounding of the objective's values; the search ends where the decrease a step
-        promises is below it (a lower value there would be rounding, not progress)."""
+        promises is below it (a lower value there would be rounding, not progress). ``setting``:
+        the setting a point stands for, hashable (a space's rounded user values; default the point
+        itself): trial points that stand for one setting are measured once."""
         g = np.asarray(grad, dtype=float)
         held = False if bounds is None else held_at_bound(g, np.asarray(x, dtype=float), *bounds)
         g = np.where(held, 0.0, g)
@@ -99,9 +102,12 @@ class LineSearchDescent:
         # Values measured in this iteration, by point: trial steps past a bound project onto one
         # point, which an exact objective (the only kind a line search runs on) need not be asked
         # about twice, and x's value is known.
-        known = {np.asarray(x, dtype=float).tobytes(): float(value)}
+        # (Trial steps along an integer parameter shorter than a unit round back to x's setting:
+        # a search on an exact printed number measured n=1 eight times over, 8 of 14 evaluations.)
+        setting = setting if setting is not None else (lambda point: point.tobytes())
+        known = {setting(np.asarray(x, dtype=float)): float(value)}
         found, left = self._search(x, value, g, d, state.step, evaluate, project, left, bounds, known,
-                                   value_eps)
+                                   value_eps, setting)
         if found is None and not steepest and left >= 1 and not np.array_equal(d, -g):
             # No step along the quasi-Newton direction (its curvature pairs, made of projected
             # steps, can scale it far off: a 10-d Rosenbrock in a box stalled 0.05 above its
@@ -109,22 +115,24 @@ class LineSearchDescent:
             # (Not when the direction was -g already, a fresh memory's: the same trial points again.)
             direction_state = self.direction.init(jnp.asarray(x))
             found, left = self._search(x, value, g, -g, self.max_step, evaluate, project, left, bounds,
-                                       known, value_eps)
+                                       known, value_eps, setting)
         if found is None:
             return x, value, LineSearchState(direction_state, state.step)
         point, v, s = found
         return point, v, LineSearchState(direction_state, min(self.max_step, self.grow * s))
 
-    def _search(self, x, value, g, d, t, evaluate, project, left, bounds, known, value_eps=EPS):
+    def _search(self, x, value, g, d, t, evaluate, project, left, bounds, known, value_eps=EPS,
+                setting=lambda point: point.tobytes()):
         """Armijo backtracking from step length ``t`` along ``d``: ``((point, value, step) or None,
-        trial points left)``. ``known``: values already measured, by point (filled as it goes)."""
+        trial points left)``. ``known``: values already measured, by ``setting(point)`` (filled as
+        it goes)."""
         slope = float(g @ d)
         for _ in range(self.max_batches):
             if left < 1:
                 break
             steps = t * self.shrink ** np.arange(int(min(self.trials_per_batch, left)))
             points = np.array([project(x + s * d) for s in steps], dtype=float)
-            keys = [point.tobytes() for point in points]
+            keys = [setting(point) for point in points]
             new = {}  # the points not measured yet, each once, in the order of their steps
             for key, point in zip(keys, points):
                 if key not in known:

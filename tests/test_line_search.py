@@ -143,3 +143,20 @@ def test_a_search_at_a_minimum_stops_where_the_decrease_it_promises_is_below_rou
     new_x, _, _ = search.step(x, 1e3, np.full(3, 1e-6), search.init(x), evaluate, lambda p: p)
     assert new_x is x
     assert 0 < len(measured) <= 30
+
+
+def test_trial_steps_that_round_to_one_integer_setting_measure_it_once():
+    # an exact objective over an Int: the search's trial steps along n (0.1 of its unit and less)
+    # all round back to n = 1, the start's setting, which was measured again for each of them
+    # (8 of 14 evaluations of `gdtools tune --objective stdout --gradient central`)
+    space = gd.Space(x=gd.Real(-1.0, 1.0), n=gd.Int(0, 1))
+    settings = []
+
+    def objective(params):
+        settings.append(tuple(params.items()))
+        return (params["x"] - 0.3) ** 2 + 0.1 * params["n"]
+
+    gd.minimize(objective, {"x": 0.3, "n": 1}, space=space, gradient="central", max_evals=14)
+    start = (("x", 0.3), ("n", 1))
+    # the start, and central differences' probe past the bound, which is the start again
+    assert settings.count(start) <= 2, settings
