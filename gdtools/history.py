@@ -123,19 +123,22 @@ def _loads(line: str) -> Any:
 
 
 def _drop_partial_last_line(path: str) -> None:
-    """Cut a last line that a crash left without its newline (``load`` skips it), so that records
-    appended after it start on a line of their own."""
+    """Cut a last line that a crash left without its newline, or that is no JSON record even with
+    one (``load`` skips either), so that records appended after it start on a line of their own
+    (one left in the middle made the whole file unreadable)."""
     with open(path, "rb+") as f:
         data = f.read()
-        if not data or data.endswith(b"\n"):
+        if not data:
             return
-        start = data.rfind(b"\n") + 1
+        body = data[:-1] if data.endswith(b"\n") else data
+        start = body.rfind(b"\n") + 1
         try:
-            json.loads(data[start:])
+            json.loads(body[start:])
         except ValueError:
             f.truncate(start)  # cut short: load() skipped it too
         else:
-            f.write(b"\n")  # a whole record that only lacks its newline
+            if not data.endswith(b"\n"):
+                f.write(b"\n")  # a whole record that only lacks its newline
 
 
 def _kind(record) -> str | None:

@@ -196,6 +196,23 @@ def test_resume_after_a_line_cut_by_a_crash_appends_on_a_line_of_its_own(tmp_pat
     assert all(line.startswith("{") and line.endswith("}") for line in path.read_text().splitlines())
 
 
+def test_resume_after_an_unreadable_last_line_with_its_newline_leaves_a_readable_file(tmp_path):
+    # load() skips an unreadable last line with or without its newline; only the one without was
+    # cut when the run resumed, so one with it stayed, in the middle once the resumed run appended
+    # after it, and the file could no longer be loaded (gdtools plot and a second --resume failed)
+    import numpy as np
+
+    path = tmp_path / "run.jsonl"
+    fun = lambda x: float(np.sum(np.asarray(x) ** 2))  # noqa: E731
+    gd.minimize(fun, np.ones(2), gradient="spsa", max_evals=12, history=str(path))
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:6]) + "\n" + lines[6][:40] + "\n")
+    gd.minimize(fun, np.ones(2), gradient="spsa", max_evals=12, history=str(path), resume=True)
+    resumed = gd.History.load(path)
+    assert len(resumed.evaluations) == 12
+    assert all(line.startswith("{") and line.endswith("}") for line in path.read_text().splitlines())
+
+
 def test_a_finished_run_resumed_with_more_budget_continues_in_one_clean_history(tmp_path):
     space = gd.Space(x=gd.Int(1, 100), y=gd.Real(0.1, 10.0, log=True))
     fun = lambda p: (p["x"] - 30) ** 2 / 100 + (p["y"] - 3) ** 2  # noqa: E731
