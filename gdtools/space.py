@@ -40,6 +40,10 @@ DEFAULT_BUDGET = 200
 _STEP_SAFETY = 1.0 + 1e-9
 
 
+#: The largest whole number an Int's bound may be: float64 holds every whole number up to it.
+MAX_WHOLE = 2 ** 53
+
+
 def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
@@ -59,8 +63,21 @@ class _Param:
 
     def __init__(self, low, high, *, log: bool = False):
         for label, value in (("low", low), ("high", high)):
-            if not _is_number(value) or not math.isfinite(float(value)):
+            if not _is_number(value):
                 raise InputError(f"{self.kind}: `{label}` must be a finite number, got {value!r}")
+            # (10**400 is no float at all, and above 2**53 floats skip whole numbers)
+            too_big = f"{self.kind}: `{label}` must be at most 2**53 = {MAX_WHOLE} in size (the whole " \
+                      f"numbers a float holds exactly), got {value}"
+            if self.is_int and isinstance(value, numbers.Integral) and abs(int(value)) > MAX_WHOLE:
+                raise InputError(too_big)
+            try:
+                finite = math.isfinite(float(value))
+            except OverflowError:
+                finite = False
+            if not finite:
+                raise InputError(f"{self.kind}: `{label}` must be a finite number, got {value!r}")
+            if self.is_int and abs(float(value)) > MAX_WHOLE:
+                raise InputError(too_big)
         if self.is_int:
             for label, value in (("low", low), ("high", high)):
                 if float(value) != int(value):
