@@ -461,7 +461,12 @@ class HostLoop:
                 if math.isfinite(value) and (not math.isfinite(best_f) or value < best_f):
                     best_f = value
                 if not finite:
-                    if estimator.traceable or self.evaluator is None:
+                    every_probe_measured = (self.evaluator is not None and est.nfev > 0
+                                            and self.evaluator.successes - successes >= est.nfev)
+                    if estimator.traceable or self.evaluator is None or every_probe_measured:
+                        # (a black box's probes that all returned finite values and still gave no
+                        # finite gradient, values so large that their differences overflow: measuring
+                        # them again gives the same; it was called a failed probe, 'the last error: None')
                         reason, detail = "nonfinite", k
                         if previous_x is not None:  # as the compiled loop: the last finite point
                             x = previous_x

@@ -1,5 +1,7 @@
 """The host loop's estimate made ahead on a device (gdtools.host_loop.PIPELINE): same results."""
 
+import warnings
+
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -277,3 +279,18 @@ def test_a_run_whose_steps_land_in_the_failing_region_again_and_again_stops():
     assert "every probe failed" in res.message and "boom" in res.message
     assert res.nfev <= 40
     assert res.fun < 18.0  # the best point measured, below the start's 18
+
+
+def test_probes_that_all_return_finite_values_but_overflow_are_a_nonfinite_gradient_not_a_failure():
+    """Values of ±1e308 on either side of x: every probe measured, their difference inf. That was
+    reported as 3 gradient estimates with 'a failed probe', 'the last error: None', after measuring
+    the same probes three times."""
+    def cliff(x):
+        return float(1e308 if x[0] > 0 else -1e308) + x[1] ** 2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's overflow in the difference
+        res = gd.minimize(cliff, np.array([0.0, 1.0]), gradient="central")
+    assert res.status == "nonfinite" and "None" not in res.message
+    assert res.nfev <= 5  # the start and one estimate's 4 probes, not three estimates'
+    np.testing.assert_array_equal(res.x, [0.0, 1.0])
