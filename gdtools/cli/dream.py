@@ -219,7 +219,10 @@ def run(args) -> int:
                 pixels = images.to_uint8(frame)
                 images.save_image(frame_file(output, k), pixels,
                                   metadata={**dreamer_metadata, "frame": k, "zoom": zoom,
-                                            "seed": settings.seed + k, "input": args.image,
+                                            # the run's --seed (what reproduces the run), and
+                                            # the one this frame's dream used
+                                            "seed": settings.seed, "frame_seed": settings.seed + k,
+                                            "input": args.image,
                                             "max_side": args.max_side,
                                             **_interrupted(stop, where)})
                 frames.append(pixels)
