@@ -826,6 +826,10 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
     # Any other (a random estimate, a noisy objective, a space) succeeds by spending its budget.
     could_converge = (not estimator.stochastic and not problem.stochastic and problem.space is None
                       and (evaluator is None or evaluator.noise == 0.0))
+    if (reason == "no_progress" and could_converge and not any(check in out for check in STALL_FAILURES)
+            and out["largest"] <= limits["tol"]):
+        # a forward-difference stall whose central estimate (_check_forward_stall) is below tol
+        reason = "converged"
     if evaluator is not None and evaluator.successes == 0:
         # Every evaluation failed (the on_failure penalty stood for each): nothing was measured.
         reason = "failed"

@@ -1746,3 +1746,13 @@ def test_batch_reads_a_list_of_lists_as_starts_as_a_single_run_reads_it_as_a_mat
     assert len(runs) == 2
     for run in runs:
         np.testing.assert_allclose(np.asarray(run.x), [1.0, 1.0], atol=1e-5)
+
+
+def test_a_forward_stall_whose_central_estimate_is_below_tol_has_converged():
+    # The stall's central estimate read 8.9e-08, below tol=1e-06, and the run said status
+    # "no_progress" with "the gradient's largest component at 8.9e-08 ... (tol=1e-06 is below it)".
+    res = gd.minimize(lambda x, a, b: float(np.sum((np.asarray(x) - a) ** 2) * b + 1.0), np.zeros(3),
+                      args=(2.0, 3.0), gradient="forward")
+    assert res.status == "converged" and res.success, res
+    assert "is below it" not in res.message
+    assert np.max(np.abs(res.x - 2.0)) < 1e-6
