@@ -71,7 +71,9 @@ class LineSearchDescent:
         self._update = _DEFAULT_UPDATE if direction is None else jax.jit(direction.update)
 
     def init(self, x) -> LineSearchState:
-        return LineSearchState(self.direction.init(jnp.asarray(x)), self.max_step)
+        # (the host's precision, float64 under x64, as the gradients and points given to step: a
+        # float32 device x0 made a float32 memory that float64 updates were scattered into)
+        return LineSearchState(self.direction.init(jnp.asarray(x, dtype=float)), self.max_step)
 
     def step(self, x, value, grad, state: LineSearchState, evaluate: Callable, project: Callable,
              max_evaluations: int | None = None, bounds=None, value_eps: float = EPS,
@@ -88,7 +90,8 @@ class LineSearchDescent:
         g = np.asarray(grad, dtype=float)
         held = False if bounds is None else held_at_bound(g, np.asarray(x, dtype=float), *bounds)
         g = np.where(held, 0.0, g)
-        d, direction_state = self._update(jnp.asarray(g), state.direction_state, jnp.asarray(x))
+        d, direction_state = self._update(jnp.asarray(g, dtype=float), state.direction_state,
+                                          jnp.asarray(x, dtype=float))
         # Coordinates held at a bound stay there. L-BFGS's matrix is not diagonal: it gave them
         # components into the box from the other coordinates' gradients, so they left the bound
         # and came back, iteration after iteration (36 bounded quadratics and Rosenbrocks, n = 5
@@ -113,7 +116,7 @@ class LineSearchDescent:
             # steps, can scale it far off: a 10-d Rosenbrock in a box stalled 0.05 above its
             # minimum with a gradient of 2.8): forget them and search along -g, as L-BFGS-B does.
             # (Not when the direction was -g already, a fresh memory's: the same trial points again.)
-            direction_state = self.direction.init(jnp.asarray(x))
+            direction_state = self.direction.init(jnp.asarray(x, dtype=float))
             found, left = self._search(x, value, g, -g, self.max_step, evaluate, project, left, bounds,
                                        known, value_eps, setting)
         if found is None:

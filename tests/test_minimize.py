@@ -1756,3 +1756,15 @@ def test_a_forward_stall_whose_central_estimate_is_below_tol_has_converged():
     assert res.status == "converged" and res.success, res
     assert "is below it" not in res.message
     assert np.max(np.abs(res.x - 2.0)) < 1e-6
+
+
+def test_a_float32_device_x0_under_x64_with_the_default_line_search_mixes_no_precisions():
+    # L-BFGS's memory was made in x's float32 and fed float64 gradients and (after the first step,
+    # a NumPy point) float64 points: JAX's FutureWarning "scatter inputs have incompatible types
+    # ... will result in an error", from inside optax, at every iteration.
+    with warnings.catch_warnings(), jax.enable_x64(True):
+        warnings.simplefilter("error", FutureWarning)
+        res = gd.minimize(lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2)), jnp.zeros(3, jnp.float32),
+                          gradient="central")
+    assert res.success and res.x.dtype == jnp.float32, res
+    np.testing.assert_allclose(res.x, 1.0, atol=1e-6)
