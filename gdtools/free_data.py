@@ -31,6 +31,7 @@ import sys
 import sysconfig
 import types
 import warnings
+import weakref
 import zlib
 from typing import Any
 
@@ -49,6 +50,14 @@ def fingerprint(fun) -> tuple[tuple, list]:
     objects the key names by identity (hold them as long as the key)."""
     walk = _Walk()
     key = walk.summary(fun, 0)
+    if walk.converted_changed:
+        # JAX keeps the dtype-converted copy of a NumPy array it traced as a constant, by the array
+        # (a weak-keyed cache): after a change in place, a new trace of a new program still got the
+        # old values (float64 data without x64: the host loop solved the old problem and said
+        # converged). Emptying JAX's caches drops that copy; only when such data changed.
+        import jax
+
+        jax.clear_caches()
     if walk.incomplete:
         # Data left unread may change unseen: a key that matches no other, so nothing compiled for
         # this call is given to a later one (slower, never wrong).
@@ -88,6 +97,29 @@ def _is_user_module(module: types.ModuleType) -> bool:
     return bool(filename) and not _is_library_file(filename) and not module.__name__.startswith("gdtools")
 
 
+#: NumPy arrays read by objectives that JAX converts to another dtype when tracing: id -> (a weak
+#: reference, the digest of their bytes when last read), to tell a change in place.
+_CONVERTED: dict[int, tuple] = {}
+
+
+def _conversion_went_stale(array: np.ndarray, digest: int) -> bool:
+    """Whether ``array``, of a dtype JAX converts (float64 without x64), was read before with
+    other bytes: a change in place, which JAX's cached converted copy does not see."""
+    import jax
+
+    if jax.dtypes.canonicalize_dtype(array.dtype) == array.dtype:
+        return False  # JAX takes it as it is: no converted copy to go stale
+    seen = _CONVERTED.get(id(array))
+    changed = seen is not None and seen[0]() is array and seen[1] != digest
+    if seen is None or seen[0]() is not array or changed:
+        try:
+            ref = weakref.ref(array, lambda _, key=id(array): _CONVERTED.pop(key, None))
+        except TypeError:
+            return False
+        _CONVERTED[id(array)] = (ref, digest)
+    return changed
+
+
 class _Walk:
     def __init__(self):
         self.keep: list = []
@@ -100,6 +132,8 @@ class _Walk:
         # an ordinary objective compile on every call)
         self.in_library = 0
         self.library_count = 0
+        #: a NumPy array JAX converts to another dtype (float64 without x64) changed in place
+        self.converted_changed = False
 
     def identity(self, value) -> tuple:
         """``value`` by identity, kept alive with the key (so that its id cannot pass to another)."""
@@ -131,7 +165,9 @@ class _Walk:
             return (type(value).__name__, value)
         if isinstance(value, np.ndarray) and not value.dtype.hasobject:
             data = np.ascontiguousarray(value)
-            return ("ndarray", data.shape, data.dtype.str, zlib.crc32(data.view(np.uint8).reshape(-1)))
+            digest = zlib.crc32(data.view(np.uint8).reshape(-1))
+            self.converted_changed |= _conversion_went_stale(value, digest)
+            return ("ndarray", data.shape, data.dtype.str, digest)
         if isinstance(value, np.generic) and not isinstance(value, np.object_):
             return ("numpy", value.dtype.str, value.item())
         if id(value) in self.walked:  # shared, or a cycle: the same value as the one walked before

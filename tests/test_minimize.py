@@ -1382,6 +1382,22 @@ def test_a_second_call_sees_data_the_objective_reads_that_changed_since_the_firs
     np.testing.assert_allclose(gd.minimize(_to_target, jnp.zeros((2, 2)), batch=True)[1].x, [-1.0, 3.0], atol=1e-4)
 
 
+def test_float64_data_changed_in_place_is_seen_without_x64():
+    """JAX converts a float64 NumPy array to float32 (x64 off) when it traces it, and kept the
+    converted copy by the array: changed in place, the host loop's new trace still read the old
+    values, solved the old problem and said converged (found by helper-50's review)."""
+    if jax.config.jax_enable_x64:
+        pytest.skip("needs x64 off: the conversion that went stale is float64 -> float32")
+    target = np.array([1.0, 1.0])
+    g = lambda x: jnp.sum((x - target) ** 2)  # noqa: E731
+    np.testing.assert_allclose(gd.minimize(g, jnp.zeros(2), max_evals=100).x, [1.0, 1.0], atol=1e-4)
+    target[:] = 5.0
+    np.testing.assert_allclose(gd.minimize(g, jnp.zeros(2), max_evals=100).x, [5.0, 5.0], atol=1e-4)
+    target[:] = 3.0
+    np.testing.assert_allclose(gd.minimize(g, jnp.zeros(2), callback=lambda state: None).x, [3.0, 3.0], atol=1e-4)
+    np.testing.assert_allclose(gd.minimize(g, jnp.zeros(2)).x, [3.0, 3.0], atol=1e-4)
+
+
 def test_data_nested_deeper_than_the_fingerprint_reads_is_never_stale():
     # A trainer object holding its target 7 levels down: past the fingerprint's depth, a change was
     # not seen and the program compiled for the old target solved the old problem.
