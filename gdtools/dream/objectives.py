@@ -128,6 +128,10 @@ class Channels(Objective):
         channels = [channels] if isinstance(channels, numbers.Integral) else list(channels)
         if not channels or not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in channels):
             raise InputError(f"channels must be a non-empty list of integers, got {channels!r}")
+        repeated = sorted({int(c) for c in channels if list(channels).count(c) > 1})
+        if repeated:  # a channel listed twice would count twice in the mean, silently
+            raise InputError(f"channels lists channel {repeated[0]} more than once, in {list(channels)!r}; "
+                             f"to weigh a channel more, add objectives: obj.channels(layer, [c]) * 2 + ...")
         self.channels = tuple(int(c) for c in channels)
 
     def check(self, table):

@@ -37,6 +37,9 @@ def test_arithmetic_composes_like_lucid(acts):
         a * "two"
     with pytest.raises(InputError):
         a + 3
+    # a channel listed twice counted twice in the mean, silently (--channels 3,3)
+    with pytest.raises(InputError, match="channel 3 more than once"):
+        obj.channels("block8", [3, 17, 3])
 
 
 def test_check_against_the_network(params):
