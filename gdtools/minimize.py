@@ -412,6 +412,11 @@ def minimize(
 
     problem = build_problem(fun, x0, bounds=bounds, space=space, n_args=len(args))
     _check_optimizer_takes_a_vector(optimizer, problem)
+    if problem.stochastic and not estimator.traceable and key_hint(fun, len(args)):
+        # fn(x, a) with args= forgotten: a got PRNG keys, values near 1e18, and a forward-difference
+        # run 'converged' at x0 (its gradient of the noise it measured was 0)
+        warnings.warn("fun is run as a stochastic objective fun(x, key)" + key_hint(fun, len(args)).rstrip(")")
+                      + "; name the parameter 'key' to silence this)", UserWarning, stacklevel=2)
     if resume and not isinstance(history, (str, bytes)) and not hasattr(history, "__fspath__"):
         raise InputError("resume=True needs history= the path of the run to continue")
     _check_history(history, resume)

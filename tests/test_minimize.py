@@ -1784,3 +1784,15 @@ def test_a_float32_device_x0_under_x64_with_the_default_line_search_mixes_no_pre
                           gradient="central")
     assert res.success and res.x.dtype == jnp.float32, res
     np.testing.assert_allclose(res.x, 1.0, atol=1e-6)
+
+
+def test_a_black_box_whose_data_parameter_is_taken_for_a_key_is_warned_of():
+    """fn(x, a) with args= forgotten: a got PRNG keys (values near 1e18), and a forward-difference
+    run said it converged at x0; the run now warns, naming the parameter and args= (found by
+    helper-50's review)."""
+    with pytest.warns(UserWarning, match=r"parameter 'a' is taken for a PRNG key.*args="):
+        gd.minimize(lambda x, a: float(np.sum((np.asarray(x) - a) ** 2)), np.zeros(2), gradient="forward",
+                    max_evals=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a parameter named key is what the docs ask for: no warning
+        gd.minimize(lambda x, key: float(np.sum(np.asarray(x) ** 2)), np.ones(2), gradient="spsa", max_evals=20)
