@@ -37,3 +37,12 @@ def test_noise_aware_size_grows_with_relative_noise_within_its_clip():
     small, large = noise_aware_fraction(1e-4, 10.0), noise_aware_fraction(0.1, 10.0)
     assert 0.05 <= small < large <= 0.2
     assert noise_aware_fraction(100.0, 1.0) == 0.2
+
+
+@pytest.mark.parametrize("cls", [SPSA, Smoothing])
+@pytest.mark.parametrize("gamma", [float("nan"), -0.5, "0.1", None])
+def test_a_bad_decay_exponent_is_refused(cls, gamma):
+    # unchecked, nan made every probe nan (the run 'failed' with 3 failed evaluations of a healthy
+    # objective), a negative one made the perturbations grow, and a string a TypeError mid-run
+    with pytest.raises(gd.InputError, match="gamma"):
+        cls(gamma=gamma)
