@@ -46,3 +46,13 @@ def test_a_bad_decay_exponent_is_refused(cls, gamma):
     # objective), a negative one made the perturbations grow, and a string a TypeError mid-run
     with pytest.raises(gd.InputError, match="gamma"):
         cls(gamma=gamma)
+
+
+@pytest.mark.parametrize("cls, count_name", [(SPSA, "n_perturbations"), (Smoothing, "n_samples")])
+def test_numpy_numbers_are_numbers_for_the_count_and_the_averaged_fraction(cls, count_name):
+    # np.int64(2) was refused as "must be a positive integer, got np.int64(2)", np.float32(0.5) as
+    # no fraction in [0, 1): the settings of a sweep computed with NumPy
+    est = cls(**{count_name: np.int64(2)}, average=np.float32(0.5))
+    assert est.evaluations(5) == 4 and est.describe()[count_name] == 2 and est.average == 0.5
+    with pytest.raises(gd.InputError, match=count_name):
+        cls(**{count_name: True})

@@ -52,17 +52,17 @@ class AntitheticEstimator(GradientEstimator):
                                      and not isinstance(size, bool) and np.isfinite(size) and size > 0):
             raise InputError(f"{size_name} must be a positive number (a fraction of each coordinate's "
                              f"scale, one for all coordinates), got {size!r}")
-        if not isinstance(count, int) or count < 1:
+        if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 1:
             raise InputError(f"{count_name} must be a positive integer, got {count!r}")
         if not (isinstance(gamma, (int, float, np.integer, np.floating)) and not isinstance(gamma, bool)
                 and np.isfinite(gamma) and gamma >= 0):
             raise InputError(f"gamma must be a non-negative number (the decay exponent of {size_name}_k; "
                              f"0 keeps it constant), got {gamma!r}")
-        if not (isinstance(average, (int, float)) and 0.0 <= average < 1.0):
+        if not (isinstance(average, (int, float, np.integer, np.floating)) and 0.0 <= average < 1.0):
             raise InputError(f"average must be a fraction in [0, 1), got {average!r}")
         self.gamma = float(gamma)
         self.average = float(average)
-        self._size, self._count = size, count
+        self._size, self._count = size, int(count)
         self._last_value = None
         self.last_probes = None
 

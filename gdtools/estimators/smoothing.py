@@ -42,7 +42,7 @@ class Smoothing(AntitheticEstimator):
         super().__init__(size=sigma, count=n_samples, gamma=gamma, average=average,
                          size_name="sigma", count_name="n_samples")
         self.sigma = sigma
-        self.n_samples = n_samples
+        self.n_samples = int(n_samples)
 
     def directions(self, key, n):
         return np.asarray(_normal(key, (self.n_samples, n)), dtype=float)

@@ -75,7 +75,7 @@ class SPSA(AntitheticEstimator):
         super().__init__(size=c, count=n_perturbations, gamma=gamma, average=average,
                          size_name="c", count_name="n_perturbations")
         self.c = c
-        self.n_perturbations = n_perturbations
+        self.n_perturbations = int(n_perturbations)
 
     def directions(self, key, n):
         """``n_perturbations`` Rademacher vectors, shape (m, n)."""
