@@ -349,7 +349,7 @@ class HostLoop:
         seen = None  # a device run's last (value, largest gradient component)
         unusable = 0  # iterations in a row whose estimate a failed probe spoilt
         retreat = None  # (the iteration the run last went back to the best point, how many times in a row)
-        average_from, average_sum, average_count = math.inf, 0.0, 0
+        average_from, average_sum, average_count = None, 0.0, 0  # (None: the first step sets it)
         try:
             for k in range(self.max_iters + 1):
                 if k == self.max_iters:
@@ -513,10 +513,18 @@ class HostLoop:
                     reason = "converged"
                     break
                 with self._precision():
+                    budget = self.max_iters
+                    if self.max_evals is not None:
+                        budget = min(budget, max(1, (self.max_evals - self.nfev()) // max(cost, 1)))
+                    if average_from is None:
+                        # Optional Polyak-Ruppert averaging (Polyak & Juditsky 1992): recommend the
+                        # mean of the last `average` fraction of the iterates, not the last one
+                        # (whichever optimizer steps).
+                        fraction = float(getattr(estimator, "average", 0.0) or 0.0)
+                        average_from = math.inf
+                        if fraction > 0 and not problem.device and budget < 10**8:
+                            average_from = k + int(budget * (1 - fraction))
                     if optimizer is None:
-                        budget = self.max_iters
-                        if self.max_evals is not None:
-                            budget = min(budget, max(1, (self.max_evals - self.nfev()) // max(cost, 1)))
                         # resumed: the step schedule of the recorded run (this run's own budget
                         # still decides where iterate averaging starts: it does not move the steps)
                         schedule = int(self.gain_iterations) if self.gain_iterations else budget
@@ -525,11 +533,6 @@ class HostLoop:
                         noisy = problem.stochastic or noise > 0
                         optimizer = calibrated_gain(problem.scale, iterations=schedule, noisy=noisy,
                                                     first_step=self._first_step(noise))
-                        # Optional Polyak-Ruppert averaging (Polyak & Juditsky 1992): recommend the
-                        # mean of the last `average` fraction of the iterates, not the last one.
-                        fraction = float(getattr(estimator, "average", 0.0) or 0.0)
-                        if fraction > 0 and not problem.device and budget < 10**8:
-                            average_from = k + int(budget * (1 - fraction))
                         state = optimizer.init(jnp.asarray(x))
                         step = self._make_step(optimizer)
                     if searching:
@@ -597,7 +600,7 @@ class HostLoop:
                     recent.append(0.0 if seen == (value, gnorm) else 1.0)
                     seen = (value, gnorm)
                 previous_x, x = x, new_x
-                if k + 1 >= average_from:  # Polyak-Ruppert averaging of a noisy run's tail
+                if average_from is not None and k + 1 >= average_from:  # averaging a noisy run's tail
                     average_sum, average_count = average_sum + x, average_count + 1
                 if len(recent) >= 3 and max(recent[-3:]) == 0.0 and not estimator.stochastic:
                     reason = "no_progress"

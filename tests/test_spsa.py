@@ -65,3 +65,16 @@ def test_the_perturbations_of_one_step_are_distinct_directions():
     fun = lambda x: seen.append(tuple(np.asarray(x, float))) or float(np.sum((np.asarray(x) - 1) ** 2))  # noqa: E731
     gd.minimize(fun, np.zeros(3), gradient=SPSA(n_perturbations=4), max_evals=202)
     assert len(seen) == len(set(seen))
+
+
+def test_iterate_averaging_holds_with_an_optimizer_of_ones_own():
+    # average= was read only where the engine made its default optimizer: with optimizer="adam"
+    # the result was the last iterate, the option silently ignored
+    problem = NoisyQuadratic()
+    plain = gd.minimize(problem, np.zeros(10), gradient=SPSA(), optimizer="adam", max_evals=400, seed=0)
+    averaged = gd.minimize(problem, np.zeros(10), gradient=SPSA(average=0.5), optimizer="adam", max_evals=400,
+                           seed=0)
+    assert [r["loss"] for r in plain.history.iterations[:-1]] == [r["loss"] for r in averaged.history.iterations[:-1]]
+    assert not np.array_equal(plain.x, averaged.x)
+    trajectory = averaged.history.x[-100:]
+    assert np.all(averaged.x >= trajectory.min(axis=0) - 1e-12) and np.all(averaged.x <= trajectory.max(axis=0) + 1e-12)
