@@ -24,6 +24,7 @@ import optax
 from gdtools import compile_time
 from gdtools.bound_args import BoundArgs, kept_on
 from gdtools.errors import EvaluationFailed, InputError
+from gdtools.estimators.base import Estimate
 from gdtools.estimators.finite_difference import _FiniteDifference
 from gdtools.evaluation import fold_in
 from gdtools.problem import key_hint
@@ -68,6 +69,26 @@ def stationarity(grad, x, clip):
     if isinstance(grad, jax.Array):
         return _largest_device(grad) if clip is None else _projected_largest_device(grad, x, lower, upper)
     return largest_projected_component(np.asarray(grad, dtype=float), np.asarray(x, dtype=float), lower, upper)
+
+
+def _check_estimate(estimator, est, x) -> None:
+    """InputError unless a (custom) estimator's first estimate is an ``Estimate`` whose grad is a
+    numeric array shaped like ``x`` and whose nfev a count: else the run failed deep in optax (a
+    list as grad) or in the budget's arithmetic (nfev None), or on ``None.grad`` (a missing return)."""
+    name = type(estimator).__name__
+    if not isinstance(est, Estimate):
+        raise InputError(f"the gradient estimator {name} returned {type(est).__name__}, not a "
+                         f"gdtools.estimators.Estimate(value=..., grad=..., nfev=...)")
+    dtype = getattr(est.grad, "dtype", None)
+    if dtype is None or not np.issubdtype(dtype, np.number):
+        raise InputError(f"the gradient estimator {name} returned a gradient of type {type(est.grad).__name__}; "
+                         f"it must be a numeric array (NumPy or JAX) shaped like x, {np.shape(x)}")
+    if np.shape(est.grad) != np.shape(x):
+        raise InputError(f"the gradient estimator {name} returned a gradient "
+                         f"of shape {np.shape(est.grad)}; x has shape {np.shape(x)}")
+    if not isinstance(est.nfev, (int, np.integer)) or isinstance(est.nfev, bool) or est.nfev < 0:
+        raise InputError(f"the gradient estimator {name} returned nfev={est.nfev!r}; it must be the number "
+                         f"of evaluations the estimate cost, an integer >= 0")
 
 
 #: The attribute under which a line search's value_fn keeps its compiled updates, and how many.
@@ -421,9 +442,8 @@ class HostLoop:
                     # (a wrong option in a command, a dead license server)
                     reason = "failed"
                     break
-                if k == 0 and np.shape(est.grad) != np.shape(x):
-                    raise InputError(f"the gradient estimator {type(estimator).__name__} returned a gradient "
-                                     f"of shape {np.shape(est.grad)}; x has shape {np.shape(x)}")
+                if k == 0:
+                    _check_estimate(estimator, est, x)
                 cost = est.nfev
                 if self.evaluator is None:
                     self._nfev += est.nfev

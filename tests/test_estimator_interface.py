@@ -1,9 +1,13 @@
-"""The custom-estimator example of docs/estimators.md, run as written there."""
+"""The custom-estimator example of docs/estimators.md, run as written there, and what the engine
+says of a custom estimate of the wrong kind."""
 
 import re
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+import gdtools as gd
 
 
 def test_the_documented_custom_estimator_runs_and_solves_its_problem():
@@ -14,3 +18,29 @@ def test_the_documented_custom_estimator_runs_and_solves_its_problem():
     res = namespace["res"]
     assert res.nfev <= 2000
     np.testing.assert_allclose(res.x, 1.0, atol=0.05)
+
+
+class _Returns(gd.estimators.GradientEstimator):
+    """A custom estimator whose estimate returns what it is given (2 probes a step)."""
+    stochastic = True
+
+    def __init__(self, make):
+        self.make = make
+
+    def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None):
+        evaluate(np.stack([x + 0.1, x - 0.1]))
+        return self.make(x)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda x: gd.estimators.Estimate(value=0.0, grad=list(x - 1), nfev=2), "gradient of type list"),
+    (lambda x: gd.estimators.Estimate(value=0.0, grad=x - 1, nfev=None), "nfev=None"),
+    (lambda x: (0.0, x - 1, 2), "returned tuple, not a gdtools.estimators.Estimate"),
+    (lambda x: None, "returned NoneType"),  # a forgotten return
+])
+def test_a_custom_estimate_of_the_wrong_kind_is_one_input_error(make, match):
+    # a list as grad failed deep in optax (a pytree structure error), nfev=None in the budget's
+    # arithmetic (TypeError), a tuple or a missing return on `.grad` (AttributeError)
+    fun = lambda x: float(np.sum((x - 1) ** 2))  # noqa: E731
+    with pytest.raises(gd.InputError, match=match):
+        gd.minimize(fun, np.zeros(3), gradient=_Returns(make), max_evals=40)
