@@ -91,6 +91,14 @@ def _check_estimate(estimator, est, x) -> None:
                          f"of evaluations the estimate cost, an integer >= 0")
 
 
+def _fun_of_a_black_box(*args, **kwargs):
+    """The ``fun`` an estimator that is not traceable gets: calling it says what to call instead."""
+    raise InputError("this gradient estimator called fun, which is given to traceable estimators "
+                     "(traceable = True, a JAX objective) only: a black-box estimator measures its probes "
+                     "with evaluate(points), points of shape (m, n), which counts them in nfev and max_evals, "
+                     "records them in the history, runs them on the executor and gives each batch one key")
+
+
 #: The attribute under which a line search's value_fn keeps its compiled updates, and how many.
 DESCENTS = "_gdtools_descents"
 MAX_DESCENTS = 4
@@ -159,6 +167,8 @@ class HostLoop:
         self.estimator = estimator
         self.optimizer = optimizer
         self.fun_flat = fun_flat
+        # what an estimator gets as ``fun``: a black box's estimator measures through ``evaluate``
+        self.estimated_fun = fun_flat if fun_flat is not None else _fun_of_a_black_box
         self.evaluator = evaluator
         self.history = history
         self.key = key
@@ -411,7 +421,7 @@ class HostLoop:
                     # batch too large for memory) otherwise has the same probe fail again and again.
                     probe_scale = (kwargs if not unusable or kwargs["scale"] is None
                                    else {**kwargs, "scale": kwargs["scale"] * 0.5 ** unusable})
-                    est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
+                    est = estimator.estimate(self.estimated_fun, x, key=key, iteration=k, evaluate=evaluate,
                                              noise=noise, **probe_scale, **extra)
                 pending = None
                 untold = False  # a zero gradient the budget left no room to tell from float32 rounding
@@ -428,7 +438,7 @@ class HostLoop:
                     other = not np.array_equal(estimator.steps(x, min_step=extra.get("min_step")), steps)
                     if other and (self.max_evals is None or self.nfev(est.nfev + 1) <= self.max_evals):
                         self.evaluator.value_eps = FLOAT32_EPS
-                        est = estimator.estimate(self.fun_flat, x, key=key, iteration=k, evaluate=evaluate,
+                        est = estimator.estimate(self.estimated_fun, x, key=key, iteration=k, evaluate=evaluate,
                                                  noise=noise, **kwargs, **extra)
                     else:
                         estimator.observe_precision(self.evaluator.value_eps)
@@ -461,7 +471,7 @@ class HostLoop:
                     with self._precision():
                         ahead_x, ahead_state = step(grad, state, x, est.value)
                     uncounted_step = ahead_state
-                    pending = (k + 1, estimator.estimate(self.fun_flat, ahead_x, key=fold_in(self.key, k + 1),
+                    pending = (k + 1, estimator.estimate(self.estimated_fun, ahead_x, key=fold_in(self.key, k + 1),
                                                          iteration=k + 1, evaluate=None, noise=noise, **kwargs),
                                ahead_x)
                 # One transfer from the device: the value and the largest gradient component

@@ -44,3 +44,19 @@ def test_a_custom_estimate_of_the_wrong_kind_is_one_input_error(make, match):
     fun = lambda x: float(np.sum((x - 1) ** 2))  # noqa: E731
     with pytest.raises(gd.InputError, match=match):
         gd.minimize(fun, np.zeros(3), gradient=_Returns(make), max_evals=40)
+
+
+class _CallsFun(gd.estimators.GradientEstimator):
+    """Forward differences by calling ``fun`` directly, as the signature estimate(fun, x, ...) invites."""
+
+    def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None):
+        f0 = fun(x)
+        grad = np.array([(fun(x + 1e-6 * e) - f0) / 1e-6 for e in np.eye(len(x))])
+        return gd.estimators.Estimate(value=f0, grad=grad, nfev=len(x) + 1)
+
+
+def test_a_black_box_estimator_that_calls_fun_is_told_to_use_evaluate():
+    # fun was None for an estimator that is not traceable: "'NoneType' object is not callable"
+    fun = lambda x: float(np.sum((x - 1) ** 2))  # noqa: E731
+    with pytest.raises(gd.InputError, match=r"evaluate\(points\)"):
+        gd.minimize(fun, np.zeros(3), gradient=_CallsFun(), max_evals=40)

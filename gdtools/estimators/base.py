@@ -3,7 +3,8 @@
 An estimator turns an objective into a gradient at a point. The engine hands it
 
 * ``fun``: the objective on a flat parameter vector (``x -> scalar``), for estimators that call or
-  differentiate it directly (autodiff);
+  differentiate it directly (autodiff); given to traceable estimators only (``traceable = True``): a
+  black-box estimator measures with ``evaluate``, and calling ``fun`` there raises InputError;
 * ``evaluate``: a function that measures a batch of flat points, ``evaluate(points) -> values``
   with ``points`` of shape ``(m, n)``, through the executor, with repeats and common random numbers,
   recording each evaluation in the history. Black-box estimators ask for all their probes at once so
@@ -78,7 +79,7 @@ class GradientEstimator(abc.ABC):
         """Estimate the gradient of ``fun`` at the flat point ``x``.
 
         Args:
-          fun: objective on flat vectors.
+          fun: objective on flat vectors (traceable estimators only; see the module docstring).
           x: flat point, a NumPy array (host engine) or a JAX array (compiled engine, device mode).
           key: a JAX PRNG key for this iteration; use it for every random choice.
           iteration: the iteration number, from 0, for gain schedules.
