@@ -408,6 +408,7 @@ class HostLoop:
                 exact = (self.evaluator is not None and not problem.stochastic and not estimator.stochastic
                          and noise == 0.0 and not self.evaluator.noisy_by_nature)
                 successes = self.evaluator.successes if self.evaluator is not None else 0
+                measured = self.evaluator.nfev if self.evaluator is not None else 0
                 if pending is not None and pending[0] == k and pending[2] is x:
                     est = pending[1]
                 elif exact and last is not None and last[0] is x and not unusable:
@@ -501,6 +502,14 @@ class HostLoop:
                         if previous_x is not None:  # as the compiled loop: the last finite point
                             x = previous_x
                         break
+                    if self.evaluator.successes - successes == self.evaluator.nfev - measured:
+                        # no probe failed: the estimator itself made the nan or inf (a custom
+                        # one's bug), which measuring again would not mend ("failed probes, the
+                        # last error: None" after 3 estimates)
+                        raise InputError(f"the gradient estimator {type(estimator).__name__} returned a gradient "
+                                         f"that is not finite ({int(np.sum(~np.isfinite(np.asarray(grad))))} of "
+                                         f"{np.size(grad)} components) at iteration {k}, though every probe it "
+                                         f"measured gave a finite value")
                     # A failed probe: measure again next iteration rather than step blindly, but
                     # not for ever: failures that alternate with successes never make max_failures
                     # evaluations in a row, so count the iterations they spoil.

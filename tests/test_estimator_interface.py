@@ -60,3 +60,25 @@ def test_a_black_box_estimator_that_calls_fun_is_told_to_use_evaluate():
     fun = lambda x: float(np.sum((x - 1) ** 2))  # noqa: E731
     with pytest.raises(gd.InputError, match=r"evaluate\(points\)"):
         gd.minimize(fun, np.zeros(3), gradient=_CallsFun(), max_evals=40)
+
+
+def test_a_custom_estimator_that_makes_nan_from_finite_probes_is_one_input_error():
+    # the engine took it for failed probes: measured it twice more, then 'failed' with "3 gradient
+    # estimates in a row had a failed probe ... the last error: None", though no probe had failed
+    fun = lambda x: float(np.sum((x - 1) ** 2))  # noqa: E731
+    nan_grad = lambda x: gd.estimators.Estimate(value=0.0, grad=np.full_like(x, np.nan), nfev=2)  # noqa: E731
+    with pytest.raises(gd.InputError, match="not finite .* every probe it measured gave a finite value") as info:
+        gd.minimize(fun, np.zeros(3), gradient=_Returns(nan_grad), max_evals=40)
+    assert len(info.value.history.evaluations) == 3  # the start and one estimate's 2 probes
+
+
+def test_failed_probes_still_get_measured_again():
+    # (a nan from a failed probe is not the estimator's: the run goes on)
+    calls = []
+
+    def fun(x):
+        calls.append(1)
+        return float("nan") if len(calls) in (2, 3) else float(np.sum((x - 1) ** 2))
+
+    res = gd.minimize(fun, np.zeros(3), gradient="spsa", max_evals=40)
+    assert res.status == "max_evals" and res.nfev == len(calls)
