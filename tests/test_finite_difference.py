@@ -169,6 +169,13 @@ def test_bad_step_is_refused():
         Central(step=-1.0)
 
 
+@pytest.mark.parametrize("step", ["small", [1e-3, None], {"x": 1e-3}])
+def test_a_step_that_is_no_number_is_refused(step):
+    # numpy's comparison raised UFuncTypeError for a string, TypeError for a None or a dict
+    with pytest.raises(gd.InputError, match="step must be positive"):
+        Forward(step=step)
+
+
 @pytest.mark.parametrize("estimator", [Forward(), Central()])
 def test_noise_aware_steps_are_capped_at_a_fifth_of_the_scale(estimator):
     # pure noise (relative noise 1) asked for steps of 1.4 (central) and 2 (forward) scales

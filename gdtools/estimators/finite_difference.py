@@ -36,7 +36,13 @@ MAX_PROBE_BYTES = 2 * 1024 ** 3
 
 
 def _check_step(step):
-    if step is not None and not (np.all(np.asarray(step) > 0) and np.all(np.isfinite(step))):
+    if step is None:
+        return step
+    try:
+        steps = np.asarray(step, dtype=float)
+    except (TypeError, ValueError):  # a string, a None among numbers, a dict
+        steps = np.array(np.nan)
+    if not (np.all(steps > 0) and np.all(np.isfinite(steps))):
         raise InputError(f"step must be positive and finite, got {step!r}")
     return step
 
