@@ -306,3 +306,14 @@ def test_a_probe_measured_again_neither_counts_as_a_failure_in_a_row_nor_overrun
 
     res = gd.minimize(flaky, np.zeros(3), gradient="central", max_evals=8)
     assert res.nfev == len(calls) <= 8
+
+
+@pytest.mark.parametrize("estimator", [Forward(step=[1e-3, 1e-12, 1e-3]), Central(step=1e-12)])
+def test_a_step_lost_in_the_rounding_of_x_is_refused(estimator):
+    # x + 1e-12 == x at 1e6: forward differences measured x itself, a gradient of 0, and the run
+    # 'converged' (success) with that coordinate at its start, where the slope is 2e6; central
+    # differences divided 0 by 0
+    fun = lambda x: float(np.sum((np.asarray(x) - 1) ** 2))  # noqa: E731
+    with pytest.raises(gd.InputError, match=r"step 1e-12 is lost in the rounding of x\[\d\] = 1e\+06"):
+        gd.minimize(fun, np.array([1.0, 1e6, 1.0]) if estimator.name == "forward" else np.full(3, 1e6),
+                    gradient=estimator, max_evals=50)

@@ -129,6 +129,14 @@ class _FiniteDifference(GradientEstimator):
                 h = np.maximum(h, noisy)
         if min_step is not None:
             h = np.maximum(h, min_step)
+        if self.step is not None:
+            lost = np.flatnonzero(x + h == x)
+            if lost.size:
+                # the probe would be x itself: a gradient of 0 there, 'converged' wherever x is
+                i = int(lost[0])
+                raise InputError(f"step {h[i]:.3g} is lost in the rounding of x[{i}] = {x[i]:.6g}, whose float64 "
+                                 f"spacing is {np.spacing(abs(x[i])):.3g} (x + step == x at {lost.size} of "
+                                 f"{x.size} coordinates): give larger steps, or the default step=None")
         return h
 
 
