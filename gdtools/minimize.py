@@ -87,7 +87,7 @@ def _default_optimizer(estimator, *, noisy: bool):
     """L-BFGS with a line search for exact or noise-free gradients, Spall's decaying gain otherwise.
     (An objective that turns out noisy at its first measurements, such as a timing, gets the gain
     too: see HostLoop's ``gain_if_noisy``.)"""
-    if estimator.traceable:
+    if estimator.traceable and not estimator.stochastic:
         return _DEFAULT_LBFGS, False
     if not estimator.stochastic and not noisy:
         return LineSearchDescent(), False
