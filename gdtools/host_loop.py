@@ -14,6 +14,7 @@ import collections
 import contextlib
 import dataclasses
 import functools
+import inspect
 import math
 import time
 import jax
@@ -89,6 +90,14 @@ def _check_estimate(estimator, est, x) -> None:
     if not isinstance(est.nfev, (int, np.integer)) or isinstance(est.nfev, bool) or est.nfev < 0:
         raise InputError(f"the gradient estimator {name} returned nfev={est.nfev!r}; it must be the number "
                          f"of evaluations the estimate cost, an integer >= 0")
+
+
+def _takes_min_step(estimator) -> bool:
+    """Whether ``estimator.estimate`` takes ``min_step=`` (the least step that moves each integer
+    parameter of a Space), as gdtools's black-box estimators do; the documented interface of one's
+    own estimator has no such argument (a TypeError on every Space, the docs' example's too)."""
+    parameters = inspect.signature(estimator.estimate).parameters.values()
+    return any(p.name == "min_step" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _fun_of_a_black_box(*args, **kwargs):
@@ -401,7 +410,7 @@ class HostLoop:
                 if self.evaluator is not None:
                     getattr(estimator, "observe_precision", lambda eps: None)(self.evaluator.value_eps)
                 extra = {}
-                if problem.space is not None:
+                if problem.space is not None and _takes_min_step(estimator):
                     extra["min_step"] = problem.min_step(x)
                 evaluate = Probes(self.evaluator, key, self.max_evals) if self.evaluator else None
                 noise = self.evaluator.noise if self.evaluator is not None else 0.0

@@ -82,3 +82,16 @@ def test_failed_probes_still_get_measured_again():
 
     res = gd.minimize(fun, np.zeros(3), gradient="spsa", max_evals=40)
     assert res.status == "max_evals" and res.nfev == len(calls)
+
+
+def test_the_documented_custom_estimator_runs_on_a_space():
+    # the engine passed min_step= to every estimator on a Space: the docs' Coordinate, whose
+    # estimate has the documented keywords only, raised "unexpected keyword argument 'min_step'"
+    doc = (Path(__file__).parent.parent / "docs" / "estimators.md").read_text()
+    code = re.search(r"## Writing your own estimator\n\n```python\n(.*?)```", doc, re.S).group(1)
+    namespace = {}
+    exec(compile(code, "docs/estimators.md", "exec"), namespace)
+    space = gd.Space(a=gd.Real(0.0, 2.0), b=gd.Int(1, 10))
+    fun = lambda p: (p["a"] - 1.0) ** 2 + 0.1 * p["b"]  # noqa: E731
+    res = gd.minimize(fun, space=space, gradient=namespace["Coordinate"](), max_evals=100)
+    assert res.nfev <= 100 and abs(res.x["a"] - 1.0) < 0.1
