@@ -78,3 +78,18 @@ def test_iterate_averaging_holds_with_an_optimizer_of_ones_own():
     assert not np.array_equal(plain.x, averaged.x)
     trajectory = averaged.history.x[-100:]
     assert np.all(averaged.x >= trajectory.min(axis=0) - 1e-12) and np.all(averaged.x <= trajectory.max(axis=0) + 1e-12)
+
+
+def test_iterate_averaging_holds_for_a_start_on_a_jax_device():
+    # a JAX-array x0 (device mode of the host loop) turned average= off without a word
+    import jax
+    import jax.numpy as jnp
+
+    def fun(x, key):
+        return float(np.sum((np.asarray(x) - 1.0) ** 2) + 0.5 * jax.random.normal(key))
+
+    plain = gd.minimize(fun, jnp.zeros(3), gradient=SPSA(), max_evals=200, seed=0)
+    averaged = gd.minimize(fun, jnp.zeros(3), gradient=SPSA(average=0.5), max_evals=200, seed=0)
+    on_host = gd.minimize(fun, np.zeros(3), gradient=SPSA(average=0.5), max_evals=200, seed=0)
+    assert not np.allclose(np.asarray(plain.x), np.asarray(averaged.x))
+    np.testing.assert_allclose(np.asarray(averaged.x), on_host.x, rtol=1e-5)
