@@ -407,6 +407,11 @@ def minimize(
     default_budget = space is not None and max_iters is None and max_evals is None and max_time is None
     if default_budget:
         max_evals = DEFAULT_BUDGET  # a program run each: what `gdtools tune` spends by default
+    if max_iters is None and max_evals is None and max_time is not None and getattr(estimator, "average", 0.0):
+        # (the window would start past 10**9 iterations: averaging silently off)
+        raise InputError(f"average={estimator.average} recommends the mean of that last fraction of the "
+                         f"iterations the budget allows, and max_time alone does not say how many: give "
+                         f"max_evals or max_iters as well")
     if max_iters is None:
         max_iters = 10**9 if (max_evals is not None or max_time is not None) else DEFAULT_MAX_ITERS
 

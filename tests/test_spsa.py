@@ -93,3 +93,12 @@ def test_iterate_averaging_holds_for_a_start_on_a_jax_device():
     on_host = gd.minimize(fun, np.zeros(3), gradient=SPSA(average=0.5), max_evals=200, seed=0)
     assert not np.allclose(np.asarray(plain.x), np.asarray(averaged.x))
     np.testing.assert_allclose(np.asarray(averaged.x), on_host.x, rtol=1e-5)
+
+
+def test_iterate_averaging_with_only_a_time_budget_is_refused():
+    # with max_time alone the window began past 10**9 iterations: averaging silently off
+    fun = lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2))  # noqa: E731
+    with pytest.raises(gd.InputError, match="average=0.5 .* max_time alone"):
+        gd.minimize(fun, np.zeros(3), gradient=SPSA(average=0.5), max_time=1.0)
+    res = gd.minimize(fun, np.zeros(3), gradient=SPSA(average=0.5), max_time=30.0, max_evals=40)
+    assert res.status == "max_evals"

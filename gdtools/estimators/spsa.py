@@ -64,7 +64,8 @@ class SPSA(AntitheticEstimator):
       n_perturbations: independent perturbations averaged per step (2 evaluations each).
       gamma: decay exponent of c_k (Spall's 0.101).
       average: recommend the mean of this last fraction of the iterates (Polyak-Ruppert averaging)
-        instead of the last iterate; 0 turns it off. Off by default: on the noisy quadratics of the
+        instead of the last iterate, over the iterations max_evals or max_iters allows (max_time
+        alone is refused); 0 turns it off. Off by default: on the noisy quadratics of the
         tests and benchmarks, the default steps already shrink fast enough that averaging iterates
         which were still converging made the recommendation worse.
     """
