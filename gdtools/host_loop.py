@@ -151,10 +151,16 @@ class Probes:
     towards ``max_failures`` (the engine's recovery, probes closer to x at the next iteration,
     must still get its turn)."""
 
-    def __init__(self, evaluator, key, max_evals):
-        self.evaluator, self.key, self.max_evals = evaluator, key, max_evals
+    def __init__(self, evaluator, key, max_evals, n=None):
+        self.evaluator, self.key, self.max_evals, self.n = evaluator, key, max_evals, n
 
     def __call__(self, points):
+        shape = np.shape(points)
+        if self.n is not None and (len(shape) not in (1, 2) or shape[-1] != self.n):
+            # (measured as they came, points of another length reached the objective: a 4-vector
+            # for 3 parameters, without a word)
+            raise InputError(f"evaluate(points) takes points of shape (m, {self.n}), one row per point of "
+                             f"the {self.n} parameters; the gradient estimator gave shape {shape}")
         return self.evaluator(points, key=self.key)
 
     def again(self, points):
@@ -412,7 +418,7 @@ class HostLoop:
                 extra = {}
                 if problem.space is not None and _takes_min_step(estimator):
                     extra["min_step"] = problem.min_step(x)
-                evaluate = Probes(self.evaluator, key, self.max_evals) if self.evaluator else None
+                evaluate = Probes(self.evaluator, key, self.max_evals, int(np.size(x))) if self.evaluator else None
                 noise = self.evaluator.noise if self.evaluator is not None else 0.0
                 exact = (self.evaluator is not None and not problem.stochastic and not estimator.stochastic
                          and noise == 0.0 and not self.evaluator.noisy_by_nature)

@@ -95,3 +95,23 @@ def test_the_documented_custom_estimator_runs_on_a_space():
     fun = lambda p: (p["a"] - 1.0) ** 2 + 0.1 * p["b"]  # noqa: E731
     res = gd.minimize(fun, space=space, gradient=namespace["Coordinate"](), max_evals=100)
     assert res.nfev <= 100 and abs(res.x["a"] - 1.0) < 0.1
+
+
+def test_probe_points_of_another_length_are_one_input_error():
+    # evaluate() measured the rows as they came: 4-vectors reached an objective of 3 parameters
+    seen = []
+
+    def fun(x):
+        seen.append(len(x))
+        return float(np.sum((np.asarray(x) - 1) ** 2))
+
+    wrong_length = lambda x: gd.estimators.Estimate(value=0.0, grad=x - 1, nfev=2)  # noqa: E731
+
+    class Longer(_Returns):
+        def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None):
+            evaluate(np.zeros((2, len(x) + 1)))
+            return self.make(x)
+
+    with pytest.raises(gd.InputError, match=r"shape \(m, 3\).* gave shape \(2, 4\)"):
+        gd.minimize(fun, np.zeros(3), gradient=Longer(wrong_length), max_evals=40)
+    assert seen == [3]  # the start only
