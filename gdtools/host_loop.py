@@ -507,20 +507,21 @@ class HostLoop:
                 if math.isfinite(value) and (not math.isfinite(best_f) or value < best_f):
                     best_f = value
                 if not finite:
-                    every_probe_measured = (self.evaluator is not None and est.nfev > 0
-                                            and self.evaluator.successes - successes >= est.nfev)
-                    if estimator.traceable or self.evaluator is None or every_probe_measured:
-                        # (a black box's probes that all returned finite values and still gave no
-                        # finite gradient, values so large that their differences overflow: measuring
-                        # them again gives the same; it was called a failed probe, 'the last error: None')
+                    no_probe_failed = (self.evaluator is not None
+                                       and self.evaluator.successes - successes == self.evaluator.nfev - measured)
+                    own = type(estimator).__module__.startswith("gdtools.")
+                    if estimator.traceable or self.evaluator is None or (no_probe_failed and own):
+                        # (gdtools' differences of a black box's probes that all returned finite
+                        # values, so large that they overflow (±1e308 either side of x): measuring
+                        # them again gives the same; it was called a failed probe, 'the last error:
+                        # None', after 3 estimates)
                         reason, detail = "nonfinite", k
                         if previous_x is not None:  # as the compiled loop: the last finite point
                             x = previous_x
                         break
-                    if self.evaluator.successes - successes == self.evaluator.nfev - measured:
-                        # no probe failed: the estimator itself made the nan or inf (a custom
-                        # one's bug), which measuring again would not mend ("failed probes, the
-                        # last error: None" after 3 estimates)
+                    if no_probe_failed:
+                        # no probe failed: a custom estimator made the nan or inf itself (a bug),
+                        # which measuring again would not mend
                         raise InputError(f"the gradient estimator {type(estimator).__name__} returned a gradient "
                                          f"that is not finite ({int(np.sum(~np.isfinite(np.asarray(grad))))} of "
                                          f"{np.size(grad)} components) at iteration {k}, though every probe it "
