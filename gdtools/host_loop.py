@@ -72,6 +72,10 @@ def stationarity(grad, x, clip):
     return largest_projected_component(np.asarray(grad, dtype=float), np.asarray(x, dtype=float), lower, upper)
 
 
+#: max_iters when a budget of evaluations or time ends the run (minimize's, without max_iters given)
+UNLIMITED_ITERS = 10**9
+
+
 def _check_estimate(estimator, est, x) -> None:
     """InputError unless a (custom) estimator's first estimate is an ``Estimate`` whose grad is a
     numeric array shaped like ``x`` and whose nfev a count: else the run failed deep in optax (a
@@ -470,6 +474,11 @@ class HostLoop:
                     break
                 if k == 0:
                     _check_estimate(estimator, est, x)
+                    if est.nfev == 0 and self.max_time is None and self.max_iters >= UNLIMITED_ITERS:
+                        # an estimate that measures nothing never spends max_evals: the run went on for ever
+                        raise InputError(f"the gradient estimator {type(estimator).__name__} measured nothing for its "
+                                         f"first estimate (nfev=0), so max_evals cannot end the run; give "
+                                         f"max_iters (or max_time), or measure through evaluate(points)")
                 cost = est.nfev
                 if self.evaluator is None:
                     self._nfev += est.nfev

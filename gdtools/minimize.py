@@ -38,7 +38,7 @@ from gdtools.output_path import check_output_file
 from gdtools.optax_description import PREFIX as OPTAX_PREFIX, UNDESCRIBED as UNDESCRIBED_OPTAX
 from gdtools.optax_description import describe_transformation, differing_parts
 from gdtools.line_search import LineSearchDescent
-from gdtools.host_loop import HostLoop, stationarity
+from gdtools.host_loop import UNLIMITED_ITERS, HostLoop, stationarity
 from gdtools.problem import Problem, build_problem, key_hint, lists_as_array
 from gdtools.program_cache import Tracer, _settings as jax_settings
 from gdtools.result import STALL_FAILURES, Result, stalled_outcome, stop_message
@@ -413,7 +413,7 @@ def minimize(
                          f"iterations the budget allows, and max_time alone does not say how many: give "
                          f"max_evals or max_iters as well")
     if max_iters is None:
-        max_iters = 10**9 if (max_evals is not None or max_time is not None) else DEFAULT_MAX_ITERS
+        max_iters = UNLIMITED_ITERS if (max_evals is not None or max_time is not None) else DEFAULT_MAX_ITERS
 
     problem = build_problem(fun, x0, bounds=bounds, space=space, n_args=len(args))
     _check_optimizer_takes_a_vector(optimizer, problem)

@@ -115,3 +115,21 @@ def test_probe_points_of_another_length_are_one_input_error():
     with pytest.raises(gd.InputError, match=r"shape \(m, 3\).* gave shape \(2, 4\)"):
         gd.minimize(fun, np.zeros(3), gradient=Longer(wrong_length), max_evals=40)
     assert seen == [3]  # the start only
+
+
+def test_an_estimator_that_measures_nothing_under_max_evals_alone_is_refused():
+    """A custom estimate with nfev=0 never spends max_evals: with no max_iters the run went on for
+    ever (found by helper-53's review)."""
+    class NoProbes(gd.estimators.GradientEstimator):
+        stochastic = True
+
+        def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None):
+            return gd.estimators.Estimate(value=np.nan, grad=2 * (x - 1), nfev=0)
+
+    def f(x):
+        return float(np.sum((np.asarray(x) - 1) ** 2))
+
+    with pytest.raises(gd.InputError, match="measured nothing .*max_iters"):
+        gd.minimize(f, np.zeros(3), gradient=NoProbes(), max_evals=40)
+    res = gd.minimize(f, np.zeros(3), gradient=NoProbes(), max_evals=40, max_iters=20)  # a budget that ends it
+    assert res.nit == 20
