@@ -242,6 +242,28 @@ def test_a_run_stopped_early_keeps_what_its_values_are(tmp_path, capsys, monkeyp
     assert History.load(history).meta["measured"] == {"objective": "time", "statistic": "median", "repeats": 2}
 
 
+def test_ctrl_c_without_a_history_prints_the_best_setting_measured_so_far(capsys, monkeypatch):
+    # with no --history, 'interrupted' was all that remained of five measured runs
+    from gdtools import timing
+
+    real = timing.TimedCommand.__call__
+    calls = []
+
+    def stops_at_the_sixth_call(self, params):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real(self, params)
+
+    monkeypatch.setattr(timing.TimedCommand, "__call__", stops_at_the_sixth_call)
+    code = main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "20", "--quiet",
+                 "--repeats", "1", "--warmup", "0", "--", PY, "-c", QUADRATIC, "{x}", "{k}"])
+    out = capsys.readouterr().out
+    assert code == 130
+    assert "interrupted after 5 evaluations; the best setting measured so far: {'x': " in out
+    assert "one noisy measurement" in out and "its command: " in out and "-c" in out
+
+
 def test_workers_and_dask_together_is_an_error(capsys):
     assert main(["tune", "--param", "x=0:1", "--workers", "2", "--dask", "tcp://127.0.0.1:1",
                  "--", PY, "{x}"]) == 2

@@ -293,6 +293,22 @@ def _fmt(value) -> str:
     return f"{value:.6g}"
 
 
+def _print_best_so_far(history, objective) -> None:
+    """On Ctrl-C during the search: the best setting measured so far and its command (a run without
+    --history kept nothing else), said to be one measurement, not compared side by side."""
+    if history is None:
+        return
+    ok = [r for r in history.evaluations if r.get("status", "ok") == "ok" and r.get("value") is not None
+          and math.isfinite(r["value"]) and r.get("params")]
+    if not ok:
+        return
+    best = min(ok, key=lambda r: r["value"])
+    command = getattr(objective, "command", None)
+    print(f"interrupted after {_count(len(history.evaluations), 'evaluation')}; the best setting measured so far: "
+          f"{dict(best['params'])}, {best['value']:.6g} (one noisy measurement, not compared side by side)"
+          + (f"; its command: {shlex.join(command(best['params']))}" if command is not None else ""))
+
+
 def _cli_names(message: str, args) -> str:
     """The engine's message with its Python arguments named as the CLI user set them."""
     message = (message.replace(f"(max_evals={args.budget})", f"(--budget {args.budget})")
@@ -442,10 +458,11 @@ def run(args) -> int:
             os.remove(args.history)
             message += f" ({args.history}, which held only the failed runs, was removed)"
         raise InputError(message) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         interrupted = True
         close(interrupted)       # Ctrl-C: no queued run starts (pending futures cancelled) ...
         stop_running_programs()  # ... and the programs being timed stop too
+        _print_best_so_far(getattr(exc, "history", None), objective)  # without --history, all there is
         raise
     finally:
         bar.close()
