@@ -100,14 +100,21 @@ class Progress:
 
 
 def octave_shapes(shape: tuple[int, int], *, octaves: int, octave_scale: float) -> list[tuple[int, int]]:
-    """Image sizes from coarse to fine; the finest is ``shape``, none smaller than 16 px a side."""
+    """Image sizes from coarse to fine; the finest is ``shape``, none smaller than 16 px a side.
+
+    An octave is the image shrunk by one factor on both sides; where that would take the shorter
+    side below 16 px, the factor stops at the one that makes it 16, so the octave keeps the image's
+    shape (each side clamped on its own, a 256 x 20 strip's coarse octaves were 16 x 16 squares: the
+    strip squashed, dreamed stretched)."""
     height, width = shape
+    largest = max(1.0, min(height, width) / images.MIN_SIDE)
     sizes = []
     for i in reversed(range(octaves)):
         try:
             factor = octave_scale**i
         except OverflowError:  # (--octave-scale 1e10 --octaves 40): so coarse that each side is the smallest
             factor = math.inf
+        factor = min(factor, largest)
         sizes.append((max(images.MIN_SIDE, round(height / factor)), max(images.MIN_SIDE, round(width / factor))))
     return sizes
 

@@ -107,6 +107,18 @@ def test_callback_can_stop_the_dream(dreamer, cat_small):
     assert len(seen) == 1 and out.shape == cat_small.shape
 
 
+def test_a_pad_wider_than_the_image_reflects_as_numpy_does_without_a_chain_of_copies():
+    # jnp.pad reflects a pad wider than the image again and again: a 16-px strip padded to a tile
+    # gave XLA's simplifier a chain of copies it logged as 'stuck in a circular simplification loop'
+    rng = np.random.default_rng(0)
+    for shape, pad in [((16, 205, 3), (496, 307)), ((20, 5, 3), (3, 100)), ((16, 16, 3), (15, 0))]:
+        image = rng.random(shape).astype(np.float32)
+        expected = np.pad(image, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="reflect")
+        np.testing.assert_array_equal(np.asarray(tiling.reflect_pad(jnp.asarray(image), pad)), expected)
+    hlo = jax.jit(lambda im: tiling.reflect_pad(im, (496, 307))).lower(jnp.zeros((16, 205, 3))).as_text()
+    assert hlo.count("concatenate") <= 1 and hlo.count("reverse") == 0
+
+
 def test_tiles_cover_the_image_and_overlaps_are_averaged(dreamer):
     assert tiling.tile_starts(50, 64) == [0]
     assert tiling.tile_starts(64, 64) == [0]
@@ -213,7 +225,10 @@ def test_octave_shapes_go_coarse_to_fine():
     assert deepdream.octave_shapes((100, 140), octaves=3, octave_scale=1.4) == [(51, 71), (71, 100), (100, 140)]
     assert deepdream.octave_shapes((20, 20), octaves=3, octave_scale=2.0)[0] == (16, 16)
     # 1e10**39 overflows a float: an OverflowError traceback after the network was loaded
-    assert deepdream.octave_shapes((20, 30), octaves=40, octave_scale=1e10)[:2] == [(16, 16), (16, 16)]
+    assert deepdream.octave_shapes((20, 30), octaves=40, octave_scale=1e10)[:2] == [(16, 24), (16, 24)]
+    # a strip keeps its shape at every octave: clamped side by side, 20 x 256 went down to 16 x 16
+    for h, w in deepdream.octave_shapes((20, 256), octaves=8, octave_scale=1.4):
+        assert min(h, w) >= 16 and abs(w / h - 256 / 20) < 0.02 * 256 / 20
 
 
 def test_metadata_names_everything(dreamer):
