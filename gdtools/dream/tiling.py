@@ -125,12 +125,33 @@ def _random_shift(key, *, jitter):
     return jax.random.randint(key, (2,), -jitter, jitter + 1)
 
 
+def reflect_pad(image, pad):
+    """``jnp.pad(image, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="reflect")``. A pad wider than the
+    image (a 16-pixel strip padded to a 512 tile) is one gather of reflected rows or columns: jnp.pad
+    reflects such a pad again and again, a chain of copies that XLA's simplifier choked on ('stuck
+    in a circular simplification loop' on the log, and a minute of compilation for a thin strip)."""
+    for axis, extra in enumerate(pad):
+        size = image.shape[axis]
+        if extra == 0:
+            continue
+        if extra < size:  # one reflection: jnp.pad's own
+            widths = [(0, 0)] * image.ndim
+            widths[axis] = (0, extra)
+            image = jnp.pad(image, widths, mode="reflect")
+            continue
+        period = 2 * (size - 1)
+        index = np.arange(size + extra) % period
+        index = np.where(index < size, index, period - index)
+        image = jnp.take(image, jnp.asarray(index), axis=axis)
+    return image
+
+
 @program_cache.saved_jit(static_argnames=("shape", "pad", "starts", "tile"))
 def _cut(x, shift, *, shape, pad, starts, tile):
     """The flat point as an image rolled by ``shift``, reflect-padded by ``pad``, cut into tiles."""
     image = jnp.roll(jnp.reshape(x, shape), (shift[0], shift[1]), axis=(0, 1))
     if pad != (0, 0):
-        image = jnp.pad(image, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="reflect")
+        image = reflect_pad(image, pad)
     return tuple(lax.dynamic_slice(image, (y, x0, 0), (tile, tile, shape[2])) for y, x0 in starts)
 
 
