@@ -174,6 +174,10 @@ def check_image(image, *, what: str = "image") -> np.ndarray:
         raise InputError(f"{what} must be an image array, got the path {os.fsdecode(image)!r}; "
                          f"read the file with gdtools.dream.load_image first")
     array = np.asarray(image)
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        # (an object array failed in np.isfinite; a boolean one was read as 0 and 1 of 255, black)
+        raise InputError(f"{what} must hold numbers (integers 0..255 or floats in [0, 1]), got "
+                         f"{array.dtype} values")
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
@@ -243,6 +247,11 @@ def displayable(image) -> np.ndarray:
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[-1] != 3:
         raise InputError(f"an image to write must be an RGB array (height, width, 3), got shape {array.shape}")
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise InputError(f"an image to write must hold numbers, got {array.dtype} values")
+    if not np.all(np.isfinite(array)):  # (nan was written as black, with only NumPy's RuntimeWarning)
+        raise InputError(f"an image to write holds {int(np.sum(~np.isfinite(array)))} non-finite values "
+                         f"(nan or inf)")
     return to_uint8(on_0_255(array))
 
 

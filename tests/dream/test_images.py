@@ -66,6 +66,16 @@ def test_a_0_1_float_image_is_saved_on_the_0_255_scale_and_bad_arrays_are_input_
         images.save_image(tmp_path / "meta.png", unit, metadata={"a": object()})
     # it read "cannot write 'meta.png': unknown image format (the metadata ... is not JSON data ...)"
     assert str(error.value).startswith("the metadata") and "format" not in str(error.value)
+    # nan was written as black with only a RuntimeWarning; booleans and objects were read as numbers
+    holed = unit.copy()
+    holed[3, 4, 1] = np.nan
+    with pytest.raises(InputError, match="holds 1 non-finite values"):
+        images.save_image(tmp_path / "nan.png", holed)
+    for odd in (unit > 0.5, unit.astype(object)):
+        with pytest.raises(InputError, match=f"must hold numbers, got {odd.dtype}"):
+            images.save_image(tmp_path / "odd.png", odd)
+        with pytest.raises(InputError, match=f"must hold numbers .*got {odd.dtype}"):
+            images.check_image(odd)
 
 
 def test_gray_and_alpha_arrays_are_made_rgb_on_their_own_scale():
