@@ -38,14 +38,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.max_side < 32:
         parser.error(f"--max-side must be at least 32 px, got {args.max_side}")
+    objective = objective_for(args.layer)  # an unknown layer is said before any work is done
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"--out {args.out!r} cannot be made a directory: {exc.strerror}")
 
     dream = gd.dream  # loaded on first use: `import gdtools` alone does not touch the network
     image = dream.images.fit_max_side(data.chelsea().astype(np.float32), args.max_side)
     print("the network sees:", ", ".join(f"{name} {p:.0%}" for _, name, p in dream.classify(image, top=3)))
 
-    objective = objective_for(args.layer)
     # tiles of 512 pixels, or of the image's side rounded up to 32 if smaller (384 for the sample),
     # as the Dreamer would fit them: given here, the PNG's metadata records the tile used
     tile = dream.deepdream.fitting_tile(512, image.shape)

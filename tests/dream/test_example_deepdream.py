@@ -47,3 +47,19 @@ def test_the_example_records_the_tile_it_dreamed_in(example, params, tmp_path, m
     example.main()
     shape = gd.dream.images.load_image(tmp_path / "deepdream.png").shape
     assert gd.dream.images.read_metadata(tmp_path / "deepdream.png")["tile"] == fitting_tile(512, shape)
+
+
+def test_bad_options_are_said_before_the_network_is_loaded(example, monkeypatch, capsys):
+    # --out under a file ended in a NotADirectoryError traceback; an unknown --layer was found only
+    # after the network had classified the image
+    import sys
+
+    import gdtools as gd
+
+    monkeypatch.setattr(gd.dream, "classify", lambda *a, **k: pytest.fail("the network was used"))
+    for argv, words in ((["--out", "/dev/null/x"], "cannot be made a directory"),
+                        (["--layer", "blokc8"], "unknown layer 'blokc8'")):
+        monkeypatch.setattr(sys, "argv", ["deepdream.py", *argv])
+        with pytest.raises(SystemExit) as stop:
+            example.main()
+        assert words in str(stop.value) + capsys.readouterr().err
