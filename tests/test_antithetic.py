@@ -56,3 +56,11 @@ def test_numpy_numbers_are_numbers_for_the_count_and_the_averaged_fraction(cls, 
     assert est.evaluations(5) == 4 and est.describe()[count_name] == 2 and est.average == 0.5
     with pytest.raises(gd.InputError, match=count_name):
         cls(**{count_name: True})
+
+
+@pytest.mark.parametrize("cls, size_name", [(gd.estimators.SPSA, "c"), (gd.estimators.Smoothing, "sigma")])
+def test_a_perturbation_lost_in_the_rounding_of_x_is_refused(cls, size_name):
+    # c=1e-17 at x = 1e6: every difference 0, and the run sat at x0 for its budget saying success
+    with pytest.raises(gd.InputError, match=f"lost in the rounding of x = 1e\\+06: give a larger {size_name}"):
+        gd.minimize(lambda x: float(np.sum((x - 1.0) ** 2)), np.full(3, 1e6), gradient=cls(**{size_name: 1e-17}),
+                    max_evals=50)

@@ -63,6 +63,7 @@ class AntitheticEstimator(GradientEstimator):
         self.gamma = float(gamma)
         self.average = float(average)
         self._size, self._count = size, int(count)
+        self._size_name = size_name
         self._last_value = None
         self.last_probes = None
 
@@ -95,6 +96,14 @@ class AntitheticEstimator(GradientEstimator):
             h = np.maximum(h, min_step)
         d = self.directions(key, len(x))
         plus, minus = x + h * d, x - h * d
+        lost = (x + h == x) | (x - h == x)  # (the size itself: a Gaussian draw near 0 is no fault)
+        if np.any(lost):
+            # a perturbation lost in the rounding of x: every difference 0, a zero gradient, and a
+            # run that sat at x0 for its whole budget and reported success (c=1e-17 at x = 1e6)
+            i = int(np.argmax(lost))
+            raise InputError(f"{self.name}'s perturbation at coordinate {i} ({h[i]:.3g}, {self._size_name}_k = "
+                             f"{size:.3g} of its scale {s[i]:.3g}) is lost in the rounding of x = {x[i]:.6g}: "
+                             f"give a larger {self._size_name}")
         # Even probes: no integer step widened h and no bound moved a probe.
         symmetric = min_step is None or bool(np.all(h == size * s))
         if bounds is not None:
