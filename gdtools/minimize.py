@@ -225,6 +225,15 @@ def _structure(problem: Problem) -> tuple:
             problem.jax_dtypes, None if problem.fixed is None else problem.fixed.key)
 
 
+def _check_evaluations_count(estimator, n: int) -> None:
+    """InputError unless ``estimator.evaluations(n)`` (what the budget plans with) is a count: a
+    custom one returning None failed in the budget's arithmetic, a TypeError mid-run."""
+    count = estimator.evaluations(n)
+    if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 0:
+        raise InputError(f"the gradient estimator {type(estimator).__name__}'s evaluations({n}) returned "
+                         f"{count!r}; it must be the number of evaluations one estimate costs, an integer >= 0")
+
+
 def _check_signature(problem: Problem):
     return (*_structure(problem), jnp.shape(problem.x0), str(jnp.result_type(problem.x0)),
             bool(jax.config.jax_enable_x64))
@@ -417,6 +426,7 @@ def minimize(
 
     problem = build_problem(fun, x0, bounds=bounds, space=space, n_args=len(args))
     _check_optimizer_takes_a_vector(optimizer, problem)
+    _check_evaluations_count(estimator, int(np.size(problem.x0)))
     if problem.stochastic and not estimator.traceable and key_hint(fun, len(args)):
         # fn(x, a) with args= forgotten: a got PRNG keys, values near 1e18, and a forward-difference
         # run 'converged' at x0 (its gradient of the noise it measured was 0)

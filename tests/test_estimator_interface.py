@@ -133,3 +133,17 @@ def test_an_estimator_that_measures_nothing_under_max_evals_alone_is_refused():
         gd.minimize(f, np.zeros(3), gradient=NoProbes(), max_evals=40)
     res = gd.minimize(f, np.zeros(3), gradient=NoProbes(), max_evals=40, max_iters=20)  # a budget that ends it
     assert res.nit == 20
+
+
+def test_an_evaluations_count_that_is_no_count_is_one_input_error():
+    # evaluations(n) returning None failed in the budget's arithmetic: a TypeError mid-run
+    class NoCount(gd.estimators.GradientEstimator):
+        def evaluations(self, n):
+            return None
+
+        def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None):
+            values = evaluate(np.vstack([x]))
+            return gd.estimators.Estimate(value=float(values[0]), grad=2 * (x - 1), nfev=1)
+
+    with pytest.raises(gd.InputError, match=r"NoCount's evaluations\(3\) returned None"):
+        gd.minimize(lambda x: float(np.sum((x - 1) ** 2)), np.zeros(3), gradient=NoCount(), max_evals=40)
