@@ -62,6 +62,9 @@ def check_layers(layers: Sequence[str], params) -> None:
         if not isinstance(name, str):  # an Objective would be dreamed, then fail as a caption
             raise InputError(f"a gallery's layers are layer names such as 'block4', got {name!r}")
         as_objective(name).check(table)
+    repeated = [name for i, name in enumerate(layers) if name in list(layers)[:i]]
+    if repeated:  # the same dream twice (same seed), and an interrupted run's record lost track of which
+        raise InputError(f"a gallery's layers name {repeated[0]!r} more than once: {', '.join(layers)}")
 
 
 def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | None = None,

@@ -75,6 +75,9 @@ def test_every_gallery_layer_is_checked_before_any_is_dreamed(params, monkeypatc
     with pytest.raises(InputError, match="layer names"):
         gallery_module.gallery(np.zeros((32, 32, 3)), layers=["block2", objectives.channels("block9", [3])],
                                params=params, tile=64, octaves=1, steps=1)
+    # the same dream twice; an interrupted CLI run recorded only the layers up to the first 'stem'
+    with pytest.raises(InputError, match="name 'stem' more than once"):
+        gallery_module.gallery(np.zeros((32, 32, 3)), layers=["stem", "block2", "stem"], params=params, tile=64)
     for columns in (-1, 0, 2.5):  # were a ValueError or TypeError from Pillow after every layer was dreamed
         with pytest.raises(InputError, match=f"columns must be a positive integer, got {columns}"):
             gallery_module.gallery(np.zeros((32, 32, 3)), layers=["block2"], params=params, columns=columns)
