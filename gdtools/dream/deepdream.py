@@ -179,7 +179,10 @@ class Dreamer:
 
     def _guide_features(self, layer: str, guide_image) -> np.ndarray:
         guide_image = images.check_image(guide_image, what="guide image").astype(np.float32)
-        guide_image = images.fit_max_side(guide_image, GUIDE_MAX_SIDE)
+        # shrunk to GUIDE_MAX_SIDE, but a long thin guide no further than its shorter side's 16 px
+        # (a 2000 x 16 guide, accepted at load, went to the network 512 x 4)
+        short, long = sorted(guide_image.shape[:2])
+        guide_image = images.fit_max_side(guide_image, max(GUIDE_MAX_SIDE, math.ceil(images.MIN_SIDE * long / short)))
         x = efficientnet.preprocess(jnp.asarray(guide_image))[None]
         return np.asarray(efficientnet.features(self.params, x, layer=layer, depthwise=self.settings.depthwise)[0])
 

@@ -317,3 +317,19 @@ def test_a_bfloat16_network_gives_nearly_float32s_value_and_gradient(params, cat
     # and it really computed in bfloat16: the gradient is not float32's to float32's precision
     assert not np.allclose(rough_grad, grad, rtol=1e-3, atol=1e-3 * float(jnp.max(jnp.abs(grad))))
     assert rough.precision == "bfloat16" and "bf16" in str(jax.make_jaxpr(rough._value_and_grad)(params, piece))
+
+
+def test_a_long_thin_guide_is_not_shrunk_below_16_pixels(dreamer, monkeypatch):
+    # a 2000 x 16 guide passed the load's check, then went to the network as 512 x 4
+    seen = []
+    real = deepdream.efficientnet.features
+
+    def features(params, x, **kwargs):
+        seen.append(x.shape)
+        return real(params, x, **kwargs)
+
+    monkeypatch.setattr(deepdream.efficientnet, "features", features)
+    dreamer._guide_features("block3", np.full((16, 2000, 3), 128.0, np.float32))
+    assert seen[-1][1:3] == (16, 2000)
+    dreamer._guide_features("block3", np.full((600, 900, 3), 128.0, np.float32))
+    assert max(seen[-1][1:3]) == deepdream.GUIDE_MAX_SIDE  # an ordinary guide is shrunk as before
