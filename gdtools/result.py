@@ -139,6 +139,9 @@ class State:
 
     ``grad_norm`` is the gradient's largest component, projected onto the bounds when there are
     some (``|clip(x - g) - x|``, zero at a minimum on a bound), as in the history and ``tol``.
+    ``x``, ``fun`` and ``grad_norm`` are the iteration's point (before its step), as in its history
+    record; ``nfev`` counts every evaluation so far, the step's line-search trials included, so it
+    may exceed the record's ``nfev``, which counts those made before the step.
     """
 
     iteration: int
