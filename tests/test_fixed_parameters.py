@@ -13,6 +13,9 @@ import gdtools as gd
 from gdtools.fixed_parameters import FixedParameters
 from problems import rosenbrock
 
+# (autodiff runs here in float32, x64 being off in the tests: the warning that says so is expected)
+pytestmark = [pytest.mark.filterwarnings("ignore:x0 is float64"), pytest.mark.filterwarnings("ignore:os.fork")]
+
 LOWER = np.array([-2.0, 0.5, -2.0, -2.0, -2.0])
 UPPER = np.array([2.0, 0.5, 2.0, 2.0, 2.0])
 X0 = np.array([0.0, 0.5, 0.0, 0.0, 0.0])
