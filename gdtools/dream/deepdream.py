@@ -47,6 +47,22 @@ GUIDE_MAX_SIDE = 512
 MAX_JITTER = 2**31 - 2
 
 
+def settings_with(settings, overrides: dict) -> "DreamSettings":
+    """``settings`` (a :class:`DreamSettings`, or None for the defaults) with ``overrides``; an
+    InputError names a setting that does not exist (it was Python's TypeError on a keyword, or an
+    AttributeError deep inside for settings given as a dict)."""
+    if settings is not None and not isinstance(settings, DreamSettings):
+        raise InputError(f"settings must be a DreamSettings, got {type(settings).__name__}; give the "
+                         f"settings as keywords instead (Dreamer(objective, octaves=3, ...))")
+    known = {field.name for field in dataclasses.fields(DreamSettings)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise InputError(f"unknown dream setting {unknown[0]!r}; the settings are: {', '.join(sorted(known))}")
+    if settings is None:
+        return DreamSettings(**overrides)
+    return dataclasses.replace(settings, **overrides) if overrides else settings
+
+
 @dataclasses.dataclass(frozen=True)
 class DreamSettings:
     """How to dream; validated when built (see :func:`dream` for the meaning of each field)."""
@@ -162,10 +178,7 @@ class Dreamer:
 
     def __init__(self, objective: Objective | str = DEFAULT_LAYER, *, settings: DreamSettings | None = None,
                  params=None, **setting_overrides):
-        if settings is None:
-            settings = DreamSettings(**setting_overrides)
-        elif setting_overrides:
-            settings = dataclasses.replace(settings, **setting_overrides)
+        settings = settings_with(settings, setting_overrides)
         self.settings = settings
         self.params = params if params is not None else weights.pretrained_params()
         objective = as_objective(objective)
@@ -193,7 +206,7 @@ class Dreamer:
     def with_settings(self, **changes) -> "Dreamer":
         """Other settings, same objective; the compiled tile objective is shared unless ``tile``,
         ``depthwise`` or ``precision`` change."""
-        settings = dataclasses.replace(self.settings, **changes)
+        settings = settings_with(self.settings, changes)
         compiled = lambda s: (s.tile, s.depthwise, s.precision)  # noqa: E731
         if compiled(settings) != compiled(self.settings):
             return Dreamer(self.objective, settings=settings, params=self.params)

@@ -333,3 +333,15 @@ def test_a_long_thin_guide_is_not_shrunk_below_16_pixels(dreamer, monkeypatch):
     assert seen[-1][1:3] == (16, 2000)
     dreamer._guide_features("block3", np.full((600, 900, 3), 128.0, np.float32))
     assert max(seen[-1][1:3]) == deepdream.GUIDE_MAX_SIDE  # an ordinary guide is shrunk as before
+
+
+def test_an_unknown_setting_or_settings_of_the_wrong_kind_are_input_errors(params):
+    # Dreamer(foo=1) was Python's TypeError, Dreamer(settings={...}) an AttributeError deep inside
+    with pytest.raises(gd.InputError, match="unknown dream setting 'foo'.*octaves"):
+        deepdream.Dreamer("block3", params=params, foo=1)
+    with pytest.raises(gd.InputError, match="settings must be a DreamSettings, got dict"):
+        deepdream.Dreamer("block3", params=params, settings={"octaves": 2})
+    dreamer = deepdream.Dreamer("block3", params=params, octaves=2)
+    with pytest.raises(gd.InputError, match="unknown dream setting 'octave'"):
+        dreamer.with_settings(octave=3)
+    assert dreamer.with_settings(steps=3).settings.steps == 3
