@@ -819,6 +819,17 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
             out["detail"] = f"f = {fun_value:.6g} at the last iterate, {out['f_start']:.6g} at x0"
             x, fun_value = evaluator.best_x, evaluator.best_value
             final = "best measured"
+        elif (problem.space is not None and reason != "failed" and math.isfinite(fun_value)
+              and not problem.stochastic and not evaluator.noisy_by_nature and evaluator.noise == 0
+              and evaluator.best_x is not None and evaluator.best_value < fun_value):
+            # An exact objective over a space: a setting measured lower than the final one is the
+            # better answer. The steps move an integer only by whole units after rounding, and a
+            # direction's share of a unit rounds back: the gradient's probe measured n = 0 lower
+            # than n = 1, and the run ended at n = 1 (gdtools tune's side-by-side found n = 0; the
+            # library's result did not).
+            x, fun_value = evaluator.best_x, evaluator.best_value
+            final = "best measured"
+            out["better_measured"] = True
     else:
         # Autodiff is asked once more at the final x; a custom estimator that measures nothing
         # through the engine (DeepDream's) reports the best value it saw (see Result.fun).
@@ -877,6 +888,8 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
         if reason == "max_evals" and left > 0:  # spent as far as it could be: say what is left
             message += (f" (The {left} evaluation{'s' if left > 1 else ''} left could not pay for another step "
                         f"and the final measurement.)")
+    if out.get("better_measured"):
+        message += " The result is the best setting measured, lower than the one the steps ended at."
     hist.record_iteration(iteration=out["nit"], nfev=nfev, time=out["elapsed"], loss=fun_value,
                           grad_norm=None, x=x, final=final)
     # a device x0's result is a JAX array in its dtype, whichever path (a line search's

@@ -1817,3 +1817,15 @@ def test_a_random_estimate_of_a_jax_objective_gets_the_decaying_gain():
     res = gd.minimize(rosenbrock, jnp.zeros(4), gradient=_JaxSPSA(), max_iters=50)
     assert res.history.meta["optimizer"] == "default (Spall's gain)"
     assert res.nfev == 2 * res.nit
+
+
+def test_an_exact_objective_over_a_space_returns_a_setting_measured_lower_than_the_final_one():
+    # the central probe along n measured n = 0 lower than n = 1, but the steps' share of a unit
+    # rounded back and the run ended at n = 1 (gdtools tune's side-by-side found n = 0; the
+    # library's result did not) (found by helper-51's review)
+    space = gd.Space(x=gd.Real(-1, 1), n=gd.Int(0, 1))
+    res = gd.minimize(lambda p: (p["x"] - 0.1) ** 2 + 0.05 * p["n"], {"x": 0.3, "n": 1}, space=space,
+                      gradient="central", max_evals=30)
+    assert res.x["n"] == 0 and abs(res.x["x"] - 0.1) < 1e-6 and res.fun < 1e-9
+    assert "best setting measured" in res.message
+    assert res.history.iterations[-1]["final"] == "best measured"
