@@ -1102,11 +1102,13 @@ def _minimize_batch(fun, x0, *, args, estimator, optimizer, bounds, max_iters, t
 
 def _check_starts(starts: np.ndarray, problem: Problem) -> None:
     """Every start of a batch (one row each) is finite and within the bounds, as a single x0 must be."""
+    # the starts hold the free coordinates only: a coordinate is named by its place in x0
+    named = (lambda j: int(j)) if problem.fixed is None else (lambda j: int(problem.fixed.free[j]))
     bad = ~np.isfinite(starts).all(axis=1)
     if bad.any():
         i = int(np.argmax(bad))
         raise InputError(f"batch=True, start {i} of x0 holds nan or inf (coordinate "
-                         f"{int(np.argmax(~np.isfinite(starts[i])))})")
+                         f"{named(np.argmax(~np.isfinite(starts[i])))})")
     if problem.lower is None:
         return
     # compared in the starts' own dtype, as a single device x0 is, and as the solver clips (0.3 in
@@ -1115,5 +1117,5 @@ def _check_starts(starts: np.ndarray, problem: Problem) -> None:
     outside = (starts < lower) | (starts > upper)
     if outside.any():
         i, j = np.argwhere(outside)[0]
-        raise InputError(f"batch=True, start {i} of x0 violates the bounds: coordinate {j} is "
+        raise InputError(f"batch=True, start {i} of x0 violates the bounds: coordinate {named(j)} is "
                          f"{float(starts[i, j])}, outside [{problem.lower[j]}, {problem.upper[j]}]")

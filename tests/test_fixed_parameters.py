@@ -121,6 +121,17 @@ def test_a_batch_of_starts():
         gd.minimize(rosenbrock, bad, bounds=(LOWER, UPPER), batch=True)
 
 
+def test_a_batch_start_names_the_coordinate_of_x0_not_of_the_free_ones():
+    # the starts are checked on the free coordinates: coordinate 3 of x0 is the free ones' 2
+    starts = np.stack([X0, X0])
+    starts[1, 3] = 5.0
+    with pytest.raises(gd.InputError, match=r"start 1 of x0 violates the bounds: coordinate 3 is 5\.0"):
+        gd.minimize(rosenbrock, starts, bounds=(LOWER, UPPER), batch=True)
+    starts[1, 3] = np.nan
+    with pytest.raises(gd.InputError, match=r"start 1 of x0 holds nan or inf \(coordinate 3\)"):
+        gd.minimize(rosenbrock, starts, bounds=(LOWER, UPPER), batch=True)
+
+
 def test_a_start_off_the_fixed_value_is_refused():
     x0 = X0.copy()
     x0[1] = 0.4
