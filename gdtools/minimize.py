@@ -9,6 +9,7 @@ black-box probes measured in batches by an :class:`~gdtools.evaluation.Evaluator
 from __future__ import annotations
 
 import collections
+import copy
 import hashlib
 import json
 import math
@@ -225,6 +226,18 @@ def _structure(problem: Problem) -> tuple:
             problem.jax_dtypes, None if problem.fixed is None else problem.fixed.key)
 
 
+def _steps_of_the_free_coordinates(estimator, fixed):
+    """A finite-difference estimator given one step per coordinate of x0 works on the free ones
+    once the parameters fixed by their bounds are taken out: a copy with their steps (the steps of
+    all n were refused as 'step has shape (n,), but x has n - 1 coordinates')."""
+    step = getattr(estimator, "step", None)
+    if isinstance(estimator, _estimators.finite_difference._FiniteDifference) and step is not None \
+            and np.ndim(step) == 1 and np.size(step) == fixed.n:
+        estimator = copy.copy(estimator)
+        estimator.step = np.asarray(step, dtype=float)[fixed.free]
+    return estimator
+
+
 def _check_evaluations_count(estimator, n: int) -> None:
     """InputError unless ``estimator.evaluations(n)`` (what the budget plans with) is a count: a
     custom one returning None failed in the budget's arithmetic, a TypeError mid-run."""
@@ -425,6 +438,8 @@ def minimize(
         max_iters = UNLIMITED_ITERS if (max_evals is not None or max_time is not None) else DEFAULT_MAX_ITERS
 
     problem = build_problem(fun, x0, bounds=bounds, space=space, n_args=len(args))
+    if problem.fixed is not None:
+        estimator = _steps_of_the_free_coordinates(estimator, problem.fixed)
     _check_optimizer_takes_a_vector(optimizer, problem)
     _check_evaluations_count(estimator, int(np.size(problem.x0)))
     if problem.stochastic and not estimator.traceable and key_hint(fun, len(args)):

@@ -62,6 +62,17 @@ def test_black_box_differences_solve_the_problem_scipy_solves(gradient):
     assert res.nfev < res.nit * (per_gradient + 3) + 3
 
 
+def test_one_step_per_parameter_of_x0():
+    # steps for all 5 parameters of x0 (the fixed one's unused) were refused: 'step has shape (5,),
+    # but x has 4 coordinates'
+    fun = Recording(rosenbrock_np)
+    steps = np.array([1e-6, 1.0, 2e-6, 3e-6, 4e-6])
+    res = gd.minimize(fun, X0, gradient=gd.estimators.Central(step=steps), bounds=(LOWER, UPPER), max_iters=1)
+    assert_fixed_everywhere(res)
+    offsets = {(int(i), float(abs(d))) for p in fun.points[1:9] for i, d in enumerate(p - X0) if d}
+    np.testing.assert_allclose(sorted(offsets), [(0, 1e-6), (2, 2e-6), (3, 3e-6), (4, 4e-6)], rtol=1e-6)
+
+
 def test_autodiff_compiled_and_host_loop_agree_with_scipy():
     ref = scipy_answer()
     compiled = gd.minimize(rosenbrock, X0, bounds=(LOWER, UPPER))
