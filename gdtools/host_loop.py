@@ -518,7 +518,8 @@ class HostLoop:
                 if not finite:
                     no_probe_failed = (self.evaluator is not None
                                        and self.evaluator.successes - successes == self.evaluator.nfev - measured)
-                    own = type(estimator).__module__.startswith("gdtools.")
+                    # (gdtools' own differences: a subclass that keeps them overflows as they do)
+                    own = getattr(type(estimator).estimate, "__module__", "").startswith("gdtools.")
                     if estimator.traceable or self.evaluator is None or (no_probe_failed and own):
                         # (gdtools' differences of a black box's probes that all returned finite
                         # values, so large that they overflow (±1e308 either side of x): measuring

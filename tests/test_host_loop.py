@@ -294,3 +294,19 @@ def test_probes_that_all_return_finite_values_but_overflow_are_a_nonfinite_gradi
     assert res.status == "nonfinite" and "None" not in res.message
     assert res.nfev <= 5  # the start and one estimate's 4 probes, not three estimates'
     np.testing.assert_array_equal(res.x, [0.0, 1.0])
+
+
+def test_a_subclass_that_keeps_gdtools_differences_overflows_as_they_do():
+    """A subclass of Central (its estimate inherited) was taken for an estimator of one's own: the
+    same overflowing differences were an InputError calling its gradient its bug."""
+    class MyCentral(gd.estimators.Central):
+        pass
+
+    def cliff(x):
+        return float(1e308 if x[0] > 0 else -1e308) + x[1] ** 2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = gd.minimize(cliff, np.array([0.0, 1.0]), gradient=MyCentral())
+    assert res.status == "nonfinite"
+    np.testing.assert_array_equal(res.x, [0.0, 1.0])
