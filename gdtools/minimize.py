@@ -486,7 +486,7 @@ def minimize(
     meta = dict(version=__version__, estimator=estimator.describe(),
                 optimizer=_default_name(optimizer, calibrate) if default else _describe(optimizer, optimizer_name),
                 seed=int(seed),
-                n=int(np.size(problem.x0)))
+                n=int(np.size(problem.x0)) if problem.fixed is None else problem.fixed.n)
     if history is not None or np.size(problem.x0) <= MAX_HASHED_IN_MEMORY:
         # what a resumed run is checked against; an image-sized start held only in memory is not
         # hashed (a dream makes such a problem an octave: 24 MB hashed each time)

@@ -178,3 +178,15 @@ def test_expand_and_reduce():
     out = jax.jit(lambda v: fixed.expand_jax(v, fill=jnp.nan))(jnp.asarray(z[1]))
     assert np.isnan(np.asarray(out)[[1, 3]]).all() and float(out[2]) == 4.0
     assert pickle.loads(pickle.dumps(fixed)).key == fixed.key
+
+
+def test_a_resume_without_the_fixed_parameter_names_the_start_not_the_size(tmp_path):
+    # the history recorded the free count as the number of parameters: 'another number of
+    # parameters (4 recorded, 5 given)', though both runs had 5 (found by helper-54's review)
+    path = tmp_path / "run.jsonl"
+    gd.minimize(rosenbrock_np, X0, gradient="forward", bounds=(LOWER, UPPER), max_evals=20, history=path)
+    assert gd.History.load(path).meta["n"] == 5
+    with pytest.raises(gd.InputError) as refused:
+        gd.minimize(rosenbrock_np, X0, gradient="forward", bounds=(LOWER - 1, UPPER + 1), max_evals=40,
+                    history=path, resume=True)
+    assert "number of parameters" not in str(refused.value) and "start" in str(refused.value)
