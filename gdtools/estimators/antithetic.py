@@ -106,8 +106,11 @@ class AntitheticEstimator(GradientEstimator):
                              f"give a larger {self._size_name}")
         # Even probes: no integer step widened h and no bound moved a probe.
         symmetric = min_step is None or bool(np.all(h == size * s))
+        #: where a bound moved a probe of a pair, (count, n) booleans, or None (see Smoothing.combine)
+        self.moved_by_bounds = None
         if bounds is not None:
             clipped_plus, clipped_minus = np.clip(plus, *bounds), np.clip(minus, *bounds)
+            self.moved_by_bounds = (clipped_plus != plus) | (clipped_minus != minus)
             symmetric = symmetric and np.array_equal(clipped_plus, plus) and np.array_equal(clipped_minus, minus)
             plus, minus = clipped_plus, clipped_minus
         values = evaluate(np.vstack([plus, minus]))

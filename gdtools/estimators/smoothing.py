@@ -49,4 +49,15 @@ class Smoothing(AntitheticEstimator):
 
     def combine(self, diff, plus, minus, directions, h):
         # E[f(x + h*u) u] / h is the gradient of the objective smoothed with N(0, diag(h^2)).
-        return np.mean(diff[:, None] * directions, axis=0) / (2.0 * h)
+        clipped = getattr(self, "moved_by_bounds", None)
+        if clipped is None or not clipped.any():
+            return np.mean(diff[:, None] * directions, axis=0) / (2.0 * h)
+        full = diff[:, None] * directions / (2.0 * h)
+        # A pair clipped by a bound spans less than 2 h u along that coordinate: divided by the
+        # full radius, the estimate of a unit slope at a bound was 0.5 (helper-53's review). There
+        # the coordinate's share, diff * u / (2 h), is scaled by the pair's own span, as SPSA divides
+        # by the real width: diff * u**2 / (plus - minus). Pairs no bound moved keep the formula.
+        width = np.asarray(plus, dtype=float) - np.asarray(minus, dtype=float)
+        clipped = clipped & (width != 0)
+        scaled = np.divide(diff[:, None] * directions ** 2, width, out=np.zeros_like(full), where=clipped)
+        return np.mean(np.where(clipped, scaled, full), axis=0)
