@@ -587,7 +587,7 @@ class HostLoop:
                         # (whichever optimizer steps).
                         fraction = float(getattr(estimator, "average", 0.0) or 0.0)
                         average_from = math.inf
-                        if fraction > 0 and budget < 10**8:
+                        if fraction > 0 and budget < UNLIMITED_ITERS:  # (no window in an unlimited run)
                             average_from = k + int(budget * (1 - fraction))
                     if optimizer is None:
                         # resumed: the step schedule of the recorded run (this run's own budget
