@@ -582,3 +582,21 @@ def best_measured(history) -> dict | None:
                 and math.isfinite(value) and value < best_value):
             best, best_value = dict(record["params"]), value
     return best
+
+
+def last_iterate(history, space: Space) -> dict | None:
+    """The params (user units) of the search's last iterate: the optimiser's own answer, also where
+    the result (``res.x``) is the best measured point standing in for it (the last iterate was
+    measured worse than the start, or could not be measured). None without a recorded iterate.
+
+    A noisy objective's best measured point is flattered by luck (a run that measured its start at
+    a quiet moment keeps the start); compare both through :func:`remeasure`.
+    """
+    for record in reversed(history.iterations):
+        if record.get("final") == "best measured":
+            continue  # the stand-in, not an iterate
+        x = record.get("x")
+        if x is None or len(x) != len(space):
+            return None
+        return space.from_unit(x)
+    return None

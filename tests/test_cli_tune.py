@@ -729,3 +729,21 @@ def test_a_progress_line_shows_the_loss_of_the_iteration_it_counts(tmp_path, cap
     assert len(shown) >= 3
     for nfev, current in shown:
         assert current == pytest.approx(loss_at[nfev], rel=1e-3), (nfev, err)
+
+
+def test_side_by_side_measures_the_last_iterate_where_the_result_is_a_best_measured_stand_in(tmp_path, capsys):
+    # Where the result is the best setting measured standing in for the search's last iterate, the
+    # side by side compared the start with that result only and never ran the last iterate, the
+    # point the search had moved to (`make demo` printed "1.00x" for a lucky start standing in).
+    state = tmp_path / "runs"
+    program = ("import os, random, sys; x = float(sys.argv[1]); p = sys.argv[2]; "
+               "first = x == 5 and not os.path.exists(p); open(p, 'a').close(); "
+               "print(0.1 if first else 1 + (x - 7) ** 2 / 10 + 0.01 * random.random())")
+    code = main(["tune", "--param", "x=0:10", "--budget", "12", "--repeats", "1", "--quiet",
+                 "--objective", "stdout", "--seed", "0", "--final-rounds", "1",
+                 "--", PY, "-c", program, "{x}", str(state)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "The result is the best setting measured" in out, out
+    side = next(l for l in out.splitlines() if l.startswith("side by side"))
+    assert "start " in side and "final point " in side, side

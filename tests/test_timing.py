@@ -12,7 +12,8 @@ import pytest
 from gdtools.errors import InputError
 from gdtools.evaluation import Measurement
 from gdtools.space import Int, Real, Space
-from gdtools.timing import best_measured, format_value, printed_precision, remeasure, time_callable, time_command
+from gdtools.timing import (best_measured, format_value, last_iterate, printed_precision, remeasure, time_callable,
+                            time_command)
 
 PY = sys.executable
 
@@ -473,3 +474,28 @@ def test_a_child_left_running_in_the_background_is_not_timed():
     t0 = time.perf_counter()
     assert printed({"a": 4}).value == 4.0 and timed({"a": 4}).value < 1.0
     assert time.perf_counter() - t0 < 2.0
+
+
+def test_last_iterate_is_the_search_answer_where_the_result_is_the_lucky_start():
+    # A wall time measured its start at a quiet moment (0.1) and every later run of it slower (2.0);
+    # the run "ended worse than it started", so res.x is the best measured point: the start. `make demo` and `gdtools tune` compared only that with itself ("1.00x") and never
+    # measured the point the search had moved to.
+    space = Space(rate=Int(1, 1000, log=True))
+    runs = {"start": 0}
+
+    def objective(params):
+        if params["rate"] == 32:
+            runs["start"] += 1
+            value = 0.1 if runs["start"] == 1 else 2.0
+        else:
+            value = 1.0 + abs(math.log(params["rate"] / 300.0))
+        return Measurement(value, samples=(0.99 * value, value, 1.01 * value), statistic="median",
+                           params=params, noisy=True)
+
+    import gdtools as gd
+
+    res = gd.minimize(objective, space=space, gradient="spsa", max_evals=24, seed=0)
+    assert res.history.iterations[-1]["final"] == "best measured" and res.x == {"rate": 32}
+    final = last_iterate(res.history, space)
+    assert final == space.from_unit(res.history.iterations[-2]["x"]) and final != {"rate": 32}
+    assert last_iterate(gd.History(), space) is None

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gdtools as gd  # noqa: E402
 from gdtools.plotting import mark_values  # noqa: E402
-from gdtools.timing import best_measured, pick_best, remeasure  # noqa: E402
+from gdtools.timing import best_measured, last_iterate, pick_best, remeasure  # noqa: E402
 import settings  # noqa: E402
 
 
@@ -28,10 +28,12 @@ def run(out: str, *, budget: int = 24, seed: int = 0, filename: str = "loss.png"
         os.remove(history)  # the last demo's (minimize never replaces a history file itself)
     res = gd.minimize(objective, space=space, gradient="spsa", seed=seed, max_evals=budget, history=history)
     start = space.center()
-    candidates = [start, res.x]
-    lucky = best_measured(res.history)
-    if lucky is not None and lucky not in candidates:
-        candidates.append(lucky)
+    candidates = [start]
+    # the result, the search's last iterate (the result stands in for it when the budget ran out
+    # before it was measured) and the luckiest measurement, compared side by side
+    for point in (res.x, last_iterate(res.history, space), best_measured(res.history)):
+        if point is not None and point not in candidates:
+            candidates.append(point)
     measured = remeasure(objective, candidates, rounds=3)
     best = pick_best(measured)  # the start included: it may still be the best
     if best is None:

@@ -406,7 +406,8 @@ def _progress(total, quiet):
 def run(args) -> int:
     import gdtools as gd
     from gdtools.history import History
-    from gdtools.timing import best_measured, pick_best, remeasure, stop_running_programs, time_command
+    from gdtools.timing import (best_measured, last_iterate, pick_best, remeasure, stop_running_programs,
+                                time_command)
 
     command = _command(args)
     if not args.param and any(a == "--param" or a.startswith("--param=") for a in command):
@@ -481,10 +482,11 @@ def run(args) -> int:
 
     # Compare the start with the tuner's final point and its best-measured point, side by side.
     candidates, labels = [start], ["start"]
-    # (a result that stands in for a failed or worse final point is the best-measured point itself)
+    # A result that stands in for a final point that failed, was worse or was never measured (the
+    # budget ran out) is the best-measured point itself; the final point is then the last iterate.
     stand_in = bool(res.history.iterations) and res.history.iterations[-1].get("final") == "best measured"
-    found = ((("best-measured point", res.x),) if stand_in else
-             (("final point", res.x), ("best-measured point", best_measured(res.history))))
+    found = ((("final point", last_iterate(res.history, space)), ("best-measured point", res.x))
+             if stand_in else (("final point", res.x), ("best-measured point", best_measured(res.history))))
     for label, point in found:
         if point is not None and dict(point) not in candidates:
             candidates.append(dict(point))
