@@ -16,6 +16,7 @@ from gdtools.minimize import minimize
 from gdtools.result import Result, State
 
 __all__ = [
+    "AskTell",
     "EvaluationFailed",
     "GdtoolsError",
     "History",
@@ -38,6 +39,7 @@ __all__ = [
 # Heavy or optional pieces load on first use: `import gdtools` stays fast and imports neither
 # matplotlib nor the network weights.
 _LAZY = {
+    "AskTell": ("gdtools.ask_tell", "AskTell"),
     "Space": ("gdtools.space", "Space"),
     "Real": ("gdtools.space", "Real"),
     "Int": ("gdtools.space", "Int"),

@@ -1,0 +1,238 @@
+"""Ask-and-tell: the search asks for points, the caller measures them however it likes and tells
+the values back (Nevergrad's and Optuna's ``ask``/``tell``).
+
+For evaluations that ``minimize`` cannot call itself: a job queue, a run on another machine, a
+person reading an instrument::
+
+    search = gd.AskTell(space=gd.Space(rate=gd.Int(10, 1000, log=True)), max_evals=40)
+    while (trial := search.ask()) is not None:
+        search.tell(trial, run_my_job(trial.params))   # a number, a Measurement, or an exception
+    res = search.result                               # as minimize's
+
+The search is :func:`gdtools.minimize` itself, run in a thread of its own with an executor whose
+"workers" are the callers of :meth:`AskTell.ask`: it hands out the points of one batch (a gradient's
+probes, the start, a line search's trial points) and waits until every one of them is told, as it
+waits for an executor's futures. Several threads may ask and tell at once (a pool of workers): a
+batch of 2n probes is 2n trials out at the same time. A single thread that alternates ``ask`` and
+``tell`` never waits; one that asks twice before telling may wait for ever, for the second point
+may depend on the first one's value (``ask(timeout=...)`` then raises TimeoutError).
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import inspect
+import math
+import threading
+import time
+from typing import Any
+
+from gdtools.errors import InputError
+from gdtools.evaluation import Measurement, _coarse_eps, as_measurement
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """A point the search wants measured: ``params`` in the user's structure (a dict of values for
+    a space, else x0's), and ``number``, its place in the run's evaluations (from 0)."""
+
+    params: Any
+    number: int
+
+
+class _Stopped(KeyboardInterrupt):
+    """Raised into the search by :meth:`AskTell.close`, as Ctrl-C is into a run: it ends there, with
+    what was measured kept in its history."""
+
+
+class _Waiting:
+    __slots__ = ("trial", "future", "asked_at")
+
+    def __init__(self, trial, future):
+        self.trial, self.future, self.asked_at = trial, future, None
+
+
+class _AskedFor(concurrent.futures.Executor):
+    """The executor the search submits its evaluations to: each one waits, as a Trial, for a caller
+    of ask() to take it and for its value to be told."""
+
+    def __init__(self, condition: threading.Condition):
+        self._condition = condition
+        self.queue: collections.deque[_Waiting] = collections.deque()
+        self.out: dict[int, _Waiting] = {}  # asked for, not told yet, by trial number
+        self.submitted = 0
+        self.closed = False
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = concurrent.futures.Future()
+        with self._condition:
+            if self.closed:  # (a batch asked for after close(): the search ends there)
+                future.set_exception(_Stopped())
+                return future
+            trial = Trial(params=args[0], number=self.submitted)
+            self.submitted += 1
+            self.queue.append(_Waiting(trial, future))
+            self._condition.notify_all()
+        return future
+
+
+class AskTell:
+    """A search whose points the caller measures: :meth:`ask` for a point, :meth:`tell` its value.
+
+    Args:
+      x0: the start (a flat array or a pytree), or None with a ``space`` (its centre).
+      space: a :class:`gdtools.Space` of named parameters; trials then carry dicts of user values.
+      **options: what :func:`gdtools.minimize` takes besides its objective, ``executor`` and
+        ``args`` (``gradient`` is a black-box estimator, ``"spsa"`` by default; ``max_evals``,
+        ``max_iters``, ``max_time``, ``bounds``, ``seed``, ``history``, ``resume``, ``on_failure``,
+        ``max_failures``, ``noise``, ``callback``, which runs in the search's thread).
+
+    A value told is a real number, a :class:`gdtools.Measurement` (repeats, noise, a failed run) or
+    an exception instance (a failed evaluation, as one an objective raises: ``on_failure`` decides).
+    Bad options raise :class:`gdtools.InputError` from the constructor.
+    """
+
+    def __init__(self, x0=None, *, space=None, **options):
+        from gdtools.minimize import minimize
+
+        for name in ("executor", "args", "fun"):
+            if name in options:
+                raise InputError(f"AskTell takes no {name}=: the caller measures the points it asks for")
+        known = inspect.signature(minimize).parameters
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise InputError(f"AskTell got unknown options {unknown}; it takes minimize's: "
+                             f"{', '.join(n for n in known if n not in ('fun', 'x0', 'space', 'executor', 'args'))}")
+        gradient = options.setdefault("gradient", "spsa")
+        from gdtools import estimators
+
+        if isinstance(gradient, str) and gradient == "autodiff" or isinstance(gradient, estimators.AutoDiff):
+            raise InputError("gradient='autodiff' differentiates a JAX program, and AskTell has none (the "
+                             "caller measures values): use 'spsa', 'smoothing', 'central' or 'forward'")
+        self._condition = threading.Condition()
+        self._executor = _AskedFor(self._condition)
+        self._result = None
+        self._error: BaseException | None = None
+        self._finished = False
+        self.history = None
+        self._thread = threading.Thread(target=self._search, args=(x0, space, options), daemon=True,
+                                        name="gdtools-ask-tell")
+        self._thread.start()
+        # Bad options are found before the first point is asked for: raised here, not at ask().
+        with self._condition:
+            self._condition.wait_for(lambda: self._finished or self._executor.queue)
+        if self._finished and self._error is not None and not self._executor.submitted:
+            raise self._error
+
+    def _search(self, x0, space, options) -> None:
+        from gdtools.minimize import minimize
+
+        try:
+            res = minimize(_told, x0, space=space, executor=self._executor, **options)
+            error = None
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            res, error = None, exc
+        with self._condition:
+            self._result, self._error, self._finished = res, error, True
+            if res is not None:
+                self.history = res.history
+            elif getattr(error, "history", None) is not None:
+                self.history = error.history
+            self._condition.notify_all()
+
+    # -- asking and telling ----------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        """Whether the search has ended (its budget spent, converged, failed or closed)."""
+        return self._finished
+
+    def ask(self, timeout: float | None = None) -> Trial | None:
+        """The next point to measure, or None once the search has ended. Waits while the search is
+        computing, or while every point it asked for is out being measured (TimeoutError after
+        ``timeout`` seconds). An error that ended the search is raised here."""
+        with self._condition:
+            ready = self._condition.wait_for(
+                lambda: self._finished or any(not w.future.cancelled() for w in self._executor.queue), timeout)
+            if not ready:
+                raise TimeoutError(f"no point to measure within {timeout} s: the search waits for the values "
+                                   f"of trials {sorted(self._executor.out)} to be told")
+            while self._executor.queue:
+                waiting = self._executor.queue.popleft()
+                if not waiting.future.cancelled():
+                    waiting.asked_at = time.time()
+                    self._executor.out[waiting.trial.number] = waiting
+                    return waiting.trial
+            if not isinstance(self._error, _Stopped):
+                self._raise_error()
+            return None
+
+    def tell(self, trial: Trial, value) -> None:
+        """Give the value measured at ``trial``'s point: a real number, a Measurement, or an
+        exception instance for a failed evaluation."""
+        if not isinstance(trial, Trial):
+            raise InputError(f"tell() takes the Trial that ask() returned, got {type(trial).__name__}")
+        if isinstance(value, BaseException):
+            measurement = Measurement(value=math.nan, status="failed", error=f"{type(value).__name__}: {value}")
+        else:
+            measurement = as_measurement(value)
+            eps = _coarse_eps(value)
+            if eps is not None and measurement.eps is None:
+                measurement = dataclasses.replace(measurement, eps=eps)
+        with self._condition:
+            waiting = self._executor.out.get(trial.number)
+            if waiting is None or waiting.trial is not trial:
+                told = trial.number < self._executor.submitted
+                raise InputError(f"trial {trial.number} is not out being measured: "
+                                 + ("it was told already, or the search that asked for it has ended"
+                                    if told else "it was not asked for by this search"))
+            del self._executor.out[trial.number]
+            if measurement.t_start is None:
+                measurement = dataclasses.replace(measurement, t_start=waiting.asked_at, t_end=time.time())
+            if not waiting.future.cancelled():
+                waiting.future.set_result(measurement)
+
+    # -- the end -----------------------------------------------------------------------------------
+    @property
+    def result(self):
+        """The search's :class:`gdtools.Result`, as ``minimize`` returns it, once it has ended by
+        itself. Raises the error that ended it, or InputError if it was closed first."""
+        with self._condition:
+            if not self._finished:
+                raise InputError("the search has not ended yet: ask() returns None when it has (or close() it "
+                                 "and read what it measured in .history)")
+            self._raise_error()
+            return self._result
+
+    def close(self) -> None:
+        """End the search now (if it has not ended): trials out being measured are dropped, what
+        was told stays in :attr:`history` (and the history file, if one was given)."""
+        with self._condition:
+            if self._finished:
+                return
+            self._executor.closed = True
+            for waiting in [*self._executor.queue, *self._executor.out.values()]:
+                if not waiting.future.done():
+                    waiting.future.set_exception(_Stopped())
+            self._executor.queue.clear()
+            self._executor.out.clear()
+        self._thread.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _raise_error(self) -> None:
+        if self._error is None:
+            return
+        if isinstance(self._error, _Stopped):
+            raise InputError("the search was closed before it ended: what it measured is in .history")
+        raise self._error
+
+
+def _told(params):
+    """The objective given to minimize: never called, for every evaluation goes to the executor."""
+    raise RuntimeError("AskTell's objective is measured by the caller of ask() and tell()")

@@ -1,0 +1,133 @@
+import math
+import threading
+
+import numpy as np
+import pytest
+
+import gdtools as gd
+from gdtools.ask_tell import AskTell, Trial
+
+SPACE = gd.Space(rate=gd.Int(10, 1000, log=True), alpha=gd.Real(0.0, 1.0))
+
+
+def job(params):
+    return math.log(params["rate"] / 200) ** 2 + (params["alpha"] - 0.3) ** 2
+
+
+def _drive(search, measure):
+    asked = 0
+    while (trial := search.ask(timeout=60)) is not None:
+        search.tell(trial, measure(trial.params))
+        asked += 1
+    return asked
+
+
+def test_ask_and_tell_is_the_same_search_as_minimize():
+    search = AskTell(space=SPACE, gradient="central", max_evals=60)
+    asked = _drive(search, job)
+    res = search.result
+    same = gd.minimize(job, space=SPACE, gradient="central", max_evals=60)
+    assert res.x == same.x and res.fun == same.fun and res.nfev == same.nfev == asked
+    assert res.success and res.x["rate"] == 200 and abs(res.x["alpha"] - 0.3) < 1e-4
+    assert search.done and search.ask() is None
+    assert [r["params"] for r in res.history.evaluations] == [r["params"] for r in same.history.evaluations]
+
+
+def test_a_flat_start_gets_arrays_and_the_default_is_spsa():
+    search = AskTell(np.array([1.0, -1.0]), max_evals=40, seed=3)
+    first = search.ask()
+    assert isinstance(first, Trial) and first.number == 0
+    np.testing.assert_array_equal(first.params, [1.0, -1.0])
+    search.tell(first, 2.0)
+    _drive(search, lambda x: float(np.sum(np.asarray(x) ** 2)))
+    res = search.result
+    assert res.history.meta["estimator"]["name"] == "spsa" and res.nfev <= 40
+
+
+def test_workers_in_threads_measure_a_batch_at_once():
+    # central differences ask for 2n = 4 probes a gradient: four workers have them out together
+    search = AskTell(space=SPACE, gradient="central", max_evals=40)
+    out, most, lock = [0], [0], threading.Lock()
+    barrier = threading.Barrier(4, timeout=30)
+
+    def worker():
+        while (trial := search.ask(timeout=60)) is not None:
+            with lock:
+                out[0] += 1
+                most[0] = max(most[0], out[0])
+            if trial.number in (1, 2, 3, 4):  # the first gradient's probes: all four out at once
+                barrier.wait()
+            with lock:
+                out[0] -= 1
+            search.tell(trial, job(trial.params))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert most[0] == 4 and search.result.nfev <= 40 and search.result.fun < job(SPACE.center())
+
+
+def test_a_told_exception_is_a_failed_evaluation_and_failures_end_the_run():
+    search = AskTell(space=SPACE, gradient="spsa", max_evals=30, max_failures=2)
+    trial = search.ask()
+    search.tell(trial, 1.0)
+    while (trial := search.ask(timeout=60)) is not None:
+        search.tell(trial, RuntimeError("the job was killed"))
+    res = search.result
+    assert not res.success and "the job was killed" in res.message
+    failed = [r for r in res.history.evaluations if r["status"] == "failed"]
+    assert failed and failed[0]["error"] == "RuntimeError: the job was killed"
+
+
+def test_a_measurement_keeps_its_samples():
+    search = AskTell(space=SPACE, max_evals=12)
+    trial = search.ask()
+    search.tell(trial, gd.Measurement(value=2.0, samples=(1.9, 2.0, 2.2), statistic="median", noisy=True))
+    record = search.history if search.history is not None else None
+    assert record is None  # (the history comes with the end)
+    search.close()
+    assert search.done and search.history.evaluations[0]["samples"] == [1.9, 2.0, 2.2]
+
+
+def test_close_ends_the_search_and_keeps_what_was_told(tmp_path):
+    path = tmp_path / "run.jsonl"
+    with AskTell(space=SPACE, gradient="central", max_evals=100, history=str(path)) as search:
+        for _ in range(3):
+            trial = search.ask()
+            search.tell(trial, job(trial.params))
+        search.ask()  # out, never told: dropped
+    assert search.done
+    assert len(search.history.evaluations) == 3
+    assert len(gd.History.load(str(path)).evaluations) == 3
+    with pytest.raises(gd.InputError, match="closed before it ended"):
+        search.result
+    assert search.ask() is None
+
+
+def test_misuse_gets_one_clear_message():
+    with pytest.raises(gd.InputError, match="positive integer"):
+        AskTell(space=SPACE, max_evals=0)
+    with pytest.raises(gd.InputError, match=r"unknown options \['budget'\]"):
+        AskTell(space=SPACE, budget=10)
+    with pytest.raises(gd.InputError, match="no executor="):
+        AskTell(space=SPACE, executor=None)
+    with pytest.raises(gd.InputError, match="autodiff"):
+        AskTell(np.zeros(2), gradient="autodiff")
+    search = AskTell(space=SPACE, max_evals=20)
+    trial = search.ask()
+    with pytest.raises(gd.InputError, match="expected a real scalar"):
+        search.tell(trial, "fast")
+    with pytest.raises(gd.InputError, match="takes the Trial"):
+        search.tell(trial.params, 1.0)
+    with pytest.raises(gd.InputError, match="not ended yet"):
+        search.result
+    search.tell(trial, 1.0)  # the trial is still out after a bad value: told now
+    with pytest.raises(gd.InputError, match="told already"):
+        search.tell(trial, 1.0)
+    with pytest.raises(TimeoutError, match="waits for the values of trials"):
+        search.ask()  # the first probe, out
+        search.ask()
+        search.ask(timeout=0.5)
+    search.close()
