@@ -5,6 +5,7 @@ Inside gdtools an image is a float32 array (height, width, 3) of RGB values in [
 
 from __future__ import annotations
 
+import io
 import json
 import numbers
 import os
@@ -39,17 +40,35 @@ def to_rgb_array(picture: Image.Image) -> np.ndarray:
         return np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
     has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in picture.info)
     if has_alpha:
-        rgba = np.asarray(picture.convert("RGBA"), dtype=np.float32)
+        rgba = np.asarray(_in_srgb(picture.convert("RGBA"), picture.info.get("icc_profile")), dtype=np.float32)
         alpha = rgba[..., 3:] / 255.0
         return (rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.float32)
-    return np.asarray(picture.convert("RGB"), dtype=np.float32)
+    return np.asarray(_in_srgb(picture.convert("RGB"), picture.info.get("icc_profile")), dtype=np.float32)
+
+
+def _in_srgb(picture: Image.Image, profile: bytes | None) -> Image.Image:
+    """An RGB or RGBA ``picture`` whose file embeds the ICC ``profile`` (a phone's Display P3, a
+    camera's Adobe RGB), converted to sRGB: the colours every viewer shows, and what the network
+    was trained on. Read as stored, such a photo was dreamed and written with shifted colours. A
+    profile that cannot be used here (broken, or not an RGB one: a gray or CMYK profile) leaves the
+    pixels as stored, as a viewer does."""
+    if not profile:
+        return picture
+    from PIL import ImageCms
+
+    try:
+        return ImageCms.profileToProfile(picture, ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+                                         ImageCms.createProfile("sRGB"), outputMode=picture.mode)
+    except (OSError, ImageCms.PyCMSError):
+        return picture
 
 
 def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None, what: str = "image") -> np.ndarray:
     """Read an image file as float32 RGB (height, width, 3) in [0, 255].
 
     Grayscale, palette, RGBA (composited over white) and 16-bit images are converted, and an EXIF
-    Orientation tag (a camera's portrait photo) is applied. With
+    Orientation tag (a camera's portrait photo) and an embedded ICC colour profile (converted to
+    sRGB) are applied. With
     ``max_side`` the image is shrunk (never enlarged) so that its longer side is at most that.
     ``what`` names it in the messages ("guide image").
 

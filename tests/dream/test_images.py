@@ -222,3 +222,38 @@ def test_metadata_that_is_not_gdtools_parameters_is_named(tmp_path, text):
     plain = tmp_path / "plain.png"
     Image.new("RGB", (4, 4)).save(plain)
     assert images.read_metadata(plain) == {}
+
+
+def _profile_with_red_and_blue_swapped() -> bytes:
+    """sRGB's ICC profile with its red and blue primaries exchanged: a stored (255, 0, 0) is blue
+    on screen. (Stands in for a phone's Display P3 or a camera's Adobe RGB, which shift colours
+    less visibly but the same way.)"""
+    import struct
+
+    from PIL import ImageCms
+
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    tags = {}
+    for i in range(struct.unpack(">I", profile[128:132])[0]):
+        name, offset, size = struct.unpack(">4sII", profile[132 + 12 * i : 144 + 12 * i])
+        tags[name] = slice(offset, offset + size)
+    red, blue = bytes(profile[tags[b"rXYZ"]]), bytes(profile[tags[b"bXYZ"]])
+    profile[tags[b"rXYZ"]], profile[tags[b"bXYZ"]] = blue, red
+    return bytes(profile)
+
+
+def test_an_embedded_colour_profile_is_applied_as_a_viewer_shows_the_file(tmp_path):
+    profile = _profile_with_red_and_blue_swapped()
+    Image.new("RGB", (32, 32), (255, 0, 0)).save(tmp_path / "tagged.png", icc_profile=profile)
+    Image.new("RGBA", (32, 32), (255, 0, 0, 255)).save(tmp_path / "tagged_rgba.png", icc_profile=profile)
+    Image.new("RGB", (32, 32), (255, 0, 0)).save(tmp_path / "tagged.jpg", icc_profile=profile, quality=100)
+    for name in ("tagged.png", "tagged_rgba.png", "tagged.jpg"):
+        pixel = images.load_image(tmp_path / name)[0, 0]
+        assert pixel[2] > 240 and pixel[0] < 15, (name, pixel)  # blue, as every viewer shows it
+    assert images.check_image(Image.open(tmp_path / "tagged.png"))[0, 0, 2] > 240
+    assert images.load_image(tmp_path / "tagged.jpg", max_side=16)[0, 0, 2] > 240  # decoded shrunk
+
+
+def test_an_unusable_colour_profile_leaves_the_pixels_as_stored(tmp_path):
+    Image.new("RGB", (32, 32), (255, 0, 0)).save(tmp_path / "broken.png", icc_profile=b"not a profile")
+    np.testing.assert_array_equal(images.load_image(tmp_path / "broken.png")[0, 0], [255, 0, 0])
