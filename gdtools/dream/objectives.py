@@ -77,6 +77,8 @@ class Objective:
     def __mul__(self, weight):
         if not isinstance(weight, numbers.Real):
             raise InputError(f"an objective can be multiplied by a number, not by {type(weight).__name__}")
+        if not np.isfinite(float(weight)):  # the dream would fail after compiling, its value nan
+            raise InputError(f"an objective's weight must be a finite number, got {float(weight)!r}")
         return Sum.of([(float(weight), self)])
 
     __rmul__ = __mul__

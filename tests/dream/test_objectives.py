@@ -42,6 +42,16 @@ def test_arithmetic_composes_like_lucid(acts):
         obj.channels("block8", [3, 17, 3])
 
 
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), -float("inf")])
+def test_a_weight_that_is_not_finite_is_named_when_the_objective_is_built(weight):
+    # was accepted, and the dream failed after compiling with "the objective returned a
+    # non-finite value (nan or inf) at x0", which does not say that the weight is the problem
+    with pytest.raises(InputError, match="weight"):
+        obj.layer("block3") * weight
+    with pytest.raises(InputError, match="weight"):
+        weight * obj.layer("block3") + obj.layer("block8")
+
+
 def test_check_against_the_network(params):
     table = efficientnet.layer_table(params)
     obj.channels("block8", [0, 111]).check(table)
