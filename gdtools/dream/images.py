@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin
+from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, PngImagePlugin
 
 from gdtools.errors import InputError
 
@@ -97,6 +97,8 @@ def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None, 
                     picture.draft("RGB", _fitted(picture.size[::-1], max_side)[::-1])
                 picture.load()
                 # a camera's EXIF Orientation says how to turn the stored pixels upright
+                if picture.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8):  # a quarter turn
+                    stored = stored[::-1]  # the messages name the size the picture is seen at
                 ImageOps.exif_transpose(picture, in_place=True)  # no copy when there is no tag
                 if max_side is not None and max(picture.size) > max_side and picture.mode in _RESIZABLE_MODES:
                     # shrink in 8-bit before the float conversion, which would be 4x the size

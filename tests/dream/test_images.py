@@ -155,6 +155,16 @@ def test_exif_orientation_is_applied(tmp_path):
     assert shrunk[:14].mean() < 60 and shrunk[18:].mean() > 190
 
 
+def test_a_turned_photo_too_thin_once_shrunk_is_named_by_its_upright_size(tmp_path):
+    # stored 300 wide and 40 tall, shown 40 wide and 300 tall (Orientation 6): the message said
+    # "is 300x40 pixels, 16x119 once shrunk", two sizes of one picture in two orientations
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.full((40, 300, 3), 128, np.uint8)).save(tmp_path / "turned.jpg", exif=exif)
+    with pytest.raises(InputError, match=r"is 40x300 pixels, \d+x100 once shrunk"):
+        images.load_image(tmp_path / "turned.jpg", max_side=100)
+
+
 def test_a_file_that_cannot_be_written_is_an_input_error(tmp_path):
     (tmp_path / "plain.png").write_bytes(b"")
     for path in (tmp_path / "plain.png" / "x.png", tmp_path / "missing" / "x.jpg"):
