@@ -152,6 +152,8 @@ def run(args) -> int:
         raise InputError(_option_names(str(exc))) from None
     if args.zoom_frames is None and Path(args.output).resolve() == Path(args.image).resolve():
         raise InputError(f"-o {args.output!r} is the input image: the dream would replace it; give another file")
+    if args.guide is not None and Path(args.output).resolve() == Path(args.guide).resolve():
+        raise InputError(f"-o {args.output!r} is the guide image: the dream would replace it; give another file")
     output = Path(args.output)
     if args.zoom_frames is None:
         check_image_file("-o", args.output)

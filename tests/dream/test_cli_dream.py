@@ -332,6 +332,12 @@ def test_the_input_is_never_the_output_and_messages_name_the_options(cat_file, t
     assert main(["dream", str(cat_file), "-o", str(cat_file), *SMALL]) == 2
     assert "is the input image: the dream would replace it" in capsys.readouterr().err
     assert cat_file.read_bytes() == before
+    # the guide was read, dreamed with, and replaced by the dream
+    guide = tmp_path / "guide.png"
+    guide.write_bytes(before)
+    assert main(["dream", str(cat_file), "--guide", str(guide), "-o", str(guide), *SMALL]) == 2
+    assert "is the guide image: the dream would replace it" in capsys.readouterr().err
+    assert guide.read_bytes() == before
     for option, value, name in (("--step-size", "-1", "--step-size must be"), ("--tile", "8", "--tile must be"),
                                 ("--max-side", "10", "--max-side must be")):
         assert main(["dream", str(cat_file), "-o", str(tmp_path / "o.png"), *SMALL, option, value]) == 2
