@@ -134,7 +134,8 @@ def run(args) -> int:
     from gdtools.dream.deepdream import DreamSettings, Dreamer, fitting_tile
     from gdtools.dream.layer_gallery import GALLERY_LAYERS, check_layers, gallery
     from gdtools.dream.output_files import check_folder, check_image_file, check_image_format
-    from gdtools.dream.zoom import DEFAULT_ZOOM, check_zoom, frame_file, remove_stale_frames, save_gif, zoom_frames
+    from gdtools.dream.zoom import (DEFAULT_ZOOM, GIF_NAME, check_zoom, frame_file, is_written_by_zoom,
+                                    remove_stale_frames, save_gif, zoom_frames)
 
     _check_combinations(args)
     zoom = DEFAULT_ZOOM if args.zoom is None else args.zoom
@@ -160,6 +161,10 @@ def run(args) -> int:
         check_image_format("-o", args.output)
     else:
         check_folder("-o", args.output)
+        for role, path in (("input", args.image), ("guide", args.guide)):
+            if path is not None and is_written_by_zoom(args.output, path):
+                raise InputError(f"the {role} image {path!r} is a file the zoom writes or removes in -o "
+                                 f"{args.output!r}; give another folder, or copy the {role} out of it first")
     try:
         image = images.as_read(images.load_image(args.image, max_side=args.max_side))
     except InputError as exc:
@@ -228,7 +233,7 @@ def run(args) -> int:
                                             "max_side": args.max_side,
                                             **_interrupted(stop, where)})
                 frames.append(pixels)
-        save_gif(output / "zoom.gif", frames)
+        save_gif(output / GIF_NAME, frames)
         stale = remove_stale_frames(output, keep=len(frames))
         written = (f"{len(frames)} frames and zoom.gif in {output}"
                    f"{f', removed {stale} frames of an earlier, longer run' if stale else ''}"

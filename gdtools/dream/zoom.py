@@ -82,12 +82,26 @@ def frame_file(folder: str | os.PathLike, k: int) -> Path:
     return Path(folder) / f"frame_{k:04d}.png"
 
 
+#: the name of a frame file (:func:`frame_file`), its number in the group
+FRAME_NAME = r"frame_(\d{4,})\.png"
+#: the name of the GIF a zoom run writes beside its frames
+GIF_NAME = "zoom.gif"
+
+
+def is_written_by_zoom(folder: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """Whether a zoom run into ``folder`` may write over or delete ``path``: a frame file (a stale
+    one is deleted, see :func:`remove_stale_frames`) or the GIF in that folder."""
+    path = Path(path).resolve()
+    return path.parent == Path(folder).resolve() and (path.name == GIF_NAME
+                                                      or re.fullmatch(FRAME_NAME, path.name) is not None)
+
+
 def remove_stale_frames(folder: str | os.PathLike, *, keep: int) -> int:
     """Delete the frame files numbered ``keep`` and up in ``folder``: left by an earlier, longer run,
     they would pass for frames of this one. Returns how many were deleted."""
     removed = 0
     for path in Path(folder).iterdir():
-        match = re.fullmatch(r"frame_(\d{4,})\.png", path.name)
+        match = re.fullmatch(FRAME_NAME, path.name)
         if match and int(match.group(1)) >= keep and path.is_file():
             path.unlink()
             removed += 1

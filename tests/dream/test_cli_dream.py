@@ -311,6 +311,22 @@ def test_a_finished_zoom_removes_the_frames_of_a_longer_earlier_run(cat_file, tm
     assert "removed 2 frames of an earlier, longer run" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("name", ["frame_0000.png", "frame_0005.png", "zoom.gif"])
+@pytest.mark.parametrize("role", ["input", "guide"])
+def test_a_zoom_never_writes_over_or_removes_its_own_input(cat_file, tmp_path, capsys, no_dreaming, name, role):
+    # going on from the last frame of a run into the same folder (or from its zoom.gif) replaced
+    # the input by a new frame, or deleted it as a stale frame of a longer run
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    mine = frames / name
+    Image.open(cat_file).save(mine)
+    before = mine.read_bytes()
+    given = [str(mine)] if role == "input" else [str(cat_file), "--guide", str(mine)]
+    assert main(["dream", *given, "--zoom-frames", "2", "-o", str(frames), *SMALL_SETTINGS]) == 2
+    assert f"the {role} image {str(mine)!r} is a file the zoom writes or removes" in capsys.readouterr().err
+    assert mine.read_bytes() == before
+
+
 def test_the_tile_is_never_larger_than_the_image(cat_file, tmp_path):
     # padded up to the default 512, a small dream made the network do the work of a large one
     out = tmp_path / "out.png"
