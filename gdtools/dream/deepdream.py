@@ -270,11 +270,21 @@ class Dreamer:
         ``callback(progress)`` is called after every step with a :class:`Progress`; returning True
         stops the dream early: the full-size image plus the detail dreamed so far is returned.
         """
-        s = self.settings
         array = images.check_image(image)
         unit = images.is_unit_range(array)  # dreamed on the 0..255 scale, given back in [0, 1]
-        base = jax.device_put(np.asarray(array * 255.0 if unit else array, dtype=np.float32))
         back = images.back_to_range_of(array)
+        return back(self.dream_on_0_255(np.asarray(array * 255.0 if unit else array, dtype=np.float32),
+                                        callback=callback))
+
+    def dream_on_0_255(self, image: np.ndarray, *, callback: Callable[[Progress], bool | None] | None = None
+                       ) -> np.ndarray:
+        """As :meth:`__call__`, for a checked RGB float32 ``image`` known to be on the 0..255 scale,
+        returned on it: no [0, 1] reading (:func:`~gdtools.dream.images.is_unit_range`). For the
+        frames and cells that :func:`~gdtools.dream.zoom_frames` and
+        :func:`~gdtools.dream.gallery` have scaled already: a nearly black picture (every value at
+        most 1 of 255) was taken for a [0, 1] one there, and its dream came back divided by 255."""
+        s = self.settings
+        base = jax.device_put(np.asarray(image, dtype=np.float32))
         shapes = octave_shapes(base.shape[:2], octaves=s.octaves, octave_scale=s.octave_scale)
         seeds = np.random.SeedSequence(s.seed).generate_state(len(shapes))
         tile_objective = self.tile_objective_for(base.shape)
@@ -300,7 +310,7 @@ class Dreamer:
                     # detail dreamed so far (not a blurry upsample of the coarse octave), clipped
                     dreamed = _octave_start(base, dreamed, shape=tuple(shapes[-1]), previous_shape=tuple(shape))
                 break
-        return back(np.clip(np.asarray(dreamed), *PIXEL_RANGE).reshape(base.shape))
+        return np.clip(np.asarray(dreamed), *PIXEL_RANGE).reshape(base.shape)
 
 
 #: Tiles are a whole number of the network's largest stride (32 pixels) on a side.

@@ -94,7 +94,8 @@ def gallery(image, *, layers: Sequence[str] = GALLERY_LAYERS, columns: int | Non
 
     for name in layers:
         dreamer = Dreamer(name, settings=settings, params=params, **setting_overrides)
-        cells.append(dreamer(image, callback=None if callback is None else functools.partial(hook, name)))
+        cells.append(dreamer.dream_on_0_255(image, callback=None if callback is None
+                                            else functools.partial(hook, name)))
         finished = last is None or (last.octave + 1 == last.octaves and last.step + 1 == last.steps)
         labels.append(name if not stopped or finished else f"{name} (partly)")
         if stopped:

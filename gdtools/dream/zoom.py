@@ -71,7 +71,7 @@ def _frames(dreamer: Dreamer, image: np.ndarray, *, frames: int, zoom: float, ca
             stopped = stopped or bool(callback(k, progress))
             return stopped
 
-        current = frame_dreamer(current, callback=None if callback is None else hook)
+        current = frame_dreamer.dream_on_0_255(current, callback=None if callback is None else hook)
         yield back(current)
         if stopped:
             return

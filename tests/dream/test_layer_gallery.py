@@ -57,6 +57,20 @@ def test_a_0_1_image_makes_the_same_gallery_as_its_0_255_self_in_its_own_range(p
     assert np.abs(load_image(tmp_path / "unit.png") - plain).max() <= 1.0
 
 
+def test_a_nearly_black_0_255_image_is_dreamed_as_dream_does(params):
+    # a uint8 night shot (every value 0 or 1) was turned into floats on the 0..255 scale and then
+    # taken for a [0, 1] image by each layer's dream: the dreamed cells came back black
+    from gdtools.dream.deepdream import dream
+    from gdtools.dream.layer_gallery import gallery
+
+    night = np.zeros((48, 48, 3), np.uint8)
+    night[::7] = 1
+    settings = dict(params=params, tile=48, octaves=1, steps=2, jitter=4, step_size=3.0)
+    grid = gallery(night, layers=["block3"], **settings)
+    expected = np.clip(np.rint(dream(night, "block3", **settings)), 0, 255)
+    np.testing.assert_allclose(grid[:48, 48:96], expected, atol=1.0)
+
+
 def test_every_gallery_layer_is_checked_before_any_is_dreamed(params, monkeypatch):
     from gdtools.dream.deepdream import Dreamer
 

@@ -55,6 +55,20 @@ def test_a_0_1_image_makes_the_same_frames_as_its_0_255_self(params, cat_small):
         np.testing.assert_allclose(255.0 * a, b, atol=0.05)
 
 
+def test_a_nearly_black_0_255_image_makes_the_frames_dream_makes(params):
+    # a uint8 night shot (every value 0 or 1) was turned into floats on the 0..255 scale and then
+    # taken for a [0, 1] image by each frame's dream: the dream's detail came back divided by 255
+    from gdtools.dream.deepdream import dream
+    from gdtools.dream.zoom import zoom_frames
+
+    night = np.zeros((48, 48, 3), np.uint8)
+    night[::7] = 1
+    settings = dict(params=params, tile=48, octaves=1, steps=2, jitter=4, step_size=3.0)
+    frame = next(zoom_frames(night, "block3", frames=1, **settings))
+    np.testing.assert_allclose(frame, dream(night, "block3", **settings), atol=1e-3)
+    assert frame.max() > 10
+
+
 def test_a_gif_of_0_1_frames_is_not_black(tmp_path):
     from PIL import Image
 
