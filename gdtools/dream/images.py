@@ -80,9 +80,7 @@ def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None, 
                                  or max_side < MIN_SIDE):
         raise InputError(f"max_side must be an integer >= {MIN_SIDE}, got {max_side!r}")
     max_side = None if max_side is None else int(max_side)
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise InputError(f"an image file is named by a path, got {type(path).__name__}")
-    path = Path(os.fsdecode(path))
+    path = _as_path(path)
     if not path.is_file():
         raise InputError(f"{what} {str(path)!r} does not exist or is not a file")
     try:
@@ -122,6 +120,13 @@ def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None, 
             f"shrunk to a longer side of max_side={max_side} (--max-side); DeepDream needs at least "
             f"{MIN_SIDE} on each side: a max_side of {needed} or more keeps it")
     return array
+
+
+def _as_path(path) -> Path:
+    """``path`` (str, bytes or path-like) as a Path, or :class:`InputError` for anything else."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise InputError(f"an image file is named by a path, got {type(path).__name__}")
+    return Path(os.fsdecode(path))
 
 
 def _open(path: Path, max_side: int | None) -> Image.Image:
@@ -294,7 +299,7 @@ def save_image(path: str | os.PathLike, image, *, metadata: dict | None = None) 
       InputError: not an RGB array, metadata that is not JSON data, the format is unknown or the
         file cannot be written (no such folder, no permission, a full disk).
     """
-    path = Path(os.fsdecode(path))
+    path = _as_path(path)
     picture = Image.fromarray(displayable(image), mode="RGB")
     try:
         if Image.registered_extensions().get(path.suffix.lower()) == "PNG":  # .png, and .apng
@@ -322,6 +327,7 @@ def save_image(path: str | os.PathLike, image, *, metadata: dict | None = None) 
 
 def read_metadata(path: str | os.PathLike) -> dict:
     """The parameters a PNG written by :func:`save_image` carries (empty dict if none)."""
+    path = _as_path(path)
     try:
         with Image.open(path) as picture:
             text = picture.text.get(METADATA_KEY) if hasattr(picture, "text") else None

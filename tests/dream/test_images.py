@@ -267,3 +267,12 @@ def test_an_embedded_colour_profile_is_applied_as_a_viewer_shows_the_file(tmp_pa
 def test_an_unusable_colour_profile_leaves_the_pixels_as_stored(tmp_path):
     Image.new("RGB", (32, 32), (255, 0, 0)).save(tmp_path / "broken.png", icc_profile=b"not a profile")
     np.testing.assert_array_equal(images.load_image(tmp_path / "broken.png")[0, 0], [255, 0, 0])
+
+
+@pytest.mark.parametrize("path", [None, 5, np.zeros((20, 20, 3))])
+def test_a_file_name_that_is_not_a_path_is_named_when_saving_and_reading_metadata(path):
+    # were AttributeError ("'NoneType' object has no attribute 'read'") and TypeError
+    with pytest.raises(InputError, match="named by a path"):
+        images.read_metadata(path)
+    with pytest.raises(InputError, match="named by a path"):
+        images.save_image(path, np.zeros((20, 20, 3), np.uint8))
