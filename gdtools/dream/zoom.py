@@ -114,6 +114,10 @@ def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], *, frame_ms:
     pictures = [Image.fromarray(displayable(frame)) for frame in frames]
     if not pictures:
         raise InputError("save_gif needs at least one frame")
+    for k, picture in enumerate(pictures):  # a GIF has one size: Pillow cropped the others to the first's
+        if picture.size != pictures[0].size:
+            raise InputError(f"a GIF's frames have one size: frame {k} is {picture.width}x{picture.height} "
+                             f"pixels, frame 0 {pictures[0].width}x{pictures[0].height}")
     try:
         pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0,
                          optimize=True, format="GIF")

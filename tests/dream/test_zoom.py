@@ -95,6 +95,14 @@ def test_a_gif_that_cannot_be_written_is_an_input_error(tmp_path):
         zoom.save_gif(tmp_path / "plain" / "z.gif", [np.zeros((20, 20, 3))])
 
 
+def test_frames_of_another_size_than_the_first_are_refused(tmp_path):
+    # the GIF took the first frame's size and cropped the others to it, silently
+    frames = [np.full((20, 20, 3), 50.0), np.full((20, 20, 3), 90.0), np.full((30, 40, 3), 200.0)]
+    with pytest.raises(InputError, match=r"frame 2 is 40x30 pixels, frame 0 20x20"):
+        zoom.save_gif(tmp_path / "z.gif", frames)
+    assert not (tmp_path / "z.gif").exists()
+
+
 def test_a_callback_returning_true_stops_after_the_frame_it_is_in(params, cat_small):
     from gdtools.dream.zoom import zoom_frames
 
