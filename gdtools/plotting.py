@@ -628,6 +628,14 @@ def _running_min(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(best), best, np.nan)
 
 
+def _alone(values) -> dict:
+    """Line keywords that mark the finite values with no finite neighbour: a line through one point
+    draws nothing (a run of one iteration, a gradient norm between two iterations that have none)."""
+    finite = np.isfinite(np.asarray(values, dtype=float))
+    alone = finite & ~np.r_[False, finite[:-1]] & ~np.r_[finite[1:], False]
+    return {"marker": "o", "ms": 3, "markevery": np.flatnonzero(alone).tolist()} if alone.any() else {}
+
+
 def _check_positive(series: list[dict], y: str) -> None:
     for s in series:
         values = s["y"][np.isfinite(s["y"])]
@@ -672,7 +680,8 @@ def _draw_main(ax, s: dict, *, color, marks_color, best: bool, band: bool, y: st
         final = s["final"]
         lone = int(np.isfinite(values[~final]).sum()) == 1  # a line through one point draws nothing
         ax.plot(xs[~final], values[~final], color=color, lw=1 if best else 2,
-                alpha=0.45 if best and not lone else 1.0, marker="o" if lone else None, ms=5)
+                alpha=0.45 if best and not lone else 1.0,
+                **({"marker": "o", "ms": 5} if lone else _alone(values[~final])))
         if band and np.isfinite(sd[~final]).any():
             ax.fill_between(xs[~final], np.maximum(values - sd, floor)[~final], (values + sd)[~final],
                             where=np.isfinite(sd[~final]), color=color, alpha=0.2, lw=0,
@@ -748,7 +757,7 @@ def _draw_params(axes, runs, series, names, *, x: str, colors) -> None:
                         lw=1, ls=style_cycle[j % len(style_cycle)] if xs.shape[1] <= 4 else "-",
                         alpha=1.0 if xs.shape[1] <= 4 or own_colours else 0.5,
                         label=f"x[{j}]" if len(runs) == 1 and xs.shape[1] <= _MAX_LEGEND_COORDS
-                        else None)
+                        else None, **_alone(xs[:, j]))
             drawn += 1
         if not drawn:
             ax.text(0.5, 0.5, "no parameter vectors recorded", transform=ax.transAxes,
@@ -764,7 +773,7 @@ def _draw_params(axes, runs, series, names, *, x: str, colors) -> None:
             color = colors[i % len(colors)]
             ys = _iterate_params(run).get(name)
             if s["it_x"] is not None and ys is not None:
-                ax.plot(s["it_x"], ys, color=color, lw=1.5)
+                ax.plot(s["it_x"], ys, color=color, lw=1.5, **_alone(ys))
             evals = [r for r in run.evaluations if isinstance(r.get("params"), dict)
                      and r["params"].get(name) is not None]
             if evals:
@@ -848,7 +857,7 @@ def _draw_grad_norm(ax, runs, series, *, x: str, colors) -> None:
                 ax.plot(np.asarray(it_x)[zero], np.full(int(zero.sum()), 0.03), ls="none", marker="|", ms=8,
                         color=color, transform=ax.get_xaxis_transform(), clip_on=False)
                 zeros += int(zero.sum())
-        ax.plot(it_x, norms, color=color, lw=1.2)
+        ax.plot(it_x, norms, color=color, lw=1.2, **_alone(norms))
     if not lines:
         ax.text(0.5, 0.5, "no gradient norms recorded", transform=ax.transAxes,
                 ha="center", va="center", color="0.4")

@@ -735,3 +735,40 @@ def test_a_gradient_norm_of_zero_keeps_the_log_axis_and_is_marked_not_drawn():
     for record in h.iterations:
         record["grad_norm"] = 0.0  # nothing positive to show on a log axis
     assert plot_history(h, grad_norm=True).axes[1].get_yscale() == "linear"
+
+
+def drawn_points(line):
+    """The points a line shows: its segments' ends, and its markers (all, or those of markevery)."""
+    ys = np.asarray(line.get_ydata(), dtype=float)
+    shown = set()
+    if line.get_linestyle() not in ("None", "", " "):
+        finite = np.isfinite(ys)
+        joined = finite & (np.r_[False, finite[:-1]] | np.r_[finite[1:], False])
+        shown |= set(np.flatnonzero(joined).tolist())
+    if line.get_marker() not in ("None", None, ""):
+        every = line.get_markevery()
+        marked = range(len(ys)) if every is None else every
+        shown |= {int(i) for i in marked if np.isfinite(ys[int(i)])}
+    return shown
+
+
+def test_a_recorded_value_between_iterations_that_recorded_none_is_drawn_in_every_panel():
+    # a lone iteration's coordinates and gradient norm, and a norm between two iterations whose
+    # gradient failed (nan), were lines through one point: drawn as nothing, the panels left empty
+    one = History(meta={"estimator": "spsa"})
+    one.record_iteration(iteration=0, nfev=1, time=0.0, loss=2.0, grad_norm=1.0, x=[1.0, 2.0])
+    fig = plot_history(one, params=True, grad_norm=True)
+    for panel in fig.axes[1:]:
+        assert {i for line in panel.get_lines() for i in drawn_points(line)} == {0}, panel.get_ylabel()
+        assert all(len(drawn_points(line)) == 1 for line in panel.get_lines())
+    gaps = noisy_history(n=6)
+    for i in (1, 3):
+        gaps.iterations[i]["grad_norm"] = float("nan")
+        gaps.iterations[i]["loss"] = float("nan")
+    fig = plot_history(gaps, params=True, grad_norm=True, best=False)
+    [norms] = [line for line in fig.axes[-1].get_lines() if len(line.get_ydata()) == 6]
+    assert drawn_points(norms) == {0, 2, 4, 5}
+    [raw] = [line for line in fig.axes[0].get_lines() if len(line.get_ydata()) == 6]
+    assert drawn_points(raw) == {0, 2, 4, 5}
+    # lines that join their points need no markers
+    assert plot_history(smooth_history(), grad_norm=True).axes[1].get_lines()[0].get_marker() in ("None", None, "")
