@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -264,14 +265,56 @@ def mark_values(fig, values, *, styles=(":", "--", "-.")):
 
 def _place_legend(ax, handles) -> None:
     """The loss panel's legend: in the panel's least crowded corner, or above it when it is long
-    (see _LEGEND_INSIDE_MAX)."""
+    (see _LEGEND_INSIDE_MAX) or wide (an entry wider than half the panel covers its curves), in two
+    columns where the labels fit in them side by side (spread over the panel's width, wider ones
+    were written over each other), else in one."""
     from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-    if len(handles) > _LEGEND_INSIDE_MAX and isinstance(ax.figure.get_layout_engine(), ConstrainedLayoutEngine):
+    above = isinstance(ax.figure.get_layout_engine(), ConstrainedLayoutEngine)
+    width = _panel_width(ax)
+    if above:  # a label wider than the panel runs off the page: it takes as many lines as it needs
+        frame = _legend_width([[]])  # the handle and the padding beside a label
+        for handle in handles:
+            label = str(handle.get_label())
+            text = _legend_width([[handle]]) - frame
+            if text > width - frame and "\n" not in label:
+                fits = 0.95 * len(label) * (width - frame) / text  # characters a line holds, about
+                handle.set_label(textwrap.fill(label, max(20, int(fits))))
+    rows = math.ceil(len(handles) / 2)
+    if above and (len(handles) > _LEGEND_INSIDE_MAX or _legend_width([handles]) > width / 2):
+        ncol = 2 if len(handles) > 1 and _legend_width([handles[:rows], handles[rows:]]) <= width else 1
         ax.legend(handles=handles, fontsize="small", loc="lower left", bbox_to_anchor=(0, 1.02, 1, 0),
-                  mode="expand", ncol=2, borderaxespad=0)
+                  mode="expand", ncol=ncol, borderaxespad=0)
     else:
         ax.legend(handles=handles, fontsize="small", loc="best")
+
+
+def _panel_width(ax) -> float:
+    """About how wide ``ax`` will be once the figure's layout is done, in points: its share of the
+    width its figure gives its axes, less a tenth of the figure for the vertical axis' labels (the
+    layout runs only when the figure is drawn, where it would cost as much as drawing)."""
+    params = ax.figure.subplotpars
+    share = ax.get_position().width / max(params.right - params.left, 1e-9)
+    return 0.9 * share * ax.figure.get_figwidth() * 72
+
+
+def _legend_width(columns) -> float:
+    """The width in points of a small-font legend with these columns of handles: each column its
+    widest label and a handle beside it, and the frame's padding."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    size = FontProperties(size="small").get_size_in_points()
+
+    def text_width(label: str) -> float:
+        try:
+            # (drawn on a canvas, text runs about 5% wider than its outline)
+            return 1.06 * TextPath((0, 0), label, size=size).get_extents().width
+        except Exception:  # (a label Matplotlib's mathtext cannot parse: an estimate by its length)
+            return 0.6 * size * len(label)
+
+    widest = [max((text_width(str(h.get_label())) for h in column), default=0.0) for column in columns]
+    return sum(widest) + size * (2.8 * len(widest) + 0.8)
 
 
 def measured_again(meta: dict) -> dict:

@@ -175,6 +175,28 @@ def test_a_long_legend_sits_above_the_loss_panel_and_a_short_one_inside_it():
     assert page.contains(*legend.min) and page.contains(*legend.max)  # and on the page
 
 
+def test_long_labels_neither_overlap_in_the_legend_nor_cover_the_panel():
+    # labels of a sentence each: two columns of half the panel's width wrote one over the other,
+    # and a legend inside the panel, wider than it, covered its curves and its tick labels
+    long = ["SPSA with a learning rate of 0.01 and a perturbation of 0.1, seed 0, on the 5-d sphere",
+            "central differences with the default L-BFGS and its Armijo line search, tol=1e-6",
+            "smoothing", "forward differences with adam, a learning rate of 0.1 and a step of 1e-4"]
+    longest = "a label that goes on and on, " * 6  # wider than the page: it takes several lines
+    for runs, labels in (([smooth_history() for _ in long], long),
+                         ([smooth_history()], long[:1]), ([smooth_history()], [longest])):
+        fig = plot_history(runs, labels=labels)
+        fig.draw_without_rendering()
+        renderer = fig._get_renderer()
+        legend = fig.axes[0].get_legend()
+        boxes = [t.get_window_extent(renderer) for t in legend.get_texts()]
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+        box = legend.get_window_extent(renderer)
+        assert box.y0 >= fig.axes[0].get_window_extent(renderer).y1  # above the panel
+        assert fig.bbox.contains(*box.min) and fig.bbox.contains(*box.max)
+    # short labels keep their places: inside the panel when few, above in two columns when many
+    assert plot_history(smooth_history()).axes[0].get_legend()._ncols == 1
+
+
 def test_the_legend_says_when_the_raw_loss_is_a_mean_of_probes():
     # SPSA's iteration loss is the mean of its two probes around x: it levels off a perturbation's
     # worth above f(x), decades above the final star on a log axis, and read as a stall
