@@ -32,4 +32,15 @@ def figure_file(flag: str, path: str) -> str:
     if extension not in formats:
         raise InputError(f"{flag} {path!r}: unknown image format {extension!r}; use one of "
                          f"{', '.join(sorted(formats))}")
+    if extension == "pgf":
+        import shutil
+
+        import matplotlib
+
+        # Matplotlib lays out PGF's text with LaTeX: without it, savefig fails once all is drawn
+        # (after a whole gdtools tune search)
+        tex = matplotlib.rcParams["pgf.texsystem"]
+        if shutil.which(tex) is None:
+            raise InputError(f"{flag} {path!r}: Matplotlib writes PGF with {tex} (LaTeX), which is not "
+                             f"installed; use pdf or svg for a figure that scales")
     return path

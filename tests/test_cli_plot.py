@@ -118,3 +118,18 @@ def test_a_file_of_one_line_that_is_not_json_is_called_so(tmp_path, capsys):
     bad.write_text("hello\n")
     assert main(["plot", str(bad), "-o", str(tmp_path / "x.png")]) == 2
     assert "line 1: not a JSON record" in capsys.readouterr().err
+
+
+def test_a_format_whose_writer_needs_latex_that_is_not_installed_is_one_line_and_exit_2(tmp_path, capsys,
+                                                                                         monkeypatch):
+    # -o loss.pgf without xelatex: Matplotlib's RuntimeError ended gdtools plot in a traceback, and
+    # gdtools tune --plot loss.pgf in one after the whole search
+    import shutil
+
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if "latex" in name else real_which(name, *a, **k))
+    out = tmp_path / "loss.pgf"
+    assert main(["plot", write_history(tmp_path / "a.jsonl"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "xelatex" in err and "not installed" in err
+    assert not out.exists()

@@ -93,5 +93,7 @@ def run(args) -> int:
         raise InputError(f"-o {args.output!r}: {exc}") from None
     except OSError as exc:
         raise InputError(f"-o {args.output!r}: cannot write: {exc.strerror or exc}") from None
+    except RuntimeError as exc:  # a writer that needs a program it cannot run (PGF's LaTeX)
+        raise InputError(f"-o {args.output!r}: cannot write: {exc}") from None
     print(f"wrote {written}", file=sys.stderr)
     return 0
