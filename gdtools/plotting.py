@@ -45,6 +45,9 @@ _MAX_PARAM_PANELS = 8
 #: panel full of curves, bands and reference lines, loc="best" finds no corner that long a legend
 #: leaves free, and it covers the data.
 _LEGEND_INSIDE_MAX = 4
+#: The line style of each pass through the colour cycle: runs beyond its colours (10 by default)
+#: take them again, dashed, then dotted, ..., so that no two runs in a figure look the same.
+_RUN_LINESTYLES = ("-", "--", ":", "-.")
 
 
 def plot_history(
@@ -149,6 +152,8 @@ def plot_history(
     state["view"] = (x, y, bool(log))
     earlier = state["runs"]
     drawn_before = list(main_ax.lines)
+    linestyles = [_RUN_LINESTYLES[(len(earlier) + i) // len(colors) % len(_RUN_LINESTYLES)]
+                  for i in range(len(series))]
     colors = colors[len(earlier) % len(colors):] + colors[:len(earlier) % len(colors)]
     several = len(earlier) + len(series) > 1
 
@@ -159,8 +164,8 @@ def plot_history(
         style["probes"] = " and ".join(PROBE_MEAN_ESTIMATORS[kind] for kind in kinds)
     for i, s in enumerate(series):
         color = colors[i % len(colors)]
-        _draw_main(main_ax, s, color=color, marks_color=color if several else "red", best=best, band=band,
-                   y=y, style=style, log=log)
+        _draw_main(main_ax, s, color=color, ls=linestyles[i], marks_color=color if several else "red", best=best,
+                   band=band, y=y, style=style, log=log)
     if several:  # marks an earlier call drew red, for one run, take their run's colour now
         for line, color in state["marks"]:
             line.set_color(color)
@@ -185,7 +190,8 @@ def plot_history(
         main_ax.set_yscale("log")
     main_ax.grid(True, which="major", alpha=0.3)
 
-    handles = [Line2D([], [], color=colors[i % len(colors)], lw=2, label=s["label"]) for i, s in enumerate(series)]
+    handles = [Line2D([], [], color=colors[i % len(colors)], lw=2, ls=linestyles[i], label=s["label"])
+               for i, s in enumerate(series)]
     if labels is None and earlier_defaults:
         # the earlier runs' labels, told apart from the new runs' as one call with them all would
         for (handle, _), name in zip(state["defaults"], _labels(earlier_defaults + facts, None)):
@@ -223,10 +229,10 @@ def plot_history(
     try:
         if params:
             panel_axes = axes[panel:panel + max(1, len(param_names))]
-            _draw_params(panel_axes, runs, series, param_names, x=x, colors=colors)
+            _draw_params(panel_axes, runs, series, param_names, x=x, colors=colors, linestyles=linestyles)
             panel += len(panel_axes)
         if grad_norm:
-            _draw_grad_norm(axes[panel], runs, series, x=x, colors=colors)
+            _draw_grad_norm(axes[panel], runs, series, x=x, colors=colors, linestyles=linestyles)
     except (TypeError, ValueError, KeyError) as exc:
         # A hand-edited or foreign file: valid JSON, but not the numbers a history holds.
         raise InputError(f"a history has a record whose {'parameters' if params else 'gradient norm'} cannot "
@@ -699,7 +705,7 @@ PROBE_MEAN_ESTIMATORS = {"spsa": "SPSA", "smoothing": "smoothing"}
 LOG_BAND_FLOOR = 10.0
 
 
-def _draw_main(ax, s: dict, *, color, marks_color, best: bool, band: bool, y: str, style: dict,
+def _draw_main(ax, s: dict, *, color, ls, marks_color, best: bool, band: bool, y: str, style: dict,
                log: bool = False) -> None:
     xs, values, sd = s["x"], s["y"], s["sd"]
     if s["order"] is not None:
@@ -716,13 +722,13 @@ def _draw_main(ax, s: dict, *, color, marks_color, best: bool, band: bool, y: st
             style["band"] = True
         style["raw"] = style["raw"] or (best and len(values) >= 2)  # one point draws no line
         if best:
-            ax.plot(xs, _running_min(values), color=color, lw=2, drawstyle="steps-post")
+            ax.plot(xs, _running_min(values), color=color, lw=2, ls=ls, drawstyle="steps-post")
     else:
         # The engine's closing record measures the result itself; for SPSA and smoothing the
         # iteration losses are means of probes around x, so it is drawn apart, not joined on.
         final = s["final"]
         lone = int(np.isfinite(values[~final]).sum()) == 1  # a line through one point draws nothing
-        ax.plot(xs[~final], values[~final], color=color, lw=1 if best else 2,
+        ax.plot(xs[~final], values[~final], color=color, lw=1 if best else 2, ls=ls,
                 alpha=0.45 if best and not lone else 1.0,
                 **({"marker": "o", "ms": 5} if lone else _alone(values[~final])))
         if band and np.isfinite(sd[~final]).any():
@@ -731,7 +737,7 @@ def _draw_main(ax, s: dict, *, color, marks_color, best: bool, band: bool, y: st
                             interpolate=False)
             style["band"] = True
         if best:
-            ax.plot(xs[~final], _running_min(values[~final]), color=color, lw=2)
+            ax.plot(xs[~final], _running_min(values[~final]), color=color, lw=2, ls=ls)
             style["raw"] = style["raw"] or int((~final).sum()) >= 2  # one point draws no line
         measured = final & ~s["stand_in"]
         if measured.any():
@@ -782,7 +788,7 @@ def _is_int_param(runs: list[History], name: str) -> bool:
     return any(bool((_space(run).get(name) or {}).get("int")) for run in runs)
 
 
-def _draw_params(axes, runs, series, names, *, x: str, colors) -> None:
+def _draw_params(axes, runs, series, names, *, x: str, colors, linestyles) -> None:
     if not names:
         # Unnamed parameters: the coordinates of the flat vector x, all in one panel.
         ax = axes[0]
@@ -816,7 +822,7 @@ def _draw_params(axes, runs, series, names, *, x: str, colors) -> None:
             color = colors[i % len(colors)]
             ys = _iterate_params(run).get(name)
             if s["it_x"] is not None and ys is not None:
-                ax.plot(s["it_x"], ys, color=color, lw=1.5, **_alone(ys))
+                ax.plot(s["it_x"], ys, color=color, lw=1.5, ls=linestyles[i], **_alone(ys))
             evals = [r for r in run.evaluations if isinstance(r.get("params"), dict)
                      and r["params"].get(name) is not None]
             if evals:
@@ -875,9 +881,9 @@ def _probe_x(run: History, evals: list[dict], s: dict, x: str) -> np.ndarray:
     return _evals_x(run, evals, x, s["x"], it_numbers)
 
 
-def _draw_grad_norm(ax, runs, series, *, x: str, colors) -> None:
+def _draw_grad_norm(ax, runs, series, *, x: str, colors, linestyles) -> None:
     positive, some_positive = True, False
-    lines = []  # (x, norms, colour) of each run with norms
+    lines = []  # (x, norms, colour, line style) of each run with norms
     zeros = 0
     for i, (run, s) in enumerate(zip(runs, series)):
         if s["it_x"] is None:
@@ -885,14 +891,14 @@ def _draw_grad_norm(ax, runs, series, *, x: str, colors) -> None:
         norms = run.column("grad_norm")
         if not np.isfinite(norms).any():
             continue
-        lines.append((s["it_x"], norms, colors[i % len(colors)]))
+        lines.append((s["it_x"], norms, colors[i % len(colors)], linestyles[i]))
         finite = norms[np.isfinite(norms)]
         # a norm of exactly 0 (a converged run) has no place on a log axis: left off it, not a
         # reason for a linear axis that flattens every other norm; a negative one is no norm
         positive = positive and bool((finite >= 0).all())
         some_positive = some_positive or bool((finite > 0).any())
     positive = positive and some_positive  # (a run that started at its minimum has only a 0)
-    for it_x, norms, color in lines:
+    for it_x, norms, color, ls in lines:
         if positive:
             zero = norms == 0
             norms = np.where(zero, np.nan, norms)
@@ -900,7 +906,7 @@ def _draw_grad_norm(ax, runs, series, *, x: str, colors) -> None:
                 ax.plot(np.asarray(it_x)[zero], np.full(int(zero.sum()), 0.03), ls="none", marker="|", ms=8,
                         color=color, transform=ax.get_xaxis_transform(), clip_on=False)
                 zeros += int(zero.sum())
-        ax.plot(it_x, norms, color=color, lw=1.2, **_alone(norms))
+        ax.plot(it_x, norms, color=color, lw=1.2, ls=ls, **_alone(norms))
     if not lines:
         ax.text(0.5, 0.5, "no gradient norms recorded", transform=ax.transAxes,
                 ha="center", va="center", color="0.4")

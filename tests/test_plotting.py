@@ -794,3 +794,30 @@ def test_a_recorded_value_between_iterations_that_recorded_none_is_drawn_in_ever
     assert drawn_points(raw) == {0, 2, 4, 5}
     # lines that join their points need no markers
     assert plot_history(smooth_history(), grad_norm=True).axes[1].get_lines()[0].get_marker() in ("None", None, "")
+
+
+def test_runs_beyond_the_colour_cycle_are_told_apart_by_line_style():
+    # the 11th and 12th runs took the colours of the 1st and 2nd, solid like them: a legend of two
+    # identical entries, and curves nobody could tell apart
+    runs = [smooth_history() for _ in range(12)]
+    fig = plot_history(runs, labels=[f"run {i}" for i in range(12)], grad_norm=True)
+    ax, g = fig.axes
+    handles = [h for h in ax.get_legend().legend_handles if h.get_label().startswith("run ")]
+    looks = [(h.get_color(), h.get_linestyle()) for h in handles]
+    assert len(set(looks)) == 12
+    best_lines = [line for line in ax.get_lines() if line.get_linewidth() == 2]
+    assert [(line.get_color(), line.get_linestyle()) for line in best_lines] == looks
+    assert [(line.get_color(), line.get_linestyle()) for line in g.get_lines()] == looks
+    # runs drawn into one axes by calls one after another continue the same sequence
+    _, ax = plt_axes()
+    for i in range(11):
+        plot_history(smooth_history(), ax=ax, labels=[f"run {i}"])
+    handles = ax.get_legend().legend_handles
+    assert (handles[10].get_color(), handles[10].get_linestyle()) == looks[10]
+
+
+def plt_axes():
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    return fig, fig.subplots()
