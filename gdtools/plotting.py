@@ -45,6 +45,10 @@ _MAX_PARAM_PANELS = 8
 #: panel full of curves, bands and reference lines, loc="best" finds no corner that long a legend
 #: leaves free, and it covers the data.
 _LEGEND_INSIDE_MAX = 4
+#: Rows of a legend above the panel that plot_history's figure holds at its own height; each row
+#: beyond them makes the figure this many inches taller, so the panels keep their height.
+_LEGEND_ROWS_FREE = 4
+_LEGEND_ROW_INCHES = 0.19
 #: The line style of each pass through the colour cycle: runs beyond its colours (10 by default)
 #: take them again, dashed, then dotted, ..., so that no two runs in a figure look the same.
 _RUN_LINESTYLES = ("-", "--", ":", "-.")
@@ -143,6 +147,7 @@ def plot_history(
         ratios = [2.2] + [1.0] * (n_panels - 1)
         # A Figure not registered with pyplot: headless, no GUI backend, freed with its last reference.
         fig = Figure(figsize=(8, 3.6 + 1.9 * (n_panels - 1)), layout="constrained")
+        fig.__dict__["_gdtools_height"] = fig.get_figheight()  # without a legend's extra rows
         axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False,
                             gridspec_kw={"height_ratios": ratios})[:, 0]
         main_ax = axes[0]
@@ -291,8 +296,14 @@ def _place_legend(ax, handles) -> None:
         ncol = 2 if len(handles) > 1 and _legend_width([handles[:rows], handles[rows:]]) <= width else 1
         ax.legend(handles=handles, fontsize="small", loc="lower left", bbox_to_anchor=(0, 1.02, 1, 0),
                   mode="expand", ncol=ncol, borderaxespad=0)
+        lines = [str(h.get_label()).count("\n") + 1 for h in handles]
+        rows = sum(lines) if ncol == 1 else max(sum(lines[:rows]), sum(lines[rows:]))
     else:
         ax.legend(handles=handles, fontsize="small", loc="best")
+        rows = 0
+    height = ax.figure.__dict__.get("_gdtools_height")  # plot_history's own figure: it grows, not its panels
+    if height is not None:
+        ax.figure.set_figheight(height + max(0, rows - _LEGEND_ROWS_FREE) * _LEGEND_ROW_INCHES)
 
 
 def _panel_width(ax) -> float:

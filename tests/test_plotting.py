@@ -821,3 +821,21 @@ def plt_axes():
 
     fig = Figure()
     return fig, fig.subplots()
+
+
+def test_a_legend_of_many_runs_makes_the_figure_taller_not_the_panel_smaller():
+    # 12 runs' legend above the panel took 8 of the figure's 3.6 inches' rows: the curves were left
+    # a strip of an inch and a half, their tick labels written over each other
+    def panel_height(count, **kwargs):
+        fig = plot_history([smooth_history() for _ in range(count)], labels=[f"run {i}" for i in range(count)],
+                           **kwargs)
+        fig.draw_without_rendering()
+        return fig.axes[0].get_window_extent(fig._get_renderer()).height / fig.dpi, fig
+
+    few, fig = panel_height(6)  # 4 rows of two columns: the figure as it always was
+    assert fig.get_figheight() == 3.6
+    for count in (12, 30):
+        many, fig = panel_height(count)
+        assert many >= 0.9 * few, (count, many, few)
+    taller, fig = panel_height(30, grad_norm=True)
+    assert fig.axes[1].get_window_extent(fig._get_renderer()).height / fig.dpi > 1.0  # the panels below too
