@@ -262,12 +262,18 @@ def plot_history(
 def mark_values(fig, values, *, styles=(":", "--", "-.")):
     """Horizontal reference lines on the loss panel of a :func:`plot_history` figure, one per
     ``label -> value`` (nan values are skipped), added to its legend: e.g. the start and the best
-    setting measured again side by side at the end of a tuning run, beside the search's own curve."""
+    setting measured again side by side at the end of a tuning run, beside the search's own curve.
+    A value of 0 or less on a log axis has no line: the legend gives it as a number."""
+    from matplotlib.lines import Line2D
+
     ax = fig.axes[0]
     legend = ax.get_legend()
     handles = list(legend.legend_handles) if legend is not None else []
     for i, (label, value) in enumerate(values.items()):
         if value is None or not np.isfinite(value):
+            continue
+        if value <= 0 and ax.get_yscale() == "log":
+            handles.append(Line2D([], [], ls="none", label=f"{label}: {value:.4g} (not on the log axis)"))
             continue
         handles.append(ax.axhline(value, color="black", lw=1.2, ls=styles[i % len(styles)], label=label))
     _place_legend(ax, handles)

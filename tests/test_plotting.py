@@ -465,6 +465,21 @@ def test_mark_values_adds_labelled_reference_lines_and_skips_nan():
     assert levels == [3.0, 1.5]
 
 
+def test_a_reference_value_a_log_axis_cannot_show_is_not_listed_as_a_line():
+    # gdtools plot --log of a tuning run whose best setting, measured again, printed -0.01: the
+    # legend listed a dashed "best ..., measured again" line that was nowhere in the figure
+    from gdtools.plotting import mark_values
+
+    fig = plot_history(smooth_history(), log=True)
+    mark_values(fig, {"start, measured again": 3.0, "best, measured again": -0.01})
+    ax = fig.axes[0]
+    assert legend_texts(ax)[-2:] == ["start, measured again",
+                                     "best, measured again: -0.01 (not on the log axis)"]
+    assert [line.get_ydata()[0] for line in ax.get_lines() if "measured again" in line.get_label()] == [3.0]
+    handle = ax.get_legend().legend_handles[-1]
+    assert handle.get_linestyle() == "None" and handle.get_marker() in ("None", None, "")
+
+
 def test_a_nan_value_recorded_as_ok_by_an_older_gdtools_is_marked_failed():
     h = noisy_history()
     h.evaluations[3]["value"] = float("nan")  # status stays "ok", as older files have it
