@@ -82,7 +82,8 @@ def plot_history(
         field of the iteration records, such as a noise-free loss added after the run.
       best: also draw the running best (minimum so far) as a solid line; the raw values go faint.
       band: shade ``y ± the typical standard deviation of one evaluation`` where evaluations were
-        repeated (see the module docstring); with ``y="value"``, error bars on each point instead.
+        repeated (see the module docstring); with ``y="value"``, error bars on each point instead;
+        none around another field (a noise-free loss does not have the measurements' noise).
       log: logarithmic vertical axis (every plotted value must then be positive). A band's lower
         edge stops a factor :data:`LOG_BAND_FLOOR` (10) below the run's lowest value: noise as large
         as the value would reach zero, which a log axis cannot show.
@@ -664,7 +665,9 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
     for record in run.evaluations:
         if record.get("iteration") is not None:
             by_iteration.setdefault(int(record["iteration"]), []).append(record)
-    sd = np.array([_evaluation_sd(by_iteration.get(int(n), [])) if np.isfinite(n) else np.nan
+    # the noise of the measured loss: a field of another quantity (a noise-free loss added after the
+    # run) does not have it
+    sd = np.array([_evaluation_sd(by_iteration.get(int(n), [])) if np.isfinite(n) and y == "loss" else np.nan
                    for n in it_numbers])
     failed_x = _evals_x(run, [r for r in run.evaluations if _failed(r)], x, xs, it_numbers)
     final = np.array([bool(r.get("final")) for r in run.iterations])

@@ -347,6 +347,18 @@ def test_y_may_name_another_iteration_field():
     np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), h.loss / 2)
 
 
+def test_the_noise_band_of_the_measured_loss_is_not_drawn_around_another_field():
+    # a noise-free loss added after a run measured with repeats was drawn with the measurements'
+    # band around it, "± sd of one evaluation", as if it were that noisy
+    h = noisy_history(noise=0.3)
+    for record in h.iterations:
+        record["true_loss"] = record["loss"] - 0.9
+    ax = plot_history(h, y="true_loss").axes[0]
+    assert not [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert "± sd of one evaluation" not in legend_texts(ax)
+    assert [c for c in plot_history(h).axes[0].collections if isinstance(c, PolyCollection)]  # the loss keeps it
+
+
 def test_draws_into_a_given_axes():
     from matplotlib.figure import Figure
     fig = Figure()
