@@ -740,7 +740,8 @@ def _draw_main(ax, s: dict, *, color, ls, marks_color, best: bool, band: bool, y
             down = np.minimum(up, np.maximum(values - floor, 0.0))
             ax.errorbar(xs, values, yerr=np.vstack([down, up]), fmt="none", ecolor=color, alpha=0.3, lw=0.8)
             style["band"] = True
-        style["raw"] = style["raw"] or (best and len(values) >= 2)  # one point draws no line
+        # one point draws no line, and failures (nan) none at all
+        style["raw"] = style["raw"] or (best and int(np.isfinite(values).sum()) >= 2)
         if best:
             ax.plot(xs, _running_min(values), color=color, lw=2, ls=ls, drawstyle="steps-post")
     else:
@@ -758,7 +759,8 @@ def _draw_main(ax, s: dict, *, color, ls, marks_color, best: bool, band: bool, y
             style["band"] = True
         if best:
             ax.plot(xs[~final], _running_min(values[~final]), color=color, lw=2, ls=ls)
-            style["raw"] = style["raw"] or int((~final).sum()) >= 2  # one point draws no line
+            # one point draws no line, and nan or infinite losses none at all
+            style["raw"] = style["raw"] or int(np.isfinite(values[~final]).sum()) >= 2
         measured = final & ~s["stand_in"]
         if measured.any():
             ax.plot(xs[measured], values[measured], ls="none", marker="*", ms=11, color=color,

@@ -466,6 +466,22 @@ def test_a_run_too_short_for_lines_lists_no_lines_in_its_legend():
     assert "final measurement of the result" in legend_texts(ax)
 
 
+def test_a_run_without_two_finite_values_lists_no_lines_in_its_legend():
+    # every loss nan (a run that failed from its start): the legend listed "raw" and "best so far"
+    # lines, and the panel had none
+    h = smooth_history(5)
+    for record in h.iterations:
+        record["loss"] = float("nan")
+    ax = plot_history(h).axes[0]
+    assert "raw" not in legend_texts(ax) and "best so far" not in legend_texts(ax)
+    assert "nan or infinite loss (5)" in legend_texts(ax)
+    failed = History(meta={"estimator": "spsa"})
+    for i in range(3):
+        failed.record_evaluation(iteration=0, x=[0.0], value=None, samples=[], status="failed", error="boom")
+    ax = plot_history(failed, y="value").axes[0]
+    assert "each evaluation" not in legend_texts(ax) and "best so far" not in legend_texts(ax)
+
+
 def test_mark_values_adds_labelled_reference_lines_and_skips_nan():
     from gdtools.plotting import mark_values
 
