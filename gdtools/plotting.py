@@ -38,7 +38,8 @@ Y_BUILTIN = ("loss", "value")
 _X_LABELS = {"iteration": "iteration", "evals": "objective evaluations", "time": "time (s, compilation left out)"}
 #: With more coordinates than this, an unnamed parameter vector is drawn without a legend.
 _MAX_LEGEND_COORDS = 10
-#: Named parameters get one panel each, up to this many; beyond it, the first ones are shown.
+#: Named parameters get one panel each, up to this many; beyond it, the first ones are shown (and
+#: the others named above them).
 _MAX_PARAM_PANELS = 8
 #: A loss-panel legend of more entries than this goes above the panel, in two columns, where the
 #: figure's layout makes room for it (constrained layout, as plot_history's own figures have): in a
@@ -135,6 +136,8 @@ def plot_history(
     if log:
         _check_positive(series, y)
     param_names = _param_names(runs) if params else []
+    hidden = param_names[_MAX_PARAM_PANELS:]  # named above the panels, not dropped without a word
+    param_names = param_names[:_MAX_PARAM_PANELS]
 
     import matplotlib
     from matplotlib.figure import Figure
@@ -236,6 +239,11 @@ def plot_history(
         if params:
             panel_axes = axes[panel:panel + max(1, len(param_names))]
             _draw_params(panel_axes, runs, series, param_names, x=x, colors=colors, linestyles=linestyles)
+            if hidden:
+                panel_axes[0].set_title(f"parameters: the first {len(param_names)} of "
+                                        f"{len(param_names) + len(hidden)} (not shown: {', '.join(hidden[:5])}"
+                                        f"{', ...' if len(hidden) > 5 else ''})",
+                                        loc="left", fontsize="small")
             panel += len(panel_axes)
         if grad_norm:
             _draw_grad_norm(axes[panel], runs, series, x=x, colors=colors, linestyles=linestyles)
@@ -799,7 +807,7 @@ def _param_names(runs: list[History]) -> list[str]:
             if isinstance(params, dict):
                 names.extend(k for k in params if k not in names)
         names.extend(k for k in _space(run) if k not in names)
-    return names[:_MAX_PARAM_PANELS]
+    return names
 
 
 def _is_log_param(runs: list[History], name: str) -> bool:

@@ -297,6 +297,20 @@ def test_named_params_get_one_panel_each_with_log_axis_from_space():
     assert threads_ax.get_xlabel() == "iteration" and loss_ax.get_xlabel() == ""
 
 
+def test_parameters_beyond_the_panels_shown_are_named_not_dropped_silently():
+    # a run of 10 named parameters got panels for the first 8 and no word of the other two
+    h = History(meta={"estimator": "spsa"})
+    names = [f"p{j}" for j in range(10)]
+    for i in range(3):
+        h.record_iteration(iteration=i, nfev=2 * i + 1, time=0.1 * i, loss=1.0 / (i + 1),
+                           params={name: float(i + j) for j, name in enumerate(names)})
+    fig = plot_history(h, params=True)
+    assert [ax.get_ylabel() for ax in fig.axes[1:]] == names[:8]
+    title = fig.axes[1].get_title(loc="left")
+    assert "8 of 10" in title and "p8, p9" in title
+    assert plot_history(noisy_history(), params=True).axes[1].get_title(loc="left") == ""
+
+
 def test_unit_cube_x_is_mapped_to_user_units_through_the_space():
     h = History(meta={"space": {"rate": {"low": 0.01, "high": 100.0, "log": True, "int": False},
                                 "threads": {"low": 1, "high": 9, "log": False, "int": True}}})
