@@ -683,8 +683,13 @@ def _main_series(run: History, label: str, *, x: str, y: str) -> dict:
     # measurement (which failed, or came out worse than the start)
     stand_in = np.array([r.get("final") == "best measured" for r in run.iterations])
     present = np.array([r.get(y) is not None for r in run.iterations])  # a field some records lack is no nan
+    # A loss left nan by its iteration's failed evaluations is marked by their crosses; the triangle
+    # is for a loss that went nan or infinite of itself (a run that diverged)
+    failing = {int(r["iteration"]) for r in run.evaluations
+               if isinstance(r.get("iteration"), (int, float)) and _failed(r)} if y == "loss" else set()
+    by_failure = np.array([bool(np.isfinite(n)) and int(n) in failing for n in it_numbers], dtype=bool)
     series.update(x=xs, y=values, sd=sd, failed_x=failed_x, order=None, it_x=xs, final=final,
-                  nonfinite_x=xs[present & ~np.isfinite(values) & ~final], stand_in=stand_in)
+                  nonfinite_x=xs[present & ~np.isfinite(values) & ~final & ~by_failure], stand_in=stand_in)
     return series
 
 

@@ -541,6 +541,21 @@ def test_a_nan_or_infinite_loss_is_marked_where_it_happened():
     assert "nan or infinite loss (2)" in legend_texts(ax)
 
 
+def test_a_loss_left_nan_by_failed_evaluations_is_marked_as_failures_not_as_divergence():
+    # both probes of iteration 3 failed, so it has no loss: it was marked twice, with the failures'
+    # crosses and a "nan or infinite loss" triangle, the mark of a run that diverged
+    h = noisy_history(failed_at=[(3, 0), (3, 1)])
+    h.iterations[3]["loss"] = float("nan")
+    ax = plot_history(h).axes[0]
+    assert not [line for line in ax.get_lines() if line.get_marker() == "v"]
+    assert "failed evaluation (2)" in legend_texts(ax)
+    assert not any(text.startswith("nan or infinite") for text in legend_texts(ax))
+    h.iterations[5]["loss"] = float("inf")  # no evaluation of iteration 5 failed: that one diverged
+    ax = plot_history(h).axes[0]
+    [marks] = [line for line in ax.get_lines() if line.get_marker() == "v"]
+    np.testing.assert_array_equal(marks.get_xdata(), [5.0])
+
+
 def test_a_run_of_one_iteration_shows_its_point_on_a_sensible_axis():
     h = History(meta={"estimator": "autodiff"})
     h.record_iteration(iteration=0, nfev=1, time=0.0, loss=0.0, grad_norm=0.0, x=[1.0])
