@@ -64,3 +64,26 @@ def test_a_perturbation_lost_in_the_rounding_of_x_is_refused(cls, size_name):
     with pytest.raises(gd.InputError, match=f"lost in the rounding of x = 1e\\+06: give a larger {size_name}"):
         gd.minimize(lambda x: float(np.sum((x - 1.0) ** 2)), np.full(3, 1e6), gradient=cls(**{size_name: 1e-17}),
                     max_evals=50)
+
+
+@pytest.mark.parametrize("cls, count_name", [(SPSA, "n_perturbations"), (Smoothing, "n_samples")])
+def test_the_loss_of_an_estimate_whose_probe_failed_is_no_lone_probes_value(cls, count_name):
+    # one probe of the pair failed (nan): the estimate's value, the iteration's recorded loss (the
+    # mean of the probes around x), was the other probe's value, f(x + c d) or f(x - c d), a slope's
+    # worth off f(x) either way: a tuning run's curve jumped, and its best so far claimed a value
+    # no iterate had (the gradient, nan, moved nothing)
+    import jax
+
+    def measured(*values):
+        return lambda points: np.array(values[:len(points)], dtype=float)
+
+    key = jax.random.PRNGKey(0)
+    x = np.zeros(2)
+    one = {count_name: 1}
+    lone = cls(**one).estimate(None, x, key=key, iteration=1, evaluate=measured(np.nan, -0.4))
+    assert np.isnan(lone.value)
+    pairs = cls(**{count_name: 2}).estimate(None, x, key=key, iteration=1,
+                                            evaluate=measured(1.0, np.nan, 3.0, 5.0))  # plus, plus, minus, minus
+    assert pairs.value == 2.0  # the pair that was measured whole, (1 + 3) / 2
+    whole = cls(**one).estimate(None, x, key=key, iteration=1, evaluate=measured(1.0, 3.0))
+    assert whole.value == 2.0

@@ -120,6 +120,11 @@ class AntitheticEstimator(GradientEstimator):
         # None when bounds or integer steps made the probes uneven.
         self.last_probes = (dict(size=size, plus=values[:m], minus=values[m:]) if symmetric else None)
         finite = values[np.isfinite(values)]
-        value = float(np.mean(finite)) if finite.size else np.nan
-        self._last_value = value
+        # the objective's size, for the next perturbation (noise_aware_fraction): any probe tells it
+        self._last_value = float(np.mean(finite)) if finite.size else np.nan
+        # The loss at x: the mean of the pairs measured whole. A lone probe of a pair whose other
+        # failed is f(x + h d) or f(x - h d), a slope's worth off f(x) (and the gradient, nan,
+        # moves nothing): as the iteration's loss, a jump of the curve and a best so far no iterate had.
+        whole = np.isfinite(values[:m]) & np.isfinite(values[m:])
+        value = float(np.mean((values[:m][whole] + values[m:][whole]) / 2.0)) if whole.any() else np.nan
         return Estimate(value=value, grad=grad, nfev=2 * m)
