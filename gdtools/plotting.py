@@ -151,7 +151,8 @@ def plot_history(
         ratios = [2.2] + [1.0] * (n_panels - 1)
         # A Figure not registered with pyplot: headless, no GUI backend, freed with its last reference.
         fig = Figure(figsize=(8, 3.6 + 1.9 * (n_panels - 1)), layout="constrained")
-        fig.__dict__["_gdtools_height"] = fig.get_figheight()  # without a legend's extra rows
+        # (its height without a legend's extra rows, and the height it was last given for them)
+        fig.__dict__["_gdtools_height"] = (fig.get_figheight(), fig.get_figheight())
         axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False,
                             gridspec_kw={"height_ratios": ratios})[:, 0]
         main_ax = axes[0]
@@ -316,9 +317,13 @@ def _place_legend(ax, handles) -> None:
     else:
         ax.legend(handles=handles, fontsize="small", loc="best")
         rows = 0
-    height = ax.figure.__dict__.get("_gdtools_height")  # plot_history's own figure: it grows, not its panels
-    if height is not None:
-        ax.figure.set_figheight(height + max(0, rows - _LEGEND_ROWS_FREE) * _LEGEND_ROW_INCHES)
+    # plot_history's own figure grows, not its panels; one its user resized (before mark_values) keeps
+    # the user's size
+    base, given = ax.figure.__dict__.get("_gdtools_height", (None, None))
+    if base is not None and ax.figure.get_figheight() == given:
+        height = base + max(0, rows - _LEGEND_ROWS_FREE) * _LEGEND_ROW_INCHES
+        ax.figure.set_figheight(height)
+        ax.figure.__dict__["_gdtools_height"] = (base, ax.figure.get_figheight())
 
 
 def _panel_width(ax) -> float:

@@ -911,3 +911,6 @@ def test_a_legend_of_many_runs_makes_the_figure_taller_not_the_panel_smaller():
         assert many >= 0.9 * few, (count, many, few)
     taller, fig = panel_height(30, grad_norm=True)
     assert fig.axes[1].get_window_extent(fig._get_renderer()).height / fig.dpi > 1.0  # the panels below too
+    fig.set_size_inches(12, 9)  # a size of the user's own survives the reference lines added later
+    plotting.mark_values(fig, {"start, measured again": 1.0})
+    assert tuple(fig.get_size_inches()) == (12, 9)
