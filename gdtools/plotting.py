@@ -331,7 +331,8 @@ def _panel_width(ax) -> float:
     width its figure gives its axes, less a tenth of the figure for the vertical axis' labels (the
     layout runs only when the figure is drawn, where it would cost as much as drawing)."""
     params = ax.figure.subplotpars
-    share = ax.get_position().width / max(params.right - params.left, 1e-9)
+    # (at most all of it: once drawn, the layout has widened the axes past the subplot parameters)
+    share = min(ax.get_position().width / max(params.right - params.left, 1e-9), 1.0)
     return 0.9 * share * ax.figure.get_figwidth() * 72
 
 
