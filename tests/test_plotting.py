@@ -914,3 +914,12 @@ def test_a_legend_of_many_runs_makes_the_figure_taller_not_the_panel_smaller():
     fig.set_size_inches(12, 9)  # a size of the user's own survives the reference lines added later
     plotting.mark_values(fig, {"start, measured again": 1.0})
     assert tuple(fig.get_size_inches()) == (12, 9)
+
+
+def test_the_panel_width_a_legend_is_fitted_to_does_not_grow_once_the_figure_is_drawn():
+    # mark_values after savefig reckoned the panel a fifth wider than before (the layout had widened
+    # it past the subplot parameters) and could pick two columns that overlap
+    fig = plot_history(smooth_history())
+    before = plotting._panel_width(fig.axes[0])
+    fig.draw_without_rendering()
+    assert plotting._panel_width(fig.axes[0]) == before
