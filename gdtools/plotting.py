@@ -41,7 +41,8 @@ _MAX_LEGEND_COORDS = 10
 #: Named parameters get one panel each, up to this many; beyond it, the first ones are shown (and
 #: the others named above them).
 _MAX_PARAM_PANELS = 8
-#: A loss-panel legend of more entries than this goes above the panel, in two columns, where the
+#: A loss-panel legend of more entries than this goes above the panel, in two columns where its
+#: labels fit side by side (see _place_legend), where the
 #: figure's layout makes room for it (constrained layout, as plot_history's own figures have): in a
 #: panel full of curves, bands and reference lines, loc="best" finds no corner that long a legend
 #: leaves free, and it covers the data.
