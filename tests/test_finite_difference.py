@@ -317,3 +317,26 @@ def test_a_step_lost_in_the_rounding_of_x_is_refused(estimator):
     with pytest.raises(gd.InputError, match=r"step 1e-12 is lost in the rounding of x\[\d\] = 1e\+06"):
         gd.minimize(fun, np.array([1.0, 1e6, 1.0]) if estimator.name == "forward" else np.full(3, 1e6),
                     gradient=estimator, max_evals=50)
+
+
+def test_central_gives_an_integer_coordinate_at_a_minimum_along_its_axis_no_slope():
+    # u = n / 10 for an Int(0, 10): a unit is 0.1. f(n) = (n - 3.4)^2 at n = 3: f(2) = 1.96 and
+    # f(4) = 0.36 are both above f(3) = 0.16, so n = 3 is the minimum along n; the difference
+    # (0.36 - 1.96) / 0.2 = -8 is the curvature over a unit, not a direction to move in.
+    fun = lambda u: (10 * u[0] - 3.4) ** 2 + (u[1] - 0.3) ** 2  # noqa: E731
+    x = np.array([0.3, 0.9])
+    unit = np.array([0.1, 0.0])  # min_step: n is an integer, u[1] a real
+    central = Central()
+    central.observe_at(x, fun(x))
+    est = central.estimate(fun, x, key=None, iteration=0, evaluate=_evaluate(fun), min_step=unit * (1 + 1e-9))
+    assert est.grad[0] == 0.0 and abs(est.grad[1] - 1.2) < 1e-5
+    # at n = 4 the neighbour n = 3 is lower: the slope stays
+    x = np.array([0.4, 0.9])
+    central.observe_at(x, fun(x))
+    est = central.estimate(fun, x, key=None, iteration=0, evaluate=_evaluate(fun), min_step=unit * (1 + 1e-9))
+    assert est.grad[0] > 0
+    # not knowing f(x) (a noisy objective's is not re-used), nothing to compare with: the difference stays
+    fresh = Central()
+    x = np.array([0.3, 0.9])
+    est = fresh.estimate(fun, x, key=None, iteration=0, evaluate=_evaluate(fun), min_step=unit * (1 + 1e-9))
+    assert est.grad[0] < 0
