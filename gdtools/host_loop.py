@@ -670,7 +670,7 @@ class HostLoop:
                             _raise_if_value_fn_wanted(exc)
                             raise
                 new_x = new_x if problem.device else np.asarray(new_x, dtype=float)
-                if from_state:
+                if from_state and not ahead:  # (made ahead, the estimate read from the state is pending)
                     kept = (new_x, state)
                 if self.evaluator is None and not searching:
                     # An optax line search evaluates the objective at its trial points: count them
