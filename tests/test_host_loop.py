@@ -324,5 +324,3 @@ def test_autodiff_reads_the_line_search_value_and_gradient_as_the_compiled_progr
     hosted = gd.minimize(rosenbrock, x0, callback=lambda state: None)
     assert hosted.nit == compiled.nit and np.allclose(hosted.x, compiled.x, atol=1e-6)
     assert hosted.success and abs(hosted.nfev - compiled.nfev) <= 1, (hosted.nfev, compiled.nfev)
-    bounded = gd.minimize(rosenbrock, x0, bounds=(-np.ones(5), np.full(5, 0.5)), callback=lambda state: None)
-    assert bounded.x.max() <= 0.5  # (with bounds each estimate is computed: the projection moves x)
