@@ -98,6 +98,12 @@ def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None, 
                 if picture.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8):  # a quarter turn
                     stored = stored[::-1]  # the messages name the size the picture is seen at
                 ImageOps.exif_transpose(picture, in_place=True)  # no copy when there is no tag
+                if (max_side is not None and max(picture.size) > max_side
+                        and picture.mode in ("P", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV")):
+                    # made 8-bit RGB(A) as to_rgb_array would, so that they shrink in 8-bit too (a
+                    # palette PNG was converted to float32 at full size: 12 bytes a pixel)
+                    alpha = picture.mode == "PA" or (picture.mode == "P" and "transparency" in picture.info)
+                    picture = picture.convert("RGBA" if alpha else "RGB")
                 if max_side is not None and max(picture.size) > max_side and picture.mode in _RESIZABLE_MODES:
                     # shrink in 8-bit before the float conversion, which would be 4x the size
                     picture = picture.resize(_fitted(picture.size[::-1], max_side)[::-1], Image.LANCZOS)

@@ -276,3 +276,22 @@ def test_a_file_name_that_is_not_a_path_is_named_when_saving_and_reading_metadat
         images.read_metadata(path)
     with pytest.raises(InputError, match="named by a path"):
         images.save_image(path, np.zeros((20, 20, 3), np.uint8))
+
+
+@pytest.mark.parametrize("mode", ["P", "CMYK", "1"])
+def test_palette_cmyk_and_bilevel_pictures_shrink_before_the_float_conversion(tmp_path, monkeypatch, mode):
+    # a palette PNG (or a CMYK JPEG) was converted to float32 RGB at full size before --max-side
+    # shrank it: 12 bytes a pixel (2.4 GB for a 20,000 x 10,000 palette PNG) instead of 3
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 256, (120, 200, 3), dtype=np.uint8))
+    picture = rgb.convert(mode) if mode != "P" else rgb.quantize(16)
+    path = tmp_path / ("in.jpg" if mode == "CMYK" else "in.png")
+    picture.save(path)
+    seen = []
+    real = images.to_rgb_array
+    monkeypatch.setattr(images, "to_rgb_array", lambda p: seen.append(p.size) or real(p))
+    out = images.load_image(path, max_side=50)
+    assert seen == [(50, 30)] and out.shape == (30, 50, 3)
+    full = real(Image.open(path))
+    small = images.resize(full, (30, 50))
+    assert np.abs(out - small).mean() < 12  # the same picture, shrunk in 8-bit
