@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
-from gdtools.dream.images import back_to_range_of, check_image, displayable, on_0_255, resize
+from gdtools.dream.images import _as_path, back_to_range_of, check_image, displayable, on_0_255, resize
 from gdtools.errors import InputError
 
 #: how much each frame zooms into the previous one
@@ -111,6 +111,7 @@ def remove_stale_frames(folder: str | os.PathLike, *, keep: int) -> int:
 def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], *, frame_ms: int = 80) -> None:
     """Write ``frames`` (RGB: uint8, floats in [0, 255] or floats in [0, 1]) as a looping animated GIF
     (a GIF whatever ``path``'s extension)."""
+    path = _as_path(path)  # (None, a number: an InputError, not Pillow's AttributeError after the frames)
     pictures = [Image.fromarray(displayable(frame)) for frame in frames]
     if not pictures:
         raise InputError("save_gif needs at least one frame")

@@ -129,3 +129,9 @@ def test_stale_frames_of_a_longer_run_are_removed_and_nothing_else(tmp_path):
     assert remove_stale_frames(tmp_path, keep=2) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frame_0000.png", "frame_0001.png", "frame_0003.jpg",
                                                           "frame_0005.png", "frame_7.png", "notes.txt"]
+
+
+@pytest.mark.parametrize("path", [None, 3, np.zeros(2)])
+def test_save_gif_names_a_path_that_is_not_one(path):
+    with pytest.raises(InputError, match="named by a path"):
+        zoom.save_gif(path, [np.zeros((20, 20, 3))])
