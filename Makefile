@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(PY) examples/demo.py --out out
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]' torch==2.13.0
