@@ -191,6 +191,11 @@ def is_unit_range(image) -> bool:
     return bool(np.issubdtype(array.dtype, np.floating) and array.size and array.max() <= 1.0)
 
 
+#: A float image whose largest value lies above 1 and at most this is read on the 0..255 scale
+#: (nearly black) with a warning: more likely a [0, 1] image pushed a little over 1.
+OVERSHOOT = 2.0
+
+
 def check_image(image, *, what: str = "image") -> np.ndarray:
     """``image`` as an RGB array (height, width, 3), or :class:`InputError` unless it is an image at
     least :data:`MIN_SIDE` pixels on a side, finite, with values in [0, 255] (or floats in [0, 1]).
@@ -224,6 +229,11 @@ def check_image(image, *, what: str = "image") -> np.ndarray:
     if low < 0 or high > 255:
         raise InputError(f"{what} values lie in [{low:g}, {high:g}]; give RGB values in [0, 255] "
                          f"(or floats in [0, 1])")
+    if np.issubdtype(array.dtype, np.floating) and 1.0 < high <= OVERSHOOT:
+        # a [0, 1] image a little over 1 (a brightened one) is taken for a 0..255 one, nearly black
+        warnings.warn(f"{what} holds floats in [{low:g}, {high:g}]: read on the 0..255 scale (nearly black), as "
+                      f"only floats all at most 1 are a [0, 1] image; for a [0, 1] image, clip it first "
+                      f"(np.clip(image, 0, 1))", UserWarning, stacklevel=3)
     return _as_rgb(array)
 
 

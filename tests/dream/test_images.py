@@ -295,3 +295,18 @@ def test_palette_cmyk_and_bilevel_pictures_shrink_before_the_float_conversion(tm
     full = real(Image.open(path))
     small = images.resize(full, (30, 50))
     assert np.abs(out - small).mean() < 12  # the same picture, shrunk in 8-bit
+
+
+def test_a_unit_range_image_a_little_over_1_is_warned_of():
+    # read on the 0..255 scale, a [0, 1] image brightened to 1.02 was dreamed as a nearly black one
+    image = np.full((20, 20, 3), 0.5, dtype=np.float32)
+    image[0, 0] = 1.02
+    with pytest.warns(UserWarning, match=r"floats in \[0.5, 1.02\].*np.clip"):
+        images.check_image(image)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        images.check_image(np.clip(image, 0, 1))
+        images.check_image(image * 200)
+        images.check_image((image * 2).astype(np.uint8))
