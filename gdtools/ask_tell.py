@@ -116,6 +116,7 @@ class AskTell:
         self._result = None
         self._error: BaseException | None = None
         self._finished = False
+        self._best = None  # (params, value) of the lowest value told
         self.history = None
         self._thread = threading.Thread(target=self._search, args=(x0, space, options), daemon=True,
                                         name="gdtools-ask-tell")
@@ -188,10 +189,20 @@ class AskTell:
                                  + ("it was told already, or the search that asked for it has ended"
                                     if told else "it was not asked for by this search"))
             del self._executor.out[trial.number]
+            if measurement.ok and (self._best is None or measurement.value < self._best[1]):
+                self._best = (trial.params, float(measurement.value))
             if measurement.t_start is None:
                 measurement = dataclasses.replace(measurement, t_start=waiting.asked_at, t_end=time.time())
             if not waiting.future.cancelled():
                 waiting.future.set_result(measurement)
+
+    @property
+    def best(self) -> tuple | None:
+        """``(params, value)`` of the lowest value told so far (never a failed one), or None: an
+        answer at any time, as Nevergrad's ``recommend()``. A noisy value that low is partly luck:
+        :attr:`result` (the search's own answer) or measuring the candidates again side by side
+        (:func:`gdtools.timing.remeasure`) is the better judge."""
+        return self._best
 
     # -- the end -----------------------------------------------------------------------------------
     @property

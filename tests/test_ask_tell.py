@@ -30,6 +30,8 @@ def test_ask_and_tell_is_the_same_search_as_minimize():
     assert res.x == same.x and res.fun == same.fun and res.nfev == same.nfev == asked
     assert res.success and res.x["rate"] == 200 and abs(res.x["alpha"] - 0.3) < 1e-4
     assert search.done and search.ask() is None
+    told = [(r["params"], r["value"]) for r in res.history.evaluations]
+    assert search.best == min(told, key=lambda pair: pair[1])
     assert [r["params"] for r in res.history.evaluations] == [r["params"] for r in same.history.evaluations]
 
 
@@ -78,6 +80,7 @@ def test_a_told_exception_is_a_failed_evaluation_and_failures_end_the_run():
     res = search.result
     assert not res.success and "the job was killed" in res.message
     failed = [r for r in res.history.evaluations if r["status"] == "failed"]
+    assert search.best == (SPACE.center(), 1.0)  # failures are never the best
     assert failed and failed[0]["error"] == "RuntimeError: the job was killed"
 
 
