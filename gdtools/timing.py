@@ -51,7 +51,8 @@ OBJECTIVES = ("time", "stdout")
 #: Characters of a failed run's stderr kept in its error message.
 STDERR_TAIL = 400
 
-#: A number as a program prints it: the whole of a word, or of what follows ``=`` in one (``loss=0.5``),
+#: A number as a program prints it: the whole of a word, or of what follows ``=`` in one (``loss=0.5``)
+#: or a name's ``:`` (``loss:0.5``),
 #: with a unit after it (``0.52s``, ``12ms``, ``50%``) and a sentence's full stop (``0.52.``); NaN
 #: and infinities by name; thousands separated by commas (``5,202,500``).
 _NUMBER = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:[a-zA-Zµ%]+)?|([-+]?(?:inf(?:inity)?|nan))",
@@ -69,6 +70,10 @@ def last_number(text: str) -> str | None:
         word = word.strip(_AROUND)
         if "=" in word:
             word = word.rsplit("=", 1)[1].strip(_AROUND)
+        elif ":" in word:
+            name, _, after = word.rpartition(":")
+            if name[-1:].isalpha() or name[-1:] == "_":  # "loss:0.04" as "loss=0.04"; not "12:30"
+                word = after.strip(_AROUND)
         word = word.rstrip(_AROUND + ".")  # the full stop of a sentence ("Done in 0.52.", "(loss 0.52).")
         if _THOUSANDS.fullmatch(word):
             word = word.replace(",", "")

@@ -499,3 +499,13 @@ def test_last_iterate_is_the_search_answer_where_the_result_is_the_lucky_start()
     final = last_iterate(res.history, space)
     assert final == space.from_unit(res.history.iterations[-2]["x"]) and final != {"rate": 32}
     assert last_iterate(gd.History(), space) is None
+
+
+@pytest.mark.parametrize("printed, number", [
+    ("epoch 3 loss:0.04", "0.04"), ("[loss:0.04]", "0.04"), ("step 7 val_loss:1.5e-3,", "1.5e-3"),
+    ("epoch 3 time:12:30", "3"),  # a clock time is no number after its name
+])
+def test_a_number_after_its_name_and_a_colon_is_read_as_after_an_equals_sign(printed, number):
+    from gdtools.timing import last_number
+
+    assert last_number(printed) == number
