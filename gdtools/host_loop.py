@@ -637,7 +637,12 @@ class HostLoop:
                         step = self._make_step(optimizer)
                     if searching:
                         search_key = fold_in(key, 2**20)
-                        left = None if self.max_evals is None else self.max_evals - self.nfev() - 1
+                        # an exact objective's result is the point a trial measured (or x, measured
+                        # before): no final measurement to keep one for, so the last trial may use it
+                        # (kept, a budget of the start, one gradient and one more paid for the gradient
+                        # and had no trial left to step with: 2n + 2 for central spent 2n + 1, unmoved)
+                        left = (None if self.max_evals is None
+                                else self.max_evals - self.nfev() - (0 if exact else 1))
                         new_x, new_value, state = optimizer.step(
                             x, value, grad, state, project=self._project,
                             evaluate=lambda pts, _key=search_key: self.evaluator(pts, key=_key, trial=True),
