@@ -264,6 +264,27 @@ def test_ctrl_c_without_a_history_prints_the_best_setting_measured_so_far(capsys
     assert "one noisy measurement" in out and "its command: " in out and "-c" in out
 
 
+def test_ctrl_c_calls_a_printed_number_one_measurement_not_a_noisy_one(capsys, monkeypatch):
+    # an exact number the program printed is no noisy measurement, as a wall time is
+    from gdtools import timing
+
+    real = timing.TimedCommand.__call__
+    calls = []
+
+    def stops_at_the_fourth_call(self, params):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(self, params)
+
+    monkeypatch.setattr(timing.TimedCommand, "__call__", stops_at_the_fourth_call)
+    code = main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "20", "--quiet",
+                 "--objective", "stdout", "--", PY, "-c", QUADRATIC, "{x}", "{k}"])
+    out = capsys.readouterr().out
+    assert code == 130
+    assert "(one measurement, not compared side by side)" in out and "noisy" not in out
+
+
 def test_workers_and_dask_together_is_an_error(capsys):
     assert main(["tune", "--param", "x=0:1", "--workers", "2", "--dask", "tcp://127.0.0.1:1",
                  "--", PY, "{x}"]) == 2

@@ -304,8 +304,9 @@ def _print_best_so_far(history, objective) -> None:
         return
     best = min(ok, key=lambda r: r["value"])
     command = getattr(objective, "command", None)
+    kind = "one noisy measurement" if best.get("noisy") else "one measurement"  # a wall time; a number printed
     print(f"interrupted after {_count(len(history.evaluations), 'evaluation')}; the best setting measured so far: "
-          f"{dict(best['params'])}, {best['value']:.6g} (one noisy measurement, not compared side by side)"
+          f"{dict(best['params'])}, {best['value']:.6g} ({kind}, not compared side by side)"
           + (f"; its command: {shlex.join(command(best['params']))}" if command is not None else ""))
 
 
