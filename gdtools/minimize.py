@@ -354,7 +354,8 @@ def minimize(
         evaluations that end the record are measured again (a run stopped by failures in a row
         would stop again at once: resuming is how a fixed program gets its retry). A path that
         does not exist yet starts a new run there (so one call both starts and resumes); a history
-        of another run (size, estimator, seed or parameter space) is refused.
+        of another run (size, estimator, seed or parameter space) is refused, and so is a timed
+        objective that measures otherwise (another ``repeats`` or ``statistic``).
       noise: the objective's noise level (std of one evaluation), if known; else estimated from
         the measurements' repeats (0 when there are none). Finite differences' default optimizer
         gives way to Spall's decaying gain when the noise is more than a negligible part of the
@@ -674,6 +675,7 @@ def _check_resumable(path, meta: dict) -> tuple[dict, int]:
     if mine and theirs and mine != theirs:  # wall times and printed numbers: two kinds of values
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with another objective "
                          f"({theirs!r} recorded, {mine!r} given)")
+    _check_same_measurement(path, meta.get("measured"), recorded.get("measured"), recorded_history.evaluations)
     mine, theirs = str(meta.get("optimizer", "")), str(recorded.get("optimizer", ""))
     if (theirs and mine != theirs and not (mine.startswith("default") and theirs.startswith("default"))
             and not (theirs == UNDESCRIBED_OPTAX and mine.startswith(OPTAX_PREFIX))):
@@ -685,6 +687,24 @@ def _check_resumable(path, meta: dict) -> tuple[dict, int]:
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run over the parameter "
                          f"space {recorded['space']!r}, this one has no space")
     return recorded, len(recorded_history.evaluations)
+
+
+def _check_same_measurement(path, mine, theirs, records) -> None:
+    """A timed objective resumed must measure as the recorded run did (``measured``: its repeats and
+    statistic), or one history would mix two precisions under one label (gdtools tune checks the
+    same). One exception: printed numbers that all repeated exactly (run twice whatever ``repeats``
+    says, and any statistic of two equal numbers is that number)."""
+    if not (isinstance(mine, dict) and isinstance(theirs, dict)) or mine.get("objective") != theirs.get("objective"):
+        return
+    exact = all(isinstance(r.get("samples"), list) and len(r["samples"]) == 2 and r["samples"][0] == r["samples"][1]
+                and not (isinstance(r.get("spread"), (int, float)) and math.isfinite(r["spread"]))
+                for r in records if r.get("status", "ok") == "ok")
+    if mine.get("objective") != "time" and exact:
+        return
+    for name in ("repeats", "statistic"):
+        if name in mine and name in theirs and mine[name] != theirs[name]:
+            raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run measured with another "
+                             f"{name} ({theirs[name]!r} recorded, {mine[name]!r} given)")
 
 
 def _difference(recorded, given) -> str:

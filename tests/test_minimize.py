@@ -1839,3 +1839,24 @@ def test_central_differences_over_a_space_let_the_reals_move_once_an_integer_sit
     res = gd.minimize(lambda p: (p["n"] - 3.4) ** 2 + (p["x"] - 0.3) ** 2 + 0.3 * p["n"] * p["x"],
                       {"n": 8, "x": 0.9}, space=space, gradient="central", max_evals=60)
     assert res.x["n"] == 3 and abs(res.x["x"] + 0.15) < 1e-4 and res.success, (res.x, res.message)
+
+
+def _sleep_briefly(n):
+    sum(range(n))
+
+
+def test_resuming_a_timed_run_with_other_repeats_or_statistic_is_refused_from_python_too(tmp_path):
+    # gdtools tune refused it; gd.minimize(resume=True) mixed medians of 3 with minimums or medians of
+    # 5 in one history, whose meta (and plot label) still said "median of 3 runs"
+    space = gd.Space(n=gd.Int(1, 1000, log=True))
+    path = tmp_path / "run.jsonl"
+    timed = lambda **kw: gd.timing.time_callable(_sleep_briefly, space, warmup=0, **kw)  # noqa: E731
+    gd.minimize(timed(repeats=3), space=space, max_evals=4, history=path)
+    before = path.read_text()
+    for kwargs, words in ((dict(repeats=5), "another repeats (3 recorded, 5 given)"),
+                          (dict(repeats=3, statistic="min"), "another statistic ('median' recorded, 'min' given)")):
+        with pytest.raises(gd.InputError) as error:
+            gd.minimize(timed(**kwargs), space=space, max_evals=8, history=path, resume=True)
+        assert words in str(error.value)
+        assert path.read_text() == before
+    assert gd.minimize(timed(repeats=3), space=space, max_evals=8, history=path, resume=True).nfev == 8
