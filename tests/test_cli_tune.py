@@ -285,6 +285,28 @@ def test_ctrl_c_calls_a_printed_number_one_measurement_not_a_noisy_one(capsys, m
     assert "(one measurement, not compared side by side)" in out and "noisy" not in out
 
 
+def test_ctrl_c_before_anything_was_measured_leaves_no_history_to_refuse_the_next_run(tmp_path, capsys, monkeypatch):
+    # stopped in its first evaluation (a wrong option seen at once), the new file held only its meta
+    # line: the corrected command was refused ("already exists: add --resume"), though nothing in it
+    # could be lost, and the message said "what was measured is in" a file of no measurement
+    from gdtools import timing
+
+    history = tmp_path / "run.jsonl"
+    real = timing.TimedCommand.__call__
+
+    def interrupted(self, params):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(timing.TimedCommand, "__call__", interrupted)
+    command = ["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "4", "--quiet",
+               "--objective", "stdout", "--history", str(history), "--", PY, "-c", QUADRATIC, "{x}", "{k}"]
+    assert main(command) == 130
+    err = capsys.readouterr().err
+    assert not history.exists() and "what was measured is in" not in err
+    monkeypatch.setattr(timing.TimedCommand, "__call__", real)
+    assert main(command) == 0 and history.exists()
+
+
 def test_workers_and_dask_together_is_an_error(capsys):
     assert main(["tune", "--param", "x=0:1", "--workers", "2", "--dask", "tcp://127.0.0.1:1",
                  "--", PY, "{x}"]) == 2
@@ -293,12 +315,15 @@ def test_workers_and_dask_together_is_an_error(capsys):
 
 def test_ctrl_c_exits_130_and_tells_how_to_continue(tmp_path, capsys, monkeypatch):
     import gdtools
+    from gdtools.history import History
 
-    def interrupted(*args, **kwargs):
+    history = tmp_path / "h.jsonl"
+
+    def interrupted(*args, **kwargs):  # after one evaluation was recorded
+        History(history, meta={"n": 1}).record_evaluation(x=[0.5], value=1.0, samples=[1.0])
         raise KeyboardInterrupt
 
     monkeypatch.setattr(gdtools, "minimize", interrupted)
-    history = tmp_path / "h.jsonl"
     code = main(["tune", "--param", "x=0:10", "--budget", "10", "--quiet", "--history", str(history),
                  "--", PY, "-c", "pass", "{x}"])
     err = capsys.readouterr().err
@@ -465,7 +490,8 @@ def test_sigterm_stops_the_programs_being_timed_and_exits_143(tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
-    assert "terminated (SIGTERM)" in err and "--resume" in err
+    # stopped in the start's first run: nothing measured, no file for --resume to continue
+    assert "terminated (SIGTERM)" in err and "--resume" not in err and not (tmp_path / "h.jsonl").exists()
     pid = int(marker.read_text())
     time.sleep(0.2)
     try:  # the timed program is gone (killed with its process group), or a zombie awaiting its reaper

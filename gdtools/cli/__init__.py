@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         hint = ""
-        if args.command == "tune" and getattr(args, "history", None):
+        if args.command == "tune" and getattr(args, "history", None) and os.path.exists(args.history):
             hint = f"; what was measured is in {args.history}: the same command with --resume continues the run"
         if isinstance(exc, Terminated):
             print(f"gdtools {args.command}: terminated ({exc}){hint}", file=sys.stderr)

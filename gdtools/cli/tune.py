@@ -263,6 +263,16 @@ def _only_failures(path: str) -> bool:
     return not any(record.get("status", "ok") == "ok" for record in history.evaluations)
 
 
+def _nothing_measured(path: str) -> bool:
+    """Whether the history file at ``path`` exists and holds no evaluation at all."""
+    from gdtools.history import History
+
+    try:
+        return not History.load(path).evaluations
+    except (OSError, InputError):
+        return False
+
+
 def _penalty_words(penalty, evaluations) -> str:
     """What stood for the failed evaluations: ``--penalty``, or less where it was capped (once
     something was measured, a failure counts at most as far beyond the worst value measured as that
@@ -465,6 +475,10 @@ def run(args) -> int:
         close(interrupted)       # Ctrl-C: no queued run starts (pending futures cancelled) ...
         stop_running_programs()  # ... and the programs being timed stop too
         _print_best_so_far(getattr(exc, "history", None), objective)  # without --history, all there is
+        if args.history and not args.resume and _nothing_measured(args.history):
+            # stopped in its first evaluation (a wrong option seen at once): a new file of nothing
+            # but its meta line would refuse the corrected command, and holds nothing to lose
+            os.remove(args.history)
         raise
     finally:
         bar.close()
