@@ -22,6 +22,7 @@ import weakref
 from typing import Any, Callable
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -385,6 +386,9 @@ def minimize(
         gradient = "autodiff" if space is None else "spsa"
     estimator = _estimators.resolve(gradient)
     args = args if isinstance(args, tuple) else (args,)
+    if _under_jit():
+        raise _traced_error("it was called while JAX traces a function (jax.jit, jax.lax.scan, "
+                            "jax.eval_shape), where every JAX operation gives a traced value")
     max_iters = _check_positive("max_iters", max_iters)
     max_evals = _check_positive("max_evals", max_evals)
     max_time = _check_positive("max_time", max_time, kind=float)
@@ -590,6 +594,14 @@ def _traced_error(what: str) -> InputError:
     programs of its own and reads numbers back, which a traced value cannot give."""
     return InputError(f"gd.minimize cannot run inside jax.jit, jax.vmap or jax.grad: {what}. Call it outside "
                       f"them; for many starts at once, give x0 a leading axis and batch=True")
+
+
+def _under_jit() -> bool:
+    """Whether JAX is tracing a program now (jax.jit and its kin): even a run on untraced inputs
+    computes only traced values there (TracerBoolConversionError from the first check of x0).
+    Under jax.vmap or jax.grad alone untraced inputs stay concrete, and the run works."""
+    am_i = getattr(jax.extend.core, "unsafe_am_i_under_a_jit_DO_NOT_USE", None)
+    return am_i() if am_i is not None else isinstance(jnp.asarray(0.0), Tracer)
 
 
 def _check_untraced_data(data) -> None:

@@ -1860,3 +1860,20 @@ def test_resuming_a_timed_run_with_other_repeats_or_statistic_is_refused_from_py
         assert words in str(error.value)
         assert path.read_text() == before
     assert gd.minimize(timed(repeats=3), space=space, max_evals=8, history=path, resume=True).nfev == 8
+
+
+def test_minimize_inside_jax_jit_on_untraced_inputs_is_refused_clearly():
+    """Under jax.jit every JAX operation gives a traced value, the inputs' or not: gd.minimize of
+    a constant x0 and an objective closing over nothing traced failed with JAX's
+    TracerBoolConversionError (a JAX x0), 'Cannot apply JAX transformations to a function lowered
+    and compiled' (a NumPy x0) or TracerArrayConversionError (a black box)."""
+    fun = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    x0, tol = jnp.zeros(3), jnp.float32(1e-3)  # made outside the jit: not traced
+    calls = [lambda: gd.minimize(fun, x0), lambda: gd.minimize(fun, np.zeros(3)),
+             lambda: gd.minimize(lambda x: float(np.sum((x - 1.0) ** 2)), np.zeros(3), gradient="central"),
+             lambda: gd.minimize(fun, x0, tol=tol)]
+    for call in calls:
+        with pytest.raises(gd.InputError, match="cannot run inside jax.jit.*while JAX traces"):
+            jax.jit(lambda t: call().fun * t)(2.0)
+    # vmap and grad of a run on untraced inputs see concrete values: the run works there
+    assert float(jax.grad(lambda t: calls[0]().fun + t)(2.0)) == 1.0
