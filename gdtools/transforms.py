@@ -186,7 +186,8 @@ def descend(optimizer, grad, state, x, *, value=None, value_fn=None, lower=None,
     """One step ``x -> x + update``, clipped to ``[lower, upper]`` when bounded; ``(new_x, state)``.
 
     With ``value_fn`` (an objective the optimizer may evaluate, for optax's line searches) the
-    update also gets ``value`` and ``grad`` at ``x``; without it, the plain ``update``.
+    update also gets ``value`` and ``grad`` at ``x``; without it, a transformation that takes extra
+    arguments gets ``value`` alone, and any other the plain ``update``.
     """
     held = None
     if lower is not None and value_fn is not None:
@@ -206,6 +207,11 @@ def descend(optimizer, grad, state, x, *, value=None, value_fn=None, lower=None,
         value_fn = _projected(value_fn, x, held, lower, upper)
     if value_fn is not None:
         updates, state = optimizer.update(grad, state, x, value=value, grad=grad, value_fn=value_fn)
+    elif value is not None and needs_value_fn(optimizer):
+        # a black box's value at x, which every estimate has: for transformations that take only
+        # the value (optax.polyak_sgd, optax.contrib.reduce_on_plateau); a line search still
+        # misses its value_fn and says so
+        updates, state = optimizer.update(grad, state, x, value=value)
     else:
         updates, state = optimizer.update(grad, state, x)
     new_x = optax.apply_updates(x, updates)

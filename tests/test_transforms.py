@@ -148,3 +148,30 @@ def test_bounded_lbfgs_keeps_held_coordinates_on_their_bound_and_converges_as_sc
     assert res.success and res.status == "converged"
     assert res.nfev <= 100
     np.testing.assert_allclose(np.asarray(res.x), ref.x, atol=1e-3)  # float32 against float64
+
+
+@pytest.mark.parametrize("gradient", ["central", "spsa"])
+def test_an_optimizer_that_wants_only_the_value_gets_a_black_boxs_value(gradient):
+    """optax.polyak_sgd and optax.contrib.reduce_on_plateau take the objective's value at x, which
+    every gradient estimate has, not its value function; with a black box they were refused as
+    'needs the objective's value function (an optax line search)'."""
+    from optax import contrib
+
+    fun = lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2))  # noqa: E731
+    # Polyak's step on this quadratic, f / |g|^2 * g = (x - 1) / 2: halfway to the minimum each time
+    res = gd.minimize(fun, np.zeros(3), gradient="central", optimizer=optax.polyak_sgd(), max_iters=5)
+    np.testing.assert_allclose(res.x, 1 - 0.5 ** 5, rtol=1e-6)
+    # the plateau's schedule as a hand-written optax loop on the exact gradient runs it
+    plateau = optax.chain(optax.adam(0.1), contrib.reduce_on_plateau(patience=2, cooldown=0, factor=0.5))
+    x, state = np.zeros(3), plateau.init(jnp.zeros(3))
+    for _ in range(30):
+        updates, state = plateau.update(jnp.asarray(2 * (x - 1), jnp.float32), state, jnp.asarray(x, jnp.float32),
+                                        value=fun(x))
+        x = x + np.asarray(updates, dtype=float)
+    res = gd.minimize(fun, np.zeros(3), gradient="central", optimizer=plateau, max_iters=30)
+    np.testing.assert_allclose(res.x, x, rtol=1e-4)
+    res = gd.minimize(fun, np.zeros(3), gradient=gradient, optimizer=plateau, max_evals=100)
+    assert res.fun < fun(np.zeros(3))
+    # a line search still needs the value function, and says so
+    with pytest.raises(gd.InputError, match="needs the objective's value function"):
+        gd.minimize(fun, np.zeros(3), gradient=gradient, optimizer=optax.lbfgs(), max_evals=40)
