@@ -74,8 +74,14 @@ class Trace(NamedTuple):
 
 
 def _keeps_value_and_grad(optimizer, x0) -> bool:
-    """Whether the optimizer's state carries the value and gradient at the new point (L-BFGS)."""
+    """Whether the optimizer's state carries the value and gradient at the new point (L-BFGS).
+
+    A line search's state holds them at its last trial point, which is the new point only when
+    the search is the chain's last transformation: after it another (``chain(lbfgs(), scale(0.5))``)
+    moves x elsewhere, and its value there is computed anew."""
     state = jax.eval_shape(optimizer.init, x0)
+    while type(state) is tuple and state:  # optax.chain's state: one per transformation, in order
+        state = state[-1]
     return (optax.tree_utils.tree_get(state, "value") is not None
             and optax.tree_utils.tree_get(state, "grad") is not None)
 

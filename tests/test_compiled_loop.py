@@ -177,3 +177,17 @@ def test_lbfgs_on_an_objective_of_another_precision_than_x(x_dtype, f_dtype):
     for r in (res, *batch):
         assert r.success and r.x.dtype == x_dtype, r
         np.testing.assert_allclose(r.x, 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("after", [optax.scale(0.5), optax.clip(0.05)])
+def test_a_line_search_followed_by_another_transformation_is_judged_at_the_point_it_reached(after):
+    """The state of a line search holds the value and gradient at its own last trial point: the
+    compiled loop took them for those at the new x even when a transformation after the search
+    (chain(lbfgs(), scale(0.5))) moved x elsewhere. On a quadratic it said converged, f = 0, at a
+    point where f = 7.5; the host loop, which evaluates x, went on to the minimum."""
+    for optimizer in (optax.chain(optax.lbfgs(), after),
+                      optax.chain(optax.sgd(1.0), optax.scale_by_zoom_linesearch(15), after)):
+        res = gd.minimize(quadratic, jnp.zeros(4), optimizer=optimizer, max_iters=5)
+        assert res.fun == pytest.approx(float(quadratic(res.x)), rel=1e-5, abs=1e-12), res
+        host = gd.minimize(quadratic, jnp.zeros(4), optimizer=optimizer, max_iters=5, callback=lambda state: None)
+        np.testing.assert_allclose(res.x, host.x, rtol=1e-5)
