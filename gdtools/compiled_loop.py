@@ -80,8 +80,9 @@ def _keeps_value_and_grad(optimizer, x0) -> bool:
     the search is the chain's last transformation: after it another (``chain(lbfgs(), scale(0.5))``)
     moves x elsewhere, and its value there is computed anew."""
     state = jax.eval_shape(optimizer.init, x0)
-    while type(state) is tuple and state:  # optax.chain's state: one per transformation, in order
-        state = state[-1]
+    while (type(state) is tuple or isinstance(state, dict)) and state:
+        # optax.chain's state (named_chain's): one per transformation, in order
+        state = list(state.values())[-1] if isinstance(state, dict) else state[-1]
     return (optax.tree_utils.tree_get(state, "value") is not None
             and optax.tree_utils.tree_get(state, "grad") is not None)
 

@@ -186,7 +186,8 @@ def test_a_line_search_followed_by_another_transformation_is_judged_at_the_point
     (chain(lbfgs(), scale(0.5))) moved x elsewhere. On a quadratic it said converged, f = 0, at a
     point where f = 7.5; the host loop, which evaluates x, went on to the minimum."""
     for optimizer in (optax.chain(optax.lbfgs(), after),
-                      optax.chain(optax.sgd(1.0), optax.scale_by_zoom_linesearch(15), after)):
+                      optax.chain(optax.sgd(1.0), optax.scale_by_zoom_linesearch(15), after),
+                      optax.named_chain(("lbfgs", optax.lbfgs()), ("after", after))):
         res = gd.minimize(quadratic, jnp.zeros(4), optimizer=optimizer, max_iters=5)
         assert res.fun == pytest.approx(float(quadratic(res.x)), rel=1e-5, abs=1e-12), res
         host = gd.minimize(quadratic, jnp.zeros(4), optimizer=optimizer, max_iters=5, callback=lambda state: None)
