@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gdtools.transforms import descend, largest_projected_component, needs_value_fn
+from gdtools.transforms import descend, keeps_value_and_grad, largest_projected_component, needs_value_fn
 
 RUNNING, CONVERGED, MAX_ITERS, NONFINITE, NO_PROGRESS = range(5)
 CODES = {CONVERGED: "converged", MAX_ITERS: "max_iters", NONFINITE: "nonfinite",
@@ -73,20 +73,6 @@ class Trace(NamedTuple):
         return self.table[..., 2].astype(jnp.int32)
 
 
-def _keeps_value_and_grad(optimizer, x0) -> bool:
-    """Whether the optimizer's state carries the value and gradient at the new point (L-BFGS).
-
-    A line search's state holds them at its last trial point, which is the new point only when
-    the search is the chain's last transformation: after it another (``chain(lbfgs(), scale(0.5))``)
-    moves x elsewhere, and its value there is computed anew."""
-    state = jax.eval_shape(optimizer.init, x0)
-    while (type(state) is tuple or isinstance(state, dict)) and state:
-        # optax.chain's state (named_chain's): one per transformation, in order
-        state = list(state.values())[-1] if isinstance(state, dict) else state[-1]
-    return (optax.tree_utils.tree_get(state, "value") is not None
-            and optax.tree_utils.tree_get(state, "grad") is not None)
-
-
 def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float, lower, upper,
                 record_x: bool) -> Callable:
     """Build ``solve(x0, args=()) -> Trace`` for flat ``x0`` of length ``n``, minimising
@@ -94,7 +80,7 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
     in it: one compiled solver serves every value of them (new data, same shapes)."""
     extra = needs_value_fn(optimizer)
     from_state = (extra and lower is None
-                  and _keeps_value_and_grad(optimizer, jax.ShapeDtypeStruct((n,), jnp.float32)))
+                  and keeps_value_and_grad(optimizer, jax.ShapeDtypeStruct((n,), jnp.float32)))
 
     def solve(x0, args=()):
         objective = lambda x: fun(x, *args)  # noqa: E731

@@ -34,7 +34,7 @@ from gdtools.program_cache import saved_jit
 from gdtools.line_search import LineSearchDescent
 from gdtools.result import State
 from gdtools.gain import FIRST_STEP, calibrated_gain, curvature_limited_first_step
-from gdtools.transforms import descend, largest_projected_component, needs_value_fn
+from gdtools.transforms import descend, keeps_value_and_grad, largest_projected_component, needs_value_fn
 
 #: Machine epsilon of float32: the precision assumed for an objective whose values did not change
 #: at all over steps sized for float64 (see HostLoop.run).
@@ -414,8 +414,7 @@ class HostLoop:
         # dtype than the state keeps.
         from_state = (optimizer is not None and not searching and self.evaluator is None
                       and type(estimator) is AutoDiff and problem.clip is None
-                      and optax.tree_utils.tree_get(state, "value") is not None
-                      and optax.tree_utils.tree_get(state, "grad") is not None)
+                      and keeps_value_and_grad(optimizer, jnp.asarray(x)))
         kept = None  # (the point the line search's state holds the value and gradient at, that state)
         uncounted_step = None  # the optax state of a step taken ahead whose line-search trials are not counted yet
         trials_before = 0  # the line-search trials of the last step (an optax line search)

@@ -121,6 +121,20 @@ def needs_value_fn(optimizer) -> bool:
     return isinstance(optimizer, optax.GradientTransformationExtraArgs)
 
 
+def keeps_value_and_grad(optimizer, x0) -> bool:
+    """Whether the optimizer's state carries the value and gradient at the new point (L-BFGS).
+
+    A line search's state holds them at its last trial point, which is the new point only when
+    the search is the chain's last transformation: after it another (``chain(lbfgs(), scale(0.5))``)
+    moves x elsewhere, and its value there is computed anew."""
+    state = jax.eval_shape(optimizer.init, x0)
+    while (type(state) is tuple or isinstance(state, dict)) and state:
+        # optax.chain's state (named_chain's): one per transformation, in order
+        state = list(state.values())[-1] if isinstance(state, dict) else state[-1]
+    return (optax.tree_utils.tree_get(state, "value") is not None
+            and optax.tree_utils.tree_get(state, "grad") is not None)
+
+
 def _array_module(array):
     """``jax.numpy`` for JAX arrays (and tracers), NumPy for the host loop's NumPy arrays (no
     dispatch per call)."""

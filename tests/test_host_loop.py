@@ -337,3 +337,19 @@ def test_the_smallest_budget_that_pays_for_a_step_takes_it_on_an_exact_objective
                       max_evals=budget)
     assert res.nfev <= budget and res.nit == 1
     assert res.fun < 0.1  # 0.75 at the start: the step was taken
+
+
+@pytest.mark.parametrize("optimizer", [
+    optax.chain(optax.lbfgs(), optax.scale(0.5)),
+    optax.named_chain(("lbfgs", optax.lbfgs()), ("scale", optax.scale(0.5))),
+], ids=["chain", "named_chain"])
+def test_a_transformation_after_the_line_search_has_the_value_and_gradient_computed(optimizer):
+    # the search's state holds them at its own trial point, which scale(0.5) then moves from: read
+    # from the state, the run took f there for f at x (as the compiled loop did, cc157d3)
+    def quadratic(x):
+        return jnp.sum((x - jnp.arange(3.0)) ** 2)
+
+    res = gd.minimize(quadratic, jnp.full(3, 5.0), optimizer=optimizer, max_iters=3, callback=lambda s: None)
+    assert abs(float(res.fun) - float(quadratic(jnp.asarray(res.x)))) < 1e-5
+    for record in res.history.iterations:
+        assert abs(record["loss"] - float(quadratic(jnp.asarray(record["x"])))) < 1e-4
