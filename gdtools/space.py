@@ -118,6 +118,12 @@ class _Param:
 
     def continuous(self, u: float) -> float:
         """User value at unit position ``u`` (not rounded), kept inside the bounds."""
+        # The ends are the bounds exactly: low * exp(log(high / low)) or low + (high - low) may miss
+        # high by a rounding (0.999999999999999 for Real(1e-6, 1.0, log=True)).
+        if u <= 0.0:
+            return float(self.low)
+        if u >= 1.0:
+            return float(self.high)
         if self.log:
             try:
                 v = self.low * math.exp(u * self._span())
@@ -132,6 +138,8 @@ class _Param:
         v = self.continuous(u)
         if self.is_int:
             return int(min(max(round(v), self.low), self.high))
+        if v in (self.low, self.high):
+            return v  # a bound as given, whatever its digits
         # 15 significant digits: the log scale's rounding noise (1.0000000000000002 for the
         # middle of [0.1, 10]) would otherwise reach the program's command line.
         return float(min(max(float(f"{v:.15g}"), self.low), self.high))

@@ -159,3 +159,15 @@ def test_log_range_wider_than_a_float_keeps_its_middle_and_ends():
     assert space.to_unit({"x": 1e-300}) == pytest.approx([0.0])
     assert space.to_unit({"x": 1e150})[0] == pytest.approx(0.75)
     assert space.from_unit([0.25])["x"] == pytest.approx(1e-150, rel=1e-12)
+
+
+@pytest.mark.parametrize("param", [Real(1e-6, 1.0, log=True), Real(5.9e-39, 8.56e-24, log=True),
+                                   Real(-1790830832299721.0, 0.0), Real(-1e20, 1.0),
+                                   Int(1, 10 ** 15, log=True), Int(-2 ** 53, 1)])
+def test_the_ends_of_the_unit_range_are_the_bounds_exactly(param):
+    # exp(log(1e-6) + log(1e6)) is 0.999999999999999 after the 15-digit rounding: the top of
+    # Real(1e-6, 1.0, log=True) reached the program's command line as --p 0.999999999999999
+    space = Space(p=param)
+    assert space.from_unit([0.0]) == {"p": param.low}
+    assert space.from_unit([1.0]) == {"p": param.high}
+    assert space.from_unit([-0.5]) == {"p": param.low} and space.from_unit([1.5]) == {"p": param.high}
