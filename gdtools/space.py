@@ -48,6 +48,14 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _is_finite_number(value) -> bool:
+    """A number a float holds, neither nan nor infinite (10**400 is no float at all)."""
+    try:
+        return _is_number(value) and math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _log_ratio(a: float, b: float) -> float:
     """``log(a / b)`` for ``a >= b > 0``, also where ``a / b`` overflows (1e300 / 1e-300 is inf,
     which made the middle of such a log range its top and every unit position nan)."""
@@ -227,7 +235,7 @@ class Space:
         for name, param in self.params.items():
             value = params[name]
             bounds = f"[{param.low!r}, {param.high!r}]"
-            if not _is_number(value) or not math.isfinite(float(value)):
+            if not _is_finite_number(value):
                 raise InputError(f"parameter {name!r}: value must be a finite number within {bounds}, "
                                  f"got {value!r}")
             if param.is_int and float(value) != round(float(value)):

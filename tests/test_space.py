@@ -53,6 +53,9 @@ def test_from_unit_clips_and_rounds():
     ({"rate": 100.5, "batch": 4, "alpha": 0.5, "gain": 1.0}, ["'rate'", "integer", "100.5"]),
     ({"rate": "100", "batch": 4, "alpha": 0.5, "gain": 1.0}, ["'rate'", "number", "'100'"]),
     ({"rate": 100, "batch": 4, "alpha": float("nan"), "gain": 1.0}, ["'alpha'", "nan"]),
+    # a whole number no float holds: an OverflowError from float(), not this message
+    ({"rate": 10**400, "batch": 4, "alpha": 0.5, "gain": 1.0}, ["'rate'", "finite number", "[10, 1000]"]),
+    ({"rate": 100, "batch": 4, "alpha": -10**400, "gain": 1.0}, ["'alpha'", "finite number", "[0.0, 1.0]"]),
 ])
 def test_to_unit_errors_name_parameter_value_and_bounds(params, words):
     with pytest.raises(InputError) as info:
