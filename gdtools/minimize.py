@@ -937,6 +937,8 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                         f"and the final measurement.)")
     if out.get("better_measured"):
         message += " The result is the best setting measured, lower than the one the steps ended at."
+    if not problem.device:
+        x = problem.within_bounds(x)
     hist.record_iteration(iteration=out["nit"], nfev=nfev, time=out["elapsed"], loss=fun_value,
                           grad_norm=None, x=x, final=final)
     # a device x0's result is a JAX array in its dtype, whichever path (a line search's
@@ -1045,7 +1047,7 @@ def _package_trace(problem, trace, history, *, elapsed, max_iters, tol, skip=0, 
     table = np.asarray(trace.table)  # columns sliced here, in NumPy (see Trace)
     loss, gnorm, evals = table[:, 0], table[:, 1], table[:, 2]
     unravel = ((lambda v: problem.jax_unravel(jnp.asarray(v))) if problem.device  # (a batch's NumPy slices too)
-              else (lambda v: problem.to_user(np.asarray(v, dtype=float))))
+              else (lambda v: problem.to_user(problem.within_bounds(v))))
     if not np.isfinite(loss[0]):
         if start is None:
             raise InputError("the objective returned a non-finite value (nan or inf) at x0")
@@ -1062,7 +1064,8 @@ def _package_trace(problem, trace, history, *, elapsed, max_iters, tol, skip=0, 
     history.record_iterations(iteration=steps, nfev=evals[skip:nit + 1].astype(int),
                               time=times, loss=loss[skip:nit + 1].astype(float),
                               grad_norm=gnorm[skip:nit + 1].astype(float),
-                              x=None if xs is None else xs[skip:nit + 1])
+                              x=None if xs is None else xs[skip:nit + 1] if problem.device
+                              else problem.within_bounds(xs[skip:nit + 1]))
     reason = CODES[int(trace.status)]
     if reason == "no_progress":
         success, message = stalled_outcome(largest=float(gnorm[nit]), largest_at_start=float(gnorm[0]), tol=tol,

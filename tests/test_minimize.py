@@ -1877,3 +1877,19 @@ def test_minimize_inside_jax_jit_on_untraced_inputs_is_refused_clearly():
             jax.jit(lambda t: call().fun * t)(2.0)
     # vmap and grad of a run on untraced inputs see concrete values: the run works there
     assert float(jax.grad(lambda t: calls[0]().fun + t)(2.0)) == 1.0
+
+
+@pytest.mark.parametrize("options", [{}, {"max_evals": 20}, {"callback": lambda state: None}])
+def test_a_float64_start_solved_in_float32_ends_inside_its_bounds(options):
+    """Solved in float32 (x64 off), a run ended on the float32 nearest its bound, 0.5672664 for
+    0.5672663908077081: res.x, given back in float64, was outside the bounds it was given."""
+    import warnings
+
+    high = 0.5672663908077081
+    f = lambda x: jnp.sum((x["a"] - 0.7) ** 2)  # noqa: E731
+    with warnings.catch_warnings(), jax.enable_x64(False):
+        warnings.simplefilter("ignore", UserWarning)  # float64 x0 under x64 off
+        res = gd.minimize(f, {"a": np.zeros(2)}, bounds=(-1.0, high), **options)
+    assert res.x["a"].dtype == np.float64
+    assert np.all(res.x["a"] <= high) and res.x["a"] == pytest.approx(high, abs=1e-7)
+    assert np.all(np.asarray(res.history.iterations[-1]["x"]) <= high)
