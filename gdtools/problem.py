@@ -286,11 +286,14 @@ def lists_as_array(x0):
     takes it, or a list of lists of numbers, a matrix; anything else as it is (a NamedTuple of
     numbers is a pytree of named parameters; a ragged list, or one holding arrays, a pytree)."""
     if type(x0) in (list, tuple) and x0 and all(map(_is_plain_number, x0)):
-        return np.asarray(x0, dtype=float)
+        try:
+            return np.asarray(x0, dtype=float)
+        except OverflowError:  # a whole number no float holds (10**400): refused as its leaf
+            return x0
     if type(x0) is list and x0 and all(type(v) is list for v in x0):
         try:
             matrix = np.asarray(x0, dtype=float)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return x0
         if all(map(_is_plain_number, matrix_items(x0))):
             return matrix
@@ -503,8 +506,12 @@ def _as_lower_upper(bounds, n: int):
                          f"per parameter")
     if not isinstance(pairs, (tuple, list)) or len(pairs) != n or not all(_is_pair(b) for b in pairs):
         return bounds
-    lower = np.array([-np.inf if lo is None else float(lo) for lo, _ in pairs])
-    upper = np.array([np.inf if hi is None else float(hi) for _, hi in pairs])
+    try:
+        lower = np.array([-np.inf if lo is None else float(lo) for lo, _ in pairs])
+        upper = np.array([np.inf if hi is None else float(hi) for _, hi in pairs])
+    except OverflowError:
+        raise InputError("bounds hold a number too large for a float (the largest is about 1.8e308); "
+                         "give None or an infinity for an open side") from None
     if n != 2 or any(v is None for pair in pairs for v in pair) or (
             isinstance(pairs, list) and all(isinstance(b, tuple) for b in pairs)):
         return lower, upper

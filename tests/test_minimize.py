@@ -267,6 +267,10 @@ def test_device_mode_keeps_jax_arrays_with_custom_estimator():
     (dict(batch=True, x0=np.zeros((2, 2)), max_iters=10**7), "max_iters must be at most"),
     (dict(gradient=gd.estimators.Forward(step=[1e-3, 1e-3, 1e-3])), "step has shape"),
     (dict(executor=concurrent.futures.ThreadPoolExecutor(1)), "compiled JAX program, which takes no executor"),
+    # whole numbers no float holds: OverflowError tracebacks from float()
+    (dict(x0=[10**400, 0.0]), "x0 must be numbers"),
+    (dict(x0=[[10**400, 0.0]]), "x0 must be numbers"),
+    (dict(bounds=[(0.0, 10**400), (0.0, 1.0)]), "bounds hold a number too large for a float"),
 ])
 def test_bad_input_gets_a_clear_error(kwargs, match):
     args = dict(x0=np.zeros(2))
