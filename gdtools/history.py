@@ -122,6 +122,15 @@ def _loads(line: str) -> Any:
     return _read_spelled(record) if _may_hold_spelling(line) else record
 
 
+def _check_meta_fields(fields: dict) -> None:
+    """InputError for a meta field named "kind": written first, it would replace the line's
+    ``"kind": "meta"``, and ``load`` would refuse the file as no history."""
+    if "kind" in fields:
+        raise InputError(f"History meta: 'kind' is reserved (it says what each line of the file is: "
+                         f"meta, evaluation or iteration); give the field {fields['kind']!r} another "
+                         f"name, e.g. run_kind")
+
+
 def _drop_partial_last_line(path: str) -> None:
     """Cut a last line that a crash left without its newline, or that is no JSON record even with
     one (``load`` skips either), so that records appended after it start on a line of their own
@@ -223,6 +232,7 @@ class History:
 
     def __init__(self, path: str | os.PathLike | None = None, *, meta: dict | None = None,
                  append: bool = False):
+        _check_meta_fields(meta or {})
         self.meta: dict = {"format": FORMAT_VERSION, **plain_data(meta or {})}
         self._iterations: list[dict] = []
         # Blocks of iteration records kept as columns until someone asks for the records (see
@@ -332,6 +342,7 @@ class History:
     def update_meta(self, **fields) -> None:
         """Add run facts to ``meta``; a history written to a file as it happens gets them as a
         further meta line, which ``load`` merges into the first."""
+        _check_meta_fields(fields)
         fields = plain_data(fields)
         self.meta.update(fields)
         self._write({"kind": "meta", **fields})
@@ -341,6 +352,7 @@ class History:
         """Add run facts to a finished history file as a further meta line (what ``update_meta``
         writes during a run; ``load`` merges it into the first): e.g. ``gdtools tune``'s side-by-side
         measurements, made after the run."""
+        _check_meta_fields(fields)
         with open(path, "a", encoding="utf-8") as file:
             file.write(_dumps({"kind": "meta", **plain_data(fields)}) + "\n")
 

@@ -379,3 +379,18 @@ def test_a_resumed_runs_history_in_memory_holds_each_evaluation_once_as_its_file
     in_memory = [r["index"] for r in res.history.evaluations]
     assert in_memory == [r["index"] for r in gd.History.load(path).evaluations]
     assert len(in_memory) == len(set(in_memory)) == res.nfev
+
+
+def test_a_meta_field_named_kind_is_refused_not_written_as_an_unreadable_file(tmp_path):
+    # {"kind": "ablation", ...} as the first line took the place of "kind": "meta": load() and
+    # `gdtools plot` refused the whole file as no gdtools history
+    path = tmp_path / "run.jsonl"
+    with pytest.raises(gd.InputError, match="'kind' is reserved"):
+        History(path, meta={"kind": "ablation"})
+    history = History(path, meta={"run_kind": "ablation"})
+    with pytest.raises(gd.InputError, match="'kind' is reserved"):
+        history.update_meta(kind="ablation")
+    with pytest.raises(gd.InputError, match="'kind' is reserved"):
+        History.append_meta(path, kind="ablation")
+    history.close()
+    assert History.load(path).meta["run_kind"] == "ablation"
