@@ -68,12 +68,21 @@ def _real_or_none(value) -> float | None:
     return float(array)
 
 
+def is_finite(value) -> bool:
+    """``math.isfinite(value)``, False for a whole number no float holds (10**400) rather than
+    an OverflowError."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def check_failure_policy(on_failure, max_failures) -> None:
     """InputError unless ``on_failure`` is "stop" or a finite penalty and ``max_failures`` a
     positive integer (see :class:`Evaluator`)."""
     if not (on_failure == "stop" or (isinstance(on_failure, (int, float, np.integer, np.floating))
                                      and not isinstance(on_failure, (bool, np.bool_))
-                                     and math.isfinite(on_failure))):
+                                     and is_finite(on_failure))):
         raise InputError(f"on_failure must be 'stop' or a finite number (a penalty value), got {on_failure!r}")
     if not isinstance(max_failures, int) or isinstance(max_failures, bool) or max_failures < 1:
         raise InputError(f"max_failures must be a positive integer, got {max_failures!r}")

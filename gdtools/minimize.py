@@ -33,7 +33,7 @@ from gdtools._version import __version__
 from gdtools.bound_args import BoundArgs
 from gdtools.compiled_loop import CODES, MAX_TRAJECTORY, make_solver
 from gdtools.errors import EvaluationFailed, InputError
-from gdtools.evaluation import Evaluator, check_failure_policy, fold_in, prng_key
+from gdtools.evaluation import Evaluator, check_failure_policy, fold_in, is_finite, prng_key
 from gdtools.free_data import fingerprint
 from gdtools.history import History, plain_data
 from gdtools.output_path import check_output_file
@@ -65,7 +65,7 @@ def _check_positive(name, value, kind=int, allow_none=True):
     if value is None and allow_none:
         return None
     ok = isinstance(value, (int, np.integer)) if kind is int else isinstance(value, (int, float, np.number))
-    if not ok or isinstance(value, bool) or not value > 0 or (kind is float and not math.isfinite(value)):
+    if not ok or isinstance(value, bool) or not value > 0 or (kind is float and not is_finite(value)):
         raise InputError(f"{name} must be a positive {'integer' if kind is int else 'number'}, got {value!r}")
     return value
 
@@ -395,10 +395,10 @@ def minimize(
     if (isinstance(tol, (jax.Array, np.ndarray)) and not isinstance(tol, jax.core.Tracer) and tol.shape == ()
             and jnp.issubdtype(tol.dtype, jnp.floating)):
         tol = float(tol)  # a JAX or NumPy 0-d float, as a NumPy scalar is taken
-    if not isinstance(tol, _REAL) or isinstance(tol, bool) or tol < 0 or math.isnan(tol):
+    if not isinstance(tol, _REAL) or isinstance(tol, bool) or tol < 0 or not (is_finite(tol) or tol == math.inf):
         raise InputError(f"tol must be a non-negative number, got {tol!r}")
     if noise is not None and not (isinstance(noise, _REAL) and not isinstance(noise, bool) and noise >= 0
-                                  and math.isfinite(noise)):
+                                  and is_finite(noise)):
         raise InputError(f"noise must be a non-negative number, got {noise!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise InputError(f"seed must be an integer, got {seed!r}")

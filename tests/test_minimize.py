@@ -271,6 +271,10 @@ def test_device_mode_keeps_jax_arrays_with_custom_estimator():
     (dict(x0=[10**400, 0.0]), "x0 must be numbers"),
     (dict(x0=[[10**400, 0.0]]), "x0 must be numbers"),
     (dict(bounds=[(0.0, 10**400), (0.0, 1.0)]), "bounds hold a number too large for a float"),
+    (dict(max_time=10**400), "max_time must be a positive number"),
+    (dict(tol=10**400), "tol must be"),
+    (dict(noise=10**400), "noise must be"),
+    (dict(on_failure=10**400), "on_failure must be"),
 ])
 def test_bad_input_gets_a_clear_error(kwargs, match):
     args = dict(x0=np.zeros(2))
