@@ -40,6 +40,8 @@ DEFAULT_BUDGET = 200
 _STEP_SAFETY = 1.0 + 1e-9
 
 
+_EPS = float(np.finfo(np.float64).eps)
+
 #: The largest whole number an Int's bound may be: float64 holds every whole number up to it.
 MAX_WHOLE = 2 ** 53
 
@@ -148,9 +150,22 @@ class _Param:
             return int(min(max(round(v), self.low), self.high))
         if v in (self.low, self.high):
             return v  # a bound as given, whatever its digits
-        # 15 significant digits: the log scale's rounding noise (1.0000000000000002 for the
-        # middle of [0.1, 10]) would otherwise reach the program's command line.
-        return float(min(max(float(f"{v:.15g}"), self.low), self.high))
+        return float(min(max(self._shortest(v, u), self.low), self.high))
+
+    def _shortest(self, v: float, u: float) -> float:
+        """The shortest decimal (at most 15 significant digits) within the scale's rounding error
+        of ``v``: that noise would otherwise reach the program's command line (1.0000000000000002
+        for the middle of [0.1, 10]; a start of 0.74 in [1.5e-6, 4.9] on a log scale came back from
+        its unit position as 0.739999999999999, a few units of the 15th digit off)."""
+        if self.log:  # exp(u * span) multiplies the rounding of u * span = log(v / low) by v
+            tolerance = 8 * _EPS * abs(v) * (1.0 + abs(u * self._span()))
+        else:
+            tolerance = 8 * _EPS * (abs(self.low) + abs(self.high))
+        for digits in range(1, 15):
+            shorter = float(f"{v:.{digits}g}")
+            if abs(shorter - v) <= tolerance:
+                return shorter
+        return float(f"{v:.15g}")
 
     def min_step(self, u: float) -> float:
         if not self.is_int:

@@ -174,3 +174,29 @@ def test_the_ends_of_the_unit_range_are_the_bounds_exactly(param):
     assert space.from_unit([0.0]) == {"p": param.low}
     assert space.from_unit([1.0]) == {"p": param.high}
     assert space.from_unit([-0.5]) == {"p": param.low} and space.from_unit([1.5]) == {"p": param.high}
+
+
+@pytest.mark.parametrize("param, value", [(Real(1.5e-06, 4.9, log=True), 0.74),
+                                          (Real(1.7e-07, 150.0, log=True), 8.38),
+                                          (Real(0.0012, 420000.0, log=True), 952.0),
+                                          (Real(0.018, 7400000.0, log=True), 791000.0)])
+def test_a_value_comes_back_from_its_unit_position_as_written(param, value):
+    # the log scale's rounding noise is a few units of the 15th digit: --start a=0.74 was run
+    # as --a 0.739999999999999
+    space = Space(a=param)
+    assert space.from_unit(space.to_unit({"a": value})) == {"a": value}
+
+
+@settings(max_examples=300, deadline=None)
+@given(low=st.floats(1e-9, 1e3), decades=st.floats(0.1, 9.0), position=st.floats(0.0, 1.0),
+       digits=st.integers(1, 6), log=st.booleans())
+def test_short_values_survive_the_round_trip_through_the_unit_cube(low, decades, position, digits, log):
+    low = float(f"{low:.2g}")
+    high = float(f"{low * 10 ** decades:.2g}")
+    if not low < high:
+        return
+    value = float(f"{low + position * (high - low):.{digits}g}")
+    if not low <= value <= high:
+        return
+    space = Space(a=Real(low, high, log=log))
+    assert space.from_unit(space.to_unit({"a": value})) == {"a": value}
