@@ -546,7 +546,8 @@ class HostLoop:
                     value = f_start
                 if k >= self.skip_records:
                     self.history.record_iteration(iteration=k, nfev=self.nfev(), time=elapsed(), loss=value,
-                                                  grad_norm=gnorm, x=x)
+                                                  grad_norm=gnorm,
+                                                  x=x if problem.device else problem.within_bounds(x))
                 if math.isfinite(value) and (not math.isfinite(best_f) or value < best_f):
                     best_f = value
                 if not finite:

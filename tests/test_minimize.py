@@ -1900,4 +1900,4 @@ def test_a_float64_start_solved_in_float32_ends_inside_its_bounds(options):
         res = gd.minimize(f, {"a": np.zeros(2)}, bounds=(-1.0, high), **options)
     assert res.x["a"].dtype == np.float64
     assert np.all(res.x["a"] <= high) and res.x["a"] == pytest.approx(high, abs=1e-7)
-    assert np.all(np.asarray(res.history.iterations[-1]["x"]) <= high)
+    assert all(np.all(np.asarray(record["x"]) <= high) for record in res.history.iterations)
