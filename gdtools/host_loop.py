@@ -105,6 +105,12 @@ def _takes_min_step(estimator) -> bool:
     return any(p.name == "min_step" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
+def _takes_neighbours(estimator) -> bool:
+    """Whether ``estimator.estimate`` names ``neighbours=`` (central differences): not given to
+    ``**kwargs``, which may pass them on to an estimator that takes none."""
+    return "neighbours" in inspect.signature(estimator.estimate).parameters
+
+
 def _fun_of_a_black_box(*args, **kwargs):
     """The ``fun`` an estimator that is not traceable gets: calling it says what to call instead."""
     raise InputError("this gradient estimator called fun, which is given to traceable estimators "
@@ -448,6 +454,8 @@ class HostLoop:
                 extra = {}
                 if problem.space is not None and _takes_min_step(estimator):
                     extra["min_step"] = problem.min_step(x)
+                    if _takes_neighbours(estimator):
+                        extra["neighbours"] = problem.unit_neighbours
                 evaluate = Probes(self.evaluator, key, self.max_evals, int(np.size(x))) if self.evaluator else None
                 noise = self.evaluator.noise if self.evaluator is not None else 0.0
                 exact = (self.evaluator is not None and not problem.stochastic and not estimator.stochastic

@@ -177,6 +177,16 @@ class Problem:
             return None
         return np.asarray(self.space.min_step(np.asarray(x, dtype=float)), dtype=float)
 
+    def unit_neighbours(self, x, upper, lower) -> np.ndarray:
+        """Per coordinate of a space's point ``x``: whether it is an integer that ``upper`` and
+        ``lower`` (probe positions, one per coordinate) round to one unit above and one below.
+        A symmetric probe on a log scale may skip one: from 3 on ``Int(1, 100, log=True)`` the
+        move that reaches 2 reaches 5 above."""
+        at, up, down = (list(self.space.from_unit(np.asarray(u, dtype=float)).values())
+                        for u in (x, upper, lower))
+        return np.array([isinstance(v, int) and u == v + 1 and d == v - 1 for v, u, d in zip(at, up, down)],
+                        dtype=bool)
+
 
 def _as_real(leaf):
     """An integer or boolean leaf of x0 as floats (JAX's default float for a JAX array)."""

@@ -326,17 +326,22 @@ def test_central_gives_an_integer_coordinate_at_a_minimum_along_its_axis_no_slop
     fun = lambda u: (10 * u[0] - 3.4) ** 2 + (u[1] - 0.3) ** 2  # noqa: E731
     x = np.array([0.3, 0.9])
     unit = np.array([0.1, 0.0])  # min_step: n is an integer, u[1] a real
+    # (the engine's Problem.unit_neighbours: the probes of n are its neighbours, u[1] is no integer)
+    neighbours = lambda x, upper, lower: np.array([True, False])  # noqa: E731
     central = Central()
     central.observe_at(x, fun(x))
-    est = central.estimate(fun, x, key=None, iteration=0, evaluate=_evaluate(fun), min_step=unit * (1 + 1e-9))
+    est = central.estimate(fun, x, key=None, iteration=0, evaluate=_evaluate(fun), min_step=unit * (1 + 1e-9),
+                           neighbours=neighbours)
     assert est.grad[0] == 0.0 and abs(est.grad[1] - 1.2) < 1e-5
     # at n = 4 the neighbour n = 3 is lower: the slope stays
     x = np.array([0.4, 0.9])
     central.observe_at(x, fun(x))
-    est = central.estimate(fun, x, key=None, iteration=0, evaluate=_evaluate(fun), min_step=unit * (1 + 1e-9))
+    est = central.estimate(fun, x, key=None, iteration=0, evaluate=_evaluate(fun), min_step=unit * (1 + 1e-9),
+                           neighbours=neighbours)
     assert est.grad[0] > 0
     # not knowing f(x) (a noisy objective's is not re-used), nothing to compare with: the difference stays
     fresh = Central()
     x = np.array([0.3, 0.9])
-    est = fresh.estimate(fun, x, key=None, iteration=0, evaluate=_evaluate(fun), min_step=unit * (1 + 1e-9))
+    est = fresh.estimate(fun, x, key=None, iteration=0, evaluate=_evaluate(fun), min_step=unit * (1 + 1e-9),
+                         neighbours=neighbours)
     assert est.grad[0] < 0

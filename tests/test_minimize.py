@@ -1901,3 +1901,13 @@ def test_a_float64_start_solved_in_float32_ends_inside_its_bounds(options):
     assert res.x["a"].dtype == np.float64
     assert np.all(res.x["a"] <= high) and res.x["a"] == pytest.approx(high, abs=1e-7)
     assert all(np.all(np.asarray(record["x"]) <= high) for record in res.history.iterations)
+
+
+def test_central_differences_leave_a_log_integer_its_slope_where_a_probe_skipped_its_neighbour():
+    # On a log scale the symmetric probe that reaches n - 1 from n = 3 reaches n + 2 = 5 above: f(2)
+    # and f(5) both measured higher than f(3), yet n = 4 is lower. Read as a minimum along n, n's
+    # slope was zeroed and the run 'converged' at n = 3 with f = 0.36 (0.16 at n = 4)
+    space = gd.Space(n=gd.Int(1, 100, log=True), x=gd.Real(-1, 1))
+    res = gd.minimize(lambda p: (p["n"] - 3.6) ** 2 + (p["x"] - 0.3) ** 2,
+                      {"n": 3, "x": 0.9}, space=space, gradient="central", max_evals=60)
+    assert res.x["n"] == 4 and abs(res.x["x"] - 0.3) < 1e-4, (res.x, res.message)
