@@ -295,11 +295,11 @@ class History:
 
     def record_iteration(self, **fields) -> dict:
         """Append an iteration record (``iteration, nfev, time, loss, grad_norm, x``...)."""
-        if "x" in fields:
-            fields["x"] = self.as_recorded(fields["x"])
-        x = fields.get("x")
-        if x is not None and np.size(x) > MAX_RECORDED_X:
-            fields["x"] = None
+        for name in ("x", "last_x"):  # (last_x: the search's last iterate, where another point stands in)
+            if name in fields:
+                fields[name] = self.as_recorded(fields[name])
+            if fields.get(name) is not None and np.size(fields[name]) > MAX_RECORDED_X:
+                fields[name] = None
         record = {"kind": "iteration", **plain_data(fields)}
         self.iterations.append(record)
         self._write(record)

@@ -818,7 +818,7 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
     _check_exact_at_stall(problem, out, evaluator, limits.get("max_evals"))
     _check_forward_stall(problem, estimator, out, evaluator, limits.get("max_evals"))
     reason = out["reason"]
-    x = out["x"]
+    x = last_x = out["x"]  # (the search's own answer, kept in the closing record if another stands in)
     fun_value = math.nan
     # the closing record: the result measured at its end (True), or the best point measured
     # during the run standing in for it ("best measured": its value is from then)
@@ -940,7 +940,8 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
     if not problem.device:
         x = problem.within_bounds(x)
     hist.record_iteration(iteration=out["nit"], nfev=nfev, time=out["elapsed"], loss=fun_value,
-                          grad_norm=None, x=x, final=final)
+                          grad_norm=None, x=x, final=final,
+                          **({"last_x": last_x} if final == "best measured" else {}))
     # a device x0's result is a JAX array in its dtype, whichever path (a line search's
     # NumPy point included) gave the final point
     on_device = lambda v: problem.jax_unravel(jnp.asarray(v, dtype=jnp.result_type(problem.x0)))  # noqa: E731

@@ -599,7 +599,10 @@ def last_iterate(history, space: Space) -> dict | None:
     """
     for record in reversed(history.iterations):
         if record.get("final") == "best measured":
-            continue  # the stand-in, not an iterate
+            if record.get("last_x") is None:
+                continue  # the stand-in, not an iterate (a history without last_x: the last record's)
+            x = record["last_x"]  # the iterate after the last iteration record's step
+            return space.from_unit(x) if len(x) == len(space) else None
         x = record.get("x")
         if x is None or len(x) != len(space):
             return None

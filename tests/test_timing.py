@@ -497,7 +497,11 @@ def test_last_iterate_is_the_search_answer_where_the_result_is_the_lucky_start()
     res = gd.minimize(objective, space=space, gradient="spsa", max_evals=24, seed=0)
     assert res.history.iterations[-1]["final"] == "best measured" and res.x == {"rate": 32}
     final = last_iterate(res.history, space)
-    assert final == space.from_unit(res.history.iterations[-2]["x"]) and final != {"rate": 32}
+    # the point the run measured at its end and found worse ('f = 2.77 at the last iterate'): the
+    # step after the last iteration record, not that record's own point (rate 51, not 49)
+    measured_at_the_end = res.history.evaluations[-1]["params"]
+    assert final == measured_at_the_end != space.from_unit(res.history.iterations[-2]["x"])
+    assert final != {"rate": 32}
     assert last_iterate(gd.History(), space) is None
 
 
