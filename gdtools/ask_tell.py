@@ -27,6 +27,7 @@ import inspect
 import math
 import threading
 import time
+import weakref
 from typing import Any
 
 from gdtools.errors import InputError
@@ -78,6 +79,49 @@ class _AskedFor(concurrent.futures.Executor):
         return future
 
 
+class _Search:
+    """What the search's thread shares with its AskTell: not the AskTell itself, so that a search
+    dropped mid-run (a notebook cell run again) is collected, and its thread, waiting for trials
+    nobody will tell, is ended (as by close()) instead of holding it, its history and its history
+    file for ever."""
+
+    def __init__(self):
+        self.condition = threading.Condition()
+        self.executor = _AskedFor(self.condition)
+        self.result = None
+        self.error: BaseException | None = None
+        self.finished = False
+        self.history = None
+
+    def run(self, x0, space, options) -> None:
+        from gdtools.minimize import minimize
+
+        try:
+            res = minimize(_told, x0, space=space, executor=self.executor, **options)
+            error = None
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            res, error = None, exc
+        with self.condition:
+            self.result, self.error, self.finished = res, error, True
+            if res is not None:
+                self.history = res.history
+            elif getattr(error, "history", None) is not None:
+                self.history = error.history
+            self.condition.notify_all()
+
+    def stop(self) -> None:
+        """Drop the trials out and end the search at its next evaluation (not waiting for it)."""
+        with self.condition:
+            if self.finished:
+                return
+            self.executor.closed = True
+            for waiting in [*self.executor.queue, *self.executor.out.values()]:
+                if not waiting.future.done():
+                    waiting.future.set_exception(_Stopped())
+            self.executor.queue.clear()
+            self.executor.out.clear()
+
+
 class AskTell:
     """A search whose points the caller measures: :meth:`ask` for a point, :meth:`tell` its value.
 
@@ -111,43 +155,30 @@ class AskTell:
         if isinstance(gradient, str) and gradient == "autodiff" or isinstance(gradient, estimators.AutoDiff):
             raise InputError("gradient='autodiff' differentiates a JAX program, and AskTell has none (the "
                              "caller measures values): use 'spsa', 'smoothing', 'central' or 'forward'")
-        self._condition = threading.Condition()
-        self._executor = _AskedFor(self._condition)
-        self._result = None
-        self._error: BaseException | None = None
-        self._finished = False
+        self._state = state = _Search()
         self._best = None  # (params, value) of the lowest value told
-        self.history = None
-        self._thread = threading.Thread(target=self._search, args=(x0, space, options), daemon=True,
+        self._condition, self._executor = state.condition, state.executor
+        self._thread = threading.Thread(target=state.run, args=(x0, space, options), daemon=True,
                                         name="gdtools-ask-tell")
         self._thread.start()
+        # dropped mid-run: the thread ends (not at interpreter exit, where it would wake a daemon thread)
+        weakref.finalize(self, state.stop).atexit = False
         # Bad options are found before the first point is asked for: raised here, not at ask().
         with self._condition:
-            self._condition.wait_for(lambda: self._finished or self._executor.queue)
-        if self._finished and self._error is not None and not self._executor.submitted:
-            raise self._error
+            self._condition.wait_for(lambda: state.finished or self._executor.queue)
+        if state.finished and state.error is not None and not self._executor.submitted:
+            raise state.error
 
-    def _search(self, x0, space, options) -> None:
-        from gdtools.minimize import minimize
-
-        try:
-            res = minimize(_told, x0, space=space, executor=self._executor, **options)
-            error = None
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            res, error = None, exc
-        with self._condition:
-            self._result, self._error, self._finished = res, error, True
-            if res is not None:
-                self.history = res.history
-            elif getattr(error, "history", None) is not None:
-                self.history = error.history
-            self._condition.notify_all()
+    @property
+    def history(self):
+        """What the search measured (a :class:`gdtools.History`), once it has ended; None before."""
+        return self._state.history
 
     # -- asking and telling ----------------------------------------------------------------------
     @property
     def done(self) -> bool:
         """Whether the search has ended (its budget spent, converged, failed or closed)."""
-        return self._finished
+        return self._state.finished
 
     def ask(self, timeout: float | None = None) -> Trial | None:
         """The next point to measure, or None once the search has ended. Waits while the search is
@@ -155,7 +186,8 @@ class AskTell:
         ``timeout`` seconds). An error that ended the search is raised here."""
         with self._condition:
             ready = self._condition.wait_for(
-                lambda: self._finished or any(not w.future.cancelled() for w in self._executor.queue), timeout)
+                lambda: self._state.finished or any(not w.future.cancelled() for w in self._executor.queue),
+                timeout)
             if not ready:
                 raise TimeoutError(f"no point to measure within {timeout} s: the search waits for the values "
                                    f"of trials {sorted(self._executor.out)} to be told")
@@ -165,7 +197,7 @@ class AskTell:
                     waiting.asked_at = time.time()
                     self._executor.out[waiting.trial.number] = waiting
                     return waiting.trial
-            if not isinstance(self._error, _Stopped):
+            if not isinstance(self._state.error, _Stopped):
                 self._raise_error()
             return None
 
@@ -210,24 +242,16 @@ class AskTell:
         """The search's :class:`gdtools.Result`, as ``minimize`` returns it, once it has ended by
         itself. Raises the error that ended it, or InputError if it was closed first."""
         with self._condition:
-            if not self._finished:
+            if not self._state.finished:
                 raise InputError("the search has not ended yet: ask() returns None when it has (or close() it "
                                  "and read what it measured in .history)")
             self._raise_error()
-            return self._result
+            return self._state.result
 
     def close(self) -> None:
         """End the search now (if it has not ended): trials out being measured are dropped, what
         was told stays in :attr:`history` (and the history file, if one was given)."""
-        with self._condition:
-            if self._finished:
-                return
-            self._executor.closed = True
-            for waiting in [*self._executor.queue, *self._executor.out.values()]:
-                if not waiting.future.done():
-                    waiting.future.set_exception(_Stopped())
-            self._executor.queue.clear()
-            self._executor.out.clear()
+        self._state.stop()
         self._thread.join()
 
     def __enter__(self):
@@ -237,11 +261,12 @@ class AskTell:
         self.close()
 
     def _raise_error(self) -> None:
-        if self._error is None:
+        error = self._state.error
+        if error is None:
             return
-        if isinstance(self._error, _Stopped):
+        if isinstance(error, _Stopped):
             raise InputError("the search was closed before it ended: what it measured is in .history")
-        raise self._error
+        raise error
 
 
 def _told(params):

@@ -134,3 +134,21 @@ def test_misuse_gets_one_clear_message():
         search.ask()
         search.ask(timeout=0.5)
     search.close()
+
+
+def test_an_abandoned_search_ends_its_thread(tmp_path):
+    # A search dropped mid-run (a notebook cell run again) left its thread waiting for ever on the
+    # trial out, holding the search, its history and the history file
+    import gc
+
+    path = tmp_path / "run.jsonl"
+    search = AskTell(space=SPACE, gradient="central", max_evals=40, history=str(path))
+    trial = search.ask()
+    search.tell(trial, job(trial.params))
+    search.ask()
+    thread = search._thread
+    del search, trial
+    gc.collect()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert len(gd.History.load(str(path)).evaluations) == 1
