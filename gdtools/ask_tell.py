@@ -250,9 +250,11 @@ class AskTell:
 
     def close(self) -> None:
         """End the search now (if it has not ended): trials out being measured are dropped, what
-        was told stays in :attr:`history` (and the history file, if one was given)."""
+        was told stays in :attr:`history` (and the history file, if one was given). Called from
+        the ``callback`` (which runs in the search's thread), the search ends at its next evaluation."""
         self._state.stop()
-        self._thread.join()
+        if threading.current_thread() is not self._thread:  # (from the callback: it ends at its next batch)
+            self._thread.join()
 
     def __enter__(self):
         return self

@@ -152,3 +152,20 @@ def test_an_abandoned_search_ends_its_thread(tmp_path):
     thread.join(10)
     assert not thread.is_alive()
     assert len(gd.History.load(str(path)).evaluations) == 1
+
+
+def test_close_from_the_callback_ends_the_search():
+    # the callback runs in the search's thread: close() there tried to join that thread itself
+    # (RuntimeError: cannot join current thread, raised by .result and ask())
+    searches = []
+
+    def callback(state):
+        if state.iteration >= 1:
+            searches[0].close()
+
+    search = AskTell(space=SPACE, gradient="central", max_evals=60, callback=callback)
+    searches.append(search)
+    asked = _drive(search, job)
+    assert search.done and 0 < asked < 60 and len(search.history.evaluations) == asked
+    with pytest.raises(gd.InputError, match="closed before it ended"):
+        search.result
