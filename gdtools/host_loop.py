@@ -417,9 +417,10 @@ class HostLoop:
         # autodiff's estimate there is read from its state, as the compiled loop does, not computed
         # again (the 5-d Rosenbrock: 90 evaluations against the compiled loop's 51 for the same 37
         # iterations). Not with bounds (the projection may move the point) nor for a value of another
-        # dtype than the state keeps.
+        # dtype than the state keeps; only from an optimizer given value_fn, as the compiled loop (a
+        # user's momentum named "grad" in its state is no gradient at the new point).
         from_state = (optimizer is not None and not searching and self.evaluator is None
-                      and type(estimator) is AutoDiff and problem.clip is None
+                      and type(estimator) is AutoDiff and problem.clip is None and needs_value_fn(optimizer)
                       and keeps_value_and_grad(optimizer, jnp.asarray(x)))
         kept = None  # (the point the line search's state holds the value and gradient at, that state)
         uncounted_step = None  # the optax state of a step taken ahead whose line-search trials are not counted yet

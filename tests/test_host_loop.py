@@ -353,3 +353,24 @@ def test_a_transformation_after_the_line_search_has_the_value_and_gradient_compu
     assert abs(float(res.fun) - float(quadratic(jnp.asarray(res.x)))) < 1e-5
     for record in res.history.iterations:
         assert abs(record["loss"] - float(quadratic(jnp.asarray(record["x"])))) < 1e-4
+
+
+def test_an_optimizer_whose_state_names_a_value_and_grad_of_its_own_gets_each_gradient_computed():
+    # No line search: its state's "value" (a step size) and "grad" (a momentum) were read as the
+    # value and gradient at the new point, as a line search's are: with a callback the run followed
+    # the momentum off to 1e17, while the compiled program (which reads them only from an optimizer
+    # that takes value_fn) converged to [3, 3]
+    from typing import NamedTuple
+
+    class State(NamedTuple):
+        value: jnp.ndarray
+        grad: jnp.ndarray
+
+    def update(g, state, params=None):
+        momentum = 0.5 * state.grad + g
+        return -state.value * momentum, State(state.value, momentum)
+
+    momentum = optax.GradientTransformation(lambda p: State(jnp.asarray(0.1, p.dtype), jnp.zeros_like(p)), update)
+    fun = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
+    hosted = gd.minimize(fun, np.array([0.0, 1.0]), optimizer=momentum, max_iters=100, callback=lambda state: None)
+    assert hosted.success and np.allclose(hosted.x, 3.0, atol=1e-5), hosted.x
