@@ -37,7 +37,8 @@ from gdtools.evaluation import Measurement, _coarse_eps, as_measurement
 @dataclasses.dataclass(frozen=True)
 class Trial:
     """A point the search wants measured: ``params`` in the user's structure (a dict of values for
-    a space, else x0's), and ``number``, its place in the run's evaluations (from 0)."""
+    a space, else x0's), and ``number``, its place among the points this AskTell asked for (from
+    0; a resumed run's replayed evaluations are not asked for again, and its count starts anew)."""
 
     params: Any
     number: int
@@ -189,8 +190,9 @@ class AskTell:
                 lambda: self._state.finished or any(not w.future.cancelled() for w in self._executor.queue),
                 timeout)
             if not ready:
-                raise TimeoutError(f"no point to measure within {timeout} s: the search waits for the values "
-                                   f"of trials {sorted(self._executor.out)} to be told")
+                raise TimeoutError(f"no point to measure within {timeout} s: " + (
+                    f"the search waits for the values of trials {sorted(self._executor.out)} to be told"
+                    if self._executor.out else "the search is still computing its next points"))
             while self._executor.queue:
                 waiting = self._executor.queue.popleft()
                 if not waiting.future.cancelled():

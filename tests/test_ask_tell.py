@@ -169,3 +169,19 @@ def test_close_from_the_callback_ends_the_search():
     assert search.done and 0 < asked < 60 and len(search.history.evaluations) == asked
     with pytest.raises(gd.InputError, match="closed before it ended"):
         search.result
+
+
+def test_a_timeout_while_the_search_computes_says_so():
+    import time
+
+    search = AskTell(space=SPACE, gradient="central", max_evals=30, callback=lambda state: time.sleep(1.0))
+    message = None
+    for _ in range(30):
+        try:
+            trial = search.ask(timeout=0.3)
+        except TimeoutError as exc:  # the callback sleeps at the end of an iteration, nothing out
+            message = str(exc)
+            break
+        search.tell(trial, job(trial.params))
+    search.close()
+    assert message is not None and "still computing" in message and "trials []" not in message
