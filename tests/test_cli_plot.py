@@ -54,6 +54,8 @@ def test_unreadable_history_is_one_line_and_exit_2(tmp_path, capsys, content, me
 
 @pytest.mark.parametrize("extra, message", [
     (["--labels", "a,b"], "--labels has 2 labels for 1 history files"),
+    (["--label", "a", "--label", "b"], "--label has 2 labels for 1 history files"),
+    (["--label", "a", "--labels", "b"], "with --labels or with --label, not both"),
     (["--y", "nope"], "--y must be one of"),
 ])
 def test_bad_options_exit_2(tmp_path, capsys, extra, message):
@@ -133,3 +135,17 @@ def test_a_format_whose_writer_needs_latex_that_is_not_installed_is_one_line_and
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "xelatex" in err and "not installed" in err
     assert not out.exists()
+
+
+def test_a_label_may_hold_a_comma_with_label(tmp_path, monkeypatch):
+    # --labels "lr 1e-3, seed 0,central" was three labels for two files
+    seen = {}
+    import gdtools.plotting
+
+    real = gdtools.plotting.plot_history
+    monkeypatch.setattr(gdtools.plotting, "plot_history",
+                        lambda *a, **k: seen.setdefault("labels", k["labels"]) and real(*a, **k))
+    a, b = write_history(tmp_path / "a.jsonl"), write_history(tmp_path / "b.jsonl")
+    assert main(["plot", a, b, "-o", str(tmp_path / "x.png"), "--label", "lr 1e-3, seed 0",
+                 "--label", "central"]) == 0
+    assert seen["labels"] == ["lr 1e-3, seed 0", "central"]

@@ -1,7 +1,7 @@
 """``gdtools plot``: loss curves of one or more history files, written to an image.
 
     gdtools plot run.jsonl [other.jsonl ...] -o loss.png [--x evals] [--log] [--params] [--grad-norm]
-                 [--y value] [--labels a,b] [--no-best] [--no-band]
+                 [--y value] [--labels a,b | --label A --label B] [--no-best] [--no-band]
 
 The format follows the extension of ``-o`` (PNG, SVG, PDF, ...). A file that cannot be read, or a
 figure that cannot be drawn from it, is one line on stderr and exit code 2.
@@ -51,6 +51,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--grad-norm", action="store_true", help="add a gradient norm panel")
     parser.add_argument("--labels", metavar="A,B,...",
                         help="comma-separated legend labels, one per history file")
+    parser.add_argument("--label", action="append", metavar="TEXT",
+                        help="one legend label, given once per history file in order (a label may "
+                             "hold commas); instead of --labels")
     parser.add_argument("--no-best", dest="best", action="store_false",
                         help="do not draw the best-so-far curve")
     parser.add_argument("--no-band", dest="band", action="store_false",
@@ -65,10 +68,14 @@ def run(args) -> int:
     from gdtools.plotting import mark_values, measured_again, plot_history
 
     labels = None
-    if args.labels is not None:
-        labels = [label.strip() for label in args.labels.split(",")]
+    if args.labels is not None and args.label is not None:
+        raise InputError("give the legend labels with --labels or with --label, not both")
+    if args.labels is not None or args.label is not None:
+        option = "--labels" if args.labels is not None else "--label"
+        labels = ([label.strip() for label in args.labels.split(",")] if args.labels is not None
+                  else list(args.label))
         if len(labels) != len(args.histories):
-            raise InputError(f"--labels has {len(labels)} labels for {len(args.histories)} "
+            raise InputError(f"{option} has {len(labels)} labels for {len(args.histories)} "
                              "history files; give one per file")
     if args.dpi <= 0:
         raise InputError(f"--dpi must be positive; got {args.dpi}")
