@@ -34,11 +34,12 @@ from gdtools.errors import InputError
 from gdtools.evaluation import Measurement, _coarse_eps, as_measurement
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # (a handle, as Optuna's trial: equal and hashed as itself)
 class Trial:
     """A point the search wants measured: ``params`` in the user's structure (a dict of values for
     a space, else x0's), and ``number``, its place among the points this AskTell asked for (from
-    0; a resumed run's replayed evaluations are not asked for again, and its count starts anew)."""
+    0; a resumed run's replayed evaluations are not asked for again, and its count starts anew).
+    A trial equals only itself, so it may be a dict key or found in a list of trials."""
 
     params: Any
     number: int

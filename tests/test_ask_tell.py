@@ -185,3 +185,16 @@ def test_a_timeout_while_the_search_computes_says_so():
         search.tell(trial, job(trial.params))
     search.close()
     assert message is not None and "still computing" in message and "trials []" not in message
+
+
+def test_trials_are_kept_in_lists_and_dicts_as_handles():
+    # Trials compared by value: list.remove(trial) of a search over arrays raised NumPy's "truth
+    # value of an array is ambiguous", and a trial was no dict key (its params are unhashable)
+    search = AskTell(np.array([1.0, -1.0]), gradient="central", max_evals=20)
+    first = search.ask()
+    search.tell(first, 2.0)
+    out = [search.ask(), search.ask()]
+    pending = {trial: "job id" for trial in out}
+    out.remove(out[1])
+    assert len(out) == 1 and pending[out[0]] == "job id" and out[0] != first and out[0] == out[0]
+    search.close()
