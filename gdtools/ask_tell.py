@@ -151,7 +151,9 @@ class AskTell:
         if unknown:
             raise InputError(f"AskTell got unknown options {unknown}; it takes minimize's: "
                              f"{', '.join(n for n in known if n not in ('fun', 'x0', 'space', 'executor', 'args'))}")
-        gradient = options.setdefault("gradient", "spsa")
+        if options.get("gradient") is None:  # (minimize's None would be autodiff for an x0)
+            options["gradient"] = "spsa"
+        gradient = options["gradient"]
         from gdtools import estimators
 
         if isinstance(gradient, str) and gradient == "autodiff" or isinstance(gradient, estimators.AutoDiff):

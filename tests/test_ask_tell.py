@@ -198,3 +198,11 @@ def test_trials_are_kept_in_lists_and_dicts_as_handles():
     out.remove(out[1])
     assert len(out) == 1 and pending[out[0]] == "job id" and out[0] != first and out[0] == out[0]
     search.close()
+
+
+def test_gradient_none_is_the_default():
+    # gradient=None (minimize's "default", passed on from a caller's own option) with a flat x0 chose
+    # autodiff and failed with a message about an executor= the user never gave
+    search = AskTell(np.array([1.0, -1.0]), gradient=None, max_evals=4)
+    _drive(search, lambda x: float(np.sum(np.asarray(x) ** 2)))
+    assert search.result.history.meta["estimator"]["name"] == "spsa"
