@@ -161,6 +161,7 @@ class AskTell:
                              "caller measures values): use 'spsa', 'smoothing', 'central' or 'forward'")
         self._state = state = _Search()
         self._best = None  # (params, value) of the lowest value told
+        self._asked = weakref.WeakSet()  # every trial this search handed out (another's is not told here)
         self._condition, self._executor = state.condition, state.executor
         self._thread = threading.Thread(target=state.run, args=(x0, space, options), daemon=True,
                                         name="gdtools-ask-tell")
@@ -201,6 +202,7 @@ class AskTell:
                 if not waiting.future.cancelled():
                     waiting.asked_at = time.time()
                     self._executor.out[waiting.trial.number] = waiting
+                    self._asked.add(waiting.trial)
                     return waiting.trial
             if not isinstance(self._state.error, _Stopped):
                 self._raise_error()
@@ -221,7 +223,7 @@ class AskTell:
         with self._condition:
             waiting = self._executor.out.get(trial.number)
             if waiting is None or waiting.trial is not trial:
-                told = trial.number < self._executor.submitted
+                told = trial in self._asked
                 raise InputError(f"trial {trial.number} is not out being measured: "
                                  + ("it was told already, or the search that asked for it has ended"
                                     if told else "it was not asked for by this search"))

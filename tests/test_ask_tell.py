@@ -206,3 +206,15 @@ def test_gradient_none_is_the_default():
     search = AskTell(np.array([1.0, -1.0]), gradient=None, max_evals=4)
     _drive(search, lambda x: float(np.sum(np.asarray(x) ** 2)))
     assert search.result.history.meta["estimator"]["name"] == "spsa"
+
+
+def test_a_trial_of_another_search_is_named_so():
+    # it was "told already, or the search that asked for it has ended", of two searches both running
+    first, second = AskTell(space=SPACE, max_evals=10), AskTell(space=SPACE, max_evals=10)
+    mine, theirs = first.ask(), second.ask()
+    with pytest.raises(gd.InputError, match="not asked for by this search"):
+        first.tell(theirs, 1.0)
+    first.tell(mine, 1.0)
+    with pytest.raises(gd.InputError, match="told already"):
+        first.tell(mine, 1.0)
+    first.close(), second.close()
