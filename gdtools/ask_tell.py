@@ -94,6 +94,7 @@ class _Search:
         self.error: BaseException | None = None
         self.finished = False
         self.history = None
+        self.thread: threading.Thread | None = None
 
     def run(self, x0, space, options) -> None:
         from gdtools.minimize import minimize
@@ -122,6 +123,25 @@ class _Search:
                     waiting.future.set_exception(_Stopped())
             self.executor.queue.clear()
             self.executor.out.clear()
+
+
+#: the searches whose thread has started, ended as the interpreter exits (weakly: a dropped one goes)
+_started: weakref.WeakSet[_Search] = weakref.WeakSet()
+
+
+def _end_at_exit() -> None:
+    """Stop every search and wait for its thread, before threads are joined at interpreter exit:
+    a daemon thread left computing (JAX, NumPy) while the interpreter finalised at times aborted
+    it ('FATAL: exception not rethrown'), and a worker thread waiting in ask() for a search nobody
+    stops would keep the interpreter from exiting."""
+    searches = list(_started)
+    for state in searches:
+        state.stop()
+    for state in searches:
+        state.thread.join()
+
+
+threading._register_atexit(_end_at_exit)  # (as concurrent.futures stops its pools' threads)
 
 
 class AskTell:
@@ -165,8 +185,10 @@ class AskTell:
         self._condition, self._executor = state.condition, state.executor
         self._thread = threading.Thread(target=state.run, args=(x0, space, options), daemon=True,
                                         name="gdtools-ask-tell")
+        state.thread = self._thread
+        _started.add(state)
         self._thread.start()
-        # dropped mid-run: the thread ends (not at interpreter exit, where it would wake a daemon thread)
+        # dropped mid-run: the thread ends (at interpreter exit, _end_at_exit ends it and waits for it)
         weakref.finalize(self, state.stop).atexit = False
         # Bad options are found before the first point is asked for: raised here, not at ask().
         with self._condition:

@@ -218,3 +218,36 @@ def test_a_trial_of_another_search_is_named_so():
     with pytest.raises(gd.InputError, match="told already"):
         first.tell(mine, 1.0)
     first.close(), second.close()
+
+
+def test_interpreter_exit_ends_a_search_that_is_computing(tmp_path):
+    # A script that ended while the search's (daemon) thread computed its next points left that
+    # thread running JAX and NumPy as the interpreter finalised: at times 'terminate called after
+    # throwing an instance of ...' / 'FATAL: exception not rethrown' and exit status 134. The search
+    # is now ended and joined as the interpreter exits, its computation finished first.
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import threading, time
+        import numpy as np
+        import gdtools as gd
+
+        computing = threading.Event()
+
+        def callback(state):
+            computing.set()
+            time.sleep(0.5)
+            print("computed", flush=True)
+
+        search = gd.AskTell(np.ones(2), gradient="central", max_evals=100, callback=callback)
+        while True:  # until the search computes at the end of an iteration: the script ends there
+            trial = search.ask()
+            search.tell(trial, float(np.sum((trial.params - 3.0) ** 2)))
+            if computing.wait(0.2):
+                break
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "computed" in done.stdout
