@@ -238,7 +238,7 @@ class AskTell:
         if isinstance(value, BaseException):
             measurement = Measurement(value=math.nan, status="failed", error=f"{type(value).__name__}: {value}")
         else:
-            measurement = as_measurement(value)
+            measurement = as_measurement(value, source=f"trial {trial.number} was told")
             eps = _coarse_eps(value)
             if eps is not None and measurement.eps is None:
                 measurement = dataclasses.replace(measurement, eps=eps)

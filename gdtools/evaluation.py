@@ -167,25 +167,26 @@ class Measurement:
         return factor * self.spread / math.sqrt(n) if self.statistic in ("median", "mean") else self.spread
 
 
-def as_measurement(result: Any) -> Measurement:
-    """Accept what an objective may return: a Measurement, or a real scalar."""
+def as_measurement(result: Any, source: str = "the objective returned") -> Measurement:
+    """Accept what an objective may return: a Measurement, or a real scalar. ``source`` begins the
+    message of an InputError for anything else (AskTell names the trial told)."""
     if isinstance(result, Measurement):
         return result
     if result is None:
-        raise InputError("the objective returned None, expected a real scalar (a missing return statement?)")
+        raise InputError(f"{source} None, expected a real scalar (a missing return statement?)")
     try:
         arr = np.asarray(result)
     except Exception:
-        raise InputError(f"the objective returned {type(result).__name__}, expected a real scalar") from None
+        raise InputError(f"{source} {type(result).__name__}, expected a real scalar") from None
     if arr.shape != ():
         if arr.size == 1:
             arr = arr.reshape(())
         else:
-            raise InputError(f"the objective returned an array of shape {arr.shape}, expected a scalar")
+            raise InputError(f"{source} an array of shape {arr.shape}, expected a scalar")
     if arr.dtype == object or arr.dtype.kind in "USV":
-        raise InputError(f"the objective returned {type(result).__name__} {result!r}, expected a real scalar"[:300])
+        raise InputError(f"{source} {type(result).__name__} {result!r}, expected a real scalar"[:300])
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise InputError(f"the objective returned {arr.dtype} values, expected a real scalar")
+        raise InputError(f"{source} {arr.dtype} values, expected a real scalar")
     return Measurement(value=float(arr))
 
 

@@ -251,3 +251,14 @@ def test_interpreter_exit_ends_a_search_that_is_computing(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "computed" in done.stdout
+
+
+def test_a_bad_value_told_is_named_as_told():
+    # "the objective returned str 'fast'": an AskTell has no objective, the caller told the value
+    search = AskTell(space=SPACE, max_evals=10)
+    trial = search.ask()
+    with pytest.raises(gd.InputError, match=r"^trial 0 was told str 'fast', expected a real scalar"):
+        search.tell(trial, "fast")
+    with pytest.raises(gd.InputError, match=r"^trial 0 was told an array of shape \(2,\)"):
+        search.tell(trial, np.zeros(2))
+    search.close()
