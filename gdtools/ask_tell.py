@@ -25,6 +25,7 @@ import concurrent.futures
 import dataclasses
 import inspect
 import math
+import numbers
 import threading
 import time
 import weakref
@@ -211,6 +212,9 @@ class AskTell:
         """The next point to measure, or None once the search has ended. Waits while the search is
         computing, or while every point it asked for is out being measured (TimeoutError after
         ``timeout`` seconds). An error that ended the search is raised here."""
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real)
+                                    or not timeout >= 0):  # (a nan waited for ever, a string raised TypeError)
+            raise InputError(f"ask(timeout=) takes a number of seconds >= 0 or None, got {timeout!r}")
         with self._condition:
             ready = self._condition.wait_for(
                 lambda: self._state.finished or any(not w.future.cancelled() for w in self._executor.queue),

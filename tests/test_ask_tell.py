@@ -262,3 +262,15 @@ def test_a_bad_value_told_is_named_as_told():
     with pytest.raises(gd.InputError, match=r"^trial 0 was told an array of shape \(2,\)"):
         search.tell(trial, np.zeros(2))
     search.close()
+
+
+def test_a_bad_timeout_is_refused():
+    # timeout=nan waited for ever (the trial out is never told here) and timeout="1" raised a TypeError
+    search = AskTell(space=SPACE, max_evals=10)
+    search.ask()
+    for timeout in ("1", -1.0, math.nan):
+        with pytest.raises(gd.InputError, match="timeout"):
+            search.ask(timeout=timeout)
+    with pytest.raises(TimeoutError):
+        search.ask(timeout=np.int64(0))
+    search.close()
