@@ -167,6 +167,9 @@ class AskTell:
         for name in ("executor", "args", "fun"):
             if name in options:
                 raise InputError(f"AskTell takes no {name}=: the caller measures the points it asks for")
+        if options.get("batch"):  # (minimize's refusal spoke of an executor and a space the caller never gave)
+            raise InputError("AskTell takes no batch=True: it solves many starts of a JAX program at once (autodiff); "
+                             "for several starts, run one AskTell per start")
         known = inspect.signature(minimize).parameters
         unknown = sorted(set(options) - set(known))
         if unknown:

@@ -118,6 +118,8 @@ def test_misuse_gets_one_clear_message():
         AskTell(space=SPACE, executor=None)
     with pytest.raises(gd.InputError, match="autodiff"):
         AskTell(np.zeros(2), gradient="autodiff")
+    with pytest.raises(gd.InputError, match="no batch=True.*one AskTell per start"):
+        AskTell(np.zeros((3, 2)), batch=True)
     search = AskTell(space=SPACE, max_evals=20)
     trial = search.ask()
     with pytest.raises(gd.InputError, match="expected a real scalar"):
