@@ -21,6 +21,7 @@ may depend on the first one's value (``ask(timeout=...)`` then raises TimeoutErr
 from __future__ import annotations
 
 import collections
+import copy
 import concurrent.futures
 import dataclasses
 import inspect
@@ -258,7 +259,7 @@ class AskTell:
                                     if told else "it was not asked for by this search"))
             del self._executor.out[trial.number]
             if measurement.ok and (self._best is None or measurement.value < self._best[1]):
-                self._best = (trial.params, float(measurement.value))
+                self._best = (copy.deepcopy(trial.params), float(measurement.value))  # (not the caller's dict)
             if measurement.t_start is None:
                 measurement = dataclasses.replace(measurement, t_start=waiting.asked_at, t_end=time.time())
             if not waiting.future.cancelled():
@@ -267,9 +268,11 @@ class AskTell:
     @property
     def best(self) -> tuple | None:
         """``(params, value)`` of the lowest value told so far (never a failed one), or None: an
-        answer at any time, as Nevergrad's ``recommend()``. A noisy value that low is partly luck:
-        :attr:`result` (the search's own answer) or measuring the candidates again side by side
-        (:func:`gdtools.timing.remeasure`) is the better judge."""
+        answer at any time, as Nevergrad's ``recommend()``. Only values told to this AskTell count:
+        a resumed run's recorded evaluations are replayed, not told (they count in :attr:`result`,
+        and :func:`gdtools.timing.best_measured` finds them in :attr:`history`). A noisy value
+        that low is partly luck: :attr:`result` (the search's own answer) or measuring the
+        candidates again side by side (:func:`gdtools.timing.remeasure`) is the better judge."""
         return self._best
 
     # -- the end -----------------------------------------------------------------------------------

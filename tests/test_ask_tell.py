@@ -276,3 +276,12 @@ def test_a_bad_timeout_is_refused():
     with pytest.raises(TimeoutError):
         search.ask(timeout=np.int64(0))
     search.close()
+
+
+def test_best_is_a_copy_of_the_point_told():
+    search = AskTell(space=SPACE, max_evals=12)
+    trial = search.ask()
+    search.tell(trial, 1.0)
+    trial.params["rate"] = 10**6  # the caller reuses its dict
+    assert search.best == (SPACE.center(), 1.0)
+    search.close()
