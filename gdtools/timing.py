@@ -484,8 +484,16 @@ def _run_elsewhere(run_on, run, params) -> Measurement:
         return Measurement(value=math.nan, status="failed", error=f"{type(exc).__name__}: {exc}")
 
 
+class Remeasured(list):
+    """:func:`remeasure`'s measurements, one per candidate, with ``rounds``: the rounds it ran
+    (fewer than asked where exact values repeated; a candidate's samples leave out its failed
+    runs, so they may be fewer still)."""
+
+    rounds: int = 0
+
+
 def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int = 5,
-              warmup: int = 1, run_on: Callable | None = None) -> list[Measurement]:
+              warmup: int = 1, run_on: Callable | None = None) -> "Remeasured":
     """Measure several settings again, interleaved, so that drift on the machine hits all alike.
 
     The tuner's own measurements of its best point are biased low (of many noisy values, the
@@ -508,7 +516,8 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
     runs (they could not change the comparison).
 
     Returns:
-      one :class:`Measurement` per candidate, in order: the statistic of the objective over the
+      a :class:`Remeasured` list (``.rounds``: the rounds run) of one :class:`Measurement` per
+      candidate, in order: the statistic of the objective over the
       rounds that succeeded and their spread. A failed run does not end a candidate's rounds (a
       program that fails now and then is measured on): when some of its runs failed, ``error``
       says how many and the last error (the status stays "ok"). A candidate whose first two runs
@@ -555,7 +564,8 @@ def remeasure(objective: Callable, candidates: Sequence[Mapping], *, rounds: int
                                                  for i, s in enumerate(samples)):
             break  # every candidate's value repeated exactly: more rounds cannot change anything
     done = r + 1 - warmup  # the rounds run (fewer than asked when the values were exact)
-    out = []
+    out = Remeasured()
+    out.rounds = done
     for c, s, e, k in zip(candidates, samples, errors, failures):
         if not s:
             out.append(_failed(s, statistic, c, t_start, e or "no run succeeded"))

@@ -513,3 +513,21 @@ def test_a_number_after_its_name_and_a_colon_is_read_as_after_an_equals_sign(pri
     from gdtools.timing import last_number
 
     assert last_number(printed) == number
+
+
+def test_remeasure_says_how_many_rounds_it_ran_whatever_failed():
+    # the CLI counted a candidate's samples, which leave out its failed runs: 'side by side (2 runs
+    # each): ... (1 of 3 runs failed)'
+    calls = {"a": 0}
+
+    def objective(params):
+        if params["x"] == 1:
+            calls["a"] += 1
+            if calls["a"] == 2:
+                raise RuntimeError("flaky")
+        return Measurement(float(params["x"]), samples=(float(params["x"]),), noisy=True)
+
+    measured = remeasure(objective, [{"x": 1}, {"x": 2}], rounds=3, warmup=0)
+    assert measured.rounds == 3 and len(measured[0].samples) == 2 and "1 of 3 runs failed" in measured[0].error
+    exact = remeasure(lambda p: float(p["x"]), [{"x": 1}, {"x": 2}], rounds=5, warmup=0)
+    assert exact.rounds == 2  # printed numbers that repeated exactly: no further round

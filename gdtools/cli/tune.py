@@ -527,10 +527,9 @@ def run(args) -> int:
     finally:
         if run_on is not None:
             close()
-    if args.objective != "time":
-        # rounds run: fewer than asked where printed numbers repeated exactly (see remeasure); wall
-        # times run every round (their samples leave out the runs that failed, which ran too)
-        rounds = max([len(m.samples) for m in measured if m.status == "ok"] or [rounds])
+    # rounds run: fewer than asked where printed numbers repeated exactly (see remeasure); the
+    # samples leave out the runs that failed, which ran too ('2 runs each ... (1 of 3 runs failed)')
+    rounds = measured.rounds
     best_i = pick_best(measured)
     print(searched)
     if best_i is None:
