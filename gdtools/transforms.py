@@ -196,6 +196,18 @@ def _projected(value_fn, x, held, lower, upper):
     return lambda y: value_fn(jnp.clip(jnp.where(held, x, y), lower, upper))
 
 
+def _update(optimizer, updates, state, x, **extra):
+    """``optimizer.update`` with the extra arguments an optax transformation of the ExtraArgs kind
+    may take; one that takes none of them (optax.contrib.sam's default mode failed with 'unexpected
+    keyword argument value') gets the plain update."""
+    try:
+        return optimizer.update(updates, state, x, **extra)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+    return optimizer.update(updates, state, x)
+
+
 def descend(optimizer, grad, state, x, *, value=None, value_fn=None, lower=None, upper=None):
     """One step ``x -> x + update``, clipped to ``[lower, upper]`` when bounded; ``(new_x, state)``.
 
@@ -220,12 +232,12 @@ def descend(optimizer, grad, state, x, *, value=None, value_fn=None, lower=None,
         grad = jnp.where(held, jnp.zeros_like(grad), grad)
         value_fn = _projected(value_fn, x, held, lower, upper)
     if value_fn is not None:
-        updates, state = optimizer.update(grad, state, x, value=value, grad=grad, value_fn=value_fn)
+        updates, state = _update(optimizer, grad, state, x, value=value, grad=grad, value_fn=value_fn)
     elif value is not None and needs_value_fn(optimizer):
         # a black box's value at x, which every estimate has: for transformations that take only
         # the value (optax.polyak_sgd, optax.contrib.reduce_on_plateau); a line search still
         # misses its value_fn and says so
-        updates, state = optimizer.update(grad, state, x, value=value)
+        updates, state = _update(optimizer, grad, state, x, value=value)
     else:
         updates, state = optimizer.update(grad, state, x)
     new_x = optax.apply_updates(x, updates)

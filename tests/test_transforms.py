@@ -175,3 +175,18 @@ def test_an_optimizer_that_wants_only_the_value_gets_a_black_boxs_value(gradient
     # a line search still needs the value function, and says so
     with pytest.raises(gd.InputError, match="needs the objective's value function"):
         gd.minimize(fun, np.zeros(3), gradient=gradient, optimizer=optax.lbfgs(), max_evals=40)
+
+
+def test_a_transformation_that_takes_extra_arguments_but_none_of_ours_gets_the_plain_update():
+    # optax.contrib.sam is an ExtraArgs transformation whose default update takes no value=: the
+    # compiled loop failed with a raw TypeError ('unexpected keyword argument value'), the host
+    # loop with 'needs the objective's value function ... a black box', for an autodiff run
+    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    opt = optax.contrib.sam(optax.sgd(1e-1), optax.sgd(1e-2))
+    x, state = jnp.zeros(3), opt.init(jnp.zeros(3))
+    for _ in range(20):
+        updates, state = opt.update(jax.grad(f)(x), state, x)
+        x = optax.apply_updates(x, updates)
+    for extra in ({}, {"callback": lambda s: None}):
+        res = gd.minimize(f, jnp.zeros(3), optimizer=opt, max_iters=20, tol=0.0, **extra)
+        np.testing.assert_allclose(res.x, x, rtol=1e-5)
