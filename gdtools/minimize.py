@@ -389,6 +389,11 @@ def minimize(
     if _under_jit():
         raise _traced_error("it was called while JAX traces a function (jax.jit, jax.lax.scan, "
                             "jax.eval_shape), where every JAX operation gives a traced value")
+    scalars = [name for name, value in (("max_iters", max_iters), ("max_evals", max_evals), ("max_time", max_time),
+                                        ("tol", tol), ("noise", noise), ("seed", seed))
+               if isinstance(value, Tracer)]
+    if scalars:  # (jax.vmap(lambda t: gd.minimize(f, x0, tol=t)): not 'tol must be a number, got BatchTracer')
+        raise _traced_error(f"{' and '.join(scalars)} hold{'s' if len(scalars) == 1 else ''} a traced value")
     max_iters = _check_positive("max_iters", max_iters)
     max_evals = _check_positive("max_evals", max_evals)
     max_time = _check_positive("max_time", max_time, kind=float)

@@ -1911,3 +1911,11 @@ def test_central_differences_leave_a_log_integer_its_slope_where_a_probe_skipped
     res = gd.minimize(lambda p: (p["n"] - 3.6) ** 2 + (p["x"] - 0.3) ** 2,
                       {"n": 3, "x": 0.9}, space=space, gradient="central", max_evals=60)
     assert res.x["n"] == 4 and abs(res.x["x"] - 0.3) < 1e-4, (res.x, res.message)
+
+
+@pytest.mark.parametrize("option", ["tol", "max_time", "noise"])
+def test_a_setting_traced_by_vmap_gets_the_traced_value_message(option):
+    # 'tol must be a non-negative number, got BatchTracer' did not say what was wrong
+    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    with pytest.raises(gd.InputError, match=f"cannot run inside jax.jit, jax.vmap.*{option} holds a traced value"):
+        jax.vmap(lambda t: gd.minimize(f, np.zeros(2), **{option: t}).fun)(jnp.array([0.1, 0.2]))
