@@ -44,6 +44,7 @@ _LAZY = {
     "Real": ("gdtools.space", "Real"),
     "Int": ("gdtools.space", "Int"),
     "plot_history": ("gdtools.plotting", "plot_history"),
+    "plotting": ("gdtools.plotting", None),
     "timing": ("gdtools.timing", None),
     "dream": ("gdtools.dream", None),
 }

@@ -436,6 +436,18 @@ def test_headless_and_lazy(tmp_path):
     assert (tmp_path / "a.png").stat().st_size > 0
 
 
+def test_gd_plotting_is_reachable_from_the_package_before_anything_plotted():
+    # docs/tuning.md names gd.plotting.mark_values; in a fresh interpreter that had not yet called
+    # gd.plot_history, `gd.plotting` raised AttributeError. It loads lazily, as gd.timing does.
+    code = (
+        "import sys, gdtools as gd\n"
+        "mark_values = gd.plotting.mark_values\n"
+        "assert 'matplotlib' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__))))
+
+
 def test_plots_a_real_black_box_run_with_repeats():
     # The one test that goes through the engine: its records must be what plot_history reads.
     import gdtools as gd
