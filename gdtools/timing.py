@@ -244,16 +244,32 @@ def time_callable(fn: Callable, space: Space, *, repeats: int = 5, warmup: int =
 
 # -- programs --------------------------------------------------------------------------------------
 
+def _interpreter(path: str) -> str:
+    """The interpreter a script's ``#!`` line names (``#!/usr/bin/env -S bash -e`` names bash), for
+    the advice to run it through it; 'python3' where there is none to read."""
+    try:
+        with open(path, "rb") as file:
+            first = file.readline(256).decode("utf-8", "replace")
+    except OSError:
+        first = ""
+    words = first[2:].split() if first.startswith("#!") else []
+    if words and os.path.basename(words[0]) == "env":
+        words = [w for w in words[1:] if not w.startswith("-")]
+    return os.path.basename(words[0]) if words else "python3"
+
+
 def _check_program(program: str, *, cwd: str | None, env: Mapping | None) -> None:
     """InputError unless ``program`` can be started (a path, or a name found on PATH)."""
     if os.sep in program or (os.altsep and os.altsep in program):
         path = program if os.path.isabs(program) or cwd is None else os.path.join(cwd, program)
+        if os.path.isdir(path):
+            raise InputError(f"program {program!r} is a directory, not a program")
         if not os.path.isfile(path):
             raise InputError(f"program {program!r} does not exist"
                              + (f" (looked in cwd {cwd!r})" if cwd and not os.path.isabs(program) else ""))
         if not os.access(path, os.X_OK):
             raise InputError(f"program {program!r} is not executable (chmod +x it, or run it "
-                             f"through its interpreter: ['python3', {program!r}, ...])")
+                             f"through its interpreter: [{_interpreter(path)!r}, {program!r}, ...])")
         return
     search = (env or {}).get("PATH", os.environ.get("PATH", os.defpath))
     if shutil.which(program, path=search) is None:

@@ -173,6 +173,27 @@ def test_time_command_construction_errors(space, argv, words):
         assert word in str(info.value)
 
 
+@pytest.mark.parametrize("script, interpreter", [
+    ("#!/bin/sh\nexit 0\n", "'sh'"),
+    ("#!/usr/bin/env python3\nprint(1)\n", "'python3'"),
+    ("#!/usr/bin/env -S bash -e\nexit 0\n", "'bash'"),
+])
+def test_a_program_that_is_not_executable_is_told_the_interpreter_its_first_line_names(
+        tmp_path, space, script, interpreter):
+    # a shell script was told to run itself as ['python3', './prog.sh', ...]
+    path = tmp_path / "prog"
+    path.write_text(script)
+    with pytest.raises(InputError) as info:
+        time_command([str(path), "{n}", "{t}"], space)
+    assert "not executable" in str(info.value) and f"[{interpreter}, {str(path)!r}" in str(info.value)
+
+
+def test_a_directory_given_as_the_program_is_said_to_be_one(tmp_path, space):
+    # it was said not to exist
+    with pytest.raises(InputError, match="is a directory, not a program"):
+        time_command([str(tmp_path) + "/", "{n}", "{t}"], space)
+
+
 def test_program_not_executable(tmp_path, space):
     script = tmp_path / "prog.sh"
     script.write_text("#!/bin/sh\nexit 0\n")
