@@ -338,8 +338,10 @@ class HostLoop:
             if ev.consecutive_failures < ev.max_failures:  # not the objective's failures: the executor's
                 raise EvaluationFailed(f"at x0, the start point: {exc}") from None
             hint = key_hint(ev._call.fun, len(ev._call.args)) if ev.stochastic else ""
+            failed = ("once" if ev.consecutive_failures == 1
+                      else f"{ev.consecutive_failures} times in a row")
             raise InputError(f"the objective did not return a finite value at x0, the start point: "
-                             f"it failed {ev.consecutive_failures} times in a row (max_failures="
+                             f"it failed {failed} (max_failures="
                              f"{ev.max_failures}); the last error: {ev.last_error}. Nothing to optimise "
                              f"from there{hint}") from None
 

@@ -374,3 +374,13 @@ def test_an_optimizer_whose_state_names_a_value_and_grad_of_its_own_gets_each_gr
     fun = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
     hosted = gd.minimize(fun, np.array([0.0, 1.0]), optimizer=momentum, max_iters=100, callback=lambda state: None)
     assert hosted.success and np.allclose(hosted.x, 3.0, atol=1e-5), hosted.x
+
+
+def test_a_start_that_failed_once_with_max_failures_1_is_said_to_have_failed_once():
+    # the message read 'it failed 1 times in a row (--max-failures 1)'
+    def fails(x):
+        raise RuntimeError("no licence")
+
+    with pytest.raises(gd.InputError) as info:
+        gd.minimize(fails, np.zeros(2), gradient="central", max_failures=1)
+    assert "it failed once (max_failures=1)" in str(info.value) and "1 times" not in str(info.value)
