@@ -459,8 +459,10 @@ class Evaluator:
         self.consecutive_failures += 1
         if self.on_failure == "stop":
             if self.consecutive_failures >= self.max_failures:
+                failed = ("an evaluation failed" if self.consecutive_failures == 1
+                          else f"{self.consecutive_failures} consecutive evaluations failed")
                 raise EvaluationFailed(
-                    f"{self.consecutive_failures} consecutive evaluations failed (max_failures="
+                    f"{failed} (max_failures="
                     f"{self.max_failures}); the last one: {m.error or 'non-finite value'}")
             return math.nan
         # The penalty, or a value as far beyond the worst measured as the worst is from the best,

@@ -593,3 +593,19 @@ def test_points_an_executor_refused_are_not_counted_as_evaluations():
         res = gd.minimize(sphere, np.ones(2), gradient="spsa", max_evals=20, executor=_RefusesAfter(pool, 1))
     assert res.status == "failed" and "the cluster went away" in res.message, res
     assert res.nfev == len(res.history.evaluations) == 1, res
+
+
+def test_a_run_stopped_by_max_failures_1_says_an_evaluation_failed_not_1_consecutive_evaluations():
+    # the message read '1 consecutive evaluations failed (max_failures=1)'
+    import gdtools as gd
+
+    calls = []
+
+    def fails_after_the_start(x):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("boom")
+        return float(np.sum(np.asarray(x) ** 2))
+
+    res = gd.minimize(fails_after_the_start, np.ones(2), gradient="spsa", max_failures=1, max_evals=20)
+    assert "an evaluation failed (max_failures=1)" in res.message and "1 consecutive" not in res.message
