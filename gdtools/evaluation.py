@@ -38,14 +38,18 @@ def prng_key(seed: int):
     """``jax.random.PRNGKey(seed)``, the same key, made without compiling anything.
 
     JAX builds the key with two small compiled programs, which a new process traces and loads
-    anew: a dream starts one run per octave. The default (threefry) key of a seed in
-    [0, 2**32) is the pair of 32-bit words ``[0, seed]``; any other seed or key type goes through
-    JAX."""
+    anew: a dream starts one run per octave. The default (threefry) key of a seed is the pair of
+    32-bit words of its 64-bit two's complement, ``[seed >> 32, seed & 0xffffffff]`` (``[0, seed]``
+    for a seed in [0, 2**32)); any other key type goes through JAX. Both as JAX makes the key with
+    ``jax_enable_x64``: without it JAX keeps the seed's low 32 bits, so seed=2**32 gave the run of
+    seed=0, and a seed gave another run with x64 enabled than without."""
     seed = int(seed)
-    if (0 <= seed < 2**32 and str(jax.config.jax_default_prng_impl) == "threefry2x32"
+    if (str(jax.config.jax_default_prng_impl) == "threefry2x32"
             and not getattr(jax.config, "jax_enable_custom_prng", False)):
-        return jax.device_put(np.array([0, seed], dtype=np.uint32))
-    return jax.random.PRNGKey(seed)
+        bits = seed % 2**64
+        return jax.device_put(np.array([bits >> 32, bits & 0xFFFFFFFF], dtype=np.uint32))
+    with jax.enable_x64(True):
+        return jax.random.PRNGKey(seed)
 
 
 #: How many of the last successful measurements an Evaluator keeps by point (measured_value), from

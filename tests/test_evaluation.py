@@ -467,7 +467,8 @@ def test_prng_key_is_jax_key_without_compiling(x64, monkeypatch):
 
     with jax.enable_x64(x64):
         for seed in (0, 1, 7, 2**31 - 1, 2**31, 3_000_000_000, 2**32 - 1, 2**32, 2**40, -1, -5):
-            expected = jax.random.PRNGKey(seed)
+            with jax.enable_x64(True):  # (x64 JAX's key whatever the setting: all 64 bits of the seed)
+                expected = jax.random.PRNGKey(seed)
             key = prng_key(seed)
             assert key.dtype == expected.dtype and key.shape == expected.shape
             np.testing.assert_array_equal(key, expected, err_msg=f"seed {seed}")
@@ -475,9 +476,9 @@ def test_prng_key_is_jax_key_without_compiling(x64, monkeypatch):
         monkeypatch.setattr(jax.random, "PRNGKey", lambda seed: lowered.append(seed))
         prng_key(12345)
         prng_key(2**32 - 1)
-        assert lowered == []  # made from the seed's words, not by JAX's compiled seeding
         prng_key(2**32)
-        assert lowered == [2**32]
+        prng_key(-1)
+        assert lowered == []  # made from the seed's words, not by JAX's compiled seeding
 
 
 def test_a_nan_or_infinite_value_is_recorded_as_a_failed_evaluation():
@@ -609,3 +610,23 @@ def test_a_run_stopped_by_max_failures_1_says_an_evaluation_failed_not_1_consecu
 
     res = gd.minimize(fails_after_the_start, np.ones(2), gradient="spsa", max_failures=1, max_evals=20)
     assert "an evaluation failed (max_failures=1)" in res.message and "1 consecutive" not in res.message
+
+
+def test_seeds_that_differ_only_beyond_32_bits_give_other_keys():
+    # without jax_enable_x64, JAX keeps a seed's low 32 bits: seed=2**32 ran the very run of seed=0
+    # (and -1 that of 2**32 - 1, 2**63 - 1 that of -1), and a seed gave another run with x64 enabled;
+    # every seed minimize takes, [-2**63, 2**63), now gives x64 JAX's key whatever the setting
+    from gdtools.evaluation import prng_key
+
+    seeds = [0, 5, 2**32 - 1, 2**32, 2**32 + 5, -1, -2**63, 2**63 - 1]
+    for seed in seeds:
+        with jax.enable_x64(True):
+            expected = np.asarray(jax.random.PRNGKey(seed))
+        assert np.array_equal(np.asarray(prng_key(seed)), expected), seed
+    assert len({tuple(np.asarray(prng_key(seed)).tolist()) for seed in seeds}) == len(seeds)
+
+    def noisy(x, key):
+        return float(np.sum((np.asarray(x) - 1.0) ** 2) + 0.1 * float(jax.random.normal(key)))
+
+    runs = [gd.minimize(noisy, np.zeros(2), gradient="spsa", max_evals=12, seed=seed).x for seed in (0, 2**32)]
+    assert not np.array_equal(*runs)
