@@ -391,10 +391,15 @@ class HostLoop:
             if not self.calibrate and not isinstance(self.optimizer, LineSearchDescent):
                 self._check_update(x)
             f_start = self._measure_start(x)
-            self._f0_samples = [f_start] if math.isfinite(f_start) else []
-            if math.isfinite(f_start):
+            # A start that failed reads as the on_failure penalty: no value of the objective, to be
+            # told to the estimator as f(x0) (forward differences took (f(x0 + h) - penalty) / h
+            # for the first gradient, 5.8e9 where it was 6) or to size the first step from
+            measured = math.isfinite(f_start) and self.evaluator.successes > 0
+            self._f0_samples = [f_start] if measured else []
+            if measured:
                 estimator.observe(f_start)
                 self._observe_at(x, f_start)
+            if math.isfinite(f_start):
                 self._measure_noise(x, f_start)
             if self.gain_if_noisy and self.evaluator.noise > NEGLIGIBLE_NOISE * max(1.0, abs(f_start)):
                 self.calibrate = True

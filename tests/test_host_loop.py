@@ -384,3 +384,21 @@ def test_a_start_that_failed_once_with_max_failures_1_is_said_to_have_failed_onc
     with pytest.raises(gd.InputError) as info:
         gd.minimize(fails, np.zeros(2), gradient="central", max_failures=1)
     assert "it failed once (max_failures=1)" in str(info.value) and "1 times" not in str(info.value)
+
+
+def test_a_failed_start_read_as_the_penalty_is_not_taken_for_f_at_x0():
+    # on_failure=100 and a start that failed once: the penalty was told to the estimator as f(x0) of
+    # an exact objective, and forward differences took (f(x0 + h) - 100) / h for the first gradient
+    # (largest component 5.8e9, not 6): a wasted first step, and a grad-norm curve off by 9 decades
+    calls = []
+
+    def flaky_start(x):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("flaky start")
+        return float(np.sum((np.asarray(x) - np.array([1.0, -2.0, 3.0])) ** 2))
+
+    res = gd.minimize(flaky_start, np.zeros(3), gradient="forward", on_failure=100.0, max_evals=200)
+    first = res.history.iterations[0]
+    assert first["grad_norm"] == pytest.approx(6.0, rel=1e-3)
+    assert res.success and np.allclose(res.x, [1.0, -2.0, 3.0], atol=1e-5)
