@@ -147,3 +147,21 @@ def test_an_evaluations_count_that_is_no_count_is_one_input_error():
 
     with pytest.raises(gd.InputError, match=r"NoCount's evaluations\(3\) returned None"):
         gd.minimize(lambda x: float(np.sum((x - 1) ** 2)), np.zeros(3), gradient=NoCount(), max_evals=40)
+
+
+def test_settings_given_as_numpy_numbers_or_one_per_coordinate_are_recorded(tmp_path):
+    # describe() kept Python scalars only: Central(step=[0.1, 0.2]) was recorded as {'name':
+    # 'central'} and SPSA(c=np.float32(0.25)) without its c, so the history did not say which steps
+    # ran, and a resume with other steps was taken for the recorded run
+    assert gd.estimators.Central(step=[0.1, 0.2]).describe()["step"] == [0.1, 0.2]
+    assert gd.estimators.Central(step=np.array([0.1, 0.2])).describe()["step"] == [0.1, 0.2]
+    assert gd.estimators.SPSA(c=np.float32(0.25)).describe()["c"] == 0.25
+    path = tmp_path / "run.jsonl"
+
+    def fun(x):
+        return float(np.sum((np.asarray(x) - 1.0) ** 2))
+
+    gd.minimize(fun, np.zeros(2), gradient=gd.estimators.Central(step=[0.1, 0.1]), max_evals=12, history=path)
+    with pytest.raises(gd.InputError, match=r"step: \[0.1, 0.1\] recorded, \[0.5, 0.5\] given"):
+        gd.minimize(fun, np.zeros(2), gradient=gd.estimators.Central(step=[0.5, 0.5]), max_evals=12,
+                    history=path, resume=True)

@@ -40,6 +40,9 @@ class Estimate:
 
 Evaluate = Callable[[np.ndarray], np.ndarray]
 
+#: The most numbers of a setting per coordinate that :meth:`GradientEstimator.describe` records.
+MAX_DESCRIBED_NUMBERS = 10_000
+
 
 class GradientEstimator(abc.ABC):
     """Base class: ``estimate(fun, x, *, key, iteration, evaluate, noise, scale) -> Estimate``.
@@ -116,6 +119,18 @@ class GradientEstimator(abc.ABC):
         for k, v in vars(self).items():
             if k.startswith("_"):
                 continue
-            if isinstance(v, (int, float, str, bool)) or v is None:
+            if isinstance(v, (np.integer, np.floating)):
+                v = v.item()
+            elif isinstance(v, (list, tuple, np.ndarray)):
+                # a setting per coordinate (Central(step=[0.1, 0.2])): recorded as numbers, so that
+                # the history says which steps ran and a resume with others is refused
+                try:
+                    numbers = np.asarray(v)
+                except (TypeError, ValueError):
+                    continue
+                if numbers.dtype.kind not in "iuf" or numbers.size > MAX_DESCRIBED_NUMBERS:
+                    continue
+                v = numbers.tolist()
+            if isinstance(v, (int, float, str, bool, list)) or v is None:
                 fields[k] = v
         return {"name": self.name, **fields}
