@@ -383,6 +383,7 @@ class HostLoop:
         if isinstance(self.optimizer, LineSearchDescent) and self.evaluator is None:
             raise InputError("LineSearchDescent measures trial points and needs a black-box estimator")
         f_start = math.nan
+        stopped_at_start = None
         self._f0_samples = []
         if self.evaluator is not None:
             # settings that do not fit x (a step per coordinate of another length) are named before
@@ -400,7 +401,13 @@ class HostLoop:
                 estimator.observe(f_start)
                 self._observe_at(x, f_start)
             if math.isfinite(f_start):
-                self._measure_noise(x, f_start)
+                try:
+                    self._measure_noise(x, f_start)
+                except EvaluationFailed as exc:
+                    # max_failures failures in a row among the start's noise probes: the run ends
+                    # as failed, x0 its result, as failures in its iterations end it (not as an
+                    # exception that threw the measured start away)
+                    stopped_at_start = exc
             if self.gain_if_noisy and self.evaluator.noise > NEGLIGIBLE_NOISE * max(1.0, abs(f_start)):
                 self.calibrate = True
                 if self.history is not None:
@@ -441,6 +448,8 @@ class HostLoop:
         retreat = None  # (the iteration the run last went back to the best point, how many times in a row)
         average_from, average_sum, average_count = None, 0.0, 0  # (None: the first step sets it)
         try:
+            if stopped_at_start is not None:
+                raise stopped_at_start  # (ends the run below, as a failure in the loop does)
             for k in range(self.max_iters + 1):
                 if k == self.max_iters:
                     reason = "max_iters"

@@ -402,3 +402,25 @@ def test_a_failed_start_read_as_the_penalty_is_not_taken_for_f_at_x0():
     first = res.history.iterations[0]
     assert first["grad_norm"] == pytest.approx(6.0, rel=1e-3)
     assert res.success and np.allclose(res.x, [1.0, -2.0, 3.0], atol=1e-5)
+
+
+def test_failures_in_a_row_among_the_starts_noise_probes_end_the_run_as_failed():
+    # the start of a fun(x, key) measured, then its noise probes at x0 failed max_failures times in a
+    # row: EvaluationFailed escaped minimize as an exception, where failures in the iterations end
+    # the run with a result (the best point measured: here x0, as measured)
+    import jax
+
+    calls = []
+
+    def flaky(x, key):
+        calls.append(1)
+        if 2 <= len(calls) <= 4:
+            raise RuntimeError("flaky")
+        return float(np.sum((np.asarray(x) - 1.0) ** 2) + 0.01 * float(jax.random.normal(key)))
+
+    res = gd.minimize(flaky, np.zeros(2), gradient="spsa", max_evals=40)
+    assert res.status == "failed" and not res.success
+    assert "3 consecutive evaluations failed" in res.message and "RuntimeError: flaky" in res.message
+    assert res.nfev == len(calls) == 4
+    np.testing.assert_array_equal(res.x, np.zeros(2))
+    assert res.fun == res.history.evaluations[0]["value"]
