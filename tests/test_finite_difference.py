@@ -345,3 +345,20 @@ def test_central_gives_an_integer_coordinate_at_a_minimum_along_its_axis_no_slop
     est = fresh.estimate(fun, x, key=None, iteration=0, evaluate=_evaluate(fun), min_step=unit * (1 + 1e-9),
                          neighbours=neighbours)
     assert est.grad[0] < 0
+
+
+def test_a_forward_step_longer_than_the_box_stays_inside_it():
+    # Forward(step=1.0) in [0, 0.5] from 0.25: the probe that would leave the box above was taken
+    # backwards, to -0.75, outside it too (a program run with a setting it refuses: 'failed' after
+    # 3 probes); it now goes as far as the box allows on its roomier side, as central's pair does
+    seen = []
+
+    def fun(x):
+        seen.append(np.array(x))
+        return float(np.sum((np.asarray(x) - 1.0) ** 2))
+
+    res = gd.minimize(fun, np.full(2, 0.25), gradient=gd.estimators.Forward(step=1.0), bounds=(0.0, 0.5),
+                      max_evals=30)
+    points = np.array(seen)
+    assert points.min() >= 0.0 and points.max() <= 0.5
+    np.testing.assert_allclose(res.x, [0.5, 0.5])

@@ -160,7 +160,11 @@ class Forward(_FiniteDifference):
         self.check_size(len(x))
         h = self.steps(x, f0=self._last_value, noise=noise, scale=scale, min_step=min_step)
         if bounds is not None:
-            h = np.where(x + h > bounds[1], -h, h)
+            lo, hi = bounds
+            h = np.where(x + h > hi, -h, h)
+            # a step longer than the room on either side (a given step wider than the box): as far
+            # as the box allows on its roomier side, not backwards out of it (-0.75 in [0, 0.5])
+            h = np.where(x + h < lo, np.where(hi - x >= x - lo, hi - x, lo - x), h)
         # f(x) of an exact objective is not measured again where the engine already did (the
         # start, a line search's accepted point): n evaluations a gradient instead of n + 1
         known = self._known_value(x) if noise == 0 else None
