@@ -61,6 +61,14 @@ DEFAULT_TOL = 1e-6
 MAX_HASHED_IN_MEMORY = 100_000
 
 
+def _zero_d_float_as_float(value):
+    """A JAX or NumPy 0-d float array as a Python float; anything else as given."""
+    if (isinstance(value, (jax.Array, np.ndarray)) and not isinstance(value, jax.core.Tracer) and value.shape == ()
+            and jnp.issubdtype(value.dtype, jnp.floating)):
+        return float(value)
+    return value
+
+
 def _check_positive(name, value, kind=int, allow_none=True):
     if value is None and allow_none:
         return None
@@ -397,9 +405,8 @@ def minimize(
     max_iters = _check_positive("max_iters", max_iters)
     max_evals = _check_positive("max_evals", max_evals)
     max_time = _check_positive("max_time", max_time, kind=float)
-    if (isinstance(tol, (jax.Array, np.ndarray)) and not isinstance(tol, jax.core.Tracer) and tol.shape == ()
-            and jnp.issubdtype(tol.dtype, jnp.floating)):
-        tol = float(tol)  # a JAX or NumPy 0-d float, as a NumPy scalar is taken
+    # a JAX or NumPy 0-d float (a noise level computed as jnp.std(samples)), as a NumPy scalar is taken
+    tol, noise = _zero_d_float_as_float(tol), _zero_d_float_as_float(noise)
     if not isinstance(tol, _REAL) or isinstance(tol, bool) or tol < 0 or not (is_finite(tol) or tol == math.inf):
         raise InputError(f"tol must be a non-negative number, got {tol!r}")
     if noise is not None and not (isinstance(noise, _REAL) and not isinstance(noise, bool) and noise >= 0

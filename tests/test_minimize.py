@@ -1919,3 +1919,18 @@ def test_a_setting_traced_by_vmap_gets_the_traced_value_message(option):
     f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
     with pytest.raises(gd.InputError, match=f"cannot run inside jax.jit, jax.vmap.*{option} holds a traced value"):
         jax.vmap(lambda t: gd.minimize(f, np.zeros(2), **{option: t}).fun)(jnp.array([0.1, 0.2]))
+
+
+def test_a_noise_level_computed_with_jax_or_numpy_is_a_number():
+    # noise = jnp.std(samples) (a 0-d JAX array) was refused as 'noise must be a non-negative
+    # number, got Array(0.01, dtype=float32)', and np.std(samples, keepdims=False) of an array
+    # likewise; tol takes such a 0-d float, as it takes a NumPy scalar
+    def fun(x):
+        return float(np.sum((np.asarray(x) - 1.0) ** 2))
+
+    given = [gd.minimize(fun, np.zeros(2), gradient="spsa", max_evals=20, noise=noise).x
+             for noise in (0.01, jnp.float32(0.01), np.array(0.01, dtype=np.float32))]
+    np.testing.assert_array_equal(given[1], given[2])
+    np.testing.assert_allclose(given[0], given[1], rtol=1e-6)
+    with pytest.raises(gd.InputError, match="noise must be a non-negative number"):
+        gd.minimize(fun, np.zeros(2), gradient="spsa", max_evals=20, noise=jnp.array([0.01]))
