@@ -88,7 +88,7 @@ def check_failure_policy(on_failure, max_failures) -> None:
                                      and not isinstance(on_failure, (bool, np.bool_))
                                      and is_finite(on_failure))):
         raise InputError(f"on_failure must be 'stop' or a finite number (a penalty value), got {on_failure!r}")
-    if not isinstance(max_failures, int) or isinstance(max_failures, bool) or max_failures < 1:
+    if not isinstance(max_failures, (int, np.integer)) or isinstance(max_failures, bool) or max_failures < 1:
         raise InputError(f"max_failures must be a positive integer, got {max_failures!r}")
 
 
@@ -285,7 +285,7 @@ class Evaluator:
         self.executor = executor
         self.stochastic = stochastic
         self.on_failure = on_failure
-        self.max_failures = max_failures
+        self.max_failures = int(max_failures)
         self.known_noise = noise
         self.nfev = 0
         self.consecutive_failures = 0

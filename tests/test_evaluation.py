@@ -630,3 +630,13 @@ def test_seeds_that_differ_only_beyond_32_bits_give_other_keys():
 
     runs = [gd.minimize(noisy, np.zeros(2), gradient="spsa", max_evals=12, seed=seed).x for seed in (0, 2**32)]
     assert not np.array_equal(*runs)
+
+
+def test_max_failures_may_be_a_numpy_integer():
+    # np.int64(3) (a sweep's np.arange) was refused as 'max_failures must be a positive integer,
+    # got np.int64(3)', though max_evals and n_perturbations take NumPy integers
+    res = gd.minimize(lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2)), np.zeros(2), gradient="spsa",
+                      max_evals=10, max_failures=np.int64(3))
+    assert res.nfev <= 10
+    with pytest.raises(gd.InputError, match="max_failures must be a positive integer"):
+        gd.minimize(lambda x: 0.0, np.zeros(2), gradient="spsa", max_evals=10, max_failures=np.float64(3.0))
