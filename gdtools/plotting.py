@@ -447,7 +447,20 @@ def default_label(run: History, index: int = 0) -> str:
 
 def _label_facts(run: History, index: int) -> tuple:
     """What a run's default label is made of: its default label, seed, file and start of a batch."""
-    return default_label(run, index), run.meta.get("seed"), run.path, run.meta.get("batch_index")
+    return (default_label(run, index), run.meta.get("seed"), run.path, run.meta.get("batch_index"),
+            run.meta.get("estimator"))
+
+
+def _differing_settings(estimators: list) -> list[str] | None:
+    """For runs of one estimator recorded with their settings (dicts), each run's settings where
+    those differ between the runs (``"c=0.1, n_perturbations=1"``); None unless that tells every
+    run apart."""
+    if not all(isinstance(e, dict) for e in estimators):
+        return None
+    keys = [k for k in dict.fromkeys(k for e in estimators for k in e) if k != "name"]
+    differing = [k for k in keys if len({repr(e.get(k)) for e in estimators}) > 1]
+    settings = [", ".join(f"{k}={e.get(k)}" for k in differing) for e in estimators]
+    return settings if differing and len(set(settings)) == len(settings) else None
 
 
 def _labels(facts: list[tuple], labels, *, earlier: Sequence[tuple] = ()) -> list[str]:
@@ -457,8 +470,9 @@ def _labels(facts: list[tuple], labels, *, earlier: Sequence[tuple] = ()) -> lis
     if labels is None:
         every = list(earlier) + list(facts)
         names = [name for name, *_ in every]
-        # Two runs of the same method (a seed study, a resumed run) still need telling apart: by
-        # their seeds where those differ, else by file name, else by position.
+        # Two runs of the same method (a seed study, a resumed run, an estimator's settings
+        # compared) still need telling apart: by the estimator's settings where those differ, else
+        # by their seeds, else by file name, else by position.
         original = list(names)
         for i, name in enumerate(original):
             same = [j for j, other in enumerate(original) if other == name]
@@ -466,7 +480,10 @@ def _labels(facts: list[tuple], labels, *, earlier: Sequence[tuple] = ()) -> lis
                 seeds = [every[j][1] for j in same]
                 paths = [every[j][2] for j in same]
                 starts = [every[j][3] for j in same]
-                if None not in seeds and len(set(map(str, seeds))) == len(seeds):
+                settings = _differing_settings([every[j][4] if len(every[j]) > 4 else None for j in same])
+                if settings is not None:
+                    suffix = settings[same.index(i)]
+                elif None not in seeds and len(set(map(str, seeds))) == len(seeds):
                     suffix = f"seed {every[i][1]}"
                 elif None not in paths and len(set(paths)) == len(paths):
                     suffix = _short_paths(paths)[same.index(i)]

@@ -935,3 +935,19 @@ def test_the_panel_width_a_legend_is_fitted_to_does_not_grow_once_the_figure_is_
     before = plotting._panel_width(fig.axes[0])
     fig.draw_without_rendering()
     assert plotting._panel_width(fig.axes[0]) == before
+
+
+def test_runs_of_one_estimator_with_other_settings_are_told_apart_by_them():
+    # SPSA() against SPSA(n_perturbations=4) from one seed read "spsa + Spall's gain (#1)" and "(#2)":
+    # the legend of an estimator comparison did not say which run was which setting
+    def run(**settings):
+        return smooth_history(meta={"estimator": {"name": "spsa", "c": None, "n_perturbations": 1, **settings},
+                                    "optimizer": "default (Spall's gain)", "seed": 0})
+
+    runs = [run(), run(n_perturbations=4), run(c=0.1)]
+    assert legend_texts(plot_history(runs).axes[0])[:3] == [
+        "spsa + Spall's gain (c=None, n_perturbations=1)", "spsa + Spall's gain (c=None, n_perturbations=4)",
+        "spsa + Spall's gain (c=0.1, n_perturbations=1)"]
+    # the same settings twice: by position, as before
+    assert legend_texts(plot_history([run(), run()]).axes[0])[:2] == ["spsa + Spall's gain (#1)",
+                                                                      "spsa + Spall's gain (#2)"]
