@@ -120,3 +120,27 @@ def test_a_failed_probe_spoils_its_own_pair_only(cls, count_name, size_name):
         return values
 
     assert np.all(np.isnan(cls(**settings).estimate(None, x, key=key, iteration=1, evaluate=every_pair_failed).grad))
+
+
+@pytest.mark.parametrize("cls", [SPSA, Smoothing])
+def test_an_estimator_that_ran_resumes_its_run(cls, tmp_path):
+    # the run's state kept on the estimator (its last probes, the pairs a bound moved) was recorded
+    # as settings: the same SPSA() object given to resume=True after an interrupted run was refused,
+    # 'another gradient estimator (last_probes: recorded, not given; moved_by_bounds: given, not
+    # recorded)'
+    estimator, path = cls(), tmp_path / "run.jsonl"
+    settings = estimator.describe()
+    calls = []
+
+    def interrupted(x):
+        calls.append(1)
+        if len(calls) > 9:
+            raise KeyboardInterrupt
+        return float(np.sum((np.asarray(x) - 1.0) ** 2))
+
+    with pytest.raises(KeyboardInterrupt):
+        gd.minimize(interrupted, np.zeros(2), gradient=estimator, max_evals=30, history=path)
+    assert estimator.describe() == settings
+    res = gd.minimize(lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2)), np.zeros(2), gradient=estimator,
+                      max_evals=30, history=path, resume=True)
+    assert res.nfev <= 30

@@ -70,6 +70,17 @@ class AntitheticEstimator(GradientEstimator):
     def observe(self, value) -> None:
         self._last_value = float(value)
 
+    def describe(self) -> dict:
+        """The settings, as a fresh estimator describes them: the state a run leaves on it (its last
+        probes, the pairs a bound moved) is no setting. Recorded as one, the same object given to
+        resume=True after an interrupted run was refused as 'another gradient estimator'.
+        (``last_probes`` stays None, as histories have always recorded it, so that they resume.)"""
+        fields = super().describe()
+        fields.pop("moved_by_bounds", None)
+        if "last_probes" in vars(self):
+            fields["last_probes"] = None
+        return fields
+
     def evaluations(self, n: int) -> int:
         return 2 * self._count
 
