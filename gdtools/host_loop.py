@@ -399,7 +399,8 @@ class HostLoop:
             self._f0_samples = [f_start] if measured else []
             if measured:
                 estimator.observe(f_start)
-                self._observe_at(x, f_start)
+            # (nan: nothing known at x0, not what an earlier run of the same estimator told it)
+            self._observe_at(x, f_start if measured else math.nan)
             if math.isfinite(f_start):
                 try:
                     self._measure_noise(x, f_start)

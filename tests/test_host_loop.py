@@ -424,3 +424,21 @@ def test_failures_in_a_row_among_the_starts_noise_probes_end_the_run_as_failed()
     assert res.nfev == len(calls) == 4
     np.testing.assert_array_equal(res.x, np.zeros(2))
     assert res.fun == res.history.evaluations[0]["value"]
+
+
+def test_an_estimator_run_before_does_not_lend_its_f_at_x0_to_a_failed_start():
+    # Forward() given to a run of g1, then to a run of g2 from the same x0 whose start failed (read
+    # as on_failure=100): the estimator still held g1(x0) from the first run and took it for g2's
+    # f(x0), its first gradient (f2(x0 + h) - f1(x0)) / h
+    estimator = gd.estimators.Forward()
+    gd.minimize(lambda x: float(np.sum(np.asarray(x) ** 2)) + 50.0, np.zeros(2), gradient=estimator, max_evals=20)
+    calls = []
+
+    def flaky_start(x):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("flaky start")
+        return float(np.sum((np.asarray(x) - 1.0) ** 2))
+
+    res = gd.minimize(flaky_start, np.zeros(2), gradient=estimator, on_failure=100.0, max_evals=60)
+    assert res.history.iterations[0]["grad_norm"] == pytest.approx(2.0, rel=1e-3)
