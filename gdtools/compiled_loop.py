@@ -79,8 +79,7 @@ def make_solver(fun: Callable, optimizer, *, n: int, max_iters: int, tol: float,
     ``fun(x, *args)``; jit or vmap it as needed. ``args`` are inputs of the program, not constants
     in it: one compiled solver serves every value of them (new data, same shapes)."""
     extra = needs_value_fn(optimizer)
-    from_state = (extra and lower is None
-                  and keeps_value_and_grad(optimizer, jax.ShapeDtypeStruct((n,), jnp.float32)))
+    from_state = lower is None and keeps_value_and_grad(optimizer, jax.ShapeDtypeStruct((n,), jnp.float32))
 
     def solve(x0, args=()):
         objective = lambda x: fun(x, *args)  # noqa: E731

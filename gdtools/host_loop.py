@@ -435,7 +435,7 @@ class HostLoop:
         # dtype than the state keeps; only from an optimizer given value_fn, as the compiled loop (a
         # user's momentum named "grad" in its state is no gradient at the new point).
         from_state = (optimizer is not None and not searching and self.evaluator is None
-                      and type(estimator) is AutoDiff and problem.clip is None and needs_value_fn(optimizer)
+                      and type(estimator) is AutoDiff and problem.clip is None
                       and keeps_value_and_grad(optimizer, jnp.asarray(x)))
         kept = None  # (the point the line search's state holds the value and gradient at, that state)
         uncounted_step = None  # the optax state of a step taken ahead whose line-search trials are not counted yet

@@ -124,9 +124,13 @@ def needs_value_fn(optimizer) -> bool:
 def keeps_value_and_grad(optimizer, x0) -> bool:
     """Whether the optimizer's state carries the value and gradient at the new point (L-BFGS).
 
-    A line search's state holds them at its last trial point, which is the new point only when
-    the search is the chain's last transformation: after it another (``chain(lbfgs(), scale(0.5))``)
-    moves x elsewhere, and its value there is computed anew."""
+    Only a line search's does: an optimizer that takes ``value_fn`` (a user's momentum named
+    "grad" in its state is no gradient at the new point). A line search's state holds them at its
+    last trial point, which is the new point only when the search is the chain's last
+    transformation: after it another (``chain(lbfgs(), scale(0.5))``) moves x elsewhere, and its
+    value there is computed anew."""
+    if not needs_value_fn(optimizer):
+        return False
     state = jax.eval_shape(optimizer.init, x0)
     while (type(state) is tuple or isinstance(state, dict)) and state:
         # optax.chain's state (named_chain's): one per transformation, in order
