@@ -252,25 +252,25 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def _only_failures(path: str) -> bool:
-    """Whether the history file at ``path`` exists and holds no successful evaluation."""
+def _recorded_evaluations(path: str) -> list | None:
+    """The evaluation records of the history file at ``path``, or None if it cannot be read."""
     from gdtools.history import History
 
     try:
-        history = History.load(path)
+        return History.load(path).evaluations
     except (OSError, InputError):
-        return False
-    return not any(record.get("status", "ok") == "ok" for record in history.evaluations)
+        return None
+
+
+def _only_failures(path: str) -> bool:
+    """Whether the history file at ``path`` exists and holds no successful evaluation."""
+    evaluations = _recorded_evaluations(path)
+    return evaluations is not None and not any(record.get("status", "ok") == "ok" for record in evaluations)
 
 
 def _nothing_measured(path: str) -> bool:
     """Whether the history file at ``path`` exists and holds no evaluation at all."""
-    from gdtools.history import History
-
-    try:
-        return not History.load(path).evaluations
-    except (OSError, InputError):
-        return False
+    return _recorded_evaluations(path) == []
 
 
 def _penalty_words(penalty, evaluations) -> str:
