@@ -38,12 +38,16 @@ def to_rgb_array(picture: Image.Image) -> np.ndarray:
         values = np.asarray(picture, dtype=np.float64)
         gray = np.clip(values * 255.0 if values.max(initial=0) <= 1.0 else values, 0, 255)
         return np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
-    has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in picture.info)
-    if has_alpha:
+    if _has_alpha(picture):
         rgba = np.asarray(_in_srgb(picture.convert("RGBA"), picture.info.get("icc_profile")), dtype=np.float32)
         alpha = rgba[..., 3:] / 255.0
         return (rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.float32)
     return np.asarray(_in_srgb(picture.convert("RGB"), picture.info.get("icc_profile")), dtype=np.float32)
+
+
+def _has_alpha(picture: Image.Image) -> bool:
+    """Whether ``picture`` has transparency (an alpha channel, or a palette's transparent entry)."""
+    return picture.mode in ("RGBA", "LA", "PA") or (picture.mode == "P" and "transparency" in picture.info)
 
 
 def _in_srgb(picture: Image.Image, profile: bytes | None) -> Image.Image:
@@ -102,8 +106,7 @@ def load_image(path: str | bytes | os.PathLike, *, max_side: int | None = None, 
                         and picture.mode in ("P", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV")):
                     # made 8-bit RGB(A) as to_rgb_array would, so that they shrink in 8-bit too (a
                     # palette PNG was converted to float32 at full size: 12 bytes a pixel)
-                    alpha = picture.mode == "PA" or (picture.mode == "P" and "transparency" in picture.info)
-                    picture = picture.convert("RGBA" if alpha else "RGB")
+                    picture = picture.convert("RGBA" if _has_alpha(picture) else "RGB")
                 if max_side is not None and max(picture.size) > max_side and picture.mode in _RESIZABLE_MODES:
                     # shrink in 8-bit before the float conversion, which would be 4x the size
                     picture = picture.resize(_fitted(picture.size[::-1], max_side)[::-1], Image.LANCZOS)
