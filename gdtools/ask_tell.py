@@ -188,11 +188,10 @@ class AskTell:
         self._best = None  # (params, value) of the lowest value told
         self._asked = weakref.WeakSet()  # every trial this search handed out (another's is not told here)
         self._condition, self._executor = state.condition, state.executor
-        self._thread = threading.Thread(target=state.run, args=(x0, space, options), daemon=True,
+        state.thread = threading.Thread(target=state.run, args=(x0, space, options), daemon=True,
                                         name="gdtools-ask-tell")
-        state.thread = self._thread
         _started.add(state)
-        self._thread.start()
+        state.thread.start()
         # dropped mid-run: the thread ends (at interpreter exit, _end_at_exit ends it and waits for it)
         weakref.finalize(self, state.stop).atexit = False
         # Bad options are found before the first point is asked for: raised here, not at ask().
@@ -292,8 +291,8 @@ class AskTell:
         was told stays in :attr:`history` (and the history file, if one was given). Called from
         the ``callback`` (which runs in the search's thread), the search ends at its next evaluation."""
         self._state.stop()
-        if threading.current_thread() is not self._thread:  # (from the callback: it ends at its next batch)
-            self._thread.join()
+        if threading.current_thread() is not self._state.thread:  # (from the callback: it ends at its next batch)
+            self._state.thread.join()
 
     def __enter__(self):
         return self

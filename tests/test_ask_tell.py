@@ -148,7 +148,7 @@ def test_an_abandoned_search_ends_its_thread(tmp_path):
     trial = search.ask()
     search.tell(trial, job(trial.params))
     search.ask()
-    thread = search._thread
+    thread = search._state.thread
     del search, trial
     gc.collect()
     thread.join(10)
