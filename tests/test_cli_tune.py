@@ -242,20 +242,25 @@ def test_a_run_stopped_early_keeps_what_its_values_are(tmp_path, capsys, monkeyp
     assert History.load(history).meta["measured"] == {"objective": "time", "statistic": "median", "repeats": 2}
 
 
-def test_ctrl_c_without_a_history_prints_the_best_setting_measured_so_far(capsys, monkeypatch):
-    # with no --history, 'interrupted' was all that remained of five measured runs
+def _ctrl_c_at_call(monkeypatch, n: int) -> None:
+    """Make the n-th measurement of a timed command raise KeyboardInterrupt, as Ctrl-C would."""
     from gdtools import timing
 
     real = timing.TimedCommand.__call__
     calls = []
 
-    def stops_at_the_sixth_call(self, params):
+    def stops_at_the_nth_call(self, params):
         calls.append(1)
-        if len(calls) == 6:
+        if len(calls) == n:
             raise KeyboardInterrupt
         return real(self, params)
 
-    monkeypatch.setattr(timing.TimedCommand, "__call__", stops_at_the_sixth_call)
+    monkeypatch.setattr(timing.TimedCommand, "__call__", stops_at_the_nth_call)
+
+
+def test_ctrl_c_without_a_history_prints_the_best_setting_measured_so_far(capsys, monkeypatch):
+    # with no --history, 'interrupted' was all that remained of five measured runs
+    _ctrl_c_at_call(monkeypatch, 6)
     code = main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "20", "--quiet",
                  "--repeats", "1", "--warmup", "0", "--", PY, "-c", QUADRATIC, "{x}", "{k}"])
     out = capsys.readouterr().out
@@ -266,18 +271,7 @@ def test_ctrl_c_without_a_history_prints_the_best_setting_measured_so_far(capsys
 
 def test_ctrl_c_calls_a_printed_number_one_measurement_not_a_noisy_one(capsys, monkeypatch):
     # an exact number the program printed is no noisy measurement, as a wall time is
-    from gdtools import timing
-
-    real = timing.TimedCommand.__call__
-    calls = []
-
-    def stops_at_the_fourth_call(self, params):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real(self, params)
-
-    monkeypatch.setattr(timing.TimedCommand, "__call__", stops_at_the_fourth_call)
+    _ctrl_c_at_call(monkeypatch, 4)
     code = main(["tune", "--param", "x=0:10", "--param", "k=1:100:log:int", "--budget", "20", "--quiet",
                  "--objective", "stdout", "--", PY, "-c", QUADRATIC, "{x}", "{k}"])
     out = capsys.readouterr().out
