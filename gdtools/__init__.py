@@ -17,6 +17,7 @@ from gdtools.result import Result, State
 
 __all__ = [
     "AskTell",
+    "Choice",
     "EvaluationFailed",
     "GdtoolsError",
     "History",
@@ -43,6 +44,7 @@ _LAZY = {
     "Space": ("gdtools.space", "Space"),
     "Real": ("gdtools.space", "Real"),
     "Int": ("gdtools.space", "Int"),
+    "Choice": ("gdtools.space", "Choice"),
     "plot_history": ("gdtools.plotting", "plot_history"),
     "plotting": ("gdtools.plotting", None),
     "timing": ("gdtools.timing", None),

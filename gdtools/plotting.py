@@ -847,6 +847,29 @@ def _is_int_param(runs: list[History], name: str) -> bool:
     return any(bool((_space(run).get(name) or {}).get("int")) for run in runs)
 
 
+def _choice_param(runs: list[History], name: str):
+    """The :class:`~gdtools.space.Choice` a parameter is in the runs' spaces (the values of all
+    runs' lists, in their order), or None."""
+    from gdtools.space import Choice
+
+    values, choice = [], None
+    for run in runs:
+        for value in (_space(run).get(name) or {}).get("choices") or []:
+            if choice is None or choice.index(value) is None:
+                values.append(value)
+                if len(values) > 1:
+                    choice = Choice(values)
+    return choice
+
+
+def _as_numbers(values: list, choice) -> np.ndarray:
+    """Parameter values as the numbers a panel draws them at: a Choice's values at their positions
+    in its list (the panel's ticks name them)."""
+    if choice is not None:
+        values = [None if v is None else choice.index(v) for v in values]
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
 def _draw_params(axes, runs, series, names, *, x: str, colors, linestyles) -> None:
     if not names:
         # Unnamed parameters: the coordinates of the flat vector x, all in one panel.
@@ -877,23 +900,29 @@ def _draw_params(axes, runs, series, names, *, x: str, colors, linestyles) -> No
         return
 
     for ax, name in zip(axes, names):
+        choice = _choice_param(runs, name)
         for i, (run, s) in enumerate(zip(runs, series)):
             color = colors[i % len(colors)]
             ys = _iterate_params(run).get(name)
+            if ys is not None:
+                ys = _as_numbers(ys, choice)
             if s["it_x"] is not None and ys is not None:
                 ax.plot(s["it_x"], ys, color=color, lw=1.5, ls=linestyles[i], **_alone(ys))
             evals = [r for r in run.evaluations if isinstance(r.get("params"), dict)
                      and r["params"].get(name) is not None]
             if evals:
                 ex = _probe_x(run, evals, s, x)
-                ey = np.array([r["params"][name] for r in evals], dtype=float)
+                ey = _as_numbers([r["params"][name] for r in evals], choice)
                 failed = np.array([_failed(r) for r in evals])
                 ax.plot(ex[~failed], ey[~failed], ls="none", marker=".", ms=3, color=color,
                         alpha=0.35)
                 if failed.any():  # red for one run; with several, the run's colour, as in the loss panel
                     ax.plot(ex[failed], ey[failed], ls="none", marker="x", ms=5,
                             color=color if len(runs) > 1 else "red")
-        if _is_log_param(runs, name):
+        if choice is not None:  # the values by name, at their places in the list
+            ax.set_yticks(range(len(choice.values)), [str(v) for v in choice.values])
+            ax.set_ylim(-0.5, len(choice.values) - 0.5)
+        elif _is_log_param(runs, name):
             from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
             # Parameter values read as numbers (2, 5, 10, 20), not as powers of ten.
@@ -908,16 +937,15 @@ def _draw_params(axes, runs, series, names, *, x: str, colors, linestyles) -> No
         ax.grid(True, alpha=0.3)
 
 
-def _iterate_params(run: History) -> dict[str, np.ndarray]:
-    """The iterate of each iteration in user units: its ``params``, else ``x`` mapped by the space."""
+def _iterate_params(run: History) -> dict[str, list]:
+    """The iterate of each iteration in user units (None where a record has none): its ``params``,
+    else ``x`` mapped by the space."""
     names = []
     for record in run.iterations:
         if isinstance(record.get("params"), dict):
             names.extend(k for k in record["params"] if k not in names)
     if names:
-        return {name: np.array([np.nan if (r.get("params") or {}).get(name) is None
-                                else r["params"][name] for r in run.iterations], dtype=float)
-                for name in names}
+        return {name: [(r.get("params") or {}).get(name) for r in run.iterations] for name in names}
     space, xs = _space(run), run.x
     if not space or xs is None or xs.ndim != 2 or xs.shape[1] != len(space):
         return {}
@@ -929,7 +957,7 @@ def _iterate_params(run: History) -> dict[str, np.ndarray]:
         return {}
     # x is the optimiser's unit-cube point; show the user value the objective was given.
     rows = [user.from_unit(u) for u in xs]
-    return {name: np.array([row[name] for row in rows], dtype=float) for name in space}
+    return {name: [row[name] for row in rows] for name in space}
 
 
 def _probe_x(run: History, evals: list[dict], s: dict, x: str) -> np.ndarray:

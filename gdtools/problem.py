@@ -182,9 +182,8 @@ class Problem:
         ``lower`` (probe positions, one per coordinate) round to one unit above and one below.
         A symmetric probe on a log scale may skip one: from 3 on ``Int(1, 100, log=True)`` the
         move that reaches 2 reaches 5 above."""
-        at, up, down = (list(self.space.from_unit(np.asarray(u, dtype=float)).values())
-                        for u in (x, upper, lower))
-        return np.array([isinstance(v, int) and u == v + 1 and d == v - 1 for v, u, d in zip(at, up, down)],
+        at, up, down = (self.space.positions(np.asarray(u, dtype=float)) for u in (x, upper, lower))
+        return np.array([v is not None and u == v + 1 and d == v - 1 for v, u, d in zip(at, up, down)],
                         dtype=bool)
 
 

@@ -1,7 +1,7 @@
 """Named parameter spaces and the normalised vector the optimiser works on.
 
 A :class:`Space` maps named, bounded parameters (``Real`` or ``Int``, each optionally on a log
-scale) to a point ``u`` of the unit cube ``[0, 1]^n`` and back::
+scale, or a ``Choice`` among listed values) to a point ``u`` of the unit cube ``[0, 1]^n`` and back::
 
     space = Space(rate=Int(10, 1000, log=True), alpha=Real(0.0, 1.0))
     u = space.to_unit({"rate": 100, "alpha": 0.25})    # array([0.5, 0.25])
@@ -18,13 +18,16 @@ and SPSA probes use ``max(their own step, min_step)``. On a linear scale that is
 on a log scale it is ``log(v / (v - 1)) / log(high / low)`` at value ``v`` (the downward move is
 the longer one), or ``log((v + 1) / v) / log(high / low)`` where ``v - 1`` falls below ``low``.
 Real parameters have ``min_step`` 0.
+
+A ``Choice`` among ``k`` values is an integer position ``0 .. k - 1`` on a linear scale, so the
+integer rule moves it one value along its list at least; the objective receives the value itself.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -180,6 +183,26 @@ class _Param:
     def describe(self) -> dict:
         return {"low": self.low, "high": self.high, "log": self.log, "int": self.is_int}
 
+    def check_value(self, name: str, value) -> None:
+        """Raise :class:`InputError` unless ``value`` is a value of this parameter."""
+        bounds = f"[{self.low!r}, {self.high!r}]"
+        if not _is_finite_number(value):
+            raise InputError(f"parameter {name!r}: value must be a finite number within {bounds}, "
+                             f"got {value!r}")
+        if self.is_int and float(value) != round(float(value)):
+            raise InputError(f"parameter {name!r} is an integer within {bounds}, got {value!r}")
+        if not self.low <= value <= self.high:
+            raise InputError(f"parameter {name!r} = {value!r} is outside its bounds {bounds}")
+
+    def unit_of(self, value) -> float:
+        """Position in [0, 1] of a checked user value."""
+        return self.unit(float(value))
+
+    def position(self, value) -> int | None:
+        """The whole number a checked user value stands at: the integer itself, a Choice's index
+        in its list; None for a Real."""
+        return int(value) if self.is_int else None
+
 
 class Real(_Param):
     """A real parameter in ``[low, high]``; ``log=True`` explores it on a log scale (needs low > 0)."""
@@ -197,11 +220,98 @@ class Int(_Param):
     is_int = True
 
 
+def _choice_key(value):
+    """What tells two values of a Choice apart: ``True`` and ``1`` differ; ``1`` and ``1.0`` don't."""
+    if isinstance(value, (bool, np.bool_)):
+        return ("bool", bool(value))
+    if isinstance(value, str):
+        return ("str", value)
+    return ("number", float(value))
+
+
+def _plain(value):
+    """A value of a Choice as the plain Python value the history's JSON keeps (NumPy's scalars are
+    no JSON)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
+class Choice(_Param):
+    """One of listed values: strings, booleans or numbers, e.g. ``Choice(["lz4", "zstd", "gzip"])``.
+
+    The search moves along the list in the order given (it is the integer position ``0 .. k - 1``
+    underneath, one list step at least per probe), so list the values in an order where neighbours
+    are alike: sizes from small to large, compression levels from fast to strong. The objective
+    receives the value itself. ``Choice([False, True])`` is an on/off setting.
+    """
+
+    kind = "Choice"
+    is_int = True
+
+    def __init__(self, values: Iterable):
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+            raise InputError(f"Choice: give a list of values, e.g. Choice(['lz4', 'zstd']), got {values!r}")
+        values = tuple(values)
+        for value in values:
+            if not (isinstance(value, (str, bool, np.bool_)) or _is_finite_number(value)):
+                raise InputError(f"Choice: values must be strings, booleans or finite numbers (the "
+                                 f"history keeps them as JSON), got {value!r}")
+        if len(values) < 2:
+            raise InputError(f"Choice: give at least two values to choose from, got {list(values)!r}")
+        keys = [_choice_key(v) for v in values]
+        repeated = [v for v, k in zip(values, keys) if keys.count(k) > 1]
+        if repeated:
+            raise InputError(f"Choice: the value {repeated[0]!r} is listed twice in {list(values)!r}")
+        self.values = tuple(_plain(v) for v in values)
+        self._keys = tuple(keys)
+        self.low, self.high, self.log = 0, len(values) - 1, False
+
+    def __repr__(self) -> str:
+        return f"Choice({list(self.values)!r})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self._keys == other._keys
+
+    def __hash__(self) -> int:
+        return hash(("Choice", self._keys))
+
+    def index(self, value) -> int | None:
+        """Where ``value`` is in the list, or None."""
+        try:
+            key = _choice_key(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        return self._keys.index(key) if key in self._keys else None
+
+    def value(self, u: float):
+        return self.values[int(super().value(u))]
+
+    def check_value(self, name: str, value) -> None:
+        if self.index(value) is None:
+            raise InputError(f"parameter {name!r} = {value!r} is not one of its values "
+                             f"{list(self.values)!r}")
+
+    def unit_of(self, value) -> float:
+        return self.index(value) / self.high
+
+    def position(self, value) -> int | None:
+        return self.index(value)
+
+    def describe(self) -> dict:
+        return {"choices": list(self.values), **super().describe()}
+
+
 class Space:
     """Named bounded parameters <-> points of the unit cube.
 
     Args:
-      **params: ``name=Real(...)`` or ``name=Int(...)``, in the order the vector uses.
+      **params: ``name=Real(...)``, ``name=Int(...)`` or ``name=Choice([...])``, in the order the
+        vector uses.
 
     Example::
 
@@ -214,8 +324,8 @@ class Space:
             raise InputError("Space: give at least one parameter, e.g. Space(rate=Int(10, 1000))")
         for name, param in params.items():
             if not isinstance(param, _Param):
-                raise InputError(f"Space: parameter {name!r} must be Real(...) or Int(...), "
-                                 f"got {param!r}")
+                raise InputError(f"Space: parameter {name!r} must be Real(...), Int(...) or "
+                                 f"Choice([...]), got {param!r}")
         self.params: dict[str, _Param] = dict(params)
 
     @property
@@ -248,20 +358,12 @@ class Space:
             raise InputError(f"missing value for parameter {missing[0]!r}; "
                              f"give all of {list(self.names)}")
         for name, param in self.params.items():
-            value = params[name]
-            bounds = f"[{param.low!r}, {param.high!r}]"
-            if not _is_finite_number(value):
-                raise InputError(f"parameter {name!r}: value must be a finite number within {bounds}, "
-                                 f"got {value!r}")
-            if param.is_int and float(value) != round(float(value)):
-                raise InputError(f"parameter {name!r} is an integer within {bounds}, got {value!r}")
-            if not param.low <= value <= param.high:
-                raise InputError(f"parameter {name!r} = {value!r} is outside its bounds {bounds}")
+            param.check_value(name, params[name])
 
     def to_unit(self, params: Mapping) -> np.ndarray:
         """The unit-cube point (float64, shape ``(n,)``) of a dict of user values."""
         self.check(params)
-        return np.array([param.unit(float(params[name])) for name, param in self.params.items()],
+        return np.array([param.unit_of(params[name]) for name, param in self.params.items()],
                         dtype=np.float64)
 
     def _unit_array(self, u) -> np.ndarray:
@@ -280,6 +382,11 @@ class Space:
         """``u`` moved to the unit position of the user point it stands for (integers rounded)."""
         return self.to_unit(self.from_unit(u))
 
+    def positions(self, u) -> list:
+        """Per coordinate of unit point ``u``: the whole number its user value stands at (an Int's
+        value, a Choice's index), or None for a Real."""
+        return [param.position(value) for param, value in zip(self.params.values(), self.from_unit(u).values())]
+
     def center(self) -> dict:
         """The middle of each parameter's range, in its own scale (geometric mean for log)."""
         return self.from_unit(np.full(len(self), 0.5))
@@ -291,7 +398,8 @@ class Space:
                         dtype=np.float64)
 
     def describe(self) -> dict:
-        """``name -> {"low", "high", "log", "int"}``, as stored in history meta."""
+        """``name -> {"low", "high", "log", "int"}`` (and a Choice's ``"choices"``), as stored in
+        history meta."""
         return {name: param.describe() for name, param in self.params.items()}
 
     @classmethod
@@ -299,6 +407,9 @@ class Space:
         """Rebuild a space from :meth:`describe` output (e.g. a history file's meta)."""
         params = {}
         for name, d in description.items():
+            if "choices" in d:
+                params[name] = Choice(d["choices"])
+                continue
             kind = Int if d.get("int") else Real
             params[name] = kind(d["low"], d["high"], log=bool(d.get("log", False)))
         return cls(**params)

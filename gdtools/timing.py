@@ -139,6 +139,8 @@ def format_value(value) -> str:
     """How a parameter value is written into a command: ints plainly, floats round-trip exactly."""
     if isinstance(value, str):
         return value
+    if isinstance(value, (bool, np.bool_)):  # a Choice([False, True]): the word, not 1.0
+        return str(bool(value))
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return str(int(value))
     return repr(float(value))

@@ -10,7 +10,7 @@ import pytest
 from gdtools.cli import main
 from gdtools.cli.tune import parse_param, parse_space, parse_start
 from gdtools.errors import InputError
-from gdtools.space import Int, Real
+from gdtools.space import Choice, Int, Real
 
 PY = sys.executable
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,6 +25,9 @@ QUADRATIC = ("import sys; x = float(sys.argv[1]); k = int(sys.argv[2]); "
     ("gain=1e-3:10:log", "gain", Real(1e-3, 10.0, log=True)),
     ("n=1:64:INT", "n", Int(1, 64)),
     ("two words = 0 : 2", "two words", Real(0.0, 2.0)),
+    ("codec=lz4,zstd,gzip", "codec", Choice(["lz4", "zstd", "gzip"])),
+    ("opt = -O2, -march=native", "opt", Choice(["-O2", "-march=native"])),  # (an '=' in a value)
+    ("size=32,64,128", "size", Choice(["32", "64", "128"])),  # text, as the command gets it
 ])
 def test_parse_param(spec, name, param):
     assert parse_param(spec) == (name, param)
@@ -40,6 +43,8 @@ def test_parse_param(spec, name, param):
     ("rate=0:10:log", ["log", "low"]),
     ("rate=1:10:lin", ["unknown flag", "'lin'"]),
     ("rate=1.5:10:int", ["whole", "1.5"]),
+    ("codec=lz4,", ["empty value", "NAME=A,B,C"]),
+    ("codec=lz4,lz4", ["listed twice", "'lz4'"]),
 ])
 def test_parse_param_errors(spec, words):
     with pytest.raises(InputError) as info:
@@ -788,3 +793,25 @@ def test_side_by_side_measures_the_last_iterate_where_the_result_is_a_best_measu
     assert "The result is the best setting measured" in out, out
     side = next(l for l in out.splitlines() if l.startswith("side by side"))
     assert "start " in side and "final point " in side, side
+
+
+def test_a_listed_parameter_starts_where_told_and_its_value_reaches_the_command(tmp_path, capsys):
+    space = parse_space(["codec=lz4,zstd,gzip", "level=1:9:int"])
+    assert parse_start([], space) == {"codec": "zstd", "level": 5}
+    assert parse_start(["codec=gzip"], space) == {"codec": "gzip", "level": 5}
+    with pytest.raises(InputError, match="'bz2' is not one of codec's values lz4,zstd,gzip"):
+        parse_start(["codec=bz2"], space)
+    program = ("import sys; c = 3 - ['lz4', 'zstd', 'gzip'].index(sys.argv[1]); k = int(sys.argv[2]); "
+               "print(c + (k - 3) ** 2 / 10)")
+    history = tmp_path / "run.jsonl"
+    code = main(["tune", "--param", "codec=lz4,zstd,gzip", "--param", "level=1:9:int", "--start", "codec=lz4",
+                 "--gradient", "central", "--budget", "30", "--repeats", "1", "--objective", "stdout",
+                 "--final-rounds", "1", "--quiet", "--history", str(history), "--", PY, "-c", program,
+                 "{codec}", "{level}"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    codec_row = next(l for l in captured.out.splitlines() if l.startswith("codec "))
+    assert codec_row.split()[1:] == ["lz4", "gzip"]
+    assert any(l.startswith("best command: ") and l.endswith("gzip 3") for l in captured.out.splitlines())
+    meta = json.loads(history.read_text().splitlines()[0])
+    assert meta["space"]["codec"]["choices"] == ["lz4", "zstd", "gzip"]

@@ -1934,3 +1934,33 @@ def test_a_noise_level_computed_with_jax_or_numpy_is_a_number():
     np.testing.assert_allclose(given[0], given[1], rtol=1e-6)
     with pytest.raises(gd.InputError, match="noise must be a non-negative number"):
         gd.minimize(fun, np.zeros(2), gradient="spsa", max_evals=20, noise=jnp.array([0.01]))
+
+
+@pytest.mark.parametrize("gradient", ["spsa", "central", "forward", "smoothing"])
+def test_a_choice_is_searched_along_its_list_and_the_objective_gets_its_values(gradient):
+    costs = {"lz4": 3.0, "zstd": 2.0, "brotli": 1.0, "gzip": 2.5}
+    space = gd.Space(codec=gd.Choice(list(costs)), cache=gd.Choice([False, True]), n=gd.Int(1, 100, log=True))
+    seen = []
+
+    def fun(p):
+        seen.append(p)
+        return costs[p["codec"]] + (0.0 if p["cache"] else 1.0) + (np.log(p["n"]) - np.log(30)) ** 2
+
+    res = gd.minimize(fun, space=space, gradient=gradient, max_evals=80, seed=1)
+    assert all(p["codec"] in costs and type(p["cache"]) is bool for p in seen)
+    assert res.x in seen and res.fun < fun(space.center())
+    if gradient in ("central", "smoothing"):  # (forward differences stop on a one-sided slope)
+        assert res.x["codec"] == "brotli" and res.x["cache"] is True and 25 <= res.x["n"] <= 35
+
+
+def test_a_run_over_a_choice_resumes_and_another_list_is_refused(tmp_path):
+    path = str(tmp_path / "run.jsonl")
+    fun = lambda p: {"a": 2.0, "b": 1.0, "c": 3.0}[p["mode"]] + (p["x"] - 0.3) ** 2  # noqa: E731
+    space = gd.Space(mode=gd.Choice(["a", "b", "c"]), x=gd.Real(0, 1))
+    whole = gd.minimize(fun, space=space, gradient="spsa", max_evals=24, seed=3)
+    gd.minimize(fun, space=space, gradient="spsa", max_evals=12, seed=3, history=path)
+    resumed = gd.minimize(fun, space=space, gradient="spsa", max_evals=24, seed=3, history=path, resume=True)
+    assert resumed.x == whole.x and resumed.fun == whole.fun
+    other = gd.Space(mode=gd.Choice(["b", "a", "c"]), x=gd.Real(0, 1))  # the same values, another order
+    with pytest.raises(gd.InputError, match="parameter space"):
+        gd.minimize(fun, space=other, gradient="spsa", max_evals=30, seed=3, history=path, resume=True)

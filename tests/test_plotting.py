@@ -951,3 +951,22 @@ def test_runs_of_one_estimator_with_other_settings_are_told_apart_by_them():
     # the same settings twice: by position, as before
     assert legend_texts(plot_history([run(), run()]).axes[0])[:2] == ["spsa + Spall's gain (#1)",
                                                                       "spsa + Spall's gain (#2)"]
+
+
+def test_a_choice_panel_names_its_values_at_their_places_in_the_list_across_runs():
+    f = lambda p: {"lz4": 3.0, "zstd": 1.0, "gzip": 2.0, "xz": 0.5}[p["codec"]] + p["x"] ** 2  # noqa: E731
+    spaces = [gd.Space(codec=gd.Choice(codecs), x=gd.Real(-1, 1)) for codecs in (["lz4", "zstd", "gzip"], ["lz4", "xz"])]
+    runs = [gd.minimize(f, space=space, gradient="central", max_evals=20).history for space in spaces]
+    fig = plot_history(runs, params=True)
+    codec_ax = fig.axes[1]
+    assert codec_ax.get_ylabel() == "codec"
+    fig.canvas.draw()
+    assert [t.get_text() for t in codec_ax.get_yticklabels()] == ["lz4", "zstd", "gzip", "xz"]
+    places = {"lz4": 0, "zstd": 1, "gzip": 2, "xz": 3}
+    trajectories = [line for line in codec_ax.get_lines() if line.get_linestyle() != "None"]
+    for run, space, trajectory in zip(runs, spaces, trajectories):
+        codecs = [space.from_unit(r["x"])["codec"] for r in run.iterations]
+        assert codecs[-1] in ("zstd", "xz")
+        np.testing.assert_array_equal(trajectory.get_ydata(), [places[c] for c in codecs])
+    probes = [line for line in codec_ax.get_lines() if line.get_marker() == "."]
+    assert {float(v) for line in probes for v in line.get_ydata()} <= {0.0, 1.0, 2.0, 3.0}

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from gdtools.errors import InputError
-from gdtools.space import Int, Real, Space
+from gdtools.space import Choice, Int, Real, Space
 
 
 def imu_space():
@@ -200,3 +200,59 @@ def test_short_values_survive_the_round_trip_through_the_unit_cube(low, decades,
         return
     space = Space(a=Real(low, high, log=log))
     assert space.from_unit(space.to_unit({"a": value})) == {"a": value}
+
+
+def test_a_choice_gives_the_objective_its_values_and_moves_one_value_along_its_list_at_least():
+    space = Space(codec=Choice(["lz4", "zstd", "gzip"]), on=Choice([False, True]), n=Int(1, 100, log=True))
+    assert space.center() == {"codec": "zstd", "on": False, "n": 10}
+    u = space.to_unit({"codec": "gzip", "on": True, "n": 10})
+    np.testing.assert_allclose(u, [1.0, 1.0, 0.5])
+    assert space.from_unit(u) == {"codec": "gzip", "on": True, "n": 10}
+    assert space.positions(u) == [2, 1, 10]
+    codecs = ["lz4", "zstd", "gzip"]
+    for i, codec in enumerate(codecs):  # the smallest move reaches the next value on each side
+        at = space.to_unit({"codec": codec, "on": False, "n": 10})
+        step = np.array([space.min_step(at)[0], 0, 0])
+        assert space.from_unit(at - step)["codec"] == codecs[max(i - 1, 0)]
+        assert space.from_unit(at + step)["codec"] == codecs[min(i + 1, 2)]
+
+
+@pytest.mark.parametrize("values, words", [
+    ("lz4", ["list of values", "'lz4'"]),
+    (["lz4"], ["at least two"]),
+    ([1, 1.0], ["listed twice", "1"]),
+    (["a", None], ["strings, booleans or finite numbers", "None"]),
+    ([0.5, float("nan")], ["finite", "nan"]),
+    ({"a": 1, "b": 2}, ["list of values"]),
+])
+def test_choice_construction_errors(values, words):
+    with pytest.raises(InputError) as info:
+        Choice(values)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_a_choice_tells_true_from_1_but_not_1_from_1_point_0_and_keeps_plain_values():
+    assert Choice([1, True]) != Choice([True, 1]) and Choice([1, 2]) == Choice([1.0, 2.0])
+    flags = Choice([False, True])
+    assert flags.index(True) == 1 and flags.index(1) is None and flags.index("True") is None
+    plain = Choice(np.array([8, 16, 32]))
+    assert plain.values == (8, 16, 32) and all(type(v) is int for v in plain.values)
+    assert Space(b=plain).from_unit([1.0]) == {"b": 32}
+
+
+def test_a_value_not_in_a_choice_is_named_with_the_values():
+    space = Space(codec=Choice(["lz4", "zstd"]))
+    with pytest.raises(InputError, match=r"'codec' = 'bz2' is not one of its values \['lz4', 'zstd'\]"):
+        space.to_unit({"codec": "bz2"})
+
+
+def test_a_choice_round_trips_through_describe_and_json():
+    import json
+
+    space = Space(codec=Choice(["lz4", "zstd"]), level=Choice([1, 3, 9]), on=Choice([False, True]), x=Real(0, 1))
+    again = Space.from_description(json.loads(json.dumps(space.describe())))
+    assert again == space and again.params["on"].values == (False, True)
+    assert again != Space(codec=Choice(["zstd", "lz4"]), level=Choice([1, 3, 9]), on=Choice([False, True]),
+                          x=Real(0, 1))
+    assert pickle.loads(pickle.dumps(space)) == space

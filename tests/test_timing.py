@@ -152,6 +152,9 @@ def test_placeholders_in_env(tmp_path):
 def test_format_value():
     assert format_value(3) == "3" and format_value(np.int64(7)) == "7"
     assert format_value(0.1) == "0.1" and float(format_value(1 / 3)) == 1 / 3
+    # a Choice([False, True]) or of words: the word, never "1.0"
+    assert format_value(True) == "True" and format_value(np.bool_(False)) == "False"
+    assert format_value("zstd") == "zstd"
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -5,8 +5,8 @@
                  [--resume] [--plot loss.png] [--seed 0] [--objective time|stdout] [--timeout S]
                  [--quiet] -- ./prog --rate {rate} --alpha {alpha}
 
-Each ``--param NAME=LOW:HIGH[:log][:int]`` declares a parameter; ``{NAME}`` in the command is
-replaced by its value (inside that one argument; no shell is involved). Progress goes to stderr; the
+Each ``--param NAME=LOW:HIGH[:log][:int]`` declares a parameter (``NAME=A,B,C`` one of listed
+values, searched in that order); ``{NAME}`` in the command is replaced by its value (inside that one argument; no shell is involved). Progress goes to stderr; the
 result table to stdout. At the end the start point and the best settings are measured again, side by
 side, so the reported speedup compares like with like.
 """
@@ -25,7 +25,8 @@ from gdtools.space import DEFAULT_BUDGET
 
 GRADIENTS = ("spsa", "central", "forward")
 
-_SPEC_HELP = "NAME=LOW:HIGH[:log][:int], e.g. rate=10:1000:log:int or alpha=0:1"
+_SPEC_HELP = ("NAME=LOW:HIGH[:log][:int] or NAME=A,B,C (one of listed values, searched in that order), "
+              "e.g. rate=10:1000:log:int, alpha=0:1 or codec=lz4,zstd,gzip")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -100,13 +101,22 @@ def _number(text: str, spec: str, what: str) -> float:
 
 
 def parse_param(spec: str):
-    """``"rate=10:1000:log:int"`` -> ``("rate", Int(10, 1000, log=True))``."""
-    from gdtools.space import Int, Real
+    """``"rate=10:1000:log:int"`` -> ``("rate", Int(10, 1000, log=True))``;
+    ``"codec=lz4,zstd"`` -> ``("codec", Choice(["lz4", "zstd"]))``."""
+    from gdtools.space import Choice, Int, Real
 
-    name, eq, rest = spec.rpartition("=")
+    name, eq, rest = spec.partition("=")
     if not eq or not name.strip():
         raise InputError(f"--param {spec!r}: expected {_SPEC_HELP}")
     name = name.strip()
+    if "," in rest:  # the values as the command will get them: text
+        values = [value.strip() for value in rest.split(",")]
+        if "" in values:
+            raise InputError(f"--param {spec!r}: an empty value in the list; expected {_SPEC_HELP}")
+        try:
+            return name, Choice(values)
+        except InputError as exc:
+            raise InputError(f"--param {spec!r}: {exc}") from None
     fields = rest.split(":")
     if len(fields) < 2:
         raise InputError(f"--param {spec!r}: give both bounds, LOW:HIGH; expected {_SPEC_HELP}")
@@ -141,10 +151,12 @@ def parse_space(specs):
 
 def parse_start(items, space) -> dict:
     """``["rate=100"]`` -> the start point, the middle of the space for parameters not given."""
+    from gdtools.space import Choice
+
     start = space.center()
     given = set()
     for item in items:
-        name, eq, text = item.rpartition("=")
+        name, eq, text = item.partition("=")
         if not eq or not name.strip():
             raise InputError(f"--start {item!r}: expected NAME=VALUE, e.g. rate=100")
         name = name.strip()
@@ -154,6 +166,13 @@ def parse_start(items, space) -> dict:
         if name in given:
             raise InputError(f"--start {item!r}: parameter {name!r} is given twice")
         given.add(name)
+        choice = space.params[name]
+        if isinstance(choice, Choice):  # one of its values, as written in --param
+            if choice.index(text.strip()) is None:
+                raise InputError(f"--start {item!r}: {text.strip()!r} is not one of {name}'s values "
+                                 f"{','.join(choice.values)}")
+            start[name] = text.strip()
+            continue
         try:
             value = float(text)
         except ValueError:
@@ -298,7 +317,7 @@ def _check_budget(args, estimator, n: int) -> None:
 # -- running --------------------------------------------------------------------------------------
 
 def _fmt(value) -> str:
-    if isinstance(value, int):
+    if isinstance(value, (int, str)):
         return str(value)
     return f"{value:.6g}"
 
