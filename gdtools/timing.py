@@ -260,6 +260,32 @@ def _interpreter(path: str) -> str:
     return os.path.basename(words[0]) if words else "python3"
 
 
+def _check_start_line(program: str, path: str) -> None:
+    """InputError where the system cannot start the executable file at ``path``: a script without a
+    ``#!`` line (the exec fails with "Exec format error"; a shell would have run it as sh), or one
+    whose ``#!`` line names an interpreter that does not exist (the exec fails with "No such file or
+    directory", about a program that exists)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(256)
+    except OSError:
+        return  # unreadable: the run's own error says why
+    if head.startswith(b"#!"):
+        line = head[2:].split(b"\n")[0].lstrip(b" \t")
+        interpreter = re.split(b"[ \t]", line)[0].decode("utf-8", "replace")
+        if os.path.isabs(interpreter) and not os.path.isfile(interpreter):
+            windows = " (its lines end in a carriage return: convert the file's Windows line endings)" \
+                if interpreter.endswith("\r") else ""
+            raise InputError(f"program {program!r} cannot start: the interpreter its #! line names, "
+                             f"{interpreter!r}, does not exist{windows}")
+        return
+    if b"\0" not in head:  # text, not a binary: the system runs no script without a #! line
+        shell = "python3" if path.endswith(".py") else "sh"
+        raise InputError(f"program {program!r} is a script with no #! line, so the system cannot start it: "
+                         f"add one naming its interpreter (#!/bin/sh, #!/usr/bin/env python3), or run it "
+                         f"through its interpreter: [{shell!r}, {program!r}, ...]")
+
+
 def _check_program(program: str, *, cwd: str | None, env: Mapping | None) -> None:
     """InputError unless ``program`` can be started (a path, or a name found on PATH)."""
     if os.sep in program or (os.altsep and os.altsep in program):
@@ -272,10 +298,13 @@ def _check_program(program: str, *, cwd: str | None, env: Mapping | None) -> Non
         if not os.access(path, os.X_OK):
             raise InputError(f"program {program!r} is not executable (chmod +x it, or run it "
                              f"through its interpreter: [{_interpreter(path)!r}, {program!r}, ...])")
+        _check_start_line(program, path)
         return
     search = (env or {}).get("PATH", os.environ.get("PATH", os.defpath))
-    if shutil.which(program, path=search) is None:
+    found = shutil.which(program, path=search)
+    if found is None:
         raise InputError(f"program {program!r} was not found on PATH")
+    _check_start_line(program, found)
 
 
 #: The programs this process's timed commands are running now (several with a thread pool).

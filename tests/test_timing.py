@@ -207,6 +207,33 @@ def test_program_not_executable(tmp_path, space):
                         warmup=0)({"n": 1, "t": 0.0}).status == "ok"
 
 
+@pytest.mark.parametrize("script, words", [
+    ("echo hi\n", ["no #! line", "#!/bin/sh", "['sh', "]),
+    ("", ["no #! line"]),
+    ("#!/no/such/interpreter\nexit 0\n", ["'/no/such/interpreter'", "does not exist"]),
+    ("#!/bin/sh\r\nexit 0\r\n", ["'/bin/sh\\r'", "does not exist", "Windows line endings"]),
+])
+def test_an_executable_script_the_system_cannot_start_is_refused_with_the_reason(tmp_path, space, script, words):
+    # it failed its first runs with "cannot start ...: Exec format error", or "No such file or
+    # directory" for a file that exists
+    path = tmp_path / "prog.sh"
+    path.write_text(script, newline="")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    with pytest.raises(InputError) as info:
+        time_command([str(path), "{n}", "{t}"], space)
+    assert repr(str(path)) in str(info.value)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_an_executable_binary_or_a_script_with_a_working_interpreter_is_accepted(tmp_path, space):
+    script = tmp_path / "prog.sh"
+    script.write_text("#! /bin/sh -e\nexit 0\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    time_command([str(script), "{n}", "{t}"], space)
+    time_command([PY, "-c", "pass", "{n}", "{t}"], space)
+
+
 @pytest.mark.parametrize("kwargs, words", [
     ({"timeout": 0}, ["timeout", "0"]),
     ({"objective": "memory"}, ["objective", "'memory'", "stdout"]),
