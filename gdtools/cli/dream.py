@@ -235,9 +235,10 @@ def run(args) -> int:
                 frames.append(pixels)
         save_gif(output / GIF_NAME, frames)
         stale = remove_stale_frames(output, keep=len(frames))
-        written = (f"{len(frames)} frames and zoom.gif in {output}"
-                   f"{f', removed {stale} frames of an earlier, longer run' if stale else ''}"
-                   f" ({image.shape[1]}x{image.shape[0]}")
+        if stale:  # said even with --quiet: files in the user's folder were deleted
+            print(f"gdtools dream: removed {stale} frame{'s' if stale > 1 else ''} of an earlier, longer run "
+                  f"from {args.output!r}", file=sys.stderr)
+        written = f"{len(frames)} frames and zoom.gif in {output} ({image.shape[1]}x{image.shape[0]}"
     else:
         dreamer = Dreamer(objective, settings=settings, params=params)
         with stop_on_interrupt("dream", saving="the dream so far") as stop, \

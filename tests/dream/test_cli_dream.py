@@ -308,7 +308,18 @@ def test_a_finished_zoom_removes_the_frames_of_a_longer_earlier_run(cat_file, tm
     assert main(["dream", str(cat_file), "--zoom-frames", "1", "-o", str(frames),
                  *[a for a in SMALL if a != "--quiet"]]) == 0
     assert sorted(p.name for p in frames.iterdir()) == ["frame_0000.png", "zoom.gif"]
-    assert "removed 2 frames of an earlier, longer run" in capsys.readouterr().out
+    assert f"removed 2 frames of an earlier, longer run from {str(frames)!r}" in capsys.readouterr().err
+
+
+def test_a_quiet_zoom_still_says_that_it_removed_the_frames_of_an_earlier_run(cat_file, tmp_path, capsys):
+    # --quiet dropped the summary line, and with it the only word of the deletion
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "frame_0003.png").write_bytes(b"old")
+    assert main(["dream", str(cat_file), "--zoom-frames", "1", "-o", str(frames), *SMALL]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"removed 1 frame of an earlier, longer run from {str(frames)!r}" in captured.err
 
 
 @pytest.mark.parametrize("name", ["frame_0000.png", "frame_0005.png", "zoom.gif"])
