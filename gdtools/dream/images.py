@@ -286,6 +286,13 @@ def to_uint8(image) -> np.ndarray:
 PNG_COMPRESS_LEVEL = 1
 
 
+#: An image to write may lie beyond its scale ([0, 255], or [0, 1] for floats all at most 1) by this
+#: fraction of it, clipped: a resampling filter's ringing (Lanczos, bicubic) overshoots an edge by
+#: about a tenth. Further out it is on neither scale ([-1, 1], 16 bits), and clipped it would be
+#: written as black and white.
+RINGING = 0.25
+
+
 def displayable(image) -> np.ndarray:
     """``image`` (RGB (height, width, 3): uint8, floats in [0, 255], or floats in [0, 1] as
     :func:`~gdtools.dream.dream` gives back for such an input) as uint8 for a file."""
@@ -297,6 +304,11 @@ def displayable(image) -> np.ndarray:
     if not np.all(np.isfinite(array)):  # (nan was written as black, with only NumPy's RuntimeWarning)
         raise InputError(f"an image to write holds {int(np.sum(~np.isfinite(array)))} non-finite values "
                          f"(nan or inf)")
+    top = 1.0 if is_unit_range(array) else 255.0
+    if array.size and (array.min() < -RINGING * top or array.max() > (1 + RINGING) * top):
+        raise InputError(f"an image to write holds values in [{float(array.min()):g}, {float(array.max()):g}], "
+                         f"too far beyond [0, {top:g}] to clip (they would be written as black and white); "
+                         f"give RGB values in [0, 255] (or floats in [0, 1])")
     return to_uint8(on_0_255(array))
 
 
@@ -315,7 +327,8 @@ def save_image(path: str | os.PathLike, image, *, metadata: dict | None = None) 
     :func:`read_metadata` reads it back.
 
     Raises:
-      InputError: not an RGB array, metadata that is not JSON data, the format is unknown or the
+      InputError: not an RGB array, values too far beyond its scale to clip (:data:`RINGING`),
+        metadata that is not JSON data, the format is unknown or the
         file cannot be written (no such folder, no permission, a full disk).
     """
     path = _as_path(path)

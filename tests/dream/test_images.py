@@ -310,3 +310,22 @@ def test_a_unit_range_image_a_little_over_1_is_warned_of():
         images.check_image(np.clip(image, 0, 1))
         images.check_image(image * 200)
         images.check_image((image * 2).astype(np.uint8))
+
+
+@pytest.mark.parametrize("values", [(-1.0, 1.0), (-128.0, 127.0), (0.0, 65535.0)])
+def test_an_image_to_write_on_neither_scale_is_refused_not_clipped(tmp_path, values):
+    # a [-1, 1] image was written half black, a 16-bit one nearly all white, without a word
+    image = np.linspace(*values, 20 * 20 * 3, dtype=np.float32).reshape(20, 20, 3)
+    with pytest.raises(InputError, match=rf"holds values in \[{values[0]:g}, {values[1]:g}\]"):
+        images.save_image(tmp_path / "out.png", image)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_an_image_to_write_that_a_resampling_overshot_a_little_is_clipped(tmp_path):
+    image = np.full((20, 20, 3), 0.5, dtype=np.float32)
+    image[0, 0], image[0, 1] = -0.1, 1.0
+    images.save_image(tmp_path / "unit.png", image)
+    written = images.load_image(tmp_path / "unit.png")
+    assert written[0, 0, 0] == 0 and written[0, 1, 0] == 255 and written[5, 5, 0] == 128
+    images.save_image(tmp_path / "plain.png", image * 255 + np.float32(20))  # in [-5.5, 275]
+    assert images.load_image(tmp_path / "plain.png")[0, 1, 0] == 255
