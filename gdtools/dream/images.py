@@ -232,12 +232,17 @@ def check_image(image, *, what: str = "image") -> np.ndarray:
     if low < 0 or high > 255:
         raise InputError(f"{what} values lie in [{low:g}, {high:g}]; give RGB values in [0, 255] "
                          f"(or floats in [0, 1])")
-    if np.issubdtype(array.dtype, np.floating) and 1.0 < high <= OVERSHOOT:
-        # a [0, 1] image a little over 1 (a brightened one) is taken for a 0..255 one, nearly black
-        warnings.warn(f"{what} holds floats in [{low:g}, {high:g}]: read on the 0..255 scale (nearly black), as "
-                      f"only floats all at most 1 are a [0, 1] image; for a [0, 1] image, clip it first "
-                      f"(np.clip(image, 0, 1))", UserWarning, stacklevel=3)
+    _warn_of_overshoot(array, f"{what} holds", "read", stacklevel=4)
     return _as_rgb(array)
+
+
+def _warn_of_overshoot(array: np.ndarray, what: str, done: str, *, stacklevel: int) -> None:
+    """Warn where ``array`` holds floats a little over 1 (at most :data:`OVERSHOOT`): a [0, 1] image
+    a little over 1 (a brightened one) is taken for a 0..255 one, nearly black."""
+    if np.issubdtype(array.dtype, np.floating) and array.size and 1.0 < (high := float(array.max())) <= OVERSHOOT:
+        warnings.warn(f"{what} floats in [{float(array.min()):g}, {high:g}]: {done} on the 0..255 scale (nearly "
+                      f"black), as only floats all at most 1 are a [0, 1] image; for a [0, 1] image, clip it "
+                      f"first (np.clip(image, 0, 1))", UserWarning, stacklevel=stacklevel)
 
 
 def _as_rgb(array: np.ndarray) -> np.ndarray:
@@ -309,6 +314,7 @@ def displayable(image) -> np.ndarray:
         raise InputError(f"an image to write holds values in [{float(array.min()):g}, {float(array.max()):g}], "
                          f"too far beyond [0, {top:g}] to clip (they would be written as black and white); "
                          f"give RGB values in [0, 255] (or floats in [0, 1])")
+    _warn_of_overshoot(array, "an image to write holds", "written", stacklevel=4)
     return to_uint8(on_0_255(array))
 
 

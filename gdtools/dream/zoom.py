@@ -112,7 +112,9 @@ def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], *, frame_ms:
     """Write ``frames`` (RGB: uint8, floats in [0, 255] or floats in [0, 1]) as a looping animated GIF
     (a GIF whatever ``path``'s extension)."""
     path = _as_path(path)  # (None, a number: an InputError, not Pillow's AttributeError after the frames)
-    pictures = [Image.fromarray(displayable(frame)) for frame in frames]
+    pictures = []
+    for frame in frames:  # (a loop: a comprehension's frame would take the warnings' blame)
+        pictures.append(Image.fromarray(displayable(frame)))
     if not pictures:
         raise InputError("save_gif needs at least one frame")
     for k, picture in enumerate(pictures):  # a GIF has one size: Pillow cropped the others to the first's

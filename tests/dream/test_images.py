@@ -329,3 +329,18 @@ def test_an_image_to_write_that_a_resampling_overshot_a_little_is_clipped(tmp_pa
     assert written[0, 0, 0] == 0 and written[0, 1, 0] == 255 and written[5, 5, 0] == 128
     images.save_image(tmp_path / "plain.png", image * 255 + np.float32(20))  # in [-5.5, 275]
     assert images.load_image(tmp_path / "plain.png")[0, 1, 0] == 255
+
+
+def test_a_unit_range_image_a_little_over_1_is_warned_of_when_written(tmp_path):
+    # written on the 0..255 scale, a [0, 1] image brightened to 1.02 came out nearly black, silently
+    image = np.full((20, 20, 3), 0.5, dtype=np.float32)
+    image[0, 0] = 1.02
+    with pytest.warns(UserWarning, match=r"floats in \[0.5, 1.02\].*np.clip") as caught:
+        images.save_image(tmp_path / "out.png", image)
+    assert caught[0].filename == __file__
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        images.save_image(tmp_path / "out.png", np.clip(image, 0, 1))
+        images.save_image(tmp_path / "out.png", image * 200)

@@ -135,3 +135,11 @@ def test_stale_frames_of_a_longer_run_are_removed_and_nothing_else(tmp_path):
 def test_save_gif_names_a_path_that_is_not_one(path):
     with pytest.raises(InputError, match="named by a path"):
         zoom.save_gif(path, [np.zeros((20, 20, 3))])
+
+
+def test_save_gif_warns_of_a_unit_range_frame_a_little_over_1_at_its_caller(tmp_path):
+    frame = np.full((20, 20, 3), 0.5, dtype=np.float32)
+    frame[0, 0] = 1.02
+    with pytest.warns(UserWarning, match="written on the 0..255 scale") as caught:
+        zoom.save_gif(tmp_path / "z.gif", [frame])
+    assert caught[0].filename == __file__
