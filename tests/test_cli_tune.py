@@ -740,6 +740,25 @@ def test_a_history_holding_only_a_failed_start_does_not_block_the_next_run(tmp_p
     assert history.exists()
 
 
+def test_with_a_penalty_a_run_in_which_every_evaluation_failed_ends_as_a_failed_start_does(tmp_path, capsys):
+    """With --penalty, a program that failed every run (a setup mistake) ran the side-by-side
+    rounds for nothing, exited 1 and kept a history of nothing but failures, which refused the same
+    command once the program was fixed; without --penalty the same mistake exits 2 and removes it."""
+    history, broken = tmp_path / "run.jsonl", tmp_path / "broken"
+    broken.write_text("")
+    program = "import os, sys; os.path.exists(sys.argv[2]) and sys.exit(4); print(sys.argv[1])"
+    argv = ["tune", "--param", "x=0:10", "--budget", "4", "--repeats", "1", "--warmup", "0", "--quiet",
+            "--objective", "stdout", "--penalty", "100", "--history", str(history),
+            "--", PY, "-c", program, "{x}", str(broken)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "Every evaluation failed" in captured.err and "exit code 4" in captured.err
+    assert "which held only the failed runs, was removed" in captured.err and captured.out == ""
+    assert not history.exists()
+    broken.unlink()
+    assert main(argv) == 0
+
+
 @pytest.mark.parametrize("penalty, said", [
     # with --penalty the search goes on through failures, and the run ended with exit 0 and no word
     # of the 11 failed evaluations out of 16 behind its answer

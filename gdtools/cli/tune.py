@@ -480,6 +480,10 @@ def run(args) -> int:
         # The callback runs after each iteration; the final measurement of the result comes after
         # the last one: count it too, so a finished bar shows every evaluation made.
         bar.update(max(0, min(res.nfev, args.budget) - bar.n))
+        if not any(r.get("status", "ok") == "ok" for r in res.history.evaluations):
+            # every run failed (a setup mistake), --penalty standing for each: as a start that
+            # fails without it, an error, not a search whose start is compared side by side
+            raise InputError(f"{res.message} Nothing to tune from there")
     except InputError as exc:  # named as the CLI user set them
         message = _cli_names(str(exc), args)
         if args.history and not args.resume and _only_failures(args.history):
