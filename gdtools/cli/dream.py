@@ -151,12 +151,12 @@ def run(args) -> int:
                                  normalize=args.normalize, seed=args.seed, precision=args.precision)
     except InputError as exc:  # the library names its arguments; the CLI user set the options
         raise InputError(_option_names(str(exc))) from None
-    if args.zoom_frames is None and Path(args.output).resolve() == Path(args.image).resolve():
-        raise InputError(f"-o {args.output!r} is the input image: the dream would replace it; give another file")
-    if args.guide is not None and Path(args.output).resolve() == Path(args.guide).resolve():
-        raise InputError(f"-o {args.output!r} is the guide image: the dream would replace it; give another file")
     output = Path(args.output)
     if args.zoom_frames is None:
+        for role, path in (("input", args.image), ("guide", args.guide)):
+            if path is not None and output.resolve() == Path(path).resolve():
+                raise InputError(f"-o {args.output!r} is the {role} image: the dream would replace it; "
+                                 f"give another file")
         check_image_file("-o", args.output)
         check_image_format("-o", args.output)
     else:
