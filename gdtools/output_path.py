@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 from gdtools.errors import InputError
 
 
 def check_output_file(flag: str, path: str) -> None:
-    """``path`` can be created: its folder exists and it is not itself a folder. ``flag`` names
-    the option or argument that gave it, for the message."""
+    """``path`` can be created: its folder exists and takes a new file, and ``path`` is not itself
+    a folder. ``flag`` names the option or argument that gave it, for the message."""
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise InputError(f"{flag} {path!r}: {folder!r} is a file, not a folder")
@@ -17,6 +18,18 @@ def check_output_file(flag: str, path: str) -> None:
         raise InputError(f"{flag} {path!r}: the folder {folder!r} does not exist")
     if os.path.isdir(path) or path.endswith(os.sep):
         raise InputError(f"{flag} {path!r} names a directory; give a file name")
+    check_writable_folder(flag, path, folder)
+
+
+def check_writable_folder(flag: str, path: str, folder: str) -> None:
+    """A new file can be made in ``folder`` (where ``path``, given by ``flag``, goes)."""
+    # os.access says yes to root even where no file can be made (/proc): try to make one
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".gdtools-write-test-")
+    except OSError as exc:
+        raise InputError(f"{flag} {path!r}: cannot write into {folder!r} ({exc.strerror or exc})") from None
+    os.close(handle)
+    os.remove(probe)
 
 
 def figure_file(flag: str, path: str) -> str:

@@ -834,3 +834,14 @@ def test_a_listed_parameter_starts_where_told_and_its_value_reaches_the_command(
     assert any(l.startswith("best command: ") and l.endswith("gzip 3") for l in captured.out.splitlines())
     meta = json.loads(history.read_text().splitlines()[0])
     assert meta["space"]["codec"]["choices"] == ["lz4", "zstd", "gzip"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="no /proc here")
+@pytest.mark.parametrize("option, path", [("--history", "/proc/run.jsonl"), ("--plot", "/proc/loss.png")])
+def test_an_output_in_a_folder_that_takes_no_file_is_refused_before_measuring(capsys, option, path):
+    # --plot: the search ran to its end, then savefig's traceback; --history: open's traceback
+    program = "import sys; print(float(sys.argv[1]) ** 2)"
+    assert main(["tune", "--param", "x=0:10", "--budget", "4", "--repeats", "1", "--quiet", "--objective",
+                 "stdout", option, path, "--", PY, "-c", program, "{x}"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"{option} {path!r}: cannot write into '/proc'" in captured.err

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 
 from gdtools.errors import InputError
-from gdtools.output_path import check_output_file
+from gdtools.output_path import check_output_file, check_writable_folder
 
 
 def check_image_file(flag: str, path: str | os.PathLike) -> None:
@@ -16,8 +15,6 @@ def check_image_file(flag: str, path: str | os.PathLike) -> None:
     file, and ``path`` is not a folder. ``flag`` names the option that gave it, for the message."""
     path = os.fsdecode(path)
     check_output_file(flag, path)
-    folder = os.path.dirname(os.path.abspath(path))
-    _check_writable_folder(flag, path, folder)
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise InputError(f"{flag} {path!r}: the file exists and is not writable")
 
@@ -51,14 +48,4 @@ def check_folder(flag: str, path: str | os.PathLike) -> None:
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise InputError(f"{flag} {path!r}: {existing!r} is a file, not a folder")
-    _check_writable_folder(flag, path, existing)
-
-
-def _check_writable_folder(flag: str, path: str, folder: str) -> None:
-    # os.access says yes to root even where no file can be made (/proc): try to make one
-    try:
-        handle, probe = tempfile.mkstemp(dir=folder, prefix=".gdtools-write-test-")
-    except OSError as exc:
-        raise InputError(f"{flag} {path!r}: cannot write into {folder!r} ({exc.strerror or exc})") from None
-    os.close(handle)
-    os.remove(probe)
+    check_writable_folder(flag, path, existing)

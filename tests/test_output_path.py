@@ -1,0 +1,23 @@
+import os
+
+import pytest
+
+from gdtools.errors import InputError
+from gdtools.output_path import check_output_file, figure_file
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc"), reason="no /proc here")
+
+
+@needs_proc
+@pytest.mark.parametrize("check", [check_output_file, figure_file])
+def test_a_file_in_a_folder_that_takes_no_new_file_is_refused_before_the_run(check):
+    # the folder exists, so it passed; the run found out at its end: a traceback from savefig after
+    # the whole search (--plot), or from the history's open (--history, history=)
+    with pytest.raises(InputError, match=r"--plot '/proc/loss.png': cannot write into '/proc'"):
+        check("--plot", "/proc/loss.png")
+
+
+def test_a_file_in_a_writable_folder_passes_and_nothing_is_left_there(tmp_path):
+    check_output_file("--history", str(tmp_path / "run.jsonl"))
+    assert figure_file("--plot", str(tmp_path / "loss")) == str(tmp_path / "loss.png")
+    assert list(tmp_path.iterdir()) == []
