@@ -303,7 +303,10 @@ def _check_program(program: str, *, cwd: str | None, env: Mapping | None) -> Non
     search = (env or {}).get("PATH", os.environ.get("PATH", os.defpath))
     found = shutil.which(program, path=search)
     if found is None:
-        raise InputError(f"program {program!r} was not found on PATH")
+        here = os.path.abspath(cwd or os.curdir)
+        nearby = (f"; to run the {program} in {here!r}, give {os.path.join(os.curdir, program)!r}"
+                  if os.path.isfile(os.path.join(here, program)) else "")
+        raise InputError(f"program {program!r} was not found on PATH{nearby}")
     _check_start_line(program, found)
 
 

@@ -191,6 +191,14 @@ def test_a_program_that_is_not_executable_is_told_the_interpreter_its_first_line
     assert "not executable" in str(info.value) and f"[{interpreter}, {str(path)!r}" in str(info.value)
 
 
+def test_a_program_named_without_a_folder_that_is_in_the_folder_of_the_run_is_told_to_take_one(tmp_path, space):
+    # "not found on PATH" said nothing of the prog.sh right there, which needs ./ to be run
+    (tmp_path / "prog.sh").write_text("#!/bin/sh\nexit 0\n")
+    with pytest.raises(InputError, match=r"'prog.sh' was not found on PATH; to run the prog.sh in .*, give "
+                                         r"'\./prog.sh'"):
+        time_command(["prog.sh", "{n}", "{t}"], space, cwd=tmp_path)
+
+
 def test_a_directory_given_as_the_program_is_said_to_be_one(tmp_path, space):
     # it was said not to exist
     with pytest.raises(InputError, match="is a directory, not a program"):
