@@ -264,20 +264,22 @@ def _check_start_line(program: str, path: str) -> None:
     """InputError where the system cannot start the executable file at ``path``: a script without a
     ``#!`` line (the exec fails with "Exec format error"; a shell would have run it as sh), or one
     whose ``#!`` line names an interpreter that does not exist (the exec fails with "No such file or
-    directory", about a program that exists)."""
+    directory", about a program that exists), or one with Windows line endings (the carriage return
+    ends the interpreter's name or its last argument: ``env: 'bash\\r': No such file``)."""
     try:
         with open(path, "rb") as file:
             head = file.read(256)
     except OSError:
         return  # unreadable: the run's own error says why
     if head.startswith(b"#!"):
-        line = head[2:].split(b"\n")[0].lstrip(b" \t")
-        interpreter = re.split(b"[ \t]", line)[0].decode("utf-8", "replace")
+        line = head[2:].split(b"\n")[0]
+        if line.endswith(b"\r"):
+            raise InputError(f"program {program!r} cannot start: its #! line ends in a carriage return "
+                             f"(Windows line endings); convert the file to Unix line endings (dos2unix)")
+        interpreter = re.split(b"[ \t]", line.lstrip(b" \t"))[0].decode("utf-8", "replace")
         if os.path.isabs(interpreter) and not os.path.isfile(interpreter):
-            windows = " (its lines end in a carriage return: convert the file's Windows line endings)" \
-                if interpreter.endswith("\r") else ""
             raise InputError(f"program {program!r} cannot start: the interpreter its #! line names, "
-                             f"{interpreter!r}, does not exist{windows}")
+                             f"{interpreter!r}, does not exist")
         return
     if b"\0" not in head:  # text, not a binary: the system runs no script without a #! line
         shell = "python3" if path.endswith(".py") else "sh"

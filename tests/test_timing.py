@@ -219,7 +219,9 @@ def test_program_not_executable(tmp_path, space):
     ("echo hi\n", ["no #! line", "#!/bin/sh", "['sh', "]),
     ("", ["no #! line"]),
     ("#!/no/such/interpreter\nexit 0\n", ["'/no/such/interpreter'", "does not exist"]),
-    ("#!/bin/sh\r\nexit 0\r\n", ["'/bin/sh\\r'", "does not exist", "Windows line endings"]),
+    ("#!/bin/sh\r\nexit 0\r\n", ["carriage return", "Windows line endings"]),
+    # the interpreter exists; env looked for 'bash\r'
+    ("#!/usr/bin/env bash\r\nexit 0\r\n", ["carriage return", "Windows line endings"]),
 ])
 def test_an_executable_script_the_system_cannot_start_is_refused_with_the_reason(tmp_path, space, script, words):
     # it failed its first runs with "cannot start ...: Exec format error", or "No such file or
