@@ -281,6 +281,9 @@ def _check_start_line(program: str, path: str) -> None:
             raise InputError(f"program {program!r} cannot start: the interpreter its #! line names, "
                              f"{interpreter!r}, does not exist")
         return
+    if head.startswith(b"\xef\xbb\xbf#!"):  # an editor's UTF-8 byte-order mark hides the #! from the system
+        raise InputError(f"program {program!r} cannot start: its #! line follows a byte-order mark (an "
+                         f"editor's UTF-8 with BOM); save the file as UTF-8 without a BOM")
     if b"\0" not in head:  # text, not a binary: the system runs no script without a #! line
         shell = "python3" if path.endswith(".py") else "sh"
         raise InputError(f"program {program!r} is a script with no #! line, so the system cannot start it: "

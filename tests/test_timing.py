@@ -222,6 +222,7 @@ def test_program_not_executable(tmp_path, space):
     ("#!/bin/sh\r\nexit 0\r\n", ["carriage return", "Windows line endings"]),
     # the interpreter exists; env looked for 'bash\r'
     ("#!/usr/bin/env bash\r\nexit 0\r\n", ["carriage return", "Windows line endings"]),
+    ("\ufeff#!/bin/sh\nexit 0\n", ["byte-order mark", "without a BOM"]),
 ])
 def test_an_executable_script_the_system_cannot_start_is_refused_with_the_reason(tmp_path, space, script, words):
     # it failed its first runs with "cannot start ...: Exec format error", or "No such file or
