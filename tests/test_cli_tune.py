@@ -102,6 +102,8 @@ def test_parse_start_fills_the_centre_and_checks_bounds():
     (["--param", "x=1:9:int", "--start", "x=nan", "--", PY, "{x}"], ["--start 'x=nan'", "finite"]),
     (["--param", "x=1:9:int", "--start", "x=inf", "--", PY, "{x}"], ["--start 'x=inf'", "finite"]),
     (["--param", "x=0:10", "--penalty", "nan", "--", PY, "{x}"], ["--penalty", "finite"]),
+    # the engine's own words were "seed must be ...", not the option the user gave
+    (["--param", "x=0:10", "--seed", str(2 ** 70), "--quiet", "--", PY, "{x}"], ["error: --seed must be an integer"]),
     (["--param", "x=1:10:int:int", "--", PY, "{x}"], ["'int' is given twice"]),
     (["--param", "x=0:10", "--start", "x=1", "--start", "x=2", "--", PY, "{x}"], ["'x' is given twice"]),
     (["--param", "x=0:10", "--dask", "notanaddress", "--", PY, "{x}"],

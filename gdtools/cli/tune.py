@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import shlex
 import sys
 
@@ -344,6 +345,7 @@ def _cli_names(message: str, args) -> str:
     message = (message.replace(f"(max_evals={args.budget})", f"(--budget {args.budget})")
                .replace(f"max_failures={args.max_failures}", f"--max-failures {args.max_failures}"))
     message = message.replace("recorded its parameters in another order", "recorded its --param options in another order")
+    message = re.sub(r"^seed must be", "--seed must be", message)
     if not args.history:  # there is no file: the engine's history is this command's memory only
         message = message.replace("Everything measured so far is in the history.",
                                   "Add --history FILE to keep what is measured.")
