@@ -36,9 +36,13 @@ def _comma_list(flag: str, text: str, example: str) -> list[str]:
 def _channel_list(text: str) -> list[int]:
     items = _comma_list("--channels", text, "3,17")
     try:
-        return [int(item) for item in items]
+        channels = [int(item) for item in items]
     except ValueError:
         raise InputError(f"--channels must be comma-separated integers such as 3,17, got {text!r}") from None
+    repeated = next((c for c in channels if channels.count(c) > 1), None)
+    if repeated is not None:  # (the library's message advises weighing objectives, which no option does)
+        raise InputError(f"--channels {text!r} lists channel {repeated} more than once; give each channel once")
+    return channels
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -105,7 +109,7 @@ def _option_names(message: str) -> str:
     """A library message about an argument, naming the option instead (``step_size must be`` ->
     ``--step-size must be``)."""
     for name, option in _OPTIONS.items():
-        message = re.sub(rf"(?<![\w-]){name}(?= must| has| is| should)", option, message)
+        message = re.sub(rf"(?<![\w-]){name}(?= must| has| is| should| >)", option, message)
     return message
 
 

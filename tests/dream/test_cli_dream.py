@@ -63,6 +63,9 @@ def assert_one_line_error(capsys, message):
     (["--channels", "3,,4"], "--channels '3,,4' has an empty item"),
     (["--channels", "3,"], "--channels '3,' has an empty item"),
     (["--channels", " , "], "--channels is empty"),
+    # the library's words: "channels lists channel 3 ...; ... add objectives: obj.channels(layer, [c]) * 2"
+    (["--channels", "3,3"], "--channels '3,3' lists channel 3 more than once"),
+    (["--octaves", "2", "--octave-scale", "1"], "--octave-scale must be > 1 when --octaves > 1, got 1.0"),
     (["--zoom", "1.1"], "--zoom sets the zoom between the frames of --zoom-frames; add --zoom-frames"),
     (["--gallery"], "--layer cannot be combined with it"),
     (["-o", "out.unknown"], "cannot tell the image format"),
