@@ -45,10 +45,14 @@ _LIBRARY_PATHS = tuple({sysconfig.get_paths()[name] for name in ("stdlib", "plat
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
 
 
-def fingerprint(fun) -> tuple[tuple, list]:
+def fingerprint(fun, *, into_library_closures: bool = False) -> tuple[tuple, list]:
     """``(key, keep)``: a hashable summary of the data ``fun`` reads besides its arguments, and the
-    objects the key names by identity (hold them as long as the key)."""
-    walk = _Walk()
+    objects the key names by identity (hold them as long as the key).
+
+    ``into_library_closures``: read the closures of installed libraries' functions too (taken by
+    identity otherwise), not counting them as a level: an optax transformation is a pair of optax's
+    closures, which hold its settings and the user's own functions (a learning-rate schedule)."""
+    walk = _Walk(into_library_closures=into_library_closures)
     key = walk.summary(fun, 0)
     if walk.converted_changed:
         # JAX keeps the dtype-converted copy of a NumPy array it traced as a constant, by the array
@@ -64,13 +68,37 @@ def fingerprint(fun) -> tuple[tuple, list]:
         token = object()
         walk.keep.append(token)
         name = getattr(fun, "__qualname__", None) or type(fun).__name__
-        warnings.warn(f"gd.minimize cannot follow all the data the objective {name} reads (nested more than "
+        what = "optimizer" if into_library_closures else "objective"
+        warnings.warn(f"gd.minimize cannot follow all the data the {what} {name} reads (nested more than "
                       f"{MAX_DEPTH} levels deep, or more than {MAX_VALUES} values), so it compiles the "
-                      f"objective anew on every call rather than risk reusing a program built for old data. "
-                      f"Pass data that changes between calls as args=(...), inputs of the program",
+                      f"{what} anew on every call rather than risk reusing a program built for old data"
+                      + ("" if into_library_closures else
+                         ". Pass data that changes between calls as args=(...), inputs of the program"),
                       UserWarning, stacklevel=_user_stacklevel())
         return ("incomplete", token), walk.keep
     return key, walk.keep
+
+
+class Pinned:
+    """A fingerprint as one cache key: compared and hashed by its key, and holding the objects the
+    key names by identity, so that their ids cannot pass to other objects while it is kept."""
+
+    __slots__ = ("key", "keep")
+
+    def __init__(self, key, keep):
+        self.key, self.keep = key, keep
+
+    def __eq__(self, other):
+        return isinstance(other, Pinned) and self.key == other.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+
+def optimizer_data(optimizer) -> Pinned:
+    """The data an optimizer's functions read (its settings, a learning-rate schedule and what that
+    reads), to key programs compiled for it: a schedule that reads a changed global gets a new one."""
+    return Pinned(*fingerprint(optimizer, into_library_closures=True))
 
 
 def _user_stacklevel() -> int:
@@ -121,7 +149,8 @@ def _conversion_went_stale(array: np.ndarray, digest: int) -> bool:
 
 
 class _Walk:
-    def __init__(self):
+    def __init__(self, *, into_library_closures: bool = False):
+        self.into_library_closures = into_library_closures
         self.keep: list = []
         self.walked: dict[int, int] = {}  # id of a value walked -> its order, for one met again
         self.count = 0
@@ -239,7 +268,10 @@ class _Walk:
 
     def function(self, function: types.FunctionType, depth: int) -> tuple:
         if _is_library(function):
-            return ("library", id(function.__code__))
+            if not (self.into_library_closures and function.__closure__):
+                return ("library", id(function.__code__))
+            return ("library", id(function.__code__),
+                    tuple(self.summary(_cell(cell), depth - 1) for cell in function.__closure__))
         code = function.__code__
         namespace = function.__globals__
         names = _global_names(code)

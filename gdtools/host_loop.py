@@ -29,6 +29,7 @@ from gdtools.estimators.autodiff import AutoDiff
 from gdtools.estimators.base import Estimate
 from gdtools.estimators.finite_difference import _FiniteDifference
 from gdtools.evaluation import fold_in
+from gdtools.free_data import optimizer_data
 from gdtools.problem import key_hint
 from gdtools.program_cache import saved_jit
 from gdtools.line_search import LineSearchDescent
@@ -129,9 +130,10 @@ MAX_DESCENTS = 4
 
 
 @functools.lru_cache(maxsize=32)
-def _jitted_descent(optimizer, lower, upper, value_fn):
+def _jitted_descent(optimizer, data, lower, upper, value_fn):
     """The compiled update for one optimizer and bounds, kept so that runs with the same optimizer
-    object (a dream's octaves and frames) reuse its compilations."""
+    object (a dream's octaves and frames) reuse its compilations; ``data``: what the optimizer
+    reads (free_data.optimizer_data), baked into the program, so that a change is a new one."""
 
     def step(grad, state, x, value):
         return descend(optimizer, grad, state, x, value=value, value_fn=value_fn, lower=lower, upper=upper)
@@ -139,7 +141,7 @@ def _jitted_descent(optimizer, lower, upper, value_fn):
     return jax.jit(step)
 
 
-def _descent_with_args(optimizer, lower, upper, fun_flat):
+def _descent_with_args(optimizer, data, lower, upper, fun_flat):
     """The compiled update whose line search evaluates ``fun_flat(x, *args)``, the args an input."""
 
     def step(grad, state, x, value, *args):
@@ -224,8 +226,9 @@ class HostLoop:
         # Traceable objectives give optax line searches their value_fn; black boxes cannot.
         extra = needs_value_fn(optimizer) and self.estimator.traceable
         value_fn = self.fun_flat if extra else None
+        data = optimizer_data(optimizer)
         if isinstance(lower, np.ndarray):  # per-coordinate bounds are not a cache key
-            return _jitted_descent.__wrapped__(optimizer, lower, upper, value_fn)
+            return _jitted_descent.__wrapped__(optimizer, data, lower, upper, value_fn)
         if value_fn is not None:
             # A line search's value_fn is this run's objective: the compiled update is kept on it
             # (minimize gives the same value_fn again for the same objective), not in the shared
@@ -235,19 +238,19 @@ class HostLoop:
             owner = value_fn.fun_flat if bound else value_fn
             build = _descent_with_args if bound else _jitted_descent.__wrapped__
             kept = kept_on(owner, DESCENTS, collections.OrderedDict)
-            key = (optimizer, lower, upper)
+            key = (optimizer, data, lower, upper)
             try:
                 step = kept.get(key)
             except TypeError:  # an unhashable optimizer: compiled for this run only
                 step = key = None
             if step is None:
-                step = build(optimizer, lower, upper, owner)
+                step = build(optimizer, data, lower, upper, owner)
                 if key is not None:
                     kept[key] = step
                     while len(kept) > MAX_DESCENTS:  # a new optimizer object each call never matches again
                         kept.popitem(last=False)
             return BoundArgs(step, value_fn.args) if bound else step
-        return _jitted_descent(optimizer, lower, upper, value_fn)
+        return _jitted_descent(optimizer, data, lower, upper, value_fn)
 
     def _check_update(self, x) -> None:
         """An optimizer whose update wants the objective's value function (an optax line search,

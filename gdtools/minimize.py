@@ -34,7 +34,7 @@ from gdtools.bound_args import BoundArgs
 from gdtools.compiled_loop import CODES, MAX_TRAJECTORY, make_solver
 from gdtools.errors import EvaluationFailed, InputError
 from gdtools.evaluation import Evaluator, check_failure_policy, fold_in, is_finite, prng_key
-from gdtools.free_data import fingerprint
+from gdtools.free_data import fingerprint, optimizer_data
 from gdtools.history import History, plain_data
 from gdtools.output_path import check_output_file
 from gdtools.optax_description import PREFIX as OPTAX_PREFIX, UNDESCRIBED as UNDESCRIBED_OPTAX
@@ -1008,7 +1008,7 @@ def _compiled_solver(fun, problem, fun_flat, optimizer, *, x0, args, data, max_i
     data_key, data_keep = data
     try:
         key = (fun, *_structure(problem), str(x0.dtype), x0.shape, _args_signature(args), optimizer,
-               max_iters, float(tol), _bounds_key(problem.lower), _bounds_key(problem.upper), record_x, batch,
+               optimizer_data(optimizer), max_iters, float(tol), _bounds_key(problem.lower), _bounds_key(problem.upper), record_x, batch,
                jax_settings(), data_key)  # (x64 on or off: a float32 x0's objective may compute in either)
         hash(key)
     except TypeError:  # an unhashable objective or optimizer: compile without caching

@@ -208,3 +208,18 @@ def test_an_objects_numbers_are_read():
     before = key(model)
     model.scale = 2.0
     assert key(model) != before
+
+
+def test_an_optimizer_s_data_is_read_through_optax_s_closures():
+    """optax's functions are a library's, taken by identity for an objective; an optimizer's key
+    reads their closures, which hold its settings and the user's schedule (found by h72)."""
+    import optax
+
+    rate = [0.1]
+    optimizer = optax.sgd(lambda count: rate[0])
+    before = free_data.optimizer_data(optimizer)
+    assert free_data.optimizer_data(optimizer) == before and hash(before) is not None
+    rate[0] = 0.01
+    assert free_data.optimizer_data(optimizer) != before
+    assert free_data.optimizer_data(optax.adam(1e-3)) == free_data.optimizer_data(optax.adam(1e-3))
+    assert free_data.optimizer_data(optax.adam(1e-3)) != free_data.optimizer_data(optax.adam(1e-2))

@@ -1390,6 +1390,31 @@ def test_a_second_call_sees_data_the_objective_reads_that_changed_since_the_firs
     np.testing.assert_allclose(gd.minimize(_to_target, jnp.zeros((2, 2)), batch=True)[1].x, [-1.0, 3.0], atol=1e-4)
 
 
+RATE = 0.1
+
+
+def test_a_second_call_sees_a_changed_global_the_optimizer_s_schedule_reads():
+    """The compiled programs were keyed on the optimizer object only: a schedule reading a global
+    learning rate that changed between two calls with the same optimizer kept the old rate (found
+    by h72)."""
+    global RATE
+    minimize_module = sys.modules["gdtools.minimize"]
+    f = lambda x: jnp.sum(x ** 2)  # noqa: E731
+    g = lambda x: float(np.sum(np.asarray(x) ** 2))  # noqa: E731
+    optimizer = optax.sgd(lambda count: RATE)
+    RATE = 0.1
+    np.testing.assert_allclose(gd.minimize(f, jnp.ones(2), optimizer=optimizer, max_iters=3).x, 0.8 ** 3, rtol=1e-5)
+    cached = len(minimize_module._SOLVER_CACHE)
+    np.testing.assert_allclose(gd.minimize(f, jnp.ones(2), optimizer=optimizer, max_iters=3).x, 0.8 ** 3, rtol=1e-5)
+    assert len(minimize_module._SOLVER_CACHE) == cached  # nothing changed: the same program
+    np.testing.assert_allclose(gd.minimize(g, np.ones(2), gradient="central", optimizer=optimizer,
+                                           max_iters=3).x, 0.8 ** 3, rtol=1e-5)
+    RATE = 0.01
+    np.testing.assert_allclose(gd.minimize(f, jnp.ones(2), optimizer=optimizer, max_iters=3).x, 0.98 ** 3, rtol=1e-5)
+    np.testing.assert_allclose(gd.minimize(g, np.ones(2), gradient="central", optimizer=optimizer,
+                                           max_iters=3).x, 0.98 ** 3, rtol=1e-5)
+
+
 def test_float64_data_changed_in_place_is_seen_without_x64():
     """JAX converts a float64 NumPy array to float32 (x64 off) when it traces it, and kept the
     converted copy by the array: changed in place, the host loop's new trace still read the old
