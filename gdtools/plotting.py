@@ -261,12 +261,16 @@ def plot_history(
                         + ("; evaluations at the end of their iteration" if placed else ""))
     lone_x = {float(v) for s in series for v in np.asarray(s["x"])[np.isfinite(s["x"])]}
     if len(lone_x) == 1 and len(earlier) == len(series):  # one point on the axis (and no earlier run's):
-        # a range around it, not +-0.05 of it
+        # a range around it, not +-0.05 of it: half a count either side (its own tick alone, no
+        # iteration -1), a second of time from 0 at the lowest (no negative seconds); as data
+        # limits, not fixed ones, so that runs drawn into the axes later still widen it
         middle = lone_x.pop()
-        axes[-1].set_xlim(middle - 1, middle + 1)
+        low, high = (middle - 0.5, middle + 0.5) if x in ("iteration", "evals") else (max(0.0, middle - 1), middle + 1)
+        main_ax.update_datalim([(low, 0.0), (high, 0.0)], updatey=False)
+        main_ax.autoscale_view(scaley=False)
     if ax is None and x in ("iteration", "evals"):  # counts: no tick at 2.5
         from matplotlib.ticker import MaxNLocator
-        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # (a lone count's tick alone)
     return fig
 
 

@@ -573,7 +573,12 @@ def test_a_run_of_one_iteration_shows_its_point_on_a_sensible_axis():
     h.record_iteration(iteration=0, nfev=1, time=0.0, loss=0.0, grad_norm=0.0, x=[1.0])
     ax = plot_history(h).axes[0]
     assert ax.get_lines()[0].get_marker() == "o"
-    assert ax.get_xlim() == (-1.0, 1.0)
+    # its own tick alone: no iteration -1, no tick at 0.5 (it was -1..1, ticks -1, 0, 1)
+    low, high = ax.get_xlim()
+    assert low < 0 < high and high - low >= 1
+    assert [tick for tick in ax.get_xticks() if low <= tick <= high] == [0]
+    low, high = plot_history(h, x="time").axes[0].get_xlim()
+    assert -0.1 < low < 0 and high >= 1  # no negative seconds beyond the margin
     longer = plot_history(smooth_history()).axes[0]
     assert longer.get_lines()[0].get_marker() in ("None", None, "")  # lines need no markers
 
@@ -657,6 +662,18 @@ def test_a_cleared_axes_starts_afresh_and_a_lone_point_keeps_the_runs_before_it(
     one.record_iteration(iteration=0, nfev=1, time=0.0, loss=0.5, grad_norm=0.0, x=[1.0])
     plot_history(one, ax=ax, labels=["one point"])
     assert ax.get_xlim()[1] > 10  # the earlier run's 12 iterations still in view
+
+
+def test_a_run_drawn_into_an_axes_after_a_lone_point_is_in_view():
+    # the lone point's range was fixed limits: the next run drawn into the axes was cut off at 1
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    one = History(meta={"estimator": "autodiff"})
+    one.record_iteration(iteration=0, nfev=1, time=0.0, loss=0.5, grad_norm=0.0, x=[1.0])
+    plot_history(one, ax=ax)
+    plot_history(smooth_history(12), ax=ax)
+    assert ax.get_xlim()[1] >= 11
 
 
 def test_a_field_some_records_lack_is_not_marked_nan():
