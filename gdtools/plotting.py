@@ -86,7 +86,8 @@ def plot_history(
       band: shade ``y ± the typical standard deviation of one evaluation`` where evaluations were
         repeated (see the module docstring); with ``y="value"``, error bars on each point instead;
         none around another field (a noise-free loss does not have the measurements' noise).
-      log: logarithmic vertical axis (every plotted value must then be positive). A band's lower
+      log: logarithmic vertical axis (no plotted value may then be negative; values of exactly 0
+        are left off it and marked with a tick along the bottom edge). A band's lower
         edge stops a factor :data:`LOG_BAND_FLOOR` (10) below the run's lowest value: noise as large
         as the value would reach zero, which a log axis cannot show.
       params: add panels of the parameter trajectories: the iteration records' ``params`` (user
@@ -107,7 +108,8 @@ def plot_history(
 
     Raises:
       InputError: an unknown ``x`` or ``y``, ``labels`` of the wrong length, ``ax`` with extra
-        panels or already holding runs drawn with another ``x``, ``y`` or ``log``, ``log=True`` with non-positive values, or a history without the records asked for.
+        panels or already holding runs drawn with another ``x``, ``y`` or ``log``, ``log=True``
+        with negative values (or none above 0), or a history without the records asked for.
     """
     if isinstance(histories, Mapping):  # {label: run}, as a user names runs to compare
         labels = list(map(str, histories)) if labels is None else labels
@@ -168,8 +170,8 @@ def plot_history(
     colors = colors[len(earlier) % len(colors):] + colors[:len(earlier) % len(colors)]
     several = len(earlier) + len(series) > 1
 
-    style = {"raw": False, "band": False, "failed": 0, "nonfinite": 0, "final": False, "stand_in": False,
-             "probes": ""}
+    style = {"raw": False, "band": False, "failed": 0, "nonfinite": 0, "zero": 0, "final": False,
+             "stand_in": False, "probes": ""}
     if y == "loss":  # SPSA's and smoothing's iteration losses are means of probes around x, not f(x)
         kinds = sorted({_describe(run.meta.get("estimator")) for run in runs} & set(PROBE_MEAN_ESTIMATORS))
         style["probes"] = " and ".join(PROBE_MEAN_ESTIMATORS[kind] for kind in kinds)
@@ -185,8 +187,8 @@ def plot_history(
     before = state["style"]  # what earlier calls drew here, for the legend
     probes = " and ".join(dict.fromkeys(part for text in (before.get("probes") or "", style["probes"])
                                         for part in text.split(" and ") if part))
-    style = {key: value + before.get(key, 0) if key in ("failed", "nonfinite") else value or before.get(key, False)
-             for key, value in style.items()}
+    style = {key: value + before.get(key, 0) if key in ("failed", "nonfinite", "zero")
+             else value or before.get(key, False) for key, value in style.items()}
     style["probes"] = probes  # SPSA's and smoothing's, from this call and the earlier ones
     state["style"] = style
 
@@ -234,6 +236,9 @@ def plot_history(
     if style["nonfinite"]:
         handles.append(Line2D([], [], color=marks, marker="v", markeredgecolor="black", markeredgewidth=0.5,
                               ls="none", label=f"nan or infinite {_y_label(y)} ({style['nonfinite']})"))
+    if style["zero"]:
+        handles.append(Line2D([], [], color=gray, marker="|", ms=8, ls="none",
+                              label=f"{_y_label(y)} exactly 0, off the log axis ({style['zero']})"))
     _place_legend(main_ax, handles)
 
     panel = 1
@@ -747,11 +752,16 @@ def _alone(values) -> dict:
 
 
 def _check_positive(series: list[dict], y: str) -> None:
+    """Values of exactly 0 (a run that reached its minimum) are left off a log axis and marked;
+    a negative value has no honest place on it, nor does a figure with nothing positive."""
     for s in series:
         values = s["y"][np.isfinite(s["y"])]
-        if len(values) and values.min() <= 0:
+        if len(values) and values.min() < 0:
             raise InputError(f"log=True needs positive values, but {y!r} of {s['called']} "
                              f"reaches {values.min():.6g}; use log=False")
+    if not any((s["y"] > 0).any() for s in series) and any((s["y"] == 0).any() for s in series):
+        raise InputError(f"log=True needs positive values, but {y!r} is 0 wherever it was recorded; "
+                         f"use log=False")
 
 
 # -- drawing ---------------------------------------------------------------------------------------
@@ -773,6 +783,11 @@ def _draw_main(ax, s: dict, *, color, ls, marks_color, best: bool, band: bool, y
         xs, values, sd = xs[s["order"]], values[s["order"]], sd[s["order"]]
     positive = values[np.isfinite(values) & (values > 0)]
     floor = positive.min() / LOG_BAND_FLOOR if log and positive.size else -np.inf
+    # A value of exactly 0 has no place on a log axis: left off it (the best so far ends where it
+    # reaches 0) and marked along the bottom edge where the run reached it
+    zero = (values == 0) if log else np.zeros(len(values), dtype=bool)
+    best_so_far = lambda v: np.where(log & (_running_min(v) == 0), np.nan, _running_min(v))  # noqa: E731
+    exact, values = values, np.where(zero, np.nan, values)
     if y == "value":
         # Every evaluation is a point; the best-so-far line is what the search achieved.
         ax.plot(xs, values, ls="none", marker=".", ms=4, color=color, alpha=0.45 if best else 0.9)
@@ -784,7 +799,7 @@ def _draw_main(ax, s: dict, *, color, ls, marks_color, best: bool, band: bool, y
         # one point draws no line, and failures (nan) none at all
         style["raw"] = style["raw"] or (best and int(np.isfinite(values).sum()) >= 2)
         if best:
-            ax.plot(xs, _running_min(values), color=color, lw=2, ls=ls, drawstyle="steps-post")
+            ax.plot(xs, best_so_far(exact), color=color, lw=2, ls=ls, drawstyle="steps-post")
     else:
         # The engine's closing record measures the result itself; for SPSA and smoothing the
         # iteration losses are means of probes around x, so it is drawn apart, not joined on.
@@ -799,10 +814,10 @@ def _draw_main(ax, s: dict, *, color, ls, marks_color, best: bool, band: bool, y
                             interpolate=False)
             style["band"] = True
         if best:
-            ax.plot(xs[~final], _running_min(values[~final]), color=color, lw=2, ls=ls)
+            ax.plot(xs[~final], best_so_far(exact[~final]), color=color, lw=2, ls=ls)
             # one point draws no line, and nan or infinite losses none at all
             style["raw"] = style["raw"] or int(np.isfinite(values[~final]).sum()) >= 2
-        measured = final & ~s["stand_in"]
+        measured = final & ~s["stand_in"] & ~zero  # (a closing measurement of 0 is marked as one)
         if measured.any():
             ax.plot(xs[measured], values[measured], ls="none", marker="*", ms=11, color=color,
                     markeredgecolor="black", markeredgewidth=0.5)
@@ -815,6 +830,9 @@ def _draw_main(ax, s: dict, *, color, ls, marks_color, best: bool, band: bool, y
     # Failures and nan or infinite losses have no place on the value axis: they are marked where
     # they happened along the bottom edge of the panel (in the run's colour when runs are compared).
     edge = dict(ls="none", ms=6, transform=ax.get_xaxis_transform(), clip_on=False)
+    if zero.any():  # in the run's colour: a value reached, not a failure
+        ax.plot(xs[zero], np.full(int(zero.sum()), 0.03), **{**edge, "ms": 8}, marker="|", color=color)
+        style["zero"] += int(zero.sum())
     marks = ax.__dict__["_gdtools_plot"]["marks"]  # (artist, the run's colour)
     if len(failed_x):
         line, = ax.plot(failed_x, np.full(len(failed_x), 0.03), marker="x", color=marks_color, **edge)

@@ -102,6 +102,12 @@ def test_messages_name_the_options_and_the_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--log needs positive values" in err and "(neg.jsonl)" in err and "drop --log" in err
     assert "log=" not in err
+    zero = tmp_path / "zero.jsonl"  # a loss of exactly 0 beside positive ones: drawn, 0 marked (found by h72)
+    h = History(zero, meta={"estimator": "spsa"})
+    for i in range(3):
+        h.record_iteration(iteration=i, nfev=i + 1, time=0.0, loss=2.0 - i, grad_norm=None, x=[1.0])
+    h.close()
+    assert main(["plot", str(zero), "-o", out, "--log"]) == 0
     assert main(["plot", str(path), "-o", out, "--y", "value"]) == 2
     assert "--y value: history 'spsa' (neg.jsonl) has no evaluation records" in capsys.readouterr().err
     assert main(["plot", str(path), "-o", out, "--params"]) == 2  # x is not numbers: no traceback

@@ -121,6 +121,27 @@ def test_log_axis_and_its_validation():
         plot_history(h, log=True)
 
 
+def test_a_loss_of_exactly_0_is_left_off_the_log_axis_and_marked():
+    # a run that reached its minimum exactly (0) beside others: log=True was refused for the figure
+    reached = smooth_history(6)
+    reached.iterations[4]["loss"] = reached.iterations[5]["loss"] = 0.0
+    ax = plot_history([smooth_history(), reached], log=True, labels=["a", "b"]).axes[0]
+    assert ax.get_yscale() == "log"
+    ticks = [line for line in ax.get_lines() if line.get_marker() == "|"]
+    assert len(ticks) == 1 and list(ticks[0].get_xdata()) == [4.0, 5.0]
+    assert "loss exactly 0, off the log axis (2)" in legend_texts(ax)
+    for line in ax.get_lines():  # nothing drawn at 0 (the best so far ends where it reaches 0)
+        if line.get_marker() != "|":
+            assert not (np.asarray(line.get_ydata(), dtype=float) == 0).any()
+    linear = plot_history(reached).axes[0]  # a linear axis draws the zeros as they are
+    assert not [line for line in linear.get_lines() if line.get_marker() == "|"]
+    only_zeros = smooth_history(2)
+    for record in only_zeros.iterations:
+        record["loss"] = 0.0
+    with pytest.raises(InputError, match=r"log=True.*0 wherever"):
+        plot_history(only_zeros, log=True)
+
+
 def test_band_is_loss_plus_minus_median_sd_of_repeated_evaluations():
     h = noisy_history(repeats=4)
     ax = plot_history(h).axes[0]
