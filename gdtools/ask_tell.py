@@ -14,8 +14,9 @@ The search is :func:`gdtools.minimize` itself, run in a thread of its own with a
 probes, the start, a line search's trial points) and waits until every one of them is told, as it
 waits for an executor's futures. Several threads may ask and tell at once (a pool of workers): a
 batch of 2n probes is 2n trials out at the same time. A single thread that alternates ``ask`` and
-``tell`` never waits; one that asks twice before telling may wait for ever, for the second point
-may depend on the first one's value (``ask(timeout=...)`` then raises TimeoutError).
+``tell`` never waits; one that asks again before telling, where the search needs the value it
+holds, gets that trial again (a loop interrupted between ask and tell, run again), or with
+``ask(timeout=...)`` a TimeoutError. ``pending`` lists the trials out.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import math
 import numbers
 import threading
 import time
+import warnings
 import weakref
 from typing import Any
 
@@ -47,16 +49,21 @@ class Trial:
     number: int
 
 
+#: Seconds ask() waits, without a timeout, for trials its own thread asked for and left untold
+#: before it warns that it may wait for ever.
+UNTOLD_WARNING_AFTER = 10.0
+
+
 class _Stopped(KeyboardInterrupt):
     """Raised into the search by :meth:`AskTell.close`, as Ctrl-C is into a run: it ends there, with
     what was measured kept in its history."""
 
 
 class _Waiting:
-    __slots__ = ("trial", "future", "asked_at")
+    __slots__ = ("trial", "future", "asked_at", "asked_by")
 
     def __init__(self, trial, future):
-        self.trial, self.future, self.asked_at = trial, future, None
+        self.trial, self.future, self.asked_at, self.asked_by = trial, future, None, None
 
 
 class _AskedFor(concurrent.futures.Executor):
@@ -187,6 +194,10 @@ class AskTell:
         self._state = state = _Search()
         self._best = None  # (params, value) of the lowest value told
         self._asked = weakref.WeakSet()  # every trial this search handed out (another's is not told here)
+        # whether values were told, and whether always by the thread that asked for them (a caller
+        # that alternates ask and tell, or a pool of workers that each do), not by others (one
+        # thread asking and handing the trials to workers that tell them)
+        self._told, self._told_elsewhere = False, False
         self._condition, self._executor = state.condition, state.executor
         state.thread = threading.Thread(target=state.run, args=(x0, space, options), daemon=True,
                                         name="gdtools-ask-tell")
@@ -214,14 +225,22 @@ class AskTell:
     def ask(self, timeout: float | None = None) -> Trial | None:
         """The next point to measure, or None once the search has ended. Waits while the search is
         computing, or while every point it asked for is out being measured (TimeoutError after
-        ``timeout`` seconds). An error that ended the search is raised here."""
+        ``timeout`` seconds). An error that ended the search is raised here.
+
+        A trial this thread asked for and never told, where the search needs its value before it
+        can go on, is asked for again (the same Trial), rather than waited for for ever: a
+        measurement interrupted between ask and tell (Ctrl-C in a notebook), and the loop run
+        again. Only without ``timeout``, and where every value told so far was told by the thread
+        that asked for it (not where one thread asks and others tell)."""
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real)
                                     or not timeout >= 0):  # (a nan waited for ever, a string raised TypeError)
             raise InputError(f"ask(timeout=) takes a number of seconds >= 0 or None, got {timeout!r}")
         with self._condition:
-            ready = self._condition.wait_for(
-                lambda: self._state.finished or any(not w.future.cancelled() for w in self._executor.queue),
-                timeout)
+            askable = lambda: (self._state.finished or any(not w.future.cancelled() for w in self._executor.queue)
+                               or timeout is None and self._left_untold() is not None)  # noqa: E731
+            if timeout is None and not self._condition.wait_for(askable, UNTOLD_WARNING_AFTER):
+                self._warn_if_waiting_for_itself()
+            ready = self._condition.wait_for(askable, timeout)
             if not ready:
                 raise TimeoutError(f"no point to measure within {timeout} s: " + (
                     f"the search waits for the values of trials {sorted(self._executor.out)} to be told"
@@ -229,13 +248,43 @@ class AskTell:
             while self._executor.queue:
                 waiting = self._executor.queue.popleft()
                 if not waiting.future.cancelled():
-                    waiting.asked_at = time.time()
+                    waiting.asked_at, waiting.asked_by = time.time(), threading.get_ident()
                     self._executor.out[waiting.trial.number] = waiting
                     self._asked.add(waiting.trial)
                     return waiting.trial
+            untold = self._left_untold() if timeout is None and not self._state.finished else None
+            if untold is not None:  # asked for again: measured from now
+                untold.asked_at = time.time()
+                return untold.trial
             if not isinstance(self._state.error, _Stopped):
                 self._raise_error()
             return None
+
+    def _warn_if_waiting_for_itself(self) -> None:
+        """Say so where ask() may wait for ever: for trials this thread asked for and has not told
+        (before any value was told, a trial left untold cannot be told apart from one a worker is
+        measuring)."""
+        me = threading.get_ident()
+        mine = sorted(number for number, w in self._executor.out.items() if w.asked_by == me)
+        if mine and not self._told_elsewhere:
+            warnings.warn(f"ask() is waiting for the values of trials {mine}, which this thread asked for and has "
+                          f"not told: the search needs them to go on. If their measurement was interrupted, "
+                          f"interrupt this wait and tell them first (search.tell(trial, value); "
+                          f"search.pending lists them)", UserWarning, stacklevel=3)
+
+    @property
+    def pending(self) -> list[Trial]:
+        """The trials out being measured: asked for, not told yet (in the order asked)."""
+        with self._condition:
+            return [w.trial for _, w in sorted(self._executor.out.items())]
+
+    def _left_untold(self) -> _Waiting | None:
+        """The first trial out that this thread asked for and left untold, when nothing else is
+        there to ask for and every value told so far came from the thread that asked for it."""
+        if not self._told or self._told_elsewhere or any(not w.future.cancelled() for w in self._executor.queue):
+            return None
+        me = threading.get_ident()
+        return next((w for _, w in sorted(self._executor.out.items()) if w.asked_by == me), None)
 
     def tell(self, trial: Trial, value) -> None:
         """Give the value measured at ``trial``'s point: a real number, a Measurement, or an
@@ -257,6 +306,8 @@ class AskTell:
                                  + ("it was told already, or the search that asked for it has ended"
                                     if told else "it was not asked for by this search"))
             del self._executor.out[trial.number]
+            self._told = True
+            self._told_elsewhere |= waiting.asked_by != threading.get_ident()
             if measurement.ok and (self._best is None or measurement.value < self._best[1]):
                 self._best = (copy.deepcopy(trial.params), float(measurement.value))  # (not the caller's dict)
             if measurement.t_start is None:

@@ -285,3 +285,55 @@ def test_best_is_a_copy_of_the_point_told():
     trial.params["rate"] = 10**6  # the caller reuses its dict
     assert search.best == (SPACE.center(), 1.0)
     search.close()
+
+
+def test_a_trial_left_untold_by_an_interrupted_loop_is_asked_for_again():
+    # Ctrl-C in a notebook between ask and tell, then the cell run again: its ask() waited for ever
+    # for the value of the trial left out (found by h72)
+    search = AskTell(space=SPACE, gradient="central", max_evals=30)
+    asked = []
+    with pytest.raises(KeyboardInterrupt):
+        while (trial := search.ask()) is not None:
+            asked.append(trial.number)
+            if trial.number == 2:
+                raise KeyboardInterrupt  # measuring trial 2
+            search.tell(trial, job(trial.params))
+    left = search.pending
+    assert [t.number for t in left] == [2]
+    watchdog = threading.Timer(20, search.close)  # (a wait for ever would end there, and fail below)
+    watchdog.start()
+    while (trial := search.ask()) is not None:  # the loop again: trial 2 comes back, the same Trial
+        asked.append(trial.number)
+        search.tell(trial, job(trial.params))
+    watchdog.cancel()
+    assert asked.count(2) == 2 and search.pending == []
+    same = gd.minimize(job, space=SPACE, gradient="central", max_evals=30)
+    assert search.result.x == same.x and search.result.nfev == same.nfev
+
+
+def test_trials_one_thread_asks_for_and_workers_tell_are_never_asked_for_twice():
+    from concurrent.futures import ThreadPoolExecutor
+
+    search = AskTell(space=SPACE, gradient="central", max_evals=30)
+    asked = []
+    with ThreadPoolExecutor(2) as pool:
+        while (trial := search.ask()) is not None:
+            asked.append(trial.number)
+            pool.submit(lambda t=trial: search.tell(t, job(t.params)))
+    assert len(asked) == len(set(asked)) == search.result.nfev
+
+
+def test_ask_says_so_when_it_waits_for_a_trial_its_own_thread_left_untold(monkeypatch):
+    # before any value was told, a trial left untold looks like one a worker measures: ask() waits,
+    # and says why after a while
+    from gdtools import ask_tell
+
+    monkeypatch.setattr(ask_tell, "UNTOLD_WARNING_AFTER", 0.1)
+    search = AskTell(space=SPACE, max_evals=10)
+    first = search.ask()
+    teller = threading.Timer(0.5, lambda: search.tell(search.pending[0], job(first.params)))
+    teller.start()
+    with pytest.warns(UserWarning, match=r"waiting for the values of trials \[0\].*search.pending"):
+        assert search.ask() is not None
+    teller.join()
+    search.close()
