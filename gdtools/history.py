@@ -116,6 +116,21 @@ def _dumps(record: dict) -> str:
     return text
 
 
+def _saved_line(record: dict, path: str) -> str:
+    """A record as History.save writes it to ``path``: NumPy and JAX numbers the user added to it
+    made plain; an InputError for a value JSON cannot hold."""
+    try:
+        return _dumps(record)
+    except TypeError:
+        pass
+    try:
+        return _dumps(plain_data(record))
+    except TypeError as exc:
+        raise InputError(f"cannot save the history to {path!r}: a record ({record['kind']}) holds a value "
+                         f"that is not a number, a string, or a list or dict of them ({exc}); {path!r} is "
+                         f"left as it was") from None
+
+
 def _loads(line: str) -> Any:
     """A record from one line of a history file."""
     record = json.loads(line)
@@ -462,10 +477,19 @@ class History:
         yield from self.iterations
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write all records to ``path`` (JSON Lines), replacing it."""
-        with open(path, "w", encoding="utf-8") as f:
-            for record in self.records():
-                f.write(_dumps(record) + "\n")
+        """Write all records to ``path`` (JSON Lines), replacing it once all are written: a record
+        that cannot be written leaves the file as it was (often the run's own file, loaded to add
+        a field). NumPy and JAX numbers and arrays in the records are written as plain numbers."""
+        path = os.fspath(path)
+        partial = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(partial, "w", encoding="utf-8") as f:
+                for record in self.records():
+                    f.write(_saved_line(record, path) + "\n")
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "History":

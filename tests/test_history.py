@@ -31,6 +31,26 @@ def test_save_and_load_round_trip_exactly(tmp_path):
     assert math.isnan(loaded.evaluations[1]["value"]) and loaded.iterations[3]["loss"] == math.inf
 
 
+def test_saving_a_field_added_after_the_run_keeps_the_run_s_file(tmp_path):
+    # A JAX number added to the records (a noise-free loss computed after the run) made save() raise
+    # a TypeError halfway through the file it had already emptied: the run's own file lost its
+    # iterations (found by h72)
+    import jax.numpy as jnp
+
+    path = tmp_path / "run.jsonl"
+    _sample_history().save(path)
+    h = gd.History.load(path)
+    for record in h.iterations:
+        record["true_loss"] = jnp.float32(0.25)
+    h.save(path)
+    assert gd.History.load(path).column("true_loss").tolist() == [0.25] * 4
+    before = path.read_text()
+    h.iterations[2]["note"] = object()
+    with pytest.raises(gd.InputError, match=r"cannot save the history.*\(iteration\).*left as it was"):
+        h.save(path)
+    assert path.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["run.jsonl"]
+
+
 def test_file_is_appended_as_records_arrive_and_reloads(tmp_path):
     path = tmp_path / "live.jsonl"
     h = _sample_history(path)
