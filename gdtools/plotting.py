@@ -414,9 +414,18 @@ def _numeric_fields(run: History) -> set[str]:
     fields = set()
     for record in run.iterations:
         for key, value in record.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if _is_number(value):
                 fields.add(key)
     return fields
+
+
+def _is_number(value) -> bool:
+    """A real number: a Python one, or a NumPy or JAX scalar (a field computed after the run with
+    them, before it was saved); not a bool."""
+    if isinstance(value, (int, float)):
+        return not isinstance(value, bool)
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    return getattr(value, "shape", None) == () and kind in ("i", "u", "f")
 
 
 def _check_y(runs: list[History], y: str) -> None:

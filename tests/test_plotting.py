@@ -382,6 +382,21 @@ def test_y_may_name_another_iteration_field():
     np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), h.loss / 2)
 
 
+def test_y_may_name_a_field_computed_with_jax_or_numpy():
+    # a noise-free loss computed with jax.numpy (a JAX scalar) or NumPy float32 was refused as no
+    # numeric field: "`y` must be one of 'loss', 'value', 'grad_norm'" (found by h72)
+    import jax.numpy as jnp
+
+    h = smooth_history()
+    for i, record in enumerate(h.iterations):
+        record["true_loss"] = jnp.float32(record["loss"] / 2) if i % 2 else np.float32(record["loss"] / 2)
+        record["flag"] = np.bool_(True)
+    ax = plot_history(h, y="true_loss").axes[0]
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), h.loss / 2)
+    with pytest.raises(InputError, match="`y` must be one of 'loss', 'value', 'grad_norm', 'true_loss'"):
+        plot_history(h, y="flag")
+
+
 def test_the_noise_band_of_the_measured_loss_is_not_drawn_around_another_field():
     # a noise-free loss added after a run measured with repeats was drawn with the measurements'
     # band around it, "± sd of one evaluation", as if it were that noisy
