@@ -466,7 +466,10 @@ class History:
     def __eq__(self, other) -> bool:
         if not isinstance(other, History):
             return NotImplemented
-        dump = lambda h: json.dumps([h.meta, h.iterations, h.evaluations], sort_keys=True)
+        # compared as save() writes them: a NumPy or JAX number added to a record (json.dumps
+        # raised a TypeError on it) equals the plain number it is saved and loaded as
+        dump = lambda h: json.dumps(plain_data([h.meta, h.iterations, h.evaluations]), sort_keys=True,
+                                    default=repr)
         return dump(self) == dump(other)
 
     # -- files ---------------------------------------------------------------------------------

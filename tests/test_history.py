@@ -414,3 +414,16 @@ def test_a_meta_field_named_kind_is_refused_not_written_as_an_unreadable_file(tm
         History.append_meta(path, kind="ablation")
     history.close()
     assert History.load(path).meta["run_kind"] == "ablation"
+
+
+def test_histories_compare_equal_when_a_record_holds_a_jax_number(tmp_path):
+    import jax.numpy as jnp
+
+    h = _sample_history()
+    h.iterations[0]["t"] = jnp.float32(1)  # a field added after the run, computed with JAX
+    assert h == h
+    h.save(tmp_path / "h.jsonl")
+    assert gd.History.load(tmp_path / "h.jsonl") == h  # saved as the plain number it holds
+    other = _sample_history()
+    other.iterations[0]["t"] = jnp.float32(2)
+    assert other != h
