@@ -15,12 +15,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import sys
 import time
 from pathlib import Path
 
 from gdtools.errors import InputError
+
+
+def _names_an_image_file(path: str) -> bool:
+    """Whether ``path`` (not an existing folder) ends in an image extension Pillow knows (.webp,
+    .tif, .bmp as well as .png and .jpg): given to --zoom-frames, which wants a folder, it was made
+    a folder called out.webp."""
+    from PIL import Image
+
+    return not os.path.isdir(path) and Path(path).suffix.lower() in Image.registered_extensions()
 
 
 def _comma_list(flag: str, text: str, example: str) -> list[str]:
@@ -145,7 +155,7 @@ def run(args) -> int:
     zoom = DEFAULT_ZOOM if args.zoom is None else args.zoom
     if args.zoom_frames is not None:
         check_zoom(frames=args.zoom_frames, zoom=zoom, flags=("--zoom-frames", "--zoom"))
-    if args.zoom_frames is not None and Path(args.output).suffix.lower() in (".png", ".jpg", ".jpeg", ".gif"):
+    if args.zoom_frames is not None and _names_an_image_file(args.output):
         raise InputError(f"with --zoom-frames, -o is the folder for the frames and zoom.gif, not an image "
                          f"file: got {args.output!r}; give e.g. -o frames/")
     try:

@@ -134,6 +134,20 @@ def test_bad_zoom_options_leave_no_folder_behind(cat_file, tmp_path, capsys, no_
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.parametrize("name", ["out.webp", "out.tif", "out.BMP", "out.jpeg"])
+def test_an_image_name_given_to_zoom_frames_is_refused_not_made_a_folder(cat_file, tmp_path, capsys, no_dreaming,
+                                                                        name):
+    assert main(["dream", str(cat_file), "--zoom-frames", "2", "-o", str(tmp_path / name), *SMALL]) == 2
+    assert_one_line_error(capsys, "-o is the folder for the frames")
+    assert not (tmp_path / name).exists()
+
+
+def test_an_existing_folder_with_an_image_like_name_takes_zoom_frames(cat_file, tmp_path, no_dreaming):
+    (tmp_path / "frames.webp").mkdir()
+    with pytest.raises(AssertionError, match="the dream ran"):  # accepted: the dream starts
+        main(["dream", str(cat_file), "--zoom-frames", "2", "-o", str(tmp_path / "frames.webp"), *SMALL])
+
+
 def test_bad_images_are_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "dot.png")
