@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, PngImagePlugin
 
+from gdtools.dream.output_files import written_whole
 from gdtools.errors import InputError
 
 #: images smaller than this on either side are refused: the network sees nothing in them
@@ -351,9 +352,14 @@ def save_image(path: str | os.PathLike, image, *, metadata: dict | None = None) 
                 except (TypeError, ValueError) as exc:
                     raise InputError(f"the metadata for {str(path)!r} is not JSON data: {exc}") from None
                 info.add_text(METADATA_KEY, text)
-            picture.save(path, pnginfo=info, compress_level=PNG_COMPRESS_LEVEL)
+            with written_whole(path) as partial:
+                picture.save(partial, format="PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL)
         else:
-            picture.save(path)
+            image_format = Image.registered_extensions().get(path.suffix.lower())
+            if image_format is None:
+                raise ValueError(f"unknown file extension: {path.suffix!r}")
+            with written_whole(path) as partial:
+                picture.save(partial, format=image_format)
     except InputError:  # the metadata's own message (an InputError is a ValueError, not a format's)
         raise
     except (KeyError, ValueError) as exc:

@@ -13,6 +13,7 @@ from PIL import Image
 
 from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
 from gdtools.dream.images import _as_path, back_to_range_of, check_image, displayable, on_0_255, resize
+from gdtools.dream.output_files import written_whole
 from gdtools.errors import InputError
 
 #: how much each frame zooms into the previous one
@@ -122,7 +123,8 @@ def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], *, frame_ms:
             raise InputError(f"a GIF's frames have one size: frame {k} is {picture.width}x{picture.height} "
                              f"pixels, frame 0 {pictures[0].width}x{pictures[0].height}")
     try:
-        pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0,
-                         optimize=True, format="GIF")
+        with written_whole(path) as partial:
+            pictures[0].save(partial, save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0,
+                             optimize=True, format="GIF")
     except OSError as exc:
         raise InputError(f"cannot write {os.fsdecode(path)!r}: {exc.strerror or exc}") from None

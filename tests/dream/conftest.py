@@ -18,6 +18,25 @@ def full_float32():
         yield
 
 
+@pytest.fixture
+def ctrl_c_while_writing(monkeypatch):
+    """Call it to have the next image Pillow writes interrupted as a second Ctrl-C would: after the
+    pixels are written, before the file is finished. It returns a function that undoes it."""
+    from PIL import ImageFile
+
+    real_save = ImageFile._save
+
+    def interrupted(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    def start():
+        monkeypatch.setattr(ImageFile, "_save", interrupted)
+        return lambda: monkeypatch.setattr(ImageFile, "_save", real_save)
+
+    return start
+
+
 @pytest.fixture(scope="session")
 def params():
     return weights.pretrained_params()

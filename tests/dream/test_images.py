@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -344,3 +346,17 @@ def test_a_unit_range_image_a_little_over_1_is_warned_of_when_written(tmp_path):
         warnings.simplefilter("error")
         images.save_image(tmp_path / "out.png", np.clip(image, 0, 1))
         images.save_image(tmp_path / "out.png", image * 200)
+
+
+def test_an_interrupted_save_leaves_the_earlier_image_whole_and_no_partial_file(tmp_path, ctrl_c_while_writing):
+    path = tmp_path / "out.png"
+    images.save_image(path, np.full((20, 20, 3), 90, np.uint8), metadata={"run": 1})
+    undo = ctrl_c_while_writing()
+    with pytest.raises(KeyboardInterrupt):
+        images.save_image(path, np.full((20, 20, 3), 200, np.uint8), metadata={"run": 2})
+    # the file was written in place: cut short, the earlier image gone
+    assert np.all(images.load_image(path) == 90) and images.read_metadata(path) == {"run": 1}
+    assert os.listdir(tmp_path) == ["out.png"]
+    undo()
+    images.save_image(path, np.full((20, 20, 3), 200, np.uint8), metadata={"run": 2})
+    assert np.all(images.load_image(path) == 200) and os.listdir(tmp_path) == ["out.png"]

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -143,3 +145,14 @@ def test_save_gif_warns_of_a_unit_range_frame_a_little_over_1_at_its_caller(tmp_
     with pytest.warns(UserWarning, match="written on the 0..255 scale") as caught:
         zoom.save_gif(tmp_path / "z.gif", [frame])
     assert caught[0].filename == __file__
+
+
+def test_an_interrupted_gif_leaves_the_earlier_gif_whole_and_no_partial_file(tmp_path, ctrl_c_while_writing):
+    path = tmp_path / "zoom.gif"
+    zoom.save_gif(path, [np.full((20, 20, 3), 50.0 * k) for k in range(3)])
+    ctrl_c_while_writing()
+    with pytest.raises(KeyboardInterrupt):
+        zoom.save_gif(path, [np.full((20, 20, 3), 200.0), np.full((20, 20, 3), 250.0)])
+    with Image.open(path) as gif:
+        assert gif.n_frames == 3
+    assert os.listdir(tmp_path) == ["zoom.gif"]
