@@ -73,6 +73,76 @@ def differing_parts(recorded: str, given: str) -> tuple[str, str]:
     return " > ".join(a for a, _ in pairs), " > ".join(b for _, b in pairs)
 
 
+def differing_settings(descriptions: list) -> list[str] | None:
+    """For runs whose optax descriptions differ in their settings (two exponential decays, two
+    ``b1``), each run's settings where those differ (``"decay_rate=0.5"``); a setting that is itself
+    a function (a schedule) is named where the functions differ (``"learning_rate=cosine_decay_schedule"``)
+    and its own settings left out. None unless that tells every run apart (descriptions that cannot
+    be read, or that differ in their structure)."""
+    if not all(isinstance(d, str) and d.startswith(PREFIX) for d in descriptions):
+        return None
+    leaves = [_leaf_settings(d) for d in descriptions]
+    if any(leaf is None for leaf in leaves):
+        return None
+    paths = list(dict.fromkeys(path for leaf in leaves for path in leaf))
+    differing = []
+    for path in paths:
+        values = [leaf.get(path) for leaf in leaves]
+        if len(set(values)) > 1 and not any(path[:len(d)] == d for d in differing):
+            if None in values:  # a setting some runs lack, not under a function that differs
+                return None
+            differing.append(path)
+    settings = [", ".join(f"{path[-1]}={leaf[path]}" for path in differing) for leaf in leaves]
+    return settings if differing and len(set(settings)) == len(settings) else None
+
+
+_SETTING = re.compile(r"\s*(\w+)=")
+_CALL = re.compile(r"(\w+)\(")
+
+
+def _leaf_settings(description: str) -> dict[tuple, str] | None:
+    """Each setting of a description by its place: ``(part, "step_size_fn", "learning_rate")`` ->
+    ``"exponential_decay"`` (a function's own settings follow under its place), ``(part,
+    ..., "decay_rate")`` -> ``"0.5"``; None for a description this cannot read."""
+    leaves: dict[tuple, str] = {}
+    try:
+        for index, part in enumerate(_top_level_parts(description[len(PREFIX):])):
+            call = _CALL.match(part)
+            if call is None:
+                leaves[(index,)] = part
+            elif _read_settings(part, call.end(), (index, call.group(1)), leaves) != len(part):
+                return None
+    except ValueError:
+        return None
+    return leaves
+
+
+def _read_settings(text: str, start: int, path: tuple, leaves: dict) -> int:
+    """Read ``name=value, ...)`` from ``text[start:]`` into ``leaves`` under ``path``; the index
+    after its closing parenthesis."""
+    i = start
+    while text[i:i + 1] != ")":
+        setting = _SETTING.match(text, i)
+        if setting is None:
+            raise ValueError(f"no setting at {i}")
+        place, i = (*path, setting.group(1)), setting.end()
+        call = _CALL.match(text, i)
+        if call is not None:
+            leaves[place] = call.group(1)
+            i = _read_settings(text, call.end(), place, leaves)
+        else:
+            depth, end = 0, i
+            while end < len(text) and not (depth == 0 and text[end] in ",)"):
+                depth += {"(": 1, "{": 1, ")": -1, "}": -1}.get(text[end], 0)
+                end += 1
+            leaves[place], i = text[i:end], end
+        if text.startswith(", ", i):
+            i += 2
+        elif i >= len(text):
+            raise ValueError("unclosed")
+    return i + 1
+
+
 def _flipped(number: str) -> str:
     return number[1:] if number.startswith("-") else "-" + number
 

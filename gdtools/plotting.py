@@ -29,7 +29,7 @@ import numpy as np
 
 from gdtools.errors import InputError
 from gdtools.history import History
-from gdtools.optax_description import short_description
+from gdtools.optax_description import differing_settings, short_description
 
 X_AXES = ("iteration", "evals", "time")
 #: ``y`` may also name any other numeric field of the iteration records (e.g. one added by a callback).
@@ -466,7 +466,7 @@ def default_label(run: History, index: int = 0) -> str:
 def _label_facts(run: History, index: int) -> tuple:
     """What a run's default label is made of: its default label, seed, file and start of a batch."""
     return (default_label(run, index), run.meta.get("seed"), run.path, run.meta.get("batch_index"),
-            run.meta.get("estimator"))
+            run.meta.get("estimator"), run.meta.get("optimizer"))
 
 
 def _differing_settings(estimators: list) -> list[str] | None:
@@ -488,9 +488,10 @@ def _labels(facts: list[tuple], labels, *, earlier: Sequence[tuple] = ()) -> lis
     if labels is None:
         every = list(earlier) + list(facts)
         names = [name for name, *_ in every]
-        # Two runs of the same method (a seed study, a resumed run, an estimator's settings
-        # compared) still need telling apart: by the estimator's settings where those differ, else
-        # by their seeds, else by file name, else by position.
+        # Two runs of the same method (a seed study, a resumed run, an estimator's or optimizer's
+        # settings compared) still need telling apart: by the estimator's settings where those
+        # differ, else by the optax optimizer's, else by their seeds, else by file name, else by
+        # position.
         original = list(names)
         for i, name in enumerate(original):
             same = [j for j, other in enumerate(original) if other == name]
@@ -499,6 +500,8 @@ def _labels(facts: list[tuple], labels, *, earlier: Sequence[tuple] = ()) -> lis
                 paths = [every[j][2] for j in same]
                 starts = [every[j][3] for j in same]
                 settings = _differing_settings([every[j][4] if len(every[j]) > 4 else None for j in same])
+                if settings is None:  # optax transformations that differ in a setting the label leaves out
+                    settings = differing_settings([every[j][5] if len(every[j]) > 5 else None for j in same])
                 if settings is not None:
                     suffix = settings[same.index(i)]
                 elif None not in seeds and len(set(map(str, seeds))) == len(seeds):

@@ -73,3 +73,20 @@ def test_differing_parts_are_what_a_message_names():
     adamw = describe_transformation(optax.adamw(0.1))  # parts that do not line up: whole
     assert differing_parts(adam1, adamw) == (adam1, adamw)
     assert differing_parts("adam", sgd) == ("adam", sgd)
+
+
+def test_differing_settings_name_what_tells_optimizers_apart_or_nothing():
+    from gdtools.optax_description import differing_settings
+
+    described = lambda *ts: [describe_transformation(t) for t in ts]  # noqa: E731
+    assert differing_settings(described(optax.sgd(0.1, momentum=0.9), optax.sgd(0.1, momentum=0.5))) == [
+        "decay=0.9", "decay=0.5"]
+    sched = [optax.piecewise_constant_schedule(0.1, {5: s}) for s in (0.5, 0.1)]
+    assert differing_settings(described(*(optax.adam(s) for s in sched))) == [
+        "boundaries_and_scales={5=0.5}", "boundaries_and_scales={5=0.1}"]
+    # the same twice, other structures, descriptions cut short or not optax's: nothing to say
+    assert differing_settings(described(optax.adam(0.1), optax.adam(0.1))) is None
+    assert differing_settings(described(optax.adamw(0.1), optax.lbfgs())) is None
+    cut = describe_transformation(optax.adam(0.1))[:60] + "..."
+    assert differing_settings([cut, describe_transformation(optax.adam(0.2))]) is None
+    assert differing_settings([UNDESCRIBED, "adam"]) is None and differing_settings([None, 3]) is None

@@ -1006,6 +1006,32 @@ def test_runs_of_one_estimator_with_other_settings_are_told_apart_by_them():
                                                                       "spsa + Spall's gain (#2)"]
 
 
+def test_runs_of_one_optax_optimizer_with_other_settings_are_told_apart_by_them():
+    # two exponential decays both read "autodiff + optax adam > schedule (#1)" and "(#2)": the
+    # legend of a schedule comparison did not say which run was which schedule
+    from gdtools.optax_description import describe_transformation
+
+    def run(optimizer):
+        return smooth_history(meta={"estimator": "autodiff", "optimizer": describe_transformation(optimizer)})
+
+    decays = [run(optax.adam(optax.exponential_decay(0.1, 10, rate))) for rate in (0.5, 0.9)]
+    assert legend_texts(plot_history(decays).axes[0])[:2] == [
+        "autodiff + optax adam > schedule (decay_rate=0.5)", "autodiff + optax adam > schedule (decay_rate=0.9)"]
+    # another schedule altogether: named, not its settings
+    schedules = [run(optax.adam(optax.cosine_decay_schedule(0.1, 10))),
+                 run(optax.adam(optax.linear_schedule(0.1, 0.0, 10)))]
+    assert legend_texts(plot_history(schedules).axes[0])[:2] == [
+        "autodiff + optax adam > schedule (learning_rate=cosine_decay_schedule)",
+        "autodiff + optax adam > schedule (learning_rate=polynomial_schedule)"]
+    betas = [run(optax.adam(0.1, b1=b1)) for b1 in (0.8, 0.9)]
+    assert legend_texts(plot_history(betas).axes[0])[:2] == ["autodiff + optax adam, lr 0.1 (b1=0.8)",
+                                                             "autodiff + optax adam, lr 0.1 (b1=0.9)"]
+    # the same optimizer twice: by position, as before
+    same = [run(optax.adam(0.1)), run(optax.adam(0.1))]
+    assert legend_texts(plot_history(same).axes[0])[:2] == ["autodiff + optax adam, lr 0.1 (#1)",
+                                                            "autodiff + optax adam, lr 0.1 (#2)"]
+
+
 def test_a_choice_panel_names_its_values_at_their_places_in_the_list_across_runs():
     f = lambda p: {"lz4": 3.0, "zstd": 1.0, "gzip": 2.0, "xz": 0.5}[p["codec"]] + p["x"] ** 2  # noqa: E731
     spaces = [gd.Space(codec=gd.Choice(codecs), x=gd.Real(-1, 1)) for codecs in (["lz4", "zstd", "gzip"], ["lz4", "xz"])]
