@@ -57,7 +57,9 @@ STDERR_TAIL = 400
 #: and infinities by name; thousands separated by commas (``5,202,500``).
 _NUMBER = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:[a-zA-Zµ%]+)?|([-+]?(?:inf(?:inity)?|nan))",
                      re.IGNORECASE)
-_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_THOUSANDS = re.compile(r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
+#: A number printed with a decimal comma (``0,93``, ``1,5s``; not thousands, ``5,202,500``).
+_DECIMAL_COMMA = re.compile(r"[-+]?\d+,\d+(?:[eE][-+]?\d+)?(?:[a-zA-Zµ%]+)?")
 #: What may surround a number in a word: brackets, quotes, and the punctuation after it.
 _AROUND = "()[]{}<>'\",;:"
 
@@ -65,7 +67,11 @@ _AROUND = "()[]{}<>'\",;:"
 def last_number(text: str) -> str | None:
     """The last number in a program's output, as printed (None if it printed none). Only whole
     words count: ``run-3``, ``model-v2``, ``buchanan`` and ``setup.inf`` hold no number, so
-    ``score 0.93 (run-3)`` gives ``0.93``."""
+    ``score 0.93 (run-3)`` gives ``0.93``.
+
+    Raises:
+      ValueError: the last number-like word has a decimal comma (``loss 0,93``, ``0,930``): read
+        as a word that is no number, the run would minimise an earlier number (``epoch 5``)."""
     for word in reversed(text.split()):
         word = word.strip(_AROUND)
         if "=" in word:
@@ -77,6 +83,9 @@ def last_number(text: str) -> str | None:
         word = word.rstrip(_AROUND + ".")  # the full stop of a sentence ("Done in 0.52.", "(loss 0.52).")
         if _THOUSANDS.fullmatch(word):
             word = word.replace(",", "")
+        elif _DECIMAL_COMMA.fullmatch(word):
+            raise ValueError(f"the last number the program printed, {word!r}, has a decimal comma (or is "
+                             f"two numbers); print it with a decimal point (LC_NUMERIC=C for a C program)")
         match = _NUMBER.fullmatch(word)
         if match:
             return match.group(1) or match.group(2)
@@ -438,7 +447,10 @@ class TimedCommand:
         if self.objective == "time":
             return elapsed, None, None
         text = (out or b"").decode("utf-8", "replace")
-        number = last_number(text)
+        try:
+            number = last_number(text)
+        except ValueError as exc:
+            return math.nan, str(exc), None
         if number is None:
             return math.nan, f"no number in the program's output: {text.strip()[-STDERR_TAIL:]!r}", None
         value = float(number)

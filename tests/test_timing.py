@@ -2,6 +2,7 @@ import json
 import math
 import os
 import pickle
+import re
 import stat
 import sys
 import time
@@ -322,6 +323,32 @@ def test_stdout_objective_takes_the_last_number():
     m = objective({"x": 3.0})
     assert m.status == "ok" and m.value == pytest.approx(4.0) and m.samples == (4.0, 4.0)
     assert m.spread == 0.0
+
+
+@pytest.mark.parametrize("printed", ["epoch 5 loss 0,93", "loss=0,93", "loss: 0,930", "took 1,5s", "x -3,25e-2."])
+def test_a_last_number_with_a_decimal_comma_is_an_error_not_an_earlier_number(printed):
+    # "epoch 5 loss 0,93" gave 5 (and "0,930" 930, read as thousands): the tuning minimised another number
+    from gdtools.timing import last_number
+
+    word = printed.split()[-1].rstrip(".").partition("=")[2] or printed.split()[-1].rstrip(".")
+    with pytest.raises(ValueError, match=re.escape(repr(word)) + ".*decimal comma"):
+        last_number(printed)
+
+
+@pytest.mark.parametrize("printed, number", [("cycles: 5,202,500", "5202500"), ("total 1,234.5", "1234.5"),
+                                             ("a 0,93 then 0.93", "0.93"), ("items 1,2,3", None)])
+def test_thousands_and_a_decimal_comma_before_the_last_number_are_read_as_before(printed, number):
+    from gdtools.timing import last_number
+
+    assert last_number(printed) == number
+
+
+def test_a_run_that_prints_a_decimal_comma_fails_naming_it():
+    space = Space(x=Real(-5.0, 5.0))
+    objective = time_command([PY, "-c", "print('epoch 5 loss 0,93')", "{x}"], space, objective="stdout",
+                             repeats=1, warmup=0)
+    m = objective({"x": 3.0})
+    assert m.status == "failed" and "'0,93'" in m.error and "decimal comma" in m.error
 
 
 @pytest.mark.parametrize("number, precision", [("0.52", 0.01 / 0.52), ("1.5e-3", 0.1e-3 / 1.5e-3), ("120", 1 / 120),
