@@ -681,10 +681,11 @@ def _check_resumable(path, meta: dict) -> tuple[dict, int]:
         if name not in recorded or name not in meta:
             continue
         mine, theirs = json.loads(json.dumps(meta[name])), recorded[name]
-        if name == "space" and isinstance(theirs, dict) and mine == theirs and list(mine) != list(theirs):
+        if (name == "space" and isinstance(theirs, dict) and _typed(mine) == _typed(theirs)
+                and list(mine) != list(theirs)):
             raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded its parameters in another "
                              f"order ({', '.join(theirs)} recorded, {', '.join(mine)} given)")
-        if mine != theirs:
+        if _typed(mine) != _typed(theirs):
             if name == "start":  # the digest tells nothing: the points, where both runs kept them
                 name = "start_point" if "start_point" in recorded and "start_point" in meta else name
                 mine, theirs = json.loads(json.dumps(meta[name])), recorded[name]
@@ -742,9 +743,21 @@ def _difference(recorded, given) -> str:
             parts.append(f"{key}: recorded, not given")
         elif key not in recorded:
             parts.append(f"{key}: given, not recorded")
-        elif recorded[key] != given[key]:
+        elif _typed(recorded[key]) != _typed(given[key]):
             parts.append(f"{key}: {_difference(recorded[key], given[key])}")
     return "; ".join(parts)
+
+
+def _typed(data):
+    """Recorded data with its booleans told apart from numbers: ``[False, True] == [0, 1]`` in
+    Python, but a Choice of booleans and one of numbers give the objective different values."""
+    if isinstance(data, bool):
+        return ("bool", data)
+    if isinstance(data, dict):
+        return {key: _typed(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_typed(value) for value in data]
+    return data
 
 
 def _describe(optimizer, name=None) -> str:

@@ -1989,3 +1989,16 @@ def test_a_run_over_a_choice_resumes_and_another_list_is_refused(tmp_path):
     other = gd.Space(mode=gd.Choice(["b", "a", "c"]), x=gd.Real(0, 1))  # the same values, another order
     with pytest.raises(gd.InputError, match="parameter space"):
         gd.minimize(fun, space=other, gradient="spsa", max_evals=30, seed=3, history=path, resume=True)
+
+
+def test_resume_refuses_a_choice_of_numbers_for_a_recorded_choice_of_booleans(tmp_path):
+    # [0, 1] == [False, True] in Python: the run was resumed, and the objective, written for True
+    # and False, got 0 and 1 in the same history
+    path = str(tmp_path / "run.jsonl")
+    fun = lambda p: (0.0 if p["cache"] else 1.0) + (p["x"] - 0.3) ** 2  # noqa: E731
+    gd.minimize(fun, space=gd.Space(cache=gd.Choice([False, True]), x=gd.Real(0, 1)), gradient="spsa",
+                max_evals=8, history=path)
+    other = gd.Space(cache=gd.Choice([0, 1]), x=gd.Real(0, 1))
+    with pytest.raises(gd.InputError, match=r"parameter space \(cache: choices: \[False, True\] recorded, "
+                                            r"\[0, 1\] given\)"):
+        gd.minimize(fun, space=other, gradient="spsa", max_evals=16, history=path, resume=True)
