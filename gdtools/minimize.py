@@ -737,6 +737,8 @@ def _difference(recorded, given) -> str:
     0.2 given``; dicts (an estimator's settings, a space) name only the entries that differ."""
     if not (isinstance(recorded, dict) and isinstance(given, dict)):
         return f"{recorded!r} recorded, {given!r} given"
+    if "choices" in recorded and "choices" in given:  # two lists: their ends and scale follow from them
+        recorded, given = {"choices": recorded["choices"]}, {"choices": given["choices"]}
     parts = []
     for key in [*recorded, *(key for key in given if key not in recorded)]:
         if key not in given:

@@ -2002,3 +2002,16 @@ def test_resume_refuses_a_choice_of_numbers_for_a_recorded_choice_of_booleans(tm
     with pytest.raises(gd.InputError, match=r"parameter space \(cache: choices: \[False, True\] recorded, "
                                             r"\[0, 1\] given\)"):
         gd.minimize(fun, space=other, gradient="spsa", max_evals=16, history=path, resume=True)
+
+
+def test_resume_refused_for_another_list_names_the_lists_not_their_ends(tmp_path):
+    # the message also said 'high: 2 recorded, 1 given': an end the user never set, the list's last place
+    path = str(tmp_path / "run.jsonl")
+    fun = lambda p: {"a": 2.0, "b": 1.0, "c": 3.0}[p["mode"]] + (p["x"] - 0.3) ** 2  # noqa: E731
+    gd.minimize(fun, space=gd.Space(mode=gd.Choice(["a", "b", "c"]), x=gd.Real(0, 1)), gradient="spsa",
+                max_evals=8, history=path)
+    other = gd.Space(mode=gd.Choice(["a", "b"]), x=gd.Real(0, 1))
+    with pytest.raises(gd.InputError) as info:
+        gd.minimize(fun, space=other, gradient="spsa", max_evals=16, history=path, resume=True)
+    assert str(info.value).endswith("another parameter space (mode: choices: ['a', 'b', 'c'] recorded, "
+                                    "['a', 'b'] given)")
