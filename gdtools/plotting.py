@@ -893,12 +893,28 @@ def _choice_param(runs: list[History], name: str):
                 values.append(value)
                 if len(values) > 1:
                     choice = Choice(values)
+    numeric_elsewhere = any(isinstance(_space(run).get(name), dict) and "choices" not in _space(run)[name]
+                            for run in runs)
+    if numeric_elsewhere and all(_number_or_none(v) is not None for v in values):
+        return None  # (a list of numbers beside an Int or a Real of that name: drawn as the numbers)
     return choice
+
+
+def _number_or_none(value) -> float | None:
+    """A value of a Choice as a finite number (``4`` or the text ``"4"``), or None (text, booleans)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _as_numbers(values: list, choice) -> np.ndarray:
     """Parameter values as the numbers a panel draws them at: a Choice's values at their positions
-    in its list (the panel's ticks name them)."""
+    in its list (the panel's ticks name them); without one, the numbers themselves (a list's
+    numbers as text, "4", at 4)."""
     if choice is not None:
         values = [None if v is None else choice.index(v) for v in values]
     return np.array([np.nan if v is None else v for v in values], dtype=float)

@@ -1049,3 +1049,18 @@ def test_a_choice_panel_names_its_values_at_their_places_in_the_list_across_runs
         np.testing.assert_array_equal(trajectory.get_ydata(), [places[c] for c in codecs])
     probes = [line for line in codec_ax.get_lines() if line.get_marker() == "."]
     assert {float(v) for line in probes for v in line.get_ydata()} <= {0.0, 1.0, 2.0, 3.0}
+
+
+def test_a_run_over_an_int_is_drawn_beside_a_run_over_a_list_of_the_same_numbers():
+    # `--param threads=1:16:log:int` beside `--param threads=1,2,4,8,16`: the Int run's values,
+    # looked up in the list ('4' is text there, 4 a number), were all missing: its line vanished
+    f = lambda p: (float(p["threads"]) - 4) ** 2  # noqa: E731
+    spaces = [gd.Space(threads=gd.Choice(["1", "2", "4", "8", "16"])), gd.Space(threads=gd.Int(1, 16, log=True))]
+    runs = [gd.minimize(f, space=space, gradient="central", max_evals=12).history for space in spaces]
+    fig = plot_history(runs, params=True)
+    threads_ax = fig.axes[1]
+    trajectories = [line for line in threads_ax.get_lines() if line.get_linestyle() != "None"]
+    assert len(trajectories) == 2
+    for run, space, trajectory in zip(runs, spaces, trajectories):
+        threads = [float(space.from_unit(r["x"])["threads"]) for r in run.iterations]
+        np.testing.assert_array_equal(trajectory.get_ydata(), threads)
