@@ -256,6 +256,9 @@ class Choice(_Param):
     def __init__(self, values: Iterable):
         if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
             raise InputError(f"Choice: give a list of values, e.g. Choice(['lz4', 'zstd']), got {values!r}")
+        if isinstance(values, (set, frozenset)):  # (its order changes from one Python process to the next)
+            raise InputError(f"Choice: give the values in a list, in the order to search them: a set has "
+                             f"no order, got {values!r}")
         values = tuple(values)
         for value in values:
             if not (isinstance(value, (str, bool, np.bool_)) or _is_finite_number(value)):
