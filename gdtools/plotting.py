@@ -881,23 +881,23 @@ def _is_int_param(runs: list[History], name: str) -> bool:
     return any(bool((_space(run).get(name) or {}).get("int")) for run in runs)
 
 
-def _choice_param(runs: list[History], name: str):
-    """The :class:`~gdtools.space.Choice` a parameter is in the runs' spaces (the values of all
-    runs' lists, in their order), or None."""
-    from gdtools.space import Choice
-
-    values, choice = [], None
+def _choice_param(runs: list[History], name: str) -> list[str] | None:
+    """The values of a parameter that is a Choice in the runs' spaces, named as the panel's ticks
+    name them (all runs' lists, in their order; a value written alike in two lists, ``4`` and
+    ``"4"``, has one place), or None."""
+    labels, numeric_elsewhere = [], False
     for run in runs:
-        for value in (_space(run).get(name) or {}).get("choices") or []:
-            if choice is None or choice.index(value) is None:
-                values.append(value)
-                if len(values) > 1:
-                    choice = Choice(values)
-    numeric_elsewhere = any(isinstance(_space(run).get(name), dict) and "choices" not in _space(run)[name]
-                            for run in runs)
-    if numeric_elsewhere and all(_number_or_none(v) is not None for v in values):
+        param = _space(run).get(name)
+        if not isinstance(param, dict):
+            continue
+        if "choices" not in param:
+            numeric_elsewhere = True
+        for value in param.get("choices") or []:
+            if str(value) not in labels:
+                labels.append(str(value))
+    if not labels or (numeric_elsewhere and all(_number_or_none(v) is not None for v in labels)):
         return None  # (a list of numbers beside an Int or a Real of that name: drawn as the numbers)
-    return choice
+    return labels
 
 
 def _number_or_none(value) -> float | None:
@@ -911,12 +911,13 @@ def _number_or_none(value) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _as_numbers(values: list, choice) -> np.ndarray:
-    """Parameter values as the numbers a panel draws them at: a Choice's values at their positions
-    in its list (the panel's ticks name them); without one, the numbers themselves (a list's
+def _as_numbers(values: list, listed: list[str] | None) -> np.ndarray:
+    """Parameter values as the numbers a panel draws them at: a Choice's values at the places of
+    their names in ``listed`` (the panel's ticks); without one, the numbers themselves (a list's
     numbers as text, "4", at 4)."""
-    if choice is not None:
-        values = [None if v is None else choice.index(v) for v in values]
+    if listed is not None:
+        places = {label: i for i, label in enumerate(listed)}
+        values = [None if v is None else places.get(str(v)) for v in values]
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
@@ -950,28 +951,28 @@ def _draw_params(axes, runs, series, names, *, x: str, colors, linestyles) -> No
         return
 
     for ax, name in zip(axes, names):
-        choice = _choice_param(runs, name)
+        listed = _choice_param(runs, name)
         for i, (run, s) in enumerate(zip(runs, series)):
             color = colors[i % len(colors)]
             ys = _iterate_params(run).get(name)
             if ys is not None:
-                ys = _as_numbers(ys, choice)
+                ys = _as_numbers(ys, listed)
             if s["it_x"] is not None and ys is not None:
                 ax.plot(s["it_x"], ys, color=color, lw=1.5, ls=linestyles[i], **_alone(ys))
             evals = [r for r in run.evaluations if isinstance(r.get("params"), dict)
                      and r["params"].get(name) is not None]
             if evals:
                 ex = _probe_x(run, evals, s, x)
-                ey = _as_numbers([r["params"][name] for r in evals], choice)
+                ey = _as_numbers([r["params"][name] for r in evals], listed)
                 failed = np.array([_failed(r) for r in evals])
                 ax.plot(ex[~failed], ey[~failed], ls="none", marker=".", ms=3, color=color,
                         alpha=0.35)
                 if failed.any():  # red for one run; with several, the run's colour, as in the loss panel
                     ax.plot(ex[failed], ey[failed], ls="none", marker="x", ms=5,
                             color=color if len(runs) > 1 else "red")
-        if choice is not None:  # the values by name, at their places in the list
-            ax.set_yticks(range(len(choice.values)), [str(v) for v in choice.values])
-            ax.set_ylim(-0.5, len(choice.values) - 0.5)
+        if listed is not None:  # the values by name, at their places in the list
+            ax.set_yticks(range(len(listed)), listed)
+            ax.set_ylim(-0.5, len(listed) - 0.5)
         elif _is_log_param(runs, name):
             from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 

@@ -1064,3 +1064,19 @@ def test_a_run_over_an_int_is_drawn_beside_a_run_over_a_list_of_the_same_numbers
     for run, space, trajectory in zip(runs, spaces, trajectories):
         threads = [float(space.from_unit(r["x"])["threads"]) for r in run.iterations]
         np.testing.assert_array_equal(trajectory.get_ydata(), threads)
+
+
+def test_a_list_of_numbers_as_text_and_the_same_list_of_numbers_share_their_places():
+    # a `gdtools tune --param threads=1,2,4` run (text) beside a gd.Choice([1, 2, 4]) run: the axis
+    # named each value twice, '1 2 4 1 2 4', and drew the two runs at different heights for one setting
+    f = lambda p: (float(p["threads"]) - 2) ** 2  # noqa: E731
+    spaces = [gd.Space(threads=gd.Choice(["1", "2", "4"])), gd.Space(threads=gd.Choice([1, 2, 4]))]
+    runs = [gd.minimize(f, space=space, gradient="central", max_evals=8).history for space in spaces]
+    fig = plot_history(runs, params=True)
+    threads_ax = fig.axes[1]
+    fig.canvas.draw()
+    assert [t.get_text() for t in threads_ax.get_yticklabels()] == ["1", "2", "4"]
+    trajectories = [line for line in threads_ax.get_lines() if line.get_linestyle() != "None"]
+    for run, space, trajectory in zip(runs, spaces, trajectories):
+        places = [[1, 2, 4].index(int(space.from_unit(r["x"])["threads"])) for r in run.iterations]
+        np.testing.assert_array_equal(trajectory.get_ydata(), places)
