@@ -884,20 +884,22 @@ def _is_int_param(runs: list[History], name: str) -> bool:
 def _choice_param(runs: list[History], name: str) -> list[str] | None:
     """The values of a parameter that is a Choice in the runs' spaces, named as the panel's ticks
     name them (all runs' lists, in their order; a value written alike in two lists, ``4`` and
-    ``"4"``, has one place), or None."""
-    labels, numeric_elsewhere = [], False
+    ``"4"``, has one place; lists of increasing numbers merged in increasing order), or None."""
+    labels, numeric_elsewhere, increasing = [], False, True
     for run in runs:
         param = _space(run).get(name)
         if not isinstance(param, dict):
             continue
         if "choices" not in param:
             numeric_elsewhere = True
+        numbers = [_number_or_none(value) for value in param.get("choices") or []]
+        increasing = increasing and None not in numbers and all(a < b for a, b in zip(numbers, numbers[1:]))
         for value in param.get("choices") or []:
             if str(value) not in labels:
                 labels.append(str(value))
     if not labels or (numeric_elsewhere and all(_number_or_none(v) is not None for v in labels)):
         return None  # (a list of numbers beside an Int or a Real of that name: drawn as the numbers)
-    return labels
+    return sorted(labels, key=_number_or_none) if increasing else labels
 
 
 def _number_or_none(value) -> float | None:

@@ -1080,3 +1080,18 @@ def test_a_list_of_numbers_as_text_and_the_same_list_of_numbers_share_their_plac
     for run, space, trajectory in zip(runs, spaces, trajectories):
         places = [[1, 2, 4].index(int(space.from_unit(r["x"])["threads"])) for r in run.iterations]
         np.testing.assert_array_equal(trajectory.get_ydata(), places)
+
+
+def test_lists_of_increasing_numbers_are_merged_in_increasing_order():
+    # `--param bs=32,64,128` beside `--param bs=16,32,64`: 16 was placed above 128 ('32 64 128 16')
+    f = lambda p: (float(p["bs"]) - 64) ** 2  # noqa: E731
+    spaces = [gd.Space(bs=gd.Choice(["32", "64", "128"])), gd.Space(bs=gd.Choice(["16", "32", "64"]))]
+    runs = [gd.minimize(f, space=space, gradient="central", max_evals=8).history for space in spaces]
+    fig = plot_history(runs, params=True)
+    bs_ax = fig.axes[1]
+    fig.canvas.draw()
+    assert [t.get_text() for t in bs_ax.get_yticklabels()] == ["16", "32", "64", "128"]
+    trajectories = [line for line in bs_ax.get_lines() if line.get_linestyle() != "None"]
+    for run, space, trajectory in zip(runs, spaces, trajectories):
+        places = [["16", "32", "64", "128"].index(space.from_unit(r["x"])["bs"]) for r in run.iterations]
+        np.testing.assert_array_equal(trajectory.get_ydata(), places)
