@@ -363,8 +363,9 @@ def minimize(
         evaluations that end the record are measured again (a run stopped by failures in a row
         would stop again at once: resuming is how a fixed program gets its retry). A path that
         does not exist yet starts a new run there (so one call both starts and resumes); a history
-        of another run (size, estimator, seed or parameter space) is refused, and so is a timed
-        objective that measures otherwise (another ``repeats`` or ``statistic``).
+        of another run (size, estimator, seed or parameter space, or an objective that takes a key
+        where the recorded one took none, or the reverse) is refused, and so is a timed objective
+        that measures otherwise (another ``repeats`` or ``statistic``).
       noise: the objective's noise level (std of one evaluation), if known; else estimated from
         the measurements' repeats (0 when there are none). Finite differences' default optimizer
         gives way to Spall's decaying gain when the noise is more than a negligible part of the
@@ -503,7 +504,8 @@ def minimize(
     meta = dict(version=__version__, estimator=estimator.describe(),
                 optimizer=_default_name(optimizer, calibrate) if default else _describe(optimizer, optimizer_name),
                 seed=int(seed),
-                n=int(np.size(problem.x0)) if problem.fixed is None else problem.fixed.n)
+                n=int(np.size(problem.x0)) if problem.fixed is None else problem.fixed.n,
+                stochastic=bool(problem.stochastic))
     if history is not None or np.size(problem.x0) <= MAX_HASHED_IN_MEMORY:
         # what a resumed run is checked against; an image-sized start held only in memory is not
         # hashed (a dream makes such a problem an octave: 24 MB hashed each time)
@@ -666,7 +668,8 @@ def _check_history(history, resume: bool) -> None:
 
 
 def _check_resumable(path, meta: dict) -> tuple[dict, int]:
-    """A run resumed from ``path`` must be the recorded run: same size, gradient, seed, space and start.
+    """A run resumed from ``path`` must be the recorded run: same size, gradient, seed, space, start and
+    kind of objective (``fun(x, key)`` or ``fun(x)``).
     Returns the recorded meta and the number of evaluations recorded (empty and 0 for a new or
     empty file)."""
     if not os.path.exists(path) or os.path.getsize(path) == 0:
@@ -695,6 +698,12 @@ def _check_resumable(path, meta: dict) -> tuple[dict, int]:
                 difference = _difference(theirs, mine)
             raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run with another {what} "
                              f"({difference})")
+    if "stochastic" in recorded and "stochastic" in meta and bool(recorded["stochastic"]) != meta["stochastic"]:
+        # (replayed by point, a run of fun(x, key) went on as a run of fun(x), with another optimizer)
+        spelt = lambda stochastic: "fun(x, key)" if stochastic else "fun(x)"  # noqa: E731
+        raise InputError(f"cannot resume from {os.fspath(path)!r}: it recorded a run of an objective that "
+                         f"{'takes a' if recorded['stochastic'] else 'takes no'} key ({spelt(recorded['stochastic'])} "
+                         f"recorded, {spelt(meta['stochastic'])} given)")
     mine, theirs = ((m.get("objective") if isinstance(m, dict) else None)
                     for m in (meta.get("measured"), recorded.get("measured")))
     if mine and theirs and mine != theirs:  # wall times and printed numbers: two kinds of values

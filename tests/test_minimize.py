@@ -2015,3 +2015,18 @@ def test_resume_refused_for_another_list_names_the_lists_not_their_ends(tmp_path
         gd.minimize(fun, space=other, gradient="spsa", max_evals=16, history=path, resume=True)
     assert str(info.value).endswith("another parameter space (mode: choices: ['a', 'b', 'c'] recorded, "
                                     "['a', 'b'] given)")
+
+
+def test_resuming_a_run_of_fun_x_key_with_fun_x_or_the_reverse_is_refused(tmp_path):
+    """The history did not say whether its objective took a key: a run of fun(x, key) resumed with
+    fun(x) (or the reverse) replayed the recording and went on as another run, without a word."""
+    with_key = lambda x, key: float(np.sum((x - 1.0) ** 2) + 0.01 * jax.random.normal(key))  # noqa: E731
+    without_key = lambda x: float(np.sum((x - 1.0) ** 2))  # noqa: E731
+    for i, (recorded, given, what) in enumerate(((with_key, without_key, r"fun\(x, key\) recorded, fun\(x\) given"),
+                                                 (without_key, with_key, r"fun\(x\) recorded, fun\(x, key\) given"))):
+        path = tmp_path / f"run{i}.jsonl"
+        gd.minimize(recorded, np.zeros(2), gradient="spsa", history=path, max_evals=10)
+        with pytest.raises(gd.InputError, match=what):
+            gd.minimize(given, np.zeros(2), gradient="spsa", history=path, resume=True, max_evals=20)
+        resumed = gd.minimize(recorded, np.zeros(2), gradient="spsa", history=path, resume=True, max_evals=20)
+        assert resumed.nfev > 10
