@@ -53,9 +53,10 @@ def quadratic5(x):
 def noisy_quadratic5(x, key):
     """The 5-D quadratic (minimum 1) times (1 + 0.01 z), z standard normal: 1% multiplicative noise.
 
-    The engine gives every probe of one gradient the same key (common random numbers). Folding the
-    point into the key makes the noise independent from point to point, like a timing's: with the
-    key alone, the noise would be one common factor per batch and cancel out of the gradient.
+    The engine gives the probes of one gradient the same key (common random numbers: every probe of
+    finite differences, the two of each SPSA or smoothing pair). Folding the point into the key makes
+    the noise independent from point to point, like a timing's: with the key alone, the noise would
+    be one common factor per pair and cancel out of the gradient.
     """
     point = int(np.frombuffer(np.asarray(x, np.float64).tobytes(), np.uint32).sum() % (2**31 - 1))
     return quadratic5(x) * (1.0 + 0.01 * jax.random.normal(jax.random.fold_in(key, point)))

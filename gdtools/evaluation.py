@@ -350,17 +350,24 @@ class Evaluator:
             t_start=record.get("t_start"), t_end=record.get("t_end"), eps=record.get("eps"),
             noisy=bool(record.get("noisy", False)))
 
-    def __call__(self, points, key=None, *, trial: bool = False) -> np.ndarray:
+    def __call__(self, points, key=None, *, trial: bool = False, groups=None) -> np.ndarray:
         """Measure each row of ``points``; returns the values the optimizer should use.
 
         ``trial``: the points are a line search's trial steps. A failure there (nan outside the
         objective's domain, a crash) is nan, the search's cue to step shorter: it neither counts
-        towards ``max_failures`` nor takes the penalty."""
+        towards ``max_failures`` nor takes the penalty.
+
+        ``groups``: a whole number >= 0 per row, for a stochastic objective: the rows of group 0 get
+        the batch's key, those of group g the key ``fold_in(key, g)``; None: every row the batch's key."""
         points = np.atleast_2d(np.asarray(points, dtype=float))
         first = self.nfev
         if self.stochastic and key is None:
             base = self._key if self._key is not None else jax.random.PRNGKey(0)
             key = fold_in(base, first)
+        keys = [key] * len(points)
+        if self.stochastic and groups is not None:
+            of_group = {int(g): key if int(g) == 0 else fold_in(key, int(g)) for g in set(np.asarray(groups).tolist())}
+            keys = [of_group[int(g)] for g in np.asarray(groups).tolist()]
         self.nfev += len(points)
         results: dict[int, Measurement] = {}
         pending = {}
@@ -370,7 +377,7 @@ class Evaluator:
                 results[i] = replayed
                 continue
             arg = self.to_arg(x)
-            args = (arg, key) if self.stochastic else (arg,)
+            args = (arg, keys[i]) if self.stochastic else (arg,)
             if self.executor is None:
                 with compile_time.not_counted():  # the objective's own compilation is its time
                     measured = self._call(*args)

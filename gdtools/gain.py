@@ -102,7 +102,7 @@ def curvature_limited_first_step(*, f0: float, f0_samples: int, size: float, plu
     if not (math.isfinite(noise) and noise > 0):
         return FIRST_STEP  # noise unknown (or none): the rule is for measured, noisy objectives
     kappa = float(np.mean(plus + minus - 2.0 * f0)) / size ** 2
-    # All probes of one estimate share a key (common random numbers), so their noise may be one
+    # The two probes of a pair share a key (common random numbers), so their noise may be one
     # and the same draw: the sum f(+) + f(-) then carries twice one evaluation's noise, not sqrt(2).
     kappa_sd = noise * math.sqrt(4.0 + 4.0 / max(f0_samples, 1)) / size ** 2
     kappa_low = kappa - 2.0 * kappa_sd

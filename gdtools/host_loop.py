@@ -163,7 +163,8 @@ def _raise_if_value_fn_wanted(exc: TypeError) -> None:
 
 class Probes:
     """The ``evaluate`` an estimator gets: ``evaluate(points)`` measures a batch of probes with the
-    iteration's key; ``evaluate.again(points)`` measures probes that just failed once more, as far
+    iteration's key; ``evaluate.grouped(points, groups)`` measures them with a key per group (see
+    :meth:`grouped`); ``evaluate.again(points)`` measures probes that just failed once more, as far
     as the budget allows (the final measurement's evaluation kept), their failures not counted
     towards ``max_failures`` (the engine's recovery, probes closer to x at the next iteration,
     must still get its turn)."""
@@ -171,14 +172,29 @@ class Probes:
     def __init__(self, evaluator, key, max_evals, n=None):
         self.evaluator, self.key, self.max_evals, self.n = evaluator, key, max_evals, n
 
-    def __call__(self, points):
+    def _check_shape(self, points) -> None:
         shape = np.shape(points)
         if self.n is not None and (len(shape) not in (1, 2) or shape[-1] != self.n):
             # (measured as they came, points of another length reached the objective: a 4-vector
             # for 3 parameters, without a word)
             raise InputError(f"evaluate(points) takes points of shape (m, {self.n}), one row per point of "
                              f"the {self.n} parameters; the gradient estimator gave shape {shape}")
+
+    def __call__(self, points):
+        self._check_shape(points)
         return self.evaluator(points, key=self.key)
+
+    def grouped(self, points, groups):
+        """Measure ``points`` as one batch, the rows of each group with a key of their own:
+        ``groups`` holds a whole number >= 0 per row; group 0 gets the iteration's key, group g
+        ``fold_in(key, g)``. The rows of a group share their draw of a ``fun(x, key)`` (common
+        random numbers: SPSA's and smoothing's pairs) and other groups get independent ones."""
+        self._check_shape(points)
+        groups = np.asarray(groups)
+        if groups.shape != (len(np.atleast_2d(points)),) or groups.dtype.kind not in "iu" or np.any(groups < 0):
+            raise InputError(f"evaluate.grouped(points, groups) takes a whole number >= 0 per row of points "
+                             f"({len(np.atleast_2d(points))} rows); the gradient estimator gave {groups!r}"[:300])
+        return self.evaluator(points, key=self.key, groups=groups)
 
     def again(self, points):
         points = np.asarray(points)

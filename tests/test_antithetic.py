@@ -144,3 +144,45 @@ def test_an_estimator_that_ran_resumes_its_run(cls, tmp_path):
     res = gd.minimize(lambda x: float(np.sum((np.asarray(x) - 1.0) ** 2)), np.zeros(2), gradient=estimator,
                       max_evals=30, history=path, resume=True)
     assert res.nfev <= 30
+
+
+def _keys_of_each_estimate(cls, count_name, count):
+    """The keys a fun(x, key) got for each estimate's 2 * count probes (plus rows, then minus rows)."""
+    import jax
+
+    seen = []
+
+    def fun(x, key):
+        seen.append(tuple(np.asarray(jax.random.key_data(key)).ravel().tolist()))
+        return float(np.sum((np.asarray(x) - 1.0) ** 2) + 0.01 * jax.random.normal(key))
+
+    res = gd.minimize(fun, np.zeros(3), gradient=cls(**{count_name: count}), max_evals=5 + 4 * 2 * count, seed=0)
+    probes = seen[1 + 3:-1]  # (after the start and the noise measured at x0, before the final measurement)
+    assert res.nfev == len(seen) and len(probes) == 4 * 2 * count
+    return [probes[i:i + 2 * count] for i in range(0, len(probes), 2 * count)]
+
+
+@pytest.mark.parametrize("cls, count_name", [(SPSA, "n_perturbations"), (Smoothing, "n_samples")])
+def test_each_pair_of_a_step_has_a_key_of_its_own_shared_by_its_two_probes(cls, count_name):
+    # every probe of a step got the step's key: a fun(x, key) that fails for some keys (a scenario
+    # its simulator crashes on) lost all of smoothing's 4 pairs together, not the failing pair, and
+    # SPSA(n_perturbations=k) averaged k pairs that all saw the same draw of a fun(x, key)'s noise
+    for keys in _keys_of_each_estimate(cls, count_name, 4):
+        assert keys[:4] == keys[4:]  # the two probes of a pair: common random numbers
+        assert len(set(keys[:4])) == 4  # the pairs: independent draws
+    single = _keys_of_each_estimate(cls, count_name, 1)  # one pair: the step's key, as before
+    assert all(len(set(keys)) == 1 for keys in single) and len({keys[0] for keys in single}) == len(single)
+
+
+def test_smoothing_on_a_fun_x_key_that_fails_for_some_keys_drops_only_the_failing_pairs():
+    import jax
+
+    def fun(x, key):
+        if jax.random.uniform(jax.random.fold_in(key, 7)) < 0.3:
+            raise RuntimeError("the simulator crashed in this scenario")
+        return float(np.sum((np.asarray(x) - 1.0) ** 2) + 0.01 * jax.random.normal(key))
+
+    res = gd.minimize(fun, np.zeros(3), gradient="smoothing", max_evals=400, max_failures=1000, seed=0)
+    spoilt = np.mean(~np.isfinite(res.history.loss[1:]))  # the iterations with no pair measured whole
+    assert spoilt < 0.05, spoilt  # (0.3 of them, each key failing all 4 pairs at once)
+    assert np.max(np.abs(res.x - 1.0)) < 0.2

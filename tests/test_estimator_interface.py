@@ -165,3 +165,35 @@ def test_settings_given_as_numpy_numbers_or_one_per_coordinate_are_recorded(tmp_
     with pytest.raises(gd.InputError, match=r"step: \[0.1, 0.1\] recorded, \[0.5, 0.5\] given"):
         gd.minimize(fun, np.zeros(2), gradient=gd.estimators.Central(step=[0.5, 0.5]), max_evals=12,
                     history=path, resume=True)
+
+
+def test_grouped_evaluation_gives_each_group_a_key_and_names_groups_it_cannot_take():
+    import jax
+
+    class Grouped(gd.estimators.GradientEstimator):
+        """Two pairs along the first coordinate, measured with evaluate.grouped(points, groups)."""
+        stochastic = True
+
+        def __init__(self, groups):
+            self.groups = groups
+
+        def estimate(self, fun, x, *, key, iteration, evaluate, noise=0.0, scale=None, bounds=None):
+            e = np.zeros_like(x)
+            e[0] = 0.1
+            values = evaluate.grouped(np.stack([x + e, x + e, x - e, x - e]), self.groups)
+            grad = np.zeros_like(x)
+            grad[0] = np.mean(values[:2] - values[2:]) / 0.2
+            return gd.estimators.Estimate(value=float(np.mean(values)), grad=grad, nfev=4)
+
+    keys = []
+
+    def fun(x, key):
+        keys.append(tuple(np.asarray(jax.random.key_data(key)).ravel().tolist()))
+        return float(np.sum(x ** 2))
+
+    gd.minimize(fun, np.ones(2), gradient=Grouped(np.array([0, 1, 0, 1])), max_iters=1, noise=0.0)
+    probes = keys[1:5]  # (after the start)
+    assert probes[0] == probes[2] != probes[1] == probes[3]
+    for groups in ([0, 1, 0], [0.0, 1.0, 0.0, 1.0], [0, -1, 0, -1]):
+        with pytest.raises(gd.InputError, match=r"evaluate.grouped\(points, groups\) takes a whole number"):
+            gd.minimize(fun, np.ones(2), gradient=Grouped(np.array(groups)), max_iters=1, noise=0.0)

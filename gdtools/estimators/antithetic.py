@@ -3,8 +3,8 @@
 A subclass draws the directions (Rademacher for SPSA, Gaussian for smoothing) and turns the pair
 differences into a gradient; this base class validates the settings, sizes the perturbation
 (``h = size_k · s``, at least ``min_step``, with ``size_k = size / (k + 1)**gamma`` and a noise-aware
-default size), keeps the probes inside the bounds and measures all pairs as one batch, so that the
-two points of a pair share a PRNG key (common random numbers).
+default size), keeps the probes inside the bounds and measures all pairs as one batch, each pair
+with a PRNG key of its own that its two points share (common random numbers).
 """
 
 from __future__ import annotations
@@ -124,8 +124,13 @@ class AntitheticEstimator(GradientEstimator):
             self.moved_by_bounds = (clipped_plus != plus) | (clipped_minus != minus)
             symmetric = symmetric and np.array_equal(clipped_plus, plus) and np.array_equal(clipped_minus, minus)
             plus, minus = clipped_plus, clipped_minus
-        values = evaluate(np.vstack([plus, minus]))
         m = self._count
+        # Each pair gets a key of its own (the engine's evaluate.grouped): with the step's key for all,
+        # a fun(x, key) that fails for some keys lost all of a step's pairs at once (smoothing's 4),
+        # and k pairs averaged one draw of the noise it takes from its key, not k
+        grouped = getattr(evaluate, "grouped", None)
+        probes = np.vstack([plus, minus])
+        values = grouped(probes, np.tile(np.arange(m), 2)) if grouped is not None and m > 1 else evaluate(probes)
         # A failed probe spoils its own pair only: the pairs measured whole give the estimate (one
         # probe of smoothing's 8 failing made the whole gradient nan, 'no gradient' for the step, and
         # at a 10% failure rate three such steps in a row ended every run); none whole: nan, a

@@ -8,7 +8,8 @@ An estimator turns an objective into a gradient at a point. The engine hands it
 * ``evaluate``: a function that measures a batch of flat points, ``evaluate(points) -> values``
   with ``points`` of shape ``(m, n)``, through the executor, with repeats and common random numbers,
   recording each evaluation in the history. Black-box estimators ask for all their probes at once so
-  that they can run in parallel.
+  that they can run in parallel. The engine's ``evaluate`` also has ``grouped(points, groups)``, which
+  gives each group of rows a key of its own (SPSA's and smoothing's pairs).
 
 and gets back an :class:`Estimate`. Write a new estimator by subclassing :class:`GradientEstimator`.
 """
