@@ -416,9 +416,9 @@ class HostLoop:
             # for the first gradient, 5.8e9 where it was 6) or to size the first step from
             measured = math.isfinite(f_start) and self.evaluator.successes > 0
             self._f0_samples = [f_start] if measured else []
-            if measured:
-                estimator.observe(f_start)
-            # (nan: nothing known at x0, not what an earlier run of the same estimator told it)
+            # (nan: nothing known at x0, not what an earlier run of the same estimator told it: the
+            # level of f its noise-aware steps are sized from, f(x0) for differences against x0)
+            estimator.observe(f_start if measured else math.nan)
             self._observe_at(x, f_start if measured else math.nan)
             if math.isfinite(f_start):
                 try:

@@ -442,3 +442,24 @@ def test_an_estimator_run_before_does_not_lend_its_f_at_x0_to_a_failed_start():
 
     res = gd.minimize(flaky_start, np.zeros(2), gradient=estimator, on_failure=100.0, max_evals=60)
     assert res.history.iterations[0]["grad_norm"] == pytest.approx(2.0, rel=1e-3)
+
+
+@pytest.mark.parametrize("cls", [gd.estimators.Forward, gd.estimators.Central, gd.estimators.SPSA,
+                                 gd.estimators.Smoothing])
+def test_an_estimator_run_before_does_not_lend_its_level_of_f_to_a_failed_start(cls):
+    # The noise-aware steps compare the noise with |f|, learnt from the start: an estimator object
+    # given to a run of an objective near 1e6 kept that level, and a later run with noise=0.5 whose
+    # start failed (read as on_failure=100) sized its steps from it, not as a fresh estimator does
+    def failed_start(x):
+        if not np.any(x):
+            raise RuntimeError("the start failed")
+        return float(np.sum((np.asarray(x) - 1.0) ** 2)) + 5.0
+
+    def run(estimator):
+        return gd.minimize(failed_start, np.zeros(3), gradient=estimator, on_failure=100.0, noise=0.5,
+                           max_evals=30, seed=1)
+
+    reused = cls()
+    gd.minimize(lambda x: float(np.sum(np.asarray(x) ** 2)) + 1e6, np.zeros(3), gradient=reused, noise=0.5,
+                max_evals=30, seed=1)
+    np.testing.assert_array_equal(run(reused).history.x, run(cls()).history.x)

@@ -107,6 +107,8 @@ class GradientEstimator(abc.ABC):
         """Learn the objective's level from a value measured by the engine (e.g. at ``x0``).
 
         Noise-aware step rules compare the noise level with ``|f|``; the default does nothing.
+        ``nan`` at the start of a run whose start failed: nothing is known of the level (not what
+        an earlier run of the same estimator object told it).
         """
 
     def observe_at(self, x, value) -> None:
