@@ -859,6 +859,7 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
     # the closing record: the result measured at its end (True), or the best point measured
     # during the run standing in for it ("best measured": its value is from then)
     final = True
+    unmeasured = None  # why the final point could not be measured, where a measurement there failed
     if evaluator is not None:
         if out["nit"] == 0 and not math.isfinite(out["f_start"]):
             raise InputError(f"the objective did not return a finite value at x0 "
@@ -883,6 +884,8 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                 fun_value = math.nan
             if hist.evaluations and hist.evaluations[-1].get("status") == "failed":
                 fun_value = math.nan  # a failed re-measure, not the on_failure penalty standing for it
+            if not math.isfinite(fun_value):
+                unmeasured = evaluator.last_error or "a non-finite value"
         if not math.isfinite(fun_value) and evaluator.best_x is not None:
             # The final point could not be measured: the best point that was, with its value there.
             x, fun_value = evaluator.best_x, evaluator.best_value
@@ -973,6 +976,11 @@ def _package_host(problem, estimator, out, evaluator, hist, fun_flat, **limits) 
                         f"and the final measurement.)")
     if out.get("better_measured"):
         message += " The result is the best setting measured, lower than the one the steps ended at."
+    if unmeasured is not None and final == "best measured":
+        # (said: res.x is then not where the steps ended, and res.fun one measurement from during the
+        # run, a noisy objective's luckiest)
+        message += (f" The final point could not be measured ({unmeasured}): the result is the best point "
+                    f"measured during the run, with the value measured there.")
     if not problem.device:
         x = problem.within_bounds(x)
     hist.record_iteration(iteration=out["nit"], nfev=nfev, time=out["elapsed"], loss=fun_value,

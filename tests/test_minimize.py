@@ -2030,3 +2030,24 @@ def test_resuming_a_run_of_fun_x_key_with_fun_x_or_the_reverse_is_refused(tmp_pa
             gd.minimize(given, np.zeros(2), gradient="spsa", history=path, resume=True, max_evals=20)
         resumed = gd.minimize(recorded, np.zeros(2), gradient="spsa", history=path, resume=True, max_evals=20)
         assert resumed.nfev > 10
+
+
+def test_a_final_measurement_that_failed_says_the_result_is_the_best_point_measured():
+    # the run's last iterate could not be measured, and the best point measured during the run (a
+    # probe, its one value there) came back as res.x and res.fun under a message that said only
+    # that the budget was spent: a noisy run's lucky probe, below the objective's minimum
+    def fun(x, key):
+        calls.append(1)
+        if len(calls) == failing_call:
+            raise RuntimeError("the final scenario crashed")
+        return float(np.sum((np.asarray(x) - 1.0) ** 2) + 0.05 * jax.random.normal(key))
+
+    calls, failing_call = [], None
+    measured = gd.minimize(fun, np.zeros(3), gradient="spsa", max_evals=40, seed=0, max_failures=10)
+    assert "could not be measured" not in measured.message
+    calls, failing_call = [], measured.nfev  # the same run, its final measurement failing
+    res = gd.minimize(fun, np.zeros(3), gradient="spsa", max_evals=40, seed=0, max_failures=10)
+    assert res.history.iterations[-1]["final"] == "best measured"
+    assert res.status == "max_evals" and res.success
+    assert ("The final point could not be measured (RuntimeError: the final scenario crashed): the result is "
+            "the best point measured during the run" in res.message)
