@@ -363,8 +363,8 @@ def minimize(
         evaluations that end the record are measured again (a run stopped by failures in a row
         would stop again at once: resuming is how a fixed program gets its retry). A path that
         does not exist yet starts a new run there (so one call both starts and resumes); a history
-        of another run (size, estimator, seed or parameter space, or an objective that takes a key
-        where the recorded one took none, or the reverse) is refused, and so is a timed objective
+        of another run (size, estimator, seed, parameter space or ``noise``, or an objective that
+        takes a key where the recorded one took none, or the reverse) is refused, and so is a timed objective
         that measures otherwise (another ``repeats`` or ``statistic``).
       noise: the objective's noise level (std of one evaluation), if known; else estimated from
         the measurements' repeats (0 when there are none). Finite differences' default optimizer
@@ -505,7 +505,7 @@ def minimize(
                 optimizer=_default_name(optimizer, calibrate) if default else _describe(optimizer, optimizer_name),
                 seed=int(seed),
                 n=int(np.size(problem.x0)) if problem.fixed is None else problem.fixed.n,
-                stochastic=bool(problem.stochastic))
+                stochastic=bool(problem.stochastic), noise=None if noise is None else float(noise))
     if history is not None or np.size(problem.x0) <= MAX_HASHED_IN_MEMORY:
         # what a resumed run is checked against; an image-sized start held only in memory is not
         # hashed (a dream makes such a problem an octave: 24 MB hashed each time)
@@ -668,8 +668,8 @@ def _check_history(history, resume: bool) -> None:
 
 
 def _check_resumable(path, meta: dict) -> tuple[dict, int]:
-    """A run resumed from ``path`` must be the recorded run: same size, gradient, seed, space, start and
-    kind of objective (``fun(x, key)`` or ``fun(x)``).
+    """A run resumed from ``path`` must be the recorded run: same size, gradient, seed, space, start,
+    noise level and kind of objective (``fun(x, key)`` or ``fun(x)``).
     Returns the recorded meta and the number of evaluations recorded (empty and 0 for a new or
     empty file)."""
     if not os.path.exists(path) or os.path.getsize(path) == 0:
@@ -680,7 +680,7 @@ def _check_resumable(path, meta: dict) -> tuple[dict, int]:
     except Exception as exc:
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it is not a readable history ({exc})") from None
     for name, what in (("n", "number of parameters"), ("estimator", "gradient estimator"), ("seed", "seed"),
-                       ("space", "parameter space"), ("start", "start point")):
+                       ("space", "parameter space"), ("start", "start point"), ("noise", "noise level (noise=)")):
         if name not in recorded or name not in meta:
             continue
         mine, theirs = json.loads(json.dumps(meta[name])), recorded[name]

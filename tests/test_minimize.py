@@ -2051,3 +2051,21 @@ def test_a_final_measurement_that_failed_says_the_result_is_the_best_point_measu
     assert res.status == "max_evals" and res.success
     assert ("The final point could not be measured (RuntimeError: the final scenario crashed): the result is "
             "the best point measured during the run" in res.message)
+
+
+def test_resuming_with_another_noise_level_is_refused(tmp_path):
+    # noise= sizes the steps and the perturbations: a run recorded with noise=0.1 and resumed with
+    # another level went on as another run, and resumed without one it measured the noise at x0,
+    # where the recording had a probe: the replay stopped there and every recorded evaluation was
+    # measured again (hours, for a program), without a word
+    fun = lambda x, key: float(np.sum((x - 1.0) ** 2) + 0.1 * jax.random.normal(key))  # noqa: E731
+    for i, (recorded, given, what) in enumerate(((0.1, None, r"0\.1 recorded, None given"),
+                                                 (None, 0.1, r"None recorded, 0\.1 given"),
+                                                 (0.1, 0.2, r"0\.1 recorded, 0\.2 given"))):
+        path = tmp_path / f"run{i}.jsonl"
+        gd.minimize(fun, np.zeros(2), gradient="spsa", history=path, max_evals=12, noise=recorded)
+        with pytest.raises(gd.InputError, match=r"another noise level \(noise=\) \(" + what):
+            gd.minimize(fun, np.zeros(2), gradient="spsa", history=path, resume=True, max_evals=20, noise=given)
+        resumed = gd.minimize(fun, np.zeros(2), gradient="spsa", history=path, resume=True, max_evals=20,
+                              noise=recorded)
+        assert resumed.nfev > 12
