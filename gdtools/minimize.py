@@ -363,8 +363,8 @@ def minimize(
         evaluations that end the record are measured again (a run stopped by failures in a row
         would stop again at once: resuming is how a fixed program gets its retry). A path that
         does not exist yet starts a new run there (so one call both starts and resumes); a history
-        of another run (size, estimator, seed, parameter space or ``noise``, or an objective that
-        takes a key where the recorded one took none, or the reverse) is refused, and so is a timed objective
+        of another run (size, estimator, seed, parameter space, bounds or ``noise``, or an objective
+        that takes a key where the recorded one took none, or the reverse) is refused, and so is a timed objective
         that measures otherwise (another ``repeats`` or ``statistic``).
       noise: the objective's noise level (std of one evaluation), if known; else estimated from
         the measurements' repeats (0 when there are none). Finite differences' default optimizer
@@ -513,6 +513,8 @@ def minimize(
         if problem.fixed is not None:  # the parameters fixed by their bounds, and where, are part of it
             start += problem.fixed.mask.tobytes() + problem.fixed.values.tobytes()
         meta["start"] = hashlib.sha1(start).hexdigest()[:16]
+    if history is not None and not isinstance(history, History):
+        meta["bounds"] = _described_bounds(problem)
     if history is not None and not isinstance(history, History) and np.size(problem.x0) <= MAX_START_SHOWN:
         # the start itself, in the user's terms, for the message of a resume refused for another one
         meta["start_point"] = plain_data(problem.to_user(problem.x0))
@@ -667,9 +669,25 @@ def _check_history(history, resume: bool) -> None:
                          f"start a new run, remove it or give another file")
 
 
+def _described_bounds(problem):
+    """The bounds of ``problem`` as a history records them, to refuse a resume with others (they set
+    each coordinate's scale, so the steps): None, ``[lower, upper]`` when every coordinate has the same,
+    else ``[[lower...], [upper...]]``, or a digest for more than MAX_START_SHOWN coordinates; an
+    infinite bound as the text "inf" or "-inf"."""
+    if problem.lower is None:
+        return None
+    lower, upper = (np.asarray(b, dtype=np.float64).ravel() for b in (problem.lower, problem.upper))
+    number = lambda v: float(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf")  # noqa: E731
+    if np.all(lower == lower[0]) and np.all(upper == upper[0]):
+        return [number(lower[0]), number(upper[0])]
+    if lower.size > MAX_START_SHOWN:
+        return hashlib.sha1(lower.tobytes() + upper.tobytes()).hexdigest()[:16]
+    return [[number(v) for v in lower], [number(v) for v in upper]]
+
+
 def _check_resumable(path, meta: dict) -> tuple[dict, int]:
     """A run resumed from ``path`` must be the recorded run: same size, gradient, seed, space, start,
-    noise level and kind of objective (``fun(x, key)`` or ``fun(x)``).
+    bounds, noise level and kind of objective (``fun(x, key)`` or ``fun(x)``).
     Returns the recorded meta and the number of evaluations recorded (empty and 0 for a new or
     empty file)."""
     if not os.path.exists(path) or os.path.getsize(path) == 0:
@@ -680,7 +698,8 @@ def _check_resumable(path, meta: dict) -> tuple[dict, int]:
     except Exception as exc:
         raise InputError(f"cannot resume from {os.fspath(path)!r}: it is not a readable history ({exc})") from None
     for name, what in (("n", "number of parameters"), ("estimator", "gradient estimator"), ("seed", "seed"),
-                       ("space", "parameter space"), ("start", "start point"), ("noise", "noise level (noise=)")):
+                       ("space", "parameter space"), ("start", "start point"), ("bounds", "set of bounds"),
+                       ("noise", "noise level (noise=)")):
         if name not in recorded or name not in meta:
             continue
         mine, theirs = json.loads(json.dumps(meta[name])), recorded[name]

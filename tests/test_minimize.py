@@ -2069,3 +2069,24 @@ def test_resuming_with_another_noise_level_is_refused(tmp_path):
         resumed = gd.minimize(fun, np.zeros(2), gradient="spsa", history=path, resume=True, max_evals=20,
                               noise=recorded)
         assert resumed.nfev > 12
+
+
+def test_resuming_with_other_bounds_is_refused(tmp_path):
+    # the bounds set each coordinate's scale, so the steps: resumed with others, the replay stopped
+    # at the first probe and every recorded evaluation was measured again, in the same file
+    fun = lambda x: float(np.sum((x - 1.0) ** 2))  # noqa: E731
+    path = tmp_path / "run.jsonl"
+    gd.minimize(fun, np.zeros(3), gradient="spsa", history=path, max_evals=12, bounds=(-2.0, 2.0))
+    for bounds, what in (((-5.0, 5.0), r"\[-2\.0, 2\.0\] recorded, \[-5\.0, 5\.0\] given"),
+                         (None, r"\[-2\.0, 2\.0\] recorded, None given"),
+                         ([(-2.0, 2.0), (-2.0, 2.0), (0.0, 2.0)], r"\[-2\.0, 2\.0\] recorded, "
+                                                                  r"\[\[-2\.0, -2\.0, 0\.0\], \[2\.0, 2\.0, 2\.0\]\] given")):
+        with pytest.raises(gd.InputError, match=r"another set of bounds \(" + what):
+            gd.minimize(fun, np.zeros(3), gradient="spsa", history=path, resume=True, max_evals=20, bounds=bounds)
+    resumed = gd.minimize(fun, np.zeros(3), gradient="spsa", history=path, resume=True, max_evals=20,
+                          bounds=[(-2.0, 2.0)] * 3)  # the same bounds, written per coordinate
+    assert resumed.nfev > 12
+    open_ended = tmp_path / "open.jsonl"
+    gd.minimize(fun, np.zeros(3), gradient="spsa", history=open_ended, max_evals=12, bounds=(0.0, np.inf))
+    assert gd.minimize(fun, np.zeros(3), gradient="spsa", history=open_ended, resume=True, max_evals=20,
+                       bounds=(0.0, np.inf)).nfev > 12
