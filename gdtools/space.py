@@ -63,9 +63,12 @@ def _is_finite_number(value) -> bool:
 
 def _log_ratio(a: float, b: float) -> float:
     """``log(a / b)`` for ``a >= b > 0``, also where ``a / b`` overflows (1e300 / 1e-300 is inf,
-    which made the middle of such a log range its top and every unit position nan)."""
-    ratio = a / b
-    return math.log(ratio) if math.isfinite(ratio) else math.log(a) - math.log(b)
+    which made the middle of such a log range its top and every unit position nan), and to full
+    precision where ``a`` is close to ``b``: ``a / b`` rounds to a multiple of 2.2e-16, a whole unit
+    and more for integers beyond 4.5e15, so every other Int of a narrow log range there came back
+    from its unit position as its neighbour (``log1p`` of the exact difference keeps them apart)."""
+    excess = (a - b) / b
+    return math.log1p(excess) if math.isfinite(excess) else math.log(a) - math.log(b)
 
 
 class _Param:
@@ -138,8 +141,8 @@ class _Param:
         if u >= 1.0:
             return float(self.high)
         if self.log:
-            try:
-                v = self.low * math.exp(u * self._span())
+            try:  # (low + low * expm1: see _log_ratio; low * exp lost the units near 2**53)
+                v = self.low + self.low * math.expm1(u * self._span())
             except OverflowError:  # a log range wider than a float's (high / low is inf)
                 v = math.exp(math.log(self.low) + u * self._span())
         else:
@@ -176,8 +179,8 @@ class _Param:
         if not self.log:
             return min(1.0, _STEP_SAFETY / self._span())
         v = self.continuous(u)
-        up = math.log((v + 1.0) / v)
-        down = math.log(v / (v - 1.0)) if v - 1.0 >= self.low else up
+        up = math.log1p(1.0 / v)  # (log((v + 1) / v) rounds to a third too short near 3e15)
+        down = -math.log1p(-1.0 / v) if v - 1.0 >= self.low else up
         return min(1.0, _STEP_SAFETY * max(up, down) / self._span())
 
     def describe(self) -> dict:

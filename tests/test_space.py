@@ -260,3 +260,19 @@ def test_a_choice_round_trips_through_describe_and_json():
     assert again != Space(codec=Choice(["zstd", "lz4"]), level=Choice([1, 3, 9]), on=Choice([False, True]),
                           x=Real(0, 1))
     assert pickle.loads(pickle.dumps(space)) == space
+
+
+@pytest.mark.parametrize("low", [3_000_000_000_000_000, 2 ** 53 - 10])
+def test_every_integer_of_a_narrow_log_range_near_2_53_keeps_its_own_unit_position(low):
+    # log(v / low) rounds v / low to a multiple of 2.2e-16, a whole unit and more there: every odd
+    # offset of Int(3e15, 3e15 + 8, log=True) came back from its unit position as the next even one
+    # (a start of low + 1 was run as low + 2, and a forward difference from it 'converged' at once)
+    space = Space(n=Int(low, low + 8, log=True))
+    for v in range(low, low + 9):
+        u = space.to_unit({"n": v})
+        assert space.from_unit(u) == {"n": v}
+        h = space.min_step(u)[0]  # the one-unit rule still reaches both neighbours
+        if v < low + 8:
+            assert space.from_unit(u + h)["n"] == v + 1
+        if v > low:
+            assert space.from_unit(u - h)["n"] == v - 1
