@@ -695,7 +695,8 @@ class HostLoop:
                             bounds=None if problem.lower is None else (problem.lower, problem.upper),
                             value_eps=self.evaluator.value_eps,
                             setting=None if problem.space is None else
-                            (lambda point: tuple(problem.to_user(point).items())))
+                            (lambda point: tuple(problem.to_user(point).items())),
+                            integers=None if problem.space is None else problem.integers)
                         if new_x is not x:  # an accepted trial point: measured there
                             self._observe_at(new_x, new_value)
                         elif exact and (left is None or self.nfev() < self.max_evals - 1):

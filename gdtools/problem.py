@@ -177,6 +177,14 @@ class Problem:
             return None
         return np.asarray(self.space.min_step(np.asarray(x, dtype=float)), dtype=float)
 
+    @property
+    def integers(self) -> np.ndarray | None:
+        """Which coordinates of a space's point are integer parameters (None without a space)."""
+        params = getattr(self.space, "params", None)
+        if params is None:
+            return None
+        return np.array([getattr(param, "is_int", False) for param in params.values()], dtype=bool)
+
     def unit_neighbours(self, x, upper, lower) -> np.ndarray:
         """Per coordinate of a space's point ``x``: whether it is an integer that ``upper`` and
         ``lower`` (probe positions, one per coordinate) round to one unit above and one below.
