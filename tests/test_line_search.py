@@ -173,3 +173,13 @@ def test_a_search_that_leaves_every_integer_where_it_was_moves_the_reals_along_t
     res = gd.minimize(lambda p: (p["n"] - n_best - 0.2) ** 2 + 5 * (p["x"] + 0.15) ** 2,
                       {"n": start, "x": 0.74}, space=space, gradient=gradient, max_evals=60)
     assert res.x["n"] == n_best and abs(res.x["x"] + 0.15) < 1e-3, (res.x, res.message)
+
+
+def test_an_integer_whose_setting_is_its_bound_is_held_there_as_a_coordinate_on_its_bound():
+    # after the first step n's unit position was 0.36, which stands for n = 0, its lower bound; its
+    # slope pushed it further down, a move its rounding undid, and L-BFGS's memory turned that slope
+    # into a step of x away from its minimum: 30 trials from 0.13 towards 0, the budget spent there
+    space = gd.Space(n=gd.Int(0, 1), x=gd.Real(0, 1))
+    res = gd.minimize(lambda p: p["n"] + (p["x"] - 0.3) ** 2, {"n": 1, "x": 0.9}, space=space,
+                      gradient="central", max_evals=40)
+    assert res.x["n"] == 0 and abs(res.x["x"] - 0.3) < 1e-6, (res.x, res.message)
