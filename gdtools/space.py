@@ -107,6 +107,11 @@ class _Param:
             raise InputError(f"{self.kind}: `low` must be below `high`, got low={low!r}, high={high!r}")
         if log and low <= 0:
             raise InputError(f"{self.kind}: a log scale needs `low` > 0, got low={low!r}")
+        if self.is_int and not log and high - low > MAX_WHOLE:
+            # (a unit position is (v - low) / (high - low): a float holds v - low exactly only up to
+            # 2**53, so Int(-2**53, 2**53) gave a quarter of its integers back as their neighbours)
+            raise InputError(f"{self.kind}: the range from low={low} to high={high} holds more whole numbers "
+                             f"than a float tells apart (2**53 = {MAX_WHOLE}); narrow it")
         if not log and not math.isfinite(float(high) - float(low)):
             raise InputError(f"{self.kind}: the range from low={low:g} to high={high:g} is wider than "
                              f"a float can hold; narrow it, or search it on a log scale")
