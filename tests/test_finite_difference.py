@@ -362,3 +362,19 @@ def test_a_forward_step_longer_than_the_box_stays_inside_it():
     points = np.array(seen)
     assert points.min() >= 0.0 and points.max() <= 0.5
     np.testing.assert_allclose(res.x, [0.5, 0.5])
+
+
+def test_central_probes_an_integer_one_unit_from_its_bound_at_the_bound():
+    # n = 1 of Int(0, 10): the hair min_step adds for safety made the pair 0, 2 'not fit' the box,
+    # so central differences went one-sided to 2 and 3, whose formula pointed away from n = 1, the
+    # minimum along n; the minimum was never seen as one, and x crept (40 evaluations, unconverged)
+    space = gd.Space(n=gd.Int(0, 10), x=gd.Real(-1, 1))
+    seen = []
+
+    def fun(p):
+        seen.append(p["n"])
+        return (p["n"] - 1.2) ** 2 + (p["x"] - 0.3) ** 2 + 0.3 * p["n"] * p["x"]
+
+    res = gd.minimize(fun, {"n": 1, "x": 0.9}, space=space, gradient="central", max_evals=40)
+    assert seen[1:5].count(0) == 1 and 3 not in seen[1:5]  # the first gradient's probes of n: 2 and 0
+    assert res.success and res.x["n"] == 1 and abs(res.x["x"] - 0.15) < 1e-6, (res.x, res.message)

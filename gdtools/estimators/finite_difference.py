@@ -222,7 +222,11 @@ class Central(_FiniteDifference):
             # went on past the minimum into the bound.
             lo, hi = bounds
             room = np.minimum(x - lo, hi - x)
-            shortest = 0.5 * h if min_step is None else np.maximum(0.5 * h, min_step)
+            # (an integer's unit less the hair min_step adds for safety: a probe one unit from x
+            # still reaches its neighbour on the bound. The hair made the pair that fits exactly,
+            # n = 1 of Int(0, 10), 'not fit': it went one-sided to 2 and 3, whose formula pointed
+            # away from n = 0 and 1, and n = 1 at its minimum along n kept a wrong-signed slope.)
+            shortest = 0.5 * h if min_step is None else np.maximum(0.5 * h, min_step * (1.0 - 1e-6))
             side = np.where(hi - x >= x - lo, 1.0, -1.0)
             if f0 is not None:
                 h3 = np.minimum(h, 0.5 * np.where(side > 0, hi - x, x - lo))
