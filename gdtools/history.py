@@ -484,12 +484,13 @@ class History:
         that cannot be written leaves the file as it was (often the run's own file, loaded to add
         a field). NumPy and JAX numbers and arrays in the records are written as plain numbers."""
         path = os.fspath(path)
-        partial = f"{path}.{os.getpid()}.tmp"
+        target = os.path.realpath(path)  # a link keeps pointing where it did; its target is replaced
+        partial = f"{target}.{os.getpid()}.tmp"
         try:
             with open(partial, "w", encoding="utf-8") as f:
                 for record in self.records():
                     f.write(_saved_line(record, path) + "\n")
-            os.replace(partial, path)
+            os.replace(partial, target)
         finally:
             if os.path.exists(partial):
                 os.unlink(partial)

@@ -51,6 +51,23 @@ def test_saving_a_field_added_after_the_run_keeps_the_run_s_file(tmp_path):
     assert path.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["run.jsonl"]
 
 
+def test_saving_to_a_symbolic_link_writes_the_file_it_points_to(tmp_path):
+    # save() wrote a partial file beside the link and moved it onto the link: the link became a
+    # file of its own and the run's file it pointed to was left as it was (found by h75)
+    import os
+
+    real = tmp_path / "runs" / "run.jsonl"
+    real.parent.mkdir()
+    _sample_history().save(real)
+    link = tmp_path / "latest.jsonl"
+    os.symlink(real, link)
+    h = gd.History.load(link)
+    h.meta["note"] = "checked"
+    h.save(link)
+    assert os.path.islink(link) and gd.History.load(real).meta["note"] == "checked"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["run.jsonl"]
+
+
 def test_file_is_appended_as_records_arrive_and_reloads(tmp_path):
     path = tmp_path / "live.jsonl"
     h = _sample_history(path)
