@@ -38,6 +38,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from gdtools.errors import InputError
+from gdtools.output_path import written_whole
 
 #: Parameter vectors longer than this are not stored in iteration records (an image would be).
 MAX_RECORDED_X = 10_000
@@ -484,16 +485,9 @@ class History:
         that cannot be written leaves the file as it was (often the run's own file, loaded to add
         a field). NumPy and JAX numbers and arrays in the records are written as plain numbers."""
         path = os.fspath(path)
-        target = os.path.realpath(path)  # a link keeps pointing where it did; its target is replaced
-        partial = f"{target}.{os.getpid()}.tmp"
-        try:
-            with open(partial, "w", encoding="utf-8") as f:
-                for record in self.records():
-                    f.write(_saved_line(record, path) + "\n")
-            os.replace(partial, target)
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
+        with written_whole(path) as partial, open(partial, "w", encoding="utf-8") as f:
+            for record in self.records():
+                f.write(_saved_line(record, path) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "History":

@@ -1,9 +1,12 @@
-"""Checks of the files a run or a command will write, made before it spends any time measuring."""
+"""Checks of the files a run or a command will write, made before it spends any time measuring, and
+a file written whole or not at all."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from typing import Iterator
 
 from gdtools.errors import InputError
 
@@ -57,3 +60,20 @@ def figure_file(flag: str, path: str) -> str:
             raise InputError(f"{flag} {path!r}: Matplotlib writes PGF with {tex} (LaTeX), which is not "
                              f"installed; use pdf or svg for a figure that scales")
     return path
+
+
+@contextlib.contextmanager
+def written_whole(path: str | os.PathLike) -> Iterator[str]:
+    """A partial file beside ``path`` to write into, moved onto ``path`` (os.replace) once the block
+    ends without error: a write cut short (a second Ctrl-C while a dream is saved, a full disk, a
+    record History.save cannot write) leaves no truncated file, and the file ``path`` held before
+    as it was. The partial file
+    never outlives the block. A link at ``path`` keeps pointing where it did; its target is replaced."""
+    target = os.path.realpath(path)
+    partial = f"{target}.{os.getpid()}.tmp"
+    try:
+        yield partial
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)

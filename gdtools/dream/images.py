@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, PngImagePlugin
 
-from gdtools.dream.output_files import written_whole
 from gdtools.errors import InputError
+from gdtools.output_path import written_whole
 
 #: images smaller than this on either side are refused: the network sees nothing in them
 MIN_SIDE = 16

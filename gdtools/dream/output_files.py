@@ -1,12 +1,11 @@
 """Where a dream is written: checks made before the dream runs (a dream takes minutes; a path
-that cannot be written should not be found out afterwards), and a file written whole or not at all."""
+that cannot be written should not be found out afterwards). Its files are written whole or not at
+all (output_path.written_whole)."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-from typing import Iterator
 
 from gdtools.errors import InputError
 from gdtools.output_path import check_output_file, check_writable_folder
@@ -51,19 +50,3 @@ def check_folder(flag: str, path: str | os.PathLike) -> None:
     if not os.path.isdir(existing):
         raise InputError(f"{flag} {path!r}: {existing!r} is a file, not a folder")
     check_writable_folder(flag, path, existing)
-
-
-@contextlib.contextmanager
-def written_whole(path: str | os.PathLike) -> Iterator[str]:
-    """A partial file beside ``path`` to write into, moved onto ``path`` (os.replace) once the block
-    ends without error: a write cut short (a second Ctrl-C while a dream is saved, a full disk)
-    leaves no truncated image, and the file ``path`` held before as it was. The partial file
-    never outlives the block. A link at ``path`` keeps pointing where it did; its target is replaced."""
-    target = os.path.realpath(path)
-    partial = f"{target}.{os.getpid()}.tmp"
-    try:
-        yield partial
-        os.replace(partial, target)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)

@@ -13,8 +13,8 @@ from PIL import Image
 
 from gdtools.dream.deepdream import Dreamer, DreamSettings, Progress
 from gdtools.dream.images import _as_path, back_to_range_of, check_image, displayable, on_0_255, resize
-from gdtools.dream.output_files import written_whole
 from gdtools.errors import InputError
+from gdtools.output_path import written_whole
 
 #: how much each frame zooms into the previous one
 DEFAULT_ZOOM = 1.05
