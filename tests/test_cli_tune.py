@@ -28,6 +28,7 @@ QUADRATIC = ("import sys; x = float(sys.argv[1]); k = int(sys.argv[2]); "
     ("codec=lz4,zstd,gzip", "codec", Choice(["lz4", "zstd", "gzip"])),
     ("opt = -O2, -march=native", "opt", Choice(["-O2", "-march=native"])),  # (an '=' in a value)
     ("size=32,64,128", "size", Choice(["32", "64", "128"])),  # text, as the command gets it
+    ("start=12:30,13:00", "start", Choice(["12:30", "13:00"])),  # (a ':' in a value, no range)
 ])
 def test_parse_param(spec, name, param):
     assert parse_param(spec) == (name, param)
@@ -45,6 +46,10 @@ def test_parse_param(spec, name, param):
     ("rate=1.5:10:int", ["whole", "1.5"]),
     ("codec=lz4,", ["empty value", "NAME=A,B,C"]),
     ("codec=lz4,lz4", ["listed twice", "'lz4'"]),
+    # a range written with decimal commas was 'LOW '0,5' is not a number' before lists of values; it
+    # became the list ['0', '5:10'], searched without a word (found by h75)
+    ("x=0,5:10", ["decimal comma", "x=0.5:10"]),
+    ("lr=1e-3:0,1:log", ["decimal comma", "lr=1e-3:0.1:log"]),
 ])
 def test_parse_param_errors(spec, words):
     with pytest.raises(InputError) as info:

@@ -101,6 +101,16 @@ def _number(text: str, spec: str, what: str) -> float:
     return value
 
 
+def _reads_as_a_range(text: str) -> bool:
+    """Whether ``text`` is ``LOW:HIGH[:log][:int]`` with LOW and HIGH numbers."""
+    fields = [field.strip() for field in text.split(":")]
+    try:
+        [float(field) for field in fields[:2]]
+    except ValueError:
+        return False
+    return len(fields) >= 2 and all(field.lower() in ("log", "int") for field in fields[2:])
+
+
 def parse_param(spec: str):
     """``"rate=10:1000:log:int"`` -> ``("rate", Int(10, 1000, log=True))``;
     ``"codec=lz4,zstd"`` -> ``("codec", Choice(["lz4", "zstd"]))``."""
@@ -110,6 +120,9 @@ def parse_param(spec: str):
     if not eq or not name.strip():
         raise InputError(f"--param {spec!r}: expected {_SPEC_HELP}")
     name = name.strip()
+    if "," in rest and _reads_as_a_range(rest.replace(",", ".")):
+        raise InputError(f"--param {spec!r}: a range written with a decimal comma; write it with decimal "
+                         f"points, {name}={rest.strip().replace(',', '.')}")
     if "," in rest:  # the values as the command will get them: text
         values = [value.strip() for value in rest.split(",")]
         if "" in values:
