@@ -15,8 +15,9 @@ probes, the start, a line search's trial points) and waits until every one of th
 waits for an executor's futures. Several threads may ask and tell at once (a pool of workers): a
 batch of 2n probes is 2n trials out at the same time. A single thread that alternates ``ask`` and
 ``tell`` never waits; one that asks again before telling, where the search needs the value it
-holds, gets that trial again (a loop interrupted between ask and tell, run again), or with
-``ask(timeout=...)`` a TimeoutError. ``pending`` lists the trials out.
+holds, waits for it (warned after a while) or, with ``ask(timeout=...)``, gets a TimeoutError.
+``pending`` lists the trials out: a loop interrupted between ask and tell tells them before asking
+again.
 """
 
 from __future__ import annotations
@@ -194,10 +195,10 @@ class AskTell:
         self._state = state = _Search()
         self._best = None  # (params, value) of the lowest value told
         self._asked = weakref.WeakSet()  # every trial this search handed out (another's is not told here)
-        # whether values were told, and whether always by the thread that asked for them (a caller
-        # that alternates ask and tell, or a pool of workers that each do), not by others (one
-        # thread asking and handing the trials to workers that tell them)
-        self._told, self._told_elsewhere = False, False
+        # whether values were told by other threads than those that asked for them (one thread
+        # asking and handing the trials to workers that tell them), where a wait for trials the
+        # asking thread holds is no sign of a loop interrupted between ask and tell
+        self._told_elsewhere = False
         self._condition, self._executor = state.condition, state.executor
         state.thread = threading.Thread(target=state.run, args=(x0, space, options), daemon=True,
                                         name="gdtools-ask-tell")
@@ -227,17 +228,15 @@ class AskTell:
         computing, or while every point it asked for is out being measured (TimeoutError after
         ``timeout`` seconds). An error that ended the search is raised here.
 
-        A trial this thread asked for and never told, where the search needs its value before it
-        can go on, is asked for again (the same Trial), rather than waited for for ever: a
-        measurement interrupted between ask and tell (Ctrl-C in a notebook), and the loop run
-        again. Only without ``timeout``, and where every value told so far was told by the thread
-        that asked for it (not where one thread asks and others tell)."""
+        A trial this thread asked for and never told (a measurement interrupted between ask and
+        tell: Ctrl-C in a notebook) is waited for like any other, for the search needs its value:
+        tell it first (:attr:`pending` lists the trials out). Without ``timeout``, a wait for such
+        trials warns after :data:`UNTOLD_WARNING_AFTER` seconds."""
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real)
                                     or not timeout >= 0):  # (a nan waited for ever, a string raised TypeError)
             raise InputError(f"ask(timeout=) takes a number of seconds >= 0 or None, got {timeout!r}")
         with self._condition:
-            askable = lambda: (self._state.finished or any(not w.future.cancelled() for w in self._executor.queue)
-                               or timeout is None and self._left_untold() is not None)  # noqa: E731
+            askable = lambda: self._state.finished or any(not w.future.cancelled() for w in self._executor.queue)  # noqa: E731
             if timeout is None and not self._condition.wait_for(askable, UNTOLD_WARNING_AFTER):
                 self._warn_if_waiting_for_itself()
             ready = self._condition.wait_for(askable, timeout)
@@ -252,18 +251,14 @@ class AskTell:
                     self._executor.out[waiting.trial.number] = waiting
                     self._asked.add(waiting.trial)
                     return waiting.trial
-            untold = self._left_untold() if timeout is None and not self._state.finished else None
-            if untold is not None:  # asked for again: measured from now
-                untold.asked_at = time.time()
-                return untold.trial
             if not isinstance(self._state.error, _Stopped):
                 self._raise_error()
             return None
 
     def _warn_if_waiting_for_itself(self) -> None:
         """Say so where ask() may wait for ever: for trials this thread asked for and has not told
-        (before any value was told, a trial left untold cannot be told apart from one a worker is
-        measuring)."""
+        (unless values were told by other threads than those that asked: then they are measured
+        by workers)."""
         me = threading.get_ident()
         mine = sorted(number for number, w in self._executor.out.items() if w.asked_by == me)
         if mine and not self._told_elsewhere:
@@ -277,14 +272,6 @@ class AskTell:
         """The trials out being measured: asked for, not told yet (in the order asked)."""
         with self._condition:
             return [w.trial for _, w in sorted(self._executor.out.items())]
-
-    def _left_untold(self) -> _Waiting | None:
-        """The first trial out that this thread asked for and left untold, when nothing else is
-        there to ask for and every value told so far came from the thread that asked for it."""
-        if not self._told or self._told_elsewhere or any(not w.future.cancelled() for w in self._executor.queue):
-            return None
-        me = threading.get_ident()
-        return next((w for _, w in sorted(self._executor.out.items()) if w.asked_by == me), None)
 
     def tell(self, trial: Trial, value) -> None:
         """Give the value measured at ``trial``'s point: a real number, a Measurement, or an
@@ -306,7 +293,6 @@ class AskTell:
                                  + ("it was told already, or the search that asked for it has ended"
                                     if told else "it was not asked for by this search"))
             del self._executor.out[trial.number]
-            self._told = True
             self._told_elsewhere |= waiting.asked_by != threading.get_ident()
             if measurement.ok and (self._best is None or measurement.value < self._best[1]):
                 self._best = (copy.deepcopy(trial.params), float(measurement.value))  # (not the caller's dict)
