@@ -12,8 +12,9 @@ from gdtools.errors import InputError
 
 
 def check_output_file(flag: str, path: str) -> None:
-    """``path`` can be created: its folder exists and takes a new file, and ``path`` is not itself
-    a folder. ``flag`` names the option or argument that gave it, for the message."""
+    """``path`` can be written: it is a file that can be, or its folder exists and takes a new file;
+    and ``path`` is not itself a folder. ``flag`` names the option or argument that gave it, for
+    the message."""
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise InputError(f"{flag} {path!r}: {folder!r} is a file, not a folder")
@@ -21,6 +22,8 @@ def check_output_file(flag: str, path: str) -> None:
         raise InputError(f"{flag} {path!r}: the folder {folder!r} does not exist")
     if os.path.isdir(path) or path.endswith(os.sep):
         raise InputError(f"{flag} {path!r} names a directory; give a file name")
+    if os.path.isfile(path) and os.access(path, os.W_OK):
+        return  # (a history resumed is appended to: its folder need take no new file)
     check_writable_folder(flag, path, folder)
 
 

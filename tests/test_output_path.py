@@ -21,3 +21,19 @@ def test_a_file_in_a_writable_folder_passes_and_nothing_is_left_there(tmp_path):
     check_output_file("--history", str(tmp_path / "run.jsonl"))
     assert figure_file("--plot", str(tmp_path / "loss")) == str(tmp_path / "loss.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_file_is_written_where_its_folder_takes_no_new_file(tmp_path, monkeypatch):
+    # a history resumed (--resume, resume=True) is appended to: refused since the folder check, where
+    # the folder took no new file (found by h75)
+    import tempfile
+
+    def no_new_file(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_new_file)
+    existing = tmp_path / "run.jsonl"
+    existing.write_text("")
+    check_output_file("--history", str(existing))
+    with pytest.raises(InputError, match="cannot write into"):
+        check_output_file("--history", str(tmp_path / "new.jsonl"))
