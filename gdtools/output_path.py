@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from typing import Iterator
 
@@ -71,11 +72,14 @@ def written_whole(path: str | os.PathLike) -> Iterator[str]:
     ends without error: a write cut short (a second Ctrl-C while a dream is saved, a full disk, a
     record History.save cannot write) leaves no truncated file, and the file ``path`` held before
     as it was. The partial file
-    never outlives the block. A link at ``path`` keeps pointing where it did; its target is replaced."""
+    never outlives the block. A link at ``path`` keeps pointing where it did; its target is replaced,
+    and keeps its permissions (a 0640 file stays 0640, not the default mode of a new file)."""
     target = os.path.realpath(path)
     partial = f"{target}.{os.getpid()}.tmp"
     try:
         yield partial
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(partial, stat.S_IMODE(os.stat(target).st_mode))
         os.replace(partial, target)
     finally:
         if os.path.exists(partial):

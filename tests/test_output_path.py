@@ -37,3 +37,17 @@ def test_an_existing_file_is_written_where_its_folder_takes_no_new_file(tmp_path
     check_output_file("--history", str(existing))
     with pytest.raises(InputError, match="cannot write into"):
         check_output_file("--history", str(tmp_path / "new.jsonl"))
+
+
+def test_a_file_written_whole_keeps_the_mode_of_the_file_it_replaces(tmp_path):
+    # os.replace put a new file there, with the default mode: a 0640 history became 0644 (found by h75)
+    from gdtools.output_path import written_whole
+
+    path = tmp_path / "run.jsonl"
+    path.write_text("old\n")
+    os.chmod(path, 0o640)
+    with written_whole(path) as partial, open(partial, "w") as f:
+        f.write("new\n")
+    assert path.read_text() == "new\n"
+    assert os.stat(path).st_mode & 0o777 == 0o640
+
