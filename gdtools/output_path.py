@@ -73,7 +73,17 @@ def written_whole(path: str | os.PathLike) -> Iterator[str]:
     record History.save cannot write) leaves no truncated file, and the file ``path`` held before
     as it was. The partial file
     never outlives the block. A link at ``path`` keeps pointing where it did; its target is replaced,
-    and keeps its permissions (a 0640 file stays 0640, not the default mode of a new file)."""
+    and keeps its permissions (a 0640 file stays 0640, not the default mode of a new file). A file
+    that is not a regular one (/dev/stdout, a FIFO) is written in place."""
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        regular = True  # a new file
+    if not regular:
+        # a device or a pipe (/dev/stdout, a FIFO) is written where it is: nothing can replace it
+        # (and /dev/stdout's real path, /proc/…/fd/pipe:[…], names no file)
+        yield os.fspath(path)
+        return
     target = os.path.realpath(path)
     partial = f"{target}.{os.getpid()}.tmp"
     try:

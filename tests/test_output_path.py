@@ -51,3 +51,22 @@ def test_a_file_written_whole_keeps_the_mode_of_the_file_it_replaces(tmp_path):
     assert path.read_text() == "new\n"
     assert os.stat(path).st_mode & 0o777 == 0o640
 
+
+def test_a_fifo_is_written_in_place_not_replaced(tmp_path):
+    # /dev/stdout, a FIFO: the partial file went beside it (in /dev, or replacing the FIFO by a file)
+    # (found by h75)
+    import threading
+
+    from gdtools.output_path import written_whole
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    read = []
+    reader = threading.Thread(target=lambda: read.append(open(fifo).read()), daemon=True)
+    reader.start()
+    with written_whole(fifo) as partial, open(partial, "w") as f:
+        f.write("record\n")
+    reader.join(timeout=30)
+    assert read == ["record\n"]
+    assert not os.path.isfile(fifo) and os.path.exists(fifo)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
