@@ -191,6 +191,21 @@ def test_failing_program_stops_with_a_message_and_exit_1(tmp_path, capsys):
     assert "exit code 4: boom" in captured.err
 
 
+
+def test_a_start_that_fails_is_named_by_its_settings(capsys):
+    # the message spoke Python ("at x0, the start point ... Nothing to optimise") and did not say
+    # which setting the start was (found by h73)
+    program = ["--", PY, "-c", "import sys; sys.exit('no ' + sys.argv[1]) if sys.argv[1] == 'gzip' else print(1)",
+               "{codec}"]
+    base = ["tune", "--param", "codec=lz4,gzip,zstd", "--objective", "stdout", "--quiet", "--max-failures", "2"]
+    assert main(base + program) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "at the start, codec=gzip (the default start; set another with --start NAME=VALUE)" in err
+    assert "no gzip" in err and "x0" not in err and "optimise" not in err
+    assert main(base + ["--start", "codec=gzip"] + program) == 2
+    assert "at the start, codec=gzip (--start codec=gzip)" in capsys.readouterr().err
+
 @pytest.mark.parametrize("gradient, field", [("spsa", "c"), ("central", "step")])
 def test_perturbation_sets_the_probe_size(tmp_path, capsys, gradient, field):
     history = tmp_path / "h.jsonl"

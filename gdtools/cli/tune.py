@@ -353,8 +353,18 @@ def _print_best_so_far(history, objective) -> None:
           + (f"; its command: {shlex.join(command(best['params']))}" if command is not None else ""))
 
 
-def _cli_names(message: str, args) -> str:
-    """The engine's message with its Python arguments named as the CLI user set them."""
+def _cli_names(message: str, args, start: dict | None = None) -> str:
+    """The engine's message with its Python arguments named as the CLI user set them (and x0, where
+    ``start`` is given, as the start's settings)."""
+    if start is not None and "at x0, the start point" in message:
+        settings = " ".join(f"{name}={value}" for name, value in start.items())
+        how = ("the default start; set another with --start NAME=VALUE" if not args.start else
+               f"{' '.join(f'--start {item}' for item in args.start)}"
+               + ("" if len(args.start) == len(start) else ", the default for the others"))
+        message = (message.replace("the objective did not return a finite value at x0, the start point",
+                                   f"the program did not give a value at the start, {settings} ({how})")
+                   .replace("at x0, the start point", f"at the start, {settings}")
+                   .replace("Nothing to optimise from there", "Nothing to tune from there"))
     message = (message.replace(f"(max_evals={args.budget})", f"(--budget {args.budget})")
                .replace(f"max_failures={args.max_failures}", f"--max-failures {args.max_failures}"))
     message = message.replace("recorded its parameters in another order", "recorded its --param options in another order")
@@ -500,7 +510,7 @@ def run(args) -> int:
             # fails without it, an error, not a search whose start is compared side by side
             raise InputError(f"{res.message} Nothing to tune from there")
     except InputError as exc:  # named as the CLI user set them
-        message = _cli_names(str(exc), args)
+        message = _cli_names(str(exc), args, start)
         if args.history and not args.resume and _only_failures(args.history):
             # a new file that holds nothing but a start that failed (a setup mistake): kept, it
             # would refuse the same command once the program is fixed, and --resume would replay
