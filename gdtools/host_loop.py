@@ -167,10 +167,12 @@ class Probes:
     :meth:`grouped`); ``evaluate.again(points)`` measures probes that just failed once more, as far
     as the budget allows (the final measurement's evaluation kept), their failures not counted
     towards ``max_failures`` (the engine's recovery, probes closer to x at the next iteration,
-    must still get its turn)."""
+    must still get its turn), with a key of their own: a ``fun(x, key)`` that failed for a key
+    fails for it again."""
 
     def __init__(self, evaluator, key, max_evals, n=None):
         self.evaluator, self.key, self.max_evals, self.n = evaluator, key, max_evals, n
+        self._again = 0  # the calls of again so far: each gets another key
 
     def _check_shape(self, points) -> None:
         shape = np.shape(points)
@@ -202,7 +204,9 @@ class Probes:
             points = points[:max(0, self.max_evals - self.evaluator.nfev - 1)]
         if not len(points):
             return np.full(0, np.nan)
-        return self.evaluator(points, key=self.key, trial=True)
+        self._again += 1
+        # (a key the iteration's groups, small whole numbers, do not take; the same on a resume)
+        return self.evaluator(points, key=fold_in(self.key, 2**30 + self._again), trial=True)
 
 
 class HostLoop:
