@@ -168,7 +168,8 @@ class Probes:
     as the budget allows (the final measurement's evaluation kept), their failures not counted
     towards ``max_failures`` (the engine's recovery, probes closer to x at the next iteration,
     must still get its turn), with a key of their own: a ``fun(x, key)`` that failed for a key
-    fails for it again."""
+    fails for it again. (Forward differences also measure through it the other side of an integer
+    whose probe measured exactly f(x).)"""
 
     def __init__(self, evaluator, key, max_evals, n=None):
         self.evaluator, self.key, self.max_evals, self.n = evaluator, key, max_evals, n

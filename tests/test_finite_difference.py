@@ -378,3 +378,13 @@ def test_central_probes_an_integer_one_unit_from_its_bound_at_the_bound():
     res = gd.minimize(fun, {"n": 1, "x": 0.9}, space=space, gradient="central", max_evals=40)
     assert seen[1:5].count(0) == 1 and 3 not in seen[1:5]  # the first gradient's probes of n: 2 and 0
     assert res.success and res.x["n"] == 1 and abs(res.x["x"] - 0.15) < 1e-6, (res.x, res.message)
+
+
+def test_forward_probes_the_other_side_of_an_integer_whose_probe_measured_f_x():
+    # n = 4 and its probe n = 5 measure the same: a forward difference of 0 along n, so the run
+    # 'converged' at n = 4 though n = 6 is lower (a coarse printed number, the same at n = 4 and 6,
+    # did the same after 2 evaluations) (found by h69)
+    values = {0: 8, 1: 7, 2: 6, 3: 5, 4: 2, 5: 2, 6: 1, 7: 3, 8: 4}
+    res = gd.minimize(lambda p: float(values[p["n"]]), {"n": 4}, space=gd.Space(n=gd.Int(0, 8)),
+                      gradient="forward", max_evals=20)
+    assert res.x["n"] == 6, (res.x, res.message)
