@@ -77,22 +77,30 @@ def differing_settings(descriptions: list) -> list[str] | None:
     """For runs whose optax descriptions differ in their settings (two exponential decays, two
     ``b1``), each run's settings where those differ (``"decay_rate=0.5"``); a setting that is itself
     a function (a schedule) is named where the functions differ (``"learning_rate=cosine_decay_schedule"``)
-    and its own settings left out. None unless that tells every run apart (descriptions that cannot
-    be read, or that differ in their structure)."""
+    and its own settings left out, except those that differ between runs of the same function (two
+    exponential decays beside a cosine: ``"learning_rate=exponential_decay, decay_rate=0.5"``). None
+    unless that tells every run apart (descriptions that cannot be read, or that differ in their
+    structure)."""
     if not all(isinstance(d, str) and d.startswith(PREFIX) for d in descriptions):
         return None
     leaves = [_leaf_settings(d) for d in descriptions]
     if any(leaf is None for leaf in leaves):
         return None
     paths = list(dict.fromkeys(path for leaf in leaves for path in leaf))
-    differing = []
+    differing, named = [], []
     for path in paths:
         values = [leaf.get(path) for leaf in leaves]
-        if len(set(values)) > 1 and not any(path[:len(d)] == d for d in differing):
-            if None in values:  # a setting some runs lack, not under a function that differs
-                return None
-            differing.append(path)
-    settings = [", ".join(f"{path[-1]}={leaf[path]}" for path in differing) for leaf in leaves]
+        if len(set(values)) <= 1:
+            continue
+        if any(path[:len(d)] == d for d in differing):  # under a function that differs
+            if len({value for value in values if value is not None}) > 1:
+                named.append(path)  # differs between runs of the same function
+            continue
+        if None in values:  # a setting some runs lack, not under a function that differs
+            return None
+        differing.append(path)
+        named.append(path)
+    settings = [", ".join(f"{path[-1]}={leaf[path]}" for path in named if path in leaf) for leaf in leaves]
     return settings if differing and len(set(settings)) == len(settings) else None
 
 

@@ -90,3 +90,18 @@ def test_differing_settings_name_what_tells_optimizers_apart_or_nothing():
     cut = describe_transformation(optax.adam(0.1))[:60] + "..."
     assert differing_settings([cut, describe_transformation(optax.adam(0.2))]) is None
     assert differing_settings([UNDESCRIBED, "adam"]) is None and differing_settings([None, 3]) is None
+
+
+def test_differing_settings_name_the_settings_of_a_schedule_two_runs_share_beside_another_kind():
+    from gdtools.optax_description import differing_settings
+
+    described = lambda *ts: [describe_transformation(t) for t in ts]  # noqa: E731
+    runs = described(optax.adam(optax.exponential_decay(0.1, 10, 0.5)),
+                     optax.adam(optax.exponential_decay(0.1, 10, 0.9)),
+                     optax.adam(optax.cosine_decay_schedule(0.1, 50)))
+    assert differing_settings(runs) == ["learning_rate=exponential_decay, decay_rate=0.5",
+                                        "learning_rate=exponential_decay, decay_rate=0.9",
+                                        "learning_rate=cosine_decay_schedule"]
+    # two kinds, one run each: the kinds alone, as before
+    assert differing_settings(runs[1:]) == ["learning_rate=exponential_decay",
+                                            "learning_rate=cosine_decay_schedule"]
