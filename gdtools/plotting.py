@@ -769,7 +769,7 @@ def _check_positive(series: list[dict], y: str) -> None:
     for s in series:
         values = s["y"][np.isfinite(s["y"])]
         if len(values) and values.min() < 0:
-            raise InputError(f"log=True needs positive values, but {y!r} of {s['called']} "
+            raise InputError(f"log=True needs values that are positive (or exactly 0), but {y!r} of {s['called']} "
                              f"reaches {values.min():.6g}; use log=False")
     if not any((s["y"] > 0).any() for s in series) and any((s["y"] == 0).any() for s in series):
         raise InputError(f"log=True needs positive values, but {y!r} is 0 wherever it was recorded; "

@@ -100,7 +100,7 @@ def test_messages_name_the_options_and_the_file(tmp_path, capsys):
     out = str(tmp_path / "x.png")
     assert main(["plot", str(path), "-o", out, "--log"]) == 2
     err = capsys.readouterr().err
-    assert "--log needs positive values" in err and "(neg.jsonl)" in err and "drop --log" in err
+    assert "--log needs values that are positive (or exactly 0)" in err and "(neg.jsonl)" in err and "drop --log" in err
     assert "log=" not in err
     zero = tmp_path / "zero.jsonl"  # a loss of exactly 0 beside positive ones: drawn, 0 marked (found by h72)
     h = History(zero, meta={"estimator": "spsa"})
