@@ -447,6 +447,10 @@ class Evaluator:
             if i in results:
                 continue
             if future.done() and not future.cancelled():
+                if not isinstance(future.exception(), (Exception, type(None))):
+                    # interrupted there (Ctrl-C reaches a process pool's workers too): nothing
+                    # measured, and raised again here it left the rest unrecorded and uncancelled
+                    continue
                 try:
                     results[i] = self._record(first + i, points[i], self._outcome(future))
                 except Exception:  # noqa: BLE001 - an objective that cannot be sent: nothing measured

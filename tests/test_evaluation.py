@@ -640,3 +640,36 @@ def test_max_failures_may_be_a_numpy_integer():
     assert res.nfev <= 10
     with pytest.raises(gd.InputError, match="max_failures must be a positive integer"):
         gd.minimize(lambda x: 0.0, np.zeros(2), gradient="spsa", max_evals=10, max_failures=np.float64(3.0))
+
+
+def test_an_evaluation_interrupted_in_a_worker_leaves_the_others_recorded_and_cancelled(monkeypatch):
+    # Ctrl-C reaches a process pool's workers too: a future that ended in KeyboardInterrupt (or an
+    # objective's sys.exit in a thread) raised again while the engine recorded what had finished, so
+    # a finished evaluation was lost and the queued ones were not cancelled (all ran, unrecorded)
+    import threading
+
+    from gdtools import evaluation
+
+    started = []
+
+    def fun(x):
+        started.append(1)
+        if len(started) == 1:
+            raise KeyboardInterrupt  # the first run, interrupted in its worker
+        threading.Event().wait(0.1)
+        return sphere(x)
+
+    def interrupted_first(futures):
+        first, second = (next(future for future, i in futures.items() if i == k) for k in (0, 1))
+        second.result()  # the second has finished, but the engine has not taken it yet...
+        yield first  # ... when it takes the interrupted one
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(evaluation, "as_completed", interrupted_first)
+    history = gd.History()
+    with ThreadPoolExecutor(1) as pool:
+        ev = Evaluator(fun, to_arg=lambda x: x, history=history, executor=pool)
+        with pytest.raises(KeyboardInterrupt):
+            ev(np.arange(12.0).reshape(6, 2))
+    assert sorted(r["index"] for r in history.evaluations) == [1]
+    assert len(started) <= 3
