@@ -244,16 +244,31 @@ def _submit_options(executor) -> dict:
     return {}
 
 
-def _not_sent(exc: BaseException) -> bool:
+def _not_sent(exc: BaseException) -> BaseException | None:
     """Whether an executor failed to ship the objective to its workers (a setup error: every
-    evaluation would fail alike), rather than the objective failing there."""
+    evaluation would fail alike), rather than the objective failing there: the error that says so
+    (the deepest of its causes that does: dask raises its own TypeError from pickle's), else None."""
     import pickle
 
-    if isinstance(exc, pickle.PicklingError):
-        return True
-    text = str(exc)
-    return isinstance(exc, (AttributeError, TypeError)) and ("pickle" in text.lower()
-                                                             or "Can't get local object" in text)
+    found, seen = None, set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc)
+        if isinstance(exc, pickle.PicklingError) or (
+                isinstance(exc, (AttributeError, TypeError))
+                and ("pickle" in text.lower() or "could not serialize" in text.lower()
+                     or "Can't get local object" in text)):
+            found = exc
+        exc = exc.__cause__ or exc.__context__
+    return found
+
+
+def _not_sent_error(exc: BaseException) -> InputError:
+    """The InputError for an objective the executor could not ship to its workers (see _not_sent)."""
+    why = f"{type(exc).__name__}: {exc}"
+    return InputError(f"the objective could not be sent to the executor's workers ({why[:300]}): it and what "
+                      f"it holds must pickle, so define it at module level (not a lambda or a nested function) "
+                      f"and keep locks, clients and open files out of it, or use a thread pool")
 
 
 class Evaluator:
@@ -388,6 +403,8 @@ class Evaluator:
                 except Exception as exc:  # a pool shut down, or broken by a worker that died
                     self._stop_pending(pending, results, first, points)
                     self.nfev = first + i  # the points from this one on were never evaluated
+                    if (unsent := _not_sent(exc)) is not None:  # (dask serializes the call here, a process pool later)
+                        raise _not_sent_error(unsent) from None
                     raise EvaluationFailed(f"the executor could not start an evaluation ({type(exc).__name__}: "
                                            f"{exc}); a process pool breaks when a worker dies (a crash, "
                                            f"os._exit or the memory limit in the objective)") from None
@@ -433,12 +450,8 @@ class Evaluator:
         except InputError:
             raise
         except Exception as exc:
-            if _not_sent(exc):
-                raise InputError(
-                    f"the objective could not be sent to the executor's workers ({type(exc).__name__}: "
-                    f"{exc}): it and what it holds must pickle, so define it at module level (not a "
-                    f"lambda or a nested function) and keep locks, clients and open files out of it, "
-                    f"or use a thread pool") from None
+            if (unsent := _not_sent(exc)) is not None:
+                raise _not_sent_error(unsent) from None
             return Measurement(value=math.nan, status="failed", error=f"{type(exc).__name__}: {exc}")
 
     def _stop_pending(self, pending, results, first, points) -> None:

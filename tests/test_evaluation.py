@@ -673,3 +673,28 @@ def test_an_evaluation_interrupted_in_a_worker_leaves_the_others_recorded_and_ca
             ev(np.arange(12.0).reshape(6, 2))
     assert sorted(r["index"] for r in history.evaluations) == [1]
     assert len(started) <= 3
+
+
+class _HoldsALock:
+    """An objective that cannot pickle (it holds a lock), as one holding a client or an open file."""
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+
+    def __call__(self, x):
+        return sphere(x)
+
+
+def test_an_objective_a_dask_cluster_cannot_send_is_an_error_that_says_so():
+    # a dask executor serializes the call when it is submitted (a process pool does it later, in
+    # its future): the run failed as 'the executor could not start an evaluation (TypeError: Could
+    # not serialize object ...); a process pool breaks when a worker dies', not naming pickling
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            with pytest.raises(gd.InputError, match="could not be sent.*must pickle"):
+                gd.minimize(_HoldsALock(), np.ones(2), gradient="spsa", max_evals=12,
+                            executor=client.get_executor())
