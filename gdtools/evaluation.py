@@ -320,6 +320,7 @@ class Evaluator:
         #: machine epsilon of the objective's values (float64's unless it returned a coarser type)
         self.value_eps = float(np.finfo(np.float64).eps)
         self._replay = {int(r.get("index", r["eval"])): r for r in replay}
+        self.last_ok: list[bool] = []  # which of the last batch's evaluations succeeded
         # Keys for batches asked for without one (the start point, line searches, the final check).
         self._key = key
         self.record_params = record_params
@@ -417,6 +418,8 @@ class Evaluator:
             # is cancelled (a run already started in a worker cannot be stopped from here)
             self._stop_pending(pending, results, first, points)
             raise
+        # (its values show a failure as nan or as the penalty)
+        self.last_ok = [results[i].ok for i in range(len(points))]
         for i in range(len(points)):  # before _value, which may end the run
             m = results[i]
             if m.ok and m.value < self.best_value:

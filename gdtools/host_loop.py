@@ -330,12 +330,11 @@ class HostLoop:
         # unmeasured: noise-free steps on a noisy objective) or as the on_failure penalty (a
         # "noise" of the penalty's size: the steps' cap). A start that failed is the penalty too.
         values = [f_start] if ev.successes else []
-        for j in range(probes):
-            before = ev.successes
-            value = float(ev(np.asarray(x, dtype=float)[None], key=fold_in(self.key, 2**31 + j))[0])
-            if ev.successes > before:
-                values.append(value)
-        values = np.asarray(values)
+        # One batch, so that an executor runs them side by side (asked for one at a time, a cluster
+        # measured them one after another); each with its own key, fold_in(key, 2**31 + j).
+        measured = ev(np.repeat(np.asarray(x, dtype=float)[None], probes, axis=0), key=self.key,
+                      groups=2**31 + np.arange(probes))
+        values = np.asarray(values + [float(v) for v, ok in zip(measured, ev.last_ok) if ok])
         if values.size >= 2:
             ev.observe_noise(float(np.std(values, ddof=1)))
             self._f0_samples = values

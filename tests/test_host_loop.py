@@ -484,3 +484,32 @@ def test_a_probe_of_a_fun_x_key_that_failed_is_measured_again_with_another_key(g
     res = gd.minimize(unlucky, np.zeros(3), gradient=gradient, max_evals=12, on_failure="stop", max_failures=50)
     failed = [tuple(r["x"]) for r in res.history.evaluations if r["status"] != "ok"]
     assert failed and len(set(failed)) == len(failed), failed  # no probe failed twice
+
+
+
+def test_the_noise_probes_at_x0_run_side_by_side_on_an_executor():
+    # fun(x, key) of unknown noise is measured at x0 NOISE_PROBES more times: they were asked for
+    # one at a time, so an executor (a thread pool, a dask cluster) ran them one after another,
+    # three times the start's wait before the first gradient. Here each waits for the others.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import jax
+
+    together = [threading.Barrier(host_loop.NOISE_PROBES, timeout=20)]
+    calls = []
+
+    def noisy(x, key):
+        calls.append(None)
+        if together[0] is not None and 2 <= len(calls) <= 1 + host_loop.NOISE_PROBES:
+            together[0].wait()
+        return float(np.sum((np.asarray(x) - 1.0) ** 2)) + 1e-3 * float(jax.random.normal(key))
+
+    with ThreadPoolExecutor(host_loop.NOISE_PROBES) as pool:
+        res = gd.minimize(noisy, np.zeros(2), gradient="central", max_evals=12, seed=4, executor=pool)
+    by_index = lambda history: sorted(history.evaluations, key=lambda r: r["index"])  # noqa: E731
+    probes = by_index(res.history)[1:1 + host_loop.NOISE_PROBES]
+    assert all(r["status"] == "ok" and r["x"] == [0.0, 0.0] for r in probes), probes
+    together[0] = None  # the same run measured here: the same keys, so the same values
+    alone = gd.minimize(noisy, np.zeros(2), gradient="central", max_evals=12, seed=4)
+    assert [r["value"] for r in by_index(alone.history)] == [r["value"] for r in by_index(res.history)]
