@@ -4,6 +4,7 @@ import os
 import pickle
 import re
 import stat
+import subprocess
 import sys
 import time
 
@@ -620,3 +621,21 @@ def test_remeasure_says_how_many_rounds_it_ran_whatever_failed():
     assert measured.rounds == 3 and len(measured[0].samples) == 2 and "1 of 3 runs failed" in measured[0].error
     exact = remeasure(lambda p: float(p["x"]), [{"x": 1}, {"x": 2}], rounds=5, warmup=0)
     assert exact.rounds == 2  # printed numbers that repeated exactly: no further round
+
+
+def test_a_run_with_a_timeout_is_waited_for_without_polling(monkeypatch):
+    # Popen.wait(timeout=...) polls, sleeping up to 50 ms between looks: every time over a tenth of
+    # a second came out rounded up to the next look (0.165, 0.215, 0.265 s for runs of 0.14 to 0.19 s
+    # in the IMU demo, whose objective has timeout=60); the timeout is now a timer that kills the run
+    waits = []
+    real_wait = subprocess.Popen.wait
+
+    def wait(self, timeout=None):
+        waits.append(timeout)
+        return real_wait(self, timeout)
+
+    monkeypatch.setattr(subprocess.Popen, "wait", wait)
+    objective = time_command([PY, "-c", "pass", "{s}"], Space(s=Int(1, 9)), repeats=2, warmup=0, timeout=60.0)
+    m = objective({"s": 3})
+    assert m.status == "ok" and len(m.samples) == 2
+    assert waits == [None, None]
