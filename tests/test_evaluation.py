@@ -543,6 +543,20 @@ def test_a_broken_process_pool_ends_the_run_with_one_message():
             gd.minimize(_dies_above_half, np.ones(2), gradient="central", executor=pool)
 
 
+def _interrupted_batch_of_6(monkeypatch, fun, as_completed):
+    """The history of a batch of 6 points on a 1-thread pool, measured with ``as_completed`` standing
+    in for the engine's (it raises the KeyboardInterrupt)."""
+    from gdtools import evaluation
+
+    monkeypatch.setattr(evaluation, "as_completed", as_completed)
+    history = gd.History()
+    with ThreadPoolExecutor(1) as pool:
+        ev = Evaluator(fun, to_arg=lambda x: x, history=history, executor=pool)
+        with pytest.raises(KeyboardInterrupt):
+            ev(np.arange(12.0).reshape(6, 2))
+    return history
+
+
 def test_an_interrupt_records_what_finished_and_cancels_what_has_not_started(monkeypatch):
     import threading
 
@@ -562,12 +576,7 @@ def test_an_interrupt_records_what_finished_and_cancels_what_has_not_started(mon
         second.result()  # the second has finished too, but the engine has not taken it yet...
         raise KeyboardInterrupt  # ... when Ctrl-C comes (the third is running)
 
-    monkeypatch.setattr(evaluation, "as_completed", interrupted_after_two)
-    history = gd.History()
-    with ThreadPoolExecutor(1) as pool:
-        ev = Evaluator(fun, to_arg=lambda x: x, history=history, executor=pool)
-        with pytest.raises(KeyboardInterrupt):
-            ev(np.arange(12.0).reshape(6, 2))
+    history = _interrupted_batch_of_6(monkeypatch, fun, interrupted_after_two)
     # what finished is recorded (the second too); the runs queued behind the third never started
     # (all ran before, unrecorded)
     assert sorted(r["index"] for r in history.evaluations) == [0, 1]
@@ -648,8 +657,6 @@ def test_an_evaluation_interrupted_in_a_worker_leaves_the_others_recorded_and_ca
     # a finished evaluation was lost and the queued ones were not cancelled (all ran, unrecorded)
     import threading
 
-    from gdtools import evaluation
-
     started = []
 
     def fun(x):
@@ -665,12 +672,7 @@ def test_an_evaluation_interrupted_in_a_worker_leaves_the_others_recorded_and_ca
         yield first  # ... when it takes the interrupted one
         raise AssertionError("not reached")
 
-    monkeypatch.setattr(evaluation, "as_completed", interrupted_first)
-    history = gd.History()
-    with ThreadPoolExecutor(1) as pool:
-        ev = Evaluator(fun, to_arg=lambda x: x, history=history, executor=pool)
-        with pytest.raises(KeyboardInterrupt):
-            ev(np.arange(12.0).reshape(6, 2))
+    history = _interrupted_batch_of_6(monkeypatch, fun, interrupted_first)
     assert sorted(r["index"] for r in history.evaluations) == [1]
     assert len(started) <= 3
 
