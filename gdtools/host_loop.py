@@ -471,6 +471,9 @@ class HostLoop:
         unusable = 0  # iterations in a row whose estimate a failed probe spoilt
         retreat = None  # (the iteration the run last went back to the best point, how many times in a row)
         average_from, average_sum, average_count = None, 0.0, 0  # (None: the first step sets it)
+        # what the estimator takes over a space, read from its signature once, not every iteration
+        gets_min_step = problem.space is not None and _takes_min_step(estimator)
+        gets_neighbours = gets_min_step and _takes_neighbours(estimator)
         try:
             if stopped_at_start is not None:
                 raise stopped_at_start  # (ends the run below, as a failure in the loop does)
@@ -493,9 +496,9 @@ class HostLoop:
                 if self.evaluator is not None:
                     getattr(estimator, "observe_precision", lambda eps: None)(self.evaluator.value_eps)
                 extra = {}
-                if problem.space is not None and _takes_min_step(estimator):
+                if gets_min_step:
                     extra["min_step"] = problem.min_step(x)
-                    if _takes_neighbours(estimator):
+                    if gets_neighbours:
                         extra["neighbours"] = problem.unit_neighbours
                 evaluate = Probes(self.evaluator, key, self.max_evals, int(np.size(x))) if self.evaluator else None
                 noise = self.evaluator.noise if self.evaluator is not None else 0.0
