@@ -32,6 +32,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from gdtools.errors import InputError
+from gdtools.history import plain_data
 
 #: Evaluations a search over a space spends when given no limit (``gdtools tune --budget``'s default
 #: and ``minimize(space=...)``'s when it has no max_evals, max_iters or max_time): a space's
@@ -237,18 +238,6 @@ def _choice_key(value):
     return ("number", float(value))
 
 
-def _plain(value):
-    """A value of a Choice as the plain Python value the history's JSON keeps (NumPy's scalars are
-    no JSON)."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    return value
-
-
 class Choice(_Param):
     """One of listed values: strings, booleans or numbers, e.g. ``Choice(["lz4", "zstd", "gzip"])``.
 
@@ -278,7 +267,7 @@ class Choice(_Param):
         repeated = [v for v, k in zip(values, keys) if keys.count(k) > 1]
         if repeated:
             raise InputError(f"Choice: the value {repeated[0]!r} is listed twice in {list(values)!r}")
-        self.values = tuple(_plain(v) for v in values)
+        self.values = tuple(plain_data(v) for v in values)  # (NumPy's scalars are no JSON for the history)
         self._keys = tuple(keys)
         self.low, self.high, self.log = 0, len(values) - 1, False
 
