@@ -255,14 +255,20 @@ def time_callable(fn: Callable, space: Space, *, repeats: int = 5, warmup: int =
 
 # -- programs --------------------------------------------------------------------------------------
 
+def _head(path: str) -> bytes | None:
+    """The first 256 bytes of the file at ``path`` (where a ``#!`` line is read), or None if it
+    cannot be read."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(256)
+    except OSError:
+        return None
+
+
 def _interpreter(path: str) -> str:
     """The interpreter a script's ``#!`` line names (``#!/usr/bin/env -S bash -e`` names bash), for
     the advice to run it through it; 'python3' where there is none to read."""
-    try:
-        with open(path, "rb") as file:
-            first = file.readline(256).decode("utf-8", "replace")
-    except OSError:
-        first = ""
+    first = (_head(path) or b"").split(b"\n")[0].decode("utf-8", "replace")
     words = first[2:].split() if first.startswith("#!") else []
     if words and os.path.basename(words[0]) == "env":
         words = [w for w in words[1:] if not w.startswith("-")]
@@ -275,10 +281,8 @@ def _check_start_line(program: str, path: str) -> None:
     whose ``#!`` line names an interpreter that does not exist (the exec fails with "No such file or
     directory", about a program that exists), or one with Windows line endings (the carriage return
     ends the interpreter's name or its last argument: ``env: 'bash\\r': No such file``)."""
-    try:
-        with open(path, "rb") as file:
-            head = file.read(256)
-    except OSError:
+    head = _head(path)
+    if head is None:
         return  # unreadable: the run's own error says why
     if head.startswith(b"#!"):
         line = head[2:].split(b"\n")[0]
